@@ -1,0 +1,32 @@
+//! # Baro Mesh node
+//!
+//! Everything one device or relay runs: the agency trust model, every byte
+//! format, sealing, and encrypted storage. Later layers (mesh networking,
+//! rooms, sync, revocation) build on these.
+//!
+//! ## Layout
+//!
+//! - [`identity`] *(pure)*: ed25519 key newtypes, device ids (PeerIds), entropy.
+//! - [`trust`] *(pure)*: agency root, operator and device certificates,
+//!   chain verification, enrollment requests and bundles, policy.
+//! - [`wire`] *(pure)*: the one codec: versioned, kind-tagged, size-capped,
+//!   domain-separated signing bytes.
+//! - [`crypto`] *(pure)*: storage-key sealing and passphrase (argon2id) sealing.
+//! - [`store`] *(I/O)*: the node's home directory, the [`store::Store`] trait
+//!   with sled and in-memory backends, encryption at rest, and wipe.
+//! - [`enrollment`] *(I/O)*: the enrollment flows the CLI offers, on a home.
+//!
+//! Pure modules import neither tokio, libp2p's Swarm nor sled: time and
+//! randomness are inputs, so they are tested with plain unit tests.
+
+#![deny(missing_docs)]
+
+pub mod crypto;
+pub mod enrollment;
+pub mod identity;
+pub mod store;
+pub mod trust;
+pub mod wire;
+
+pub use identity::{DeviceId, KeyPair, PublicKey};
+pub use trust::{AgencyId, AgencyInfo, CertificateChain, EnrollmentBundle, Role, VerifiedDevice};

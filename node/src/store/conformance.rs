@@ -1,0 +1,315 @@
+//! One behaviour suite for every [`Store`] backend, plus sled-only tests of
+//! encryption at rest and wipe.
+
+use super::*;
+
+/// Runs the shared suite against a backend built by `$make` (an expression
+/// returning `(impl Store, guard)`; the guard keeps temporary files alive).
+macro_rules! store_conformance {
+    ($module:ident, $make:expr) => {
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn get_returns_what_insert_wrote_and_remove_deletes_it() {
+                let (store, _guard) = $make;
+                assert_eq!(store.get("rooms", b"a").expect("get"), None);
+                store.insert("rooms", b"a", b"alpha").expect("insert");
+                assert_eq!(
+                    store.get("rooms", b"a").expect("get").as_deref(),
+                    Some(&b"alpha"[..])
+                );
+                store.insert("rooms", b"a", b"again").expect("overwrite");
+                assert_eq!(
+                    store.get("rooms", b"a").expect("get").as_deref(),
+                    Some(&b"again"[..])
+                );
+                assert!(store.remove("rooms", b"a").expect("remove"));
+                assert!(!store.remove("rooms", b"a").expect("remove twice"));
+                assert_eq!(store.get("rooms", b"a").expect("get"), None);
+            }
+
+            #[test]
+            fn trees_are_separate() {
+                let (store, _guard) = $make;
+                store.insert("one", b"k", b"1").expect("insert");
+                store.insert("two", b"k", b"2").expect("insert");
+                assert_eq!(
+                    store.get("one", b"k").expect("get").as_deref(),
+                    Some(&b"1"[..])
+                );
+                assert_eq!(
+                    store.get("two", b"k").expect("get").as_deref(),
+                    Some(&b"2"[..])
+                );
+            }
+
+            #[test]
+            fn scan_prefix_is_ordered_and_limited() {
+                let (store, _guard) = $make;
+                for key in [&b"m/3"[..], b"m/1", b"x/0", b"m/2", b"l/9"] {
+                    store.insert("t", key, key).expect("insert");
+                }
+                let found: Vec<Vec<u8>> = store
+                    .scan_prefix("t", b"m/", 10)
+                    .expect("scan")
+                    .into_iter()
+                    .map(|(k, v)| {
+                        assert_eq!(k, v);
+                        k
+                    })
+                    .collect();
+                assert_eq!(
+                    found,
+                    vec![b"m/1".to_vec(), b"m/2".to_vec(), b"m/3".to_vec()]
+                );
+                assert_eq!(store.scan_prefix("t", b"m/", 2).expect("scan").len(), 2);
+                assert!(
+                    store
+                        .scan_prefix("empty", b"", 10)
+                        .expect("scan")
+                        .is_empty()
+                );
+            }
+
+            #[test]
+            fn schema_version_is_current() {
+                let (store, _guard) = $make;
+                assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+            }
+
+            #[test]
+            fn bad_tree_names_and_oversized_values_are_refused() {
+                let (store, _guard) = $make;
+                for bad in ["", "__baro_meta", "a\nb"] {
+                    assert!(matches!(
+                        store.insert(bad, b"k", b"v"),
+                        Err(StoreError::BadTreeName(_))
+                    ));
+                }
+                let big = vec![0u8; MAX_RECORD_LEN + 1];
+                assert!(matches!(
+                    store.insert("t", b"k", &big),
+                    Err(StoreError::ValueTooLarge { .. })
+                ));
+                store
+                    .insert("t", b"k", &big[..MAX_RECORD_LEN])
+                    .expect("limit itself fits");
+            }
+
+            #[test]
+            fn wiped_store_refuses_everything() {
+                let (store, _guard) = $make;
+                store.insert("t", b"k", b"v").expect("insert");
+                store.wipe().expect("wipe");
+                assert!(matches!(store.get("t", b"k"), Err(StoreError::Wiped)));
+                assert!(matches!(
+                    store.insert("t", b"k", b"v"),
+                    Err(StoreError::Wiped)
+                ));
+                assert!(matches!(
+                    store.scan_prefix("t", b"", 1),
+                    Err(StoreError::Wiped)
+                ));
+                store.wipe().expect("second wipe is harmless");
+            }
+        }
+    };
+}
+
+fn sled_store() -> (SledStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = Home::open_or_create(&dir.path().join("home")).expect("home");
+    (SledStore::open(home).expect("open"), dir)
+}
+
+store_conformance!(memory, (MemoryStore::new(), ()));
+store_conformance!(sled_backend, sled_store());
+
+const PLAINTEXT: &[u8] = b"Meeting moved to 15:00, bring the draft budget";
+
+/// Every regular file under `dir`, with its bytes.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn sled_values_are_encrypted_at_rest_and_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("home");
+    {
+        let store = SledStore::open(Home::open_or_create(&root).expect("home")).expect("open");
+        for i in 0..50u32 {
+            store
+                .insert("messages", &i.to_be_bytes(), PLAINTEXT)
+                .expect("insert");
+        }
+        store.flush().expect("flush");
+    }
+    for (path, bytes) in files_under(&root) {
+        assert!(
+            !contains(&bytes, PLAINTEXT),
+            "plaintext found in {}",
+            path.display()
+        );
+    }
+    let store = SledStore::open(Home::open(&root).expect("home")).expect("reopen");
+    assert_eq!(
+        store
+            .get("messages", &7u32.to_be_bytes())
+            .expect("get")
+            .as_deref(),
+        Some(PLAINTEXT)
+    );
+}
+
+#[test]
+fn sled_record_moved_to_another_key_does_not_open() {
+    let (store, _dir) = sled_store();
+    store.insert("t", b"a", b"secret").expect("insert");
+    {
+        let guard = store.read();
+        let tree = guard
+            .as_ref()
+            .expect("open")
+            .db
+            .open_tree("t")
+            .expect("tree");
+        let raw = tree.get(b"a").expect("get").expect("present");
+        tree.insert(b"b", raw).expect("copy");
+    }
+    assert!(matches!(store.get("t", b"b"), Err(StoreError::Crypto(_))));
+}
+
+#[test]
+fn wipe_leaves_no_plaintext_and_no_key_bytes_in_the_home() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("home");
+    let home = Home::open_or_create(&root).expect("home");
+    let key_bytes = *home.storage_key().expose_bytes();
+    home.write(HomeFile::DeviceKey, b"device secret key bytes")
+        .expect("write");
+    home.write(HomeFile::Bundle, PLAINTEXT).expect("write");
+    let store = SledStore::open(home).expect("open");
+    for i in 0..20u32 {
+        store
+            .insert("messages", &i.to_be_bytes(), PLAINTEXT)
+            .expect("insert");
+    }
+    store.flush().expect("flush");
+    assert!(
+        files_under(&root)
+            .iter()
+            .any(|(_, b)| contains(b, &key_bytes)),
+        "key file present before wipe"
+    );
+
+    store.wipe().expect("wipe");
+
+    for (path, bytes) in files_under(&root) {
+        assert!(
+            !contains(&bytes, PLAINTEXT),
+            "plaintext left in {}",
+            path.display()
+        );
+        assert!(
+            !contains(&bytes, &key_bytes),
+            "key bytes left in {}",
+            path.display()
+        );
+        assert!(
+            !contains(&bytes, b"device secret key bytes"),
+            "identity left in {}",
+            path.display()
+        );
+    }
+    assert!(matches!(Home::open(&root), Err(StoreError::NoHome(_))));
+}
+
+#[test]
+fn interrupted_wipe_is_finished_at_next_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("home");
+    let home = Home::open_or_create(&root).expect("home");
+    home.write(HomeFile::DeviceKey, b"device secret")
+        .expect("write");
+    drop(home);
+    // A wipe that got as far as writing its intent, then the process died.
+    std::fs::write(root.join("wipe.intent"), b"wipe in progress\n").expect("marker");
+    assert!(matches!(Home::open(&root), Err(StoreError::NoHome(_))));
+    assert!(!root.join("identity").exists());
+    assert!(!root.join("wipe.intent").exists());
+}
+
+#[test]
+fn home_without_its_storage_key_is_reported_not_recreated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("home");
+    let home = Home::open_or_create(&root).expect("home");
+    home.write(HomeFile::DeviceKey, b"k").expect("write");
+    std::fs::remove_file(root.join("storage.key")).expect("rm");
+    assert!(matches!(
+        Home::open_or_create(&root),
+        Err(StoreError::MissingStorageKey(_))
+    ));
+}
+
+#[test]
+fn swapped_home_files_do_not_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("home");
+    let home = Home::open_or_create(&root).expect("home");
+    home.write(HomeFile::Bundle, b"bundle").expect("write");
+    std::fs::copy(
+        root.join("identity/bundle"),
+        root.join("identity/device.key"),
+    )
+    .expect("copy");
+    assert!(matches!(
+        home.read(HomeFile::DeviceKey),
+        Err(StoreError::Crypto(_))
+    ));
+    std::fs::write(root.join("identity/bundle"), b"garbage").expect("garbage");
+    assert!(matches!(
+        home.read(HomeFile::Bundle),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("home");
+    let home = Home::open_or_create(&root).expect("home");
+    {
+        let db = sled::open(home.database_dir()).expect("sled");
+        db.open_tree("__baro_meta")
+            .expect("meta")
+            .insert(b"schema_version", &(SCHEMA_VERSION + 1).to_le_bytes())
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    assert!(matches!(
+        SledStore::open(home),
+        Err(StoreError::SchemaTooNew { .. })
+    ));
+}

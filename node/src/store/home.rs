@@ -1,0 +1,243 @@
+//! The node's home directory: layout, the storage key in its own file,
+//! sealed identity and agency files, and the wipe sequence.
+//!
+//! ```text
+//! HOME/storage.key        the storage key (owner-only); destroying it shreds the rest
+//! HOME/db/                sled database, every value sealed under the storage key
+//! HOME/identity/*         device key and installed bundle, sealed under the storage key
+//! HOME/agency/*           operator homes only: root and operator keys (passphrase-sealed,
+//!                         then storage-sealed) and the operator's chain
+//! HOME/wipe.intent        present only while a wipe is in progress
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use super::StoreError;
+use crate::crypto::{SealedFile, StorageKey};
+use crate::identity::OsEntropy;
+use crate::wire;
+
+const STORAGE_KEY: &str = "storage.key";
+const DATABASE: &str = "db";
+const WIPE_INTENT: &str = "wipe.intent";
+const IDENTITY_DIR: &str = "identity";
+const AGENCY_DIR: &str = "agency";
+
+/// A file in the home, sealed under the storage key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HomeFile {
+    /// The device's ed25519 secret key.
+    DeviceKey,
+    /// The installed enrollment bundle (certificate chain, agency, network key).
+    Bundle,
+    /// The agency root key, passphrase-sealed inside (operator homes only).
+    RootKey,
+    /// The operator's signing key, passphrase-sealed inside.
+    OperatorKey,
+    /// The operator's certificate chain.
+    OperatorChain,
+}
+
+impl HomeFile {
+    /// Path relative to the home; also the associated data it is sealed with,
+    /// so one file's content cannot be swapped for another's.
+    fn relative(self) -> &'static str {
+        match self {
+            HomeFile::DeviceKey => "identity/device.key",
+            HomeFile::Bundle => "identity/bundle",
+            HomeFile::RootKey => "agency/root.key",
+            HomeFile::OperatorKey => "agency/operator.key",
+            HomeFile::OperatorChain => "agency/operator.chain",
+        }
+    }
+}
+
+/// An opened home directory holding its storage key.
+#[derive(Debug)]
+pub struct Home {
+    root: PathBuf,
+    storage_key: StorageKey,
+}
+
+impl Home {
+    /// Opens the home at `root`, creating the directory and a storage key if
+    /// this is a new home. An interrupted wipe is finished first.
+    pub fn open_or_create(root: &Path) -> Result<Home, StoreError> {
+        Self::finish_interrupted_wipe(root)?;
+        create_private_dir(root)?;
+        let key_path = root.join(STORAGE_KEY);
+        if !key_path.exists() {
+            if root.join(DATABASE).exists() || root.join(IDENTITY_DIR).exists() {
+                return Err(StoreError::MissingStorageKey(root.to_path_buf()));
+            }
+            let key = StorageKey::generate(&mut OsEntropy);
+            write_atomic(&key_path, &wire::encode(&key))?;
+        }
+        Self::open(root)
+    }
+
+    /// Opens an existing home; fails with a clear error if there is none.
+    pub fn open(root: &Path) -> Result<Home, StoreError> {
+        Self::finish_interrupted_wipe(root)?;
+        let key_path = root.join(STORAGE_KEY);
+        if !key_path.exists() {
+            if root.join(IDENTITY_DIR).exists() || root.join(DATABASE).exists() {
+                return Err(StoreError::MissingStorageKey(root.to_path_buf()));
+            }
+            return Err(StoreError::NoHome(root.to_path_buf()));
+        }
+        let bytes =
+            Zeroizing::new(fs::read(&key_path).map_err(StoreError::io("reading", &key_path))?);
+        let storage_key =
+            wire::decode::<StorageKey>(&bytes).map_err(|source| StoreError::Corrupt {
+                path: key_path.display().to_string(),
+                source,
+            })?;
+        Ok(Home {
+            root: root.to_path_buf(),
+            storage_key,
+        })
+    }
+
+    /// The home directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the sled database lives.
+    pub fn database_dir(&self) -> PathBuf {
+        self.root.join(DATABASE)
+    }
+
+    /// The storage key.
+    pub fn storage_key(&self) -> &StorageKey {
+        &self.storage_key
+    }
+
+    /// Whether `file` exists.
+    pub fn has(&self, file: HomeFile) -> bool {
+        self.root.join(file.relative()).exists()
+    }
+
+    /// Seals `plaintext` under the storage key and writes it atomically, owner-only.
+    pub fn write(&self, file: HomeFile, plaintext: &[u8]) -> Result<(), StoreError> {
+        let path = self.root.join(file.relative());
+        if let Some(dir) = path.parent() {
+            create_private_dir(dir)?;
+        }
+        let sealed = self
+            .storage_key
+            .seal(file.relative().as_bytes(), plaintext, &mut OsEntropy);
+        write_atomic(&path, &wire::encode(&SealedFile(sealed)))
+    }
+
+    /// Reads and opens `file`; `None` if it does not exist.
+    pub fn read(&self, file: HomeFile) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let path = self.root.join(file.relative());
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io("reading", &path)(e)),
+        };
+        let sealed = wire::decode::<SealedFile>(&bytes).map_err(|source| StoreError::Corrupt {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Some(self.storage_key.open(
+            file.relative().as_bytes(),
+            &sealed.0,
+            "home file",
+        )?))
+    }
+
+    /// Erases the home: records the intent, destroys the storage key first
+    /// (so whatever remains is unreadable), then deletes the database, then
+    /// the identity and agency files, then the intent marker.
+    ///
+    /// Any open database handle on this home must be dropped before calling.
+    pub fn wipe(self) -> Result<(), StoreError> {
+        let root = self.root.clone();
+        drop(self);
+        write_atomic(&root.join(WIPE_INTENT), b"wipe in progress\n")?;
+        Self::finish_interrupted_wipe(&root)
+    }
+
+    /// Completes a wipe whose intent marker is present; does nothing otherwise.
+    pub fn finish_interrupted_wipe(root: &Path) -> Result<(), StoreError> {
+        let marker = root.join(WIPE_INTENT);
+        if !marker.exists() {
+            return Ok(());
+        }
+        tracing::warn!(home = %root.display(), "finishing a wipe of this home");
+        destroy_file(&root.join(STORAGE_KEY))?;
+        remove_dir(&root.join(DATABASE))?;
+        remove_dir(&root.join(IDENTITY_DIR))?;
+        remove_dir(&root.join(AGENCY_DIR))?;
+        fs::remove_file(&marker).map_err(StoreError::io("removing", &marker))
+    }
+}
+
+/// Creates `dir` (and parents) with owner-only permissions.
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(dir).map_err(StoreError::io("creating", dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(StoreError::io("restricting permissions of", dir))
+}
+
+/// Writes `bytes` to `path` via a temporary file and rename, owner-only, synced.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(StoreError::io("creating", &tmp))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(StoreError::io("writing", &tmp))?;
+    fs::rename(&tmp, path).map_err(StoreError::io("renaming", &tmp))?;
+    sync_dir(path)
+}
+
+fn sync_dir(path: &Path) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(StoreError::io("syncing", dir))?;
+    }
+    Ok(())
+}
+
+/// Overwrites a file with zeros, syncs, then unlinks it.
+fn destroy_file(path: &Path) -> Result<(), StoreError> {
+    let len = match fs::metadata(path) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("inspecting", path)(e)),
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(StoreError::io("opening", path))?;
+    let zeros = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    file.write_all(&zeros)
+        .and_then(|()| file.sync_all())
+        .map_err(StoreError::io("overwriting", path))?;
+    fs::remove_file(path).map_err(StoreError::io("removing", path))?;
+    sync_dir(path)
+}
+
+fn remove_dir(dir: &Path) -> Result<(), StoreError> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::io("removing", dir)(e)),
+    }
+}

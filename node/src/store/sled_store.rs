@@ -1,0 +1,183 @@
+//! sled backend: values sealed under the home's storage key, bound to tree and key.
+
+use std::sync::{RwLock, RwLockReadGuard};
+
+use super::{Entry, Home, SCHEMA_VERSION, Store, StoreError, check_tree, check_value};
+use crate::crypto::SealedRecord;
+use crate::identity::OsEntropy;
+use crate::wire;
+
+/// Reserved tree holding the (unencrypted) schema version.
+const META_TREE: &str = "__baro_meta";
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// A [`Store`] on sled in the home's `db/` directory. Owns the [`Home`] so
+/// that [`Store::wipe`] can destroy key, database and identity in order.
+#[derive(Debug)]
+pub struct SledStore {
+    inner: RwLock<Option<Open>>,
+}
+
+#[derive(Debug)]
+pub(super) struct Open {
+    pub(super) db: sled::Db,
+    home: Home,
+}
+
+impl SledStore {
+    /// Opens (or creates) the database of `home` and checks its schema version.
+    pub fn open(home: Home) -> Result<Self, StoreError> {
+        let db = sled::open(home.database_dir())?;
+        let meta = db.open_tree(META_TREE)?;
+        match meta.get(SCHEMA_KEY)? {
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_ref())
+                    .map(u32::from_le_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        path: "database schema version".into(),
+                        source: wire::WireError::Truncated { len: bytes.len() },
+                    })?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::SchemaTooNew {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+            }
+            None => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_le_bytes())?;
+                meta.flush()?;
+            }
+        }
+        Ok(SledStore {
+            inner: RwLock::new(Some(Open { db, home })),
+        })
+    }
+
+    pub(super) fn read(&self) -> RwLockReadGuard<'_, Option<Open>> {
+        self.inner
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&Open) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let guard = self.read();
+        let open = guard.as_ref().ok_or(StoreError::Wiped)?;
+        f(open)
+    }
+}
+
+/// Associated data binding a sealed value to its place.
+fn aad(tree: &str, key: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(tree.len() + 1 + key.len());
+    aad.extend_from_slice(tree.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(key);
+    aad
+}
+
+impl Open {
+    fn seal(&self, tree: &str, key: &[u8], value: &[u8]) -> Vec<u8> {
+        let sealed = self
+            .home
+            .storage_key()
+            .seal(&aad(tree, key), value, &mut OsEntropy);
+        wire::encode(&SealedRecord(sealed))
+    }
+
+    fn unseal(&self, tree: &str, key: &[u8], stored: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let record =
+            wire::decode::<SealedRecord>(stored).map_err(|source| StoreError::Corrupt {
+                path: format!("record in tree '{tree}'"),
+                source,
+            })?;
+        let plain = self
+            .home
+            .storage_key()
+            .open(&aad(tree, key), &record.0, "stored record")?;
+        Ok(plain.to_vec())
+    }
+}
+
+impl Store for SledStore {
+    fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        check_tree(tree)?;
+        self.with(|open| {
+            open.db
+                .open_tree(tree)?
+                .get(key)?
+                .map(|stored| open.unseal(tree, key, &stored))
+                .transpose()
+        })
+    }
+
+    fn insert(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        check_tree(tree)?;
+        check_value(value)?;
+        self.with(|open| {
+            open.db
+                .open_tree(tree)?
+                .insert(key, open.seal(tree, key, value))?;
+            Ok(())
+        })
+    }
+
+    fn remove(&self, tree: &str, key: &[u8]) -> Result<bool, StoreError> {
+        check_tree(tree)?;
+        self.with(|open| Ok(open.db.open_tree(tree)?.remove(key)?.is_some()))
+    }
+
+    fn scan_prefix(
+        &self,
+        tree: &str,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        check_tree(tree)?;
+        self.with(|open| {
+            open.db
+                .open_tree(tree)?
+                .scan_prefix(prefix)
+                .take(limit)
+                .map(|entry| {
+                    let (key, stored) = entry?;
+                    let value = open.unseal(tree, &key, &stored)?;
+                    Ok((key.to_vec(), value))
+                })
+                .collect()
+        })
+    }
+
+    fn schema_version(&self) -> Result<u32, StoreError> {
+        self.with(|open| {
+            let bytes = open.db.open_tree(META_TREE)?.get(SCHEMA_KEY)?;
+            Ok(bytes
+                .and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok())
+                .map(u32::from_le_bytes)
+                .unwrap_or(0))
+        })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.with(|open| {
+            open.db.flush()?;
+            Ok(())
+        })
+    }
+
+    fn wipe(&self) -> Result<(), StoreError> {
+        let open = self
+            .inner
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        match open {
+            Some(Open { db, home }) => {
+                // sled keeps files open until the last handle drops.
+                drop(db);
+                home.wipe()
+            }
+            None => Ok(()),
+        }
+    }
+}

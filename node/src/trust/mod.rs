@@ -1,0 +1,39 @@
+//! The agency's trust model: root key, certificates, enrollment and policy.
+//!
+//! - The **agency root** signs operator certificates; its public key is the
+//!   agency's identity ([`AgencyId`] is its hash).
+//! - An **operator** (a certificate with role [`Role::Operator`]) signs device
+//!   certificates; a member or relay certificate cannot issue anything.
+//! - A **device certificate** binds a device key (its libp2p identity) to a
+//!   user, display name, org unit, role and validity window.
+//!
+//! Pure: time comes in as `now` (Unix seconds), randomness as
+//! [`Entropy`](crate::identity::Entropy); every check returns a typed
+//! [`TrustError`].
+
+mod agency;
+mod bundle;
+mod certificate;
+mod chain;
+mod error;
+mod network_key;
+mod operator;
+mod org_unit;
+mod policy;
+mod request;
+
+pub use agency::{AgencyId, AgencyInfo};
+pub use bundle::{BundleBody, EnrollmentBundle};
+pub use certificate::{Certificate, CertificateBody, Role, Subject};
+pub use chain::{CertificateChain, MAX_CHAIN_LEN, VerifiedDevice};
+pub use error::TrustError;
+pub use network_key::NetworkKey;
+pub use operator::{
+    DAY_SECS, DEFAULT_DEVICE_CERT_DAYS, Enrollment, MAX_DEVICE_CERT_DAYS, NewAgency, Operator,
+};
+pub use org_unit::OrgUnit;
+pub use policy::{Action, TrustPolicy};
+pub use request::{EnrollmentRequest, RequestBody};
+
+#[cfg(test)]
+mod tests;

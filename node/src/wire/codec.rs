@@ -1,0 +1,159 @@
+//! The one codec: pinned bincode options, a `[version, kind]` header and byte caps.
+//!
+//! Layout of every top-level format: one version byte ([`WIRE_VERSION`]), one
+//! kind byte ([`Kind`]), then the body in bincode 2.0.1 with fixed-width
+//! little-endian integers and `u64` length prefixes. Decoding checks the cap
+//! before touching the body and rejects trailing bytes, so each byte string
+//! has exactly one meaning.
+
+use std::fmt;
+
+use bincode::config::{Configuration, Fixint, Limit, LittleEndian};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Domain, WireError};
+
+/// Version byte written in front of every format.
+pub const WIRE_VERSION: u8 = 1;
+
+/// Upper bound on anything bincode may allocate while decoding; each
+/// format's own cap ([`Format::MAX_LEN`]) is checked first and is smaller.
+const DECODE_LIMIT: usize = 2 << 20;
+
+type Pinned = Configuration<LittleEndian, Fixint, Limit<DECODE_LIMIT>>;
+
+fn pinned() -> Pinned {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<DECODE_LIMIT>()
+}
+
+/// The kind byte: which format a byte string holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// A certificate chain (agency root → … → device).
+    CertificateChain = 1,
+    /// A device's enrollment request.
+    EnrollmentRequest = 2,
+    /// An operator-signed enrollment bundle.
+    EnrollmentBundle = 3,
+    /// A secret encrypted under a passphrase (argon2id + XChaCha20-Poly1305).
+    PassphraseSealed = 4,
+    /// A file encrypted under the node's storage key.
+    StorageSealed = 5,
+    /// One database record encrypted under the node's storage key.
+    StoredRecord = 6,
+    /// The node's storage key file.
+    StorageKey = 7,
+    /// A secret key in plaintext, only ever written inside a sealed container.
+    SecretKey = 8,
+}
+
+impl Kind {
+    fn from_byte(byte: u8) -> Option<Kind> {
+        Some(match byte {
+            1 => Kind::CertificateChain,
+            2 => Kind::EnrollmentRequest,
+            3 => Kind::EnrollmentBundle,
+            4 => Kind::PassphraseSealed,
+            5 => Kind::StorageSealed,
+            6 => Kind::StoredRecord,
+            7 => Kind::StorageKey,
+            8 => Kind::SecretKey,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::CertificateChain => "a certificate chain",
+            Kind::EnrollmentRequest => "an enrollment request",
+            Kind::EnrollmentBundle => "an enrollment bundle",
+            Kind::PassphraseSealed => "a passphrase-protected key file",
+            Kind::StorageSealed => "a storage-sealed file",
+            Kind::StoredRecord => "a stored record",
+            Kind::StorageKey => "a storage key file",
+            Kind::SecretKey => "a secret key",
+        })
+    }
+}
+
+/// A top-level format: a type with a kind byte and a byte cap.
+pub trait Format: Serialize + DeserializeOwned {
+    /// Kind byte written in the header.
+    const KIND: Kind;
+    /// Largest accepted encoding, header included.
+    const MAX_LEN: usize;
+}
+
+/// Encodes a top-level format with its header.
+pub fn encode<T: Format>(value: &T) -> Vec<u8> {
+    let mut out = vec![WIRE_VERSION, T::KIND as u8];
+    out.extend(body_bytes(value));
+    debug_assert!(out.len() <= T::MAX_LEN, "{} exceeds its own cap", T::KIND);
+    out
+}
+
+/// Decodes a top-level format, checking cap, version, kind and trailing bytes.
+pub fn decode<T: Format>(bytes: &[u8]) -> Result<T, WireError> {
+    let kind = T::KIND;
+    if bytes.len() > T::MAX_LEN {
+        return Err(WireError::TooLarge {
+            kind,
+            len: bytes.len(),
+            max: T::MAX_LEN,
+        });
+    }
+    let [version, kind_byte, body @ ..] = bytes else {
+        return Err(WireError::Truncated { len: bytes.len() });
+    };
+    if *version != WIRE_VERSION {
+        return Err(WireError::UnsupportedVersion {
+            found: *version,
+            supported: WIRE_VERSION,
+        });
+    }
+    if *kind_byte != kind as u8 {
+        let found = Kind::from_byte(*kind_byte)
+            .map(|k| k.to_string())
+            .unwrap_or_else(|| format!("an unknown format (kind {kind_byte})"));
+        return Err(WireError::WrongKind {
+            expected: kind,
+            found,
+        });
+    }
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(body, pinned()).map_err(|e| {
+        WireError::Malformed {
+            kind,
+            reason: e.to_string(),
+        }
+    })?;
+    if used != body.len() {
+        return Err(WireError::TrailingBytes {
+            kind,
+            extra: body.len() - used,
+        });
+    }
+    Ok(value)
+}
+
+/// The exact bytes a signature covers: the domain string, a zero byte, then
+/// the canonical encoding of the signed body.
+pub fn signing_bytes<T: Serialize>(domain: Domain, body: &T) -> Vec<u8> {
+    let mut out = domain.as_str().as_bytes().to_vec();
+    out.push(0);
+    out.extend(body_bytes(body));
+    out
+}
+
+fn body_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    // Our formats are plain structs, enums, integers, strings and byte
+    // arrays; serialising them into a Vec has no failure mode.
+    bincode::serde::encode_to_vec(value, pinned())
+        .expect("encoding plain data into a Vec cannot fail")
+}

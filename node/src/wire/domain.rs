@@ -1,0 +1,27 @@
+//! Domain-separation strings: every signature and derived hash states what it is for.
+
+/// What a signature or derived value is for. The string is prefixed to the
+/// signed bytes, so a signature made for one purpose never verifies for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// A certificate issued by the agency root or an operator.
+    Certificate,
+    /// A device's proof that it holds the key in its enrollment request.
+    EnrollmentRequest,
+    /// An operator's signature over a whole enrollment bundle.
+    EnrollmentBundle,
+    /// Agency id derivation from the root public key.
+    AgencyId,
+}
+
+impl Domain {
+    /// The domain string, `baro/<kind>/v1`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Domain::Certificate => "baro/certificate/v1",
+            Domain::EnrollmentRequest => "baro/enrollment-request/v1",
+            Domain::EnrollmentBundle => "baro/enrollment-bundle/v1",
+            Domain::AgencyId => "baro/agency-id/v1",
+        }
+    }
+}

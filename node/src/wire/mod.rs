@@ -1,0 +1,17 @@
+//! Every byte format Baro Mesh writes to disk or sends to a peer.
+//!
+//! All formats go through [`codec`]: one pinned bincode configuration, a
+//! version and kind tag in front of every top-level format, a byte cap on
+//! every decode, and domain-separated signing input. Nothing outside this
+//! module touches bincode, so a compatible replacement can be dropped in;
+//! the golden-byte tests pin the exact layout.
+
+mod codec;
+mod domain;
+mod error;
+mod signature;
+
+pub use codec::{Format, Kind, WIRE_VERSION, decode, encode, signing_bytes};
+pub use domain::Domain;
+pub use error::WireError;
+pub use signature::SignatureBytes;
