@@ -1,1 +1,316 @@
-//! placeholder
+//! The enrollment flows on a node's home: create an agency, create a device,
+//! certify it (operator side), install the bundle, and describe the device.
+//!
+//! I/O lives here and in [`crate::store`]; every decision is made by
+//! [`crate::trust`]. The CLI, the demo and tests all use these functions.
+
+use std::path::Path;
+
+use crate::crypto::{CryptoError, KdfParams, Passphrase, PassphraseSealed};
+use crate::identity::{DeviceId, KeyPair, OsEntropy, SecretBytes};
+use crate::store::{Home, HomeFile, StoreError};
+use crate::trust::{
+    AgencyInfo, CertificateChain, DEFAULT_DEVICE_CERT_DAYS, Enrollment, EnrollmentBundle,
+    EnrollmentRequest, NewAgency, Operator, Role, Subject, TrustError, TrustPolicy, VerifiedDevice,
+};
+use crate::wire::{self, Format, WireError};
+
+const ROOT_KEY_PURPOSE: &str = "baro agency root key";
+const OPERATOR_KEY_PURPOSE: &str = "baro operator key";
+
+/// Why an enrollment step failed; each message is one line saying what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollmentError {
+    /// Reading or writing the home failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A certificate, request or bundle is not trusted.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// A key file could not be opened (e.g. wrong passphrase).
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// Input bytes are not the expected format.
+    #[error("cannot read {what}: {source}")]
+    Format {
+        /// What was being read.
+        what: String,
+        /// Why it does not decode.
+        source: WireError,
+    },
+    /// The home already holds an identity.
+    #[error("{0} already holds a device identity; use another --home")]
+    AlreadyInitialised(String),
+    /// The home has no device key yet.
+    #[error("this home has no device key: run `baro device init` first")]
+    NoDeviceKey,
+    /// The device has not installed a bundle yet.
+    #[error(
+        "this device is not enrolled yet: send its request to an operator, then run `baro device install BUNDLE`"
+    )]
+    NotEnrolled,
+    /// The home holds no operator key.
+    #[error(
+        "this home holds no operator key: run this on the operator's home (created by `baro agency init`)"
+    )]
+    NotAnOperator,
+    /// The bundle is for another agency than the one already installed.
+    #[error(
+        "this device is already enrolled in agency {installed}; the bundle is for agency {offered}"
+    )]
+    WrongAgency {
+        /// Agency installed.
+        installed: String,
+        /// Agency of the offered bundle.
+        offered: String,
+    },
+}
+
+fn decode_as<T: Format>(what: &str, bytes: &[u8]) -> Result<T, EnrollmentError> {
+    wire::decode(bytes).map_err(|source| EnrollmentError::Format {
+        what: what.to_string(),
+        source,
+    })
+}
+
+/// What `baro agency init` creates.
+#[derive(Debug, Clone)]
+pub struct AgencyInit {
+    /// Agency name.
+    pub name: String,
+    /// The first operator (also the owner of this home's device).
+    pub operator: Subject,
+    /// argon2id cost for the root and operator key files.
+    pub kdf: KdfParams,
+}
+
+/// The device in a home, and its enrollment if installed.
+#[derive(Debug, Clone)]
+pub struct DeviceStatus {
+    /// The device id (PeerId).
+    pub device: DeviceId,
+    /// The installed bundle's agency and verification result.
+    pub enrollment: Option<InstalledEnrollment>,
+}
+
+/// An installed bundle as seen now.
+#[derive(Debug, Clone)]
+pub struct InstalledEnrollment {
+    /// The agency.
+    pub agency: AgencyInfo,
+    /// The certified details (from the leaf certificate).
+    pub details: VerifiedDevice,
+    /// `Ok` if the chain verifies now, else why not (e.g. expired).
+    pub validity: Result<(), TrustError>,
+    /// Bootstrap addresses from the bundle.
+    pub bootstrap: Vec<String>,
+    /// Whether this home can enroll others (holds an operator key).
+    pub is_operator_console: bool,
+}
+
+/// Creates an agency in `root`: root key, first operator key (both
+/// passphrase-sealed), network key, and this home enrolled as the operator's
+/// own device with role operator.
+pub fn init_agency(
+    root: &Path,
+    init: AgencyInit,
+    passphrase: &Passphrase,
+    now: u64,
+) -> Result<VerifiedDevice, EnrollmentError> {
+    passphrase.check_strength()?;
+    let home = Home::open_or_create(root)?;
+    if home.has(HomeFile::DeviceKey) || home.has(HomeFile::RootKey) {
+        return Err(EnrollmentError::AlreadyInitialised(
+            root.display().to_string(),
+        ));
+    }
+    let entropy = &mut OsEntropy;
+    let agency = NewAgency::create(&init.name, init.operator.clone(), now, entropy)?;
+    let root_sealed = PassphraseSealed::seal(
+        passphrase,
+        ROOT_KEY_PURPOSE,
+        &agency.root.secret().0,
+        init.kdf,
+        entropy,
+    )?;
+    let operator_sealed = PassphraseSealed::seal(
+        passphrase,
+        OPERATOR_KEY_PURPOSE,
+        &agency.operator.key.secret().0,
+        init.kdf,
+        entropy,
+    )?;
+    let device = KeyPair::generate(entropy);
+    let request = EnrollmentRequest::new(&device, &init.operator.display_name, now)?;
+    let bundle = agency.operator.enroll(
+        &request,
+        Enrollment {
+            subject: init.operator,
+            role: Role::Operator,
+            days: DEFAULT_DEVICE_CERT_DAYS,
+            bootstrap: Vec::new(),
+        },
+        &agency.network_key,
+        now,
+        &TrustPolicy::default(),
+        entropy,
+    )?;
+    home.write(HomeFile::RootKey, &wire::encode(&root_sealed))?;
+    home.write(HomeFile::OperatorKey, &wire::encode(&operator_sealed))?;
+    home.write(
+        HomeFile::OperatorChain,
+        &wire::encode(&agency.operator.chain),
+    )?;
+    home.write(HomeFile::DeviceKey, &wire::encode(&device.secret()))?;
+    home.write(HomeFile::Bundle, &wire::encode(&bundle))?;
+    Ok(bundle.verify_for(device.device_id(), now, &TrustPolicy::default())?)
+}
+
+/// Creates this home's device key (or reuses the one already there) and
+/// returns a signed enrollment request for it.
+pub fn init_device(
+    root: &Path,
+    display_name: &str,
+    now: u64,
+) -> Result<EnrollmentRequest, EnrollmentError> {
+    let home = Home::open_or_create(root)?;
+    if home.has(HomeFile::Bundle) {
+        return Err(EnrollmentError::AlreadyInitialised(
+            root.display().to_string(),
+        ));
+    }
+    let device = match load_device_key(&home) {
+        Ok(existing) => existing,
+        Err(EnrollmentError::NoDeviceKey) => {
+            let device = KeyPair::generate(&mut OsEntropy);
+            home.write(HomeFile::DeviceKey, &wire::encode(&device.secret()))?;
+            device
+        }
+        Err(other) => return Err(other),
+    };
+    Ok(EnrollmentRequest::new(&device, display_name, now)?)
+}
+
+/// Operator side: certifies the device in `request_bytes` and returns its bundle.
+pub fn enroll(
+    root: &Path,
+    passphrase: &Passphrase,
+    request_bytes: &[u8],
+    enrollment: Enrollment,
+    now: u64,
+) -> Result<EnrollmentBundle, EnrollmentError> {
+    let request: EnrollmentRequest = decode_as("the enrollment request", request_bytes)?;
+    request.verify()?;
+    let home = Home::open(root)?;
+    let operator = load_operator(&home, passphrase)?;
+    let own: EnrollmentBundle = load_bundle(&home)?;
+    Ok(operator.enroll(
+        &request,
+        enrollment,
+        &own.body.network_key,
+        now,
+        &TrustPolicy::default(),
+        &mut OsEntropy,
+    )?)
+}
+
+/// Verifies `bundle_bytes` for this home's device and installs it.
+pub fn install(
+    root: &Path,
+    bundle_bytes: &[u8],
+    now: u64,
+) -> Result<VerifiedDevice, EnrollmentError> {
+    let bundle: EnrollmentBundle = decode_as("the enrollment bundle", bundle_bytes)?;
+    let home = Home::open(root)?;
+    let device = load_device_key(&home)?;
+    if let Ok(installed) = load_bundle(&home) {
+        let (installed, offered) = (installed.body.agency, &bundle.body.agency);
+        if installed.id() != offered.id() {
+            return Err(EnrollmentError::WrongAgency {
+                installed: format!("{} ({})", installed.name, installed.id()),
+                offered: format!("{} ({})", offered.name, offered.id()),
+            });
+        }
+    }
+    let verified = bundle.verify_for(device.device_id(), now, &TrustPolicy::default())?;
+    home.write(HomeFile::Bundle, bundle_bytes)?;
+    Ok(verified)
+}
+
+/// Describes the device in `root`: its id and, if enrolled, its certificate.
+pub fn status(root: &Path, now: u64) -> Result<DeviceStatus, EnrollmentError> {
+    let home = Home::open(root)?;
+    let device = load_device_key(&home)?.device_id();
+    let enrollment = match load_bundle(&home) {
+        Ok(bundle) => Some(describe(&home, &bundle, device, now)?),
+        Err(EnrollmentError::NotEnrolled) => None,
+        Err(other) => return Err(other),
+    };
+    Ok(DeviceStatus { device, enrollment })
+}
+
+fn describe(
+    home: &Home,
+    bundle: &EnrollmentBundle,
+    device: DeviceId,
+    now: u64,
+) -> Result<InstalledEnrollment, EnrollmentError> {
+    let policy = TrustPolicy::default();
+    let validity = bundle.verify_for(device, now, &policy).map(|_| ());
+    // Show the certified details even when the chain no longer verifies now
+    // (e.g. expired): verify at the certificate's own start time for that.
+    let leaf_start = bundle
+        .body
+        .chain
+        .leaf()
+        .map(|c| c.body.not_before)
+        .unwrap_or(now);
+    let details = bundle.verify_for(device, leaf_start, &policy)?;
+    Ok(InstalledEnrollment {
+        agency: bundle.body.agency.clone(),
+        details,
+        validity,
+        bootstrap: bundle.body.bootstrap.clone(),
+        is_operator_console: home.has(HomeFile::OperatorKey),
+    })
+}
+
+/// Loads this home's device key.
+pub fn load_device_key(home: &Home) -> Result<KeyPair, EnrollmentError> {
+    let bytes = home
+        .read(HomeFile::DeviceKey)?
+        .ok_or(EnrollmentError::NoDeviceKey)?;
+    let secret: SecretBytes = decode_as("the device key file", &bytes)?;
+    Ok(KeyPair::from_secret(&secret))
+}
+
+/// Loads this home's installed bundle.
+pub fn load_bundle(home: &Home) -> Result<EnrollmentBundle, EnrollmentError> {
+    let bytes = home
+        .read(HomeFile::Bundle)?
+        .ok_or(EnrollmentError::NotEnrolled)?;
+    decode_as("the installed bundle", &bytes)
+}
+
+/// Loads and unlocks this home's operator credentials.
+pub fn load_operator(home: &Home, passphrase: &Passphrase) -> Result<Operator, EnrollmentError> {
+    let sealed_bytes = home
+        .read(HomeFile::OperatorKey)?
+        .ok_or(EnrollmentError::NotAnOperator)?;
+    let sealed: PassphraseSealed = decode_as("the operator key file", &sealed_bytes)?;
+    let secret_bytes = sealed.open(passphrase, OPERATOR_KEY_PURPOSE)?;
+    let secret = SecretBytes(
+        <[u8; 32]>::try_from(secret_bytes.as_slice())
+            .map_err(|_| EnrollmentError::NotAnOperator)?,
+    );
+    let chain_bytes = home
+        .read(HomeFile::OperatorChain)?
+        .ok_or(EnrollmentError::NotAnOperator)?;
+    let chain: CertificateChain = decode_as("the operator certificate chain", &chain_bytes)?;
+    let agency = load_bundle(home)?.body.agency;
+    Ok(Operator {
+        key: KeyPair::from_secret(&secret),
+        chain,
+        agency,
+    })
+}

@@ -14,6 +14,7 @@
 //! - [`crypto`] *(pure)*: storage-key sealing and passphrase (argon2id) sealing.
 //! - [`store`] *(I/O)*: the node's home directory, the [`store::Store`] trait
 //!   with sled and in-memory backends, encryption at rest, and wipe.
+//! - [`clock`]: the wall clock, read only at the edges.
 //! - [`enrollment`] *(I/O)*: the enrollment flows the CLI offers, on a home.
 //!
 //! Pure modules import neither tokio, libp2p's Swarm nor sled: time and
@@ -21,6 +22,7 @@
 
 #![deny(missing_docs)]
 
+pub mod clock;
 pub mod crypto;
 pub mod enrollment;
 pub mod identity;

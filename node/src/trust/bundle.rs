@@ -82,7 +82,9 @@ impl EnrollmentBundle {
         {
             return Err(TrustError::invalid(
                 "bundle",
-                format!("bootstrap address '{bad}' is not a multiaddr"),
+                format!(
+                    "bootstrap address '{bad}' is not a multiaddr (e.g. /ip4/10.0.0.1/tcp/4001)"
+                ),
             ));
         }
         let verified = body.chain.verify_for(device, &body.agency, now, policy)?;

@@ -1,11 +1,12 @@
 //! Why a certificate, chain, request or bundle is not trusted.
 
 use super::{AgencyId, Role};
+use crate::clock::format_utc;
 use crate::identity::DeviceId;
 
 /// A trust decision that went against the input. Each message says what was
 /// wrong in one line.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum TrustError {
     /// Issued under another agency than the one we trust.
     #[error("unknown agency {found}: this device trusts agency {expected}")]
@@ -24,7 +25,7 @@ pub enum TrustError {
         signer: String,
     },
     /// The validity window ended.
-    #[error("{what} expired at {not_after} (now {now})")]
+    #[error("{what} expired at {} (now {})", format_utc(*not_after), format_utc(*now))]
     Expired {
         /// Which certificate.
         what: String,
@@ -34,7 +35,7 @@ pub enum TrustError {
         now: u64,
     },
     /// The validity window has not started.
-    #[error("{what} is not valid until {not_before} (now {now}); check this device's clock")]
+    #[error("{what} is not valid until {} (now {}); check this device's clock", format_utc(*not_before), format_utc(*now))]
     NotYetValid {
         /// Which certificate.
         what: String,

@@ -130,7 +130,7 @@ pub fn decode<T: Format>(bytes: &[u8]) -> Result<T, WireError> {
     let (value, used) = bincode::serde::decode_from_slice::<T, _>(body, pinned()).map_err(|e| {
         WireError::Malformed {
             kind,
-            reason: e.to_string(),
+            reason: describe(&e),
         }
     })?;
     if used != body.len() {
@@ -149,6 +149,17 @@ pub fn signing_bytes<T: Serialize>(domain: Domain, body: &T) -> Vec<u8> {
     out.push(0);
     out.extend(body_bytes(body));
     out
+}
+
+/// Says in words why bincode refused the body.
+fn describe(error: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError;
+    match error {
+        DecodeError::UnexpectedEnd { .. } => "it ends early (truncated)".into(),
+        DecodeError::LimitExceeded => "a length field claims more data than allowed".into(),
+        DecodeError::Utf8 { .. } => "a text field is not valid UTF-8".into(),
+        other => other.to_string(),
+    }
 }
 
 fn body_bytes<T: Serialize>(value: &T) -> Vec<u8> {

@@ -15,3 +15,8 @@ pub use codec::{Format, Kind, WIRE_VERSION, decode, encode, signing_bytes};
 pub use domain::Domain;
 pub use error::WireError;
 pub use signature::SignatureBytes;
+
+#[cfg(test)]
+mod golden;
+#[cfg(test)]
+mod robustness;

@@ -1,0 +1,115 @@
+//! Command-line arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Baro Mesh: a peer-to-peer, offline-capable messenger for government officials.
+#[derive(Debug, Parser)]
+#[command(name = "baro", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The node's home directory [default: $HOME/.baro].
+    #[arg(long, global = true, env = "BARO_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// More log output on stderr (-v, -vv); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Operator commands: create the agency, enroll devices.
+    #[command(subcommand)]
+    Agency(AgencyCommand),
+    /// Device commands: create this device's key, install its enrollment.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Show this device's id, owner, agency, org unit, role and validity.
+    Whoami,
+    /// Run a narrated demonstration in a temporary directory.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgencyCommand {
+    /// Create a new agency: root key, first operator, network key; this home
+    /// becomes the operator's own device (role operator).
+    Init(AgencyInit),
+    /// Certify a device from its enrollment request and write its bundle.
+    Enroll(AgencyEnroll),
+}
+
+#[derive(Debug, Args)]
+pub struct AgencyInit {
+    /// Agency name, e.g. "Ministry of the Interior and Safety".
+    #[arg(long)]
+    pub name: String,
+    /// The first operator's user id.
+    #[arg(long)]
+    pub user: String,
+    /// The first operator's display name.
+    #[arg(long)]
+    pub display_name: String,
+    /// The first operator's org unit path, e.g. "MOIS/Digital Government Bureau".
+    #[arg(long)]
+    pub org: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AgencyEnroll {
+    /// The enrollment request file made by `baro device init`.
+    pub request: PathBuf,
+    /// User id of the device's owner.
+    #[arg(long)]
+    pub user: String,
+    /// Display name [default: the name in the request].
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Org unit path of the owner, e.g. "MOIS/Digital Government Bureau/Division 2".
+    #[arg(long)]
+    pub org: String,
+    /// Role: member (officials), relay (field-office relays) or operator.
+    #[arg(long, default_value = "member")]
+    pub role: String,
+    /// Days the certificate is valid.
+    #[arg(long, default_value_t = 365)]
+    pub days: u64,
+    /// Relay address for the bundle (a multiaddr); repeatable.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<String>,
+    /// Where to write the bundle.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Create this device's key and write an enrollment request for an operator.
+    Init(DeviceInit),
+    /// Verify an enrollment bundle from an operator and install it.
+    Install(DeviceInstall),
+}
+
+#[derive(Debug, Args)]
+pub struct DeviceInit {
+    /// Your name as other officials will see it.
+    #[arg(long)]
+    pub name: String,
+    /// Where to write the enrollment request.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DeviceInstall {
+    /// The bundle file from the operator.
+    pub bundle: PathBuf,
+}

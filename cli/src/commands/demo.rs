@@ -1,0 +1,268 @@
+//! `baro demo`: a narrated tour of what Baro Mesh can do so far, run on real
+//! homes in a temporary directory with the same code the commands use.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use baro_node::clock::unix_now;
+use baro_node::crypto::{KdfParams, Passphrase};
+use baro_node::enrollment::{self, AgencyInit};
+use baro_node::identity::{Entropy, OsEntropy};
+use baro_node::trust::{DAY_SECS, Enrollment, EnrollmentBundle, Role, Subject, TrustPolicy};
+use baro_node::wire;
+
+use crate::output::{date, device_lines};
+
+const AGENCY: &str = "Ministry of the Interior and Safety (demo)";
+
+struct Official {
+    user: &'static str,
+    name: &'static str,
+    org: &'static str,
+    role: Role,
+}
+
+const DEVICES: [Official; 4] = [
+    Official {
+        user: "kim.minji",
+        name: "Kim Minji",
+        org: "MOIS/Digital Government Bureau/Division 2",
+        role: Role::Member,
+    },
+    Official {
+        user: "lee.junho",
+        name: "Lee Junho",
+        org: "MOIS/Digital Government Bureau/Division 2",
+        role: Role::Member,
+    },
+    Official {
+        user: "choi.seoyeon",
+        name: "Choi Seoyeon",
+        org: "MOIS/Local Autonomy Office",
+        role: Role::Member,
+    },
+    Official {
+        user: "relay.sejong",
+        name: "Sejong field-office relay",
+        org: "MOIS/Field Offices/Sejong",
+        role: Role::Relay,
+    },
+];
+
+fn subject(user: &str, name: &str, org: &str) -> Result<Subject> {
+    Ok(Subject {
+        user_id: user.into(),
+        display_name: name.into(),
+        org_unit: org.parse()?,
+    })
+}
+
+fn step(n: u32, title: &str) {
+    println!("\n{n}. {title}");
+}
+
+pub fn run() -> Result<()> {
+    let workspace = tempfile::Builder::new()
+        .prefix("baro-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory for the demo")?;
+    let dir = workspace.path();
+    let now = unix_now();
+    let passphrase_text = hex::encode(OsEntropy.array::<12>());
+    let passphrase = || Passphrase::new(passphrase_text.clone());
+
+    println!("Baro Mesh demo: a temporary agency in {}", dir.display());
+
+    step(1, "An operator creates the agency");
+    let console = dir.join("operator-console");
+    let operator = enrollment::init_agency(
+        &console,
+        AgencyInit {
+            name: AGENCY.into(),
+            operator: subject("park.jiwoo", "Park Jiwoo", "MOIS/Digital Government Bureau")?,
+            kdf: KdfParams::default(),
+        },
+        &passphrase(),
+        now,
+    )?;
+    println!("   \"{AGENCY}\", agency id {}", operator.agency);
+    println!("   root key and operator key sealed with a passphrase (argon2id, 64 MiB);");
+    println!("   a fresh 32-byte network key hides the mesh from outsiders.");
+    println!("   The operator console is itself an enrolled device:");
+    println!("{}", indent(&device_lines(&operator)));
+
+    step(
+        2,
+        "Three officials and a field-office relay create device keys and ask to join",
+    );
+    let mut homes = Vec::new();
+    for official in &DEVICES {
+        let home = dir.join(official.user);
+        let request = enrollment::init_device(&home, official.name, now)?;
+        let request_file = home.with_extension("request");
+        std::fs::write(&request_file, wire::encode(&request))?;
+        println!(
+            "   {:<26} device {}  request {} bytes",
+            official.name,
+            request.body.device_key.device_id(),
+            wire::encode(&request).len()
+        );
+        homes.push((official, home, request_file));
+    }
+
+    step(
+        3,
+        "The operator certifies each device; each device verifies and installs its bundle",
+    );
+    let mut bundles = Vec::new();
+    for (official, home, request_file) in &homes {
+        let bundle = enroll(&console, &passphrase(), request_file, official, 365, now)?;
+        let bundle_file = home.with_extension("bundle");
+        std::fs::write(&bundle_file, wire::encode(&bundle))?;
+        let device = enrollment::install(home, &wire::encode(&bundle), now)?;
+        println!(
+            "   ✓ {:<26} {:<8} {:<42} valid until {}",
+            device.subject.display_name,
+            device.role.to_string(),
+            device.subject.org_unit.to_string(),
+            date(device.not_after)
+        );
+        bundles.push((home.clone(), bundle_file));
+    }
+
+    step(
+        4,
+        "Every device proves who it is: its chain verifies up to the agency root",
+    );
+    let policy = TrustPolicy::default();
+    for (home, _) in &bundles {
+        let status = enrollment::status(home, now)?;
+        let Some(enrolled) = status.enrollment else {
+            bail!("{} should be enrolled", home.display());
+        };
+        enrolled.validity.clone()?;
+        println!(
+            "   ✓ {}  root → operator {} → {} ({})",
+            status.device.short(),
+            enrolled.details.issued_by,
+            enrolled.details.subject.user_id,
+            enrolled.details.role
+        );
+    }
+
+    step(5, "Forgeries and mistakes are refused");
+    let (kim_home, kim_bundle_file) = &bundles[0];
+    let genuine: EnrollmentBundle = wire::decode(&std::fs::read(kim_bundle_file)?)?;
+
+    let mut promoted = genuine.clone();
+    if let Some(leaf) = promoted.body.chain.certificates.last_mut() {
+        leaf.body.role = Role::Operator;
+    }
+    refused(
+        "Kim's certificate edited to make her an operator",
+        enrollment::install(kim_home, &wire::encode(&promoted), now),
+    )?;
+
+    let (lee_home, _) = &bundles[1];
+    refused(
+        "Lee installs Kim's bundle (someone else's certificate)",
+        enrollment::install(lee_home, &wire::encode(&genuine), now),
+    )?;
+
+    let late = dir.join("late-device");
+    let request = enrollment::init_device(&late, "Jung Haneul", now)?;
+    let request_file = late.with_extension("request");
+    std::fs::write(&request_file, wire::encode(&request))?;
+    let stale = enroll(&console, &passphrase(), &request_file, &DEVICES[0], 1, now)?;
+    refused(
+        "a 1-day certificate installed three days later (clock moved forward)",
+        enrollment::install(&late, &wire::encode(&stale), now + 3 * DAY_SECS),
+    )?;
+
+    let rogue_console = dir.join("rogue-agency");
+    enrollment::init_agency(
+        &rogue_console,
+        AgencyInit {
+            name: "Rogue Agency".into(),
+            operator: subject("mallory", "Mallory", "Rogue")?,
+            kdf: KdfParams::default(),
+        },
+        &passphrase(),
+        now,
+    )?;
+    let rogue_bundle = enrollment::load_bundle(&baro_node::store::Home::open(&rogue_console)?)?;
+    refused(
+        "a certificate from another agency shown to MOIS",
+        rogue_bundle
+            .body
+            .chain
+            .verify(&genuine.body.agency, now, &policy),
+    )?;
+
+    refused(
+        "the operator key opened with a wrong passphrase",
+        enroll(
+            &console,
+            &Passphrase::new("not the passphrase".into()),
+            &request_file,
+            &DEVICES[0],
+            30,
+            now,
+        ),
+    )?;
+
+    let mut garbage = wire::encode(&genuine);
+    garbage.truncate(garbage.len() / 2);
+    refused(
+        "a bundle file cut in half",
+        enrollment::install(kim_home, &garbage, now),
+    )?;
+
+    println!("\nDone. Coming next: these devices run as libp2p nodes, find each other,");
+    println!("chat end-to-end encrypted, sync after being offline, and obey revocations.");
+    println!("(The temporary directory is removed now.)");
+    Ok(())
+}
+
+fn enroll(
+    console: &Path,
+    passphrase: &Passphrase,
+    request_file: &PathBuf,
+    official: &Official,
+    days: u64,
+    now: u64,
+) -> Result<EnrollmentBundle> {
+    Ok(enrollment::enroll(
+        console,
+        passphrase,
+        &std::fs::read(request_file)?,
+        Enrollment {
+            subject: subject(official.user, official.name, official.org)?,
+            role: official.role,
+            days,
+            bootstrap: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+        },
+        now,
+    )?)
+}
+
+/// Shows a refusal; an acceptance is a bug and fails the demo.
+fn refused<T, E: std::fmt::Display>(
+    attempt: &str,
+    outcome: std::result::Result<T, E>,
+) -> Result<()> {
+    match outcome {
+        Ok(_) => bail!("{attempt} was accepted: this is a bug"),
+        Err(why) => {
+            println!("   ✓ {attempt}\n     refused: {why}");
+            Ok(())
+        }
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("   {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

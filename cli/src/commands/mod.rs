@@ -1,0 +1,46 @@
+//! One function per command; each returns `anyhow::Result` and prints its result.
+
+mod agency;
+mod demo;
+mod device;
+mod files;
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+use crate::args::{AgencyCommand, Cli, Command, DeviceCommand};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Demo => demo::run(),
+        Command::Agency(AgencyCommand::Init(args)) => agency::init(&home(cli.home)?, args, json),
+        Command::Agency(AgencyCommand::Enroll(args)) => {
+            agency::enroll(&home(cli.home)?, args, json)
+        }
+        Command::Device(DeviceCommand::Init(args)) => device::init(&home(cli.home)?, args, json),
+        Command::Device(DeviceCommand::Install(args)) => {
+            device::install(&home(cli.home)?, args, json)
+        }
+        Command::Whoami => device::whoami(&home(cli.home)?, json),
+    }
+}
+
+/// `--home`, else `BARO_HOME` (clap reads it), else `$HOME/.baro`.
+fn home(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(home) = explicit {
+        return Ok(home);
+    }
+    match std::env::var_os("HOME") {
+        Some(user_home) => Ok(PathBuf::from(user_home).join(".baro")),
+        None => bail!("no home directory: pass --home DIR or set BARO_HOME"),
+    }
+}
+
+/// Prints `value` as pretty JSON.
+fn print_json(value: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Golden bytes: the exact encoding of one sample of every top-level format.
+//!
+//! A change here is a wire-format change: existing files and peers would no
+//! longer understand us. If it is intended, bump [`super::WIRE_VERSION`] or add a
+//! kind, then re-bless with `BARO_BLESS=1 cargo test -p baro-node golden`.
+
+use std::path::PathBuf;
+
+use super::{Format, decode, encode};
+use crate::crypto::{
+    KdfParams, Passphrase, PassphraseSealed, SealedFile, SealedRecord, StorageKey,
+};
+use crate::identity::{KeyPair, SecretBytes, SeededEntropy};
+use crate::trust::{
+    CertificateChain, Enrollment, EnrollmentBundle, EnrollmentRequest, NewAgency, Role, Subject,
+    TrustPolicy,
+};
+
+const NOW: u64 = 1_800_000_000;
+
+pub(crate) struct Samples {
+    pub chain: CertificateChain,
+    pub request: EnrollmentRequest,
+    pub bundle: EnrollmentBundle,
+    pub passphrase_sealed: PassphraseSealed,
+    pub sealed_file: SealedFile,
+    pub sealed_record: SealedRecord,
+    pub storage_key: StorageKey,
+    pub secret: SecretBytes,
+}
+
+pub(crate) fn samples() -> Samples {
+    let mut entropy = SeededEntropy::new(42);
+    let subject = |user: &str| Subject {
+        user_id: user.into(),
+        display_name: format!("Official {user}"),
+        org_unit: "MOIS/Digital Government Bureau/Division 2"
+            .parse()
+            .expect("org"),
+    };
+    let agency = NewAgency::create("MOIS", subject("op"), NOW, &mut entropy).expect("agency");
+    let device = KeyPair::generate(&mut entropy);
+    let request = EnrollmentRequest::new(&device, "Kim Minji", NOW).expect("request");
+    let bundle = agency
+        .operator
+        .enroll(
+            &request,
+            Enrollment {
+                subject: subject("kim.minji"),
+                role: Role::Member,
+                days: 365,
+                bootstrap: vec!["/ip4/192.0.2.1/tcp/4001".into()],
+            },
+            &agency.network_key,
+            NOW,
+            &TrustPolicy::default(),
+            &mut entropy,
+        )
+        .expect("bundle");
+    let storage_key = StorageKey::generate(&mut entropy);
+    let passphrase_sealed = PassphraseSealed::seal(
+        &Passphrase::new("correct horse battery".into()),
+        "agency root key",
+        &agency.root.secret().0,
+        KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        &mut entropy,
+    )
+    .expect("seal");
+    Samples {
+        chain: bundle.body.chain.clone(),
+        sealed_file: SealedFile(storage_key.seal(
+            b"identity/bundle",
+            b"bundle bytes",
+            &mut entropy,
+        )),
+        sealed_record: SealedRecord(storage_key.seal(b"messages\0k", b"hello", &mut entropy)),
+        request,
+        bundle,
+        passphrase_sealed,
+        storage_key,
+        secret: device.secret(),
+    }
+}
+
+fn check<T: Format + PartialEq + std::fmt::Debug>(name: &str, value: &T) {
+    let bytes = encode(value);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("src/wire/golden_bytes")
+        .join(format!("{name}.hex"));
+    if std::env::var_os("BARO_BLESS").is_some() {
+        std::fs::write(&path, hex::encode(&bytes) + "\n").expect("bless");
+    }
+    let golden = std::fs::read_to_string(&path).expect("golden file present");
+    assert_eq!(
+        hex::encode(&bytes),
+        golden.trim(),
+        "{name}: encoding changed"
+    );
+    let decoded: T = decode(&bytes).expect("golden bytes decode");
+    assert_eq!(&decoded, value, "{name}: round trip");
+}
+
+#[test]
+fn every_format_matches_its_golden_bytes() {
+    let s = samples();
+    check("certificate_chain", &s.chain);
+    check("enrollment_request", &s.request);
+    check("enrollment_bundle", &s.bundle);
+    check("passphrase_sealed", &s.passphrase_sealed);
+    check("sealed_file", &s.sealed_file);
+    check("sealed_record", &s.sealed_record);
+    // Secrets have no PartialEq; compare their encodings.
+    for (name, bytes) in [
+        ("storage_key", encode(&s.storage_key)),
+        ("secret_key", encode(&s.secret)),
+    ] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("src/wire/golden_bytes")
+            .join(format!("{name}.hex"));
+        if std::env::var_os("BARO_BLESS").is_some() {
+            std::fs::write(&path, hex::encode(&bytes) + "\n").expect("bless");
+        }
+        let golden = std::fs::read_to_string(&path).expect("golden file present");
+        assert_eq!(
+            hex::encode(&bytes),
+            golden.trim(),
+            "{name}: encoding changed"
+        );
+    }
+}
+
+#[test]
+fn header_names_version_and_kind() {
+    let s = samples();
+    let bytes = encode(&s.request);
+    assert_eq!(bytes[0], super::WIRE_VERSION);
+    assert_eq!(bytes[1], super::Kind::EnrollmentRequest as u8);
+    let err = decode::<EnrollmentBundle>(&bytes).expect_err("request is not a bundle");
+    assert_eq!(
+        err.to_string(),
+        "expected an enrollment bundle but the input is an enrollment request"
+    );
+}
