@@ -1,1 +1,212 @@
+//! End-to-end test support: run the real `baro` binary against real homes.
+//!
+//! The tests themselves live in `tests/tests/`; `cli/tests/` uses the same
+//! helpers for the command's error handling.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Passphrase used for agency keys in tests.
+pub const PASSPHRASE: &str = "test passphrase, long enough";
+
+/// Finds the `baro` binary: `BARO_BIN`, else next to this test executable's
+/// directory (`target/<profile>/baro`), building it if it is not there yet.
+pub fn baro_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("BARO_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join("baro");
+    if !bin.exists() {
+        let release = profile_dir.ends_with("release");
+        let mut build = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+        build.args(["build", "-p", "baro-cli", "--bin", "baro"]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build for baro");
+        assert!(status.success(), "building baro failed");
+    }
+    bin
+}
+
+/// A `baro` invocation's result.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Exit status.
+    pub output: Output,
+}
+
+impl Outcome {
+    /// Standard output as text.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    /// Standard error as text.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn success(&self) -> String {
+        assert!(
+            self.output.status.success(),
+            "baro failed: {}\nstdout: {}",
+            self.stderr(),
+            self.stdout()
+        );
+        self.stdout()
+    }
+
+    /// Asserts success and parses stdout as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        let out = self.success();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
+    /// Asserts failure with a one-line `error: …` message containing `needle`,
+    /// and no panic or backtrace.
+    #[track_caller]
+    pub fn fails_with(&self, needle: &str) {
+        let err = self.stderr();
+        assert!(
+            !self.output.status.success(),
+            "baro unexpectedly succeeded: {}",
+            self.stdout()
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "panic: {err}"
+        );
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+        assert!(lines[0].starts_with("error: "), "not an error line: {err}");
+        assert!(
+            lines[0].to_lowercase().contains(&needle.to_lowercase()),
+            "error does not mention '{needle}': {err}"
+        );
+    }
+}
+
+/// Runs `baro` with a given binary, home and passphrase.
+#[derive(Debug, Clone)]
+pub struct Baro {
+    bin: PathBuf,
+    home: PathBuf,
+    passphrase: Option<String>,
+}
+
+impl Baro {
+    /// `baro --home home`, with the test passphrase in the environment.
+    pub fn new(bin: impl Into<PathBuf>, home: impl Into<PathBuf>) -> Self {
+        Baro {
+            bin: bin.into(),
+            home: home.into(),
+            passphrase: Some(PASSPHRASE.into()),
+        }
+    }
+
+    /// The same home with another passphrase (`None`: not set at all).
+    pub fn with_passphrase(&self, passphrase: Option<&str>) -> Self {
+        Baro {
+            passphrase: passphrase.map(str::to_string),
+            ..self.clone()
+        }
+    }
+
+    /// The node's home.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Runs `baro --home HOME args…` with no stdin.
+    pub fn run<I, S>(&self, args: I) -> Outcome
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut command = Command::new(&self.bin);
+        command
+            .arg("--home")
+            .arg(&self.home)
+            .args(args)
+            .env_remove("BARO_HOME")
+            .env_remove("BARO_PASSPHRASE")
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null());
+        if let Some(passphrase) = &self.passphrase {
+            command.env("BARO_PASSPHRASE", passphrase);
+        }
+        Outcome {
+            output: command.output().expect("run baro"),
+        }
+    }
+}
+
+/// Creates an agency in `operator`'s home (the operator is `park`, at MOIS).
+pub fn init_agency(operator: &Baro, name: &str) -> serde_json::Value {
+    operator
+        .run([
+            "--json",
+            "agency",
+            "init",
+            "--name",
+            name,
+            "--user",
+            "park",
+            "--display-name",
+            "Park Jiwoo",
+            "--org",
+            "MOIS",
+        ])
+        .json()
+}
+
+/// `device init` in `device`'s home, then `agency enroll` on `operator`, then
+/// `device install`; returns `whoami --json` of the device.
+pub fn enroll_device(
+    operator: &Baro,
+    device: &Baro,
+    dir: &Path,
+    user: &str,
+    org: &str,
+    role: &str,
+) -> serde_json::Value {
+    let request = dir.join(format!("{user}.request"));
+    let bundle = dir.join(format!("{user}.bundle"));
+    let name = format!("Official {user}");
+    device
+        .run(args(
+            &["device", "init", "--name", &name, "--out"],
+            &[&request],
+        ))
+        .success();
+    operator
+        .run(args(
+            &[
+                "agency", "enroll", "--user", user, "--org", org, "--role", role, "--out",
+            ],
+            &[&bundle, &request],
+        ))
+        .success();
+    device
+        .run(args(&["device", "install"], &[&bundle]))
+        .success();
+    device.run(["--json", "whoami"]).json()
+}
+
+/// Builds an argument list: words, then paths.
+pub fn args(words: &[&str], paths: &[&Path]) -> Vec<std::ffi::OsString> {
+    words
+        .iter()
+        .map(std::ffi::OsString::from)
+        .chain(paths.iter().map(|p| p.as_os_str().to_owned()))
+        .collect()
+}
