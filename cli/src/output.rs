@@ -1,7 +1,7 @@
 //! Human and JSON renderings shared by the commands.
 
 use baro_node::enrollment::{DeviceStatus, InstalledEnrollment};
-use baro_node::trust::VerifiedDevice;
+use baro_node::trust::{AgencyId, VerifiedDevice};
 use serde_json::{Value, json};
 
 pub use baro_node::clock::format_utc as date;
@@ -45,7 +45,7 @@ pub fn status_json(status: &DeviceStatus) -> Value {
             value["enrolled"] = json!(true);
             value["agency"] = json!({
                 "name": enrolled.agency.name,
-                "id": hex_id(enrolled),
+                "id": full_id(&enrolled.agency.id()),
             });
             value["valid_now"] = json!(enrolled.validity.is_ok());
             if let Err(why) = &enrolled.validity {
@@ -60,6 +60,11 @@ pub fn status_json(status: &DeviceStatus) -> Value {
 
 fn hex_id(enrolled: &InstalledEnrollment) -> String {
     enrolled.agency.id().to_string()
+}
+
+/// The full agency id, for scripts.
+pub fn full_id(id: &AgencyId) -> String {
+    hex::encode(id.0)
 }
 
 /// Human text for `baro whoami`.
@@ -80,6 +85,9 @@ pub fn status_text(status: &DeviceStatus) -> String {
                 enrolled.agency.name,
                 hex_id(enrolled),
             );
+            if !enrolled.bootstrap.is_empty() {
+                text.push_str(&format!("\n  bootstrap:    {}", enrolled.bootstrap.join(", ")));
+            }
             if enrolled.is_operator_console {
                 text.push_str("\n  console:      this home holds the operator keys");
             }

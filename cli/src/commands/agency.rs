@@ -13,7 +13,7 @@ use serde_json::json;
 use super::files::{read_input, write_new};
 use super::print_json;
 use crate::args;
-use crate::output::{device_json, device_lines};
+use crate::output::{device_json, device_lines, full_id};
 use crate::passphrase;
 
 pub fn init(home: &Path, args: args::AgencyInit, json: bool) -> Result<()> {
@@ -36,7 +36,7 @@ pub fn init(home: &Path, args: args::AgencyInit, json: bool) -> Result<()> {
     )?;
     if json {
         return print_json(&json!({
-            "agency": { "name": args.name, "id": device.agency.to_string() },
+            "agency": { "name": args.name, "id": full_id(&device.agency) },
             "home": home.display().to_string(),
             "device": device_json(&device),
         }));
