@@ -86,7 +86,10 @@ pub fn status_text(status: &DeviceStatus) -> String {
                 hex_id(enrolled),
             );
             if !enrolled.bootstrap.is_empty() {
-                text.push_str(&format!("\n  bootstrap:    {}", enrolled.bootstrap.join(", ")));
+                text.push_str(&format!(
+                    "\n  bootstrap:    {}",
+                    enrolled.bootstrap.join(", ")
+                ));
             }
             if enrolled.is_operator_console {
                 text.push_str("\n  console:      this home holds the operator keys");

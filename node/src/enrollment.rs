@@ -6,6 +6,8 @@
 
 use std::path::Path;
 
+use zeroize::Zeroizing;
+
 use crate::crypto::{CryptoError, KdfParams, Passphrase, PassphraseSealed};
 use crate::identity::{DeviceId, KeyPair, OsEntropy, SecretBytes};
 use crate::store::{Home, HomeFile, StoreError};
@@ -161,7 +163,10 @@ pub fn init_agency(
         HomeFile::OperatorChain,
         &wire::encode(&agency.operator.chain),
     )?;
-    home.write(HomeFile::DeviceKey, &wire::encode(&device.secret()))?;
+    home.write(
+        HomeFile::DeviceKey,
+        &Zeroizing::new(wire::encode(&device.secret())),
+    )?;
     home.write(HomeFile::Bundle, &wire::encode(&bundle))?;
     Ok(bundle.verify_for(device.device_id(), now, &TrustPolicy::default())?)
 }
@@ -183,7 +188,10 @@ pub fn init_device(
         Ok(existing) => existing,
         Err(EnrollmentError::NoDeviceKey) => {
             let device = KeyPair::generate(&mut OsEntropy);
-            home.write(HomeFile::DeviceKey, &wire::encode(&device.secret()))?;
+            home.write(
+                HomeFile::DeviceKey,
+                &Zeroizing::new(wire::encode(&device.secret())),
+            )?;
             device
         }
         Err(other) => return Err(other),

@@ -74,7 +74,12 @@ pub fn run_enrollment(scenario: &EnrollmentScenario) -> Result<EnrollmentReport>
             org_unit: org.parse()?,
         })
     };
-    let agency = NewAgency::create("SIM", subject("op".into(), "SIM".into())?, NOW, &mut entropy)?;
+    let agency = NewAgency::create(
+        "SIM",
+        subject("op".into(), "SIM".into())?,
+        NOW,
+        &mut entropy,
+    )?;
     let info = agency.operator.agency.clone();
 
     let mut chains: Vec<(CertificateChain, baro_node::DeviceId, bool)> = Vec::new();
@@ -85,7 +90,10 @@ pub fn run_enrollment(scenario: &EnrollmentScenario) -> Result<EnrollmentReport>
         let bundle = agency.operator.enroll(
             &request,
             Enrollment {
-                subject: subject(format!("u{i}"), format!("SIM/Office {}", i % scenario.offices))?,
+                subject: subject(
+                    format!("u{i}"),
+                    format!("SIM/Office {}", i % scenario.offices),
+                )?,
                 role: Role::Member,
                 days: 365,
                 bootstrap: vec![],
@@ -99,10 +107,8 @@ pub fn run_enrollment(scenario: &EnrollmentScenario) -> Result<EnrollmentReport>
         chain_bytes += wire::encode(&bundle.body.chain).len();
         let mut chain = bundle.body.chain;
         let tamper = scenario.tamper_every > 0 && i % scenario.tamper_every == 0;
-        if tamper {
-            if let Some(leaf) = chain.certificates.last_mut() {
-                leaf.body.role = Role::Operator;
-            }
+        if let (true, Some(leaf)) = (tamper, chain.certificates.last_mut()) {
+            leaf.body.role = Role::Operator;
         }
         chains.push((chain, device.device_id(), tamper));
     }
@@ -126,7 +132,11 @@ pub fn run_enrollment(scenario: &EnrollmentScenario) -> Result<EnrollmentReport>
     let started = Instant::now();
     let mut bare_ok = 0usize;
     for _ in 0..chains.len() {
-        bare_ok += usize::from(signer.public().verify(Domain::Certificate, &"baseline", &signature));
+        bare_ok += usize::from(signer.public().verify(
+            Domain::Certificate,
+            &"baseline",
+            &signature,
+        ));
     }
     let bare_secs = started.elapsed().as_secs_f64().max(1e-9);
     if bare_ok != chains.len() {

@@ -52,14 +52,32 @@ fn main() -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!("enrollment scenario, seed {}, agency {}", report.seed, report.agency_id);
+                println!(
+                    "enrollment scenario, seed {}, agency {}",
+                    report.seed, report.agency_id
+                );
                 println!("  devices enrolled:         {}", report.devices);
                 println!("  genuine chains accepted:  {}", report.genuine_accepted);
-                println!("  tampered chains refused:  {}/{}", report.tampered_refused, report.tampered);
-                println!("  mean chain size:          {:.0} bytes", report.mean_chain_bytes);
-                println!("  mean bundle size:         {:.0} bytes", report.mean_bundle_bytes);
-                println!("  chain verifications/s:    {:.0}", report.chain_verifications_per_sec);
-                println!("  bare verify_strict/s:     {:.0}", report.bare_verifications_per_sec);
+                println!(
+                    "  tampered chains refused:  {}/{}",
+                    report.tampered_refused, report.tampered
+                );
+                println!(
+                    "  mean chain size:          {:.0} bytes",
+                    report.mean_chain_bytes
+                );
+                println!(
+                    "  mean bundle size:         {:.0} bytes",
+                    report.mean_bundle_bytes
+                );
+                println!(
+                    "  chain verifications/s:    {:.0}",
+                    report.chain_verifications_per_sec
+                );
+                println!(
+                    "  bare verify_strict/s:     {:.0}",
+                    report.bare_verifications_per_sec
+                );
                 println!(
                     "  chain cost:               {:.2} bare signature verifications",
                     report.chain_cost_in_signatures

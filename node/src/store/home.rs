@@ -76,7 +76,7 @@ impl Home {
                 return Err(StoreError::MissingStorageKey(root.to_path_buf()));
             }
             let key = StorageKey::generate(&mut OsEntropy);
-            write_atomic(&key_path, &wire::encode(&key))?;
+            write_atomic(&key_path, &Zeroizing::new(wire::encode(&key)))?;
         }
         Self::open(root)
     }
