@@ -14,7 +14,12 @@
 //! - [`crypto`] *(pure)*: storage-key sealing and passphrase (argon2id) sealing.
 //! - [`store`] *(I/O)*: the node's home directory, the [`store::Store`] trait
 //!   with sled and in-memory backends, encryption at rest, and wipe.
-//! - [`clock`]: the wall clock, read only at the edges.
+//! - [`clock`]: the wall clock (read only at the edges) and injectable clocks.
+//! - [`config`]: [`NodeConfig`], plain data with defaults, validated once.
+//! - [`node`]: [`NodeBuilder`], the running [`Node`], its [`Handle`] and events.
+//! - [`sync`] *(pure)*: de-duplication (reconciliation and outbox to come).
+//! - [`net`] *(I/O)*: transport with admission inside the upgrade, behaviours,
+//!   topics, and the actor that owns the swarm.
 //! - [`enrollment`] *(I/O)*: the enrollment flows the CLI offers, on a home.
 //!
 //! Pure modules import neither tokio, libp2p's Swarm nor sled: time and
@@ -23,12 +28,20 @@
 #![deny(missing_docs)]
 
 pub mod clock;
+pub mod config;
 pub mod crypto;
 pub mod enrollment;
 pub mod identity;
+pub mod net;
+pub mod node;
 pub mod store;
+pub mod sync;
 pub mod trust;
 pub mod wire;
 
+pub use config::NodeConfig;
 pub use identity::{DeviceId, KeyPair, PublicKey};
+pub use node::{
+    BlockedPeer, Credentials, Handle, Node, NodeBuilder, NodeError, NodeEvent, PeerInfo, Status,
+};
 pub use trust::{AgencyId, AgencyInfo, CertificateChain, EnrollmentBundle, Role, VerifiedDevice};

@@ -11,6 +11,7 @@ use crate::wire::Domain;
 
 /// What a certificate's holder may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// An official's device: chats, nothing more.
     Member,

@@ -11,7 +11,9 @@
 //! [`Entropy`](crate::identity::Entropy); every check returns a typed
 //! [`TrustError`].
 
+mod admission;
 mod agency;
+mod blocklist;
 mod bundle;
 mod certificate;
 mod chain;
@@ -21,8 +23,11 @@ mod operator;
 mod org_unit;
 mod policy;
 mod request;
+mod signed_frame;
 
+pub use admission::{AdmissionHello, admit, empty_revocation_digest};
 pub use agency::{AgencyId, AgencyInfo};
+pub use blocklist::{Blocked, Blocklist};
 pub use bundle::{BundleBody, EnrollmentBundle};
 pub use certificate::{Certificate, CertificateBody, Role, Subject};
 pub use chain::{CertificateChain, MAX_CHAIN_LEN, VerifiedDevice};
@@ -34,6 +39,7 @@ pub use operator::{
 pub use org_unit::OrgUnit;
 pub use policy::{Action, TrustPolicy};
 pub use request::{EnrollmentRequest, RequestBody};
+pub use signed_frame::{FrameBody, MAX_FRAME_PAYLOAD, SignedFrame};
 
 #[cfg(test)]
 mod tests;

@@ -50,6 +50,10 @@ pub enum Kind {
     StorageKey = 7,
     /// A secret key in plaintext, only ever written inside a sealed container.
     SecretKey = 8,
+    /// The first message on every connection: certificate chain and revocation digest.
+    AdmissionHello = 9,
+    /// A signed gossip frame.
+    SignedFrame = 10,
 }
 
 impl Kind {
@@ -63,6 +67,8 @@ impl Kind {
             6 => Kind::StoredRecord,
             7 => Kind::StorageKey,
             8 => Kind::SecretKey,
+            9 => Kind::AdmissionHello,
+            10 => Kind::SignedFrame,
             _ => return None,
         })
     }
@@ -79,6 +85,8 @@ impl fmt::Display for Kind {
             Kind::StoredRecord => "a stored record",
             Kind::StorageKey => "a storage key file",
             Kind::SecretKey => "a secret key",
+            Kind::AdmissionHello => "an admission hello",
+            Kind::SignedFrame => "a signed gossip frame",
         })
     }
 }

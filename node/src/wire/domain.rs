@@ -12,6 +12,8 @@ pub enum Domain {
     EnrollmentBundle,
     /// Agency id derivation from the root public key.
     AgencyId,
+    /// A device's signature over a gossip frame.
+    GossipFrame,
 }
 
 impl Domain {
@@ -22,6 +24,7 @@ impl Domain {
             Domain::EnrollmentRequest => "baro/enrollment-request/v1",
             Domain::EnrollmentBundle => "baro/enrollment-bundle/v1",
             Domain::AgencyId => "baro/agency-id/v1",
+            Domain::GossipFrame => "baro/gossip-frame/v1",
         }
     }
 }

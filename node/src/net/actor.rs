@@ -1,0 +1,484 @@
+//! The actor that owns the swarm: one task, commands in, events out.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{self, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, identity, kad, mdns};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::admission::{AdmissionGate, Refusal, device_id};
+use super::behaviour::{Behaviour, Event};
+use super::{TransportKind, topics};
+use crate::clock::Clock;
+use crate::config::ValidConfig;
+use crate::identity::{DeviceId, Entropy, KeyPair, OsEntropy};
+use crate::node::{BlockedPeer, Credentials, Discovery, NodeError, NodeEvent, PeerInfo, Status};
+use crate::sync::Dedup;
+use crate::trust::{
+    AdmissionHello, AgencyInfo, CertificateChain, FrameBody, SignedFrame, TrustPolicy,
+    empty_revocation_digest,
+};
+use crate::wire;
+
+/// Message ids remembered for de-duplication.
+const SEEN_CAPACITY: usize = 100_000;
+/// Pending dial sources remembered.
+const PENDING_CAPACITY: usize = 1024;
+
+/// Requests from [`crate::node::Handle`].
+#[derive(Debug)]
+pub(crate) enum Command {
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Status(oneshot::Sender<Status>),
+    PublishControl {
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    PublishRaw {
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    Dial {
+        address: Multiaddr,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    PeerScore {
+        device: DeviceId,
+        reply: oneshot::Sender<Option<f64>>,
+    },
+    Blocked(oneshot::Sender<Vec<BlockedPeer>>),
+}
+
+pub(crate) struct Actor {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    refusals: mpsc::Receiver<Refusal>,
+    events: broadcast::Sender<NodeEvent>,
+    shutdown: CancellationToken,
+    gate: Arc<AdmissionGate>,
+    key: KeyPair,
+    chain: CertificateChain,
+    agency: AgencyInfo,
+    clock: Arc<dyn Clock>,
+    config: ValidConfig,
+    control: IdentTopic,
+    peers: HashMap<PeerId, PeerInfo>,
+    pending: HashMap<PeerId, Discovery>,
+    bootstrap: HashSet<Multiaddr>,
+    listening: Vec<Multiaddr>,
+    seen: Dedup<gossipsub::MessageId>,
+    policy: TrustPolicy,
+}
+
+impl std::fmt::Debug for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Actor")
+            .field("device", &self.key.device_id())
+            .finish()
+    }
+}
+
+impl Actor {
+    pub(crate) fn new(
+        credentials: Credentials,
+        config: ValidConfig,
+        transport: TransportKind,
+        clock: Arc<dyn Clock>,
+        commands: mpsc::Receiver<Command>,
+        events: broadcast::Sender<NodeEvent>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, NodeError> {
+        let keypair = identity::Keypair::ed25519_from_bytes(credentials.key.secret().0)
+            .map_err(|e| NodeError::Network(format!("device key: {e}")))?;
+        let agency_id = credentials.agency.id();
+        let hello = AdmissionHello {
+            agency: agency_id,
+            chain: credentials.chain.clone(),
+            revocation_digest: empty_revocation_digest(),
+        };
+        let (refusal_tx, refusals) = mpsc::channel(256);
+        let timeout = Duration::from_secs(config.config.admission_timeout_secs);
+        let gate = Arc::new(AdmissionGate::new(
+            credentials.agency.clone(),
+            &hello,
+            clock.clone(),
+            timeout,
+            config.config.block_secs,
+            refusal_tx,
+        ));
+        let transport = super::build_transport(
+            &keypair,
+            credentials.network_key.as_ref(),
+            gate.clone(),
+            transport,
+            timeout * 2,
+        )
+        .map_err(|e| NodeError::Network(e.to_string()))?;
+        let behaviour =
+            Behaviour::new(&keypair, agency_id, config.config.mdns).map_err(NodeError::Network)?;
+        let swarm_config = swarm::Config::with_tokio_executor()
+            .with_idle_connection_timeout(Duration::from_secs(config.config.idle_timeout_secs));
+        let mut swarm = Swarm::new(
+            transport,
+            behaviour,
+            keypair.public().to_peer_id(),
+            swarm_config,
+        );
+        let control = topics::control(&agency_id);
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&control)
+            .map_err(|e| NodeError::Network(format!("subscribe: {e}")))?;
+        for address in &config.listen {
+            swarm
+                .listen_on(address.clone())
+                .map_err(|e| NodeError::Network(format!("cannot listen on {address}: {e}")))?;
+        }
+        Ok(Actor {
+            swarm,
+            commands,
+            refusals,
+            events,
+            shutdown,
+            gate,
+            key: credentials.key,
+            chain: credentials.chain,
+            agency: credentials.agency,
+            clock,
+            bootstrap: config.bootstrap.iter().cloned().collect(),
+            config,
+            control,
+            peers: HashMap::new(),
+            pending: HashMap::new(),
+            listening: Vec::new(),
+            seen: Dedup::new(SEEN_CAPACITY),
+            policy: TrustPolicy::default(),
+        })
+    }
+
+    pub(crate) async fn run(mut self) {
+        self.dial_bootstrap();
+        let mut discovery = tokio::time::interval(Duration::from_secs(
+            self.config.config.discovery_interval_secs,
+        ));
+        discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => break,
+                Some(command) = self.commands.recv() => self.on_command(command),
+                Some(refusal) = self.refusals.recv() => {
+                    let _ = self.events.send(NodeEvent::PeerRefused {
+                        peer: refusal.peer,
+                        reason: refusal.reason,
+                    });
+                }
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = discovery.tick() => self.discover(),
+            }
+        }
+        tracing::info!(device = %self.key.device_id().short(), "node stopped");
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        // No subscriber is fine; a lagging one misses events (bounded).
+        let _ = self.events.send(event);
+    }
+
+    fn dial_bootstrap(&mut self) {
+        for address in self.bootstrap.clone() {
+            if self.listening.contains(&address) {
+                continue;
+            }
+            if let Err(e) = self.swarm.dial(address.clone()) {
+                tracing::debug!(%address, error = %e, "bootstrap dial failed");
+            }
+        }
+    }
+
+    fn discover(&mut self) {
+        if self.peers.is_empty() {
+            self.dial_bootstrap();
+        } else {
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+    }
+
+    fn dial_peer(&mut self, peer: PeerId, addresses: Vec<Multiaddr>, source: Discovery) {
+        if peer == *self.swarm.local_peer_id()
+            || self.swarm.is_connected(&peer)
+            || self.gate.blocked(&peer).is_some()
+        {
+            return;
+        }
+        if self.pending.len() >= PENDING_CAPACITY {
+            self.pending.clear();
+        }
+        self.pending.entry(peer).or_insert(source);
+        let opts = DialOpts::peer_id(peer).addresses(addresses).build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, error = %e, "dial failed");
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Peers(reply) => {
+                let mut peers: Vec<PeerInfo> = self.peers.values().cloned().collect();
+                peers.sort_by(|a, b| a.user_id.cmp(&b.user_id).then(a.device.cmp(&b.device)));
+                let _ = reply.send(peers);
+            }
+            Command::Status(reply) => {
+                let leaf = self.chain.leaf().map(|c| c.body.subject.user_id.clone());
+                let _ = reply.send(Status {
+                    device: self.key.device_id(),
+                    user_id: leaf.unwrap_or_default(),
+                    agency: self.agency.name.clone(),
+                    agency_id: self.agency.id().to_string(),
+                    listen: self.listening.iter().map(ToString::to_string).collect(),
+                    peers: self.peers.len(),
+                    mdns: self.config.config.mdns,
+                    bootstrap: self.bootstrap.iter().map(ToString::to_string).collect(),
+                    blocked: self.gate.blocked_peers().len(),
+                });
+            }
+            Command::PublishControl { payload, reply } => {
+                let frame = SignedFrame::sign(
+                    &self.key,
+                    FrameBody {
+                        author: self.chain.clone(),
+                        topic: self.control.hash().to_string(),
+                        sent_at: self.clock.now(),
+                        nonce: OsEntropy.array(),
+                        payload,
+                    },
+                );
+                let _ = reply.send(self.publish(wire::encode(&frame)));
+            }
+            Command::PublishRaw { data, reply } => {
+                let _ = reply.send(self.publish(data));
+            }
+            Command::Dial { address, reply } => {
+                let result = self
+                    .swarm
+                    .dial(address)
+                    .map_err(|e| NodeError::Network(e.to_string()));
+                let _ = reply.send(result);
+            }
+            Command::Blocked(reply) => {
+                let _ = reply.send(self.gate.blocked_peers());
+            }
+            Command::PeerScore { device, reply } => {
+                let score = device
+                    .peer_id()
+                    .and_then(|peer| self.swarm.behaviour().gossipsub.peer_score(&peer));
+                let _ = reply.send(score);
+            }
+        }
+    }
+
+    fn publish(&mut self, data: Vec<u8>) -> Result<(), NodeError> {
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.control.clone(), data)
+        {
+            Ok(id) => {
+                self.seen.insert(id);
+                Ok(())
+            }
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Err(NodeError::NoPeers),
+            Err(e) => Err(NodeError::Publish(e.to_string())),
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<Event>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.listening.push(address.clone());
+                self.emit(NodeEvent::Listening(address));
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listening.retain(|a| a != &address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => self.on_connected(peer_id, &endpoint, num_established.get()),
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.gate.forget(&peer_id);
+                if let Some(peer) = self.peers.remove(&peer_id) {
+                    tracing::info!(peer = %peer.device.short(), user = %peer.user_id, "peer disconnected");
+                    self.emit(NodeEvent::PeerDisconnected(peer.device));
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(?peer_id, %error, "outgoing connection failed");
+                if let Some(peer) = peer_id {
+                    self.pending.remove(&peer);
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                error,
+                send_back_addr,
+                ..
+            } => {
+                tracing::debug!(%send_back_addr, %error, "incoming connection failed");
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_connected(&mut self, peer_id: PeerId, endpoint: &ConnectedPoint, count: u32) {
+        if count != 1 {
+            return;
+        }
+        let Some(verified) = self.gate.admitted(&peer_id) else {
+            // Cannot happen: the transport admits before connecting.
+            tracing::error!(%peer_id, "connection without admission record; closing");
+            let _ = self.swarm.disconnect_peer_id(peer_id);
+            return;
+        };
+        let found_by = match (self.pending.remove(&peer_id), endpoint) {
+            (Some(source), _) => source,
+            (None, ConnectedPoint::Dialer { address, .. }) if self.is_bootstrap(address) => {
+                Discovery::Bootstrap
+            }
+            (None, ConnectedPoint::Dialer { .. }) => Discovery::Dialed,
+            (None, ConnectedPoint::Listener { .. }) => Discovery::Inbound,
+        };
+        let info = PeerInfo {
+            device: verified.device,
+            user_id: verified.subject.user_id,
+            display_name: verified.subject.display_name,
+            org_unit: verified.subject.org_unit,
+            role: verified.role,
+            address: endpoint.get_remote_address().to_string(),
+            found_by,
+        };
+        tracing::info!(
+            peer = %info.device.short(),
+            user = %info.user_id,
+            role = %info.role,
+            found_by = ?info.found_by,
+            "peer admitted"
+        );
+        self.peers.insert(peer_id, info.clone());
+        self.emit(NodeEvent::PeerAdmitted(info));
+        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+    }
+
+    fn is_bootstrap(&self, address: &Multiaddr) -> bool {
+        self.bootstrap.iter().any(|b| {
+            // A bootstrap address may or may not carry /p2p/<id>.
+            address.iter().zip(b.iter()).all(|(x, y)| x == y)
+        })
+    }
+
+    fn on_behaviour_event(&mut self, event: Event) {
+        match event {
+            Event::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => self.on_gossip(propagation_source, message_id, message),
+            Event::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                for address in info.listen_addrs {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, address);
+                }
+            }
+            Event::Kad(kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            }) => {
+                self.dial_peer(peer, addresses.into_vec(), Discovery::Kademlia);
+            }
+            Event::Mdns(mdns::Event::Discovered(found)) => {
+                let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+                for (peer, address) in found {
+                    by_peer.entry(peer).or_default().push(address);
+                }
+                for (peer, addresses) in by_peer {
+                    self.dial_peer(peer, addresses, Discovery::Mdns);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
+        let verdict = self.validate(&message);
+        let acceptance = match &verdict {
+            Ok(_) if !self.seen.insert(id.clone()) => MessageAcceptance::Ignore,
+            Ok(_) => MessageAcceptance::Accept,
+            Err(_) => MessageAcceptance::Reject,
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id, &source, acceptance);
+        match verdict {
+            Ok((frame, author)) if acceptance == MessageAcceptance::Accept => {
+                self.emit(NodeEvent::Gossip {
+                    topic: message.topic.to_string(),
+                    author,
+                    author_user: frame
+                        .body
+                        .author
+                        .leaf()
+                        .map(|c| c.body.subject.user_id.clone())
+                        .unwrap_or_default(),
+                    payload: frame.body.payload,
+                });
+            }
+            Ok(_) => {}
+            Err(reason) => {
+                tracing::warn!(from = %source, %reason, "gossip message rejected");
+                self.emit(NodeEvent::GossipRejected {
+                    from: source,
+                    reason,
+                });
+            }
+        }
+    }
+
+    fn validate(&self, message: &gossipsub::Message) -> Result<(SignedFrame, DeviceId), String> {
+        if message.topic != self.control.hash() {
+            return Err("message on a topic we do not serve".into());
+        }
+        let frame = wire::decode::<SignedFrame>(&message.data).map_err(|e| e.to_string())?;
+        let author = frame
+            .verify(
+                &message.topic.to_string(),
+                &self.agency,
+                self.clock.now(),
+                &self.policy,
+            )
+            .map_err(|e| e.to_string())?;
+        if let Some(source) = message.source.as_ref().and_then(device_id) {
+            if source != author.device {
+                return Err("frame author differs from the gossip source".into());
+            }
+        }
+        Ok((frame, author.device))
+    }
+}

@@ -1,0 +1,12 @@
+//! Networking: the transport stack with admission, the composed behaviour,
+//! topic names, and the actor that owns the swarm.
+
+mod actor;
+pub mod admission;
+mod behaviour;
+pub mod topics;
+mod transport;
+
+pub(crate) use actor::{Actor, Command};
+pub use behaviour::{Behaviour, Event};
+pub use transport::{TransportKind, build as build_transport};

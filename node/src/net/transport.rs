@@ -1,0 +1,67 @@
+//! The transport stack: TCP (or in-memory) + pnet + noise + admission + yamux.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::{Boxed, MemoryTransport};
+use libp2p::core::upgrade::Version;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::{PeerId, Transport, identity, noise, tcp};
+
+use super::admission::{AdmissionGate, AdmissionUpgrade};
+use crate::trust::NetworkKey;
+
+/// Which byte transport carries connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// TCP: real use.
+    Tcp,
+    /// In-process channels (`/memory/N` addresses): tests and simulations.
+    Memory,
+}
+
+/// Builds the full stack. `network_key` is `None` only to model a stranger
+/// without the agency network key (tests).
+pub fn build(
+    keypair: &identity::Keypair,
+    network_key: Option<&NetworkKey>,
+    gate: Arc<AdmissionGate>,
+    kind: TransportKind,
+    timeout: Duration,
+) -> io::Result<Boxed<(PeerId, StreamMuxerBox)>> {
+    let noise = noise::Config::new(keypair).map_err(io::Error::other)?;
+    let psk = network_key.map(|key| PreSharedKey::new(key.0));
+    let admission = move |peer: &PeerId, _: &libp2p::core::ConnectedPoint| {
+        AdmissionUpgrade::new(gate.clone(), *peer)
+    };
+    macro_rules! stack {
+        ($base:expr) => {{
+            let base = $base.and_then(move |socket, _| {
+                let pnet = psk.map(PnetConfig::new);
+                async move {
+                    match pnet {
+                        Some(pnet) => pnet
+                            .handshake(socket)
+                            .await
+                            .map(futures::future::Either::Left),
+                        None => Ok(futures::future::Either::Right(socket)),
+                    }
+                }
+            });
+            base.upgrade(Version::V1)
+                .authenticate(noise)
+                .multiplex_ext(admission)
+                .timeout(timeout)
+                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+                .boxed()
+        }};
+    }
+    Ok(match kind {
+        TransportKind::Tcp => stack!(tcp::tokio::Transport::new(
+            tcp::Config::default().nodelay(true)
+        )),
+        TransportKind::Memory => stack!(MemoryTransport::default()),
+    })
+}

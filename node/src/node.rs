@@ -1,0 +1,354 @@
+//! The node: a builder, a running actor, a cloneable [`Handle`] and events.
+//!
+//! One actor task owns the libp2p swarm; everything else talks to it through
+//! a bounded command channel with oneshot replies, and listens to a bounded
+//! broadcast of [`NodeEvent`]s. Shutdown is a `CancellationToken`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{ConfigError, NodeConfig};
+use crate::identity::{DeviceId, KeyPair};
+use crate::net::{self, Command, TransportKind};
+use crate::trust::{AgencyInfo, CertificateChain, EnrollmentBundle, NetworkKey, OrgUnit, Role};
+
+/// Capacity of the command channel.
+const COMMAND_CAPACITY: usize = 64;
+
+/// What a device presents to the mesh.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// The device key (its libp2p identity).
+    pub key: KeyPair,
+    /// Its certificate chain.
+    pub chain: CertificateChain,
+    /// The agency it trusts.
+    pub agency: AgencyInfo,
+    /// The agency network key; `None` only models a stranger without it.
+    pub network_key: Option<NetworkKey>,
+}
+
+impl Credentials {
+    /// Credentials from an installed bundle.
+    pub fn from_bundle(key: KeyPair, bundle: &EnrollmentBundle) -> Self {
+        Credentials {
+            key,
+            chain: bundle.body.chain.clone(),
+            agency: bundle.body.agency.clone(),
+            network_key: Some(bundle.body.network_key.clone()),
+        }
+    }
+}
+
+/// Why the node could not start or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The network stack could not be built or bound.
+    #[error("network: {0}")]
+    Network(String),
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+    /// Nobody to publish to.
+    #[error("no admitted peer to publish to yet")]
+    NoPeers,
+    /// Publishing failed.
+    #[error("publish failed: {0}")]
+    Publish(String),
+}
+
+/// How a peer was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Discovery {
+    /// mDNS on the local network.
+    Mdns,
+    /// A bootstrap address (bundle or `--bootstrap`).
+    Bootstrap,
+    /// Kademlia peer routing.
+    Kademlia,
+    /// It connected to us.
+    Inbound,
+    /// Dialed on request.
+    Dialed,
+}
+
+/// An admitted peer as the node knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// Its device id.
+    pub device: DeviceId,
+    /// Certified user id.
+    pub user_id: String,
+    /// Certified display name.
+    pub display_name: String,
+    /// Certified org unit.
+    pub org_unit: OrgUnit,
+    /// Certified role.
+    pub role: Role,
+    /// Address of the first connection.
+    pub address: String,
+    /// How it was found.
+    pub found_by: Discovery,
+}
+
+/// The node's own state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// This device.
+    pub device: DeviceId,
+    /// This device's user id.
+    pub user_id: String,
+    /// Agency name.
+    pub agency: String,
+    /// Agency id (short form).
+    pub agency_id: String,
+    /// Addresses the node listens on.
+    pub listen: Vec<String>,
+    /// Number of admitted peers.
+    pub peers: usize,
+    /// Whether mDNS discovery is on.
+    pub mdns: bool,
+    /// Bootstrap addresses in use.
+    pub bootstrap: Vec<String>,
+    /// Number of peers blocked after a refusal.
+    pub blocked: usize,
+}
+
+/// A peer refused at admission and blocked for a while.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedPeer {
+    /// Its device id.
+    pub device: DeviceId,
+    /// Unix seconds the block ends.
+    pub until: u64,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// Something that happened on the node.
+#[derive(Clone, Debug)]
+pub enum NodeEvent {
+    /// Listening on a new address.
+    Listening(Multiaddr),
+    /// A peer passed admission.
+    PeerAdmitted(PeerInfo),
+    /// A peer was refused at admission (and blocked).
+    PeerRefused {
+        /// The refused peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// The last connection to a peer closed.
+    PeerDisconnected(DeviceId),
+    /// A valid gossip frame arrived.
+    Gossip {
+        /// Topic hash string.
+        topic: String,
+        /// Author device.
+        author: DeviceId,
+        /// Author user id.
+        author_user: String,
+        /// Payload.
+        payload: Vec<u8>,
+    },
+    /// A gossip message was rejected (and its forwarder penalised).
+    GossipRejected {
+        /// The peer that forwarded it.
+        from: PeerId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Configures and starts a node.
+#[derive(Debug)]
+pub struct NodeBuilder {
+    credentials: Credentials,
+    config: NodeConfig,
+    transport: TransportKind,
+    clock: Arc<dyn Clock>,
+}
+
+impl NodeBuilder {
+    /// A node with `credentials`, default configuration, TCP and the system clock.
+    pub fn new(credentials: Credentials) -> Self {
+        NodeBuilder {
+            credentials,
+            config: NodeConfig::default(),
+            transport: TransportKind::Tcp,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Sets the configuration.
+    pub fn config(mut self, config: NodeConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the transport.
+    pub fn transport(mut self, transport: TransportKind) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Sets the clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Starts the node on the current tokio runtime.
+    pub fn spawn(self) -> Result<Node, NodeError> {
+        let config = self.config.validate()?;
+        let (command_tx, command_rx) = mpsc::channel(COMMAND_CAPACITY);
+        let (events, _) = broadcast::channel(config.config.event_capacity);
+        let shutdown = CancellationToken::new();
+        let device = self.credentials.key.device_id();
+        let actor = net::Actor::new(
+            self.credentials,
+            config,
+            self.transport,
+            self.clock,
+            command_rx,
+            events.clone(),
+            shutdown.clone(),
+        )?;
+        let tasks = TaskTracker::new();
+        tasks.spawn(actor.run());
+        tasks.close();
+        Ok(Node {
+            handle: Handle {
+                commands: command_tx,
+                events,
+                device,
+            },
+            shutdown,
+            tasks,
+        })
+    }
+}
+
+/// A running node. Dropping it does not stop it; call [`Node::shutdown`].
+#[derive(Debug)]
+pub struct Node {
+    handle: Handle,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Node {
+    /// A handle to talk to the node.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// The token that stops the node when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops the node and waits until its connections are closed.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tasks.wait().await;
+    }
+}
+
+/// A cheap, cloneable way to talk to a running node.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<NodeEvent>,
+    device: DeviceId,
+}
+
+impl Handle {
+    /// This node's device id.
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+
+    /// Subscribes to events from now on.
+    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        answer.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// The admitted peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        self.ask(Command::Peers).await
+    }
+
+    /// The node's status.
+    pub async fn status(&self) -> Result<Status, NodeError> {
+        self.ask(Command::Status).await
+    }
+
+    /// Signs `payload` and publishes it on the agency control topic.
+    pub async fn publish_control(&self, payload: Vec<u8>) -> Result<(), NodeError> {
+        self.ask(|reply| Command::PublishControl { payload, reply })
+            .await?
+    }
+
+    /// Publishes raw bytes on the control topic without signing them: only
+    /// for simulating misbehaving nodes in tests and simulations.
+    pub async fn publish_raw(&self, data: Vec<u8>) -> Result<(), NodeError> {
+        self.ask(|reply| Command::PublishRaw { data, reply })
+            .await?
+    }
+
+    /// Dials an address.
+    pub async fn dial(&self, address: Multiaddr) -> Result<(), NodeError> {
+        self.ask(|reply| Command::Dial { address, reply }).await?
+    }
+
+    /// Peers blocked after being refused at admission.
+    pub async fn blocked(&self) -> Result<Vec<BlockedPeer>, NodeError> {
+        self.ask(Command::Blocked).await
+    }
+
+    /// The gossipsub score of a connected peer (negative after misbehaviour).
+    pub async fn peer_score(&self, device: DeviceId) -> Result<Option<f64>, NodeError> {
+        self.ask(|reply| Command::PeerScore { device, reply }).await
+    }
+
+    /// Waits (at most `timeout`) until `count` peers are admitted.
+    pub async fn wait_for_peers(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<PeerInfo>, NodeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let peers = self.peers().await?;
+            if peers.len() >= count || tokio::time::Instant::now() >= deadline {
+                return Ok(peers);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
