@@ -3,6 +3,8 @@
 //! The tests themselves live in `tests/tests/`; `cli/tests/` uses the same
 //! helpers for the command's error handling.
 
+pub mod mesh;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

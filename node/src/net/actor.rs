@@ -72,6 +72,7 @@ pub(crate) struct Actor {
     peers: HashMap<PeerId, PeerInfo>,
     pending: HashMap<PeerId, Discovery>,
     bootstrap: HashSet<Multiaddr>,
+    manual: Dedup<Multiaddr>,
     listening: Vec<Multiaddr>,
     seen: Dedup<gossipsub::MessageId>,
     policy: TrustPolicy,
@@ -158,6 +159,7 @@ impl Actor {
             control,
             peers: HashMap::new(),
             pending: HashMap::new(),
+            manual: Dedup::new(PENDING_CAPACITY),
             listening: Vec::new(),
             seen: Dedup::new(SEEN_CAPACITY),
             policy: TrustPolicy::default(),
@@ -267,6 +269,7 @@ impl Actor {
                 let _ = reply.send(self.publish(data));
             }
             Command::Dial { address, reply } => {
+                self.manual.insert(address.clone());
                 let result = self
                     .swarm
                     .dial(address)
@@ -347,7 +350,14 @@ impl Actor {
     }
 
     fn on_connected(&mut self, peer_id: PeerId, endpoint: &ConnectedPoint, count: u32) {
+        let found_by = self.classify(peer_id, endpoint);
         if count != 1 {
+            // Both sides dialed at once: our own discovery says more than "inbound".
+            if let Some(peer) = self.peers.get_mut(&peer_id)
+                && peer.found_by == Discovery::Inbound
+            {
+                peer.found_by = found_by;
+            }
             return;
         }
         let Some(verified) = self.gate.admitted(&peer_id) else {
@@ -355,14 +365,6 @@ impl Actor {
             tracing::error!(%peer_id, "connection without admission record; closing");
             let _ = self.swarm.disconnect_peer_id(peer_id);
             return;
-        };
-        let found_by = match (self.pending.remove(&peer_id), endpoint) {
-            (Some(source), _) => source,
-            (None, ConnectedPoint::Dialer { address, .. }) if self.is_bootstrap(address) => {
-                Discovery::Bootstrap
-            }
-            (None, ConnectedPoint::Dialer { .. }) => Discovery::Dialed,
-            (None, ConnectedPoint::Listener { .. }) => Discovery::Inbound,
         };
         let info = PeerInfo {
             device: verified.device,
@@ -383,6 +385,22 @@ impl Actor {
         self.peers.insert(peer_id, info.clone());
         self.emit(NodeEvent::PeerAdmitted(info));
         let _ = self.swarm.behaviour_mut().kad.bootstrap();
+    }
+
+    /// How the peer behind a new connection was found.
+    fn classify(&mut self, peer_id: PeerId, endpoint: &ConnectedPoint) -> Discovery {
+        match (self.pending.remove(&peer_id), endpoint) {
+            (Some(source), _) => source,
+            (None, ConnectedPoint::Dialer { address, .. }) if self.is_bootstrap(address) => {
+                Discovery::Bootstrap
+            }
+            (None, ConnectedPoint::Dialer { address, .. }) if self.manual.contains(address) => {
+                Discovery::Dialed
+            }
+            // Kademlia dials peers it learns of during its own queries.
+            (None, ConnectedPoint::Dialer { .. }) => Discovery::Kademlia,
+            (None, ConnectedPoint::Listener { .. }) => Discovery::Inbound,
+        }
     }
 
     fn is_bootstrap(&self, address: &Multiaddr) -> bool {
@@ -465,7 +483,8 @@ impl Actor {
         if message.topic != self.control.hash() {
             return Err("message on a topic we do not serve".into());
         }
-        let frame = wire::decode::<SignedFrame>(&message.data).map_err(|e| e.to_string())?;
+        let frame = wire::decode::<SignedFrame>(&message.data)
+            .map_err(|e| format!("malformed gossip frame: {e}"))?;
         let author = frame
             .verify(
                 &message.topic.to_string(),
@@ -474,10 +493,10 @@ impl Actor {
                 &self.policy,
             )
             .map_err(|e| e.to_string())?;
-        if let Some(source) = message.source.as_ref().and_then(device_id) {
-            if source != author.device {
-                return Err("frame author differs from the gossip source".into());
-            }
+        if let Some(source) = message.source.as_ref().and_then(device_id)
+            && source != author.device
+        {
+            return Err("frame author differs from the gossip source".into());
         }
         Ok((frame, author.device))
     }

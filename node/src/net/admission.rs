@@ -219,11 +219,7 @@ impl AdmissionUpgrade {
             }
         }
         let yamux = yamux::Config::default();
-        let info = yamux
-            .protocol_info()
-            .into_iter()
-            .next()
-            .unwrap_or("/yamux/1.0.0");
+        let info = yamux.protocol_info().next().unwrap_or("/yamux/1.0.0");
         let muxer = if dialer {
             yamux.upgrade_outbound(socket, info).await?
         } else {

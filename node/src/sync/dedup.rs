@@ -26,14 +26,19 @@ impl<T: Clone + Eq + Hash> Dedup<T> {
         if self.set.contains(&id) {
             return false;
         }
-        if self.order.len() == self.capacity {
-            if let Some(oldest) = self.order.pop_front() {
-                self.set.remove(&oldest);
-            }
+        if self.order.len() == self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.set.remove(&oldest);
         }
         self.order.push_back(id.clone());
         self.set.insert(id);
         true
+    }
+
+    /// Whether `id` is remembered.
+    pub fn contains(&self, id: &T) -> bool {
+        self.set.contains(id)
     }
 
     /// Number of ids remembered.

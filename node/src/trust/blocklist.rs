@@ -26,15 +26,15 @@ impl Blocklist {
     /// Blocks `peer` from `now` for `secs` seconds.
     pub fn block(&mut self, peer: DeviceId, now: u64, secs: u64, reason: String) {
         self.prune(now);
-        if self.entries.len() >= Self::MAX_ENTRIES && !self.entries.contains_key(&peer) {
-            if let Some(soonest) = self
+        if self.entries.len() >= Self::MAX_ENTRIES
+            && !self.entries.contains_key(&peer)
+            && let Some(soonest) = self
                 .entries
                 .iter()
                 .min_by_key(|(_, blocked)| blocked.until)
                 .map(|(peer, _)| *peer)
-            {
-                self.entries.remove(&soonest);
-            }
+        {
+            self.entries.remove(&soonest);
         }
         self.entries.insert(
             peer,
