@@ -34,6 +34,12 @@ pub enum Command {
     Device(DeviceCommand),
     /// Show this device's id, owner, agency, org unit, role and validity.
     Whoami,
+    /// Run this device as a mesh node in the foreground (Ctrl-C stops it).
+    Run(RunArgs),
+    /// List the peers the running node has admitted.
+    Peers,
+    /// Show the running node's status.
+    Status,
     /// Run a narrated demonstration in a temporary directory.
     Demo,
 }
@@ -112,4 +118,17 @@ pub struct DeviceInit {
 pub struct DeviceInstall {
     /// The bundle file from the operator.
     pub bundle: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Address to listen on (repeatable) [default: /ip4/0.0.0.0/tcp/0].
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+    /// Extra peer to connect to at start (repeatable), besides the bundle's relays.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<String>,
+    /// Do not discover peers on the local network with mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
 }

@@ -31,7 +31,8 @@ fn one_line(message: &str) -> String {
 
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        // libp2p warns about routine events (e.g. a Kademlia round with no peers yet).
+        0 => "warn,libp2p_kad=error,libp2p_gossipsub=error",
         1 => "info,baro_node=debug",
         _ => "debug",
     };

@@ -14,6 +14,7 @@
 //! - [`crypto`] *(pure)*: storage-key sealing and passphrase (argon2id) sealing.
 //! - [`store`] *(I/O)*: the node's home directory, the [`store::Store`] trait
 //!   with sled and in-memory backends, encryption at rest, and wipe.
+//! - [`api`] *(I/O)*: the local control API (Unix socket) used by the CLI.
 //! - [`clock`]: the wall clock (read only at the edges) and injectable clocks.
 //! - [`config`]: [`NodeConfig`], plain data with defaults, validated once.
 //! - [`node`]: [`NodeBuilder`], the running [`Node`], its [`Handle`] and events.
@@ -27,6 +28,7 @@
 
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod crypto;

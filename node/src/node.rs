@@ -83,6 +83,18 @@ pub enum Discovery {
     Dialed,
 }
 
+impl std::fmt::Display for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Discovery::Mdns => "mdns",
+            Discovery::Bootstrap => "bootstrap",
+            Discovery::Kademlia => "kademlia",
+            Discovery::Inbound => "inbound",
+            Discovery::Dialed => "dialed",
+        })
+    }
+}
+
 /// An admitted peer as the node knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerInfo {

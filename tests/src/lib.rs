@@ -128,8 +128,25 @@ impl Baro {
         &self.home
     }
 
-    /// Runs `baro --home HOME args…` with no stdin.
-    pub fn run<I, S>(&self, args: I) -> Outcome
+    /// Starts `baro --home HOME args…` in the background, output to files in the home's parent.
+    pub fn spawn<I, S>(&self, args: I) -> RunningNode
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let log = self.home.with_extension("log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = self
+            .command(args)
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start baro");
+        RunningNode { child, log }
+    }
+
+    fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
@@ -146,8 +163,17 @@ impl Baro {
         if let Some(passphrase) = &self.passphrase {
             command.env("BARO_PASSPHRASE", passphrase);
         }
+        command
+    }
+
+    /// Runs `baro --home HOME args…` with no stdin.
+    pub fn run<I, S>(&self, args: I) -> Outcome
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
         Outcome {
-            output: command.output().expect("run baro"),
+            output: self.command(args).output().expect("run baro"),
         }
     }
 }
@@ -211,4 +237,57 @@ pub fn args(words: &[&str], paths: &[&Path]) -> Vec<std::ffi::OsString> {
         .map(std::ffi::OsString::from)
         .chain(paths.iter().map(|p| p.as_os_str().to_owned()))
         .collect()
+}
+
+/// A `baro run` (or `baro relay`) process; killed if dropped while running.
+#[derive(Debug)]
+pub struct RunningNode {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl RunningNode {
+    /// Everything the process printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and returns whether the process then exited successfully.
+    pub fn stop(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `secs` seconds.
+#[track_caller]
+pub fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

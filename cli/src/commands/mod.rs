@@ -4,6 +4,7 @@ mod agency;
 mod demo;
 mod device;
 mod files;
+mod node;
 
 use std::path::PathBuf;
 
@@ -25,6 +26,9 @@ pub fn run(cli: Cli) -> Result<()> {
             device::install(&home(cli.home)?, args, json)
         }
         Command::Whoami => device::whoami(&home(cli.home)?, json),
+        Command::Run(args) => node::run(&home(cli.home)?, args),
+        Command::Peers => node::peers(&home(cli.home)?, json),
+        Command::Status => node::status(&home(cli.home)?, json),
     }
 }
 

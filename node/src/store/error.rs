@@ -52,6 +52,11 @@ pub enum StoreError {
         /// Version this build supports.
         supported: u32,
     },
+    /// Another process holds the database.
+    #[error(
+        "the database in {0} is in use by another baro process: is `baro run` already running on this home?"
+    )]
+    Locked(PathBuf),
     /// The store was wiped; nothing can be read or written any more.
     #[error("this store was wiped")]
     Wiped,

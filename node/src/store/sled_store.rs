@@ -27,7 +27,15 @@ pub(super) struct Open {
 impl SledStore {
     /// Opens (or creates) the database of `home` and checks its schema version.
     pub fn open(home: Home) -> Result<Self, StoreError> {
-        let db = sled::open(home.database_dir())?;
+        let db = sled::open(home.database_dir()).map_err(|e| match e {
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("lock") =>
+            {
+                StoreError::Locked(home.root().to_path_buf())
+            }
+            other => StoreError::Database(other),
+        })?;
         let meta = db.open_tree(META_TREE)?;
         match meta.get(SCHEMA_KEY)? {
             Some(bytes) => {

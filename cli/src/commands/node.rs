@@ -1,0 +1,159 @@
+//! `baro run`, `baro peers` and `baro status`: the node and questions to it.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use baro_node::api::{self, Request, Response};
+use baro_node::clock::unix_now;
+use baro_node::enrollment;
+use baro_node::store::{Home, SledStore, Store};
+use baro_node::trust::TrustPolicy;
+use baro_node::{Credentials, NodeBuilder, NodeConfig, NodeEvent};
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::print_json;
+use crate::args::RunArgs;
+
+pub fn run(home_dir: &Path, args: RunArgs) -> Result<()> {
+    let home = Home::open(home_dir)?;
+    let key = enrollment::load_device_key(&home)?;
+    let bundle = enrollment::load_bundle(&home)?;
+    let me = bundle
+        .verify_for(key.device_id(), unix_now(), &TrustPolicy::default())
+        .context("this device's certificate is not valid; ask an operator for a new bundle")?;
+    let mut config = NodeConfig {
+        mdns: !args.no_mdns,
+        ..NodeConfig::default()
+    };
+    if !args.listen.is_empty() {
+        config.listen = args.listen;
+    }
+    config.bootstrap = bundle
+        .body
+        .bootstrap
+        .iter()
+        .cloned()
+        .chain(args.bootstrap)
+        .collect();
+    let config = config.validate()?.config;
+    // Holding the database marks this home as in use by this process.
+    let store = SledStore::open(home)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let socket = api::bind(home_dir.join(api::SOCKET_NAME))
+            .await
+            .context("cannot open the control socket")?;
+        let node = NodeBuilder::new(Credentials::from_bundle(key, &bundle))
+            .config(config)
+            .spawn()?;
+        let handle = node.handle();
+        let mut events = handle.events();
+        let shutdown = node.shutdown_token();
+        let server = tokio::spawn(socket.serve(handle.clone(), shutdown.clone()));
+        println!(
+            "Baro Mesh node of {} ({}, {}) in agency \"{}\"",
+            me.subject.display_name, me.subject.user_id, me.role, bundle.body.agency.name
+        );
+        println!("device id: {}", handle.device());
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => break,
+                _ = terminate.recv() => break,
+                event = events.recv() => match event {
+                    Ok(event) => print_event(&event, &handle.device().to_string()),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        println!("({n} events not shown)");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+        println!("stopping…");
+        node.shutdown().await;
+        let _ = server.await;
+        store.flush()?;
+        println!("stopped");
+        Ok(())
+    })
+}
+
+fn print_event(event: &NodeEvent, me: &str) {
+    match event {
+        NodeEvent::Listening(address) => println!("listening on {address}/p2p/{me}"),
+        NodeEvent::PeerAdmitted(peer) => println!(
+            "admitted {} ({}, {}, {}) via {} at {}",
+            peer.display_name, peer.user_id, peer.role, peer.org_unit, peer.found_by, peer.address
+        ),
+        NodeEvent::PeerRefused { peer, reason } => println!("refused {peer}: {reason}"),
+        NodeEvent::PeerDisconnected(device) => println!("disconnected {device}"),
+        NodeEvent::Gossip {
+            author_user,
+            payload,
+            ..
+        } => println!(
+            "notice from {author_user}: {}",
+            String::from_utf8_lossy(payload)
+        ),
+        NodeEvent::GossipRejected { from, reason } => {
+            println!("rejected a message forwarded by {from}: {reason}")
+        }
+    }
+}
+
+pub fn peers(home: &Path, json: bool) -> Result<()> {
+    let Response::Peers(peers) = api::request(home, &Request::Peers)? else {
+        bail!("the node answered something else than a peer list");
+    };
+    if json {
+        return print_json(&serde_json::to_value(&peers)?);
+    }
+    if peers.is_empty() {
+        println!("no admitted peers yet");
+        return Ok(());
+    }
+    println!("{} admitted peer(s):", peers.len());
+    for peer in peers {
+        println!(
+            "  {:<24} {:<14} {:<8} {:<36} {:<10} {}\n    device {}",
+            peer.display_name,
+            peer.user_id,
+            peer.role.to_string(),
+            peer.org_unit.to_string(),
+            peer.found_by.to_string(),
+            peer.address,
+            peer.device
+        );
+    }
+    Ok(())
+}
+
+pub fn status(home: &Path, json: bool) -> Result<()> {
+    let Response::Status(status) = api::request(home, &Request::Status)? else {
+        bail!("the node answered something else than its status");
+    };
+    if json {
+        return print_json(&serde_json::to_value(&status)?);
+    }
+    println!(
+        "node of {} in agency \"{}\" ({})",
+        status.user_id, status.agency, status.agency_id
+    );
+    println!("  device id:    {}", status.device);
+    println!("  listening:    {}", status.listen.join(", "));
+    println!(
+        "  peers:        {} admitted, {} blocked",
+        status.peers, status.blocked
+    );
+    println!("  mDNS:         {}", if status.mdns { "on" } else { "off" });
+    if !status.bootstrap.is_empty() {
+        println!("  bootstrap:    {}", status.bootstrap.join(", "));
+    }
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! The local control API: how `baro` commands (and later any UI) talk to the
+//! running node, since sled lets only one process open the database.
+//!
+//! A Unix socket `control.sock` in the node's home, owner-only; one JSON
+//! request line, one JSON response line per connection.
+
+mod client;
+mod protocol;
+mod server;
+
+pub use client::{ApiError, request};
+pub use protocol::{MAX_LINE, Request, Response};
+pub use server::{ControlSocket, bind};
+
+/// The socket's file name inside the home.
+pub const SOCKET_NAME: &str = "control.sock";
