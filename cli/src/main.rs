@@ -14,7 +14,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = args::Cli::parse();
-    init_tracing(args.verbose);
+    // The demo narrates on stdout; its refusals would repeat as warnings.
+    let quiet = matches!(args.command, args::Command::Demo);
+    init_tracing(args.verbose, quiet);
     match commands::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -29,8 +31,9 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "error",
         // libp2p warns about routine events (e.g. a Kademlia round with no peers yet).
         0 => "warn,libp2p_kad=error,libp2p_gossipsub=error",
         1 => "info,baro_node=debug",

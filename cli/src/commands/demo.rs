@@ -2,14 +2,17 @@
 //! homes in a temporary directory with the same code the commands use.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use baro_node::clock::unix_now;
 use baro_node::crypto::{KdfParams, Passphrase};
 use baro_node::enrollment::{self, AgencyInit};
-use baro_node::identity::{Entropy, OsEntropy};
+use baro_node::identity::{Entropy, KeyPair, OsEntropy};
+use baro_node::store::Home;
 use baro_node::trust::{DAY_SECS, Enrollment, EnrollmentBundle, Role, Subject, TrustPolicy};
 use baro_node::wire;
+use baro_node::{Credentials, NodeBuilder, NodeConfig, NodeEvent};
 
 use crate::output::{date, device_lines};
 
@@ -190,7 +193,7 @@ pub fn run() -> Result<()> {
         &passphrase(),
         now,
     )?;
-    let rogue_bundle = enrollment::load_bundle(&baro_node::store::Home::open(&rogue_console)?)?;
+    let rogue_bundle = enrollment::load_bundle(&Home::open(&rogue_console)?)?;
     refused(
         "a certificate from another agency shown to MOIS",
         rogue_bundle
@@ -218,9 +221,149 @@ pub fn run() -> Result<()> {
         enrollment::install(kim_home, &garbage, now),
     )?;
 
-    println!("\nDone. Coming next: these devices run as libp2p nodes, find each other,");
-    println!("chat end-to-end encrypted, sync after being offline, and obey revocations.");
+    step(
+        6,
+        "The devices start as mesh nodes on this machine and admit each other",
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(mesh(&bundles, &rogue_console, &genuine))?;
+
+    println!("\nDone. Coming next: end-to-end encrypted rooms, sync after being offline,");
+    println!("and revocations that make a lost device wipe itself.");
     println!("(The temporary directory is removed now.)");
+    Ok(())
+}
+
+/// Starts every enrolled device as a node on loopback (the relay first, the
+/// others bootstrapping from it), then lets two intruders knock.
+async fn mesh(
+    bundles: &[(PathBuf, PathBuf)],
+    rogue_console: &Path,
+    genuine: &EnrollmentBundle,
+) -> Result<()> {
+    let config = |bootstrap: Vec<String>| NodeConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        bootstrap,
+        mdns: false,
+        discovery_interval_secs: 1,
+        ..NodeConfig::default()
+    };
+    let credentials = |home: &Path| -> Result<(Credentials, String)> {
+        let opened = Home::open(home)?;
+        let bundle = enrollment::load_bundle(&opened)?;
+        let name = bundle
+            .body
+            .chain
+            .leaf()
+            .map(|c| c.body.subject.display_name.clone())
+            .unwrap_or_default();
+        Ok((
+            Credentials::from_bundle(enrollment::load_device_key(&opened)?, &bundle),
+            name,
+        ))
+    };
+    // The relay is the last enrolled device.
+    let (relay_home, _) = bundles.last().context("no relay")?;
+    let (relay_credentials, relay_name) = credentials(relay_home)?;
+    let relay = NodeBuilder::new(relay_credentials)
+        .config(config(vec![]))
+        .spawn()?;
+    let mut relay_events = relay.handle().events();
+    let address = loop {
+        if let Ok(NodeEvent::Listening(address)) = relay_events.recv().await {
+            break address;
+        }
+    };
+    println!("   {relay_name} listens on {address}");
+    let mut nodes = Vec::new();
+    for (home, _) in &bundles[..bundles.len() - 1] {
+        let (creds, name) = credentials(home)?;
+        let node = NodeBuilder::new(creds)
+            .config(config(vec![address.to_string()]))
+            .spawn()?;
+        println!("   {name} starts, bootstrapping from the relay");
+        nodes.push((name, node));
+    }
+    let total = nodes.len();
+    for (name, node) in &nodes {
+        let peers = node
+            .handle()
+            .wait_for_peers(total, Duration::from_secs(20))
+            .await?;
+        let seen: Vec<String> = peers
+            .iter()
+            .map(|p| format!("{} via {}", p.user_id, p.found_by))
+            .collect();
+        println!(
+            "   ✓ {name:<14} admitted {}: {}",
+            peers.len(),
+            seen.join(", ")
+        );
+    }
+
+    // Intruders hold the leaked network key but no valid certificate.
+    let rogue = enrollment::load_bundle(&Home::open(rogue_console)?)?;
+    let rogue_key = enrollment::load_device_key(&Home::open(rogue_console)?)?;
+    let intruders = [
+        (
+            "a stranger with the leaked network key but a rogue agency's certificate",
+            Credentials {
+                key: rogue_key,
+                chain: rogue.body.chain,
+                agency: rogue.body.agency,
+                network_key: Some(genuine.body.network_key.clone()),
+            },
+        ),
+        (
+            "a stranger presenting Kim's certificate with its own key",
+            Credentials {
+                key: KeyPair::generate(&mut OsEntropy),
+                chain: genuine.body.chain.clone(),
+                agency: genuine.body.agency.clone(),
+                network_key: Some(genuine.body.network_key.clone()),
+            },
+        ),
+    ];
+    for (what, creds) in intruders {
+        let intruder = NodeBuilder::new(creds)
+            .config(config(vec![address.to_string()]))
+            .spawn()?;
+        let peer = intruder.handle().device().peer_id();
+        let reason = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match relay_events.recv().await {
+                    Ok(NodeEvent::PeerRefused {
+                        peer: refused,
+                        reason,
+                    }) if Some(refused) == peer => {
+                        return reason;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return "relay stopped".into();
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| "not refused in time".into());
+        let admitted = intruder.handle().peers().await?.len();
+        if admitted != 0 {
+            bail!("{what} was admitted: this is a bug");
+        }
+        println!("   ✓ {what}\n     refused at admission and blocked: {reason}");
+        intruder.shutdown().await;
+    }
+    println!("   An intruder never gets a multiplexed connection: no identify data, no");
+    println!("   protocol list, no gossip topics.");
+    for (_, node) in nodes {
+        node.shutdown().await;
+    }
+    relay.shutdown().await;
     Ok(())
 }
 

@@ -168,9 +168,9 @@ impl Actor {
 
     pub(crate) async fn run(mut self) {
         self.dial_bootstrap();
-        let mut discovery = tokio::time::interval(Duration::from_secs(
-            self.config.config.discovery_interval_secs,
-        ));
+        let period = Duration::from_secs(self.config.config.discovery_interval_secs);
+        // The first round comes one period after the bootstrap dials above.
+        let mut discovery = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

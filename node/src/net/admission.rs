@@ -285,3 +285,98 @@ where
         self.run(socket, true).boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::identity::{KeyPair, SeededEntropy};
+    use crate::trust::{CertificateChain, NewAgency, Subject};
+
+    fn gate(seed: u64) -> (Arc<AdmissionGate>, mpsc::Receiver<Refusal>) {
+        let mut entropy = SeededEntropy::new(seed);
+        let subject = Subject {
+            user_id: "op".into(),
+            display_name: "Op".into(),
+            org_unit: "MOIS".parse().expect("org"),
+        };
+        let agency = NewAgency::create("MOIS", subject, 1_000, &mut entropy).expect("agency");
+        let hello = AdmissionHello {
+            agency: agency.operator.agency.id(),
+            chain: CertificateChain {
+                certificates: vec![],
+            },
+            revocation_digest: [0; 32],
+        };
+        let (tx, rx) = mpsc::channel(8);
+        let gate = AdmissionGate::new(
+            agency.operator.agency.clone(),
+            &hello,
+            Arc::new(ManualClock::new(2_000)),
+            Duration::from_secs(10),
+            300,
+            tx,
+        );
+        (Arc::new(gate), rx)
+    }
+
+    fn stranger(seed: u64) -> PeerId {
+        KeyPair::generate(&mut SeededEntropy::new(seed))
+            .device_id()
+            .peer_id()
+            .expect("peer id")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_peer_is_refused_at_the_deadline_and_blocked() {
+        let (gate, mut refusals) = gate(1);
+        let peer = stranger(2);
+        let (ours, _theirs_never_speaks) = tokio::io::duplex(1024);
+        let result = AdmissionUpgrade::new(gate.clone(), peer)
+            .run(ours.compat(), false)
+            .await;
+        assert!(
+            matches!(result, Err(AdmissionError::Refused(ref r)) if r.contains("within")),
+            "{result:?}"
+        );
+        assert_eq!(refusals.try_recv().expect("reported").peer, peer);
+        assert!(gate.blocked(&peer).is_some());
+        // While blocked, the next attempt ends at once without reading anything.
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let again = AdmissionUpgrade::new(gate, peer)
+            .run(ours.compat(), false)
+            .await;
+        assert!(
+            matches!(again, Err(AdmissionError::Blocked { .. })),
+            "{again:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn oversized_or_garbage_hello_is_refused_and_blocked() {
+        use tokio::io::AsyncWriteExt as _;
+        for (seed, frame) in [
+            (3u64, vec![0xff; 4]),
+            (4, {
+                let mut f = 12u32.to_be_bytes().to_vec();
+                f.extend(b"not a hello!");
+                f
+            }),
+        ] {
+            let (gate, _refusals) = gate(seed);
+            let peer = stranger(seed + 10);
+            let (ours, mut theirs) = tokio::io::duplex(1024);
+            theirs.write_all(&frame).await.expect("write");
+            let result = AdmissionUpgrade::new(gate.clone(), peer)
+                .run(ours.compat(), false)
+                .await;
+            assert!(
+                matches!(result, Err(AdmissionError::Refused(_))),
+                "{result:?}"
+            );
+            assert!(gate.blocked(&peer).is_some());
+        }
+    }
+}
