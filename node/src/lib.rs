@@ -21,6 +21,7 @@
 //! - [`sync`] *(pure)*: de-duplication (reconciliation and outbox to come).
 //! - [`net`] *(I/O)*: transport with admission inside the upgrade, behaviours,
 //!   topics, and the actor that owns the swarm.
+//! - [`testing`]: seeded agencies and in-memory nodes for tests and simulations.
 //! - [`enrollment`] *(I/O)*: the enrollment flows the CLI offers, on a home.
 //!
 //! Pure modules import neither tokio, libp2p's Swarm nor sled: time and
@@ -38,6 +39,7 @@ pub mod net;
 pub mod node;
 pub mod store;
 pub mod sync;
+pub mod testing;
 pub mod trust;
 pub mod wire;
 

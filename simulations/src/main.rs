@@ -1,7 +1,9 @@
 //! `baro-sim`: run a simulation scenario and print its measured report.
 
 use anyhow::Result;
-use baro_sim::{EnrollmentScenario, run_enrollment};
+use std::time::Duration;
+
+use baro_sim::{EnrollmentScenario, MeshScenario, run_enrollment, run_mesh};
 use clap::{Parser, Subcommand};
 
 /// Baro Mesh simulations.
@@ -28,6 +30,21 @@ enum Command {
         /// Tamper with every N-th chain (0: none).
         #[arg(long, default_value_t = 10)]
         tamper_every: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start N real nodes on MemoryTransport and measure mesh formation and gossip.
+    Mesh {
+        /// Seed for the agency and keys.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Nodes besides the bootstrap relay.
+        #[arg(long, default_value_t = 30)]
+        nodes: usize,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout_secs: u64,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -81,6 +98,45 @@ fn main() -> Result<()> {
                 println!(
                     "  chain cost:               {:.2} bare signature verifications",
                     report.chain_cost_in_signatures
+                );
+            }
+            Ok(())
+        }
+        Command::Mesh {
+            seed,
+            nodes,
+            timeout_secs,
+            json,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(run_mesh(&MeshScenario {
+                seed,
+                nodes,
+                timeout: Duration::from_secs(timeout_secs),
+            }))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "mesh scenario, seed {}, {} nodes",
+                    report.seed, report.nodes
+                );
+                println!("  full mesh after:          {:.2} s", report.full_mesh_secs);
+                println!(
+                    "  peers per node:           min {}, mean {:.1}",
+                    report.min_peers, report.mean_peers
+                );
+                println!("  refusals:                 {}", report.refusals);
+                println!(
+                    "  frame delivered to:       {}/{}",
+                    report.gossip_delivered,
+                    report.nodes - 1
+                );
+                println!(
+                    "  delivery latency:         p50 {:.1} ms, max {:.1} ms",
+                    report.gossip_p50_ms, report.gossip_max_ms
                 );
             }
             Ok(())

@@ -21,7 +21,7 @@ async fn five_nodes_find_each_other_through_one_bootstrap_node() {
         365,
     );
     let bootstrap = agency.spawn(agency.credentials(relay_key, relay_chain), &[]);
-    let address = listen_address(&bootstrap).await;
+    let address = listen_address(&bootstrap).await.expect("listening");
 
     let nodes: Vec<_> = (0..5)
         .map(|i| {
@@ -144,7 +144,7 @@ async fn intruders_are_refused_blocked_and_never_see_or_inject_gossip() {
     agency.clock.advance(3600);
     let gate_credentials = agency.member("gatekeeper");
     let gate = agency.spawn(gate_credentials, &[]);
-    let address = listen_address(&gate).await;
+    let address = listen_address(&gate).await.expect("listening");
     let honest_credentials = agency.member("honest");
     let honest = agency.spawn(honest_credentials, std::slice::from_ref(&address));
     honest
@@ -251,7 +251,7 @@ async fn block_ends_after_the_back_off_on_the_controlled_clock() {
     let mut agency = TestAgency::new(3);
     let gate_credentials = agency.member("gatekeeper");
     let gate = agency.spawn(gate_credentials, &[]);
-    let address = listen_address(&gate).await;
+    let address = listen_address(&gate).await.expect("listening");
     let key = agency.key();
     let stranger = agency.credentials(
         key,
@@ -296,7 +296,7 @@ async fn without_the_network_key_no_connection_completes() {
     let mut agency = TestAgency::new(4);
     let gate_credentials = agency.member("gatekeeper");
     let gate = agency.spawn(gate_credentials, &[]);
-    let address = listen_address(&gate).await;
+    let address = listen_address(&gate).await.expect("listening");
     let mut events = gate.handle().events();
 
     // A certified device whose node lacks the network key, and one with a wrong key.
@@ -335,7 +335,7 @@ async fn invalid_gossip_from_an_admitted_peer_is_rejected_and_penalised() {
     let mut agency = TestAgency::new(5);
     let honest_credentials = agency.member("honest");
     let honest = agency.spawn(honest_credentials, &[]);
-    let address = listen_address(&honest).await;
+    let address = listen_address(&honest).await.expect("listening");
     let rogue_credentials = agency.member("rogue");
     let rogue = agency.spawn(rogue_credentials, std::slice::from_ref(&address));
     honest
