@@ -384,7 +384,10 @@ impl Actor {
         );
         self.peers.insert(peer_id, info.clone());
         self.emit(NodeEvent::PeerAdmitted(info));
-        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        if self.peers.len() == 1 {
+            // First contact: look for the rest of the mesh now, not at the next round.
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
     }
 
     /// How the peer behind a new connection was found.
