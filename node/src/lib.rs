@@ -18,6 +18,7 @@
 //! - [`clock`]: the wall clock (read only at the edges) and injectable clocks.
 //! - [`config`]: [`NodeConfig`], plain data with defaults, validated once.
 //! - [`node`]: [`NodeBuilder`], the running [`Node`], its [`Handle`] and events.
+//! - [`rooms`] *(pure)*: room ids, membership, key epochs and rotation.
 //! - [`sync`] *(pure)*: de-duplication (reconciliation and outbox to come).
 //! - [`net`] *(I/O)*: transport with admission inside the upgrade, behaviours,
 //!   topics, and the actor that owns the swarm.
@@ -37,6 +38,7 @@ pub mod enrollment;
 pub mod identity;
 pub mod net;
 pub mod node;
+pub mod rooms;
 pub mod store;
 pub mod sync;
 pub mod testing;

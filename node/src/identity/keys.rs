@@ -35,6 +35,13 @@ impl PublicKey {
     pub fn short(&self) -> String {
         hex::encode(&self.0[..4])
     }
+
+    /// The X25519 public key derived from this ed25519 key (its Montgomery
+    /// form), used to wrap room keys to the device; `None` if not a valid point.
+    pub fn x25519(&self) -> Option<[u8; 32]> {
+        let key = VerifyingKey::from_bytes(&self.0).ok()?;
+        Some(key.to_montgomery().to_bytes())
+    }
 }
 
 impl fmt::Debug for PublicKey {
@@ -104,6 +111,11 @@ impl KeyPair {
     /// The device id this key would have as a device.
     pub fn device_id(&self) -> DeviceId {
         self.public().device_id()
+    }
+
+    /// The X25519 secret matching [`PublicKey::x25519`].
+    pub fn x25519_secret(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing.to_scalar_bytes())
     }
 
     /// Signs `body` for `domain`.

@@ -1,6 +1,8 @@
-//! Pure bookkeeping for delivery: de-duplication now; reconciliation and the
-//! outbox come with messaging and offline sync.
+//! Pure bookkeeping for delivery: de-duplication and hybrid logical clocks;
+//! reconciliation and the outbox come with offline sync.
 
 mod dedup;
+mod hlc;
 
 pub use dedup::Dedup;
+pub use hlc::{Hlc, MAX_DRIFT_MS};

@@ -1,0 +1,12 @@
+//! Rooms: who is in them and which key epoch is current.
+//!
+//! Three kinds: department rooms (members are every user whose certified org
+//! unit is at or under the room's path), ad-hoc groups (named members and
+//! admins) and 1:1 rooms. Members are users; every device of a member gets
+//! the keys. Pure: decisions only, no I/O.
+
+mod epochs;
+mod room;
+
+pub use epochs::{EpochRef, EpochState, Grant};
+pub use room::{Room, RoomError, RoomId, RoomKind};
