@@ -6,7 +6,9 @@
 //! the keys. Pure: decisions only, no I/O.
 
 mod epochs;
+mod key_grant;
 mod room;
 
 pub use epochs::{EpochRef, EpochState, Grant};
+pub use key_grant::{GrantBody, GrantError, KeyGrant, MAX_WRAPS_PER_GRANT};
 pub use room::{Room, RoomError, RoomId, RoomKind};

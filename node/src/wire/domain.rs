@@ -14,6 +14,12 @@ pub enum Domain {
     AgencyId,
     /// A device's signature over a gossip frame.
     GossipFrame,
+    /// A device's signature over a message envelope (also its AEAD header binding).
+    Envelope,
+    /// A device's signature over a room key grant.
+    KeyGrant,
+    /// Context of a room key wrapped to a device.
+    KeyWrap,
 }
 
 impl Domain {
@@ -25,6 +31,9 @@ impl Domain {
             Domain::EnrollmentBundle => "baro/enrollment-bundle/v1",
             Domain::AgencyId => "baro/agency-id/v1",
             Domain::GossipFrame => "baro/gossip-frame/v1",
+            Domain::Envelope => "baro/envelope/v1",
+            Domain::KeyGrant => "baro/key-grant/v1",
+            Domain::KeyWrap => "baro/key-wrap/v1",
         }
     }
 }

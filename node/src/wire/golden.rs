@@ -19,6 +19,11 @@ use crate::trust::{
 const NOW: u64 = 1_800_000_000;
 
 pub(crate) struct Samples {
+    pub hello: crate::trust::AdmissionHello,
+    pub frame: crate::trust::SignedFrame,
+    pub envelope: super::Envelope,
+    pub content: super::Content,
+    pub grant: crate::rooms::KeyGrant,
     pub chain: CertificateChain,
     pub request: EnrollmentRequest,
     pub bundle: EnrollmentBundle,
@@ -70,14 +75,69 @@ pub(crate) fn samples() -> Samples {
         &mut entropy,
     )
     .expect("seal");
-    Samples {
+    let sealed_file =
+        SealedFile(storage_key.seal(b"identity/bundle", b"bundle bytes", &mut entropy));
+    let sealed_record = SealedRecord(storage_key.seal(b"messages\0k", b"hello", &mut entropy));
+    let hello = crate::trust::AdmissionHello {
+        agency: agency.operator.agency.id(),
         chain: bundle.body.chain.clone(),
-        sealed_file: SealedFile(storage_key.seal(
-            b"identity/bundle",
-            b"bundle bytes",
-            &mut entropy,
-        )),
-        sealed_record: SealedRecord(storage_key.seal(b"messages\0k", b"hello", &mut entropy)),
+        revocation_digest: crate::trust::empty_revocation_digest(),
+    };
+    let frame = crate::trust::SignedFrame::sign(
+        &device,
+        crate::trust::FrameBody {
+            author: bundle.body.chain.clone(),
+            topic: "control".into(),
+            sent_at: NOW,
+            nonce: [7; 16],
+            payload: b"notice".to_vec(),
+        },
+    );
+    let room_key = crate::crypto::RoomKey::generate(&mut entropy);
+    let epoch = crate::rooms::EpochRef {
+        number: 1,
+        key_id: room_key.key_id(),
+    };
+    let room = crate::rooms::RoomId([9; 32]);
+    let content = super::Content::Text("Meeting moved to 15:00".into());
+    let envelope = super::Envelope::seal(
+        &device,
+        room,
+        epoch,
+        &room_key,
+        crate::sync::Hlc {
+            wall_ms: NOW * 1000,
+            counter: 2,
+        },
+        &content,
+        &mut entropy,
+    )
+    .expect("envelope");
+    // HPKE output is randomised, so the sample wrap is fixed bytes.
+    let grant_body = crate::rooms::GrantBody {
+        room,
+        epoch,
+        wraps: vec![crate::crypto::WrappedKey {
+            device: device.public(),
+            encapped: vec![1; 32],
+            ciphertext: vec![2; 48],
+        }],
+        issued_at: NOW,
+    };
+    let grant = crate::rooms::KeyGrant {
+        signature: device.sign(super::Domain::KeyGrant, &grant_body),
+        body: grant_body,
+        issuer: device.public(),
+    };
+    Samples {
+        hello,
+        frame,
+        envelope,
+        content,
+        grant,
+        chain: bundle.body.chain.clone(),
+        sealed_file,
+        sealed_record,
         request,
         bundle,
         passphrase_sealed,
@@ -113,6 +173,11 @@ fn every_format_matches_its_golden_bytes() {
     check("passphrase_sealed", &s.passphrase_sealed);
     check("sealed_file", &s.sealed_file);
     check("sealed_record", &s.sealed_record);
+    check("admission_hello", &s.hello);
+    check("signed_frame", &s.frame);
+    check("envelope", &s.envelope);
+    check("message_content", &s.content);
+    check("key_grant", &s.grant);
     // Secrets have no PartialEq; compare their encodings.
     for (name, bytes) in [
         ("storage_key", encode(&s.storage_key)),

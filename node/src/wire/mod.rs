@@ -8,11 +8,15 @@
 
 mod codec;
 mod domain;
+mod envelope;
 mod error;
 mod signature;
 
 pub use codec::{Format, Kind, WIRE_VERSION, decode, encode, signing_bytes};
 pub use domain::Domain;
+pub use envelope::{
+    Content, Envelope, EnvelopeBody, EnvelopeError, EnvelopeHeader, MAX_CONTENT_LEN, ReceiptState,
+};
 pub use error::WireError;
 pub use signature::SignatureBytes;
 

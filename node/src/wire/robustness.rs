@@ -27,6 +27,11 @@ fn decode_all(bytes: &[u8]) {
     one::<SealedRecord>(bytes);
     one::<StorageKey>(bytes);
     one::<SecretBytes>(bytes);
+    one::<crate::trust::AdmissionHello>(bytes);
+    one::<crate::trust::SignedFrame>(bytes);
+    one::<super::Envelope>(bytes);
+    one::<super::Content>(bytes);
+    one::<crate::rooms::KeyGrant>(bytes);
 }
 
 fn valid_encodings() -> Vec<Vec<u8>> {
@@ -40,6 +45,11 @@ fn valid_encodings() -> Vec<Vec<u8>> {
         encode(&s.sealed_record),
         encode(&s.storage_key),
         encode(&s.secret),
+        encode(&s.hello),
+        encode(&s.frame),
+        encode(&s.envelope),
+        encode(&s.content),
+        encode(&s.grant),
     ]
 }
 
@@ -53,7 +63,7 @@ proptest! {
 
     #[test]
     fn random_bodies_behind_valid_headers_never_panic(
-        kind in 1u8..=8,
+        kind in 1u8..=13,
         body in proptest::collection::vec(any::<u8>(), 0..2048),
     ) {
         let mut bytes = vec![super::WIRE_VERSION, kind];
@@ -63,7 +73,7 @@ proptest! {
 
     #[test]
     fn mutated_valid_encodings_never_panic(
-        which in 0usize..8,
+        which in 0usize..13,
         position in any::<prop::sample::Index>(),
         xor in 1u8..=255,
         cut in any::<prop::sample::Index>(),
@@ -140,4 +150,19 @@ fn trailing_bytes_and_unknown_versions_are_refused() {
         decode::<EnrollmentRequest>(&bytes),
         Err(WireError::UnsupportedVersion { found: 9, .. })
     ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn any_changed_byte_of_an_envelope_is_detected(position in any::<prop::sample::Index>(), xor in 1u8..=255) {
+        let s = samples();
+        let mut bytes = encode(&s.envelope);
+        let at = position.index(bytes.len());
+        bytes[at] ^= xor;
+        if let Ok(envelope) = decode::<super::Envelope>(&bytes) {
+            prop_assert!(envelope.verify_signature().is_err());
+        }
+    }
 }
