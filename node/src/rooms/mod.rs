@@ -7,8 +7,12 @@
 
 mod epochs;
 mod key_grant;
+mod messenger;
 mod room;
 
 pub use epochs::{EpochRef, EpochState, Grant};
 pub use key_grant::{GrantBody, GrantError, KeyGrant, MAX_WRAPS_PER_GRANT};
+pub use messenger::{
+    MAX_PENDING_PER_ROOM, Message, Messenger, MessengerError, SEEN_CAPACITY, Verdict,
+};
 pub use room::{Room, RoomError, RoomId, RoomKind};

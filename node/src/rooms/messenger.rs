@@ -1,0 +1,463 @@
+//! The messaging state machine of one device: which rooms it is in, which
+//! epoch keys it holds, which devices it knows, and what to do with each
+//! envelope and key grant that arrives.
+//!
+//! Pure: inputs are certificates, grants, envelopes, time and randomness;
+//! outputs are decisions (deliver, hold until the key arrives, ignore a
+//! duplicate, reject) and things to publish (grants, envelopes). The node
+//! persists and sends; simulations drive it directly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{EpochRef, EpochState, Grant, KeyGrant, Room, RoomError, RoomId};
+use crate::crypto::RoomKey;
+use crate::identity::{DeviceId, Entropy, KeyPair, PublicKey};
+use crate::sync::{Dedup, Hlc};
+use crate::trust::{AgencyId, OrgUnit, VerifiedDevice};
+use crate::wire::{Content, Envelope, EnvelopeError};
+
+/// Envelopes held per room while their epoch key has not arrived.
+pub const MAX_PENDING_PER_ROOM: usize = 1024;
+/// Message ids remembered for de-duplication.
+pub const SEEN_CAPACITY: usize = 100_000;
+
+/// A decrypted message, ready to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Content-addressed id.
+    pub id: [u8; 32],
+    /// The room.
+    pub room: RoomId,
+    /// The sending device.
+    pub sender: DeviceId,
+    /// The sender's user id.
+    pub sender_user: String,
+    /// The sender's display name.
+    pub sender_name: String,
+    /// When it was written.
+    pub timestamp: Hlc,
+    /// What it says.
+    pub content: Content,
+}
+
+/// What became of an incoming envelope.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid and readable.
+    Deliver(Message),
+    /// Valid, but this device does not (yet) hold the epoch key: kept until a
+    /// grant arrives. A device outside the room stays here forever.
+    Held,
+    /// Seen before.
+    Duplicate,
+    /// Invalid: the forwarding peer should be penalised.
+    Reject(String),
+}
+
+/// Why a local request cannot be done.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MessengerError {
+    /// No such room here.
+    #[error("unknown room {0}")]
+    UnknownRoom(String),
+    /// This device has no key for the room's current epoch.
+    #[error("this device holds no key for the room yet: wait for a member to share it")]
+    NoKey,
+    /// The room change is not allowed.
+    #[error(transparent)]
+    Room(#[from] RoomError),
+    /// The message cannot be built.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+}
+
+#[derive(Debug)]
+struct RoomState {
+    room: Room,
+    epochs: EpochState,
+    keys: BTreeMap<(u64, [u8; 16]), RoomKey>,
+    /// Devices each held epoch has been granted to (by anyone).
+    granted: BTreeMap<(u64, [u8; 16]), BTreeSet<PublicKey>>,
+    pending: Vec<Envelope>,
+}
+
+impl RoomState {
+    fn new(room: Room) -> Self {
+        RoomState {
+            room,
+            epochs: EpochState::default(),
+            keys: BTreeMap::new(),
+            granted: BTreeMap::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    fn current_key(&self) -> Option<(EpochRef, &RoomKey)> {
+        let epoch = self.epochs.current()?;
+        self.keys
+            .get(&(epoch.number, epoch.key_id))
+            .map(|k| (epoch, k))
+    }
+}
+
+/// One device's messaging state.
+#[derive(Debug)]
+pub struct Messenger {
+    me: KeyPair,
+    my_cert: VerifiedDevice,
+    agency: AgencyId,
+    directory: BTreeMap<PublicKey, VerifiedDevice>,
+    rooms: BTreeMap<RoomId, RoomState>,
+    seen: Dedup<[u8; 32]>,
+    clock: Hlc,
+}
+
+impl Messenger {
+    /// The state of device `me` (certified as `my_cert`), already in the
+    /// department rooms of its own org unit and every unit above it.
+    pub fn new(me: KeyPair, my_cert: VerifiedDevice) -> Self {
+        let agency = my_cert.agency;
+        let mut messenger = Messenger {
+            me,
+            agency,
+            directory: BTreeMap::new(),
+            rooms: BTreeMap::new(),
+            seen: Dedup::new(SEEN_CAPACITY),
+            clock: Hlc::default(),
+            my_cert: my_cert.clone(),
+        };
+        let mut path = String::new();
+        for unit in my_cert.subject.org_unit.units() {
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(unit);
+            if let Ok(org) = path.parse::<OrgUnit>() {
+                messenger.add_room(Room::department(&agency, org));
+            }
+        }
+        messenger
+            .directory
+            .insert(my_cert.device.public_key(), my_cert);
+        messenger
+    }
+
+    /// This device's user id.
+    pub fn user(&self) -> &str {
+        &self.my_cert.subject.user_id
+    }
+
+    /// Rooms this device is in, by name.
+    pub fn rooms(&self) -> impl Iterator<Item = &Room> {
+        self.rooms.values().map(|state| &state.room)
+    }
+
+    /// Adds a room this device belongs to (ignored if already known).
+    pub fn add_room(&mut self, room: Room) {
+        self.rooms
+            .entry(room.id)
+            .or_insert_with(|| RoomState::new(room));
+    }
+
+    /// Looks a room up by id (hex, or a unique prefix of it) or by exact name.
+    pub fn find_room(&self, name_or_id: &str) -> Option<RoomId> {
+        let by_name: Vec<_> = self
+            .rooms
+            .values()
+            .filter(|s| s.room.name == name_or_id)
+            .collect();
+        if let [one] = by_name.as_slice() {
+            return Some(one.room.id);
+        }
+        let by_id: Vec<_> = self
+            .rooms
+            .keys()
+            .filter(|id| !name_or_id.is_empty() && id.to_string().starts_with(name_or_id))
+            .collect();
+        match by_id.as_slice() {
+            [one] => Some(**one),
+            _ => None,
+        }
+    }
+
+    /// Records a certified device; returns grants of current keys for the
+    /// rooms it belongs to that this device can share and nobody has yet.
+    pub fn learn_device(&mut self, device: VerifiedDevice, now: u64) -> Vec<KeyGrant> {
+        if device.agency != self.agency {
+            return Vec::new();
+        }
+        let key = device.device.public_key();
+        self.directory.insert(key, device);
+        self.grants_for_missing(now)
+    }
+
+    /// Creates an ad-hoc group with `members` (user ids); this device holds
+    /// its first key and grants it to every known device of every member.
+    pub fn create_group(
+        &mut self,
+        name: &str,
+        members: impl IntoIterator<Item = String>,
+        now: u64,
+        entropy: &mut impl Entropy,
+    ) -> (RoomId, Vec<KeyGrant>) {
+        let room = Room::group(
+            name,
+            &self.my_cert.subject.user_id.clone(),
+            members,
+            entropy,
+        );
+        let id = room.id;
+        self.add_room(room);
+        let grants = self.rotate(id, now, entropy).unwrap_or_default();
+        (id, grants)
+    }
+
+    /// Starts a new epoch in `room` whose key goes only to current member
+    /// devices (after a removal, or to seed a room no one has a key for).
+    pub fn rotate(
+        &mut self,
+        room: RoomId,
+        now: u64,
+        entropy: &mut impl Entropy,
+    ) -> Result<Vec<KeyGrant>, MessengerError> {
+        let members = self.member_devices(room)?;
+        let state = self.rooms.get_mut(&room).ok_or_else(|| unknown(room))?;
+        let key = RoomKey::generate(entropy);
+        let number = state.epochs.next_number();
+        let epoch = EpochRef {
+            number,
+            key_id: key.key_id(),
+        };
+        let grants =
+            KeyGrant::issue(&self.me, room, number, &key, &members, now).unwrap_or_default();
+        state.epochs.learn(Grant {
+            epoch,
+            key_held: true,
+        });
+        state.keys.insert((epoch.number, epoch.key_id), key);
+        state
+            .granted
+            .insert((epoch.number, epoch.key_id), members.into_iter().collect());
+        Ok(grants)
+    }
+
+    /// `admin` (this device's user) removes `user` from a group; the room
+    /// moves to a new epoch the removed user's devices never receive.
+    pub fn remove_member(
+        &mut self,
+        room: RoomId,
+        user: &str,
+        now: u64,
+        entropy: &mut impl Entropy,
+    ) -> Result<Vec<KeyGrant>, MessengerError> {
+        let me = self.my_cert.subject.user_id.clone();
+        let state = self.rooms.get_mut(&room).ok_or_else(|| unknown(room))?;
+        state.room.remove(&me, user)?;
+        self.rotate(room, now, entropy)
+    }
+
+    /// `admin` (this device's user) invites `user`: the current key is
+    /// shared with that user's known devices.
+    pub fn invite(
+        &mut self,
+        room: RoomId,
+        user: &str,
+        now: u64,
+    ) -> Result<Vec<KeyGrant>, MessengerError> {
+        let me = self.my_cert.subject.user_id.clone();
+        let state = self.rooms.get_mut(&room).ok_or_else(|| unknown(room))?;
+        state.room.invite(&me, user)?;
+        Ok(self.grants_for_missing(now))
+    }
+
+    /// Makes sure `room` has a key epoch: if nobody has created one yet, this
+    /// device creates epoch 1 and returns its grants (members that do the same
+    /// at once converge on one winner, and keep every key).
+    pub fn ensure_key(
+        &mut self,
+        room: RoomId,
+        now: u64,
+        entropy: &mut impl Entropy,
+    ) -> Result<Vec<KeyGrant>, MessengerError> {
+        let state = self.rooms.get(&room).ok_or_else(|| unknown(room))?;
+        if state.epochs.current().is_some() {
+            return Ok(Vec::new());
+        }
+        self.rotate(room, now, entropy)
+    }
+
+    /// Writes a message to `room` at wall time `now_ms`.
+    pub fn send(
+        &mut self,
+        room: RoomId,
+        content: &Content,
+        now_ms: u64,
+        entropy: &mut impl Entropy,
+    ) -> Result<Envelope, MessengerError> {
+        let state = self.rooms.get(&room).ok_or_else(|| unknown(room))?;
+        let (epoch, key) = state.current_key().ok_or(MessengerError::NoKey)?;
+        let timestamp = self.clock.tick(now_ms);
+        let envelope = Envelope::seal(&self.me, room, epoch, key, timestamp, content, entropy)?;
+        self.seen.insert(envelope.id());
+        Ok(envelope)
+    }
+
+    /// Validates an incoming envelope: signature, sender certified and a
+    /// member of the room, not seen before; then decrypts it if the key is here.
+    pub fn receive(&mut self, envelope: Envelope, now_ms: u64) -> Verdict {
+        let id = envelope.id();
+        if self.seen.contains(&id) {
+            return Verdict::Duplicate;
+        }
+        if let Err(e) = envelope.verify_signature() {
+            return Verdict::Reject(e.to_string());
+        }
+        let header = &envelope.body.header;
+        let Some(sender) = self.directory.get(&header.sender) else {
+            return Verdict::Reject("sender is not a known certified device".into());
+        };
+        let Some(state) = self.rooms.get_mut(&header.room) else {
+            // Not our room: we cannot judge membership or read it.
+            return Verdict::Held;
+        };
+        if !state.room.admits(sender) {
+            return Verdict::Reject(format!(
+                "{} is not a member of this room",
+                sender.subject.user_id
+            ));
+        }
+        let epoch = header.epoch;
+        let Some(key) = state.keys.get(&(epoch.number, epoch.key_id)) else {
+            state.epochs.learn(Grant {
+                epoch,
+                key_held: false,
+            });
+            if state.pending.len() < MAX_PENDING_PER_ROOM {
+                state.pending.push(envelope);
+            }
+            return Verdict::Held;
+        };
+        match envelope.open(key) {
+            Ok(content) => {
+                self.seen.insert(id);
+                self.clock.observe(header.timestamp, now_ms);
+                Verdict::Deliver(Message {
+                    id,
+                    room: header.room,
+                    sender: sender.device,
+                    sender_user: sender.subject.user_id.clone(),
+                    sender_name: sender.subject.display_name.clone(),
+                    timestamp: header.timestamp,
+                    content,
+                })
+            }
+            Err(e) => Verdict::Reject(e.to_string()),
+        }
+    }
+
+    /// Takes a key grant: records the epoch, opens the key if it is for this
+    /// device, and returns the held messages that became readable.
+    pub fn receive_grant(&mut self, grant: &KeyGrant, now_ms: u64) -> Result<Vec<Message>, String> {
+        grant.verify_signature().map_err(|e| e.to_string())?;
+        let issuer = self
+            .directory
+            .get(&grant.issuer)
+            .ok_or("grant issuer is not a known certified device")?;
+        let room = grant.body.room;
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return Ok(Vec::new());
+        };
+        if !state.room.admits(issuer) {
+            return Err(format!(
+                "{} may not grant keys for this room",
+                issuer.subject.user_id
+            ));
+        }
+        let epoch = grant.body.epoch;
+        state
+            .granted
+            .entry((epoch.number, epoch.key_id))
+            .or_default()
+            .extend(grant.recipients().copied());
+        let key = match grant.key_for(&self.me) {
+            Some(Ok(key)) => Some(key),
+            Some(Err(e)) => return Err(e.to_string()),
+            None => None,
+        };
+        state.epochs.learn(Grant {
+            epoch,
+            key_held: key.is_some(),
+        });
+        let Some(key) = key else {
+            return Ok(Vec::new());
+        };
+        state.keys.insert((epoch.number, epoch.key_id), key);
+        let held = std::mem::take(&mut state.pending);
+        let mut readable = Vec::new();
+        for envelope in held {
+            if let Verdict::Deliver(message) = self.receive(envelope, now_ms) {
+                readable.push(message);
+            }
+        }
+        Ok(readable)
+    }
+
+    /// Whether this device can currently send to `room`.
+    pub fn can_send(&self, room: RoomId) -> bool {
+        self.rooms.get(&room).is_some_and(|s| s.epochs.can_send())
+    }
+
+    /// The epoch this device would send under in `room`.
+    pub fn current_epoch(&self, room: RoomId) -> Option<EpochRef> {
+        self.rooms.get(&room).and_then(|s| s.epochs.current())
+    }
+
+    fn member_devices(&self, room: RoomId) -> Result<Vec<PublicKey>, MessengerError> {
+        let state = self.rooms.get(&room).ok_or_else(|| unknown(room))?;
+        Ok(self
+            .directory
+            .iter()
+            .filter(|(_, device)| state.room.admits(device))
+            .map(|(key, _)| *key)
+            .collect())
+    }
+
+    /// Grants of current keys this device holds to member devices that have none.
+    fn grants_for_missing(&mut self, now: u64) -> Vec<KeyGrant> {
+        let mut out = Vec::new();
+        let rooms: Vec<RoomId> = self.rooms.keys().copied().collect();
+        for room in rooms {
+            let Ok(members) = self.member_devices(room) else {
+                continue;
+            };
+            let Some(state) = self.rooms.get_mut(&room) else {
+                continue;
+            };
+            let Some((epoch, key)) = state.current_key().map(|(e, k)| (e, k.clone())) else {
+                continue;
+            };
+            let slot = (epoch.number, epoch.key_id);
+            let granted = state.granted.entry(slot).or_default();
+            let missing: Vec<PublicKey> = members
+                .into_iter()
+                .filter(|d| !granted.contains(d))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            if let Ok(grants) = KeyGrant::issue(&self.me, room, epoch.number, &key, &missing, now) {
+                granted.extend(missing);
+                out.extend(grants);
+            }
+        }
+        out
+    }
+}
+
+fn unknown(room: RoomId) -> MessengerError {
+    MessengerError::UnknownRoom(room.short())
+}
+
+#[cfg(test)]
+#[path = "messenger_tests.rs"]
+mod tests;

@@ -1,0 +1,425 @@
+//! Multi-device scenarios on the pure state machine, with perfect broadcast
+//! standing in for gossip.
+
+use super::*;
+use crate::identity::SeededEntropy;
+use crate::trust::{Enrollment, EnrollmentRequest, NewAgency, Role, Subject, TrustPolicy};
+
+const NOW: u64 = 1_800_000_000;
+const NOW_MS: u64 = NOW * 1000;
+
+struct World {
+    agency: NewAgency,
+    entropy: SeededEntropy,
+    devices: Vec<Messenger>,
+}
+
+impl World {
+    fn new(seed: u64) -> Self {
+        let mut entropy = SeededEntropy::new(seed);
+        let subject = Subject {
+            user_id: "op".into(),
+            display_name: "Op".into(),
+            org_unit: "MOIS".parse().expect("org"),
+        };
+        let agency = NewAgency::create("MOIS", subject, NOW, &mut entropy).expect("agency");
+        World {
+            agency,
+            entropy,
+            devices: Vec::new(),
+        }
+    }
+
+    /// Adds a device of `user` at `org`; every device learns every other.
+    fn device(&mut self, user: &str, org: &str) -> usize {
+        let key = KeyPair::generate(&mut self.entropy);
+        let request = EnrollmentRequest::new(&key, user, NOW).expect("request");
+        let bundle = self
+            .agency
+            .operator
+            .enroll(
+                &request,
+                Enrollment {
+                    subject: Subject {
+                        user_id: user.into(),
+                        display_name: format!("Official {user}"),
+                        org_unit: org.parse().expect("org"),
+                    },
+                    role: Role::Member,
+                    days: 365,
+                    bootstrap: vec![],
+                },
+                &self.agency.network_key,
+                NOW,
+                &TrustPolicy::default(),
+                &mut self.entropy,
+            )
+            .expect("enroll");
+        let cert = bundle
+            .verify_for(key.device_id(), NOW, &TrustPolicy::default())
+            .expect("valid");
+        let mut fresh = Messenger::new(key, cert.clone());
+        let known: Vec<VerifiedDevice> = self.devices.iter().map(|d| d.my_cert.clone()).collect();
+        let mut grants = Vec::new();
+        for other in known {
+            grants.extend(fresh.learn_device(other, NOW));
+        }
+        for device in &mut self.devices {
+            grants.extend(device.learn_device(cert.clone(), NOW));
+        }
+        self.devices.push(fresh);
+        self.broadcast_grants(&grants);
+        self.devices.len() - 1
+    }
+
+    fn broadcast_grants(&mut self, grants: &[KeyGrant]) {
+        for grant in grants {
+            for device in &mut self.devices {
+                device.receive_grant(grant, NOW_MS).expect("valid grant");
+            }
+        }
+    }
+
+    /// `from` sends `text` to `room`; returns each device's verdict.
+    fn send(
+        &mut self,
+        from: usize,
+        room: RoomId,
+        text: &str,
+        at_ms: u64,
+    ) -> (Envelope, Vec<Verdict>) {
+        let grants = self.devices[from]
+            .ensure_key(room, NOW, &mut self.entropy)
+            .expect("room");
+        self.broadcast_grants(&grants);
+        let envelope = self.devices[from]
+            .send(room, &Content::Text(text.into()), at_ms, &mut self.entropy)
+            .expect("send");
+        let verdicts = self.deliver(from, &envelope);
+        (envelope, verdicts)
+    }
+
+    fn deliver(&mut self, from: usize, envelope: &Envelope) -> Vec<Verdict> {
+        self.devices
+            .iter_mut()
+            .enumerate()
+            .map(|(i, device)| {
+                if i == from {
+                    Verdict::Duplicate
+                } else {
+                    device.receive(envelope.clone(), NOW_MS)
+                }
+            })
+            .collect()
+    }
+
+    fn dept(&self, org: &str) -> RoomId {
+        RoomId::department(
+            &self.agency.operator.agency.id(),
+            &org.parse().expect("org"),
+        )
+    }
+}
+
+fn text(verdict: &Verdict) -> Option<(String, String)> {
+    match verdict {
+        Verdict::Deliver(Message {
+            content: Content::Text(t),
+            sender_name,
+            ..
+        }) => Some((sender_name.clone(), t.clone())),
+        _ => None,
+    }
+}
+
+#[test]
+fn three_officials_in_a_department_room_read_everything_in_the_same_order() {
+    let mut world = World::new(1);
+    let div = "MOIS/Digital Government Bureau/Division 2";
+    let (kim, lee, choi) = (
+        world.device("kim", div),
+        world.device("lee", div),
+        world.device("choi", div),
+    );
+    let room = world.dept(div);
+    let mut inboxes: Vec<Vec<Message>> = vec![Vec::new(); 3];
+    let mut record = |verdicts: Vec<Verdict>| {
+        for (i, verdict) in verdicts.into_iter().enumerate() {
+            if let Verdict::Deliver(message) = verdict {
+                inboxes[i].push(message);
+            }
+        }
+    };
+    // Messages written within the same millisecond on different devices.
+    let (_, v) = world.send(kim, room, "Draft is ready", NOW_MS);
+    record(v);
+    let (_, v) = world.send(lee, room, "Reviewing now", NOW_MS);
+    record(v);
+    let (_, v) = world.send(choi, room, "Thanks both", NOW_MS);
+    record(v);
+    for (i, inbox) in inboxes.iter_mut().enumerate() {
+        assert_eq!(
+            inbox.len(),
+            2,
+            "device {i} got the two messages it did not write"
+        );
+        inbox.sort_by_key(|m| (m.timestamp, m.id));
+    }
+    assert_eq!(
+        inboxes[kim]
+            .iter()
+            .map(|m| m.sender_name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["Official lee", "Official choi"]
+    );
+    assert_eq!(
+        inboxes[choi][0].content,
+        Content::Text("Draft is ready".into())
+    );
+    // Causality: each reply is stamped after what its writer had seen.
+    assert!(inboxes[choi][0].timestamp < inboxes[choi][1].timestamp);
+}
+
+#[test]
+fn a_colleague_outside_the_room_gets_the_ciphertext_but_cannot_read_it() {
+    let mut world = World::new(2);
+    let div = "MOIS/Digital Government Bureau/Division 2";
+    let kim = world.device("kim", div);
+    let _lee = world.device("lee", div);
+    let outsider = world.device("choi", "MOIS/Local Autonomy Office");
+    let (_, verdicts) = world.send(kim, world.dept(div), "Budget figures", NOW_MS);
+    assert!(text(&verdicts[1]).is_some());
+    assert_eq!(
+        verdicts[outsider],
+        Verdict::Held,
+        "kept as ciphertext, never shown"
+    );
+    assert!(!world.devices[outsider].can_send(world.dept(div)));
+}
+
+#[test]
+fn both_devices_of_a_user_read_and_a_removed_member_cannot_read_what_follows() {
+    let mut world = World::new(3);
+    let org = "MOIS";
+    let kim = world.device("kim", org);
+    let lee_phone = world.device("lee", org);
+    let lee_pc = world.device("lee", org);
+    let choi = world.device("choi", org);
+    let (room, grants) = world.devices[kim].create_group(
+        "Budget",
+        ["lee".to_string(), "choi".to_string()],
+        NOW,
+        &mut SeededEntropy::new(30),
+    );
+    let room_state = world.devices[kim]
+        .rooms
+        .get(&room)
+        .expect("room")
+        .room
+        .clone();
+    for device in &mut world.devices {
+        device.add_room(room_state.clone());
+    }
+    world.broadcast_grants(&grants);
+    let (_, verdicts) = world.send(kim, room, "before", NOW_MS);
+    for reader in [lee_phone, lee_pc, choi] {
+        assert_eq!(text(&verdicts[reader]).map(|t| t.1), Some("before".into()));
+    }
+
+    let grants = world.devices[kim]
+        .remove_member(room, "choi", NOW, &mut SeededEntropy::new(31))
+        .expect("remove");
+    assert!(grants.iter().all(|g| {
+        !g.recipients()
+            .any(|d| *d == world.devices[choi].me.public())
+    }));
+    world.broadcast_grants(&grants);
+    let (_, verdicts) = world.send(kim, room, "after", NOW_MS + 1);
+    assert_eq!(text(&verdicts[lee_pc]).map(|t| t.1), Some("after".into()));
+    assert_eq!(
+        verdicts[choi],
+        Verdict::Held,
+        "the removed member never gets the new key"
+    );
+    assert!(!world.devices[choi].can_send(room));
+}
+
+#[test]
+fn tampered_forged_foreign_and_replayed_envelopes_are_refused() {
+    let mut world = World::new(4);
+    let div = "MOIS/Division 2";
+    let kim = world.device("kim", div);
+    let lee = world.device("lee", div);
+    let outsider = world.device("choi", "MOIS/Other");
+    let room = world.dept(div);
+    let (envelope, verdicts) = world.send(kim, room, "genuine", NOW_MS);
+    assert!(text(&verdicts[lee]).is_some());
+
+    let mut ciphertext = envelope.clone();
+    ciphertext.body.ciphertext[3] ^= 1;
+    let mut header = envelope.clone();
+    header.body.header.timestamp.wall_ms += 1;
+    let mut signer = envelope.clone();
+    signer.body.header.sender = world.devices[outsider].me.public();
+    for (what, bad) in [
+        ("ciphertext", ciphertext),
+        ("header", header),
+        ("signer", signer),
+    ] {
+        assert!(
+            matches!(world.devices[lee].receive(bad, NOW_MS), Verdict::Reject(_)),
+            "{what}"
+        );
+    }
+    // A well-signed envelope from a device outside the room.
+    let stolen_key = world.devices[kim].rooms[&room]
+        .current_key()
+        .expect("key")
+        .1
+        .clone();
+    let epoch = world.devices[kim].current_epoch(room).expect("epoch");
+    let intruding = Envelope::seal(
+        &world.devices[outsider].me,
+        room,
+        epoch,
+        &stolen_key,
+        Hlc::default(),
+        &Content::Text("let me in".into()),
+        &mut SeededEntropy::new(40),
+    )
+    .expect("seal");
+    assert!(
+        matches!(world.devices[lee].receive(intruding, NOW_MS), Verdict::Reject(r) if r.contains("not a member"))
+    );
+    assert_eq!(
+        world.devices[lee].receive(envelope, NOW_MS),
+        Verdict::Duplicate
+    );
+}
+
+#[test]
+fn two_admins_rotating_at_once_converge_and_lose_nothing() {
+    let mut world = World::new(5);
+    let org = "MOIS";
+    let kim = world.device("kim", org);
+    let lee = world.device("lee", org);
+    let choi = world.device("choi", org);
+    let park = world.device("park", org);
+    let (room, grants) = world.devices[kim].create_group(
+        "Ops",
+        ["lee".to_string(), "choi".to_string(), "park".to_string()],
+        NOW,
+        &mut SeededEntropy::new(50),
+    );
+    let mut state = world.devices[kim].rooms[&room].room.clone();
+    if let super::super::RoomKind::Group { admins, .. } = &mut state.kind {
+        admins.insert("lee".into());
+    }
+    for device in &mut world.devices {
+        device.rooms.remove(&room);
+        device.add_room(state.clone());
+    }
+    world.broadcast_grants(&grants);
+
+    // Both admins remove park at the same moment, before seeing each other's grants.
+    let from_kim = world.devices[kim]
+        .remove_member(room, "park", NOW, &mut SeededEntropy::new(51))
+        .expect("kim rotates");
+    let from_lee = world.devices[lee]
+        .remove_member(room, "park", NOW, &mut SeededEntropy::new(52))
+        .expect("lee rotates");
+    if let Some(device) = world.devices.get_mut(choi) {
+        device
+            .rooms
+            .get_mut(&room)
+            .expect("room")
+            .room
+            .remove("kim", "park")
+            .expect("choi learns of the removal");
+    }
+    // Each admin sends under its own new key before the grants cross.
+    let from_kim_msg = world.devices[kim]
+        .send(room, &Content::Text("k".into()), NOW_MS, &mut world.entropy)
+        .expect("send");
+    let from_lee_msg = world.devices[lee]
+        .send(room, &Content::Text("l".into()), NOW_MS, &mut world.entropy)
+        .expect("send");
+    world.broadcast_grants(&from_lee);
+    world.broadcast_grants(&from_kim);
+
+    let current: Vec<_> = [kim, lee, choi]
+        .iter()
+        .map(|i| world.devices[*i].current_epoch(room))
+        .collect();
+    assert!(
+        current.iter().all(|c| *c == current[0] && c.is_some()),
+        "{current:?}"
+    );
+    assert_eq!(current[0].map(|c| c.number), Some(2));
+    for (from, message) in [(kim, &from_kim_msg), (lee, &from_lee_msg)] {
+        for reader in [kim, lee, choi] {
+            if reader != from {
+                assert!(text(&world.devices[reader].receive(message.clone(), NOW_MS)).is_some());
+            }
+        }
+        assert_eq!(
+            world.devices[park].receive(message.clone(), NOW_MS),
+            Verdict::Held
+        );
+    }
+}
+
+#[test]
+fn a_message_that_arrives_before_its_key_is_shown_when_the_key_comes() {
+    let mut world = World::new(6);
+    let div = "MOIS/Division 2";
+    let kim = world.device("kim", div);
+    let lee = world.device("lee", div);
+    let room = world.dept(div);
+    let grants = world.devices[kim]
+        .ensure_key(room, NOW, &mut world.entropy)
+        .expect("key");
+    let envelope = world.devices[kim]
+        .send(
+            room,
+            &Content::Text("early".into()),
+            NOW_MS,
+            &mut world.entropy,
+        )
+        .expect("send");
+    assert_eq!(world.devices[lee].receive(envelope, NOW_MS), Verdict::Held);
+    let mut shown = Vec::new();
+    for grant in &grants {
+        shown.extend(
+            world.devices[lee]
+                .receive_grant(grant, NOW_MS)
+                .expect("grant"),
+        );
+    }
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].content, Content::Text("early".into()));
+}
+
+#[test]
+fn grants_from_outsiders_are_refused() {
+    let mut world = World::new(7);
+    let div = "MOIS/Division 2";
+    let kim = world.device("kim", div);
+    let outsider = world.device("choi", "MOIS/Other");
+    let room = world.dept(div);
+    let key = RoomKey::generate(&mut world.entropy);
+    let forged = KeyGrant::issue(
+        &world.devices[outsider].me,
+        room,
+        9,
+        &key,
+        &[world.devices[kim].me.public()],
+        NOW,
+    )
+    .expect("issue");
+    let err = world.devices[kim]
+        .receive_grant(&forged[0], NOW_MS)
+        .expect_err("outsider grant");
+    assert!(err.contains("may not grant"), "{err}");
+    assert!(world.devices[kim].current_epoch(room).is_none());
+}
