@@ -110,6 +110,13 @@ pub struct Messenger {
     rooms: BTreeMap<RoomId, RoomState>,
     seen: Dedup<[u8; 32]>,
     clock: Hlc,
+    unsaved_keys: Vec<(RoomId, EpochRef, RoomKey)>,
+    unsaved_rooms: BTreeSet<RoomId>,
+    /// Keys granted to this device for rooms it does not know yet (an
+    /// invitation whose room definition has not arrived).
+    orphan_keys: BTreeMap<RoomId, Vec<(EpochRef, RoomKey)>>,
+    /// Envelopes of rooms this device does not know (bounded).
+    orphan_envelopes: Vec<Envelope>,
 }
 
 impl Messenger {
@@ -125,6 +132,10 @@ impl Messenger {
             seen: Dedup::new(SEEN_CAPACITY),
             clock: Hlc::default(),
             my_cert: my_cert.clone(),
+            unsaved_keys: Vec::new(),
+            unsaved_rooms: BTreeSet::new(),
+            orphan_keys: BTreeMap::new(),
+            orphan_envelopes: Vec::new(),
         };
         let mut path = String::new();
         for unit in my_cert.subject.org_unit.units() {
@@ -154,9 +165,55 @@ impl Messenger {
 
     /// Adds a room this device belongs to (ignored if already known).
     pub fn add_room(&mut self, room: Room) {
-        self.rooms
-            .entry(room.id)
-            .or_insert_with(|| RoomState::new(room));
+        if !self.rooms.contains_key(&room.id) {
+            self.unsaved_rooms.insert(room.id);
+            self.rooms.insert(room.id, RoomState::new(room));
+        }
+    }
+
+    /// Replaces a room's definition (a group's new membership).
+    pub fn update_room(&mut self, room: Room) {
+        self.unsaved_rooms.insert(room.id);
+        match self.rooms.get_mut(&room.id) {
+            Some(state) => state.room = room,
+            None => {
+                self.rooms.insert(room.id, RoomState::new(room));
+            }
+        }
+    }
+
+    /// The room with `id`.
+    pub fn room(&self, id: RoomId) -> Option<&Room> {
+        self.rooms.get(&id).map(|s| &s.room)
+    }
+
+    /// Restores an epoch key loaded from storage.
+    pub fn restore_key(&mut self, room: RoomId, epoch: EpochRef, key: RoomKey) {
+        if let Some(state) = self.rooms.get_mut(&room) {
+            state.epochs.learn(Grant {
+                epoch,
+                key_held: true,
+            });
+            state.keys.insert((epoch.number, epoch.key_id), key);
+        }
+    }
+
+    /// Remembers a message id seen in an earlier run.
+    pub fn mark_seen(&mut self, id: [u8; 32]) {
+        self.seen.insert(id);
+    }
+
+    /// Keys learned since the last call, for the caller to persist.
+    pub fn take_new_keys(&mut self) -> Vec<(RoomId, EpochRef, RoomKey)> {
+        std::mem::take(&mut self.unsaved_keys)
+    }
+
+    /// Rooms added or changed since the last call, for the caller to persist.
+    pub fn take_changed_rooms(&mut self) -> Vec<Room> {
+        let ids = std::mem::take(&mut self.unsaved_rooms);
+        ids.iter()
+            .filter_map(|id| self.room(*id).cloned())
+            .collect()
     }
 
     /// Looks a room up by id (hex, or a unique prefix of it) or by exact name.
@@ -234,6 +291,7 @@ impl Messenger {
             epoch,
             key_held: true,
         });
+        self.unsaved_keys.push((room, epoch, key.clone()));
         state.keys.insert((epoch.number, epoch.key_id), key);
         state
             .granted
@@ -253,6 +311,7 @@ impl Messenger {
         let me = self.my_cert.subject.user_id.clone();
         let state = self.rooms.get_mut(&room).ok_or_else(|| unknown(room))?;
         state.room.remove(&me, user)?;
+        self.unsaved_rooms.insert(room);
         self.rotate(room, now, entropy)
     }
 
@@ -267,6 +326,7 @@ impl Messenger {
         let me = self.my_cert.subject.user_id.clone();
         let state = self.rooms.get_mut(&room).ok_or_else(|| unknown(room))?;
         state.room.invite(&me, user)?;
+        self.unsaved_rooms.insert(room);
         Ok(self.grants_for_missing(now))
     }
 
@@ -316,8 +376,10 @@ impl Messenger {
         let Some(sender) = self.directory.get(&header.sender) else {
             return Verdict::Reject("sender is not a known certified device".into());
         };
+        if !self.rooms.contains_key(&header.room) {
+            return self.receive_for_unknown_room(envelope, now_ms);
+        }
         let Some(state) = self.rooms.get_mut(&header.room) else {
-            // Not our room: we cannot judge membership or read it.
             return Verdict::Held;
         };
         if !state.room.admits(sender) {
@@ -362,12 +424,23 @@ impl Messenger {
         let issuer = self
             .directory
             .get(&grant.issuer)
+            .cloned()
             .ok_or("grant issuer is not a known certified device")?;
         let room = grant.body.room;
+        if !self.rooms.contains_key(&room) {
+            let issuer_user = issuer.subject.user_id.clone();
+            let direct = Room::direct(&self.agency, &self.my_cert.subject.user_id, &issuer_user);
+            if direct.id == room {
+                // Someone opened a 1:1 room with this device's user.
+                self.add_room(direct);
+            } else {
+                return self.receive_orphan_grant(grant, now_ms);
+            }
+        }
         let Some(state) = self.rooms.get_mut(&room) else {
             return Ok(Vec::new());
         };
-        if !state.room.admits(issuer) {
+        if !state.room.admits(&issuer) {
             return Err(format!(
                 "{} may not grant keys for this room",
                 issuer.subject.user_id
@@ -391,6 +464,7 @@ impl Messenger {
         let Some(key) = key else {
             return Ok(Vec::new());
         };
+        self.unsaved_keys.push((room, epoch, key.clone()));
         state.keys.insert((epoch.number, epoch.key_id), key);
         let held = std::mem::take(&mut state.pending);
         let mut readable = Vec::new();
@@ -410,6 +484,87 @@ impl Messenger {
     /// The epoch this device would send under in `room`.
     pub fn current_epoch(&self, room: RoomId) -> Option<EpochRef> {
         self.rooms.get(&room).and_then(|s| s.epochs.current())
+    }
+
+    /// Announces `room`'s definition to its members under its current key.
+    pub fn announce_room(
+        &mut self,
+        room: RoomId,
+        now_ms: u64,
+        entropy: &mut impl Entropy,
+    ) -> Result<Envelope, MessengerError> {
+        let definition = self.room(room).cloned().ok_or_else(|| unknown(room))?;
+        self.send(room, &Content::RoomState(definition), now_ms, entropy)
+    }
+
+    fn receive_orphan_grant(
+        &mut self,
+        grant: &KeyGrant,
+        now_ms: u64,
+    ) -> Result<Vec<Message>, String> {
+        let Some(result) = grant.key_for(&self.me) else {
+            return Ok(Vec::new());
+        };
+        let key = result.map_err(|e| e.to_string())?;
+        let keys = self.orphan_keys.entry(grant.body.room).or_default();
+        if keys.len() < 16 {
+            keys.push((grant.body.epoch, key));
+        }
+        // A held room definition may now be readable.
+        let held: Vec<Envelope> = std::mem::take(&mut self.orphan_envelopes);
+        let mut shown = Vec::new();
+        for envelope in held {
+            if let Verdict::Deliver(message) = self.receive(envelope, now_ms) {
+                shown.push(message);
+            }
+        }
+        Ok(shown)
+    }
+
+    /// An envelope of a room this device does not know: if it is the room's
+    /// definition, readable with a key granted to us, from an admin, and
+    /// we are a member, the room is adopted.
+    fn receive_for_unknown_room(&mut self, envelope: Envelope, now_ms: u64) -> Verdict {
+        let header = envelope.body.header.clone();
+        let key = self
+            .orphan_keys
+            .get(&header.room)
+            .and_then(|keys| keys.iter().find(|(epoch, _)| *epoch == header.epoch))
+            .map(|(_, key)| key.clone());
+        let Some(key) = key else {
+            if self.orphan_envelopes.len() < MAX_PENDING_PER_ROOM {
+                self.orphan_envelopes.push(envelope);
+            }
+            return Verdict::Held;
+        };
+        let Ok(Content::RoomState(room)) = envelope.open(&key) else {
+            return Verdict::Held;
+        };
+        let sender = self
+            .directory
+            .get(&header.sender)
+            .map(|d| d.subject.user_id.clone());
+        let from_admin = matches!(
+            (&room.kind, &sender),
+            (super::RoomKind::Group { admins, .. }, Some(user)) if admins.contains(user)
+        );
+        if room.id != header.room
+            || !from_admin
+            || !room.has_member(self.user(), &self.my_cert.subject.org_unit)
+        {
+            return Verdict::Reject("room definition not from an admin of that room".into());
+        }
+        self.add_room(room);
+        for (epoch, key) in self.orphan_keys.remove(&header.room).unwrap_or_default() {
+            self.restore_key(header.room, epoch, key.clone());
+            self.unsaved_keys.push((header.room, epoch, key));
+        }
+        let held = std::mem::take(&mut self.orphan_envelopes);
+        let verdict = self.receive(envelope, now_ms);
+        for other in held {
+            let _ = self.receive(other, now_ms);
+        }
+        verdict
     }
 
     fn member_devices(&self, room: RoomId) -> Result<Vec<PublicKey>, MessengerError> {

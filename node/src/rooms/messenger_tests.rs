@@ -423,3 +423,63 @@ fn grants_from_outsiders_are_refused() {
     assert!(err.contains("may not grant"), "{err}");
     assert!(world.devices[kim].current_epoch(room).is_none());
 }
+
+#[test]
+fn an_invited_user_adopts_the_group_from_its_grant_and_definition() {
+    let mut world = World::new(8);
+    let kim = world.device("kim", "MOIS");
+    let lee = world.device("lee", "MOIS");
+    let choi = world.device("choi", "MOIS");
+    let (room, grants) = world.devices[kim].create_group(
+        "Budget",
+        ["lee".to_string()],
+        NOW,
+        &mut SeededEntropy::new(80),
+    );
+    let definition = world.devices[kim]
+        .announce_room(room, NOW_MS, &mut world.entropy)
+        .expect("announce");
+    // The definition may arrive before the grant: it is held, then adopted.
+    assert_eq!(
+        world.devices[lee].receive(definition.clone(), NOW_MS),
+        Verdict::Held
+    );
+    let shown = world.devices[lee]
+        .receive_grant(&grants[0], NOW_MS)
+        .expect("grant");
+    assert!(
+        matches!(
+            shown.as_slice(),
+            [Message {
+                content: Content::RoomState(_),
+                ..
+            }]
+        ),
+        "{shown:?}"
+    );
+    assert_eq!(world.devices[lee].find_room("Budget"), Some(room));
+    // A colleague who was not invited learns nothing.
+    world.devices[choi]
+        .receive_grant(&grants[0], NOW_MS)
+        .expect("not for choi");
+    assert_eq!(
+        world.devices[choi].receive(definition, NOW_MS),
+        Verdict::Held
+    );
+    assert_eq!(world.devices[choi].find_room("Budget"), None);
+    let (_, verdicts) = world.send(kim, room, "welcome", NOW_MS + 5);
+    assert_eq!(text(&verdicts[lee]).map(|t| t.1), Some("welcome".into()));
+    assert_eq!(verdicts[choi], Verdict::Held);
+}
+
+#[test]
+fn a_one_to_one_room_appears_on_the_other_side_with_the_first_grant() {
+    let mut world = World::new(9);
+    let kim = world.device("kim", "MOIS/A");
+    let lee = world.device("lee", "MOIS/B");
+    let room = Room::direct(&world.agency.operator.agency.id(), "kim", "lee");
+    world.devices[kim].add_room(room.clone());
+    let (_, verdicts) = world.send(kim, room.id, "hi Lee", NOW_MS);
+    assert_eq!(text(&verdicts[lee]).map(|t| t.1), Some("hi Lee".into()));
+    assert_eq!(world.devices[lee].find_room("kim & lee"), Some(room.id));
+}

@@ -61,6 +61,8 @@ impl Format for Envelope {
 pub enum Content {
     /// A text message.
     Text(String),
+    /// A group's definition (name, members, admins), sent by an admin.
+    RoomState(crate::rooms::Room),
     /// A receipt for another message.
     Receipt {
         /// The message id it is about.
