@@ -44,7 +44,7 @@ pub struct Message {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Valid and readable.
-    Deliver(Message),
+    Deliver(Box<Message>),
     /// Valid, but this device does not (yet) hold the epoch key: kept until a
     /// grant arrives. A device outside the room stays here forever.
     Held,
@@ -403,7 +403,7 @@ impl Messenger {
             Ok(content) => {
                 self.seen.insert(id);
                 self.clock.observe(header.timestamp, now_ms);
-                Verdict::Deliver(Message {
+                Verdict::Deliver(Box::new(Message {
                     id,
                     room: header.room,
                     sender: sender.device,
@@ -411,7 +411,7 @@ impl Messenger {
                     sender_name: sender.subject.display_name.clone(),
                     timestamp: header.timestamp,
                     content,
-                })
+                }))
             }
             Err(e) => Verdict::Reject(e.to_string()),
         }
@@ -470,7 +470,7 @@ impl Messenger {
         let mut readable = Vec::new();
         for envelope in held {
             if let Verdict::Deliver(message) = self.receive(envelope, now_ms) {
-                readable.push(message);
+                readable.push(*message);
             }
         }
         Ok(readable)
@@ -515,7 +515,7 @@ impl Messenger {
         let mut shown = Vec::new();
         for envelope in held {
             if let Verdict::Deliver(message) = self.receive(envelope, now_ms) {
-                shown.push(message);
+                shown.push(*message);
             }
         }
         Ok(shown)

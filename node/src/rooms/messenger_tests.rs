@@ -123,11 +123,10 @@ impl World {
 
 fn text(verdict: &Verdict) -> Option<(String, String)> {
     match verdict {
-        Verdict::Deliver(Message {
-            content: Content::Text(t),
-            sender_name,
-            ..
-        }) => Some((sender_name.clone(), t.clone())),
+        Verdict::Deliver(message) => match &message.content {
+            Content::Text(t) => Some((message.sender_name.clone(), t.clone())),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -146,7 +145,7 @@ fn three_officials_in_a_department_room_read_everything_in_the_same_order() {
     let mut record = |verdicts: Vec<Verdict>| {
         for (i, verdict) in verdicts.into_iter().enumerate() {
             if let Verdict::Deliver(message) = verdict {
-                inboxes[i].push(message);
+                inboxes[i].push(*message);
             }
         }
     };
