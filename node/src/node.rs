@@ -17,6 +17,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, NodeConfig};
 use crate::identity::{DeviceId, KeyPair};
 use crate::net::{self, Command, TransportKind};
+use crate::net::{MessageView, RoomInfo, Sent};
+use crate::store::{MemoryStore, Store};
 use crate::trust::{AgencyInfo, CertificateChain, EnrollmentBundle, NetworkKey, OrgUnit, Role};
 
 /// Capacity of the command channel.
@@ -65,6 +67,9 @@ pub enum NodeError {
     /// Publishing failed.
     #[error("publish failed: {0}")]
     Publish(String),
+    /// A room request failed.
+    #[error("{0}")]
+    Room(String),
 }
 
 /// How a peer was found.
@@ -175,6 +180,10 @@ pub enum NodeEvent {
         /// Payload.
         payload: Vec<u8>,
     },
+    /// A message arrived (or became readable) in a room.
+    Message(MessageView),
+    /// This device was added to a group.
+    RoomJoined(RoomInfo),
     /// A gossip message was rejected (and its forwarder penalised).
     GossipRejected {
         /// The peer that forwarded it.
@@ -188,6 +197,7 @@ pub enum NodeEvent {
 #[derive(Debug)]
 pub struct NodeBuilder {
     credentials: Credentials,
+    store: Arc<dyn Store>,
     config: NodeConfig,
     transport: TransportKind,
     clock: Arc<dyn Clock>,
@@ -198,6 +208,7 @@ impl NodeBuilder {
     pub fn new(credentials: Credentials) -> Self {
         NodeBuilder {
             credentials,
+            store: Arc::new(MemoryStore::new()),
             config: NodeConfig::default(),
             transport: TransportKind::Tcp,
             clock: Arc::new(SystemClock),
@@ -207,6 +218,12 @@ impl NodeBuilder {
     /// Sets the configuration.
     pub fn config(mut self, config: NodeConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Sets where messages, rooms and keys are kept (default: in memory).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = store;
         self
     }
 
@@ -231,6 +248,7 @@ impl NodeBuilder {
         let device = self.credentials.key.device_id();
         let actor = net::Actor::new(
             self.credentials,
+            self.store,
             config,
             self.transport,
             self.clock,
@@ -346,6 +364,55 @@ impl Handle {
     /// The gossipsub score of a connected peer (negative after misbehaviour).
     pub async fn peer_score(&self, device: DeviceId) -> Result<Option<f64>, NodeError> {
         self.ask(|reply| Command::PeerScore { device, reply }).await
+    }
+
+    /// The rooms this device is in.
+    pub async fn rooms(&self) -> Result<Vec<RoomInfo>, NodeError> {
+        self.ask(Command::Rooms).await
+    }
+
+    /// Creates a group with this device's user as admin.
+    pub async fn create_group(
+        &self,
+        name: &str,
+        members: Vec<String>,
+    ) -> Result<RoomInfo, NodeError> {
+        let name = name.to_string();
+        self.ask(|reply| Command::CreateGroup {
+            name,
+            members,
+            reply,
+        })
+        .await?
+    }
+
+    /// Adds `user` to a group (admins only).
+    pub async fn invite(&self, room: &str, user: &str) -> Result<(), NodeError> {
+        let (room, user) = (room.to_string(), user.to_string());
+        self.ask(|reply| Command::Invite { room, user, reply })
+            .await?
+    }
+
+    /// Removes `user` from a group (admins; or a user removing themselves):
+    /// the group moves to a key the removed user never receives.
+    pub async fn remove(&self, room: &str, user: &str) -> Result<(), NodeError> {
+        let (room, user) = (room.to_string(), user.to_string());
+        self.ask(|reply| Command::Remove { room, user, reply })
+            .await?
+    }
+
+    /// Sends a text message to a room (by name or id).
+    pub async fn send(&self, room: &str, text: &str) -> Result<Sent, NodeError> {
+        let (room, text) = (room.to_string(), text.to_string());
+        self.ask(|reply| Command::Send { room, text, reply })
+            .await?
+    }
+
+    /// The last `limit` readable messages of a room, oldest first.
+    pub async fn history(&self, room: &str, limit: usize) -> Result<Vec<MessageView>, NodeError> {
+        let room = room.to_string();
+        self.ask(|reply| Command::History { room, limit, reply })
+            .await?
     }
 
     /// Waits (at most `timeout`) until `count` peers are admitted.

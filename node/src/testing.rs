@@ -12,6 +12,7 @@ use libp2p::Multiaddr;
 use crate::clock::ManualClock;
 use crate::identity::{KeyPair, SeededEntropy};
 use crate::net::TransportKind;
+use crate::store::{MemoryStore, Store};
 use crate::trust::{
     CertificateChain, Enrollment, EnrollmentRequest, NewAgency, Role, Subject, TrustPolicy,
 };
@@ -104,12 +105,24 @@ impl TestAgency {
         }
     }
 
-    /// Starts a node with `credentials` on MemoryTransport with this agency's clock.
+    /// Starts a node with `credentials` on MemoryTransport with this agency's
+    /// clock and an in-memory store.
     pub fn spawn(&self, credentials: Credentials, bootstrap: &[Multiaddr]) -> Node {
+        self.spawn_with_store(credentials, bootstrap, Arc::new(MemoryStore::new()))
+    }
+
+    /// Like [`TestAgency::spawn`], keeping messages in `store`.
+    pub fn spawn_with_store(
+        &self,
+        credentials: Credentials,
+        bootstrap: &[Multiaddr],
+        store: Arc<dyn Store>,
+    ) -> Node {
         NodeBuilder::new(credentials)
             .config(memory_config(bootstrap))
             .transport(TransportKind::Memory)
             .clock(Arc::new(self.clock.clone()))
+            .store(store)
             .spawn()
             .expect("node starts")
     }

@@ -101,6 +101,11 @@ fn print_event(event: &NodeEvent, me: &str) {
             "notice from {author_user}: {}",
             String::from_utf8_lossy(payload)
         ),
+        NodeEvent::Message(message) => println!(
+            "[{}] {}: {}",
+            message.room_name, message.sender_name, message.text
+        ),
+        NodeEvent::RoomJoined(room) => println!("joined room \"{}\" ({})", room.name, room.kind),
         NodeEvent::GossipRejected { from, reason } => {
             println!("rejected a message forwarded by {from}: {reason}")
         }

@@ -20,10 +20,12 @@ use crate::clock::Clock;
 use crate::config::ValidConfig;
 use crate::identity::{DeviceId, Entropy, KeyPair, OsEntropy};
 use crate::node::{BlockedPeer, Credentials, Discovery, NodeError, NodeEvent, PeerInfo, Status};
+use crate::rooms::Messenger;
+use crate::store::{MessageLog, Store};
 use crate::sync::Dedup;
 use crate::trust::{
     AdmissionHello, AgencyInfo, CertificateChain, FrameBody, SignedFrame, TrustPolicy,
-    empty_revocation_digest,
+    VerifiedDevice, empty_revocation_digest,
 };
 use crate::wire;
 
@@ -54,6 +56,32 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Option<f64>>,
     },
     Blocked(oneshot::Sender<Vec<BlockedPeer>>),
+    Rooms(oneshot::Sender<Vec<messaging::RoomInfo>>),
+    CreateGroup {
+        name: String,
+        members: Vec<String>,
+        reply: oneshot::Sender<Result<messaging::RoomInfo, NodeError>>,
+    },
+    Invite {
+        room: String,
+        user: String,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    Remove {
+        room: String,
+        user: String,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    Send {
+        room: String,
+        text: String,
+        reply: oneshot::Sender<Result<messaging::Sent, NodeError>>,
+    },
+    History {
+        room: String,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<messaging::MessageView>, NodeError>>,
+    },
 }
 
 pub(crate) struct Actor {
@@ -76,7 +104,11 @@ pub(crate) struct Actor {
     listening: Vec<Multiaddr>,
     seen: Dedup<gossipsub::MessageId>,
     policy: TrustPolicy,
+    messaging: Option<messaging::Messaging>,
 }
+
+#[path = "messaging.rs"]
+pub(crate) mod messaging;
 
 impl std::fmt::Debug for Actor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -87,8 +119,10 @@ impl std::fmt::Debug for Actor {
 }
 
 impl Actor {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         credentials: Credentials,
+        store: Arc<dyn Store>,
         config: ValidConfig,
         transport: TransportKind,
         clock: Arc<dyn Clock>,
@@ -133,6 +167,26 @@ impl Actor {
             swarm_config,
         );
         let control = topics::control(&agency_id);
+        let now = clock.now();
+        let policy = TrustPolicy::default();
+        let messaging = credentials
+            .chain
+            .verify_for(
+                credentials.key.device_id(),
+                &credentials.agency,
+                now,
+                &policy,
+            )
+            .ok()
+            .map(|me| {
+                let agency = credentials.agency.clone();
+                messaging::Messaging::restore(
+                    Messenger::new(credentials.key.clone(), me),
+                    MessageLog::new(store),
+                    |chain| chain.verify(&agency, now, &policy).ok(),
+                    now,
+                )
+            });
         swarm
             .behaviour_mut()
             .gossipsub
@@ -163,10 +217,12 @@ impl Actor {
             listening: Vec::new(),
             seen: Dedup::new(SEEN_CAPACITY),
             policy: TrustPolicy::default(),
+            messaging,
         })
     }
 
     pub(crate) async fn run(mut self) {
+        self.settle_messaging();
         self.dial_bootstrap();
         let period = Duration::from_secs(self.config.config.discovery_interval_secs);
         // The first round comes one period after the bootstrap dials above.
@@ -253,17 +309,8 @@ impl Actor {
                 });
             }
             Command::PublishControl { payload, reply } => {
-                let frame = SignedFrame::sign(
-                    &self.key,
-                    FrameBody {
-                        author: self.chain.clone(),
-                        topic: self.control.hash().to_string(),
-                        sent_at: self.clock.now(),
-                        nonce: OsEntropy.array(),
-                        payload,
-                    },
-                );
-                let _ = reply.send(self.publish(wire::encode(&frame)));
+                let frame = self.sign_frame(payload);
+                let _ = reply.send(self.publish(frame));
             }
             Command::PublishRaw { data, reply } => {
                 let _ = reply.send(self.publish(data));
@@ -275,6 +322,28 @@ impl Actor {
                     .dial(address)
                     .map_err(|e| NodeError::Network(e.to_string()));
                 let _ = reply.send(result);
+            }
+            Command::Rooms(reply) => {
+                let _ = reply.send(self.rooms());
+            }
+            Command::CreateGroup {
+                name,
+                members,
+                reply,
+            } => {
+                let _ = reply.send(self.create_group(&name, members));
+            }
+            Command::Invite { room, user, reply } => {
+                let _ = reply.send(self.invite(&room, &user));
+            }
+            Command::Remove { room, user, reply } => {
+                let _ = reply.send(self.remove(&room, &user));
+            }
+            Command::Send { room, text, reply } => {
+                let _ = reply.send(self.send_text(&room, text));
+            }
+            Command::History { room, limit, reply } => {
+                let _ = reply.send(self.history(&room, limit));
             }
             Command::Blocked(reply) => {
                 let _ = reply.send(self.gate.blocked_peers());
@@ -288,7 +357,22 @@ impl Actor {
         }
     }
 
-    fn publish(&mut self, data: Vec<u8>) -> Result<(), NodeError> {
+    /// Wraps `payload` in a frame signed by this device for the control topic.
+    pub(super) fn sign_frame(&self, payload: Vec<u8>) -> Vec<u8> {
+        let frame = SignedFrame::sign(
+            &self.key,
+            FrameBody {
+                author: self.chain.clone(),
+                topic: self.control.hash().to_string(),
+                sent_at: self.clock.now(),
+                nonce: OsEntropy.array(),
+                payload,
+            },
+        );
+        wire::encode(&frame)
+    }
+
+    pub(super) fn publish(&mut self, data: Vec<u8>) -> Result<(), NodeError> {
         match self
             .swarm
             .behaviour_mut()
@@ -360,12 +444,13 @@ impl Actor {
             }
             return;
         }
-        let Some(verified) = self.gate.admitted(&peer_id) else {
+        let Some((verified, chain)) = self.gate.admitted(&peer_id) else {
             // Cannot happen: the transport admits before connecting.
             tracing::error!(%peer_id, "connection without admission record; closing");
             let _ = self.swarm.disconnect_peer_id(peer_id);
             return;
         };
+        self.learn_device(verified.clone(), &chain);
         let info = PeerInfo {
             device: verified.device,
             user_id: verified.subject.user_id,
@@ -420,6 +505,9 @@ impl Actor {
                 message_id,
                 message,
             }) => self.on_gossip(propagation_source, message_id, message),
+            Event::Gossipsub(gossipsub::Event::Subscribed { topic, .. }) => {
+                self.on_subscribed(&topic)
+            }
             Event::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 for address in info.listen_addrs {
                     self.swarm
@@ -447,45 +535,66 @@ impl Actor {
     }
 
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
-        let verdict = self.validate(&message);
-        let acceptance = match &verdict {
-            Ok(_) if !self.seen.insert(id.clone()) => MessageAcceptance::Ignore,
-            Ok(_) => MessageAcceptance::Accept,
-            Err(_) => MessageAcceptance::Reject,
+        if message.topic != self.control.hash() {
+            return self.on_room_gossip(source, id, message);
+        }
+        let outcome = match self.validate(&message) {
+            Err(reason) => Err(reason),
+            Ok(_) if !self.seen.insert(id.clone()) => {
+                self.report(&id, &source, MessageAcceptance::Ignore);
+                return;
+            }
+            Ok((frame, author)) => self
+                .on_control_payload(&frame, &author)
+                .map(|handled| (frame, author.device, handled)),
         };
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .report_message_validation_result(&id, &source, acceptance);
-        match verdict {
-            Ok((frame, author)) if acceptance == MessageAcceptance::Accept => {
-                self.emit(NodeEvent::Gossip {
-                    topic: message.topic.to_string(),
-                    author,
-                    author_user: frame
-                        .body
-                        .author
-                        .leaf()
-                        .map(|c| c.body.subject.user_id.clone())
-                        .unwrap_or_default(),
-                    payload: frame.body.payload,
-                });
+        match outcome {
+            Ok((frame, author, handled)) => {
+                self.report(&id, &source, MessageAcceptance::Accept);
+                if !handled {
+                    self.emit(NodeEvent::Gossip {
+                        topic: message.topic.to_string(),
+                        author,
+                        author_user: frame
+                            .body
+                            .author
+                            .leaf()
+                            .map(|c| c.body.subject.user_id.clone())
+                            .unwrap_or_default(),
+                        payload: frame.body.payload,
+                    });
+                }
             }
-            Ok(_) => {}
-            Err(reason) => {
-                tracing::warn!(from = %source, %reason, "gossip message rejected");
-                self.emit(NodeEvent::GossipRejected {
-                    from: source,
-                    reason,
-                });
-            }
+            Err(reason) => self.reject(&id, source, reason),
         }
     }
 
-    fn validate(&self, message: &gossipsub::Message) -> Result<(SignedFrame, DeviceId), String> {
-        if message.topic != self.control.hash() {
-            return Err("message on a topic we do not serve".into());
-        }
+    pub(super) fn report(
+        &mut self,
+        id: &gossipsub::MessageId,
+        source: &PeerId,
+        acceptance: MessageAcceptance,
+    ) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, source, acceptance);
+    }
+
+    /// Rejects a message (its forwarder is penalised) and says why.
+    pub(super) fn reject(&mut self, id: &gossipsub::MessageId, source: PeerId, reason: String) {
+        self.report(id, &source, MessageAcceptance::Reject);
+        tracing::warn!(from = %source, %reason, "gossip message rejected");
+        self.emit(NodeEvent::GossipRejected {
+            from: source,
+            reason,
+        });
+    }
+
+    fn validate(
+        &self,
+        message: &gossipsub::Message,
+    ) -> Result<(SignedFrame, VerifiedDevice), String> {
         let frame = wire::decode::<SignedFrame>(&message.data)
             .map_err(|e| format!("malformed gossip frame: {e}"))?;
         let author = frame
@@ -501,6 +610,6 @@ impl Actor {
         {
             return Err("frame author differs from the gossip source".into());
         }
-        Ok((frame, author.device))
+        Ok((frame, author))
     }
 }

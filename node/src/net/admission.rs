@@ -25,7 +25,9 @@ use tokio::sync::mpsc;
 use crate::clock::Clock;
 use crate::identity::{DeviceId, PublicKey};
 use crate::node::BlockedPeer;
-use crate::trust::{AdmissionHello, AgencyInfo, Blocklist, TrustPolicy, VerifiedDevice, admit};
+use crate::trust::{
+    AdmissionHello, AgencyInfo, Blocklist, CertificateChain, TrustPolicy, VerifiedDevice, admit,
+};
 use crate::wire::{self, Format};
 
 /// Protocol name negotiated for the admission-then-yamux upgrade.
@@ -72,7 +74,7 @@ pub struct AdmissionGate {
     timeout: Duration,
     block_secs: u64,
     blocklist: Mutex<Blocklist>,
-    admitted: Mutex<HashMap<PeerId, VerifiedDevice>>,
+    admitted: Mutex<HashMap<PeerId, (VerifiedDevice, CertificateChain)>>,
     refusals: mpsc::Sender<Refusal>,
 }
 
@@ -99,8 +101,8 @@ impl AdmissionGate {
         }
     }
 
-    /// The verified certificate of an admitted peer.
-    pub fn admitted(&self, peer: &PeerId) -> Option<VerifiedDevice> {
+    /// The verified certificate (and the chain it came from) of an admitted peer.
+    pub fn admitted(&self, peer: &PeerId) -> Option<(VerifiedDevice, CertificateChain)> {
         lock(&self.admitted).get(peer).cloned()
     }
 
@@ -151,7 +153,7 @@ impl AdmissionGate {
             wire::decode::<AdmissionHello>(bytes).map_err(|e| self.refuse(peer, e.to_string()))?;
         let verified = admit(&hello, device, &self.agency, self.clock.now(), &self.policy)
             .map_err(|e| self.refuse(peer, e.to_string()))?;
-        lock(&self.admitted).insert(peer, verified.clone());
+        lock(&self.admitted).insert(peer, (verified.clone(), hello.chain));
         Ok(verified)
     }
 }

@@ -476,6 +476,31 @@ impl Messenger {
         Ok(readable)
     }
 
+    /// Decrypts a stored envelope for display (no de-duplication, no checks
+    /// beyond what [`Messenger::receive`] did when it arrived).
+    pub fn read(&self, envelope: &Envelope) -> Option<Message> {
+        let header = &envelope.body.header;
+        let state = self.rooms.get(&header.room)?;
+        let key = state
+            .keys
+            .get(&(header.epoch.number, header.epoch.key_id))?;
+        let content = envelope.open(key).ok()?;
+        let sender = self.directory.get(&header.sender);
+        Some(Message {
+            id: envelope.id(),
+            room: header.room,
+            sender: header.sender.device_id(),
+            sender_user: sender
+                .map(|s| s.subject.user_id.clone())
+                .unwrap_or_default(),
+            sender_name: sender
+                .map(|s| s.subject.display_name.clone())
+                .unwrap_or_default(),
+            timestamp: header.timestamp,
+            content,
+        })
+    }
+
     /// Whether this device can currently send to `room`.
     pub fn can_send(&self, room: RoomId) -> bool {
         self.rooms.get(&room).is_some_and(|s| s.epochs.can_send())

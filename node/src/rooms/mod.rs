@@ -5,11 +5,13 @@
 //! admins) and 1:1 rooms. Members are users; every device of a member gets
 //! the keys. Pure: decisions only, no I/O.
 
+mod control;
 mod epochs;
 mod key_grant;
 mod messenger;
 mod room;
 
+pub use control::ControlMessage;
 pub use epochs::{EpochRef, EpochState, Grant};
 pub use key_grant::{GrantBody, GrantError, KeyGrant, MAX_WRAPS_PER_GRANT};
 pub use messenger::{

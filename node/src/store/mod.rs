@@ -9,6 +9,7 @@
 mod error;
 mod home;
 mod memory;
+mod message_log;
 mod sled_store;
 
 #[cfg(test)]
@@ -17,6 +18,7 @@ mod conformance;
 pub use error::StoreError;
 pub use home::{Home, HomeFile};
 pub use memory::MemoryStore;
+pub use message_log::{MAX_LISTING, MessageLog};
 pub use sled_store::SledStore;
 
 /// Version of the database layout this build writes and understands.
@@ -32,7 +34,7 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 ///
 /// Keys are stored as given (they are ids and timestamps, never content);
 /// values are confidential and encrypted at rest by backends that persist.
-pub trait Store: Send + Sync {
+pub trait Store: Send + Sync + std::fmt::Debug {
     /// Reads one value.
     fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Writes one value, replacing any previous one.

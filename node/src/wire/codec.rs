@@ -60,6 +60,10 @@ pub enum Kind {
     MessageContent = 12,
     /// A room key grant: an epoch key wrapped to member devices.
     KeyGrant = 13,
+    /// A payload of the agency control topic.
+    ControlMessage = 14,
+    /// A room definition as stored.
+    RoomRecord = 15,
 }
 
 impl Kind {
@@ -78,6 +82,8 @@ impl Kind {
             11 => Kind::Envelope,
             12 => Kind::MessageContent,
             13 => Kind::KeyGrant,
+            14 => Kind::ControlMessage,
+            15 => Kind::RoomRecord,
             _ => return None,
         })
     }
@@ -99,6 +105,8 @@ impl fmt::Display for Kind {
             Kind::Envelope => "a message envelope",
             Kind::MessageContent => "message content",
             Kind::KeyGrant => "a room key grant",
+            Kind::ControlMessage => "a control message",
+            Kind::RoomRecord => "a room record",
         })
     }
 }

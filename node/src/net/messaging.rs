@@ -1,0 +1,512 @@
+//! The actor's messaging glue: feeds certificates, grants and envelopes to
+//! the pure [`Messenger`], persists what it learns in the [`MessageLog`],
+//! subscribes to room topics, and publishes grants and envelopes (queuing
+//! them in the outbox while nobody can take them).
+
+use std::collections::{HashMap, VecDeque};
+
+use libp2p::PeerId;
+use libp2p::gossipsub::{self, MessageAcceptance, TopicHash};
+use serde::{Deserialize, Serialize};
+
+use super::Actor;
+use crate::identity::{DeviceId, OsEntropy};
+use crate::net::topics;
+use crate::node::{NodeError, NodeEvent};
+use crate::rooms::{ControlMessage, KeyGrant, Message, Messenger, Room, RoomId, RoomKind, Verdict};
+use crate::store::MessageLog;
+use crate::trust::VerifiedDevice;
+use crate::wire::{self, Content, Envelope};
+
+/// Control payloads kept while no peer takes them.
+const CONTROL_OUTBOX: usize = 1024;
+/// Most history returned at once.
+pub const MAX_HISTORY: usize = 10_000;
+
+/// A room as listed to the user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// Full room id (hex).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// "department", "group" or "direct".
+    pub kind: String,
+    /// Member user ids (groups and 1:1), or the org unit (departments).
+    pub members: Vec<String>,
+    /// Whether this device holds the current key.
+    pub can_send: bool,
+}
+
+/// A message as shown to the user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    /// Message id (hex).
+    pub id: String,
+    /// Room id (hex).
+    pub room: String,
+    /// Room name.
+    pub room_name: String,
+    /// Sending device.
+    pub sender: DeviceId,
+    /// Sender's user id.
+    pub sender_user: String,
+    /// Sender's display name.
+    pub sender_name: String,
+    /// Hybrid logical clock: milliseconds.
+    pub wall_ms: u64,
+    /// Hybrid logical clock: counter.
+    pub counter: u32,
+    /// The text.
+    pub text: String,
+}
+
+/// What happened to a sent message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    /// Message id (hex).
+    pub id: String,
+    /// `true` if no peer could take it yet: it waits in the outbox.
+    pub queued: bool,
+}
+
+/// Messaging state of a node whose own certificate is valid.
+pub(crate) struct Messaging {
+    pub(crate) messenger: Messenger,
+    log: MessageLog,
+    room_topics: HashMap<TopicHash, RoomId>,
+    control_outbox: VecDeque<Vec<u8>>,
+    presence_sent: bool,
+}
+
+impl Messaging {
+    /// Restores rooms, keys, known devices and seen ids from `log`.
+    pub(crate) fn restore(
+        mut messenger: Messenger,
+        log: MessageLog,
+        verify: impl Fn(&crate::trust::CertificateChain) -> Option<VerifiedDevice>,
+        now: u64,
+    ) -> Self {
+        for room in log.rooms().unwrap_or_default() {
+            messenger.update_room(room);
+        }
+        for (room, epoch, key) in log.keys().unwrap_or_default() {
+            messenger.restore_key(room, epoch, key);
+        }
+        for chain in log.devices().unwrap_or_default() {
+            if let Some(device) = verify(&chain) {
+                // Members were granted keys before the restart.
+                let _ = messenger.learn_device(device, now);
+            }
+        }
+        for id in log.seen().unwrap_or_default() {
+            messenger.mark_seen(id);
+        }
+        let _ = messenger.take_new_keys();
+        let _ = messenger.take_changed_rooms();
+        Messaging {
+            messenger,
+            log,
+            room_topics: HashMap::new(),
+            control_outbox: VecDeque::new(),
+            presence_sent: false,
+        }
+    }
+}
+
+fn view(message: &Message, room_name: &str) -> Option<MessageView> {
+    let Content::Text(text) = &message.content else {
+        return None;
+    };
+    Some(MessageView {
+        id: hex::encode(message.id),
+        room: message.room.to_string(),
+        room_name: room_name.to_string(),
+        sender: message.sender,
+        sender_user: message.sender_user.clone(),
+        sender_name: message.sender_name.clone(),
+        wall_ms: message.timestamp.wall_ms,
+        counter: message.timestamp.counter,
+        text: text.clone(),
+    })
+}
+
+fn room_info(room: &Room, can_send: bool) -> RoomInfo {
+    let (kind, members) = match &room.kind {
+        RoomKind::Department { org } => ("department", vec![org.to_string()]),
+        RoomKind::Group { members, .. } => ("group", members.iter().cloned().collect()),
+        RoomKind::Direct { users } => ("direct", users.to_vec()),
+    };
+    RoomInfo {
+        id: room.id.to_string(),
+        name: room.name.clone(),
+        kind: kind.into(),
+        members,
+        can_send,
+    }
+}
+
+impl Actor {
+    fn now_ms(&self) -> u64 {
+        self.clock.now().saturating_mul(1000)
+    }
+
+    /// Persists keys and rooms the messenger learned, and follows room topics.
+    pub(super) fn settle_messaging(&mut self) {
+        let Some(messaging) = self.messaging.as_mut() else {
+            return;
+        };
+        for (room, epoch, key) in messaging.messenger.take_new_keys() {
+            if let Err(e) = messaging.log.save_key(room, epoch, &key) {
+                tracing::error!(error = %e, "cannot save a room key");
+            }
+        }
+        for room in messaging.messenger.take_changed_rooms() {
+            if let Err(e) = messaging.log.save_room(&room) {
+                tracing::error!(error = %e, "cannot save a room");
+            }
+        }
+        let agency = self.agency.id();
+        let rooms: Vec<RoomId> = messaging.messenger.rooms().map(|r| r.id).collect();
+        for room in rooms {
+            let topic = topics::room(&agency, &room.0);
+            if messaging.room_topics.insert(topic.hash(), room).is_none()
+                && let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic)
+            {
+                tracing::error!(error = %e, "cannot subscribe to a room topic");
+            }
+        }
+    }
+
+    /// A newly admitted or announced device: remember it, share keys with it.
+    pub(super) fn learn_device(
+        &mut self,
+        device: VerifiedDevice,
+        chain: &crate::trust::CertificateChain,
+    ) {
+        let now = self.clock.now();
+        let Some(messaging) = self.messaging.as_mut() else {
+            return;
+        };
+        if let Err(e) = messaging
+            .log
+            .save_device(&device.device.public_key(), chain)
+        {
+            tracing::error!(error = %e, "cannot save a device certificate");
+        }
+        let grants = messaging.messenger.learn_device(device, now);
+        self.publish_grants(grants);
+    }
+
+    fn publish_grants(&mut self, grants: Vec<KeyGrant>) {
+        for grant in grants {
+            self.publish_control_message(&ControlMessage::Grant(grant));
+        }
+        self.settle_messaging();
+    }
+
+    /// Signs and publishes a control message, or queues it until a peer subscribes.
+    fn publish_control_message(&mut self, message: &ControlMessage) {
+        let frame = self.sign_frame(wire::encode(message));
+        if self.publish(frame.clone()).is_err()
+            && let Some(messaging) = self.messaging.as_mut()
+        {
+            if messaging.control_outbox.len() >= CONTROL_OUTBOX {
+                messaging.control_outbox.pop_front();
+            }
+            messaging.control_outbox.push_back(frame);
+        }
+    }
+
+    /// A peer subscribed to `topic`: send what waited for it.
+    pub(super) fn on_subscribed(&mut self, topic: &TopicHash) {
+        let Some(messaging) = self.messaging.as_mut() else {
+            return;
+        };
+        if *topic == self.control.hash() {
+            let waiting: Vec<Vec<u8>> = messaging.control_outbox.drain(..).collect();
+            let announce = !messaging.presence_sent;
+            for frame in waiting {
+                if self.publish(frame.clone()).is_err()
+                    && let Some(m) = self.messaging.as_mut()
+                {
+                    m.control_outbox.push_back(frame);
+                }
+            }
+            if announce {
+                let frame = self.sign_frame(wire::encode(&ControlMessage::Presence));
+                if self.publish(frame).is_ok()
+                    && let Some(m) = self.messaging.as_mut()
+                {
+                    m.presence_sent = true;
+                }
+            }
+            return;
+        }
+        let Some(room) = messaging.room_topics.get(topic).copied() else {
+            return;
+        };
+        let waiting = messaging.log.outbox().unwrap_or_default();
+        for envelope in waiting.into_iter().filter(|e| e.body.header.room == room) {
+            let id = envelope.id();
+            let topic = topics::room(&self.agency.id(), &room.0);
+            if self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(topic, wire::encode(&envelope))
+                .is_ok()
+                && let Some(m) = self.messaging.as_ref()
+            {
+                let _ = m.log.pop_outbox(&id);
+                tracing::info!(room = %room.short(), "queued message sent");
+            }
+        }
+    }
+
+    /// Handles the payload of a valid control frame; `Ok(false)` if it is not
+    /// a room control message (a plain notice).
+    pub(super) fn on_control_payload(
+        &mut self,
+        frame: &crate::trust::SignedFrame,
+        author: &VerifiedDevice,
+    ) -> Result<bool, String> {
+        self.learn_device(author.clone(), &frame.body.author);
+        let Ok(message) = wire::decode::<ControlMessage>(&frame.body.payload) else {
+            return Ok(false);
+        };
+        let now_ms = self.now_ms();
+        let Some(messaging) = self.messaging.as_mut() else {
+            return Ok(true);
+        };
+        match message {
+            ControlMessage::Presence => {}
+            ControlMessage::Grant(grant) => {
+                let shown = messaging.messenger.receive_grant(&grant, now_ms)?;
+                self.show(shown);
+            }
+            ControlMessage::RoomDefinition(envelope) => {
+                match messaging.messenger.receive(envelope.clone(), now_ms) {
+                    Verdict::Deliver(message) => self.show(vec![*message]),
+                    Verdict::Reject(reason) => return Err(reason),
+                    Verdict::Held | Verdict::Duplicate => {}
+                }
+            }
+        }
+        self.settle_messaging();
+        Ok(true)
+    }
+
+    /// Handles an envelope published on a room topic.
+    pub(super) fn on_room_gossip(
+        &mut self,
+        source: PeerId,
+        id: gossipsub::MessageId,
+        message: gossipsub::Message,
+    ) {
+        let now_ms = self.now_ms();
+        let room = self
+            .messaging
+            .as_ref()
+            .and_then(|m| m.room_topics.get(&message.topic).copied());
+        let (Some(room), Some(messaging)) = (room, self.messaging.as_mut()) else {
+            return self.reject(&id, source, "message on a topic we do not serve".into());
+        };
+        let envelope = match wire::decode::<Envelope>(&message.data) {
+            Ok(envelope) if envelope.body.header.room == room => envelope,
+            Ok(_) => {
+                return self.reject(
+                    &id,
+                    source,
+                    "envelope published on another room's topic".into(),
+                );
+            }
+            Err(e) => return self.reject(&id, source, format!("malformed envelope: {e}")),
+        };
+        match messaging.messenger.receive(envelope.clone(), now_ms) {
+            Verdict::Deliver(message) => {
+                self.report(&id, &source, MessageAcceptance::Accept);
+                if let Some(m) = self.messaging.as_ref()
+                    && let Err(e) = m.log.save_envelope(&envelope)
+                {
+                    tracing::error!(error = %e, "cannot save a message");
+                }
+                self.show(vec![*message]);
+            }
+            Verdict::Held => self.report(&id, &source, MessageAcceptance::Accept),
+            Verdict::Duplicate => self.report(&id, &source, MessageAcceptance::Ignore),
+            Verdict::Reject(reason) => self.reject(&id, source, reason),
+        }
+        self.settle_messaging();
+    }
+
+    /// Emits readable messages (and notices of joined rooms).
+    fn show(&mut self, messages: Vec<Message>) {
+        for message in messages {
+            let Some(messaging) = self.messaging.as_ref() else {
+                return;
+            };
+            let name = messaging
+                .messenger
+                .room(message.room)
+                .map(|r| r.name.clone())
+                .unwrap_or_default();
+            match &message.content {
+                Content::RoomState(room) => {
+                    let info = room_info(room, messaging.messenger.can_send(room.id));
+                    self.emit(NodeEvent::RoomJoined(info));
+                }
+                _ => {
+                    if let Some(view) = view(&message, &name) {
+                        self.emit(NodeEvent::Message(view));
+                    }
+                }
+            }
+        }
+    }
+
+    fn find_room(&self, room: &str) -> Result<RoomId, NodeError> {
+        self.messaging
+            .as_ref()
+            .and_then(|m| m.messenger.find_room(room))
+            .ok_or_else(|| {
+                NodeError::Room(format!(
+                    "no room named or with id '{room}' (see `baro room list`)"
+                ))
+            })
+    }
+
+    fn messaging_mut(&mut self) -> Result<&mut Messaging, NodeError> {
+        self.messaging.as_mut().ok_or_else(|| {
+            NodeError::Room("this device's certificate is not valid: messaging is off".into())
+        })
+    }
+
+    pub(super) fn rooms(&self) -> Vec<RoomInfo> {
+        let Some(messaging) = self.messaging.as_ref() else {
+            return Vec::new();
+        };
+        let mut rooms: Vec<RoomInfo> = messaging
+            .messenger
+            .rooms()
+            .map(|room| room_info(room, messaging.messenger.can_send(room.id)))
+            .collect();
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        rooms
+    }
+
+    pub(super) fn create_group(
+        &mut self,
+        name: &str,
+        members: Vec<String>,
+    ) -> Result<RoomInfo, NodeError> {
+        let now = self.clock.now();
+        let now_ms = self.now_ms();
+        let messaging = self.messaging_mut()?;
+        let (room, grants) = messaging
+            .messenger
+            .create_group(name, members, now, &mut OsEntropy);
+        let definition = messaging
+            .messenger
+            .announce_room(room, now_ms, &mut OsEntropy)
+            .map_err(|e| NodeError::Room(e.to_string()))?;
+        let info = room_info(
+            messaging
+                .messenger
+                .room(room)
+                .ok_or_else(|| NodeError::Room("room vanished".into()))?,
+            true,
+        );
+        self.publish_grants(grants);
+        self.publish_control_message(&ControlMessage::RoomDefinition(definition));
+        Ok(info)
+    }
+
+    pub(super) fn invite(&mut self, room: &str, user: &str) -> Result<(), NodeError> {
+        let room = self.find_room(room)?;
+        let (now, now_ms) = (self.clock.now(), self.now_ms());
+        let messaging = self.messaging_mut()?;
+        let grants = messaging
+            .messenger
+            .invite(room, user, now)
+            .map_err(|e| NodeError::Room(e.to_string()))?;
+        let definition = messaging
+            .messenger
+            .announce_room(room, now_ms, &mut OsEntropy)
+            .map_err(|e| NodeError::Room(e.to_string()))?;
+        self.publish_grants(grants);
+        self.publish_control_message(&ControlMessage::RoomDefinition(definition));
+        Ok(())
+    }
+
+    pub(super) fn remove(&mut self, room: &str, user: &str) -> Result<(), NodeError> {
+        let room = self.find_room(room)?;
+        let (now, now_ms) = (self.clock.now(), self.now_ms());
+        let messaging = self.messaging_mut()?;
+        let grants = messaging
+            .messenger
+            .remove_member(room, user, now, &mut OsEntropy)
+            .map_err(|e| NodeError::Room(e.to_string()))?;
+        let definition = messaging
+            .messenger
+            .announce_room(room, now_ms, &mut OsEntropy)
+            .map_err(|e| NodeError::Room(e.to_string()))?;
+        self.publish_grants(grants);
+        self.publish_control_message(&ControlMessage::RoomDefinition(definition));
+        Ok(())
+    }
+
+    pub(super) fn send_text(&mut self, room: &str, text: String) -> Result<Sent, NodeError> {
+        let room = self.find_room(room)?;
+        let (now, now_ms) = (self.clock.now(), self.now_ms());
+        let messaging = self.messaging_mut()?;
+        let grants = messaging
+            .messenger
+            .ensure_key(room, now, &mut OsEntropy)
+            .map_err(|e| NodeError::Room(e.to_string()))?;
+        let envelope = messaging
+            .messenger
+            .send(room, &Content::Text(text), now_ms, &mut OsEntropy)
+            .map_err(|e| NodeError::Room(e.to_string()))?;
+        let id = messaging
+            .log
+            .save_envelope(&envelope)
+            .map_err(|e| NodeError::Room(e.to_string()))?;
+        self.publish_grants(grants);
+        let topic = topics::room(&self.agency.id(), &room.0);
+        let queued = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, wire::encode(&envelope))
+            .is_err();
+        if queued && let Some(m) = self.messaging.as_ref() {
+            m.log
+                .push_outbox(&envelope)
+                .map_err(|e| NodeError::Room(e.to_string()))?;
+        }
+        Ok(Sent {
+            id: hex::encode(id),
+            queued,
+        })
+    }
+
+    pub(super) fn history(&self, room: &str, limit: usize) -> Result<Vec<MessageView>, NodeError> {
+        let room = self.find_room(room)?;
+        let messaging = self.messaging.as_ref().ok_or(NodeError::Stopped)?;
+        let name = messaging
+            .messenger
+            .room(room)
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
+        let envelopes = messaging
+            .log
+            .history(room, limit.min(MAX_HISTORY))
+            .map_err(|e| NodeError::Room(e.to_string()))?;
+        Ok(envelopes
+            .iter()
+            .filter_map(|e| messaging.messenger.read(e))
+            .filter_map(|m| view(&m, &name))
+            .collect())
+    }
+}

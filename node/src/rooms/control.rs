@@ -1,0 +1,29 @@
+//! What travels on the agency control topic about rooms: presence (the
+//! frame's author chain announces a device), key grants, and group
+//! definitions (an envelope readable only by the group's members).
+
+use serde::{Deserialize, Serialize};
+
+use super::{KeyGrant, Room};
+use crate::wire::{Envelope, Format, Kind};
+
+/// A control-topic payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlMessage {
+    /// "I am here": the carrying frame's chain introduces the device.
+    Presence,
+    /// A room key wrapped to member devices.
+    Grant(KeyGrant),
+    /// A group definition, encrypted for its members.
+    RoomDefinition(Envelope),
+}
+
+impl Format for ControlMessage {
+    const KIND: Kind = Kind::ControlMessage;
+    const MAX_LEN: usize = KeyGrant::MAX_LEN + 1024;
+}
+
+impl Format for Room {
+    const KIND: Kind = Kind::RoomRecord;
+    const MAX_LEN: usize = 64 * 1024;
+}

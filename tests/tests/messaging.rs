@@ -1,0 +1,181 @@
+//! End-to-end encrypted rooms over real in-process meshes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baro_node::net::MessageView;
+use baro_node::store::{Home, SledStore};
+use baro_node::{Node, NodeEvent};
+use baro_tests::mesh::{SETTLE, TestAgency, listen_address, wait_for};
+
+const DIV: &str = "MOIS/Digital Government Bureau";
+
+async fn wait_for_message(
+    node: &Node,
+    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    text: &str,
+) -> MessageView {
+    let _ = node;
+    wait_for(events, text, |event| match event {
+        NodeEvent::Message(message) if message.text == text => Some(message.clone()),
+        _ => None,
+    })
+    .await
+}
+
+/// Sends, retrying while the room's first key is still on its way.
+async fn send(node: &Node, room: &str, text: &str) {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        match node.handle().send(room, text).await {
+            Ok(_) => return,
+            Err(e)
+                if tokio::time::Instant::now() < deadline
+                    && e.to_string().contains("holds no key") =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("send failed: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_officials_in_a_department_room_see_every_message_in_the_same_order() {
+    let mut agency = TestAgency::new(21);
+    let first_credentials = agency.member("kim");
+    let kim = agency.spawn(first_credentials, &[]);
+    let address = listen_address(&kim).await.expect("listening");
+    let lee_credentials = agency.member("lee");
+    let lee = agency.spawn(lee_credentials, std::slice::from_ref(&address));
+    let choi_credentials = agency.member("choi");
+    let choi = agency.spawn(choi_credentials, std::slice::from_ref(&address));
+    for node in [&kim, &lee, &choi] {
+        node.handle()
+            .wait_for_peers(2, SETTLE)
+            .await
+            .expect("peers");
+    }
+    let rooms = kim.handle().rooms().await.expect("rooms");
+    assert!(
+        rooms
+            .iter()
+            .any(|r| r.name == DIV && r.kind == "department"),
+        "{rooms:?}"
+    );
+
+    let mut lee_events = lee.handle().events();
+    let mut choi_events = choi.handle().events();
+    let mut kim_events = kim.handle().events();
+    send(&kim, DIV, "Draft budget is in the shared folder").await;
+    let got = wait_for_message(
+        &lee,
+        &mut lee_events,
+        "Draft budget is in the shared folder",
+    )
+    .await;
+    assert_eq!(got.sender_user, "kim");
+    assert_eq!(got.sender_name, "Official kim");
+    wait_for_message(
+        &choi,
+        &mut choi_events,
+        "Draft budget is in the shared folder",
+    )
+    .await;
+    send(&lee, DIV, "Reviewing it now").await;
+    wait_for_message(&kim, &mut kim_events, "Reviewing it now").await;
+    wait_for_message(&choi, &mut choi_events, "Reviewing it now").await;
+    send(&choi, DIV, "Thanks both").await;
+    wait_for_message(&kim, &mut kim_events, "Thanks both").await;
+    wait_for_message(&lee, &mut lee_events, "Thanks both").await;
+
+    let mut histories = Vec::new();
+    for node in [&kim, &lee, &choi] {
+        let history = node.handle().history(DIV, 50).await.expect("history");
+        let lines: Vec<String> = history
+            .iter()
+            .map(|m| format!("{}: {}", m.sender_user, m.text))
+            .collect();
+        histories.push(lines);
+    }
+    assert_eq!(
+        histories[0],
+        vec![
+            "kim: Draft budget is in the shared folder",
+            "lee: Reviewing it now",
+            "choi: Thanks both"
+        ]
+    );
+    assert_eq!(histories[0], histories[1]);
+    assert_eq!(histories[0], histories[2]);
+    for node in [kim, lee, choi] {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_written_offline_leaves_when_a_peer_is_admitted() {
+    let mut agency = TestAgency::new(22);
+    let kim_credentials = agency.member("kim");
+    let kim = agency.spawn(kim_credentials, &[]);
+    let address = listen_address(&kim).await.expect("listening");
+    let sent = kim
+        .handle()
+        .send(DIV, "written on the train")
+        .await
+        .expect("send");
+    assert!(sent.queued, "nobody to send to yet: queued in the outbox");
+
+    let lee_credentials = agency.member("lee");
+    let lee = agency.spawn(lee_credentials, std::slice::from_ref(&address));
+    let mut lee_events = lee.handle().events();
+    let got = wait_for_message(&lee, &mut lee_events, "written on the train").await;
+    assert_eq!(got.sender_user, "kim");
+    lee.shutdown().await;
+    kim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_rooms_and_keys_survive_a_restart_on_sled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut agency = TestAgency::new(23);
+    let kim_credentials = agency.member("kim");
+    let kim = agency.spawn(kim_credentials, &[]);
+    let address = listen_address(&kim).await.expect("listening");
+    let lee_credentials = agency.member("lee");
+    let open_store = || {
+        let home = Home::open_or_create(&dir.path().join("lee")).expect("home");
+        Arc::new(SledStore::open(home).expect("sled"))
+    };
+    let lee = agency.spawn_with_store(
+        lee_credentials.clone(),
+        std::slice::from_ref(&address),
+        open_store(),
+    );
+    lee.handle().wait_for_peers(1, SETTLE).await.expect("peer");
+    let mut lee_events = lee.handle().events();
+    send(&kim, DIV, "before the restart").await;
+    wait_for_message(&lee, &mut lee_events, "before the restart").await;
+    lee.shutdown().await;
+
+    let lee = agency.spawn_with_store(
+        lee_credentials,
+        std::slice::from_ref(&address),
+        open_store(),
+    );
+    let history = lee.handle().history(DIV, 10).await.expect("history");
+    assert_eq!(
+        history.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        vec!["before the restart"]
+    );
+    assert_eq!(
+        history[0].sender_user, "kim",
+        "the sender's certificate was kept too"
+    );
+    lee.handle().wait_for_peers(1, SETTLE).await.expect("peer");
+    let mut lee_events = lee.handle().events();
+    send(&kim, DIV, "after the restart").await;
+    wait_for_message(&lee, &mut lee_events, "after the restart").await;
+    lee.shutdown().await;
+    kim.shutdown().await;
+}
