@@ -40,6 +40,34 @@ pub enum Command {
     Peers,
     /// Show the running node's status.
     Status,
+    /// Rooms: create groups, list, invite, remove, leave.
+    #[command(subcommand)]
+    Room(RoomCommand),
+    /// Send a text message to a room (by name or id).
+    Send {
+        /// Room name or id (or a unique prefix of the id).
+        room: String,
+        /// The message.
+        text: String,
+    },
+    /// Show the last messages of a room.
+    History {
+        /// Room name or id.
+        room: String,
+        /// How many messages.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Print messages as they arrive (one room, or all); Ctrl-C stops.
+    Watch {
+        /// Room name or id; all rooms if absent.
+        room: Option<String>,
+    },
+    /// Chat in a room: history, live messages, and every line you type is sent.
+    Chat {
+        /// Room name or id.
+        room: String,
+    },
     /// Run a narrated demonstration in a temporary directory.
     Demo,
 }
@@ -131,4 +159,37 @@ pub struct RunArgs {
     /// Do not discover peers on the local network with mDNS.
     #[arg(long)]
     pub no_mdns: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoomCommand {
+    /// Create a group; you are its admin.
+    Create {
+        /// The group's name.
+        name: String,
+        /// A member's user id (repeatable).
+        #[arg(long = "member", value_name = "USER")]
+        members: Vec<String>,
+    },
+    /// List your rooms (department rooms are joined automatically).
+    List,
+    /// Add a user to a group (admins).
+    Invite {
+        /// Room name or id.
+        room: String,
+        /// User id.
+        user: String,
+    },
+    /// Remove a user from a group (admins): they cannot read what follows.
+    Remove {
+        /// Room name or id.
+        room: String,
+        /// User id.
+        user: String,
+    },
+    /// Leave a group.
+    Leave {
+        /// Room name or id.
+        room: String,
+    },
 }

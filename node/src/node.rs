@@ -401,6 +401,12 @@ impl Handle {
             .await?
     }
 
+    /// Leaves a group; its admins then move it to a key this device never gets.
+    pub async fn leave(&self, room: &str) -> Result<(), NodeError> {
+        let room = room.to_string();
+        self.ask(|reply| Command::Leave { room, reply }).await?
+    }
+
     /// Sends a text message to a room (by name or id).
     pub async fn send(&self, room: &str, text: &str) -> Result<Sent, NodeError> {
         let (room, text) = (room.to_string(), text.to_string());

@@ -5,12 +5,13 @@ mod demo;
 mod device;
 mod files;
 mod node;
+mod rooms;
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
-use crate::args::{AgencyCommand, Cli, Command, DeviceCommand};
+use crate::args::{AgencyCommand, Cli, Command, DeviceCommand, RoomCommand};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -29,6 +30,21 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => node::run(&home(cli.home)?, args),
         Command::Peers => node::peers(&home(cli.home)?, json),
         Command::Status => node::status(&home(cli.home)?, json),
+        Command::Room(RoomCommand::Create { name, members }) => {
+            rooms::create(&home(cli.home)?, name, members, json)
+        }
+        Command::Room(RoomCommand::List) => rooms::list(&home(cli.home)?, json),
+        Command::Room(RoomCommand::Invite { room, user }) => {
+            rooms::invite(&home(cli.home)?, room, user)
+        }
+        Command::Room(RoomCommand::Remove { room, user }) => {
+            rooms::remove(&home(cli.home)?, room, user)
+        }
+        Command::Room(RoomCommand::Leave { room }) => rooms::leave(&home(cli.home)?, room),
+        Command::Send { room, text } => rooms::send(&home(cli.home)?, room, text, json),
+        Command::History { room, limit } => rooms::history(&home(cli.home)?, room, limit, json),
+        Command::Watch { room } => rooms::watch(&home(cli.home)?, room, json),
+        Command::Chat { room } => rooms::chat(&home(cli.home)?, room),
     }
 }
 

@@ -45,3 +45,36 @@ pub fn request(home: &Path, request: &Request) -> Result<Response, ApiError> {
         Err(e) => Err(ApiError::BadResponse(e.to_string())),
     }
 }
+
+/// Sends `request` (a stream, such as [`Request::Watch`]) and calls `each`
+/// with every response until it returns `false` or the node closes the stream.
+pub fn stream(
+    home: &Path,
+    request: &Request,
+    mut each: impl FnMut(Response) -> bool,
+) -> Result<(), ApiError> {
+    let path = home.join(SOCKET_NAME);
+    let mut stream =
+        UnixStream::connect(&path).map_err(|_| ApiError::NotRunning(home.display().to_string()))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    let mut line = serde_json::to_vec(request).map_err(|e| ApiError::BadResponse(e.to_string()))?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let reader = BufReader::new(stream);
+    for line in reader.lines() {
+        let line = line?;
+        if line.len() > MAX_LINE {
+            return Err(ApiError::BadResponse("line too long".into()));
+        }
+        match serde_json::from_str::<Response>(&line) {
+            Ok(Response::Error(message)) => return Err(ApiError::Node(message)),
+            Ok(response) => {
+                if !each(response) {
+                    return Ok(());
+                }
+            }
+            Err(e) => return Err(ApiError::BadResponse(e.to_string())),
+        }
+    }
+    Ok(())
+}

@@ -8,7 +8,7 @@ mod client;
 mod protocol;
 mod server;
 
-pub use client::{ApiError, request};
+pub use client::{ApiError, request, stream};
 pub use protocol::{MAX_LINE, Request, Response};
 pub use server::{ControlSocket, bind};
 

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::net::{MessageView, RoomInfo, Sent};
 use crate::node::{BlockedPeer, PeerInfo, Status};
 
 /// Longest request or response line accepted, in bytes.
@@ -17,6 +18,53 @@ pub enum Request {
     Peers,
     /// The blocked peers.
     Blocked,
+    /// The rooms this device is in.
+    Rooms,
+    /// Create a group.
+    CreateRoom {
+        /// Its name.
+        name: String,
+        /// Member user ids (the creator is added as admin).
+        members: Vec<String>,
+    },
+    /// Add a user to a group.
+    Invite {
+        /// Room name or id.
+        room: String,
+        /// User id.
+        user: String,
+    },
+    /// Remove a user from a group.
+    Remove {
+        /// Room name or id.
+        room: String,
+        /// User id.
+        user: String,
+    },
+    /// Leave a group.
+    Leave {
+        /// Room name or id.
+        room: String,
+    },
+    /// Send a text message.
+    Send {
+        /// Room name or id.
+        room: String,
+        /// The text.
+        text: String,
+    },
+    /// The last messages of a room.
+    History {
+        /// Room name or id.
+        room: String,
+        /// How many.
+        limit: usize,
+    },
+    /// Stream messages as they arrive (one room, or all).
+    Watch {
+        /// Room name or id; all rooms if absent.
+        room: Option<String>,
+    },
 }
 
 /// What the node answers.
@@ -29,6 +77,18 @@ pub enum Response {
     Peers(Vec<PeerInfo>),
     /// Answer to [`Request::Blocked`].
     Blocked(Vec<BlockedPeer>),
+    /// Answer to [`Request::Rooms`].
+    Rooms(Vec<RoomInfo>),
+    /// Answer to [`Request::CreateRoom`].
+    Room(RoomInfo),
+    /// The request was carried out.
+    Done,
+    /// Answer to [`Request::Send`].
+    Sent(Sent),
+    /// Answer to [`Request::History`].
+    History(Vec<MessageView>),
+    /// One message of a [`Request::Watch`] stream.
+    Message(MessageView),
     /// The request failed.
     Error(String),
 }

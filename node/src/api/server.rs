@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::{MAX_LINE, Request, Response};
-use crate::node::Handle;
+use crate::node::{Handle, NodeEvent};
 
 /// Clients served at once; more wait for a slot.
 const MAX_CLIENTS: usize = 16;
@@ -54,8 +54,9 @@ impl ControlSocket {
                     let Ok((stream, _)) = accepted else { continue };
                     let Ok(permit) = slots.clone().acquire_owned().await else { break };
                     let handle = handle.clone();
+                    let shutdown = shutdown.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = answer(stream, &handle).await {
+                        if let Err(e) = answer(stream, &handle, shutdown).await {
                             tracing::debug!(error = %e, "control client failed");
                         }
                         drop(permit);
@@ -71,7 +72,11 @@ fn remove(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
-async fn answer(stream: UnixStream, handle: &Handle) -> std::io::Result<()> {
+async fn answer(
+    stream: UnixStream,
+    handle: &Handle,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut line = String::new();
     BufReader::new(reader.take(MAX_LINE as u64))
@@ -79,6 +84,7 @@ async fn answer(stream: UnixStream, handle: &Handle) -> std::io::Result<()> {
         .await?;
     let response = match serde_json::from_str::<Request>(&line) {
         Err(e) => Response::Error(format!("bad request: {e}")),
+        Ok(Request::Watch { room }) => return watch(writer, handle, room, shutdown).await,
         Ok(request) => dispatch(request, handle).await,
     };
     let mut out = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
@@ -87,11 +93,79 @@ async fn answer(stream: UnixStream, handle: &Handle) -> std::io::Result<()> {
     writer.shutdown().await
 }
 
+async fn write_line(
+    writer: &mut tokio::net::unix::OwnedWriteHalf,
+    response: &Response,
+) -> std::io::Result<()> {
+    let mut out = serde_json::to_vec(response).map_err(std::io::Error::other)?;
+    out.push(b'\n');
+    writer.write_all(&out).await
+}
+
+/// Streams messages (of one room, or all) until the client or the node goes.
+async fn watch(
+    mut writer: tokio::net::unix::OwnedWriteHalf,
+    handle: &Handle,
+    room: Option<String>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let mut events = handle.events();
+    // Resolve a room name to its id once, so both can be matched.
+    let room_id = match &room {
+        Some(room) => match handle.rooms().await {
+            Ok(rooms) => match rooms
+                .iter()
+                .find(|r| &r.name == room || r.id.starts_with(room.as_str()))
+            {
+                Some(found) => Some(found.id.clone()),
+                None => {
+                    return write_line(
+                        &mut writer,
+                        &Response::Error(format!("no room named or with id '{room}'")),
+                    )
+                    .await;
+                }
+            },
+            Err(e) => return write_line(&mut writer, &Response::Error(e.to_string())).await,
+        },
+        None => None,
+    };
+    write_line(&mut writer, &Response::Done).await?;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            event = events.recv() => match event {
+                Ok(NodeEvent::Message(message)) => {
+                    if room_id.as_ref().is_none_or(|id| *id == message.room) {
+                        write_line(&mut writer, &Response::Message(message)).await?;
+                    }
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+        }
+    }
+}
+
 async fn dispatch(request: Request, handle: &Handle) -> Response {
+    let done = |r: Result<(), crate::node::NodeError>| r.map(|()| Response::Done);
     let result = match request {
         Request::Status => handle.status().await.map(Response::Status),
         Request::Peers => handle.peers().await.map(Response::Peers),
         Request::Blocked => handle.blocked().await.map(Response::Blocked),
+        Request::Rooms => handle.rooms().await.map(Response::Rooms),
+        Request::CreateRoom { name, members } => handle
+            .create_group(&name, members)
+            .await
+            .map(Response::Room),
+        Request::Invite { room, user } => done(handle.invite(&room, &user).await),
+        Request::Remove { room, user } => done(handle.remove(&room, &user).await),
+        Request::Leave { room } => done(handle.leave(&room).await),
+        Request::Send { room, text } => handle.send(&room, &text).await.map(Response::Sent),
+        Request::History { room, limit } => {
+            handle.history(&room, limit).await.map(Response::History)
+        }
+        Request::Watch { .. } => Ok(Response::Error("watch is a stream".into())),
     };
     result.unwrap_or_else(|e| Response::Error(e.to_string()))
 }

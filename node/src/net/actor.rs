@@ -72,6 +72,10 @@ pub(crate) enum Command {
         user: String,
         reply: oneshot::Sender<Result<(), NodeError>>,
     },
+    Leave {
+        room: String,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
     Send {
         room: String,
         text: String,
@@ -338,6 +342,9 @@ impl Actor {
             }
             Command::Remove { room, user, reply } => {
                 let _ = reply.send(self.remove(&room, &user));
+            }
+            Command::Leave { room, reply } => {
+                let _ = reply.send(self.leave(&room));
             }
             Command::Send { room, text, reply } => {
                 let _ = reply.send(self.send_text(&room, text));

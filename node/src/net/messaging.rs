@@ -153,9 +153,15 @@ impl Actor {
 
     /// Persists keys and rooms the messenger learned, and follows room topics.
     pub(super) fn settle_messaging(&mut self) {
+        self.rotate_where_needed();
         let Some(messaging) = self.messaging.as_mut() else {
             return;
         };
+        for room in messaging.messenger.take_left_rooms() {
+            let topic = topics::room(&self.agency.id(), &room.0);
+            messaging.room_topics.remove(&topic.hash());
+            let _ = self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
+        }
         for (room, epoch, key) in messaging.messenger.take_new_keys() {
             if let Err(e) = messaging.log.save_key(room, epoch, &key) {
                 tracing::error!(error = %e, "cannot save a room key");
@@ -196,6 +202,44 @@ impl Actor {
         }
         let grants = messaging.messenger.learn_device(device, now);
         self.publish_grants(grants);
+    }
+
+    /// Groups someone left, where this device is an admin: new key, announced.
+    fn rotate_where_needed(&mut self) {
+        let (now, now_ms) = (self.clock.now(), self.now_ms());
+        let Some(messaging) = self.messaging.as_mut() else {
+            return;
+        };
+        let mut outgoing = Vec::new();
+        for room in messaging.messenger.take_rotations() {
+            let Ok(grants) = messaging.messenger.rotate(room, now, &mut OsEntropy) else {
+                continue;
+            };
+            outgoing.extend(grants.into_iter().map(ControlMessage::Grant));
+            if let Ok(definition) = messaging
+                .messenger
+                .announce_room(room, now_ms, &mut OsEntropy)
+            {
+                outgoing.push(ControlMessage::RoomDefinition(definition));
+            }
+            tracing::info!(room = %room.short(), "a member left: the group moved to a new key");
+        }
+        for message in outgoing {
+            self.publish_control_message(&message);
+        }
+    }
+
+    pub(super) fn leave(&mut self, room: &str) -> Result<(), NodeError> {
+        let room = self.find_room(room)?;
+        let now_ms = self.now_ms();
+        let messaging = self.messaging_mut()?;
+        let definition = messaging
+            .messenger
+            .leave(room, now_ms, &mut OsEntropy)
+            .map_err(|e| NodeError::Room(e.to_string()))?;
+        self.publish_control_message(&ControlMessage::RoomDefinition(definition));
+        self.settle_messaging();
+        Ok(())
     }
 
     fn publish_grants(&mut self, grants: Vec<KeyGrant>) {
@@ -389,7 +433,14 @@ impl Actor {
         let mut rooms: Vec<RoomInfo> = messaging
             .messenger
             .rooms()
-            .map(|room| room_info(room, messaging.messenger.can_send(room.id)))
+            .map(|room| {
+                // No key yet at all: the first message creates one.
+                let m = &messaging.messenger;
+                room_info(
+                    room,
+                    m.can_send(room.id) || m.current_epoch(room.id).is_none(),
+                )
+            })
             .collect();
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
         rooms

@@ -117,6 +117,8 @@ pub struct Messenger {
     orphan_keys: BTreeMap<RoomId, Vec<(EpochRef, RoomKey)>>,
     /// Envelopes of rooms this device does not know (bounded).
     orphan_envelopes: Vec<Envelope>,
+    left: BTreeSet<RoomId>,
+    rotations: BTreeSet<RoomId>,
 }
 
 impl Messenger {
@@ -136,6 +138,8 @@ impl Messenger {
             unsaved_rooms: BTreeSet::new(),
             orphan_keys: BTreeMap::new(),
             orphan_envelopes: Vec::new(),
+            left: BTreeSet::new(),
+            rotations: BTreeSet::new(),
         };
         let mut path = String::new();
         for unit in my_cert.subject.org_unit.units() {
@@ -315,6 +319,73 @@ impl Messenger {
         self.rotate(room, now, entropy)
     }
 
+    /// This device's user leaves a group: the new definition (without us) is
+    /// returned to announce under the current key, then the room is dropped
+    /// here. The group's admins move it to a new key when they see it.
+    pub fn leave(
+        &mut self,
+        room: RoomId,
+        now_ms: u64,
+        entropy: &mut impl Entropy,
+    ) -> Result<Envelope, MessengerError> {
+        let me = self.my_cert.subject.user_id.clone();
+        let state = self.rooms.get_mut(&room).ok_or_else(|| unknown(room))?;
+        state.room.remove(&me, &me)?;
+        let definition = state.room.clone();
+        let envelope = self.send(room, &Content::RoomState(definition), now_ms, entropy)?;
+        self.rooms.remove(&room);
+        self.unsaved_rooms.remove(&room);
+        self.left.insert(room);
+        Ok(envelope)
+    }
+
+    /// Rooms left since the last call, for the caller to forget.
+    pub fn take_left_rooms(&mut self) -> Vec<RoomId> {
+        std::mem::take(&mut self.left).into_iter().collect()
+    }
+
+    /// Groups this device (an admin) must move to a new key because someone
+    /// left; drained by the caller, who rotates and announces.
+    pub fn take_rotations(&mut self) -> Vec<RoomId> {
+        std::mem::take(&mut self.rotations).into_iter().collect()
+    }
+
+    /// Applies a group definition received from `sender` in a known room:
+    /// accepted from an admin of the current definition, or when the only
+    /// change is the sender leaving.
+    fn apply_definition(&mut self, sender: &str, new: &Room) {
+        let me = self.my_cert.subject.user_id.clone();
+        let Some(state) = self.rooms.get_mut(&new.id) else {
+            return;
+        };
+        let (
+            super::RoomKind::Group {
+                members: old_members,
+                admins: old_admins,
+            },
+            super::RoomKind::Group {
+                members: new_members,
+                ..
+            },
+        ) = (&state.room.kind, &new.kind)
+        else {
+            return;
+        };
+        let mut without_sender = state.room.clone();
+        let self_leave = without_sender.remove(sender, sender).is_ok() && without_sender == *new;
+        if !old_admins.contains(sender) && !self_leave {
+            return;
+        }
+        let shrank = old_members.iter().any(|m| !new_members.contains(m));
+        state.room = new.clone();
+        self.unsaved_rooms.insert(new.id);
+        let admin_now =
+            matches!(&new.kind, super::RoomKind::Group { admins, .. } if admins.contains(&me));
+        if shrank && admin_now && self_leave {
+            self.rotations.insert(new.id);
+        }
+    }
+
     /// `admin` (this device's user) invites `user`: the current key is
     /// shared with that user's known devices.
     pub fn invite(
@@ -403,6 +474,10 @@ impl Messenger {
             Ok(content) => {
                 self.seen.insert(id);
                 self.clock.observe(header.timestamp, now_ms);
+                let sender = sender.clone();
+                if let Content::RoomState(definition) = &content {
+                    self.apply_definition(&sender.subject.user_id, definition);
+                }
                 Verdict::Deliver(Box::new(Message {
                     id,
                     room: header.room,

@@ -482,3 +482,50 @@ fn a_one_to_one_room_appears_on_the_other_side_with_the_first_grant() {
     assert_eq!(text(&verdicts[lee]).map(|t| t.1), Some("hi Lee".into()));
     assert_eq!(world.devices[lee].find_room("kim & lee"), Some(room.id));
 }
+
+#[test]
+fn a_member_who_leaves_is_dropped_by_the_admin_and_cannot_read_what_follows() {
+    let mut world = World::new(10);
+    let kim = world.device("kim", "MOIS");
+    let lee = world.device("lee", "MOIS");
+    let choi = world.device("choi", "MOIS");
+    let (room, grants) = world.devices[kim].create_group(
+        "Ops",
+        ["lee".to_string(), "choi".to_string()],
+        NOW,
+        &mut SeededEntropy::new(100),
+    );
+    let definition = world.devices[kim]
+        .announce_room(room, NOW_MS, &mut world.entropy)
+        .expect("announce");
+    world.broadcast_grants(&grants);
+    for reader in [lee, choi] {
+        world.devices[reader].receive(definition.clone(), NOW_MS);
+        assert!(world.devices[reader].can_send(room));
+    }
+    let leaving = world.devices[choi]
+        .leave(room, NOW_MS + 1, &mut world.entropy)
+        .expect("leave");
+    assert!(world.devices[choi].find_room("Ops").is_none());
+    assert_eq!(world.devices[choi].take_left_rooms(), vec![room]);
+    world.deliver(choi, &leaving);
+    assert_eq!(
+        world.devices[kim].take_rotations(),
+        vec![room],
+        "the admin moves the group on"
+    );
+    assert!(
+        world.devices[lee].take_rotations().is_empty(),
+        "members who are not admins do not"
+    );
+    let grants = world.devices[kim]
+        .rotate(room, NOW, &mut world.entropy)
+        .expect("rotate");
+    world.broadcast_grants(&grants);
+    let (_, verdicts) = world.send(kim, room, "after choi left", NOW_MS + 10);
+    assert_eq!(
+        text(&verdicts[lee]).map(|t| t.1),
+        Some("after choi left".into())
+    );
+    assert!(text(&verdicts[choi]).is_none());
+}

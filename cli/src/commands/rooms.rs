@@ -1,0 +1,207 @@
+//! Rooms and messages: `baro room …`, `send`, `history`, `watch`, `chat`,
+//! all asking the running node over its control socket.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use baro_node::api::{self, Request, Response};
+use baro_node::net::MessageView;
+
+use super::print_json;
+
+fn ask(home: &Path, request: Request) -> Result<Response> {
+    Ok(api::request(home, &request)?)
+}
+
+pub fn create(home: &Path, name: String, members: Vec<String>, json: bool) -> Result<()> {
+    let Response::Room(room) = ask(home, Request::CreateRoom { name, members })? else {
+        bail!("the node answered something else than a room");
+    };
+    if json {
+        return print_json(&serde_json::to_value(&room)?);
+    }
+    println!(
+        "Created group \"{}\" ({}) with {}",
+        room.name,
+        &room.id[..12],
+        room.members.join(", ")
+    );
+    Ok(())
+}
+
+pub fn list(home: &Path, json: bool) -> Result<()> {
+    let Response::Rooms(rooms) = ask(home, Request::Rooms)? else {
+        bail!("the node answered something else than a room list");
+    };
+    if json {
+        return print_json(&serde_json::to_value(&rooms)?);
+    }
+    for room in rooms {
+        println!(
+            "  {:<40} {:<10} {:<12} {}{}",
+            room.name,
+            room.kind,
+            &room.id[..12],
+            room.members.join(", "),
+            if room.can_send {
+                ""
+            } else {
+                "  (waiting for a key)"
+            }
+        );
+    }
+    Ok(())
+}
+
+pub fn invite(home: &Path, room: String, user: String) -> Result<()> {
+    ask(
+        home,
+        Request::Invite {
+            room: room.clone(),
+            user: user.clone(),
+        },
+    )?;
+    println!("{user} added to {room}; their devices get the key");
+    Ok(())
+}
+
+pub fn remove(home: &Path, room: String, user: String) -> Result<()> {
+    ask(
+        home,
+        Request::Remove {
+            room: room.clone(),
+            user: user.clone(),
+        },
+    )?;
+    println!("{user} removed from {room}; the group moved to a new key they never get");
+    Ok(())
+}
+
+pub fn leave(home: &Path, room: String) -> Result<()> {
+    ask(home, Request::Leave { room: room.clone() })?;
+    println!("left {room}");
+    Ok(())
+}
+
+pub fn send(home: &Path, room: String, text: String, json: bool) -> Result<()> {
+    if text.trim().is_empty() {
+        bail!("nothing to send: the message is empty");
+    }
+    let Response::Sent(sent) = ask(home, Request::Send { room, text })? else {
+        bail!("the node answered something else than a sent message");
+    };
+    if json {
+        return print_json(&serde_json::to_value(&sent)?);
+    }
+    if sent.queued {
+        println!("queued: no peer is reachable; it leaves as soon as one is");
+    } else {
+        println!("sent");
+    }
+    Ok(())
+}
+
+fn line(message: &MessageView) -> String {
+    format!(
+        "{} {}: {}",
+        baro_node::clock::format_utc(message.wall_ms / 1000),
+        message.sender_name,
+        message.text
+    )
+}
+
+pub fn history(home: &Path, room: String, limit: usize, json: bool) -> Result<()> {
+    let Response::History(messages) = ask(home, Request::History { room, limit })? else {
+        bail!("the node answered something else than a history");
+    };
+    if json {
+        return print_json(&serde_json::to_value(&messages)?);
+    }
+    if messages.is_empty() {
+        println!("no messages yet");
+    }
+    for message in &messages {
+        println!("{}", line(message));
+    }
+    Ok(())
+}
+
+pub fn watch(home: &Path, room: Option<String>, json: bool) -> Result<()> {
+    api::stream(home, &Request::Watch { room }, |response| {
+        if let Response::Message(message) = response {
+            if json {
+                if let Ok(text) = serde_json::to_string(&message) {
+                    println!("{text}");
+                }
+            } else {
+                println!("[{}] {}", message.room_name, line(&message));
+            }
+        }
+        true
+    })?;
+    Ok(())
+}
+
+pub fn chat(home: &Path, room: String) -> Result<()> {
+    let Response::History(messages) = ask(
+        home,
+        Request::History {
+            room: room.clone(),
+            limit: 20,
+        },
+    )?
+    else {
+        bail!("the node answered something else than a history");
+    };
+    let Response::Rooms(rooms) = ask(home, Request::Rooms)? else {
+        bail!("the node answered something else than a room list");
+    };
+    let this = rooms
+        .iter()
+        .find(|r| r.name == room || r.id.starts_with(&room))
+        .map(|r| r.id.clone())
+        .unwrap_or_default();
+    println!("— {room} — type a message and press Enter; Ctrl-D leaves");
+    for message in &messages {
+        println!("{}", line(message));
+    }
+    let watch_home = home.to_path_buf();
+    std::thread::spawn(move || {
+        let mut unread: BTreeMap<String, usize> = BTreeMap::new();
+        let _ = api::stream(&watch_home, &Request::Watch { room: None }, |response| {
+            if let Response::Message(message) = response {
+                if message.room == this {
+                    println!("{}", line(&message));
+                } else {
+                    *unread.entry(message.room_name.clone()).or_default() += 1;
+                    let summary: Vec<String> =
+                        unread.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+                    println!("  (unread elsewhere — {})", summary.join(", "));
+                }
+            }
+            true
+        });
+    });
+    for typed in std::io::stdin().lock().lines() {
+        let typed = typed?;
+        if typed.trim().is_empty() {
+            continue;
+        }
+        match ask(
+            home,
+            Request::Send {
+                room: room.clone(),
+                text: typed,
+            },
+        ) {
+            Ok(Response::Sent(sent)) if sent.queued => {
+                println!("  (queued until a peer is reachable)")
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("  not sent: {e}"),
+        }
+    }
+    Ok(())
+}
