@@ -179,3 +179,63 @@ async fn history_rooms_and_keys_survive_a_restart_on_sled() {
     lee.shutdown().await;
     kim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_group_member_cannot_read_what_follows() {
+    let mut agency = TestAgency::new(24);
+    let kim_credentials = agency.member("kim");
+    let kim = agency.spawn(kim_credentials, &[]);
+    let address = listen_address(&kim).await.expect("listening");
+    let lee_credentials = agency.member("lee");
+    let lee = agency.spawn(lee_credentials, std::slice::from_ref(&address));
+    let choi_credentials = agency.member("choi");
+    let choi = agency.spawn(choi_credentials, std::slice::from_ref(&address));
+    for node in [&kim, &lee, &choi] {
+        node.handle()
+            .wait_for_peers(2, SETTLE)
+            .await
+            .expect("peers");
+    }
+    kim.handle()
+        .create_group("Budget", vec!["lee".into(), "choi".into()])
+        .await
+        .expect("group");
+    for member in [&lee, &choi] {
+        let mut joined = false;
+        for _ in 0..100 {
+            let rooms = member.handle().rooms().await.expect("rooms");
+            if rooms.iter().any(|r| r.name == "Budget" && r.can_send) {
+                joined = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(joined, "member adopted the group");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut lee_events, mut choi_events) = (lee.handle().events(), choi.handle().events());
+    send(&kim, "Budget", "before").await;
+    wait_for_message(&lee, &mut lee_events, "before").await;
+    wait_for_message(&choi, &mut choi_events, "before").await;
+
+    kim.handle().remove("Budget", "choi").await.expect("remove");
+    send(&kim, "Budget", "after").await;
+    wait_for_message(&lee, &mut lee_events, "after").await;
+    let leaked = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Ok(NodeEvent::Message(m)) = choi_events.recv().await
+                && m.text == "after"
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        leaked.is_err(),
+        "the removed member read a message sent after the removal"
+    );
+    for node in [kim, lee, choi] {
+        node.shutdown().await;
+    }
+}

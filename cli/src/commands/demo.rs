@@ -232,7 +232,7 @@ pub fn run() -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(mesh(&bundles, &rogue_console, &genuine))?;
 
-    println!("\nDone. Coming next: end-to-end encrypted rooms, sync after being offline,");
+    println!("\nDone. Coming next: relays and sync for devices that were offline, receipts,");
     println!("and revocations that make a lost device wipe itself.");
     println!("(The temporary directory is removed now.)");
     Ok(())
@@ -273,11 +273,7 @@ async fn mesh(
         .config(config(vec![]))
         .spawn()?;
     let mut relay_events = relay.handle().events();
-    let address = loop {
-        if let Ok(NodeEvent::Listening(address)) = relay_events.recv().await {
-            break address;
-        }
-    };
+    let address = baro_node::testing::listen_address(&relay).await?;
     println!("   {relay_name} listens on {address}");
     let mut nodes = Vec::new();
     for (home, _) in &bundles[..bundles.len() - 1] {
@@ -360,10 +356,129 @@ async fn mesh(
     }
     println!("   An intruder never gets a multiplexed connection: no identify data, no");
     println!("   protocol list, no gossip topics.");
+
+    step(7, "Officials chat, end-to-end encrypted");
+    messaging(&nodes).await?;
     for (_, node) in nodes {
         node.shutdown().await;
     }
     relay.shutdown().await;
+    Ok(())
+}
+
+/// Waits for `text` to arrive at `node`, or gives up after a few seconds.
+async fn arrives(
+    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    text: &str,
+    secs: u64,
+) -> bool {
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            match events.recv().await {
+                Ok(NodeEvent::Message(m)) if m.text == text => return true,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Sends, retrying while the room's key is still on its way.
+async fn say(node: &baro_node::Node, room: &str, text: &str) -> Result<()> {
+    for _ in 0..100 {
+        match node.handle().send(room, text).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.to_string().contains("holds no key") => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!("no key for {room} arrived")
+}
+
+async fn messaging(nodes: &[(String, baro_node::Node)]) -> Result<()> {
+    let [(kim_name, kim), (lee_name, lee), (choi_name, choi)] = nodes else {
+        bail!("the demo needs three officials");
+    };
+    let division = "MOIS/Digital Government Bureau/Division 2";
+    let (mut lee_events, mut choi_events) = (lee.handle().events(), choi.handle().events());
+    let text = "Draft budget is in the shared folder";
+    say(kim, division, text).await?;
+    if !arrives(&mut lee_events, text, 10).await {
+        bail!("{lee_name} did not receive the department message");
+    }
+    println!("   {kim_name} → department room \"{division}\": \"{text}\"");
+    println!("   ✓ {lee_name} (same division) reads it; each message is signed by its device");
+    println!("     and encrypted with the room key, which only member devices receive (HPKE).");
+    let choi_rooms: Vec<String> = choi
+        .handle()
+        .rooms()
+        .await?
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    println!(
+        "   ✓ {choi_name} (Local Autonomy Office) is not in that room: her rooms are {}",
+        choi_rooms.join(", ")
+    );
+
+    let group = kim
+        .handle()
+        .create_group(
+            "Budget review",
+            vec!["lee.junho".into(), "choi.seoyeon".into()],
+        )
+        .await?;
+    println!(
+        "   {kim_name} creates the group \"{}\" with {lee_name} and {choi_name}",
+        group.name
+    );
+    // Members adopt the group when its key and definition reach them; until
+    // offline sync exists, a message sent before a member listens is not resent.
+    for member in [lee, choi] {
+        for _ in 0..100 {
+            if member
+                .handle()
+                .rooms()
+                .await?
+                .iter()
+                .any(|r| r.name == group.name && r.can_send)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!("   ✓ both members' devices received the group key and joined");
+    let hello = "Can you both check the figures by Friday?";
+    say(kim, "Budget review", hello).await?;
+    let lee_read = arrives(&mut lee_events, hello, 10).await;
+    let choi_read = arrives(&mut choi_events, hello, 10).await;
+    if !(lee_read && choi_read) {
+        bail!("a group member did not receive the group message");
+    }
+    println!("   ✓ both members read \"{hello}\"");
+    kim.handle().remove("Budget review", "choi.seoyeon").await?;
+    let after = "Choi has moved to another project; figures attached";
+    say(kim, "Budget review", after).await?;
+    let lee_read = arrives(&mut lee_events, after, 10).await;
+    let choi_read = arrives(&mut choi_events, after, 2).await;
+    if !lee_read || choi_read {
+        bail!(
+            "removal did not take effect as it should (remaining member read: {lee_read}, removed member read: {choi_read})"
+        );
+    }
+    println!("   {kim_name} removes {choi_name}: the group moves to a new key she never receives");
+    println!("   ✓ {lee_name} reads the next message; {choi_name}'s device cannot decrypt it");
+    let history = lee.handle().history("Budget review", 10).await?;
+    println!("   {lee_name}'s history of \"Budget review\" (kept encrypted at rest):");
+    for message in history {
+        println!("     {}: {}", message.sender_name, message.text);
+    }
     Ok(())
 }
 

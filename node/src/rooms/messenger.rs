@@ -515,7 +515,7 @@ impl Messenger {
         let Some(state) = self.rooms.get_mut(&room) else {
             return Ok(Vec::new());
         };
-        if !state.room.admits(&issuer) {
+        if !may_grant(&state.room, &issuer) {
             return Err(format!(
                 "{} may not grant keys for this room",
                 issuer.subject.user_id
@@ -685,9 +685,13 @@ impl Messenger {
             let Ok(members) = self.member_devices(room) else {
                 continue;
             };
+            let me = self.my_cert.clone();
             let Some(state) = self.rooms.get_mut(&room) else {
                 continue;
             };
+            if !may_grant(&state.room, &me) {
+                continue;
+            }
             let Some((epoch, key)) = state.current_key().map(|(e, k)| (e, k.clone())) else {
                 continue;
             };
@@ -706,6 +710,16 @@ impl Messenger {
             }
         }
         out
+    }
+}
+
+/// Who may hand a room's key to devices: any member of a department or 1:1
+/// room, only admins of a group (so a member with a stale member list never
+/// re-admits someone an admin removed).
+fn may_grant(room: &Room, device: &VerifiedDevice) -> bool {
+    match &room.kind {
+        super::RoomKind::Group { admins, .. } => admins.contains(&device.subject.user_id),
+        _ => room.admits(device),
     }
 }
 

@@ -529,3 +529,33 @@ fn a_member_who_leaves_is_dropped_by_the_admin_and_cannot_read_what_follows() {
     );
     assert!(text(&verdicts[choi]).is_none());
 }
+
+#[test]
+fn a_member_with_a_stale_member_list_never_hands_the_new_key_to_a_removed_member() {
+    let mut world = World::new(11);
+    let kim = world.device("kim", "MOIS");
+    let lee = world.device("lee", "MOIS");
+    let choi = world.device("choi", "MOIS");
+    let (room, grants) = world.devices[kim].create_group(
+        "Ops",
+        ["lee".to_string(), "choi".to_string()],
+        NOW,
+        &mut SeededEntropy::new(110),
+    );
+    let state = world.devices[kim].rooms[&room].room.clone();
+    for device in &mut world.devices {
+        device.add_room(state.clone());
+    }
+    world.broadcast_grants(&grants);
+    let grants = world.devices[kim]
+        .remove_member(room, "choi", NOW, &mut SeededEntropy::new(111))
+        .expect("remove");
+    // Lee gets the new key before learning that choi was removed.
+    world.broadcast_grants(&grants);
+    let choi_cert = world.devices[choi].my_cert.clone();
+    let regrants = world.devices[lee].learn_device(choi_cert, NOW);
+    assert!(regrants.is_empty(), "only admins share group keys");
+    let (_, verdicts) = world.send(kim, room, "after", NOW_MS + 1);
+    assert!(text(&verdicts[lee]).is_some());
+    assert!(text(&verdicts[choi]).is_none());
+}
