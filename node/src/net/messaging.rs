@@ -13,7 +13,9 @@ use super::Actor;
 use crate::identity::{DeviceId, OsEntropy};
 use crate::net::topics;
 use crate::node::{NodeError, NodeEvent};
-use crate::rooms::{ControlMessage, KeyGrant, Message, Messenger, Room, RoomId, RoomKind, Verdict};
+use crate::rooms::{
+    ControlMessage, KeyGrant, Message, Messenger, MessengerError, Room, RoomId, RoomKind, Verdict,
+};
 use crate::store::MessageLog;
 use crate::trust::VerifiedDevice;
 use crate::wire::{self, Content, Envelope};
@@ -474,32 +476,29 @@ impl Actor {
     }
 
     pub(super) fn invite(&mut self, room: &str, user: &str) -> Result<(), NodeError> {
-        let room = self.find_room(room)?;
-        let (now, now_ms) = (self.clock.now(), self.now_ms());
-        let messaging = self.messaging_mut()?;
-        let grants = messaging
-            .messenger
-            .invite(room, user, now)
-            .map_err(|e| NodeError::Room(e.to_string()))?;
-        let definition = messaging
-            .messenger
-            .announce_room(room, now_ms, &mut OsEntropy)
-            .map_err(|e| NodeError::Room(e.to_string()))?;
-        self.publish_grants(grants);
-        self.publish_control_message(&ControlMessage::RoomDefinition(definition));
-        Ok(())
+        self.change_group(room, |messenger, room, now| {
+            messenger.invite(room, user, now)
+        })
     }
 
     pub(super) fn remove(&mut self, room: &str, user: &str) -> Result<(), NodeError> {
+        self.change_group(room, |messenger, room, now| {
+            messenger.remove_member(room, user, now, &mut OsEntropy)
+        })
+    }
+
+    /// Applies an admin's change to a group, then publishes the resulting
+    /// grants and the new definition.
+    fn change_group(
+        &mut self,
+        room: &str,
+        change: impl FnOnce(&mut Messenger, RoomId, u64) -> Result<Vec<KeyGrant>, MessengerError>,
+    ) -> Result<(), NodeError> {
         let room = self.find_room(room)?;
         let (now, now_ms) = (self.clock.now(), self.now_ms());
-        let messaging = self.messaging_mut()?;
-        let grants = messaging
-            .messenger
-            .remove_member(room, user, now, &mut OsEntropy)
-            .map_err(|e| NodeError::Room(e.to_string()))?;
-        let definition = messaging
-            .messenger
+        let messenger = &mut self.messaging_mut()?.messenger;
+        let grants = change(messenger, room, now).map_err(|e| NodeError::Room(e.to_string()))?;
+        let definition = messenger
             .announce_room(room, now_ms, &mut OsEntropy)
             .map_err(|e| NodeError::Room(e.to_string()))?;
         self.publish_grants(grants);

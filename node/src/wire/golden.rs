@@ -146,20 +146,25 @@ pub(crate) fn samples() -> Samples {
     }
 }
 
-fn check<T: Format + PartialEq + std::fmt::Debug>(name: &str, value: &T) {
-    let bytes = encode(value);
+/// Compares `bytes` with the golden file `name` (rewriting it under BARO_BLESS).
+fn check_bytes(name: &str, bytes: &[u8]) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("src/wire/golden_bytes")
         .join(format!("{name}.hex"));
     if std::env::var_os("BARO_BLESS").is_some() {
-        std::fs::write(&path, hex::encode(&bytes) + "\n").expect("bless");
+        std::fs::write(&path, hex::encode(bytes) + "\n").expect("bless");
     }
     let golden = std::fs::read_to_string(&path).expect("golden file present");
     assert_eq!(
-        hex::encode(&bytes),
+        hex::encode(bytes),
         golden.trim(),
         "{name}: encoding changed"
     );
+}
+
+fn check<T: Format + PartialEq + std::fmt::Debug>(name: &str, value: &T) {
+    let bytes = encode(value);
+    check_bytes(name, &bytes);
     let decoded: T = decode(&bytes).expect("golden bytes decode");
     assert_eq!(&decoded, value, "{name}: round trip");
 }
@@ -179,23 +184,8 @@ fn every_format_matches_its_golden_bytes() {
     check("message_content", &s.content);
     check("key_grant", &s.grant);
     // Secrets have no PartialEq; compare their encodings.
-    for (name, bytes) in [
-        ("storage_key", encode(&s.storage_key)),
-        ("secret_key", encode(&s.secret)),
-    ] {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("src/wire/golden_bytes")
-            .join(format!("{name}.hex"));
-        if std::env::var_os("BARO_BLESS").is_some() {
-            std::fs::write(&path, hex::encode(&bytes) + "\n").expect("bless");
-        }
-        let golden = std::fs::read_to_string(&path).expect("golden file present");
-        assert_eq!(
-            hex::encode(&bytes),
-            golden.trim(),
-            "{name}: encoding changed"
-        );
-    }
+    check_bytes("storage_key", &encode(&s.storage_key));
+    check_bytes("secret_key", &encode(&s.secret));
 }
 
 #[test]
