@@ -40,11 +40,11 @@ async fn send(node: &Node, room: &str, text: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_officials_in_a_department_room_see_every_message_in_the_same_order() {
-    let mut agency = TestAgency::new(21);
-    let first_credentials = agency.member("kim");
-    let kim = agency.spawn(first_credentials, &[]);
+/// Kim, Lee and Choi of the same division, connected through Kim's node.
+async fn three_connected_officials(seed: u64) -> [Node; 3] {
+    let mut agency = TestAgency::new(seed);
+    let kim_credentials = agency.member("kim");
+    let kim = agency.spawn(kim_credentials, &[]);
     let address = listen_address(&kim).await.expect("listening");
     let lee_credentials = agency.member("lee");
     let lee = agency.spawn(lee_credentials, std::slice::from_ref(&address));
@@ -56,6 +56,12 @@ async fn three_officials_in_a_department_room_see_every_message_in_the_same_orde
             .await
             .expect("peers");
     }
+    [kim, lee, choi]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_officials_in_a_department_room_see_every_message_in_the_same_order() {
+    let [kim, lee, choi] = three_connected_officials(21).await;
     let rooms = kim.handle().rooms().await.expect("rooms");
     assert!(
         rooms
@@ -182,20 +188,7 @@ async fn history_rooms_and_keys_survive_a_restart_on_sled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_group_member_cannot_read_what_follows() {
-    let mut agency = TestAgency::new(24);
-    let kim_credentials = agency.member("kim");
-    let kim = agency.spawn(kim_credentials, &[]);
-    let address = listen_address(&kim).await.expect("listening");
-    let lee_credentials = agency.member("lee");
-    let lee = agency.spawn(lee_credentials, std::slice::from_ref(&address));
-    let choi_credentials = agency.member("choi");
-    let choi = agency.spawn(choi_credentials, std::slice::from_ref(&address));
-    for node in [&kim, &lee, &choi] {
-        node.handle()
-            .wait_for_peers(2, SETTLE)
-            .await
-            .expect("peers");
-    }
+    let [kim, lee, choi] = three_connected_officials(24).await;
     kim.handle()
         .create_group("Budget", vec!["lee".into(), "choi".into()])
         .await

@@ -113,6 +113,20 @@ impl World {
             .collect()
     }
 
+    /// `admin` creates a group of `members`; every device is given its
+    /// definition and every grant.
+    fn group(&mut self, admin: usize, name: &str, members: &[&str], seed: u64) -> RoomId {
+        let members = members.iter().map(|m| m.to_string());
+        let (room, grants) =
+            self.devices[admin].create_group(name, members, NOW, &mut SeededEntropy::new(seed));
+        let definition = self.devices[admin].rooms[&room].room.clone();
+        for device in &mut self.devices {
+            device.add_room(definition.clone());
+        }
+        self.broadcast_grants(&grants);
+        room
+    }
+
     fn dept(&self, org: &str) -> RoomId {
         RoomId::department(
             &self.agency.operator.agency.id(),
@@ -204,22 +218,7 @@ fn both_devices_of_a_user_read_and_a_removed_member_cannot_read_what_follows() {
     let lee_phone = world.device("lee", org);
     let lee_pc = world.device("lee", org);
     let choi = world.device("choi", org);
-    let (room, grants) = world.devices[kim].create_group(
-        "Budget",
-        ["lee".to_string(), "choi".to_string()],
-        NOW,
-        &mut SeededEntropy::new(30),
-    );
-    let room_state = world.devices[kim]
-        .rooms
-        .get(&room)
-        .expect("room")
-        .room
-        .clone();
-    for device in &mut world.devices {
-        device.add_room(room_state.clone());
-    }
-    world.broadcast_grants(&grants);
+    let room = world.group(kim, "Budget", &["lee", "choi"], 30);
     let (_, verdicts) = world.send(kim, room, "before", NOW_MS);
     for reader in [lee_phone, lee_pc, choi] {
         assert_eq!(text(&verdicts[reader]).map(|t| t.1), Some("before".into()));
@@ -536,17 +535,7 @@ fn a_member_with_a_stale_member_list_never_hands_the_new_key_to_a_removed_member
     let kim = world.device("kim", "MOIS");
     let lee = world.device("lee", "MOIS");
     let choi = world.device("choi", "MOIS");
-    let (room, grants) = world.devices[kim].create_group(
-        "Ops",
-        ["lee".to_string(), "choi".to_string()],
-        NOW,
-        &mut SeededEntropy::new(110),
-    );
-    let state = world.devices[kim].rooms[&room].room.clone();
-    for device in &mut world.devices {
-        device.add_room(state.clone());
-    }
-    world.broadcast_grants(&grants);
+    let room = world.group(kim, "Ops", &["lee", "choi"], 110);
     let grants = world.devices[kim]
         .remove_member(room, "choi", NOW, &mut SeededEntropy::new(111))
         .expect("remove");
