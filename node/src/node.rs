@@ -18,6 +18,7 @@ use crate::config::{ConfigError, NodeConfig};
 use crate::identity::{DeviceId, KeyPair};
 use crate::net::{self, Command, TransportKind};
 use crate::net::{MessageView, RoomInfo, Sent};
+use crate::rooms::RoomId;
 use crate::store::{MemoryStore, Store};
 use crate::trust::{AgencyInfo, CertificateChain, EnrollmentBundle, NetworkKey, OrgUnit, Role};
 
@@ -184,6 +185,14 @@ pub enum NodeEvent {
     Message(MessageView),
     /// This device was added to a group.
     RoomJoined(RoomInfo),
+    /// A valid envelope arrived that this device cannot read (it holds no
+    /// key for it): kept aside, never shown.
+    Unreadable {
+        /// Room id (hex).
+        room: String,
+        /// Message id (hex).
+        id: String,
+    },
     /// A gossip message was rejected (and its forwarder penalised).
     GossipRejected {
         /// The peer that forwarded it.
@@ -351,6 +360,20 @@ impl Handle {
             .await?
     }
 
+    /// Follows a room's topic without being a member: envelopes arrive and
+    /// are validated, but stay unreadable ([`NodeEvent::Unreadable`]). What a
+    /// relay does; tests use it to play a curious insider.
+    pub async fn follow(&self, room: RoomId) -> Result<(), NodeError> {
+        self.ask(|reply| Command::Follow { room, reply }).await
+    }
+
+    /// Publishes raw bytes on a room's topic, unchecked: for tests and
+    /// simulations of misbehaving nodes.
+    pub async fn publish_raw_to_room(&self, room: RoomId, data: Vec<u8>) -> Result<(), NodeError> {
+        self.ask(|reply| Command::PublishRawToRoom { room, data, reply })
+            .await?
+    }
+
     /// Dials an address.
     pub async fn dial(&self, address: Multiaddr) -> Result<(), NodeError> {
         self.ask(|reply| Command::Dial { address, reply }).await?
@@ -419,6 +442,13 @@ impl Handle {
         let room = room.to_string();
         self.ask(|reply| Command::History { room, limit, reply })
             .await?
+    }
+
+    /// Marks a room's unread messages read (sending read receipts where the
+    /// room exchanges them); returns how many there were.
+    pub async fn mark_read(&self, room: &str) -> Result<usize, NodeError> {
+        let room = room.to_string();
+        self.ask(|reply| Command::MarkRead { room, reply }).await?
     }
 
     /// Waits (at most `timeout`) until `count` peers are admitted.

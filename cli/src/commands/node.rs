@@ -106,6 +106,9 @@ fn print_event(event: &NodeEvent, me: &str) {
             message.room_name, message.sender_name, message.text
         ),
         NodeEvent::RoomJoined(room) => println!("joined room \"{}\" ({})", room.name, room.kind),
+        NodeEvent::Unreadable { room, .. } => {
+            tracing::debug!(room = %room, "kept a message this device cannot read")
+        }
         NodeEvent::GossipRejected { from, reason } => {
             println!("rejected a message forwarded by {from}: {reason}")
         }

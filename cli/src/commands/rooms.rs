@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use baro_node::api::{self, Request, Response};
 use baro_node::net::MessageView;
+use baro_node::wire::ReceiptState;
 
 use super::print_json;
 
@@ -39,16 +40,23 @@ pub fn list(home: &Path, json: bool) -> Result<()> {
         return print_json(&serde_json::to_value(&rooms)?);
     }
     for room in rooms {
+        let mut notes = Vec::new();
+        if room.unread > 0 {
+            notes.push(format!("{} unread", room.unread));
+        }
+        if !room.can_send {
+            notes.push("waiting for a key".to_string());
+        }
         println!(
             "  {:<40} {:<10} {:<12} {}{}",
             room.name,
             room.kind,
             &room.id[..12],
             room.members.join(", "),
-            if room.can_send {
-                ""
+            if notes.is_empty() {
+                String::new()
             } else {
-                "  (waiting for a key)"
+                format!("  ({})", notes.join(", "))
             }
         );
     }
@@ -105,17 +113,67 @@ pub fn send(home: &Path, room: String, text: String, json: bool) -> Result<()> {
 
 fn line(message: &MessageView) -> String {
     format!(
-        "{} {}: {}",
+        "{} {}: {}{}",
         baro_node::clock::format_utc(message.wall_ms / 1000),
         message.sender_name,
-        message.text
+        message.text,
+        receipts(message)
     )
 }
 
+/// "  ✓ delivered to Lee · read by Kim" for this device's own messages:
+/// each user once, at the furthest state any of their devices reached.
+fn receipts(message: &MessageView) -> String {
+    if !message.from_me || message.receipts.is_empty() {
+        return String::new();
+    }
+    let mut best: BTreeMap<&str, ReceiptState> = BTreeMap::new();
+    for receipt in &message.receipts {
+        let state = best.entry(&receipt.name).or_insert(receipt.state);
+        *state = (*state).max(receipt.state);
+    }
+    let names = |wanted: ReceiptState| -> Vec<&str> {
+        best.iter()
+            .filter(|(_, state)| **state == wanted)
+            .map(|(name, _)| *name)
+            .collect()
+    };
+    let mut parts = Vec::new();
+    let delivered = names(ReceiptState::Delivered);
+    if !delivered.is_empty() {
+        parts.push(format!("delivered to {}", delivered.join(", ")));
+    }
+    let read = names(ReceiptState::Read);
+    if !read.is_empty() {
+        parts.push(format!("read by {}", read.join(", ")));
+    }
+    format!("  ✓ {}", parts.join(" · "))
+}
+
+/// Tells the node the user has now seen a room's messages.
+fn mark_read(home: &Path, room: &str) {
+    if let Err(e) = ask(
+        home,
+        Request::MarkRead {
+            room: room.to_string(),
+        },
+    ) {
+        tracing::debug!(error = %e, "cannot mark messages read");
+    }
+}
+
 pub fn history(home: &Path, room: String, limit: usize, json: bool) -> Result<()> {
-    let Response::History(messages) = ask(home, Request::History { room, limit })? else {
+    let Response::History(messages) = ask(
+        home,
+        Request::History {
+            room: room.clone(),
+            limit,
+        },
+    )?
+    else {
         bail!("the node answered something else than a history");
     };
+    mark_read(home, &room);
     if json {
         return print_json(&serde_json::to_value(&messages)?);
     }
@@ -167,13 +225,23 @@ pub fn chat(home: &Path, room: String) -> Result<()> {
     for message in &messages {
         println!("{}", line(message));
     }
+    mark_read(home, &room);
+    let mut unread: BTreeMap<String, usize> = rooms
+        .iter()
+        .filter(|r| r.id != this && r.unread > 0)
+        .map(|r| (r.name.clone(), r.unread))
+        .collect();
+    if !unread.is_empty() {
+        let summary: Vec<String> = unread.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+        println!("  (unread elsewhere — {})", summary.join(", "));
+    }
     let watch_home = home.to_path_buf();
     std::thread::spawn(move || {
-        let mut unread: BTreeMap<String, usize> = BTreeMap::new();
         let _ = api::stream(&watch_home, &Request::Watch { room: None }, |response| {
             if let Response::Message(message) = response {
                 if message.room == this {
                     println!("{}", line(&message));
+                    mark_read(&watch_home, &this);
                 } else {
                     *unread.entry(message.room_name.clone()).or_default() += 1;
                     let summary: Vec<String> =

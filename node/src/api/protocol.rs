@@ -60,6 +60,11 @@ pub enum Request {
         /// How many.
         limit: usize,
     },
+    /// Mark a room's messages read (shown to the user).
+    MarkRead {
+        /// Room name or id.
+        room: String,
+    },
     /// Stream messages as they arrive (one room, or all).
     Watch {
         /// Room name or id; all rooms if absent.
@@ -87,6 +92,8 @@ pub enum Response {
     Sent(Sent),
     /// Answer to [`Request::History`].
     History(Vec<MessageView>),
+    /// Answer to [`Request::MarkRead`]: how many messages were unread.
+    MarkedRead(usize),
     /// One message of a [`Request::Watch`] stream.
     Message(MessageView),
     /// The request failed.

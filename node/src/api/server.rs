@@ -165,6 +165,7 @@ async fn dispatch(request: Request, handle: &Handle) -> Response {
         Request::History { room, limit } => {
             handle.history(&room, limit).await.map(Response::History)
         }
+        Request::MarkRead { room } => handle.mark_read(&room).await.map(Response::MarkedRead),
         Request::Watch { .. } => Ok(Response::Error("watch is a stream".into())),
     };
     result.unwrap_or_else(|e| Response::Error(e.to_string()))

@@ -33,6 +33,8 @@ use crate::wire;
 const SEEN_CAPACITY: usize = 100_000;
 /// Pending dial sources remembered.
 const PENDING_CAPACITY: usize = 1024;
+/// How often delivered receipts are sent.
+const RECEIPT_FLUSH: Duration = Duration::from_millis(250);
 
 /// Requests from [`crate::node::Handle`].
 #[derive(Debug)]
@@ -44,6 +46,15 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<(), NodeError>>,
     },
     PublishRaw {
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    Follow {
+        room: crate::rooms::RoomId,
+        reply: oneshot::Sender<()>,
+    },
+    PublishRawToRoom {
+        room: crate::rooms::RoomId,
         data: Vec<u8>,
         reply: oneshot::Sender<Result<(), NodeError>>,
     },
@@ -85,6 +96,10 @@ pub(crate) enum Command {
         room: String,
         limit: usize,
         reply: oneshot::Sender<Result<Vec<messaging::MessageView>, NodeError>>,
+    },
+    MarkRead {
+        room: String,
+        reply: oneshot::Sender<Result<usize, NodeError>>,
     },
 }
 
@@ -232,6 +247,9 @@ impl Actor {
         // The first round comes one period after the bootstrap dials above.
         let mut discovery = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Delivered receipts leave in batches, not one envelope per message.
+        let mut receipts = tokio::time::interval(RECEIPT_FLUSH);
+        receipts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -245,6 +263,7 @@ impl Actor {
                 }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = discovery.tick() => self.discover(),
+                _ = receipts.tick() => self.flush_receipts(),
             }
         }
         tracing::info!(device = %self.key.device_id().short(), "node stopped");
@@ -319,6 +338,21 @@ impl Actor {
             Command::PublishRaw { data, reply } => {
                 let _ = reply.send(self.publish(data));
             }
+            Command::Follow { room, reply } => {
+                self.follow(room);
+                let _ = reply.send(());
+            }
+            Command::PublishRawToRoom { room, data, reply } => {
+                let topic = topics::room(&self.agency.id(), &room.0);
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(topic, data)
+                    .map(|_| ())
+                    .map_err(|e| NodeError::Network(e.to_string()));
+                let _ = reply.send(result);
+            }
             Command::Dial { address, reply } => {
                 self.manual.insert(address.clone());
                 let result = self
@@ -348,6 +382,9 @@ impl Actor {
             }
             Command::Send { room, text, reply } => {
                 let _ = reply.send(self.send_text(&room, text));
+            }
+            Command::MarkRead { room, reply } => {
+                let _ = reply.send(self.mark_read(&room));
             }
             Command::History { room, limit, reply } => {
                 let _ = reply.send(self.history(&room, limit));

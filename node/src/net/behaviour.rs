@@ -88,13 +88,9 @@ impl Behaviour {
         )
         .map_err(|e| format!("gossipsub: {e}"))?;
         let mut score = gossipsub::PeerScoreParams::default();
-        score.topics.insert(
-            topics::control(&agency).hash(),
-            gossipsub::TopicScoreParams {
-                invalid_message_deliveries_weight: -100.0,
-                ..Default::default()
-            },
-        );
+        score
+            .topics
+            .insert(topics::control(&agency).hash(), topics::score_params());
         gossipsub.with_peer_score(score, gossipsub::PeerScoreThresholds::default())?;
 
         let mut kad = kad::Behaviour::with_config(

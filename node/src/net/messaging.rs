@@ -1,9 +1,9 @@
 //! The actor's messaging glue: feeds certificates, grants and envelopes to
 //! the pure [`Messenger`], persists what it learns in the [`MessageLog`],
-//! subscribes to room topics, and publishes grants and envelopes (queuing
-//! them in the outbox while nobody can take them).
+//! subscribes to room topics, publishes grants and envelopes (queuing them in
+//! the outbox while nobody can take them), and sends and records receipts.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use libp2p::PeerId;
 use libp2p::gossipsub::{self, MessageAcceptance, TopicHash};
@@ -18,12 +18,14 @@ use crate::rooms::{
 };
 use crate::store::MessageLog;
 use crate::trust::VerifiedDevice;
-use crate::wire::{self, Content, Envelope};
+use crate::wire::{self, Content, Envelope, MAX_RECEIPT_IDS, ReceiptState};
 
 /// Control payloads kept while no peer takes them.
 const CONTROL_OUTBOX: usize = 1024;
 /// Most history returned at once.
 pub const MAX_HISTORY: usize = 10_000;
+/// Delivered receipts waiting for the next flush, over all rooms.
+const PENDING_RECEIPTS: usize = 4096;
 
 /// A room as listed to the user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +40,24 @@ pub struct RoomInfo {
     pub members: Vec<String>,
     /// Whether this device holds the current key.
     pub can_send: bool,
+    /// Messages from others not read on this device yet.
+    pub unread: usize,
+    /// Whether receipts are exchanged here (rooms of at most
+    /// [`RECEIPT_ROOM_LIMIT`](crate::rooms::RECEIPT_ROOM_LIMIT) member devices).
+    pub receipts: bool,
+}
+
+/// One recipient device's receipt for a message this device wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptView {
+    /// The recipient device.
+    pub device: DeviceId,
+    /// Its user id.
+    pub user: String,
+    /// Its user's display name.
+    pub name: String,
+    /// How far the message got on it.
+    pub state: ReceiptState,
 }
 
 /// A message as shown to the user.
@@ -61,6 +81,10 @@ pub struct MessageView {
     pub counter: u32,
     /// The text.
     pub text: String,
+    /// Whether this device wrote it.
+    pub from_me: bool,
+    /// Receipts from recipient devices (for messages this device wrote).
+    pub receipts: Vec<ReceiptView>,
 }
 
 /// What happened to a sent message.
@@ -79,6 +103,9 @@ pub(crate) struct Messaging {
     room_topics: HashMap<TopicHash, RoomId>,
     control_outbox: VecDeque<Vec<u8>>,
     presence_sent: bool,
+    /// Messages decrypted here whose delivered receipt has not left yet.
+    delivered: BTreeMap<RoomId, Vec<[u8; 32]>>,
+    delivered_count: usize,
 }
 
 impl Messaging {
@@ -112,15 +139,19 @@ impl Messaging {
             room_topics: HashMap::new(),
             control_outbox: VecDeque::new(),
             presence_sent: false,
+            delivered: BTreeMap::new(),
+            delivered_count: 0,
         }
     }
 }
 
-fn view(message: &Message, room_name: &str) -> Option<MessageView> {
+fn view(message: &Message, room_name: &str, me: DeviceId) -> Option<MessageView> {
     let Content::Text(text) = &message.content else {
         return None;
     };
     Some(MessageView {
+        from_me: message.sender == me,
+        receipts: Vec::new(),
         id: hex::encode(message.id),
         room: message.room.to_string(),
         room_name: room_name.to_string(),
@@ -133,7 +164,7 @@ fn view(message: &Message, room_name: &str) -> Option<MessageView> {
     })
 }
 
-fn room_info(room: &Room, can_send: bool) -> RoomInfo {
+fn room_info(room: &Room, can_send: bool, unread: usize, receipts: bool) -> RoomInfo {
     let (kind, members) = match &room.kind {
         RoomKind::Department { org } => ("department", vec![org.to_string()]),
         RoomKind::Group { members, .. } => ("group", members.iter().cloned().collect()),
@@ -145,6 +176,8 @@ fn room_info(room: &Room, can_send: bool) -> RoomInfo {
         kind: kind.into(),
         members,
         can_send,
+        unread,
+        receipts,
     }
 }
 
@@ -174,16 +207,27 @@ impl Actor {
                 tracing::error!(error = %e, "cannot save a room");
             }
         }
-        let agency = self.agency.id();
         let rooms: Vec<RoomId> = messaging.messenger.rooms().map(|r| r.id).collect();
         for room in rooms {
-            let topic = topics::room(&agency, &room.0);
-            if messaging.room_topics.insert(topic.hash(), room).is_none()
-                && let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic)
-            {
-                tracing::error!(error = %e, "cannot subscribe to a room topic");
-            }
+            self.follow(room);
         }
+    }
+
+    /// Subscribes to `room`'s topic (a member's rooms; a relay, or a test's
+    /// curious insider, may follow rooms it cannot read).
+    pub(super) fn follow(&mut self, room: RoomId) {
+        let Some(messaging) = self.messaging.as_mut() else {
+            return;
+        };
+        let topic = topics::room(&self.agency.id(), &room.0);
+        if messaging.room_topics.insert(topic.hash(), room).is_some() {
+            return;
+        }
+        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        if let Err(e) = gossipsub.subscribe(&topic) {
+            tracing::error!(error = %e, "cannot subscribe to a room topic");
+        }
+        let _ = gossipsub.set_topic_params(topic, topics::score_params());
     }
 
     /// A newly admitted or announced device: remember it, share keys with it.
@@ -238,7 +282,7 @@ impl Actor {
         let definition = messaging
             .messenger
             .leave(room, now_ms, &mut OsEntropy)
-            .map_err(|e| NodeError::Room(e.to_string()))?;
+            .map_err(room_error)?;
         self.publish_control_message(&ControlMessage::RoomDefinition(definition));
         self.settle_messaging();
         Ok(())
@@ -329,11 +373,11 @@ impl Actor {
             ControlMessage::Presence => {}
             ControlMessage::Grant(grant) => {
                 let shown = messaging.messenger.receive_grant(&grant, now_ms)?;
-                self.show(shown);
+                self.take_in(shown);
             }
             ControlMessage::RoomDefinition(envelope) => {
                 match messaging.messenger.receive(envelope.clone(), now_ms) {
-                    Verdict::Deliver(message) => self.show(vec![*message]),
+                    Verdict::Deliver(message) => self.take_in(vec![*message]),
                     Verdict::Reject(reason) => return Err(reason),
                     Verdict::Held | Verdict::Duplicate => {}
                 }
@@ -369,25 +413,75 @@ impl Actor {
             }
             Err(e) => return self.reject(&id, source, format!("malformed envelope: {e}")),
         };
-        match messaging.messenger.receive(envelope.clone(), now_ms) {
+        let envelope_id = envelope.id();
+        match messaging.messenger.receive(envelope, now_ms) {
             Verdict::Deliver(message) => {
                 self.report(&id, &source, MessageAcceptance::Accept);
-                if let Some(m) = self.messaging.as_ref()
-                    && let Err(e) = m.log.save_envelope(&envelope)
-                {
-                    tracing::error!(error = %e, "cannot save a message");
-                }
-                self.show(vec![*message]);
+                self.take_in(vec![*message]);
             }
-            Verdict::Held => self.report(&id, &source, MessageAcceptance::Accept),
+            Verdict::Held => {
+                self.report(&id, &source, MessageAcceptance::Accept);
+                self.emit(NodeEvent::Unreadable {
+                    room: room.to_string(),
+                    id: hex::encode(envelope_id),
+                });
+            }
             Verdict::Duplicate => self.report(&id, &source, MessageAcceptance::Ignore),
             Verdict::Reject(reason) => self.reject(&id, source, reason),
         }
         self.settle_messaging();
     }
 
+    /// Takes in readable messages (and any the messenger unlocked on the
+    /// way): stores texts, records receipts for this device's messages,
+    /// queues delivered receipts, and shows them.
+    fn take_in(&mut self, mut messages: Vec<Message>) {
+        let Some(messaging) = self.messaging.as_mut() else {
+            return;
+        };
+        messages.extend(messaging.messenger.take_late_deliveries());
+        let me = messaging.messenger.user().to_string();
+        for message in &messages {
+            match &message.content {
+                Content::Text(_) => {
+                    if let Err(e) = messaging.log.save_envelope(&message.envelope) {
+                        tracing::error!(error = %e, "cannot save a message");
+                    }
+                    if message.sender_user == me {
+                        continue;
+                    }
+                    if let Err(e) = messaging.log.mark_unread(message.room, &message.id) {
+                        tracing::error!(error = %e, "cannot save a message's read state");
+                    }
+                    if messaging.messenger.receipts_enabled(message.room)
+                        && messaging.delivered_count < PENDING_RECEIPTS
+                    {
+                        messaging
+                            .delivered
+                            .entry(message.room)
+                            .or_default()
+                            .push(message.id);
+                        messaging.delivered_count += 1;
+                    }
+                }
+                Content::Receipt { state, messages } => {
+                    let _ = messaging.log.mark_seen(&message.id);
+                    let device = message.envelope.body.header.sender;
+                    for id in messages {
+                        if let Err(e) = messaging.log.record_receipt(id, &device, *state) {
+                            tracing::error!(error = %e, "cannot save a receipt");
+                        }
+                    }
+                }
+                Content::RoomState(_) => {}
+            }
+        }
+        self.show(messages);
+    }
+
     /// Emits readable messages (and notices of joined rooms).
     fn show(&mut self, messages: Vec<Message>) {
+        let me = self.key.device_id();
         for message in messages {
             let Some(messaging) = self.messaging.as_ref() else {
                 return;
@@ -399,16 +493,103 @@ impl Actor {
                 .unwrap_or_default();
             match &message.content {
                 Content::RoomState(room) => {
-                    let info = room_info(room, messaging.messenger.can_send(room.id));
+                    let m = &messaging.messenger;
+                    let info = room_info(room, m.can_send(room.id), 0, m.receipts_enabled(room.id));
                     self.emit(NodeEvent::RoomJoined(info));
                 }
                 _ => {
-                    if let Some(view) = view(&message, &name) {
+                    if let Some(view) = view(&message, &name, me) {
                         self.emit(NodeEvent::Message(view));
                     }
                 }
             }
         }
+    }
+
+    /// Sends the delivered receipts gathered since the last flush, one
+    /// envelope per room (per [`MAX_RECEIPT_IDS`] messages).
+    pub(super) fn flush_receipts(&mut self) {
+        let now_ms = self.now_ms();
+        let Some(messaging) = self.messaging.as_mut() else {
+            return;
+        };
+        if messaging.delivered_count == 0 {
+            return;
+        }
+        messaging.delivered_count = 0;
+        let pending = std::mem::take(&mut messaging.delivered);
+        let mut outgoing = Vec::new();
+        for (room, ids) in pending {
+            for chunk in ids.chunks(MAX_RECEIPT_IDS) {
+                match messaging.messenger.receipt(
+                    room,
+                    ReceiptState::Delivered,
+                    chunk.to_vec(),
+                    now_ms,
+                    &mut OsEntropy,
+                ) {
+                    Ok(envelope) => outgoing.push(envelope),
+                    Err(e) => tracing::debug!(error = %e, "cannot send a receipt"),
+                }
+            }
+        }
+        for envelope in outgoing {
+            if let Err(e) = self.publish_envelope(&envelope) {
+                tracing::error!(error = %e, "cannot queue a receipt");
+            }
+        }
+    }
+
+    /// Marks every unread message of `room` read here and tells their senders
+    /// (where the room exchanges receipts); returns how many there were.
+    pub(super) fn mark_read(&mut self, room: &str) -> Result<usize, NodeError> {
+        let room = self.find_room(room)?;
+        let now_ms = self.now_ms();
+        let messaging = self.messaging_mut()?;
+        let unread = messaging.log.unread(room).map_err(room_error)?;
+        for id in &unread {
+            messaging.log.mark_read(room, id).map_err(room_error)?;
+        }
+        let mut outgoing = Vec::new();
+        if messaging.messenger.receipts_enabled(room) {
+            for chunk in unread.chunks(MAX_RECEIPT_IDS) {
+                outgoing.push(
+                    messaging
+                        .messenger
+                        .receipt(
+                            room,
+                            ReceiptState::Read,
+                            chunk.to_vec(),
+                            now_ms,
+                            &mut OsEntropy,
+                        )
+                        .map_err(room_error)?,
+                );
+            }
+        }
+        for envelope in outgoing {
+            self.publish_envelope(&envelope).map_err(room_error)?;
+        }
+        Ok(unread.len())
+    }
+
+    /// Publishes an envelope on its room's topic, or keeps it in the outbox
+    /// until a member subscribes; `Ok(true)` if it was queued.
+    fn publish_envelope(&mut self, envelope: &Envelope) -> Result<bool, crate::store::StoreError> {
+        let topic = topics::room(&self.agency.id(), &envelope.body.header.room.0);
+        let queued = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, wire::encode(envelope))
+            .is_err();
+        if let Some(m) = self.messaging.as_ref() {
+            m.log.mark_seen(&envelope.id())?;
+            if queued {
+                m.log.push_outbox(envelope)?;
+            }
+        }
+        Ok(queued)
     }
 
     fn find_room(&self, room: &str) -> Result<RoomId, NodeError> {
@@ -438,9 +619,12 @@ impl Actor {
             .map(|room| {
                 // No key yet at all: the first message creates one.
                 let m = &messaging.messenger;
+                let unread = messaging.log.unread(room.id).map_or(0, |ids| ids.len());
                 room_info(
                     room,
                     m.can_send(room.id) || m.current_epoch(room.id).is_none(),
+                    unread,
+                    m.receipts_enabled(room.id),
                 )
             })
             .collect();
@@ -462,13 +646,15 @@ impl Actor {
         let definition = messaging
             .messenger
             .announce_room(room, now_ms, &mut OsEntropy)
-            .map_err(|e| NodeError::Room(e.to_string()))?;
+            .map_err(room_error)?;
         let info = room_info(
             messaging
                 .messenger
                 .room(room)
                 .ok_or_else(|| NodeError::Room("room vanished".into()))?,
             true,
+            0,
+            messaging.messenger.receipts_enabled(room),
         );
         self.publish_grants(grants);
         self.publish_control_message(&ControlMessage::RoomDefinition(definition));
@@ -497,10 +683,10 @@ impl Actor {
         let room = self.find_room(room)?;
         let (now, now_ms) = (self.clock.now(), self.now_ms());
         let messenger = &mut self.messaging_mut()?.messenger;
-        let grants = change(messenger, room, now).map_err(|e| NodeError::Room(e.to_string()))?;
+        let grants = change(messenger, room, now).map_err(room_error)?;
         let definition = messenger
             .announce_room(room, now_ms, &mut OsEntropy)
-            .map_err(|e| NodeError::Room(e.to_string()))?;
+            .map_err(room_error)?;
         self.publish_grants(grants);
         self.publish_control_message(&ControlMessage::RoomDefinition(definition));
         Ok(())
@@ -513,28 +699,15 @@ impl Actor {
         let grants = messaging
             .messenger
             .ensure_key(room, now, &mut OsEntropy)
-            .map_err(|e| NodeError::Room(e.to_string()))?;
+            .map_err(room_error)?;
         let envelope = messaging
             .messenger
             .send(room, &Content::Text(text), now_ms, &mut OsEntropy)
-            .map_err(|e| NodeError::Room(e.to_string()))?;
-        let id = messaging
-            .log
-            .save_envelope(&envelope)
-            .map_err(|e| NodeError::Room(e.to_string()))?;
+            .map_err(room_error)?;
+        let id = messaging.log.save_envelope(&envelope).map_err(room_error)?;
+        messaging.log.mark_mine(&id).map_err(room_error)?;
         self.publish_grants(grants);
-        let topic = topics::room(&self.agency.id(), &room.0);
-        let queued = self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(topic, wire::encode(&envelope))
-            .is_err();
-        if queued && let Some(m) = self.messaging.as_ref() {
-            m.log
-                .push_outbox(&envelope)
-                .map_err(|e| NodeError::Room(e.to_string()))?;
-        }
+        let queued = self.publish_envelope(&envelope).map_err(room_error)?;
         Ok(Sent {
             id: hex::encode(id),
             queued,
@@ -543,6 +716,7 @@ impl Actor {
 
     pub(super) fn history(&self, room: &str, limit: usize) -> Result<Vec<MessageView>, NodeError> {
         let room = self.find_room(room)?;
+        let me = self.key.device_id();
         let messaging = self.messaging.as_ref().ok_or(NodeError::Stopped)?;
         let name = messaging
             .messenger
@@ -552,11 +726,43 @@ impl Actor {
         let envelopes = messaging
             .log
             .history(room, limit.min(MAX_HISTORY))
-            .map_err(|e| NodeError::Room(e.to_string()))?;
-        Ok(envelopes
-            .iter()
-            .filter_map(|e| messaging.messenger.read(e))
-            .filter_map(|m| view(&m, &name))
+            .map_err(room_error)?;
+        let mut views = Vec::with_capacity(envelopes.len());
+        for message in envelopes.iter().filter_map(|e| messaging.messenger.read(e)) {
+            let Some(mut shown) = view(&message, &name, me) else {
+                continue;
+            };
+            if shown.from_me {
+                shown.receipts = self.receipt_views(messaging, &message.id)?;
+            }
+            views.push(shown);
+        }
+        Ok(views)
+    }
+
+    fn receipt_views(
+        &self,
+        messaging: &Messaging,
+        id: &[u8; 32],
+    ) -> Result<Vec<ReceiptView>, NodeError> {
+        Ok(messaging
+            .log
+            .receipts(id)
+            .map_err(room_error)?
+            .into_iter()
+            .filter_map(|(key, state)| {
+                let device = messaging.messenger.device(&key)?;
+                Some(ReceiptView {
+                    device: device.device,
+                    user: device.subject.user_id.clone(),
+                    name: device.subject.display_name.clone(),
+                    state,
+                })
+            })
             .collect())
     }
+}
+
+fn room_error(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Room(e.to_string())
 }

@@ -7,7 +7,7 @@ mod behaviour;
 pub mod topics;
 mod transport;
 
-pub use actor::messaging::{MAX_HISTORY, MessageView, RoomInfo, Sent};
+pub use actor::messaging::{MAX_HISTORY, MessageView, ReceiptView, RoomInfo, Sent};
 pub(crate) use actor::{Actor, Command};
 pub use behaviour::{Behaviour, Event};
 pub use transport::{TransportKind, build as build_transport};

@@ -1,6 +1,6 @@
 //! Gossipsub topic names: hashes, never human names.
 
-use libp2p::gossipsub::IdentTopic;
+use libp2p::gossipsub::{IdentTopic, TopicScoreParams};
 
 use crate::trust::AgencyId;
 
@@ -14,6 +14,15 @@ pub fn room(agency: &AgencyId, room_id: &[u8]) -> IdentTopic {
     let mut name = b"room/".to_vec();
     name.extend_from_slice(room_id);
     IdentTopic::new(hashed(agency, &name))
+}
+
+/// Peer scoring on every topic we serve: a peer that forwards an invalid
+/// message (forged, tampered, from a non-member) loses standing fast.
+pub fn score_params() -> TopicScoreParams {
+    TopicScoreParams {
+        invalid_message_deliveries_weight: -100.0,
+        ..Default::default()
+    }
 }
 
 fn hashed(agency: &AgencyId, name: &[u8]) -> String {

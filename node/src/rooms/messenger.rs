@@ -14,12 +14,16 @@ use crate::crypto::RoomKey;
 use crate::identity::{DeviceId, Entropy, KeyPair, PublicKey};
 use crate::sync::{Dedup, Hlc};
 use crate::trust::{AgencyId, OrgUnit, VerifiedDevice};
-use crate::wire::{Content, Envelope, EnvelopeError};
+use crate::wire::{Content, Envelope, EnvelopeError, MAX_RECEIPT_IDS, ReceiptState};
 
 /// Envelopes held per room while their epoch key has not arrived.
 pub const MAX_PENDING_PER_ROOM: usize = 1024;
 /// Message ids remembered for de-duplication.
 pub const SEEN_CAPACITY: usize = 100_000;
+/// Receipts are exchanged in rooms of at most this many member devices; in
+/// larger rooms (a big department) every member would carry every member's
+/// receipt for every message.
+pub const RECEIPT_ROOM_LIMIT: usize = 64;
 
 /// A decrypted message, ready to show.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +42,8 @@ pub struct Message {
     pub timestamp: Hlc,
     /// What it says.
     pub content: Content,
+    /// The envelope it came in, as stored.
+    pub envelope: Envelope,
 }
 
 /// What became of an incoming envelope.
@@ -119,6 +125,8 @@ pub struct Messenger {
     orphan_envelopes: Vec<Envelope>,
     left: BTreeSet<RoomId>,
     rotations: BTreeSet<RoomId>,
+    /// Held envelopes that became readable as a side effect of another input.
+    late: Vec<Message>,
 }
 
 impl Messenger {
@@ -140,6 +148,7 @@ impl Messenger {
             orphan_envelopes: Vec::new(),
             left: BTreeSet::new(),
             rotations: BTreeSet::new(),
+            late: Vec::new(),
         };
         let mut path = String::new();
         for unit in my_cert.subject.org_unit.units() {
@@ -339,6 +348,17 @@ impl Messenger {
         Ok(envelope)
     }
 
+    /// Held messages that became readable as a side effect of another input
+    /// (a room adopted with its definition), for the caller to store and show.
+    pub fn take_late_deliveries(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.late)
+    }
+
+    /// The certified device with `key`, if known.
+    pub fn device(&self, key: &PublicKey) -> Option<&VerifiedDevice> {
+        self.directory.get(key)
+    }
+
     /// Rooms left since the last call, for the caller to forget.
     pub fn take_left_rooms(&mut self) -> Vec<RoomId> {
         std::mem::take(&mut self.left).into_iter().collect()
@@ -471,6 +491,13 @@ impl Messenger {
             return Verdict::Held;
         };
         match envelope.open(key) {
+            Ok(Content::Receipt { state, messages })
+                if messages.is_empty()
+                    || messages.len() > MAX_RECEIPT_IDS
+                    || state == ReceiptState::StoredByRelay =>
+            {
+                Verdict::Reject("malformed receipt".into())
+            }
             Ok(content) => {
                 self.seen.insert(id);
                 self.clock.observe(header.timestamp, now_ms);
@@ -486,6 +513,7 @@ impl Messenger {
                     sender_name: sender.subject.display_name.clone(),
                     timestamp: header.timestamp,
                     content,
+                    envelope,
                 }))
             }
             Err(e) => Verdict::Reject(e.to_string()),
@@ -573,7 +601,27 @@ impl Messenger {
                 .unwrap_or_default(),
             timestamp: header.timestamp,
             content,
+            envelope: envelope.clone(),
         })
+    }
+
+    /// Whether receipts are exchanged in `room`: it has at most
+    /// [`RECEIPT_ROOM_LIMIT`] known member devices.
+    pub fn receipts_enabled(&self, room: RoomId) -> bool {
+        self.member_devices(room)
+            .is_ok_and(|devices| devices.len() <= RECEIPT_ROOM_LIMIT)
+    }
+
+    /// A receipt for `messages` of `room` (at most [`MAX_RECEIPT_IDS`]).
+    pub fn receipt(
+        &mut self,
+        room: RoomId,
+        state: ReceiptState,
+        messages: Vec<[u8; 32]>,
+        now_ms: u64,
+        entropy: &mut impl Entropy,
+    ) -> Result<Envelope, MessengerError> {
+        self.send(room, &Content::Receipt { state, messages }, now_ms, entropy)
     }
 
     /// Whether this device can currently send to `room`.
@@ -662,7 +710,9 @@ impl Messenger {
         let held = std::mem::take(&mut self.orphan_envelopes);
         let verdict = self.receive(envelope, now_ms);
         for other in held {
-            let _ = self.receive(other, now_ms);
+            if let Verdict::Deliver(message) = self.receive(other, now_ms) {
+                self.late.push(*message);
+            }
         }
         verdict
     }

@@ -53,6 +53,17 @@ impl fmt::Display for RoomId {
     }
 }
 
+impl std::str::FromStr for RoomId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = hex::decode(s).map_err(|_| format!("'{s}' is not a room id (hex)"))?;
+        <[u8; 32]>::try_from(bytes.as_slice())
+            .map(RoomId)
+            .map_err(|_| format!("a room id is 64 hex characters, '{s}' has {}", s.len()))
+    }
+}
+
 impl fmt::Debug for RoomId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RoomId({})", self.short())

@@ -1,5 +1,6 @@
 //! Messaging records on a [`Store`]: rooms, epoch keys, known devices,
-//! envelopes in timestamp order, seen message ids and the outbox.
+//! envelopes in timestamp order, seen message ids, the outbox, receipts for
+//! this device's own messages, and what this device has not read yet.
 //!
 //! Every value goes through the store, so on sled it is sealed at rest.
 
@@ -10,7 +11,7 @@ use crate::crypto::RoomKey;
 use crate::identity::PublicKey;
 use crate::rooms::{EpochRef, Room, RoomId};
 use crate::trust::CertificateChain;
-use crate::wire::{self, Envelope};
+use crate::wire::{self, Envelope, ReceiptState};
 
 const ROOMS: &str = "rooms";
 const KEYS: &str = "room_keys";
@@ -18,6 +19,9 @@ const DEVICES: &str = "devices";
 const MESSAGES: &str = "messages";
 const SEEN: &str = "seen";
 const OUTBOX: &str = "outbox";
+const MINE: &str = "mine";
+const RECEIPTS: &str = "receipts";
+const UNREAD: &str = "unread";
 
 /// Most records read back in one listing.
 pub const MAX_LISTING: usize = 100_000;
@@ -166,5 +170,94 @@ impl MessageLog {
     /// Removes an envelope from the outbox once it has left.
     pub fn pop_outbox(&self, id: &[u8; 32]) -> Result<(), StoreError> {
         self.store.remove(OUTBOX, id).map(|_| ())
+    }
+
+    /// Marks an envelope seen without storing it (a receipt).
+    pub fn mark_seen(&self, id: &[u8; 32]) -> Result<(), StoreError> {
+        self.store.insert(SEEN, id, &[])
+    }
+
+    /// Records that this device wrote message `id` (receipts are kept for it).
+    pub fn mark_mine(&self, id: &[u8; 32]) -> Result<(), StoreError> {
+        self.store.insert(MINE, id, &[])
+    }
+
+    /// Records `device`'s receipt for message `id` if this device wrote it and
+    /// the state is further than any earlier one; `true` if it changed.
+    pub fn record_receipt(
+        &self,
+        id: &[u8; 32],
+        device: &PublicKey,
+        state: ReceiptState,
+    ) -> Result<bool, StoreError> {
+        if self.store.get(MINE, id)?.is_none() {
+            return Ok(false);
+        }
+        let mut key = id.to_vec();
+        key.extend(device.0);
+        let earlier = self
+            .store
+            .get(RECEIPTS, &key)?
+            .and_then(|v| v.first().copied().and_then(state_from_byte));
+        if earlier.is_some_and(|e| e >= state) {
+            return Ok(false);
+        }
+        self.store.insert(RECEIPTS, &key, &[state_byte(state)])?;
+        Ok(true)
+    }
+
+    /// The receipts for message `id`, by device.
+    pub fn receipts(&self, id: &[u8; 32]) -> Result<Vec<(PublicKey, ReceiptState)>, StoreError> {
+        Ok(self
+            .store
+            .scan_prefix(RECEIPTS, id, MAX_LISTING)?
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let device = <[u8; 32]>::try_from(key.get(32..)?).ok()?;
+                let state = state_from_byte(*value.first()?)?;
+                Some((PublicKey(device), state))
+            })
+            .collect())
+    }
+
+    /// Records message `id` of `room` as not yet read here.
+    pub fn mark_unread(&self, room: RoomId, id: &[u8; 32]) -> Result<(), StoreError> {
+        let mut key = room.0.to_vec();
+        key.extend(id);
+        self.store.insert(UNREAD, &key, &[])
+    }
+
+    /// The messages of `room` not yet read here.
+    pub fn unread(&self, room: RoomId) -> Result<Vec<[u8; 32]>, StoreError> {
+        Ok(self
+            .store
+            .scan_prefix(UNREAD, &room.0, MAX_LISTING)?
+            .into_iter()
+            .filter_map(|(key, _)| <[u8; 32]>::try_from(key.get(32..)?).ok())
+            .collect())
+    }
+
+    /// Records message `id` of `room` as read here.
+    pub fn mark_read(&self, room: RoomId, id: &[u8; 32]) -> Result<(), StoreError> {
+        let mut key = room.0.to_vec();
+        key.extend(id);
+        self.store.remove(UNREAD, &key).map(|_| ())
+    }
+}
+
+fn state_byte(state: ReceiptState) -> u8 {
+    match state {
+        ReceiptState::StoredByRelay => 1,
+        ReceiptState::Delivered => 2,
+        ReceiptState::Read => 3,
+    }
+}
+
+fn state_from_byte(byte: u8) -> Option<ReceiptState> {
+    match byte {
+        1 => Some(ReceiptState::StoredByRelay),
+        2 => Some(ReceiptState::Delivered),
+        3 => Some(ReceiptState::Read),
+        _ => None,
     }
 }

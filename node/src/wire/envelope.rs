@@ -17,6 +17,8 @@ use crate::sync::Hlc;
 
 /// Largest content (text, later attachments' chunks) per envelope.
 pub const MAX_CONTENT_LEN: usize = 60 * 1024;
+/// Most message ids one receipt covers.
+pub const MAX_RECEIPT_IDS: usize = 512;
 
 /// The clear part of an envelope.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,17 +65,18 @@ pub enum Content {
     Text(String),
     /// A group's definition (name, members, admins), sent by an admin.
     RoomState(crate::rooms::Room),
-    /// A receipt for another message.
+    /// Receipts for messages of the same room, sent by a recipient device.
     Receipt {
-        /// The message id it is about.
-        message: [u8; 32],
-        /// How far it got.
+        /// How far the messages got.
         state: ReceiptState,
+        /// Their ids (at most [`MAX_RECEIPT_IDS`]).
+        messages: Vec<[u8; 32]>,
     },
 }
 
 /// How far a message got, as reported by a recipient device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReceiptState {
     /// Stored on a relay (it cannot read it).
     StoredByRelay,

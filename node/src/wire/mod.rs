@@ -15,7 +15,8 @@ mod signature;
 pub use codec::{Format, Kind, WIRE_VERSION, decode, encode, signing_bytes};
 pub use domain::Domain;
 pub use envelope::{
-    Content, Envelope, EnvelopeBody, EnvelopeError, EnvelopeHeader, MAX_CONTENT_LEN, ReceiptState,
+    Content, Envelope, EnvelopeBody, EnvelopeError, EnvelopeHeader, MAX_CONTENT_LEN,
+    MAX_RECEIPT_IDS, ReceiptState,
 };
 pub use error::WireError;
 pub use signature::SignatureBytes;
