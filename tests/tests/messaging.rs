@@ -3,61 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use baro_node::net::MessageView;
+use baro_node::NodeEvent;
 use baro_node::store::{Home, SledStore};
-use baro_node::{Node, NodeEvent};
-use baro_tests::mesh::{SETTLE, TestAgency, listen_address, wait_for};
-
-const DIV: &str = "MOIS/Digital Government Bureau";
-
-async fn wait_for_message(
-    node: &Node,
-    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
-    text: &str,
-) -> MessageView {
-    let _ = node;
-    wait_for(events, text, |event| match event {
-        NodeEvent::Message(message) if message.text == text => Some(message.clone()),
-        _ => None,
-    })
-    .await
-}
-
-/// Sends, retrying while the room's first key is still on its way.
-async fn send(node: &Node, room: &str, text: &str) {
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    loop {
-        match node.handle().send(room, text).await {
-            Ok(_) => return,
-            Err(e)
-                if tokio::time::Instant::now() < deadline
-                    && e.to_string().contains("holds no key") =>
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("send failed: {e}"),
-        }
-    }
-}
-
-/// Kim, Lee and Choi of the same division, connected through Kim's node.
-async fn three_connected_officials(seed: u64) -> [Node; 3] {
-    let mut agency = TestAgency::new(seed);
-    let kim_credentials = agency.member("kim");
-    let kim = agency.spawn(kim_credentials, &[]);
-    let address = listen_address(&kim).await.expect("listening");
-    let lee_credentials = agency.member("lee");
-    let lee = agency.spawn(lee_credentials, std::slice::from_ref(&address));
-    let choi_credentials = agency.member("choi");
-    let choi = agency.spawn(choi_credentials, std::slice::from_ref(&address));
-    for node in [&kim, &lee, &choi] {
-        node.handle()
-            .wait_for_peers(2, SETTLE)
-            .await
-            .expect("peers");
-    }
-    [kim, lee, choi]
-}
+use baro_node::wire::ReceiptState;
+use baro_tests::mesh::{
+    DIV, SETTLE, TestAgency, listen_address, send, three_connected_officials, wait_for_message,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_officials_in_a_department_room_see_every_message_in_the_same_order() {
@@ -74,26 +25,16 @@ async fn three_officials_in_a_department_room_see_every_message_in_the_same_orde
     let mut choi_events = choi.handle().events();
     let mut kim_events = kim.handle().events();
     send(&kim, DIV, "Draft budget is in the shared folder").await;
-    let got = wait_for_message(
-        &lee,
-        &mut lee_events,
-        "Draft budget is in the shared folder",
-    )
-    .await;
+    let got = wait_for_message(&mut lee_events, "Draft budget is in the shared folder").await;
     assert_eq!(got.sender_user, "kim");
     assert_eq!(got.sender_name, "Official kim");
-    wait_for_message(
-        &choi,
-        &mut choi_events,
-        "Draft budget is in the shared folder",
-    )
-    .await;
+    wait_for_message(&mut choi_events, "Draft budget is in the shared folder").await;
     send(&lee, DIV, "Reviewing it now").await;
-    wait_for_message(&kim, &mut kim_events, "Reviewing it now").await;
-    wait_for_message(&choi, &mut choi_events, "Reviewing it now").await;
+    wait_for_message(&mut kim_events, "Reviewing it now").await;
+    wait_for_message(&mut choi_events, "Reviewing it now").await;
     send(&choi, DIV, "Thanks both").await;
-    wait_for_message(&kim, &mut kim_events, "Thanks both").await;
-    wait_for_message(&lee, &mut lee_events, "Thanks both").await;
+    wait_for_message(&mut kim_events, "Thanks both").await;
+    wait_for_message(&mut lee_events, "Thanks both").await;
 
     let mut histories = Vec::new();
     for node in [&kim, &lee, &choi] {
@@ -135,7 +76,7 @@ async fn a_message_written_offline_leaves_when_a_peer_is_admitted() {
     let lee_credentials = agency.member("lee");
     let lee = agency.spawn(lee_credentials, std::slice::from_ref(&address));
     let mut lee_events = lee.handle().events();
-    let got = wait_for_message(&lee, &mut lee_events, "written on the train").await;
+    let got = wait_for_message(&mut lee_events, "written on the train").await;
     assert_eq!(got.sender_user, "kim");
     lee.shutdown().await;
     kim.shutdown().await;
@@ -161,7 +102,7 @@ async fn history_rooms_and_keys_survive_a_restart_on_sled() {
     lee.handle().wait_for_peers(1, SETTLE).await.expect("peer");
     let mut lee_events = lee.handle().events();
     send(&kim, DIV, "before the restart").await;
-    wait_for_message(&lee, &mut lee_events, "before the restart").await;
+    wait_for_message(&mut lee_events, "before the restart").await;
     lee.shutdown().await;
 
     let lee = agency.spawn_with_store(
@@ -181,7 +122,7 @@ async fn history_rooms_and_keys_survive_a_restart_on_sled() {
     lee.handle().wait_for_peers(1, SETTLE).await.expect("peer");
     let mut lee_events = lee.handle().events();
     send(&kim, DIV, "after the restart").await;
-    wait_for_message(&lee, &mut lee_events, "after the restart").await;
+    wait_for_message(&mut lee_events, "after the restart").await;
     lee.shutdown().await;
     kim.shutdown().await;
 }
@@ -208,12 +149,12 @@ async fn a_removed_group_member_cannot_read_what_follows() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (mut lee_events, mut choi_events) = (lee.handle().events(), choi.handle().events());
     send(&kim, "Budget", "before").await;
-    wait_for_message(&lee, &mut lee_events, "before").await;
-    wait_for_message(&choi, &mut choi_events, "before").await;
+    wait_for_message(&mut lee_events, "before").await;
+    wait_for_message(&mut choi_events, "before").await;
 
     kim.handle().remove("Budget", "choi").await.expect("remove");
     send(&kim, "Budget", "after").await;
-    wait_for_message(&lee, &mut lee_events, "after").await;
+    wait_for_message(&mut lee_events, "after").await;
     let leaked = tokio::time::timeout(Duration::from_secs(2), async {
         loop {
             if let Ok(NodeEvent::Message(m)) = choi_events.recv().await
@@ -229,6 +170,129 @@ async fn a_removed_group_member_cannot_read_what_follows() {
         "the removed member read a message sent after the removal"
     );
     for node in [kim, lee, choi] {
+        node.shutdown().await;
+    }
+}
+
+/// Polls `check` every 50 ms until it holds, for at most [`SETTLE`].
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sender_sees_delivered_then_read_per_recipient_device() {
+    let [kim, lee, choi] = three_connected_officials(25).await;
+    let mut lee_events = lee.handle().events();
+    send(&kim, DIV, "Please confirm the figures").await;
+    wait_for_message(&mut lee_events, "Please confirm the figures").await;
+    let receipts = |node: &baro_node::Node| {
+        let handle = node.handle();
+        async move {
+            let history = handle.history(DIV, 10).await.expect("history");
+            let mine = history
+                .into_iter()
+                .find(|m| m.from_me)
+                .expect("own message");
+            let mut states: Vec<(String, ReceiptState)> = mine
+                .receipts
+                .into_iter()
+                .map(|r| (r.user, r.state))
+                .collect();
+            states.sort();
+            states
+        }
+    };
+    until("delivered receipts from lee and choi", || async {
+        receipts(&kim).await
+            == vec![
+                ("choi".to_string(), ReceiptState::Delivered),
+                ("lee".to_string(), ReceiptState::Delivered),
+            ]
+    })
+    .await;
+    let unread = |node: &baro_node::Node| {
+        let handle = node.handle();
+        async move {
+            let rooms = handle.rooms().await.expect("rooms");
+            rooms
+                .into_iter()
+                .find(|r| r.name == DIV)
+                .expect("room")
+                .unread
+        }
+    };
+    assert_eq!(unread(&lee).await, 1);
+    assert_eq!(unread(&kim).await, 0, "one's own messages are never unread");
+    assert_eq!(lee.handle().mark_read(DIV).await.expect("read"), 1);
+    assert_eq!(unread(&lee).await, 0);
+    until("a read receipt from lee", || async {
+        receipts(&kim).await
+            == vec![
+                ("choi".to_string(), ReceiptState::Delivered),
+                ("lee".to_string(), ReceiptState::Read),
+            ]
+    })
+    .await;
+    let lee_view = lee.handle().history(DIV, 10).await.expect("history");
+    assert!(
+        lee_view.iter().all(|m| !m.from_me && m.receipts.is_empty()),
+        "receipts are shown to the sender only"
+    );
+    for node in [kim, lee, choi] {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_with_two_devices_reads_on_both() {
+    let mut agency = TestAgency::new(26);
+    let kim_credentials = agency.member("kim");
+    let kim = agency.spawn(kim_credentials, &[]);
+    let address = listen_address(&kim).await.expect("listening");
+    let (phone, pc) = (agency.member("lee"), agency.member("lee"));
+    let phone = agency.spawn(phone, std::slice::from_ref(&address));
+    let pc = agency.spawn(pc, std::slice::from_ref(&address));
+    for node in [&kim, &phone, &pc] {
+        node.handle()
+            .wait_for_peers(2, SETTLE)
+            .await
+            .expect("peers");
+    }
+    kim.handle()
+        .create_group("Budget", vec!["lee".into()])
+        .await
+        .expect("group");
+    for device in [&phone, &pc] {
+        until("lee's device adopts the group", || async {
+            let rooms = device.handle().rooms().await.expect("rooms");
+            rooms.iter().any(|r| r.name == "Budget" && r.can_send)
+        })
+        .await;
+    }
+    let (mut phone_events, mut pc_events) = (phone.handle().events(), pc.handle().events());
+    send(&kim, "Budget", "Numbers for Q3").await;
+    wait_for_message(&mut phone_events, "Numbers for Q3").await;
+    wait_for_message(&mut pc_events, "Numbers for Q3").await;
+
+    send(&phone, "Budget", "Looking from my phone").await;
+    let on_pc = wait_for_message(&mut pc_events, "Looking from my phone").await;
+    assert_eq!(on_pc.sender_user, "lee");
+    assert!(!on_pc.from_me, "written on the other device");
+    let rooms = pc.handle().rooms().await.expect("rooms");
+    let budget = rooms.iter().find(|r| r.name == "Budget").expect("room");
+    assert_eq!(
+        budget.unread, 1,
+        "kim's message only: lee wrote the other one"
+    );
+    for node in [kim, phone, pc] {
         node.shutdown().await;
     }
 }

@@ -548,3 +548,68 @@ fn a_member_with_a_stale_member_list_never_hands_the_new_key_to_a_removed_member
     assert!(text(&verdicts[lee]).is_some());
     assert!(text(&verdicts[choi]).is_none());
 }
+
+#[test]
+fn receipts_travel_as_room_messages_and_malformed_ones_are_rejected() {
+    let mut world = World::new(13);
+    let div = "MOIS/Digital Government Bureau/Division 2";
+    let (kim, lee) = (world.device("kim", div), world.device("lee", div));
+    let room = world.dept(div);
+    assert!(world.devices[lee].receipts_enabled(room), "a small room");
+    let (envelope, _) = world.send(kim, room, "Draft is ready", NOW_MS);
+    let receipt = world.devices[lee]
+        .receipt(
+            room,
+            ReceiptState::Read,
+            vec![envelope.id()],
+            NOW_MS + 1,
+            &mut world.entropy,
+        )
+        .expect("receipt");
+    match world.devices[kim].receive(receipt, NOW_MS + 2) {
+        Verdict::Deliver(message) => {
+            assert_eq!(message.sender_user, "lee");
+            assert_eq!(
+                message.content,
+                Content::Receipt {
+                    state: ReceiptState::Read,
+                    messages: vec![envelope.id()]
+                }
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    for (state, messages) in [
+        (ReceiptState::Read, vec![]),
+        (ReceiptState::Delivered, vec![[7; 32]; MAX_RECEIPT_IDS + 1]),
+        // Only relays report "stored", and not inside a room.
+        (ReceiptState::StoredByRelay, vec![envelope.id()]),
+    ] {
+        let bad = world.devices[lee]
+            .send(
+                room,
+                &Content::Receipt { state, messages },
+                NOW_MS + 3,
+                &mut world.entropy,
+            )
+            .expect("sealed");
+        assert!(
+            matches!(
+                world.devices[kim].receive(bad, NOW_MS + 4),
+                Verdict::Reject(_)
+            ),
+            "malformed receipt accepted"
+        );
+    }
+}
+
+#[test]
+fn receipts_stay_off_in_rooms_larger_than_the_limit() {
+    let mut world = World::new(14);
+    let div = "MOIS/Big Bureau";
+    let first = world.device("u0", div);
+    for i in 1..=RECEIPT_ROOM_LIMIT {
+        world.device(&format!("u{i}"), div);
+    }
+    assert!(!world.devices[first].receipts_enabled(world.dept(div)));
+}
