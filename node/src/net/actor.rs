@@ -549,8 +549,8 @@ impl Actor {
                 message_id,
                 message,
             }) => self.on_gossip(propagation_source, message_id, message),
-            Event::Gossipsub(gossipsub::Event::Subscribed { topic, .. }) => {
-                self.on_subscribed(&topic)
+            Event::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }) => {
+                self.on_subscribed(peer_id, &topic)
             }
             Event::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 for address in info.listen_addrs {

@@ -308,12 +308,26 @@ impl Actor {
         }
     }
 
-    /// A peer subscribed to `topic`: send what waited for it.
-    pub(super) fn on_subscribed(&mut self, topic: &TopicHash) {
+    /// `peer` subscribed to `topic`: send what waited for it. A peer that
+    /// starts listening on the control topic is granted the keys it may have
+    /// missed (grants published at its admission went out before it listened).
+    pub(super) fn on_subscribed(&mut self, peer: PeerId, topic: &TopicHash) {
+        let now = self.clock.now();
         let Some(messaging) = self.messaging.as_mut() else {
             return;
         };
         if *topic == self.control.hash() {
+            if let Some((device, _)) = self.gate.admitted(&peer) {
+                let grants = messaging
+                    .messenger
+                    .grants_for(&device.device.public_key(), now);
+                for grant in grants {
+                    self.publish_control_message(&ControlMessage::Grant(grant));
+                }
+            }
+            let Some(messaging) = self.messaging.as_mut() else {
+                return;
+            };
             let waiting: Vec<Vec<u8>> = messaging.control_outbox.drain(..).collect();
             let announce = !messaging.presence_sent;
             for frame in waiting {

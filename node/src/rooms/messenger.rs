@@ -261,6 +261,30 @@ impl Messenger {
         self.grants_for_missing(now)
     }
 
+    /// Grants of the current keys this device may share to `device`, whether
+    /// or not it was granted them before (it may have missed them: it was not
+    /// yet listening when they were published).
+    pub fn grants_for(&self, device: &PublicKey, now: u64) -> Vec<KeyGrant> {
+        let Some(recipient) = self.directory.get(device) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for state in self.rooms.values() {
+            if !state.room.admits(recipient) || !may_grant(&state.room, &self.my_cert) {
+                continue;
+            }
+            let Some((epoch, key)) = state.current_key() else {
+                continue;
+            };
+            if let Ok(grants) =
+                KeyGrant::issue(&self.me, state.room.id, epoch.number, key, &[*device], now)
+            {
+                out.extend(grants);
+            }
+        }
+        out
+    }
+
     /// Creates an ad-hoc group with `members` (user ids); this device holds
     /// its first key and grants it to every known device of every member.
     pub fn create_group(

@@ -1,0 +1,265 @@
+//! Room traffic from curious insiders and misbehaving peers, over real
+//! in-process meshes: ciphertext that reaches a non-member stays unreadable;
+//! tampered and forged envelopes are rejected and cost their forwarder its
+//! standing; an old envelope replayed after a restart is not shown again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baro_node::identity::SeededEntropy;
+use baro_node::rooms::RoomId;
+use baro_node::store::{Home, MemoryStore, MessageLog, SledStore, Store};
+use baro_node::trust::Role;
+use baro_node::wire::{self, Content, Domain, Envelope};
+use baro_node::{Node, NodeEvent};
+use baro_tests::mesh::{DIV, SETTLE, TestAgency, listen_address, send, wait_for, wait_for_message};
+
+/// The id of the department room every [`TestAgency::member`] is in.
+async fn division_room(node: &Node) -> RoomId {
+    let rooms = node.handle().rooms().await.expect("rooms");
+    let room = rooms.iter().find(|r| r.name == DIV).expect("division room");
+    room.id.parse().expect("room id")
+}
+
+/// The envelopes `store` holds for `room`, as the node saved them.
+fn stored_envelopes(store: &Arc<MemoryStore>, room: RoomId) -> Vec<Envelope> {
+    let store: Arc<dyn Store> = store.clone();
+    MessageLog::new(store).history(room, 100).expect("history")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insider_following_a_room_gets_its_ciphertext_but_never_reads_it() {
+    let mut agency = TestAgency::new(31);
+    let kim_credentials = agency.member("kim");
+    let kim = agency.spawn(kim_credentials, &[]);
+    let address = listen_address(&kim).await.expect("listening");
+    let lee_credentials = agency.member("lee");
+    let lee = agency.spawn(lee_credentials, std::slice::from_ref(&address));
+    // Same agency, another bureau: admitted to the mesh, not to the room.
+    let park_key = agency.key();
+    let park_chain = agency.certify(&park_key, "park", "MOIS/Audit Bureau", Role::Member, 365);
+    let park = agency.spawn(
+        agency.credentials(park_key, park_chain),
+        std::slice::from_ref(&address),
+    );
+    for node in [&kim, &lee, &park] {
+        node.handle()
+            .wait_for_peers(2, SETTLE)
+            .await
+            .expect("peers");
+    }
+    let room = division_room(&kim).await;
+    // Park's node is modified to subscribe to the room's topic anyway.
+    park.handle().follow(room).await.expect("follow");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let (mut lee_events, mut park_events) = (lee.handle().events(), park.handle().events());
+    send(&kim, DIV, "Personnel file attached").await;
+    wait_for_message(&mut lee_events, "Personnel file attached").await;
+    let room_hex = room.to_string();
+    wait_for(
+        &mut park_events,
+        "the ciphertext reaching park",
+        |event| match event {
+            NodeEvent::Message(m) => panic!("a non-member was shown {m:?}"),
+            NodeEvent::Unreadable { room, .. } if *room == room_hex => Some(()),
+            _ => None,
+        },
+    )
+    .await;
+    assert!(
+        park.handle().history(DIV, 10).await.is_err(),
+        "park has no such room"
+    );
+    let rooms = park.handle().rooms().await.expect("rooms");
+    assert!(rooms.iter().all(|r| r.name != DIV), "{rooms:?}");
+    for node in [kim, lee, park] {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_and_forged_envelopes_are_rejected_and_penalise_the_forwarder() {
+    let mut agency = TestAgency::new(32);
+    let kim_store = Arc::new(MemoryStore::new());
+    let kim_credentials = agency.member("kim");
+    let kim = agency.spawn_with_store(kim_credentials, &[], kim_store.clone());
+    let address = listen_address(&kim).await.expect("listening");
+    let lee_credentials = agency.member("lee");
+    let lee = agency.spawn(lee_credentials, std::slice::from_ref(&address));
+    let mallory_credentials = agency.member("mallory");
+    let mallory_key = mallory_credentials.key.clone();
+    let mallory = agency.spawn(mallory_credentials, std::slice::from_ref(&address));
+    let park_key = agency.key();
+    let park_chain = agency.certify(&park_key, "park", "MOIS/Audit Bureau", Role::Member, 365);
+    let park = agency.spawn(
+        agency.credentials(park_key.clone(), park_chain),
+        std::slice::from_ref(&address),
+    );
+    for node in [&kim, &lee, &mallory, &park] {
+        node.handle()
+            .wait_for_peers(3, SETTLE)
+            .await
+            .expect("peers");
+    }
+    let room = division_room(&kim).await;
+    let mut lee_events = lee.handle().events();
+    send(&kim, DIV, "Genuine").await;
+    wait_for_message(&mut lee_events, "Genuine").await;
+    let genuine = stored_envelopes(&kim_store, room)
+        .into_iter()
+        .next()
+        .expect("kim stored his message");
+
+    let mut forgeries: Vec<(&str, Envelope)> = Vec::new();
+    let mut tampered = genuine.clone();
+    tampered.body.ciphertext[0] ^= 1;
+    forgeries.push(("flipped ciphertext byte", tampered));
+    let mut tampered = genuine.clone();
+    tampered.body.header.timestamp.wall_ms += 1;
+    forgeries.push(("altered header", tampered));
+    let mut resigned = genuine.clone();
+    resigned.signature = mallory_key.sign(Domain::Envelope, &resigned.body);
+    forgeries.push(("kim's header, mallory's signature", resigned));
+    // A member signs ciphertext that was not sealed under the room key.
+    let mut body = genuine.body.clone();
+    body.header.sender = mallory_key.public();
+    body.ciphertext.iter_mut().for_each(|b| *b ^= 0x5a);
+    let signature = mallory_key.sign(Domain::Envelope, &body);
+    forgeries.push(("member-signed garbage", Envelope { body, signature }));
+    // A certified non-member, with the room's real epoch reference.
+    let outsider = Envelope::seal(
+        &park_key,
+        room,
+        genuine.body.header.epoch,
+        &baro_node::crypto::RoomKey::generate(&mut SeededEntropy::new(5)),
+        genuine.body.header.timestamp,
+        &Content::Text("let me in".into()),
+        &mut SeededEntropy::new(6),
+    )
+    .expect("sealed");
+    forgeries.push(("envelope from a non-member", outsider));
+
+    // One invalid message already graylists its forwarder (it is ignored
+    // from then on), so each forgery comes through a fresh member's node
+    // that has first proved it reaches lee with a genuine message.
+    for (i, (what, forged)) in forgeries.into_iter().enumerate() {
+        let user = format!("forwarder{i}");
+        let credentials = agency.member(&user);
+        let forwarder = agency.spawn(credentials, std::slice::from_ref(&address));
+        forwarder
+            .handle()
+            .wait_for_peers(4, SETTLE)
+            .await
+            .expect("peers");
+        let hello = format!("hello from {user}");
+        send(&forwarder, DIV, &hello).await;
+        wait_for_message(&mut lee_events, &hello).await;
+        let device = forwarder.handle().status().await.expect("status").device;
+        forwarder
+            .handle()
+            .publish_raw_to_room(room, wire::encode(&forged))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let reason = wait_for(&mut lee_events, what, |event| match event {
+            NodeEvent::Message(m) => panic!("{what} was shown: {m:?}"),
+            NodeEvent::GossipRejected { from, reason }
+                if from.to_string() == device.to_string() =>
+            {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .await;
+        let score = lee
+            .handle()
+            .peer_score(device)
+            .await
+            .expect("score")
+            .expect("the forwarder is scored");
+        assert!(
+            score < 0.0,
+            "{what}: the forwarder's score on lee is {score}"
+        );
+        println!("{what}: rejected ({reason}); forwarder's score {score:.0}");
+        forwarder.shutdown().await;
+    }
+    let history = lee.handle().history(DIV, 10).await.expect("history");
+    assert!(
+        history
+            .iter()
+            .all(|m| m.text == "Genuine" || m.text.starts_with("hello from")),
+        "{history:?}"
+    );
+    for node in [kim, lee, mallory, park] {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_envelope_replayed_after_a_restart_is_not_shown_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut agency = TestAgency::new(33);
+    let kim_store = Arc::new(MemoryStore::new());
+    let kim_credentials = agency.member("kim");
+    let kim = agency.spawn_with_store(kim_credentials, &[], kim_store.clone());
+    let address = listen_address(&kim).await.expect("listening");
+    let lee_credentials = agency.member("lee");
+    let open_store = || {
+        let home = Home::open_or_create(&dir.path().join("lee")).expect("home");
+        Arc::new(SledStore::open(home).expect("sled"))
+    };
+    let lee = agency.spawn_with_store(
+        lee_credentials.clone(),
+        std::slice::from_ref(&address),
+        open_store(),
+    );
+    lee.handle().wait_for_peers(1, SETTLE).await.expect("peer");
+    let mut lee_events = lee.handle().events();
+    send(&kim, DIV, "Meeting at 10").await;
+    wait_for_message(&mut lee_events, "Meeting at 10").await;
+    lee.shutdown().await;
+
+    let lee = agency.spawn_with_store(
+        lee_credentials,
+        std::slice::from_ref(&address),
+        open_store(),
+    );
+    let mut lee_events = lee.handle().events();
+    // A fresh node (its gossip caches empty) replays the old envelope.
+    let replayer_credentials = agency.member("replayer");
+    let replayer = agency.spawn(replayer_credentials, std::slice::from_ref(&address));
+    for node in [&lee, &replayer] {
+        node.handle()
+            .wait_for_peers(2, SETTLE)
+            .await
+            .expect("peers");
+    }
+    let room = division_room(&kim).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let old = stored_envelopes(&kim_store, room).remove(0);
+    replayer
+        .handle()
+        .publish_raw_to_room(room, wire::encode(&old))
+        .await
+        .expect("replayed");
+    // Sent after the replay on the same connection: once it is shown, the
+    // replay has been through lee's checks.
+    send(&replayer, DIV, "Moved to 11").await;
+    wait_for(&mut lee_events, "the next message", |event| match event {
+        NodeEvent::Message(m) if m.text == "Meeting at 10" => {
+            panic!("the replayed message was shown again")
+        }
+        NodeEvent::Message(m) if m.text == "Moved to 11" => Some(()),
+        _ => None,
+    })
+    .await;
+    let history = lee.handle().history(DIV, 10).await.expect("history");
+    assert_eq!(
+        history.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        vec!["Meeting at 10", "Moved to 11"]
+    );
+    for node in [kim, lee, replayer] {
+        node.shutdown().await;
+    }
+}
