@@ -8,6 +8,10 @@
 //!   member, de-duplication, decryption) and [`MessageLog::save_envelope`] on
 //!   a real sled store in a temporary directory (values sealed at rest).
 //!
+//! `bare_verify_strict` parses the signer's key and verifies, as anyone
+//! checking one signed message must; `bare_verify_strict_parsed_key` skips
+//! the parsing, as `ingest` can for senders it already knows.
+//!
 //! Every measured `ingest` gets a fresh envelope (the messenger refuses
 //! duplicates), sealed outside the timing; each one is checked to be a
 //! `Deliver`.
@@ -138,6 +142,11 @@ fn messaging(c: &mut Criterion) {
     let mut group = c.benchmark_group("messaging_1KiB");
     group.bench_function("bare_verify_strict", |b| {
         b.iter(|| black_box(public.verify(Domain::Envelope, black_box(&text), &signature)))
+    });
+    // The same with the key parsed beforehand, as ingest does for a known sender.
+    let parsed = public.verifier().expect("valid key");
+    group.bench_function("bare_verify_strict_parsed_key", |b| {
+        b.iter(|| black_box(parsed.verify(Domain::Envelope, black_box(&text), &signature)))
     });
     group.bench_function("seal", |b| {
         b.iter(|| {

@@ -232,8 +232,8 @@ pub fn run() -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(mesh(&bundles, &rogue_console, &genuine))?;
 
-    println!("\nDone. Coming next: relays and sync for devices that were offline, receipts,");
-    println!("and revocations that make a lost device wipe itself.");
+    println!("\nDone. Coming next: relays and sync for devices that were offline, and");
+    println!("revocations that make a lost device wipe itself.");
     println!("(The temporary directory is removed now.)");
     Ok(())
 }
@@ -424,6 +424,16 @@ async fn messaging(nodes: &[(String, baro_node::Node)]) -> Result<()> {
         "   ✓ {choi_name} (Local Autonomy Office) is not in that room: her rooms are {}",
         choi_rooms.join(", ")
     );
+    outsider_sees_nothing(kim, lee, choi, choi_name, division).await?;
+    receipts(kim, lee, lee_name, division, text).await?;
+    direct_chat(
+        (kim, kim_name),
+        (lee, lee_name),
+        &mut lee_events,
+        choi,
+        choi_name,
+    )
+    .await?;
 
     let group = kim
         .handle()
@@ -479,6 +489,118 @@ async fn messaging(nodes: &[(String, baro_node::Node)]) -> Result<()> {
     for message in history {
         println!("     {}: {}", message.sender_name, message.text);
     }
+    Ok(())
+}
+
+/// Choi's device is modified to follow the division room's topic: the
+/// ciphertext reaches her, nothing readable does.
+async fn outsider_sees_nothing(
+    kim: &baro_node::Node,
+    lee: &baro_node::Node,
+    choi: &baro_node::Node,
+    choi_name: &str,
+    division: &str,
+) -> Result<()> {
+    let rooms = kim.handle().rooms().await?;
+    let room = rooms
+        .iter()
+        .find(|r| r.name == division)
+        .context("the division room")?;
+    let room_id: baro_node::rooms::RoomId = room.id.parse().map_err(anyhow::Error::msg)?;
+    choi.handle().follow(room_id).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (mut choi_events, mut lee_events) = (choi.handle().events(), lee.handle().events());
+    let text = "Personnel evaluations are due on Monday";
+    say(kim, division, text).await?;
+    if !arrives(&mut lee_events, text, 10).await {
+        bail!("the division did not receive the message");
+    }
+    let got_ciphertext = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match choi_events.recv().await {
+                Ok(NodeEvent::Message(m)) => return Err(m.text),
+                Ok(NodeEvent::Unreadable { room, .. }) if room == room_id.to_string() => {
+                    return Ok(());
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    match got_ciphertext {
+        Ok(Ok(())) => {
+            println!("   {choi_name}'s device is modified to follow that room's topic anyway:");
+            println!(
+                "   ✓ it receives the ciphertext of the next message, holds no key, shows nothing"
+            );
+        }
+        Ok(Err(leaked)) => bail!("an outsider was shown \"{leaked}\""),
+        Err(_) => bail!("the outsider never received the ciphertext"),
+    }
+    Ok(())
+}
+
+/// Lee opens the room; Kim sees who received and read her message.
+async fn receipts(
+    kim: &baro_node::Node,
+    lee: &baro_node::Node,
+    lee_name: &str,
+    division: &str,
+    text: &str,
+) -> Result<()> {
+    lee.handle().mark_read(division).await?;
+    for _ in 0..50 {
+        let history = kim.handle().history(division, 10).await?;
+        if let Some(mine) = history.iter().find(|m| m.text == text)
+            && mine
+                .receipts
+                .iter()
+                .any(|r| r.name == lee_name && r.state == wire::ReceiptState::Read)
+        {
+            println!("   {lee_name} opens the room; the sender's history now shows:");
+            println!("   ✓ \"{text}\"  read by {lee_name}");
+            println!("     (receipts are room messages too: signed, encrypted, members only)");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("no read receipt reached the sender")
+}
+
+/// A 1:1 conversation, opened by naming the other official (`@user`).
+async fn direct_chat(
+    (kim, kim_name): (&baro_node::Node, &str),
+    (lee, lee_name): (&baro_node::Node, &str),
+    lee_events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    choi: &baro_node::Node,
+    choi_name: &str,
+) -> Result<()> {
+    let mut kim_events = kim.handle().events();
+    let ask = "Can we go over the evaluations before lunch?";
+    say(kim, "@lee.junho", ask).await?;
+    if !arrives(lee_events, ask, 10).await {
+        bail!("the 1:1 message did not arrive");
+    }
+    let reply = "Sure, 11:30 in my office";
+    say(lee, "@kim.minji", reply).await?;
+    if !arrives(&mut kim_events, reply, 10).await {
+        bail!("the 1:1 reply did not arrive");
+    }
+    println!("   {kim_name} → 1:1 with {lee_name}: \"{ask}\"");
+    println!("   {lee_name} → {kim_name}: \"{reply}\"");
+    let choi_has_it = choi
+        .handle()
+        .rooms()
+        .await?
+        .iter()
+        .any(|r| r.kind == "direct");
+    if choi_has_it {
+        bail!("an outsider holds a 1:1 room");
+    }
+    println!(
+        "   ✓ the 1:1 room's key went to their two devices only; {choi_name} has no such room"
+    );
     Ok(())
 }
 

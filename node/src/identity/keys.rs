@@ -23,12 +23,15 @@ impl PublicKey {
     /// Verifies `signature` over `body` signed for `domain`, with
     /// `verify_strict` (rejects small-order keys and malleable signatures).
     pub fn verify<T: Serialize>(&self, domain: Domain, body: &T, signature: &Signature) -> bool {
-        let Ok(key) = VerifyingKey::from_bytes(&self.0) else {
-            return false;
-        };
-        let signature = ed25519_dalek::Signature::from_bytes(&signature.0.0);
-        key.verify_strict(&wire::signing_bytes(domain, body), &signature)
-            .is_ok()
+        self.verifier()
+            .is_some_and(|key| key.verify(domain, body, signature))
+    }
+
+    /// The key parsed once, for verifying many signatures by the same signer
+    /// (parsing a curve point costs a fair part of a verification); `None`
+    /// if the bytes are not a valid key.
+    pub fn verifier(&self) -> Option<Verifier> {
+        VerifyingKey::from_bytes(&self.0).ok().map(Verifier)
     }
 
     /// Short hex form for logs.
@@ -53,6 +56,20 @@ impl fmt::Debug for PublicKey {
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// A parsed public key: [`PublicKey::verify`] without re-parsing each time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verifier(VerifyingKey);
+
+impl Verifier {
+    /// Verifies like [`PublicKey::verify`] (strictly, for `domain`).
+    pub fn verify<T: Serialize>(&self, domain: Domain, body: &T, signature: &Signature) -> bool {
+        let signature = ed25519_dalek::Signature::from_bytes(&signature.0.0);
+        self.0
+            .verify_strict(&wire::signing_bytes(domain, body), &signature)
+            .is_ok()
     }
 }
 

@@ -10,4 +10,4 @@ mod keys;
 
 pub use device_id::{DeviceId, DeviceIdError};
 pub use entropy::{Entropy, OsEntropy, SeededEntropy};
-pub use keys::{KeyPair, PublicKey, SecretBytes, Signature};
+pub use keys::{KeyPair, PublicKey, SecretBytes, Signature, Verifier};

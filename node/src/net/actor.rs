@@ -263,9 +263,10 @@ impl Actor {
                 }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = discovery.tick() => self.discover(),
-                _ = receipts.tick() => self.flush_receipts(),
+                _ = receipts.tick() => self.flush_batches(),
             }
         }
+        self.save_unread();
         tracing::info!(device = %self.key.device_id().short(), "node stopped");
     }
 

@@ -3,7 +3,7 @@
 //! subscribes to room topics, publishes grants and envelopes (queuing them in
 //! the outbox while nobody can take them), and sends and records receipts.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use libp2p::PeerId;
 use libp2p::gossipsub::{self, MessageAcceptance, TopicHash};
@@ -26,6 +26,8 @@ const CONTROL_OUTBOX: usize = 1024;
 pub const MAX_HISTORY: usize = 10_000;
 /// Delivered receipts waiting for the next flush, over all rooms.
 const PENDING_RECEIPTS: usize = 4096;
+/// Unread messages remembered per room (the count stops there).
+const MAX_UNREAD: usize = 10_000;
 
 /// A room as listed to the user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +108,9 @@ pub(crate) struct Messaging {
     /// Messages decrypted here whose delivered receipt has not left yet.
     delivered: BTreeMap<RoomId, Vec<[u8; 32]>>,
     delivered_count: usize,
+    /// Messages from others not read here yet, by room; saved in batches.
+    unread: BTreeMap<RoomId, Vec<[u8; 32]>>,
+    unread_changed: BTreeSet<RoomId>,
 }
 
 impl Messaging {
@@ -133,6 +138,7 @@ impl Messaging {
         }
         let _ = messenger.take_new_keys();
         let _ = messenger.take_changed_rooms();
+        let unread = log.unread().unwrap_or_default().into_iter().collect();
         Messaging {
             messenger,
             log,
@@ -141,6 +147,8 @@ impl Messaging {
             presence_sent: false,
             delivered: BTreeMap::new(),
             delivered_count: 0,
+            unread,
+            unread_changed: BTreeSet::new(),
         }
     }
 }
@@ -464,8 +472,10 @@ impl Actor {
                     if message.sender_user == me {
                         continue;
                     }
-                    if let Err(e) = messaging.log.mark_unread(message.room, &message.id) {
-                        tracing::error!(error = %e, "cannot save a message's read state");
+                    let unread = messaging.unread.entry(message.room).or_default();
+                    if unread.len() < MAX_UNREAD {
+                        unread.push(message.id);
+                        messaging.unread_changed.insert(message.room);
                     }
                     if messaging.messenger.receipts_enabled(message.room)
                         && messaging.delivered_count < PENDING_RECEIPTS
@@ -520,9 +530,25 @@ impl Actor {
         }
     }
 
+    /// Saves the unread lists that changed since the last call (batched so
+    /// that a busy room costs one write per flush, not one per message).
+    pub(super) fn save_unread(&mut self) {
+        let Some(messaging) = self.messaging.as_mut() else {
+            return;
+        };
+        for room in std::mem::take(&mut messaging.unread_changed) {
+            let ids = messaging.unread.get(&room).map_or(&[][..], Vec::as_slice);
+            if let Err(e) = messaging.log.save_unread(room, ids) {
+                tracing::error!(error = %e, "cannot save what is unread");
+            }
+        }
+    }
+
     /// Sends the delivered receipts gathered since the last flush, one
-    /// envelope per room (per [`MAX_RECEIPT_IDS`] messages).
-    pub(super) fn flush_receipts(&mut self) {
+    /// envelope per room (per [`MAX_RECEIPT_IDS`] messages), and saves the
+    /// unread lists.
+    pub(super) fn flush_batches(&mut self) {
+        self.save_unread();
         let now_ms = self.now_ms();
         let Some(messaging) = self.messaging.as_mut() else {
             return;
@@ -560,10 +586,8 @@ impl Actor {
         let room = self.find_room(room)?;
         let now_ms = self.now_ms();
         let messaging = self.messaging_mut()?;
-        let unread = messaging.log.unread(room).map_err(room_error)?;
-        for id in &unread {
-            messaging.log.mark_read(room, id).map_err(room_error)?;
-        }
+        let unread = messaging.unread.remove(&room).unwrap_or_default();
+        messaging.log.save_unread(room, &[]).map_err(room_error)?;
         let mut outgoing = Vec::new();
         if messaging.messenger.receipts_enabled(room) {
             for chunk in unread.chunks(MAX_RECEIPT_IDS) {
@@ -606,7 +630,18 @@ impl Actor {
         Ok(queued)
     }
 
-    fn find_room(&self, room: &str) -> Result<RoomId, NodeError> {
+    /// A room by name, id or id prefix; `@USER` is the 1:1 room with USER
+    /// (opened here if new).
+    fn find_room(&mut self, room: &str) -> Result<RoomId, NodeError> {
+        if let Some(user) = room.strip_prefix('@') {
+            let id = self
+                .messaging_mut()?
+                .messenger
+                .open_direct(user)
+                .map_err(room_error)?;
+            self.settle_messaging();
+            return Ok(id);
+        }
         self.messaging
             .as_ref()
             .and_then(|m| m.messenger.find_room(room))
@@ -633,7 +668,7 @@ impl Actor {
             .map(|room| {
                 // No key yet at all: the first message creates one.
                 let m = &messaging.messenger;
-                let unread = messaging.log.unread(room.id).map_or(0, |ids| ids.len());
+                let unread = messaging.unread.get(&room.id).map_or(0, Vec::len);
                 room_info(
                     room,
                     m.can_send(room.id) || m.current_epoch(room.id).is_none(),
@@ -728,7 +763,11 @@ impl Actor {
         })
     }
 
-    pub(super) fn history(&self, room: &str, limit: usize) -> Result<Vec<MessageView>, NodeError> {
+    pub(super) fn history(
+        &mut self,
+        room: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageView>, NodeError> {
         let room = self.find_room(room)?;
         let me = self.key.device_id();
         let messaging = self.messaging.as_ref().ok_or(NodeError::Stopped)?;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{EpochRef, EpochState, Grant, KeyGrant, Room, RoomError, RoomId};
 use crate::crypto::RoomKey;
-use crate::identity::{DeviceId, Entropy, KeyPair, PublicKey};
+use crate::identity::{DeviceId, Entropy, KeyPair, PublicKey, Verifier};
 use crate::sync::{Dedup, Hlc};
 use crate::trust::{AgencyId, OrgUnit, VerifiedDevice};
 use crate::wire::{Content, Envelope, EnvelopeError, MAX_RECEIPT_IDS, ReceiptState};
@@ -113,6 +113,8 @@ pub struct Messenger {
     my_cert: VerifiedDevice,
     agency: AgencyId,
     directory: BTreeMap<PublicKey, VerifiedDevice>,
+    /// Parsed keys of the devices in `directory`.
+    verifiers: BTreeMap<PublicKey, Verifier>,
     rooms: BTreeMap<RoomId, RoomState>,
     seen: Dedup<[u8; 32]>,
     clock: Hlc,
@@ -138,6 +140,7 @@ impl Messenger {
             me,
             agency,
             directory: BTreeMap::new(),
+            verifiers: BTreeMap::new(),
             rooms: BTreeMap::new(),
             seen: Dedup::new(SEEN_CAPACITY),
             clock: Hlc::default(),
@@ -160,9 +163,7 @@ impl Messenger {
                 messenger.add_room(Room::department(&agency, org));
             }
         }
-        messenger
-            .directory
-            .insert(my_cert.device.public_key(), my_cert);
+        messenger.remember(my_cert);
         messenger
     }
 
@@ -229,6 +230,18 @@ impl Messenger {
             .collect()
     }
 
+    /// Opens (creating it here if new) the 1:1 room with `user`; the other
+    /// side gets it with the first key grant.
+    pub fn open_direct(&mut self, user: &str) -> Result<RoomId, MessengerError> {
+        if user == self.user() || crate::trust::validate_user_id(user).is_err() {
+            return Err(RoomError::BadPeer(user.to_string()).into());
+        }
+        let room = Room::direct(&self.agency, self.user(), user);
+        let id = room.id;
+        self.add_room(room);
+        Ok(id)
+    }
+
     /// Looks a room up by id (hex, or a unique prefix of it) or by exact name.
     pub fn find_room(&self, name_or_id: &str) -> Option<RoomId> {
         let by_name: Vec<_> = self
@@ -256,9 +269,16 @@ impl Messenger {
         if device.agency != self.agency {
             return Vec::new();
         }
-        let key = device.device.public_key();
-        self.directory.insert(key, device);
+        self.remember(device);
         self.grants_for_missing(now)
+    }
+
+    fn remember(&mut self, device: VerifiedDevice) {
+        let key = device.device.public_key();
+        if let Some(verifier) = key.verifier() {
+            self.verifiers.insert(key, verifier);
+        }
+        self.directory.insert(key, device);
     }
 
     /// Grants of the current keys this device may share to `device`, whether
@@ -484,13 +504,16 @@ impl Messenger {
         if self.seen.contains(&id) {
             return Verdict::Duplicate;
         }
-        if let Err(e) = envelope.verify_signature() {
-            return Verdict::Reject(e.to_string());
-        }
         let header = &envelope.body.header;
-        let Some(sender) = self.directory.get(&header.sender) else {
+        let (Some(sender), Some(verifier)) = (
+            self.directory.get(&header.sender),
+            self.verifiers.get(&header.sender),
+        ) else {
             return Verdict::Reject("sender is not a known certified device".into());
         };
+        if let Err(e) = envelope.verify_signature_with(verifier) {
+            return Verdict::Reject(e.to_string());
+        }
         if !self.rooms.contains_key(&header.room) {
             return self.receive_for_unknown_room(envelope, now_ms);
         }

@@ -118,6 +118,9 @@ pub enum RoomError {
     /// The last admin cannot leave.
     #[error("the last admin cannot leave; make someone else admin first")]
     LastAdmin,
+    /// A 1:1 room needs another valid user id.
+    #[error("cannot open a 1:1 room with '{0}': give another official's user id")]
+    BadPeer(String),
 }
 
 impl Room {

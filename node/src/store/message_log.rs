@@ -23,6 +23,9 @@ const MINE: &str = "mine";
 const RECEIPTS: &str = "receipts";
 const UNREAD: &str = "unread";
 
+/// One room's unread message ids.
+pub type RoomUnread = (RoomId, Vec<[u8; 32]>);
+
 /// Most records read back in one listing.
 pub const MAX_LISTING: usize = 100_000;
 
@@ -118,7 +121,8 @@ impl MessageLog {
             .collect())
     }
 
-    /// Saves an envelope under its room in timestamp order, and marks it seen.
+    /// Saves an envelope under its room in timestamp order (its id ends the
+    /// key, so it counts as seen: one write per message).
     pub fn save_envelope(&self, envelope: &Envelope) -> Result<[u8; 32], StoreError> {
         let id = envelope.id();
         let header = &envelope.body.header;
@@ -127,7 +131,6 @@ impl MessageLog {
         key.extend(header.timestamp.counter.to_be_bytes());
         key.extend(id);
         self.store.insert(MESSAGES, &key, &wire::encode(envelope))?;
-        self.store.insert(SEEN, &id, &[])?;
         Ok(id)
     }
 
@@ -141,13 +144,16 @@ impl MessageLog {
             .collect()
     }
 
-    /// Ids of every stored message (to refuse replays after a restart).
+    /// Ids of every stored message and seen receipt (to refuse replays
+    /// after a restart).
     pub fn seen(&self) -> Result<Vec<[u8; 32]>, StoreError> {
-        Ok(self
-            .store
-            .scan_prefix(SEEN, &[], MAX_LISTING)?
+        let stored = self.store.scan_prefix(MESSAGES, &[], MAX_LISTING)?;
+        let receipts = self.store.scan_prefix(SEEN, &[], MAX_LISTING)?;
+        Ok(stored
             .into_iter()
-            .filter_map(|(id, _)| <[u8; 32]>::try_from(id.as_slice()).ok())
+            .map(|(key, _)| key)
+            .chain(receipts.into_iter().map(|(id, _)| id))
+            .filter_map(|key| <[u8; 32]>::try_from(key.get(key.len().checked_sub(32)?..)?).ok())
             .collect())
     }
 
@@ -220,28 +226,29 @@ impl MessageLog {
             .collect())
     }
 
-    /// Records message `id` of `room` as not yet read here.
-    pub fn mark_unread(&self, room: RoomId, id: &[u8; 32]) -> Result<(), StoreError> {
-        let mut key = room.0.to_vec();
-        key.extend(id);
-        self.store.insert(UNREAD, &key, &[])
+    /// Saves the messages of `room` not yet read here (replacing the list).
+    pub fn save_unread(&self, room: RoomId, ids: &[[u8; 32]]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return self.store.remove(UNREAD, &room.0).map(|_| ());
+        }
+        self.store.insert(UNREAD, &room.0, &ids.concat())
     }
 
-    /// The messages of `room` not yet read here.
-    pub fn unread(&self, room: RoomId) -> Result<Vec<[u8; 32]>, StoreError> {
+    /// The messages not yet read here, by room.
+    pub fn unread(&self) -> Result<Vec<RoomUnread>, StoreError> {
         Ok(self
             .store
-            .scan_prefix(UNREAD, &room.0, MAX_LISTING)?
+            .scan_prefix(UNREAD, &[], MAX_LISTING)?
             .into_iter()
-            .filter_map(|(key, _)| <[u8; 32]>::try_from(key.get(32..)?).ok())
+            .filter_map(|(room, ids)| {
+                let room = RoomId(<[u8; 32]>::try_from(room.as_slice()).ok()?);
+                let ids = ids
+                    .chunks_exact(32)
+                    .filter_map(|id| <[u8; 32]>::try_from(id).ok())
+                    .collect();
+                Some((room, ids))
+            })
             .collect())
-    }
-
-    /// Records message `id` of `room` as read here.
-    pub fn mark_read(&self, room: RoomId, id: &[u8; 32]) -> Result<(), StoreError> {
-        let mut key = room.0.to_vec();
-        key.extend(id);
-        self.store.remove(UNREAD, &key).map(|_| ())
     }
 }
 

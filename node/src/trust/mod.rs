@@ -29,6 +29,7 @@ pub use admission::{AdmissionHello, admit, empty_revocation_digest};
 pub use agency::{AgencyId, AgencyInfo};
 pub use blocklist::{Blocked, Blocklist};
 pub use bundle::{BundleBody, EnrollmentBundle};
+pub(crate) use certificate::validate_user_id;
 pub use certificate::{Certificate, CertificateBody, Role, Subject};
 pub use chain::{CertificateChain, MAX_CHAIN_LEN, VerifiedDevice};
 pub use error::TrustError;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Domain, Format, Kind, WireError, decode, encode};
 use crate::crypto::{CryptoError, RoomKey};
-use crate::identity::{Entropy, KeyPair, PublicKey, Signature};
+use crate::identity::{Entropy, KeyPair, PublicKey, Signature, Verifier};
 use crate::rooms::{EpochRef, RoomId};
 use crate::sync::Hlc;
 
@@ -147,6 +147,16 @@ impl Envelope {
     /// The content-addressed message id.
     pub fn id(&self) -> [u8; 32] {
         *blake3::hash(&encode(self)).as_bytes()
+    }
+
+    /// Checks the signature with the sender's already parsed key (which the
+    /// caller looked up by [`EnvelopeHeader::sender`]).
+    pub fn verify_signature_with(&self, sender: &Verifier) -> Result<(), EnvelopeError> {
+        if sender.verify(Domain::Envelope, &self.body, &self.signature) {
+            Ok(())
+        } else {
+            Err(EnvelopeError::BadSignature)
+        }
     }
 
     /// Checks the sender's signature (strictly). Membership and admission of
