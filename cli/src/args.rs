@@ -45,14 +45,14 @@ pub enum Command {
     Room(RoomCommand),
     /// Send a text message to a room (by name or id).
     Send {
-        /// Room name or id (or a unique prefix of the id).
+        /// Room name, id (or a prefix of it), or @USER for the 1:1 room with USER.
         room: String,
         /// The message.
         text: String,
     },
     /// Show the last messages of a room.
     History {
-        /// Room name or id.
+        /// Room name, id (or a prefix of it), or @USER for the 1:1 room with USER.
         room: String,
         /// How many messages.
         #[arg(long, default_value_t = 50)]
@@ -60,12 +60,12 @@ pub enum Command {
     },
     /// Print messages as they arrive (one room, or all); Ctrl-C stops.
     Watch {
-        /// Room name or id; all rooms if absent.
+        /// Room name, id, or @USER; all rooms if absent.
         room: Option<String>,
     },
     /// Chat in a room: history, live messages, and every line you type is sent.
     Chat {
-        /// Room name or id.
+        /// Room name, id (or a prefix of it), or @USER for the 1:1 room with USER.
         room: String,
     },
     /// Run a narrated demonstration in a temporary directory.

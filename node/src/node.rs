@@ -444,6 +444,13 @@ impl Handle {
             .await?
     }
 
+    /// The room a user named: by name, id, unique id prefix, or `@USER` for
+    /// the 1:1 room with USER (opened if new).
+    pub async fn find_room(&self, room: &str) -> Result<RoomInfo, NodeError> {
+        let room = room.to_string();
+        self.ask(|reply| Command::FindRoom { room, reply }).await?
+    }
+
     /// Marks a room's unread messages read (sending read receipts where the
     /// room exchanges them); returns how many there were.
     pub async fn mark_read(&self, room: &str) -> Result<usize, NodeError> {

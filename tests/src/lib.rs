@@ -176,6 +176,28 @@ impl Baro {
             output: self.command(args).output().expect("run baro"),
         }
     }
+
+    /// Runs `baro --home HOME args…` with `input` as its stdin (then EOF).
+    pub fn run_with_input<I, S>(&self, args: I, input: &str) -> Outcome
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start baro");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).expect("write stdin");
+        }
+        Outcome {
+            output: child.wait_with_output().expect("run baro"),
+        }
+    }
 }
 
 /// Creates an agency in `operator`'s home (the operator is `park`, at MOIS).

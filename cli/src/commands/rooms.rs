@@ -216,11 +216,10 @@ pub fn chat(home: &Path, room: String) -> Result<()> {
     let Response::Rooms(rooms) = ask(home, Request::Rooms)? else {
         bail!("the node answered something else than a room list");
     };
-    let this = rooms
-        .iter()
-        .find(|r| r.name == room || r.id.starts_with(&room))
-        .map(|r| r.id.clone())
-        .unwrap_or_default();
+    let Response::Room(this) = ask(home, Request::FindRoom { room: room.clone() })? else {
+        bail!("the node answered something else than a room");
+    };
+    let this = this.id;
     println!("— {room} — type a message and press Enter; Ctrl-D leaves");
     for message in &messages {
         println!("{}", line(message));

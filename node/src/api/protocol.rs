@@ -60,6 +60,11 @@ pub enum Request {
         /// How many.
         limit: usize,
     },
+    /// Find a room by name, id, id prefix or `@USER`.
+    FindRoom {
+        /// What the user typed.
+        room: String,
+    },
     /// Mark a room's messages read (shown to the user).
     MarkRead {
         /// Room name or id.
@@ -84,7 +89,7 @@ pub enum Response {
     Blocked(Vec<BlockedPeer>),
     /// Answer to [`Request::Rooms`].
     Rooms(Vec<RoomInfo>),
-    /// Answer to [`Request::CreateRoom`].
+    /// Answer to [`Request::CreateRoom`] and [`Request::FindRoom`].
     Room(RoomInfo),
     /// The request was carried out.
     Done,

@@ -110,22 +110,10 @@ async fn watch(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let mut events = handle.events();
-    // Resolve a room name to its id once, so both can be matched.
+    // Resolve what the user typed to a room id once.
     let room_id = match &room {
-        Some(room) => match handle.rooms().await {
-            Ok(rooms) => match rooms
-                .iter()
-                .find(|r| &r.name == room || r.id.starts_with(room.as_str()))
-            {
-                Some(found) => Some(found.id.clone()),
-                None => {
-                    return write_line(
-                        &mut writer,
-                        &Response::Error(format!("no room named or with id '{room}'")),
-                    )
-                    .await;
-                }
-            },
+        Some(room) => match handle.find_room(room).await {
+            Ok(found) => Some(found.id),
             Err(e) => return write_line(&mut writer, &Response::Error(e.to_string())).await,
         },
         None => None,
@@ -165,6 +153,7 @@ async fn dispatch(request: Request, handle: &Handle) -> Response {
         Request::History { room, limit } => {
             handle.history(&room, limit).await.map(Response::History)
         }
+        Request::FindRoom { room } => handle.find_room(&room).await.map(Response::Room),
         Request::MarkRead { room } => handle.mark_read(&room).await.map(Response::MarkedRead),
         Request::Watch { .. } => Ok(Response::Error("watch is a stream".into())),
     };

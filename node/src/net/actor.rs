@@ -97,6 +97,10 @@ pub(crate) enum Command {
         limit: usize,
         reply: oneshot::Sender<Result<Vec<messaging::MessageView>, NodeError>>,
     },
+    FindRoom {
+        room: String,
+        reply: oneshot::Sender<Result<messaging::RoomInfo, NodeError>>,
+    },
     MarkRead {
         room: String,
         reply: oneshot::Sender<Result<usize, NodeError>>,
@@ -383,6 +387,9 @@ impl Actor {
             }
             Command::Send { room, text, reply } => {
                 let _ = reply.send(self.send_text(&room, text));
+            }
+            Command::FindRoom { room, reply } => {
+                let _ = reply.send(self.room_info(&room));
             }
             Command::MarkRead { room, reply } => {
                 let _ = reply.send(self.mark_read(&room));

@@ -658,6 +658,15 @@ impl Actor {
         })
     }
 
+    /// The room a user named (by name, id, id prefix or `@USER`).
+    pub(super) fn room_info(&mut self, room: &str) -> Result<RoomInfo, NodeError> {
+        let id = self.find_room(room)?;
+        self.rooms()
+            .into_iter()
+            .find(|info| info.id == id.to_string())
+            .ok_or_else(|| NodeError::Room(format!("no room '{room}'")))
+    }
+
     pub(super) fn rooms(&self) -> Vec<RoomInfo> {
         let Some(messaging) = self.messaging.as_ref() else {
             return Vec::new();

@@ -17,9 +17,19 @@ pub fn room(agency: &AgencyId, room_id: &[u8]) -> IdentTopic {
 }
 
 /// Peer scoring on every topic we serve: a peer that forwards an invalid
-/// message (forged, tampered, from a non-member) loses standing fast.
+/// message (forged, tampered, from a non-member) loses standing fast; one
+/// bad message puts it below the gossip threshold, two graylist it.
+///
+/// The library's other defaults are switched off: credit for time in the
+/// mesh (1 point per millisecond) would let a peer bank goodwill before
+/// misbehaving, and the quota of 20 deliveries per interval would punish
+/// honest peers in quiet rooms, which most rooms are.
 pub fn score_params() -> TopicScoreParams {
     TopicScoreParams {
+        time_in_mesh_weight: 0.0,
+        first_message_deliveries_weight: 0.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
         invalid_message_deliveries_weight: -100.0,
         ..Default::default()
     }
