@@ -1,6 +1,11 @@
 //! Waiting helpers for tests, driven by node events.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use baro_node::store::{Home, SledStore};
+use libp2p::Multiaddr;
 
 use baro_node::net::MessageView;
 pub use baro_node::testing::*;
@@ -81,4 +86,29 @@ pub async fn three_connected_officials(seed: u64) -> [Node; 3] {
             .expect("peers");
     }
     [kim, lee, choi]
+}
+
+/// Lee's device on a sled store under `dir`, bootstrapping from Kim at
+/// `address`, receives `text` from Kim, stops, and starts again on the same
+/// store; returns the restarted node.
+pub async fn lee_restarted_on_sled(
+    agency: &mut TestAgency,
+    kim: &Node,
+    address: &Multiaddr,
+    dir: &Path,
+    text: &str,
+) -> Node {
+    let credentials = agency.member("lee");
+    let open_store = || {
+        let home = Home::open_or_create(&dir.join("lee")).expect("home");
+        Arc::new(SledStore::open(home).expect("sled"))
+    };
+    let bootstrap = std::slice::from_ref(address);
+    let lee = agency.spawn_with_store(credentials.clone(), bootstrap, open_store());
+    lee.handle().wait_for_peers(1, SETTLE).await.expect("peer");
+    let mut events = lee.handle().events();
+    send(kim, DIV, text).await;
+    wait_for_message(&mut events, text).await;
+    lee.shutdown().await;
+    agency.spawn_with_store(credentials, bootstrap, open_store())
 }

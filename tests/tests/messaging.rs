@@ -1,13 +1,12 @@
 //! End-to-end encrypted rooms over real in-process meshes.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use baro_node::NodeEvent;
-use baro_node::store::{Home, SledStore};
 use baro_node::wire::ReceiptState;
 use baro_tests::mesh::{
-    DIV, SETTLE, TestAgency, listen_address, send, three_connected_officials, wait_for_message,
+    DIV, SETTLE, TestAgency, lee_restarted_on_sled, listen_address, send,
+    three_connected_officials, wait_for_message,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,27 +88,14 @@ async fn history_rooms_and_keys_survive_a_restart_on_sled() {
     let kim_credentials = agency.member("kim");
     let kim = agency.spawn(kim_credentials, &[]);
     let address = listen_address(&kim).await.expect("listening");
-    let lee_credentials = agency.member("lee");
-    let open_store = || {
-        let home = Home::open_or_create(&dir.path().join("lee")).expect("home");
-        Arc::new(SledStore::open(home).expect("sled"))
-    };
-    let lee = agency.spawn_with_store(
-        lee_credentials.clone(),
-        std::slice::from_ref(&address),
-        open_store(),
-    );
-    lee.handle().wait_for_peers(1, SETTLE).await.expect("peer");
-    let mut lee_events = lee.handle().events();
-    send(&kim, DIV, "before the restart").await;
-    wait_for_message(&mut lee_events, "before the restart").await;
-    lee.shutdown().await;
-
-    let lee = agency.spawn_with_store(
-        lee_credentials,
-        std::slice::from_ref(&address),
-        open_store(),
-    );
+    let lee = lee_restarted_on_sled(
+        &mut agency,
+        &kim,
+        &address,
+        dir.path(),
+        "before the restart",
+    )
+    .await;
     let history = lee.handle().history(DIV, 10).await.expect("history");
     assert_eq!(
         history.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),

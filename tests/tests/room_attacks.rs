@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use baro_node::identity::SeededEntropy;
 use baro_node::rooms::RoomId;
-use baro_node::store::{Home, MemoryStore, MessageLog, SledStore, Store};
+use baro_node::store::{MemoryStore, MessageLog, Store};
 use baro_node::trust::Role;
 use baro_node::wire::{self, Content, Domain, Envelope};
 use baro_node::{Node, NodeEvent};
-use baro_tests::mesh::{DIV, SETTLE, TestAgency, listen_address, send, wait_for, wait_for_message};
+use baro_tests::mesh::{
+    DIV, SETTLE, TestAgency, lee_restarted_on_sled, listen_address, send, wait_for,
+    wait_for_message,
+};
 
 /// The id of the department room every [`TestAgency::member`] is in.
 async fn division_room(node: &Node) -> RoomId {
@@ -204,27 +207,7 @@ async fn an_old_envelope_replayed_after_a_restart_is_not_shown_again() {
     let kim_credentials = agency.member("kim");
     let kim = agency.spawn_with_store(kim_credentials, &[], kim_store.clone());
     let address = listen_address(&kim).await.expect("listening");
-    let lee_credentials = agency.member("lee");
-    let open_store = || {
-        let home = Home::open_or_create(&dir.path().join("lee")).expect("home");
-        Arc::new(SledStore::open(home).expect("sled"))
-    };
-    let lee = agency.spawn_with_store(
-        lee_credentials.clone(),
-        std::slice::from_ref(&address),
-        open_store(),
-    );
-    lee.handle().wait_for_peers(1, SETTLE).await.expect("peer");
-    let mut lee_events = lee.handle().events();
-    send(&kim, DIV, "Meeting at 10").await;
-    wait_for_message(&mut lee_events, "Meeting at 10").await;
-    lee.shutdown().await;
-
-    let lee = agency.spawn_with_store(
-        lee_credentials,
-        std::slice::from_ref(&address),
-        open_store(),
-    );
+    let lee = lee_restarted_on_sled(&mut agency, &kim, &address, dir.path(), "Meeting at 10").await;
     let mut lee_events = lee.handle().events();
     // A fresh node (its gossip caches empty) replays the old envelope.
     let replayer_credentials = agency.member("replayer");
