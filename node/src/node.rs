@@ -445,7 +445,8 @@ impl Handle {
     }
 
     /// The room a user named: by name, id, unique id prefix, or `@USER` for
-    /// the 1:1 room with USER (opened if new).
+    /// the 1:1 room with USER (opened if new; other requests only find
+    /// existing rooms).
     pub async fn find_room(&self, room: &str) -> Result<RoomInfo, NodeError> {
         let room = room.to_string();
         self.ask(|reply| Command::FindRoom { room, reply }).await?

@@ -115,6 +115,9 @@ fn two_officials_chat_through_the_commands() {
         .fails_with("cannot open a 1:1 room with 'kim'");
     kim.run(["send", "nowhere", "hello"])
         .fails_with("no room named or with id 'nowhere'");
+    // Looking a 1:1 room up does not create one; sending does.
+    kim.run(["history", "@nobody"])
+        .fails_with("no room named or with id '@nobody'");
     kim.run(["watch", "nowhere"])
         .fails_with("no room named or with id 'nowhere'");
 

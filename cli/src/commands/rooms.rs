@@ -203,10 +203,15 @@ pub fn watch(home: &Path, room: Option<String>, json: bool) -> Result<()> {
 }
 
 pub fn chat(home: &Path, room: String) -> Result<()> {
+    // Found (or, for a new @USER, opened) first, then addressed by id.
+    let Response::Room(this) = ask(home, Request::FindRoom { room: room.clone() })? else {
+        bail!("the node answered something else than a room");
+    };
+    let this = this.id;
     let Response::History(messages) = ask(
         home,
         Request::History {
-            room: room.clone(),
+            room: this.clone(),
             limit: 20,
         },
     )?
@@ -216,10 +221,6 @@ pub fn chat(home: &Path, room: String) -> Result<()> {
     let Response::Rooms(rooms) = ask(home, Request::Rooms)? else {
         bail!("the node answered something else than a room list");
     };
-    let Response::Room(this) = ask(home, Request::FindRoom { room: room.clone() })? else {
-        bail!("the node answered something else than a room");
-    };
-    let this = this.id;
     println!("— {room} — type a message and press Enter; Ctrl-D leaves");
     for message in &messages {
         println!("{}", line(message));

@@ -60,7 +60,7 @@ pub enum Request {
         /// How many.
         limit: usize,
     },
-    /// Find a room by name, id, id prefix or `@USER`.
+    /// Find a room by name, id, id prefix or `@USER` (a new 1:1 room is opened).
     FindRoom {
         /// What the user typed.
         room: String,

@@ -630,9 +630,9 @@ impl Actor {
         Ok(queued)
     }
 
-    /// A room by name, id or id prefix; `@USER` is the 1:1 room with USER
-    /// (opened here if new).
-    fn find_room(&mut self, room: &str) -> Result<RoomId, NodeError> {
+    /// Like [`Actor::find_room`], but `@USER` opens the 1:1 room with USER
+    /// if it is new (sending to someone, or opening a chat with them).
+    fn open_room(&mut self, room: &str) -> Result<RoomId, NodeError> {
         if let Some(user) = room.strip_prefix('@') {
             let id = self
                 .messaging_mut()?
@@ -642,6 +642,11 @@ impl Actor {
             self.settle_messaging();
             return Ok(id);
         }
+        self.find_room(room)
+    }
+
+    /// A room by name, id, id prefix, or `@USER` for an existing 1:1 room.
+    fn find_room(&self, room: &str) -> Result<RoomId, NodeError> {
         self.messaging
             .as_ref()
             .and_then(|m| m.messenger.find_room(room))
@@ -660,7 +665,7 @@ impl Actor {
 
     /// The room a user named (by name, id, id prefix or `@USER`).
     pub(super) fn room_info(&mut self, room: &str) -> Result<RoomInfo, NodeError> {
-        let id = self.find_room(room)?;
+        let id = self.open_room(room)?;
         self.rooms()
             .into_iter()
             .find(|info| info.id == id.to_string())
@@ -751,7 +756,7 @@ impl Actor {
     }
 
     pub(super) fn send_text(&mut self, room: &str, text: String) -> Result<Sent, NodeError> {
-        let room = self.find_room(room)?;
+        let room = self.open_room(room)?;
         let (now, now_ms) = (self.clock.now(), self.now_ms());
         let messaging = self.messaging_mut()?;
         let grants = messaging

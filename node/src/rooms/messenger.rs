@@ -242,8 +242,13 @@ impl Messenger {
         Ok(id)
     }
 
-    /// Looks a room up by id (hex, or a unique prefix of it) or by exact name.
+    /// Looks a room up by id (hex, or a unique prefix of it) or by exact name;
+    /// `@USER` names the 1:1 room with USER, if it exists here.
     pub fn find_room(&self, name_or_id: &str) -> Option<RoomId> {
+        if let Some(user) = name_or_id.strip_prefix('@') {
+            let id = RoomId::direct(&self.agency, self.user(), user);
+            return self.rooms.contains_key(&id).then_some(id);
+        }
         let by_name: Vec<_> = self
             .rooms
             .values()
