@@ -159,6 +159,13 @@ pub struct RunArgs {
     /// Do not discover peers on the local network with mDNS.
     #[arg(long)]
     pub no_mdns: bool,
+    /// Seconds between reconciliation rounds with connected peers (peers
+    /// also reconcile as soon as they connect).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub sync_interval: u64,
+    /// Seconds between mDNS queries on the local network.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub mdns_interval: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -23,6 +23,32 @@ pub struct NodeConfig {
     pub idle_timeout_secs: u64,
     /// Capacity of the event channel (slow subscribers miss events beyond it).
     pub event_capacity: usize,
+    /// Seconds between reconciliation rounds with every connected peer
+    /// (peers also reconcile as soon as they connect).
+    pub sync_interval_secs: u64,
+    /// Seconds between mDNS queries on the local network.
+    pub mdns_query_secs: u64,
+    /// Set on relay nodes: store-and-forward limits.
+    pub relay: Option<RelayConfig>,
+}
+
+/// What a relay keeps for devices that are offline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RelayConfig {
+    /// Days a stored envelope is kept.
+    pub retention_days: u64,
+    /// Most megabytes of envelopes kept; the oldest go first beyond it.
+    pub max_store_mb: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            retention_days: 30,
+            max_store_mb: 1024,
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -36,6 +62,9 @@ impl Default for NodeConfig {
             discovery_interval_secs: 30,
             idle_timeout_secs: 24 * 60 * 60,
             event_capacity: 1024,
+            sync_interval_secs: 60,
+            mdns_query_secs: 30,
+            relay: None,
         }
     }
 }
@@ -92,6 +121,21 @@ impl NodeConfig {
         if self.discovery_interval_secs == 0 || self.event_capacity == 0 {
             return Err(ConfigError::OutOfRange(
                 "discovery interval and event capacity must be positive".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&self.sync_interval_secs)
+            || !(1..=3_600).contains(&self.mdns_query_secs)
+        {
+            return Err(ConfigError::OutOfRange(
+                "sync interval must be 1 to 86400 seconds and mDNS interval 1 to 3600".into(),
+            ));
+        }
+        if let Some(relay) = &self.relay
+            && (!(1..=3_650).contains(&relay.retention_days)
+                || !(1..=1_048_576).contains(&relay.max_store_mb))
+        {
+            return Err(ConfigError::OutOfRange(
+                "retention must be 1 to 3650 days and the store 1 to 1048576 MB".into(),
             ));
         }
         Ok(ValidConfig {

@@ -23,6 +23,8 @@ pub fn run(home_dir: &Path, args: RunArgs) -> Result<()> {
         .context("this device's certificate is not valid; ask an operator for a new bundle")?;
     let mut config = NodeConfig {
         mdns: !args.no_mdns,
+        sync_interval_secs: args.sync_interval,
+        mdns_query_secs: args.mdns_interval,
         ..NodeConfig::default()
     };
     if !args.listen.is_empty() {

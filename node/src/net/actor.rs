@@ -179,8 +179,11 @@ impl Actor {
             timeout * 2,
         )
         .map_err(|e| NodeError::Network(e.to_string()))?;
-        let behaviour =
-            Behaviour::new(&keypair, agency_id, config.config.mdns).map_err(NodeError::Network)?;
+        let mdns = config
+            .config
+            .mdns
+            .then(|| Duration::from_secs(config.config.mdns_query_secs));
+        let behaviour = Behaviour::new(&keypair, agency_id, mdns).map_err(NodeError::Network)?;
         let swarm_config = swarm::Config::with_tokio_executor()
             .with_idle_connection_timeout(Duration::from_secs(config.config.idle_timeout_secs));
         let mut swarm = Swarm::new(

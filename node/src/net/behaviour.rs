@@ -70,7 +70,11 @@ from_event!(
 
 impl Behaviour {
     /// Builds the behaviour for a node of `agency`.
-    pub fn new(keypair: &identity::Keypair, agency: AgencyId, mdns: bool) -> Result<Self, String> {
+    pub fn new(
+        keypair: &identity::Keypair,
+        agency: AgencyId,
+        mdns: Option<Duration>,
+    ) -> Result<Self, String> {
         let peer_id = keypair.public().to_peer_id();
         let gossip_config = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Strict)
@@ -102,13 +106,18 @@ impl Behaviour {
         // often have no public address to confirm server mode automatically.
         kad.set_mode(Some(kad::Mode::Server));
 
-        let mdns = if mdns {
-            Some(
-                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
-                    .map_err(|e| format!("mDNS: {e}"))?,
-            )
-        } else {
-            None
+        let mdns = match mdns {
+            Some(query_interval) => Some(
+                mdns::tokio::Behaviour::new(
+                    mdns::Config {
+                        query_interval,
+                        ..mdns::Config::default()
+                    },
+                    peer_id,
+                )
+                .map_err(|e| format!("mDNS: {e}"))?,
+            ),
+            None => None,
         };
         Ok(Behaviour {
             gossipsub,
