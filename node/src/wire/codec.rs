@@ -64,6 +64,10 @@ pub enum Kind {
     ControlMessage = 14,
     /// A room definition as stored.
     RoomRecord = 15,
+    /// A request of the sync protocol.
+    SyncRequest = 16,
+    /// A response of the sync protocol.
+    SyncResponse = 17,
 }
 
 impl Kind {
@@ -84,6 +88,8 @@ impl Kind {
             13 => Kind::KeyGrant,
             14 => Kind::ControlMessage,
             15 => Kind::RoomRecord,
+            16 => Kind::SyncRequest,
+            17 => Kind::SyncResponse,
             _ => return None,
         })
     }
@@ -107,6 +113,8 @@ impl fmt::Display for Kind {
             Kind::KeyGrant => "a room key grant",
             Kind::ControlMessage => "a control message",
             Kind::RoomRecord => "a room record",
+            Kind::SyncRequest => "a sync request",
+            Kind::SyncResponse => "a sync response",
         })
     }
 }

@@ -183,6 +183,18 @@ fn every_format_matches_its_golden_bytes() {
     check("envelope", &s.envelope);
     check("message_content", &s.content);
     check("key_grant", &s.grant);
+    let room = crate::sync::SyncScope::Room(s.envelope.body.header.room);
+    check(
+        "sync_request",
+        &crate::sync::SyncRequest::Fetch {
+            scope: room,
+            ids: vec![s.envelope.id()],
+        },
+    );
+    check(
+        "sync_response",
+        &crate::sync::SyncResponse::Items(vec![super::encode(&s.envelope)]),
+    );
     // Secrets have no PartialEq; compare their encodings.
     check_bytes("storage_key", &encode(&s.storage_key));
     check_bytes("secret_key", &encode(&s.secret));
