@@ -193,7 +193,7 @@ fn every_format_matches_its_golden_bytes() {
     );
     check(
         "sync_response",
-        &crate::sync::SyncResponse::Items(vec![super::encode(&s.envelope)]),
+        &crate::sync::SyncResponse::Items(vec![encode(&s.envelope)]),
     );
     // Secrets have no PartialEq; compare their encodings.
     check_bytes("storage_key", &encode(&s.storage_key));
