@@ -141,6 +141,12 @@ pub struct Status {
     pub bootstrap: Vec<String>,
     /// Number of peers blocked after a refusal.
     pub blocked: usize,
+    /// Whether this node is a relay (store-and-forward for others).
+    pub relay: bool,
+    /// Items held for sync (envelopes, control frames, revocations).
+    pub stored_items: usize,
+    /// Their bytes.
+    pub stored_bytes: u64,
 }
 
 /// A peer refused at admission and blocked for a while.
@@ -200,6 +206,33 @@ pub enum NodeEvent {
         /// Why.
         reason: String,
     },
+    /// A reconciliation this node started with a peer finished.
+    Synced(SyncReport),
+    /// An item fetched by sync failed validation: the session with that
+    /// peer was abandoned.
+    SyncRejected {
+        /// The peer that sent it.
+        from: DeviceId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What one sync session with a peer did (the side that started it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// The peer.
+    pub peer: DeviceId,
+    /// Sets reconciled, in order (revocations first).
+    pub scopes: Vec<String>,
+    /// Items fetched and accepted.
+    pub fetched: usize,
+    /// Bytes sent (requests, with framing).
+    pub bytes_sent: u64,
+    /// Bytes received (responses, with framing).
+    pub bytes_received: u64,
+    /// Request/response round trips.
+    pub round_trips: usize,
 }
 
 /// Configures and starts a node.
@@ -372,6 +405,26 @@ impl Handle {
     pub async fn publish_raw_to_room(&self, room: RoomId, data: Vec<u8>) -> Result<(), NodeError> {
         self.ask(|reply| Command::PublishRawToRoom { room, data, reply })
             .await?
+    }
+
+    /// Sends one raw sync request to a connected peer and returns its
+    /// answer: for tests and simulations of what a peer may ask.
+    pub async fn raw_sync_request(
+        &self,
+        peer: DeviceId,
+        request: crate::sync::SyncRequest,
+    ) -> Result<crate::sync::SyncResponse, NodeError> {
+        self.ask(|reply| Command::RawSync {
+            peer,
+            request,
+            reply,
+        })
+        .await?
+    }
+
+    /// Starts a sync round with every connected peer now.
+    pub async fn sync_now(&self) -> Result<(), NodeError> {
+        self.ask(Command::SyncNow).await
     }
 
     /// Dials an address.

@@ -95,6 +95,32 @@ impl TestAgency {
         self.credentials(key, chain)
     }
 
+    /// Credentials of a new field-office relay named `name`.
+    pub fn relay(&mut self, name: &str) -> Credentials {
+        let key = self.key();
+        let chain = self.certify(&key, name, "MOIS/Field Office", Role::Relay, 365);
+        self.credentials(key, chain)
+    }
+
+    /// Starts a relay node (store-and-forward, circuit relay server).
+    pub fn spawn_relay(
+        &self,
+        credentials: Credentials,
+        bootstrap: &[Multiaddr],
+        store: Arc<dyn Store>,
+    ) -> Node {
+        NodeBuilder::new(credentials)
+            .config(NodeConfig {
+                relay: Some(crate::config::RelayConfig::default()),
+                ..memory_config(bootstrap)
+            })
+            .transport(TransportKind::Memory)
+            .clock(Arc::new(self.clock.clone()))
+            .store(store)
+            .spawn()
+            .expect("relay starts")
+    }
+
     /// Credentials presenting `chain` with `key`, with this agency's network key.
     pub fn credentials(&self, key: KeyPair, chain: CertificateChain) -> Credentials {
         Credentials {
@@ -145,6 +171,7 @@ pub fn memory_config(bootstrap: &[Multiaddr]) -> NodeConfig {
         mdns: false,
         discovery_interval_secs: 1,
         admission_timeout_secs: 5,
+        sync_interval_secs: 2,
         ..NodeConfig::default()
     }
 }

@@ -105,6 +105,12 @@ pub(crate) enum Command {
         room: String,
         reply: oneshot::Sender<Result<usize, NodeError>>,
     },
+    RawSync {
+        peer: DeviceId,
+        request: crate::sync::SyncRequest,
+        reply: oneshot::Sender<Result<crate::sync::SyncResponse, NodeError>>,
+    },
+    SyncNow(oneshot::Sender<()>),
 }
 
 pub(crate) struct Actor {
@@ -128,10 +134,27 @@ pub(crate) struct Actor {
     seen: Dedup<gossipsub::MessageId>,
     policy: TrustPolicy,
     messaging: Option<messaging::Messaging>,
+    /// What this node holds, per reconciled set.
+    index: crate::sync::SyncIndex,
+    /// Sync sessions this node started, by peer.
+    syncs: HashMap<PeerId, syncing::PeerSync>,
+    /// On relays: who may fetch which room.
+    carrier: Option<crate::rooms::Carrier>,
+    /// On relays: room topics followed because a peer subscribed to them.
+    carried: HashSet<gossipsub::TopicHash>,
+    /// Relays this device holds (or asked for) a circuit reservation on.
+    reservations: HashSet<PeerId>,
+    /// Raw sync requests from the handle, waiting for their answer.
+    raw_syncs: HashMap<
+        libp2p::request_response::OutboundRequestId,
+        oneshot::Sender<Result<crate::sync::SyncResponse, NodeError>>,
+    >,
 }
 
 #[path = "messaging.rs"]
 pub(crate) mod messaging;
+#[path = "syncing.rs"]
+mod syncing;
 
 impl std::fmt::Debug for Actor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -171,19 +194,23 @@ impl Actor {
             config.config.block_secs,
             refusal_tx,
         ));
+        let (relayed, relay_client) = libp2p::relay::client::new(keypair.public().to_peer_id());
         let transport = super::build_transport(
             &keypair,
             credentials.network_key.as_ref(),
             gate.clone(),
             transport,
             timeout * 2,
+            relayed,
         )
         .map_err(|e| NodeError::Network(e.to_string()))?;
+        let is_relay = config.config.relay.is_some();
         let mdns = config
             .config
             .mdns
             .then(|| Duration::from_secs(config.config.mdns_query_secs));
-        let behaviour = Behaviour::new(&keypair, agency_id, mdns).map_err(NodeError::Network)?;
+        let behaviour = Behaviour::new(&keypair, agency_id, mdns, is_relay, relay_client)
+            .map_err(NodeError::Network)?;
         let swarm_config = swarm::Config::with_tokio_executor()
             .with_idle_connection_timeout(Duration::from_secs(config.config.idle_timeout_secs));
         let mut swarm = Swarm::new(
@@ -244,10 +271,17 @@ impl Actor {
             seen: Dedup::new(SEEN_CAPACITY),
             policy: TrustPolicy::default(),
             messaging,
+            index: crate::sync::SyncIndex::new(),
+            syncs: HashMap::new(),
+            carrier: is_relay.then(crate::rooms::Carrier::new),
+            carried: HashSet::new(),
+            reservations: HashSet::new(),
+            raw_syncs: HashMap::new(),
         })
     }
 
     pub(crate) async fn run(mut self) {
+        self.load_sync_index();
         self.settle_messaging();
         self.dial_bootstrap();
         let period = Duration::from_secs(self.config.config.discovery_interval_secs);
@@ -257,6 +291,10 @@ impl Actor {
         // Delivered receipts leave in batches, not one envelope per message.
         let mut receipts = tokio::time::interval(RECEIPT_FLUSH);
         receipts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Peers reconcile when they connect, then every sync interval.
+        let period = Duration::from_secs(self.config.config.sync_interval_secs);
+        let mut sync = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -270,7 +308,14 @@ impl Actor {
                 }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = discovery.tick() => self.discover(),
-                _ = receipts.tick() => self.flush_batches(),
+                _ = receipts.tick() => {
+                    self.flush_batches();
+                    self.flush_stored();
+                }
+                _ = sync.tick() => {
+                    self.evict();
+                    self.sync_all();
+                }
             }
         }
         self.save_unread();
@@ -337,6 +382,9 @@ impl Actor {
                     mdns: self.config.config.mdns,
                     bootstrap: self.bootstrap.iter().map(ToString::to_string).collect(),
                     blocked: self.gate.blocked_peers().len(),
+                    relay: self.carrier.is_some(),
+                    stored_items: self.index.total(),
+                    stored_bytes: self.index.bytes(),
                 });
             }
             Command::PublishControl { payload, reply } => {
@@ -400,6 +448,22 @@ impl Actor {
             Command::History { room, limit, reply } => {
                 let _ = reply.send(self.history(&room, limit));
             }
+            Command::RawSync {
+                peer,
+                request,
+                reply,
+            } => {
+                let Some(peer) = peer.peer_id().filter(|p| self.peers.contains_key(p)) else {
+                    let _ = reply.send(Err(NodeError::Network("not connected to that peer".into())));
+                    return;
+                };
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                self.raw_syncs.insert(id, reply);
+            }
+            Command::SyncNow(reply) => {
+                self.sync_all();
+                let _ = reply.send(());
+            }
             Command::Blocked(reply) => {
                 let _ = reply.send(self.gate.blocked_peers());
             }
@@ -428,6 +492,7 @@ impl Actor {
     }
 
     pub(super) fn publish(&mut self, data: Vec<u8>) -> Result<(), NodeError> {
+        let data_copy = data.clone();
         match self
             .swarm
             .behaviour_mut()
@@ -436,6 +501,7 @@ impl Actor {
         {
             Ok(id) => {
                 self.seen.insert(id);
+                self.hold_control(&data_copy);
                 Ok(())
             }
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Err(NodeError::NoPeers),
@@ -524,6 +590,8 @@ impl Actor {
         );
         self.peers.insert(peer_id, info.clone());
         self.emit(NodeEvent::PeerAdmitted(info));
+        self.reserve_circuit(peer_id, verified.role, endpoint);
+        self.start_sync(peer_id);
         if self.peers.len() == 1 {
             // First contact: look for the rest of the mesh now, not at the next round.
             let _ = self.swarm.behaviour_mut().kad.bootstrap();
@@ -576,6 +644,10 @@ impl Actor {
             }) => {
                 self.dial_peer(peer, addresses.into_vec(), Discovery::Kademlia);
             }
+            Event::Sync(event) => self.on_sync_event(event),
+            Event::RelayClient(event) => tracing::debug!(?event, "relay client"),
+            Event::RelayServer(event) => tracing::debug!(?event, "relay server"),
+            Event::Dcutr(event) => tracing::debug!(?event, "direct connection upgrade"),
             Event::Mdns(mdns::Event::Discovered(found)) => {
                 let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
                 for (peer, address) in found {
@@ -593,35 +665,50 @@ impl Actor {
         if message.topic != self.control.hash() {
             return self.on_room_gossip(source, id, message);
         }
-        let outcome = match self.validate(&message) {
-            Err(reason) => Err(reason),
-            Ok(_) if !self.seen.insert(id.clone()) => {
-                self.report(&id, &source, MessageAcceptance::Ignore);
-                return;
-            }
-            Ok((frame, author)) => self
-                .on_control_payload(&frame, &author)
-                .map(|handled| (frame, author.device, handled)),
-        };
-        match outcome {
-            Ok((frame, author, handled)) => {
-                self.report(&id, &source, MessageAcceptance::Accept);
-                if !handled {
-                    self.emit(NodeEvent::Gossip {
-                        topic: message.topic.to_string(),
-                        author,
-                        author_user: frame
-                            .body
-                            .author
-                            .leaf()
-                            .map(|c| c.body.subject.user_id.clone())
-                            .unwrap_or_default(),
-                        payload: frame.body.payload,
-                    });
-                }
-            }
-            Err(reason) => self.reject(&id, source, reason),
+        if let Err(reason) = self.check_gossip_source(&message) {
+            return self.reject(&id, source, reason);
         }
+        match self.take_control(&message.data) {
+            syncing::Intake::New | syncing::Intake::Held => {
+                self.report(&id, &source, MessageAcceptance::Accept);
+            }
+            syncing::Intake::Duplicate => self.report(&id, &source, MessageAcceptance::Ignore),
+            syncing::Intake::Rejected(reason) => self.reject(&id, source, reason),
+        }
+    }
+
+    /// Validates and takes in a control frame (from gossip or sync); keeps
+    /// it for sync.
+    fn take_control(&mut self, data: &[u8]) -> syncing::Intake {
+        let (frame, author) = match self.verify_control(data) {
+            Ok(valid) => valid,
+            Err(reason) => return syncing::Intake::Rejected(reason),
+        };
+        if !self
+            .seen
+            .insert(gossipsub::MessageId::from(blake3::hash(data).as_bytes().to_vec()))
+        {
+            return syncing::Intake::Duplicate;
+        }
+        let handled = match self.on_control_payload(&frame, &author) {
+            Ok(handled) => handled,
+            Err(reason) => return syncing::Intake::Rejected(reason),
+        };
+        self.hold_control(data);
+        if !handled {
+            self.emit(NodeEvent::Gossip {
+                topic: self.control.hash().to_string(),
+                author: author.device,
+                author_user: frame
+                    .body
+                    .author
+                    .leaf()
+                    .map(|c| c.body.subject.user_id.clone())
+                    .unwrap_or_default(),
+                payload: frame.body.payload,
+            });
+        }
+        syncing::Intake::New
     }
 
     pub(super) fn report(
@@ -646,25 +733,63 @@ impl Actor {
         });
     }
 
-    fn validate(
-        &self,
-        message: &gossipsub::Message,
-    ) -> Result<(SignedFrame, VerifiedDevice), String> {
-        let frame = wire::decode::<SignedFrame>(&message.data)
-            .map_err(|e| format!("malformed gossip frame: {e}"))?;
+    fn verify_control(&self, data: &[u8]) -> Result<(SignedFrame, VerifiedDevice), String> {
+        let frame =
+            wire::decode::<SignedFrame>(data).map_err(|e| format!("malformed gossip frame: {e}"))?;
         let author = frame
             .verify(
-                &message.topic.to_string(),
+                &self.control.hash().to_string(),
                 &self.agency,
                 self.clock.now(),
                 &self.policy,
             )
             .map_err(|e| e.to_string())?;
-        if let Some(source) = message.source.as_ref().and_then(device_id)
-            && source != author.device
-        {
+        Ok((frame, author))
+    }
+
+    /// A frame's author must be the peer that published it on gossip.
+    fn check_gossip_source(&self, message: &gossipsub::Message) -> Result<(), String> {
+        let (Some(source), Ok(frame)) = (
+            message.source.as_ref().and_then(device_id),
+            wire::decode::<SignedFrame>(&message.data),
+        ) else {
+            return Ok(());
+        };
+        let author = frame.body.author.leaf().map(|c| c.body.key.device_id());
+        if author.is_some_and(|a| a != source) {
             return Err("frame author differs from the gossip source".into());
         }
-        Ok((frame, author))
+        Ok(())
+    }
+
+    /// A device that dialed a relay asks it for a circuit reservation, so
+    /// peers that cannot reach it directly can through the relay.
+    fn reserve_circuit(&mut self, peer: PeerId, role: crate::trust::Role, endpoint: &ConnectedPoint) {
+        if self.carrier.is_some()
+            || role != crate::trust::Role::Relay
+            || self.reservations.contains(&peer)
+        {
+            return;
+        }
+        let ConnectedPoint::Dialer { address, .. } = endpoint else {
+            return;
+        };
+        if address.iter().any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit) {
+            return;
+        }
+        let base: Multiaddr = address
+            .iter()
+            .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+            .collect();
+        let circuit = base
+            .with(libp2p::multiaddr::Protocol::P2p(peer))
+            .with(libp2p::multiaddr::Protocol::P2pCircuit);
+        match self.swarm.listen_on(circuit.clone()) {
+            Ok(_) => {
+                self.reservations.insert(peer);
+                tracing::info!(%circuit, "asked a relay for a circuit reservation");
+            }
+            Err(e) => tracing::debug!(%circuit, error = %e, "cannot reserve a relayed address"),
+        }
     }
 }

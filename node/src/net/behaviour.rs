@@ -1,4 +1,6 @@
-//! The composed libp2p behaviour: gossipsub, identify, ping, Kademlia, mDNS.
+//! The composed libp2p behaviour: gossipsub, identify, ping, Kademlia, mDNS,
+//! the sync protocol, and circuit relay v2 (server on relays, client with
+//! DCUtR hole punching on devices).
 //!
 //! Admission is not here: it happens in the transport (see [`super::admission`]),
 //! so every connection these behaviours ever see is with an admitted peer.
@@ -7,8 +9,11 @@ use std::time::Duration;
 
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, gossipsub, identify, identity, kad, mdns, ping};
+use libp2p::{
+    StreamProtocol, dcutr, gossipsub, identify, identity, kad, mdns, ping, relay, request_response,
+};
 
+use super::sync_protocol::{self, SyncCodec};
 use super::topics;
 use crate::trust::{AgencyId, SignedFrame};
 use crate::wire::Format;
@@ -33,6 +38,14 @@ pub struct Behaviour {
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     /// LAN discovery, if enabled.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Reconciliation of stored sets with each peer.
+    pub sync: request_response::Behaviour<SyncCodec>,
+    /// Circuit relay v2 server (relay nodes only).
+    pub relay_server: Toggle<relay::Behaviour>,
+    /// Circuit relay v2 client: reservations on relays, relayed dials.
+    pub relay_client: relay::client::Behaviour,
+    /// Upgrade of relayed connections to direct ones (hole punching).
+    pub dcutr: dcutr::Behaviour,
 }
 
 /// What the behaviours report to the node.
@@ -49,6 +62,14 @@ pub enum Event {
     Kad(kad::Event),
     /// From mDNS.
     Mdns(mdns::Event),
+    /// From the sync protocol.
+    Sync(request_response::Event<crate::sync::SyncRequest, crate::sync::SyncResponse>),
+    /// From the relay server.
+    RelayServer(relay::Event),
+    /// From the relay client.
+    RelayClient(relay::client::Event),
+    /// From DCUtR.
+    Dcutr(dcutr::Event),
 }
 
 macro_rules! from_event {
@@ -65,15 +86,23 @@ from_event!(
     Identify(identify::Event),
     Ping(ping::Event),
     Kad(kad::Event),
-    Mdns(mdns::Event)
+    Mdns(mdns::Event),
+    Sync(request_response::Event<crate::sync::SyncRequest, crate::sync::SyncResponse>),
+    RelayServer(relay::Event),
+    RelayClient(relay::client::Event),
+    Dcutr(dcutr::Event)
 );
 
 impl Behaviour {
-    /// Builds the behaviour for a node of `agency`.
+    /// Builds the behaviour for a node of `agency`; `relay_server` on relay
+    /// nodes; `relay_client` comes with the transport (see
+    /// [`super::build_transport`]).
     pub fn new(
         keypair: &identity::Keypair,
         agency: AgencyId,
         mdns: Option<Duration>,
+        relay_server: bool,
+        relay_client: relay::client::Behaviour,
     ) -> Result<Self, String> {
         let peer_id = keypair.public().to_peer_id();
         let gossip_config = gossipsub::ConfigBuilder::default()
@@ -128,6 +157,27 @@ impl Behaviour {
             ping: ping::Behaviour::default(),
             kad,
             mdns: mdns.into(),
+            sync: sync_protocol::behaviour(),
+            relay_server: relay_server
+                .then(|| relay::Behaviour::new(peer_id, relay_server_config()))
+                .into(),
+            relay_client,
+            dcutr: dcutr::Behaviour::new(peer_id),
         })
+    }
+}
+
+/// Relays are the agency's own infrastructure and every peer they serve is
+/// admitted: circuits may carry a whole catch-up, not just a hole punch.
+fn relay_server_config() -> relay::Config {
+    relay::Config {
+        max_reservations: 1024,
+        max_reservations_per_peer: 4,
+        reservation_duration: Duration::from_secs(60 * 60),
+        max_circuits: 256,
+        max_circuits_per_peer: 16,
+        max_circuit_duration: Duration::from_secs(60 * 60),
+        max_circuit_bytes: 256 << 20,
+        ..relay::Config::default()
     }
 }

@@ -10,14 +10,16 @@ use libp2p::gossipsub::{self, MessageAcceptance, TopicHash};
 use serde::{Deserialize, Serialize};
 
 use super::Actor;
-use crate::identity::{DeviceId, OsEntropy};
+use crate::identity::{DeviceId, Entropy, OsEntropy};
 use crate::net::topics;
 use crate::node::{NodeError, NodeEvent};
 use crate::rooms::{
     ControlMessage, KeyGrant, Message, Messenger, MessengerError, Room, RoomId, RoomKind, Verdict,
 };
-use crate::store::MessageLog;
-use crate::trust::VerifiedDevice;
+use super::syncing::Intake;
+use crate::store::{MessageLog, envelope_sync_item};
+use crate::sync::SyncScope;
+use crate::trust::{FrameBody, SignedFrame, VerifiedDevice};
 use crate::wire::{self, Content, Envelope, MAX_RECEIPT_IDS, ReceiptState};
 
 /// Control payloads kept while no peer takes them.
@@ -101,7 +103,7 @@ pub struct Sent {
 /// Messaging state of a node whose own certificate is valid.
 pub(crate) struct Messaging {
     pub(crate) messenger: Messenger,
-    log: MessageLog,
+    pub(crate) log: MessageLog,
     room_topics: HashMap<TopicHash, RoomId>,
     control_outbox: VecDeque<Vec<u8>>,
     presence_sent: bool,
@@ -111,6 +113,8 @@ pub(crate) struct Messaging {
     /// Messages from others not read here yet, by room; saved in batches.
     unread: BTreeMap<RoomId, Vec<[u8; 32]>>,
     unread_changed: BTreeSet<RoomId>,
+    /// Envelopes a relay stored whose "stored" receipt has not left yet.
+    stored: BTreeMap<RoomId, Vec<[u8; 32]>>,
 }
 
 impl Messaging {
@@ -149,6 +153,7 @@ impl Messaging {
             delivered_count: 0,
             unread,
             unread_changed: BTreeSet::new(),
+            stored: BTreeMap::new(),
         }
     }
 }
@@ -380,7 +385,7 @@ impl Actor {
     /// a room control message (a plain notice).
     pub(super) fn on_control_payload(
         &mut self,
-        frame: &crate::trust::SignedFrame,
+        frame: &SignedFrame,
         author: &VerifiedDevice,
     ) -> Result<bool, String> {
         self.learn_device(author.clone(), &frame.body.author);
@@ -393,6 +398,25 @@ impl Actor {
         };
         match message {
             ControlMessage::Presence => {}
+            ControlMessage::Grant(grant) if self.carrier.is_some() => {
+                // A relay only notes who holds which room's key.
+                grant.verify_signature().map_err(|e| e.to_string())?;
+                if messaging.messenger.device(&grant.issuer).is_none() {
+                    return Err("grant issuer is not a known certified device".into());
+                }
+                if let Some(carrier) = self.carrier.as_mut() {
+                    carrier.learn_grant(&grant);
+                }
+                return Ok(true);
+            }
+            ControlMessage::RoomDefinition(_) | ControlMessage::Stored(_)
+                if self.carrier.is_some() =>
+            {
+                return Ok(true);
+            }
+            ControlMessage::Stored(_) => {
+                return Err("stored receipts belong on room topics".into());
+            }
             ControlMessage::Grant(grant) => {
                 let shown = messaging.messenger.receive_grant(&grant, now_ms)?;
                 self.take_in(shown);
@@ -409,49 +433,163 @@ impl Actor {
         Ok(true)
     }
 
-    /// Handles an envelope published on a room topic.
+    /// Handles an envelope (or a relay's stored receipt) published on a room topic.
     pub(super) fn on_room_gossip(
         &mut self,
         source: PeerId,
         id: gossipsub::MessageId,
         message: gossipsub::Message,
     ) {
-        let now_ms = self.now_ms();
-        let room = self
+        let known = self
             .messaging
             .as_ref()
             .and_then(|m| m.room_topics.get(&message.topic).copied());
-        let (Some(room), Some(messaging)) = (room, self.messaging.as_mut()) else {
+        // A relay carries topics it cannot name: the envelope says its room,
+        // and that room's topic must be the one it came on.
+        let room = known.or_else(|| {
+            let carried = self.carried.contains(&message.topic);
+            let room = room_of(&message.data)?;
+            (carried && topics::room(&self.agency.id(), &room.0).hash() == message.topic)
+                .then_some(room)
+        });
+        let Some(room) = room else {
             return self.reject(&id, source, "message on a topic we do not serve".into());
         };
-        let envelope = match wire::decode::<Envelope>(&message.data) {
+        match self.take_envelope(room, &message.data) {
+            Intake::New | Intake::Held => self.report(&id, &source, MessageAcceptance::Accept),
+            Intake::Duplicate => self.report(&id, &source, MessageAcceptance::Ignore),
+            Intake::Rejected(reason) => self.reject(&id, source, reason),
+        }
+    }
+
+    /// Validates and takes in an envelope of `room` (from gossip or sync):
+    /// members check and decrypt it; relays check the sender's signature and
+    /// store the ciphertext.
+    pub(super) fn take_envelope(&mut self, room: RoomId, bytes: &[u8]) -> Intake {
+        let envelope = match wire::decode::<Envelope>(bytes) {
             Ok(envelope) if envelope.body.header.room == room => envelope,
-            Ok(_) => {
-                return self.reject(
-                    &id,
-                    source,
-                    "envelope published on another room's topic".into(),
-                );
+            Ok(_) => return Intake::Rejected("envelope published on another room's topic".into()),
+            Err(e) => {
+                return match wire::decode::<SignedFrame>(bytes) {
+                    Ok(frame) => self.take_stored_receipt(room, &frame),
+                    Err(_) => Intake::Rejected(format!("malformed envelope: {e}")),
+                };
             }
-            Err(e) => return self.reject(&id, source, format!("malformed envelope: {e}")),
+        };
+        if self.carrier.is_some() {
+            return self.carry(envelope, bytes.len());
+        }
+        let now_ms = self.now_ms();
+        let Some(messaging) = self.messaging.as_mut() else {
+            return Intake::Rejected("messaging is off on this node".into());
         };
         let envelope_id = envelope.id();
-        match messaging.messenger.receive(envelope, now_ms) {
+        let intake = match messaging.messenger.receive(envelope, now_ms) {
             Verdict::Deliver(message) => {
-                self.report(&id, &source, MessageAcceptance::Accept);
                 self.take_in(vec![*message]);
+                Intake::New
             }
             Verdict::Held => {
-                self.report(&id, &source, MessageAcceptance::Accept);
                 self.emit(NodeEvent::Unreadable {
                     room: room.to_string(),
                     id: hex::encode(envelope_id),
                 });
+                Intake::Held
             }
-            Verdict::Duplicate => self.report(&id, &source, MessageAcceptance::Ignore),
-            Verdict::Reject(reason) => self.reject(&id, source, reason),
-        }
+            Verdict::Duplicate => Intake::Duplicate,
+            Verdict::Reject(reason) => Intake::Rejected(reason),
+        };
         self.settle_messaging();
+        intake
+    }
+
+    /// A relay stores a valid envelope it cannot read, and will tell the
+    /// sender so.
+    fn carry(&mut self, envelope: Envelope, len: usize) -> Intake {
+        let item = envelope_sync_item(&envelope);
+        let scope = SyncScope::Room(envelope.body.header.room);
+        if self.index.timestamp_of(scope, &item.1).is_some() {
+            return Intake::Duplicate;
+        }
+        let Some(messaging) = self.messaging.as_mut() else {
+            return Intake::Rejected("messaging is off on this node".into());
+        };
+        if let Err(reason) = messaging.messenger.check_carried(&envelope) {
+            return Intake::Rejected(reason);
+        }
+        if let Err(e) = messaging.log.save_envelope(&envelope) {
+            tracing::error!(error = %e, "cannot store a carried envelope");
+            return Intake::Duplicate;
+        }
+        let room = envelope.body.header.room;
+        let pending = messaging.stored.entry(room).or_default();
+        if pending.len() < MAX_RECEIPT_IDS {
+            pending.push(item.1);
+        }
+        self.hold(scope, item, len);
+        Intake::New
+    }
+
+    /// A relay's signed "stored" notice on a room topic: recorded as a
+    /// receipt for this device's own messages.
+    fn take_stored_receipt(&mut self, room: RoomId, frame: &SignedFrame) -> Intake {
+        let topic = topics::room(&self.agency.id(), &room.0);
+        let author = match frame.verify(
+            &topic.hash().to_string(),
+            &self.agency,
+            self.clock.now(),
+            &self.policy,
+        ) {
+            Ok(author) => author,
+            Err(e) => return Intake::Rejected(e.to_string()),
+        };
+        if author.role != crate::trust::Role::Relay {
+            return Intake::Rejected("only relays publish stored receipts".into());
+        }
+        let ids = match wire::decode::<ControlMessage>(&frame.body.payload) {
+            Ok(ControlMessage::Stored(ids)) if !ids.is_empty() && ids.len() <= MAX_RECEIPT_IDS => {
+                ids
+            }
+            _ => return Intake::Rejected("malformed stored receipt".into()),
+        };
+        if let Some(messaging) = self.messaging.as_ref() {
+            let relay = author.device.public_key();
+            for id in &ids {
+                if let Err(e) = messaging
+                    .log
+                    .record_receipt(id, &relay, ReceiptState::StoredByRelay)
+                {
+                    tracing::error!(error = %e, "cannot save a receipt");
+                }
+            }
+        }
+        Intake::New
+    }
+
+    /// A relay tells senders which of their envelopes it stored (batched).
+    pub(super) fn flush_stored(&mut self) {
+        let Some(messaging) = self.messaging.as_mut() else {
+            return;
+        };
+        let pending = std::mem::take(&mut messaging.stored);
+        for (room, ids) in pending {
+            let topic = topics::room(&self.agency.id(), &room.0);
+            let frame = SignedFrame::sign(
+                &self.key,
+                FrameBody {
+                    author: self.chain.clone(),
+                    topic: topic.hash().to_string(),
+                    sent_at: self.clock.now(),
+                    nonce: OsEntropy.array(),
+                    payload: wire::encode(&ControlMessage::Stored(ids)),
+                },
+            );
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(topic, wire::encode(&frame));
+        }
     }
 
     /// Takes in readable messages (and any the messenger unlocked on the
@@ -463,11 +601,14 @@ impl Actor {
         };
         messages.extend(messaging.messenger.take_late_deliveries());
         let me = messaging.messenger.user().to_string();
+        let mut texts = Vec::new();
+        let mut receipts = Vec::new();
         for message in &messages {
             match &message.content {
                 Content::Text(_) => {
-                    if let Err(e) = messaging.log.save_envelope(&message.envelope) {
-                        tracing::error!(error = %e, "cannot save a message");
+                    match messaging.log.save_envelope(&message.envelope) {
+                        Ok(_) => texts.push(&message.envelope),
+                        Err(e) => tracing::error!(error = %e, "cannot save a message"),
                     }
                     if message.sender_user == me {
                         continue;
@@ -490,6 +631,7 @@ impl Actor {
                 }
                 Content::Receipt { state, messages } => {
                     let _ = messaging.log.mark_seen(&message.id);
+                    receipts.push(message.envelope.clone());
                     let device = message.envelope.body.header.sender;
                     for id in messages {
                         if let Err(e) = messaging.log.record_receipt(id, &device, *state) {
@@ -499,6 +641,14 @@ impl Actor {
                 }
                 Content::RoomState(_) => {}
             }
+        }
+        for envelope in texts {
+            let item = envelope_sync_item(envelope);
+            let len = wire::encode(envelope).len();
+            self.hold(SyncScope::Room(envelope.body.header.room), item, len);
+        }
+        for envelope in receipts {
+            self.hold_extra(&envelope);
         }
         self.show(messages);
     }
@@ -627,6 +777,8 @@ impl Actor {
                 m.log.push_outbox(envelope)?;
             }
         }
+        // Texts were saved by the caller; receipts are held here.
+        self.hold_extra(envelope);
         Ok(queued)
     }
 
@@ -769,6 +921,8 @@ impl Actor {
             .map_err(room_error)?;
         let id = messaging.log.save_envelope(&envelope).map_err(room_error)?;
         messaging.log.mark_mine(&id).map_err(room_error)?;
+        let len = wire::encode(&envelope).len();
+        self.hold(SyncScope::Room(room), envelope_sync_item(&envelope), len);
         self.publish_grants(grants);
         let queued = self.publish_envelope(&envelope).map_err(room_error)?;
         Ok(Sent {
@@ -832,4 +986,11 @@ impl Actor {
 
 fn room_error(e: impl std::fmt::Display) -> NodeError {
     NodeError::Room(e.to_string())
+}
+
+/// The room an envelope's header names, if the bytes are an envelope.
+fn room_of(bytes: &[u8]) -> Option<RoomId> {
+    wire::decode::<Envelope>(bytes)
+        .ok()
+        .map(|e| e.body.header.room)
 }

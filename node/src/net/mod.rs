@@ -4,6 +4,7 @@
 mod actor;
 pub mod admission;
 mod behaviour;
+pub mod sync_protocol;
 pub mod topics;
 mod transport;
 

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::core::muxing::StreamMuxerBox;
-use libp2p::core::transport::{Boxed, MemoryTransport};
+use libp2p::core::transport::{Boxed, MemoryTransport, OrTransport};
 use libp2p::core::upgrade::Version;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
-use libp2p::{PeerId, Transport, identity, noise, tcp};
+use libp2p::{PeerId, Transport, identity, noise, relay, tcp};
 
 use super::admission::{AdmissionGate, AdmissionUpgrade};
 use crate::trust::NetworkKey;
@@ -22,14 +22,16 @@ pub enum TransportKind {
     Memory,
 }
 
-/// Builds the full stack. `network_key` is `None` only to model a stranger
-/// without the agency network key (tests).
+/// Builds the full stack; relayed circuits (`.../p2p-circuit/...`) get the
+/// same pnet, noise and admission as direct connections. `network_key` is
+/// `None` only to model a stranger without the agency network key (tests).
 pub fn build(
     keypair: &identity::Keypair,
     network_key: Option<&NetworkKey>,
     gate: Arc<AdmissionGate>,
     kind: TransportKind,
     timeout: Duration,
+    relayed: relay::client::Transport,
 ) -> io::Result<Boxed<(PeerId, StreamMuxerBox)>> {
     let noise = noise::Config::new(keypair).map_err(io::Error::other)?;
     let psk = network_key.map(|key| PreSharedKey::new(key.0));
@@ -59,9 +61,10 @@ pub fn build(
         }};
     }
     Ok(match kind {
-        TransportKind::Tcp => stack!(tcp::tokio::Transport::new(
-            tcp::Config::default().nodelay(true)
+        TransportKind::Tcp => stack!(OrTransport::new(
+            relayed,
+            tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
         )),
-        TransportKind::Memory => stack!(MemoryTransport::default()),
+        TransportKind::Memory => stack!(OrTransport::new(relayed, MemoryTransport::default())),
     })
 }

@@ -16,6 +16,9 @@ pub enum ControlMessage {
     Grant(KeyGrant),
     /// A group definition, encrypted for its members.
     RoomDefinition(Envelope),
+    /// "I stored these envelopes": a relay's receipt, published in a signed
+    /// frame on the room's own topic (at most `MAX_RECEIPT_IDS` ids).
+    Stored(Vec<[u8; 32]>),
 }
 
 impl Format for ControlMessage {

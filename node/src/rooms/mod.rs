@@ -5,12 +5,14 @@
 //! admins) and 1:1 rooms. Members are users; every device of a member gets
 //! the keys. Pure: decisions only, no I/O.
 
+mod carrier;
 mod control;
 mod epochs;
 mod key_grant;
 mod messenger;
 mod room;
 
+pub use carrier::Carrier;
 pub use control::ControlMessage;
 pub use epochs::{EpochRef, EpochState, Grant};
 pub use key_grant::{GrantBody, GrantError, KeyGrant, MAX_WRAPS_PER_GRANT};

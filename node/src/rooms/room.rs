@@ -163,9 +163,11 @@ impl Room {
         }
     }
 
-    /// Whether the certified device belongs to the room.
+    /// Whether the certified device belongs to the room. Relays never do:
+    /// they carry ciphertext and never hold a room key.
     pub fn admits(&self, device: &VerifiedDevice) -> bool {
-        self.has_member(&device.subject.user_id, &device.subject.org_unit)
+        device.role != crate::trust::Role::Relay
+            && self.has_member(&device.subject.user_id, &device.subject.org_unit)
     }
 
     /// Whether `user` (certified at `org`) is a member.

@@ -11,6 +11,8 @@ use crate::crypto::RoomKey;
 use crate::identity::PublicKey;
 use crate::rooms::{EpochRef, Room, RoomId};
 use crate::trust::CertificateChain;
+use crate::sync::{SyncItem, SyncScope};
+use crate::trust::SignedFrame;
 use crate::wire::{self, Envelope, ReceiptState};
 
 const ROOMS: &str = "rooms";
@@ -22,6 +24,12 @@ const OUTBOX: &str = "outbox";
 const MINE: &str = "mine";
 const RECEIPTS: &str = "receipts";
 const UNREAD: &str = "unread";
+/// Envelopes that are not texts (receipts), kept for sync.
+const EXTRAS: &str = "extras";
+/// Signed control frames, kept for sync: key = sent_at ms || id.
+const CONTROL: &str = "control";
+/// Signed revocations, kept for sync: key = issued ms || id.
+const REVOCATIONS: &str = "revocations";
 
 /// One room's unread message ids.
 pub type RoomUnread = (RoomId, Vec<[u8; 32]>);
@@ -124,14 +132,114 @@ impl MessageLog {
     /// Saves an envelope under its room in timestamp order (its id ends the
     /// key, so it counts as seen: one write per message).
     pub fn save_envelope(&self, envelope: &Envelope) -> Result<[u8; 32], StoreError> {
+        self.save_in(MESSAGES, envelope)
+    }
+
+    /// Saves an envelope that is not a text (a receipt): not history, but
+    /// held for sync like every other envelope.
+    pub fn save_extra(&self, envelope: &Envelope) -> Result<[u8; 32], StoreError> {
+        self.save_in(EXTRAS, envelope)
+    }
+
+    fn save_in(&self, tree: &str, envelope: &Envelope) -> Result<[u8; 32], StoreError> {
         let id = envelope.id();
         let header = &envelope.body.header;
         let mut key = header.room.0.to_vec();
         key.extend(header.timestamp.wall_ms.to_be_bytes());
         key.extend(header.timestamp.counter.to_be_bytes());
         key.extend(id);
-        self.store.insert(MESSAGES, &key, &wire::encode(envelope))?;
+        self.store.insert(tree, &key, &wire::encode(envelope))?;
         Ok(id)
+    }
+
+    /// Saves a signed control frame (its encoding as it travelled); returns
+    /// its sync item, or `None` if the bytes are not a frame.
+    pub fn save_control(&self, frame: &[u8]) -> Result<Option<SyncItem>, StoreError> {
+        let Some(item) = control_item(frame) else {
+            return Ok(None);
+        };
+        self.store.insert(CONTROL, &item_key(&item), frame)?;
+        Ok(Some(item))
+    }
+
+    /// Every stored control frame, oldest first.
+    pub fn control_frames(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(self
+            .store
+            .scan_prefix(CONTROL, &[], usize::MAX)?
+            .into_iter()
+            .map(|(_, frame)| frame)
+            .collect())
+    }
+
+    /// Everything held for sync: every set's items and their sizes.
+    pub fn sync_items(&self) -> Result<Vec<(SyncScope, SyncItem, usize)>, StoreError> {
+        let mut out = Vec::new();
+        for tree in [MESSAGES, EXTRAS] {
+            for (key, value) in self.store.scan_prefix(tree, &[], usize::MAX)? {
+                if let Some((room, item)) = envelope_item(&key) {
+                    out.push((SyncScope::Room(room), item, value.len()));
+                }
+            }
+        }
+        for (tree, scope) in [
+            (CONTROL, SyncScope::Control),
+            (REVOCATIONS, SyncScope::Revocations),
+        ] {
+            for (key, value) in self.store.scan_prefix(tree, &[], usize::MAX)? {
+                if let Some(item) = parse_item_key(&key) {
+                    out.push((scope, item, value.len()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored bytes of one item.
+    pub fn item_bytes(
+        &self,
+        scope: SyncScope,
+        item: &SyncItem,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match scope {
+            SyncScope::Control => self.store.get(CONTROL, &item_key(item)),
+            SyncScope::Revocations => self.store.get(REVOCATIONS, &item_key(item)),
+            SyncScope::Room(room) => {
+                let mut prefix = room.0.to_vec();
+                prefix.extend(item.0.to_be_bytes());
+                for tree in [MESSAGES, EXTRAS] {
+                    let found = self
+                        .store
+                        .scan_prefix(tree, &prefix, usize::MAX)?
+                        .into_iter()
+                        .find(|(key, _)| key.ends_with(&item.1));
+                    if let Some((_, bytes)) = found {
+                        return Ok(Some(bytes));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Deletes one item (a relay evicting what is too old or over quota).
+    pub fn remove_item(&self, scope: SyncScope, item: &SyncItem) -> Result<(), StoreError> {
+        match scope {
+            SyncScope::Control => self.store.remove(CONTROL, &item_key(item)).map(|_| ()),
+            SyncScope::Revocations => self.store.remove(REVOCATIONS, &item_key(item)).map(|_| ()),
+            SyncScope::Room(room) => {
+                let mut prefix = room.0.to_vec();
+                prefix.extend(item.0.to_be_bytes());
+                for tree in [MESSAGES, EXTRAS] {
+                    for (key, _) in self.store.scan_prefix(tree, &prefix, usize::MAX)? {
+                        if key.ends_with(&item.1) {
+                            self.store.remove(tree, &key)?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The last `limit` envelopes of `room`, oldest first.
@@ -250,6 +358,41 @@ impl MessageLog {
             })
             .collect())
     }
+}
+
+/// The sync item of an envelope: its HLC wall time and its id.
+pub fn envelope_sync_item(envelope: &Envelope) -> SyncItem {
+    (envelope.body.header.timestamp.wall_ms, envelope.id())
+}
+
+/// The sync item of a control frame's bytes: its send time (ms) and the
+/// hash of the bytes (the gossip message id).
+pub fn control_item(frame: &[u8]) -> Option<SyncItem> {
+    let decoded = wire::decode::<SignedFrame>(frame).ok()?;
+    Some((
+        decoded.body.sent_at.saturating_mul(1000),
+        *blake3::hash(frame).as_bytes(),
+    ))
+}
+
+fn item_key(item: &SyncItem) -> Vec<u8> {
+    let mut key = item.0.to_be_bytes().to_vec();
+    key.extend(item.1);
+    key
+}
+
+fn parse_item_key(key: &[u8]) -> Option<SyncItem> {
+    let time = <[u8; 8]>::try_from(key.get(..8)?).ok()?;
+    let id = <[u8; 32]>::try_from(key.get(8..)?).ok()?;
+    Some((u64::from_be_bytes(time), id))
+}
+
+/// Room and item from a message key: room || wall_ms || counter || id.
+fn envelope_item(key: &[u8]) -> Option<(RoomId, SyncItem)> {
+    let room = <[u8; 32]>::try_from(key.get(..32)?).ok()?;
+    let time = <[u8; 8]>::try_from(key.get(32..40)?).ok()?;
+    let id = <[u8; 32]>::try_from(key.get(44..)?).ok()?;
+    Some((RoomId(room), (u64::from_be_bytes(time), id)))
 }
 
 fn state_byte(state: ReceiptState) -> u8 {

@@ -18,7 +18,7 @@ mod conformance;
 pub use error::StoreError;
 pub use home::{Home, HomeFile};
 pub use memory::MemoryStore;
-pub use message_log::{MAX_LISTING, MessageLog};
+pub use message_log::{MAX_LISTING, MessageLog, control_item, envelope_sync_item};
 pub use sled_store::SledStore;
 
 /// Version of the database layout this build writes and understands.

@@ -3,7 +3,7 @@
 //! the oldest-first eviction a relay applies to stay within its quota and
 //! retention.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{SyncItem, SyncScope};
 
@@ -13,6 +13,8 @@ pub struct SyncIndex {
     sets: BTreeMap<SyncScope, BTreeMap<SyncItem, u32>>,
     /// Every item once, oldest first, for eviction.
     by_age: BTreeSet<(u64, [u8; 32], SyncScope)>,
+    /// Timestamp of each held id, per set.
+    ids: HashMap<(SyncScope, [u8; 32]), u64>,
     bytes: u64,
 }
 
@@ -30,6 +32,7 @@ impl SyncIndex {
             return false;
         }
         self.by_age.insert((item.0, item.1, scope));
+        self.ids.insert((scope, item.1), item.0);
         self.bytes += u64::from(len);
         true
     }
@@ -46,17 +49,14 @@ impl SyncIndex {
             self.sets.remove(&scope);
         }
         self.by_age.remove(&(item.0, item.1, scope));
+        self.ids.remove(&(scope, item.1));
         self.bytes -= u64::from(len);
         true
     }
 
     /// Whether `scope` holds an item with `id`, and its timestamp.
     pub fn timestamp_of(&self, scope: SyncScope, id: &[u8; 32]) -> Option<u64> {
-        self.sets
-            .get(&scope)?
-            .keys()
-            .find(|(_, item)| item == id)
-            .map(|(t, _)| *t)
+        self.ids.get(&(scope, *id)).copied()
     }
 
     /// The items of `scope`, in order.
@@ -70,6 +70,11 @@ impl SyncIndex {
     /// How many items `scope` holds.
     pub fn len(&self, scope: SyncScope) -> usize {
         self.sets.get(&scope).map_or(0, BTreeMap::len)
+    }
+
+    /// How many items are held over all sets.
+    pub fn total(&self) -> usize {
+        self.ids.len()
     }
 
     /// Whether nothing is held at all.

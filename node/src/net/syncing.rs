@@ -1,0 +1,482 @@
+//! The actor's sync glue: reconciles, with every peer it connects to (and
+//! again every sync interval), the revocation set first, then the control
+//! frames, then each room both may hold; fetches only what is missing and
+//! puts every fetched item through the same validation as gossip. Also the
+//! answering side (what a peer may be given), and a relay's eviction.
+
+use std::collections::VecDeque;
+
+use libp2p::PeerId;
+use libp2p::request_response::{self, ResponseChannel};
+
+use super::Actor;
+use crate::net::sync_protocol::frame_len;
+use crate::node::{NodeEvent, SyncReport};
+use crate::rooms::RoomId;
+use crate::store::envelope_sync_item;
+use crate::sync::{
+    MAX_FETCH_IDS, MAX_ITEMS_BYTES, Reconciler, Step, SyncIndex, SyncItem, SyncRequest,
+    SyncResponse, SyncScope, respond,
+};
+use crate::trust::{Role, VerifiedDevice};
+use crate::wire::{self, Envelope};
+
+
+/// A sync session this node started with one peer.
+#[derive(Debug)]
+pub(crate) struct PeerSync {
+    queue: VecDeque<SyncScope>,
+    rooms_queued: bool,
+    scope: Option<SyncScope>,
+    reconciler: Option<Reconciler>,
+    need: Vec<[u8; 32]>,
+    asked: Vec<[u8; 32]>,
+    report: SyncReport,
+    /// Another round was asked for while this one ran.
+    again: bool,
+}
+
+/// What became of one envelope or frame offered by gossip or sync.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Intake {
+    /// Valid and new.
+    New,
+    /// Valid, but this device cannot read it (kept aside).
+    Held,
+    /// Already here.
+    Duplicate,
+    /// Invalid.
+    Rejected(String),
+}
+
+impl Actor {
+    /// Loads what the store holds into the sync index (at start).
+    pub(super) fn load_sync_index(&mut self) {
+        let Some(messaging) = self.messaging.as_ref() else {
+            return;
+        };
+        let mut index = SyncIndex::new();
+        match messaging.log.sync_items() {
+            Ok(items) => {
+                for (scope, item, len) in items {
+                    index.insert(scope, item, len);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read what is held for sync"),
+        }
+        if let Some(carrier) = self.carrier.as_mut() {
+            for frame in messaging.log.control_frames().unwrap_or_default() {
+                if let Some(grant) = frame_grant(&frame) {
+                    carrier.learn_grant(&grant);
+                }
+            }
+        }
+        self.index = index;
+    }
+
+    /// Records that an item is held (after it was saved).
+    pub(super) fn hold(&mut self, scope: SyncScope, item: SyncItem, len: usize) {
+        self.index.insert(scope, item, len);
+    }
+
+    /// Saves and holds an envelope that is not a text (receipts).
+    pub(super) fn hold_extra(&mut self, envelope: &Envelope) {
+        let item = envelope_sync_item(envelope);
+        let scope = SyncScope::Room(envelope.body.header.room);
+        if self.index.timestamp_of(scope, &item.1).is_some() {
+            return;
+        }
+        let Some(messaging) = self.messaging.as_ref() else {
+            return;
+        };
+        match messaging.log.save_extra(envelope) {
+            Ok(_) => self.hold(scope, item, wire::encode(envelope).len()),
+            Err(e) => tracing::error!(error = %e, "cannot save an envelope"),
+        }
+    }
+
+    /// Saves and holds a control frame (its bytes as they travel).
+    pub(super) fn hold_control(&mut self, frame: &[u8]) {
+        let Some(messaging) = self.messaging.as_ref() else {
+            return;
+        };
+        match messaging.log.save_control(frame) {
+            Ok(Some(item)) => self.hold(SyncScope::Control, item, frame.len()),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot save a control frame"),
+        }
+    }
+
+    /// Starts a sync session with `peer` (or asks the running one to go again).
+    pub(super) fn start_sync(&mut self, peer: PeerId) {
+        let Some((device, _)) = self.gate.admitted(&peer) else {
+            return;
+        };
+        if let Some(running) = self.syncs.get_mut(&peer) {
+            running.again = true;
+            return;
+        }
+        let session = PeerSync {
+            queue: VecDeque::from([SyncScope::Revocations, SyncScope::Control]),
+            rooms_queued: false,
+            scope: None,
+            reconciler: None,
+            need: Vec::new(),
+            asked: Vec::new(),
+            report: SyncReport {
+                peer: device.device,
+                scopes: Vec::new(),
+                fetched: 0,
+                bytes_sent: 0,
+                bytes_received: 0,
+                round_trips: 0,
+            },
+            again: false,
+        };
+        self.syncs.insert(peer, session);
+        self.next_scope(peer);
+    }
+
+    /// Starts a round with every connected peer.
+    pub(super) fn sync_all(&mut self) {
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for peer in peers {
+            self.start_sync(peer);
+        }
+    }
+
+    /// The rooms to reconcile with `peer`, decided after the control frames
+    /// (which carry the grants that say who is in which room).
+    fn rooms_to_sync(&self, peer: &VerifiedDevice) -> Vec<RoomId> {
+        let mut rooms: Vec<RoomId> = match (&self.carrier, &self.messaging) {
+            (Some(carrier), _) if peer.role == Role::Relay => carrier
+                .rooms()
+                .chain(self.index.scopes().filter_map(|scope| match scope {
+                    SyncScope::Room(room) => Some(room),
+                    _ => None,
+                }))
+                .collect(),
+            (Some(carrier), _) => carrier.rooms_of(&peer.device.public_key()),
+            (None, Some(messaging)) => messaging.messenger.rooms().map(|r| r.id).collect(),
+            (None, None) => Vec::new(),
+        };
+        rooms.sort();
+        rooms.dedup();
+        rooms
+    }
+
+    /// Moves the session with `peer` to its next set, or ends it.
+    fn next_scope(&mut self, peer: PeerId) {
+        let Some(device) = self.gate.admitted(&peer).map(|(d, _)| d) else {
+            self.syncs.remove(&peer);
+            return;
+        };
+        let rooms = self.rooms_to_sync(&device);
+        let Some(session) = self.syncs.get_mut(&peer) else {
+            return;
+        };
+        if session.queue.is_empty() && !session.rooms_queued {
+            session.rooms_queued = true;
+            session.queue.extend(rooms.into_iter().map(SyncScope::Room));
+        }
+        let Some(scope) = session.queue.pop_front() else {
+            let session = self.syncs.remove(&peer);
+            if let Some(session) = session {
+                tracing::debug!(peer = %session.report.peer.short(), fetched = session.report.fetched, "sync finished");
+                let again = session.again;
+                self.emit(NodeEvent::Synced(session.report));
+                if again {
+                    self.start_sync(peer);
+                }
+            }
+            return;
+        };
+        let items: Vec<SyncItem> = self.index.items(scope).collect();
+        match Reconciler::initiate(items) {
+            Ok((reconciler, message)) => {
+                session.scope = Some(scope);
+                session.reconciler = Some(reconciler);
+                session.report.scopes.push(scope.to_string());
+                self.send_sync(peer, SyncRequest::Reconcile { scope, message });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start reconciliation");
+                self.syncs.remove(&peer);
+            }
+        }
+    }
+
+    fn send_sync(&mut self, peer: PeerId, request: SyncRequest) {
+        if let Some(session) = self.syncs.get_mut(&peer) {
+            session.report.bytes_sent += frame_len(&request) as u64;
+            session.report.round_trips += 1;
+        }
+        self.swarm.behaviour_mut().sync.send_request(&peer, request);
+    }
+
+    /// Asks for the next batch of missing items, or moves on.
+    fn fetch_next(&mut self, peer: PeerId) {
+        let Some(session) = self.syncs.get_mut(&peer) else {
+            return;
+        };
+        let (Some(scope), false) = (session.scope, session.need.is_empty()) else {
+            return self.next_scope(peer);
+        };
+        let take = session.need.len().min(MAX_FETCH_IDS);
+        let ids: Vec<[u8; 32]> = session.need.drain(..take).collect();
+        session.asked = ids.clone();
+        self.send_sync(peer, SyncRequest::Fetch { scope, ids });
+    }
+
+    pub(super) fn on_sync_event(
+        &mut self,
+        event: request_response::Event<SyncRequest, SyncResponse>,
+    ) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.answer_sync(peer, request, channel),
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } if self.raw_syncs.contains_key(&request_id) => {
+                if let Some(reply) = self.raw_syncs.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { response, .. },
+                ..
+            } => self.on_sync_response(peer, response),
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } if self.raw_syncs.contains_key(&request_id) => {
+                if let Some(reply) = self.raw_syncs.remove(&request_id) {
+                    let _ = reply.send(Err(crate::node::NodeError::Network(error.to_string())));
+                }
+            }
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "sync request failed");
+                self.syncs.remove(&peer);
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "sync request from a peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_sync_response(&mut self, peer: PeerId, response: SyncResponse) {
+        let Some(session) = self.syncs.get_mut(&peer) else {
+            return;
+        };
+        session.report.bytes_received += frame_len(&response) as u64;
+        match response {
+            SyncResponse::Reconcile(reply) => {
+                let Some(reconciler) = session.reconciler.as_mut() else {
+                    return;
+                };
+                match reconciler.step(&reply) {
+                    Ok(Step::Continue(message)) => {
+                        if let Some(scope) = session.scope {
+                            self.send_sync(peer, SyncRequest::Reconcile { scope, message });
+                        }
+                    }
+                    Ok(Step::Done { need, .. }) => {
+                        session.reconciler = None;
+                        session.need = need;
+                        self.fetch_next(peer);
+                    }
+                    Err(e) => self.abandon_sync(peer, e.to_string()),
+                }
+            }
+            SyncResponse::Items(items) => {
+                let Some(scope) = session.scope else {
+                    return;
+                };
+                let asked = std::mem::take(&mut session.asked);
+                let mut returned = Vec::with_capacity(items.len());
+                for bytes in &items {
+                    let id = item_id(bytes);
+                    if !asked.contains(&id) {
+                        return self.abandon_sync(peer, "sent an item that was not asked for".into());
+                    }
+                    returned.push(id);
+                    match self.take_synced(scope, bytes) {
+                        Intake::Rejected(reason) => return self.abandon_sync(peer, reason),
+                        Intake::New | Intake::Held => {
+                            if let Some(session) = self.syncs.get_mut(&peer) {
+                                session.report.fetched += 1;
+                            }
+                        }
+                        Intake::Duplicate => {}
+                    }
+                }
+                // A response stops at its byte limit: ask again for the rest.
+                if let Some(session) = self.syncs.get_mut(&peer)
+                    && !items.is_empty()
+                {
+                    let rest = asked.into_iter().filter(|id| !returned.contains(id));
+                    let mut need: Vec<[u8; 32]> = rest.collect();
+                    need.append(&mut session.need);
+                    session.need = need;
+                }
+                self.fetch_next(peer);
+            }
+            SyncResponse::Refused(reason) => {
+                tracing::debug!(%peer, %reason, "peer declined a sync set");
+                session.reconciler = None;
+                session.need.clear();
+                self.next_scope(peer);
+            }
+        }
+    }
+
+    fn abandon_sync(&mut self, peer: PeerId, reason: String) {
+        let Some(session) = self.syncs.remove(&peer) else {
+            return;
+        };
+        tracing::warn!(peer = %session.report.peer.short(), %reason, "sync item rejected; session abandoned");
+        self.emit(NodeEvent::SyncRejected {
+            from: session.report.peer,
+            reason,
+        });
+    }
+
+    /// Validates and takes in one fetched item, exactly like the same bytes
+    /// arriving by gossip.
+    fn take_synced(&mut self, scope: SyncScope, bytes: &[u8]) -> Intake {
+        match scope {
+            SyncScope::Revocations => {
+                Intake::Rejected("revocations are not accepted by this version".into())
+            }
+            SyncScope::Control => self.take_control(bytes),
+            SyncScope::Room(room) => self.take_envelope(room, bytes),
+        }
+    }
+
+    /// Whether `peer` may be given `scope`.
+    fn may_serve(&self, peer: &VerifiedDevice, scope: SyncScope) -> Result<(), String> {
+        let SyncScope::Room(room) = scope else {
+            return Ok(());
+        };
+        let allowed = match (&self.carrier, &self.messaging) {
+            // Relays carry every room's ciphertext.
+            _ if peer.role == Role::Relay => true,
+            (Some(carrier), _) => carrier.may_serve(room, &peer.device.public_key()),
+            (None, Some(messaging)) => messaging
+                .messenger
+                .room(room)
+                .is_some_and(|r| r.admits(peer)),
+            (None, None) => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(format!("{scope} is not served to {}", peer.subject.user_id))
+        }
+    }
+
+    fn answer_sync(
+        &mut self,
+        peer: PeerId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
+        let response = match self.gate.admitted(&peer) {
+            None => SyncResponse::Refused("not admitted".into()),
+            Some((device, _)) => self.serve(&device, request),
+        };
+        let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+    }
+
+    fn serve(&self, peer: &VerifiedDevice, request: SyncRequest) -> SyncResponse {
+        match request {
+            SyncRequest::Reconcile { scope, message } => {
+                if let Err(reason) = self.may_serve(peer, scope) {
+                    return SyncResponse::Refused(reason);
+                }
+                match respond(self.index.items(scope), &message) {
+                    Ok(reply) => SyncResponse::Reconcile(reply),
+                    Err(e) => SyncResponse::Refused(e.to_string()),
+                }
+            }
+            SyncRequest::Fetch { scope, ids } => {
+                if let Err(reason) = self.may_serve(peer, scope) {
+                    return SyncResponse::Refused(reason);
+                }
+                if ids.len() > MAX_FETCH_IDS {
+                    return SyncResponse::Refused(format!("at most {MAX_FETCH_IDS} ids at once"));
+                }
+                let Some(messaging) = self.messaging.as_ref() else {
+                    return SyncResponse::Items(Vec::new());
+                };
+                let mut items = Vec::new();
+                let mut total = 0;
+                for id in ids {
+                    let Some(timestamp) = self.index.timestamp_of(scope, &id) else {
+                        continue;
+                    };
+                    let Ok(Some(bytes)) = messaging.log.item_bytes(scope, &(timestamp, id)) else {
+                        continue;
+                    };
+                    if total + bytes.len() > MAX_ITEMS_BYTES {
+                        break;
+                    }
+                    total += bytes.len();
+                    items.push(bytes);
+                }
+                SyncResponse::Items(items)
+            }
+        }
+    }
+
+    /// Drops what a relay no longer keeps: older than the retention period,
+    /// or the oldest beyond the quota.
+    pub(super) fn evict(&mut self) {
+        let Some(relay) = self.config.config.relay.clone() else {
+            return;
+        };
+        let now_ms = self.clock.now().saturating_mul(1000);
+        let oldest = now_ms.saturating_sub(relay.retention_days.saturating_mul(86_400_000));
+        let gone = self
+            .index
+            .evict(oldest, relay.max_store_mb.saturating_mul(1 << 20));
+        let Some(messaging) = self.messaging.as_ref() else {
+            return;
+        };
+        if !gone.is_empty() {
+            tracing::info!(items = gone.len(), "relay store: evicted the oldest items");
+        }
+        for (scope, item) in gone {
+            if let Err(e) = messaging.log.remove_item(scope, &item) {
+                tracing::error!(error = %e, "cannot evict an item");
+            }
+        }
+    }
+}
+
+/// The id reconciliation names an item by: the hash of its encoding (an
+/// envelope's id, a frame's gossip message id).
+fn item_id(bytes: &[u8]) -> [u8; 32] {
+    *blake3::hash(bytes).as_bytes()
+}
+
+/// The key grant a stored control frame carries, if any.
+fn frame_grant(frame: &[u8]) -> Option<crate::rooms::KeyGrant> {
+    let frame = wire::decode::<crate::trust::SignedFrame>(frame).ok()?;
+    match wire::decode::<crate::rooms::ControlMessage>(&frame.body.payload).ok()? {
+        crate::rooms::ControlMessage::Grant(grant) => Some(grant),
+        _ => None,
+    }
+}
