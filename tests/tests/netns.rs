@@ -101,6 +101,18 @@ impl Lab {
             ip(&["-n", host, "link", "set", "eth0", "up"])?;
             // mDNS goes to 224.0.0.251: route multicast out of the one real link.
             ip(&["-n", host, "route", "add", "224.0.0.0/4", "dev", "eth0"])?;
+            // A connection whose peer vanished ends only when TCP gives up
+            // retransmitting: ~15 min by default (tcp_retries2 = 15). Give
+            // up after 4 retries (~6 s) in these hosts, so a partition shows
+            // as disconnected peers within a ping interval (15 s).
+            ip(&[
+                "netns",
+                "exec",
+                host,
+                "sh",
+                "-c",
+                "echo 4 > /proc/sys/net/ipv4/tcp_retries2",
+            ])?;
         }
         Ok(lab)
     }
@@ -167,7 +179,7 @@ impl NsNode {
             .args(["--sync-interval", "2", "--mdns-interval", "2"])
             .env_remove("BARO_HOME")
             .env_remove("BARO_PASSPHRASE")
-            .env("RUST_LOG", "debug,libp2p_mdns=trace")
+            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -207,6 +219,22 @@ impl Drop for NsNode {
     }
 }
 
+/// Polls `check` every 100 ms for up to `secs` seconds until it says done;
+/// `Err` holds what it saw last.
+fn eventually_or_last<T>(secs: u64, mut check: impl FnMut() -> (bool, T)) -> Result<T, T> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (done, seen) = check();
+        if done {
+            return Ok(seen);
+        }
+        if Instant::now() >= deadline {
+            return Err(seen);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The other devices a node lists, or `None` while its control socket does not answer.
 fn peers(device: &Baro) -> Option<Vec<serde_json::Value>> {
     let out = device.run(["--json", "peers"]);
@@ -229,6 +257,11 @@ fn texts(device: &Baro) -> BTreeSet<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Who wrote `text` ("kim: …" or "lee: …").
+fn author<'a>(text: &str, kim: &'a Baro, lee: &'a Baro) -> &'a Baro {
+    if text.starts_with("kim") { kim } else { lee }
 }
 
 fn send(device: &Baro, text: &str) {
@@ -320,19 +353,32 @@ fn two_hosts_find_each_other_by_mdns_chat_and_converge_after_a_partition() {
     });
     println!("chatted ({:.1?})", started.elapsed());
 
-    // 3. Partition: kim's cable is pulled. Wait until both nodes notice.
+    // 3. Partition: kim's cable is pulled. Each side writes at once, while
+    // its node still counts the other as connected: gossip hands these to
+    // a dead connection, so only reconciliation can bring them across.
     lab.set_link(0, false);
     let cut = Instant::now();
+    let mut partitioned = vec![
+        "kim: as the link went down".to_string(),
+        "lee: as the link went down".to_string(),
+    ];
+    for text in &partitioned {
+        send(author(text, kim, lee), text);
+    }
+    // Wait until both nodes notice: their peers lists are empty.
     eventually(60, "both nodes notice the partition (peers empty)", || {
         (peers(kim)?.is_empty() && peers(lee)?.is_empty()).then_some(())
     });
     println!("partition noticed after {:.1?}", cut.elapsed());
-    let partitioned: Vec<String> = (1..=3)
+    // Then three messages each, with nobody to take them.
+    let cut_off: Vec<String> = (1..=3)
         .flat_map(|n| [format!("kim: cut off #{n}"), format!("lee: cut off #{n}")])
         .collect();
-    for text in &partitioned {
-        send(if text.starts_with("kim") { kim } else { lee }, text);
+    for text in &cut_off {
+        let said = author(text, kim, lee).run(["send", ROOM, text]).success();
+        println!("send '{text}': {}", said.trim());
     }
+    partitioned.extend(cut_off);
     // Give a leak a moment to show (there is no link: nothing may arrive).
     std::thread::sleep(Duration::from_secs(3));
     let (kim_sees, lee_sees) = (texts(kim), texts(lee));
@@ -368,9 +414,19 @@ fn two_hosts_find_each_other_by_mdns_chat_and_converge_after_a_partition() {
             "lee: before the partition".into(),
         ])
         .collect();
-    eventually(40, "both histories hold every message", || {
-        (texts(kim) == expected && texts(lee) == expected).then_some(())
+    let converged = eventually_or_last(40, || {
+        let (kim_sees, lee_sees) = (texts(kim), texts(lee));
+        let done = kim_sees == expected && lee_sees == expected;
+        (done, (kim_sees, lee_sees))
     });
+    if let Err((kim_sees, lee_sees)) = converged {
+        panic!(
+            "histories did not converge within 40 s of healing:\n\
+             kim lacks {:?}\nlee lacks {:?}",
+            expected.difference(&kim_sees).collect::<Vec<_>>(),
+            expected.difference(&lee_sees).collect::<Vec<_>>()
+        );
+    }
     println!("converged after {:.1?}", healed.elapsed());
 
     for node in nodes {

@@ -325,6 +325,9 @@ impl Actor {
     /// starts listening on the control topic is granted the keys it may have
     /// missed (grants published at its admission went out before it listened).
     pub(super) fn on_subscribed(&mut self, peer: PeerId, topic: &TopicHash) {
+        if self.carrier.is_some() && *topic != self.control.hash() {
+            return self.carry_topic(topic);
+        }
         let now = self.clock.now();
         let Some(messaging) = self.messaging.as_mut() else {
             return;
@@ -501,6 +504,20 @@ impl Actor {
         };
         self.settle_messaging();
         intake
+    }
+
+    /// A relay follows every room topic an admitted peer subscribes to (it
+    /// learns the room from the envelopes, and checks the topic matches).
+    fn carry_topic(&mut self, topic: &TopicHash) {
+        if !self.carried.insert(topic.clone()) {
+            return;
+        }
+        let topic = gossipsub::IdentTopic::new(topic.as_str());
+        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        if let Err(e) = gossipsub.subscribe(&topic) {
+            tracing::error!(error = %e, "cannot follow a room topic");
+        }
+        let _ = gossipsub.set_topic_params(topic, topics::score_params());
     }
 
     /// A relay stores a valid envelope it cannot read, and will tell the

@@ -98,6 +98,20 @@ impl RoomState {
         }
     }
 
+    /// Every key held for the current epoch number: the winner and any
+    /// concurrent sibling (devices that rotated at once while apart; their
+    /// messages, arriving later by sync, need the sibling's key).
+    fn current_keys(&self) -> Vec<(EpochRef, RoomKey)> {
+        let Some(current) = self.epochs.current() else {
+            return Vec::new();
+        };
+        self.keys
+            .iter()
+            .filter(|((number, _), _)| *number == current.number)
+            .map(|(&(number, key_id), key)| (EpochRef { number, key_id }, key.clone()))
+            .collect()
+    }
+
     fn current_key(&self) -> Option<(EpochRef, &RoomKey)> {
         let epoch = self.epochs.current()?;
         self.keys
@@ -304,13 +318,12 @@ impl Messenger {
             if !state.room.admits(recipient) || !may_grant(&state.room, &self.my_cert) {
                 continue;
             }
-            let Some((epoch, key)) = state.current_key() else {
-                continue;
-            };
-            if let Ok(grants) =
-                KeyGrant::issue(&self.me, state.room.id, epoch.number, key, &[*device], now)
-            {
-                out.extend(grants);
+            for (epoch, key) in state.current_keys() {
+                if let Ok(grants) =
+                    KeyGrant::issue(&self.me, state.room.id, epoch.number, &key, &[*device], now)
+                {
+                    out.extend(grants);
+                }
             }
         }
         out
@@ -813,21 +826,23 @@ impl Messenger {
             if !may_grant(&state.room, &me) {
                 continue;
             }
-            let Some((epoch, key)) = state.current_key().map(|(e, k)| (e, k.clone())) else {
-                continue;
-            };
-            let slot = (epoch.number, epoch.key_id);
-            let granted = state.granted.entry(slot).or_default();
-            let missing: Vec<PublicKey> = members
-                .into_iter()
-                .filter(|d| !granted.contains(d))
-                .collect();
-            if missing.is_empty() {
-                continue;
-            }
-            if let Ok(grants) = KeyGrant::issue(&self.me, room, epoch.number, &key, &missing, now) {
-                granted.extend(missing);
-                out.extend(grants);
+            for (epoch, key) in state.current_keys() {
+                let slot = (epoch.number, epoch.key_id);
+                let granted = state.granted.entry(slot).or_default();
+                let missing: Vec<PublicKey> = members
+                    .iter()
+                    .filter(|d| !granted.contains(d))
+                    .copied()
+                    .collect();
+                if missing.is_empty() {
+                    continue;
+                }
+                if let Ok(grants) =
+                    KeyGrant::issue(&self.me, room, epoch.number, &key, &missing, now)
+                {
+                    granted.extend(missing);
+                    out.extend(grants);
+                }
             }
         }
         out
