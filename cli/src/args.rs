@@ -36,6 +36,11 @@ pub enum Command {
     Whoami,
     /// Run this device as a mesh node in the foreground (Ctrl-C stops it).
     Run(RunArgs),
+    /// Run this device as a field-office relay (needs a relay certificate):
+    /// always on, bootstrap for devices, circuit relay for devices behind
+    /// NAT, and store-and-forward of every room's ciphertext for devices
+    /// that are offline.
+    Relay(RelayArgs),
     /// List the peers the running node has admitted.
     Peers,
     /// Show the running node's status.
@@ -166,6 +171,19 @@ pub struct RunArgs {
     /// Seconds between mDNS queries on the local network.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub mdns_interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Network options, as for `baro run`.
+    #[command(flatten)]
+    pub network: RunArgs,
+    /// Days a stored message is kept for devices that are offline.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub retention_days: u64,
+    /// Most megabytes of stored messages; the oldest go first beyond it.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_store_mb: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -27,7 +27,15 @@ pub fn run(cli: Cli) -> Result<()> {
             device::install(&home(cli.home)?, args, json)
         }
         Command::Whoami => device::whoami(&home(cli.home)?, json),
-        Command::Run(args) => node::run(&home(cli.home)?, args),
+        Command::Run(args) => node::run(&home(cli.home)?, args, None),
+        Command::Relay(args) => node::run(
+            &home(cli.home)?,
+            args.network,
+            Some(baro_node::config::RelayConfig {
+                retention_days: args.retention_days,
+                max_store_mb: args.max_store_mb,
+            }),
+        ),
         Command::Peers => node::peers(&home(cli.home)?, json),
         Command::Status => node::status(&home(cli.home)?, json),
         Command::Room(RoomCommand::Create { name, members }) => {

@@ -7,24 +7,37 @@ use baro_node::api::{self, Request, Response};
 use baro_node::clock::unix_now;
 use baro_node::enrollment;
 use baro_node::store::{Home, SledStore, Store};
-use baro_node::trust::TrustPolicy;
+use baro_node::config::RelayConfig;
+use baro_node::trust::{Role, TrustPolicy};
 use baro_node::{Credentials, NodeBuilder, NodeConfig, NodeEvent};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::print_json;
 use crate::args::RunArgs;
 
-pub fn run(home_dir: &Path, args: RunArgs) -> Result<()> {
+/// Runs the node in the foreground; `relay` makes it a field-office relay.
+pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result<()> {
     let home = Home::open(home_dir)?;
     let key = enrollment::load_device_key(&home)?;
     let bundle = enrollment::load_bundle(&home)?;
     let me = bundle
         .verify_for(key.device_id(), unix_now(), &TrustPolicy::default())
         .context("this device's certificate is not valid; ask an operator for a new bundle")?;
+    match (&relay, me.role) {
+        (Some(_), role) if role != Role::Relay => bail!(
+            "`baro relay` needs a relay certificate, and this device is certified as {role}; \
+             ask an operator to enroll a relay device (`baro agency enroll ... --role relay`)"
+        ),
+        (None, Role::Relay) => bail!(
+            "this device is certified as a relay: start it with `baro relay` (not `baro run`)"
+        ),
+        _ => {}
+    }
     let mut config = NodeConfig {
         mdns: !args.no_mdns,
         sync_interval_secs: args.sync_interval,
         mdns_query_secs: args.mdns_interval,
+        relay,
         ..NodeConfig::default()
     };
     if !args.listen.is_empty() {
@@ -114,6 +127,20 @@ fn print_event(event: &NodeEvent, me: &str) {
         NodeEvent::GossipRejected { from, reason } => {
             println!("rejected a message forwarded by {from}: {reason}")
         }
+        NodeEvent::Synced(report) if report.fetched > 0 => println!(
+            "synced with {}: {} item(s) fetched ({} bytes sent, {} received, {} round trips)",
+            report.peer.short(),
+            report.fetched,
+            report.bytes_sent,
+            report.bytes_received,
+            report.round_trips
+        ),
+        NodeEvent::Synced(report) => {
+            tracing::debug!(peer = %report.peer.short(), "in sync")
+        }
+        NodeEvent::SyncRejected { from, reason } => {
+            println!("sync with {} stopped: it sent an invalid item: {reason}", from.short())
+        }
     }
 }
 
@@ -162,6 +189,16 @@ pub fn status(home: &Path, json: bool) -> Result<()> {
         status.peers, status.blocked
     );
     println!("  mDNS:         {}", if status.mdns { "on" } else { "off" });
+    println!(
+        "  stored:       {} item(s), {} KiB{}",
+        status.stored_items,
+        status.stored_bytes / 1024,
+        if status.relay {
+            " (relay: store-and-forward for offline devices)"
+        } else {
+            ""
+        }
+    );
     if !status.bootstrap.is_empty() {
         println!("  bootstrap:    {}", status.bootstrap.join(", "));
     }
