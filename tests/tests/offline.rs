@@ -7,19 +7,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baro_node::net::MessageView;
+use baro_node::node::SyncReport;
 use baro_node::store::MemoryStore;
 use baro_node::sync::{Reconciler, SyncRequest, SyncResponse, SyncScope};
-use baro_node::node::SyncReport;
 use baro_node::{Node, NodeEvent};
-use baro_tests::mesh::{
-    DIV, SETTLE, TestAgency, listen_address, send, wait_for, wait_for_message,
-};
+use baro_tests::mesh::{DIV, SETTLE, TestAgency, listen_address, send, wait_for, wait_for_message};
 
 /// Polls `node`'s history of `room` until it holds `count` messages.
 async fn history_of(node: &Node, room: &str, count: usize) -> Vec<MessageView> {
     let deadline = tokio::time::Instant::now() + SETTLE;
     loop {
-        let history = node.handle().history(room, 10_000).await.unwrap_or_default();
+        let history = node
+            .handle()
+            .history(room, 10_000)
+            .await
+            .unwrap_or_default();
         if history.len() >= count || tokio::time::Instant::now() >= deadline {
             return history;
         }
@@ -101,14 +103,20 @@ async fn a_message_reaches_a_device_never_online_at_the_same_time_as_its_sender(
     let jung_credentials = agency.member("jung");
     let jung_store = Arc::new(MemoryStore::new());
     let jung = agency.spawn_with_store(jung_credentials.clone(), &bootstrap, jung_store.clone());
-    jung.handle().wait_for_peers(1, SETTLE).await.expect("relay");
+    jung.handle()
+        .wait_for_peers(1, SETTLE)
+        .await
+        .expect("relay");
     next_sync_with(&relay, jung.handle().device()).await;
     jung.shutdown().await;
 
     // Noon: Kang writes while Jung is away; the relay introduced Jung's device.
     let kang_credentials = agency.member("kang");
     let kang = agency.spawn(kang_credentials, &bootstrap);
-    kang.handle().wait_for_peers(1, SETTLE).await.expect("relay");
+    kang.handle()
+        .wait_for_peers(1, SETTLE)
+        .await
+        .expect("relay");
     next_sync_with(&kang, relay.handle().device()).await;
     send(&kang, DIV, "The minister arrives at 3").await;
     next_sync_with(&relay, kang.handle().device()).await;
@@ -127,7 +135,10 @@ async fn partitioned_field_offices_converge_after_healing() {
     let mut agency = TestAgency::new(53);
     // Two offices, each a relay and two officials, with no link between them.
     let mut offices = Vec::new();
-    for (relay_name, users) in [("relay-seoul", ["ahn", "baek"]), ("relay-busan", ["cho", "do"])] {
+    for (relay_name, users) in [
+        ("relay-seoul", ["ahn", "baek"]),
+        ("relay-busan", ["cho", "do"]),
+    ] {
         let relay_credentials = agency.relay(relay_name);
         let relay = agency.spawn_relay(relay_credentials, &[], Arc::new(MemoryStore::new()));
         let address = listen_address(&relay).await.expect("relay listens");
@@ -139,7 +150,10 @@ async fn partitioned_field_offices_converge_after_healing() {
             })
             .collect();
         for node in devices.iter().chain([&relay]) {
-            node.handle().wait_for_peers(2, SETTLE).await.expect("office mesh");
+            node.handle()
+                .wait_for_peers(2, SETTLE)
+                .await
+                .expect("office mesh");
         }
         offices.push((relay, address, devices));
     }
@@ -158,13 +172,21 @@ async fn partitioned_field_offices_converge_after_healing() {
     }
     // The link between the offices comes back.
     let busan_address = offices[1].1.clone();
-    offices[0].0.handle().dial(busan_address).await.expect("dial");
+    offices[0]
+        .0
+        .handle()
+        .dial(busan_address)
+        .await
+        .expect("dial");
     let everyone: Vec<&Node> = offices
         .iter()
         .flat_map(|(relay, _, devices)| devices.iter().chain([relay]))
         .collect();
     for node in &everyone {
-        node.handle().wait_for_peers(5, SETTLE).await.expect("healed mesh");
+        node.handle()
+            .wait_for_peers(5, SETTLE)
+            .await
+            .expect("healed mesh");
     }
     let mut histories = Vec::new();
     for (_, _, devices) in &offices {
@@ -186,8 +208,7 @@ async fn peers_already_in_sync_with_ten_thousand_messages_confirm_it_in_a_few_ki
     // 10,000 real envelopes of their department room, stored on both.
     let stores: [Arc<dyn baro_node::store::Store>; 2] =
         [Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new())];
-    let count =
-        baro_tests::history::fill_department_history(&kim_credentials, &stores, 10_000);
+    let count = baro_tests::history::fill_department_history(&kim_credentials, &stores, 10_000);
     assert_eq!(count, 10_000);
     let kim = agency.spawn_with_store(kim_credentials, &[], stores[0].clone());
     let address = listen_address(&kim).await.expect("listens");
@@ -195,11 +216,21 @@ async fn peers_already_in_sync_with_ten_thousand_messages_confirm_it_in_a_few_ki
     kim.handle().wait_for_peers(1, SETTLE).await.expect("peer");
     let report = next_sync_with(&lee, kim.handle().device()).await;
     assert_eq!(report.fetched, 0, "{report:?}");
-    assert!(report.scopes.iter().any(|s| s.starts_with("room")), "{report:?}");
+    assert!(
+        report.scopes.iter().any(|s| s.starts_with("room")),
+        "{report:?}"
+    );
     let bytes = report.bytes_sent + report.bytes_received;
-    assert!(bytes < 4096, "{bytes} bytes to confirm 10,000 messages: {report:?}");
+    assert!(
+        bytes < 4096,
+        "{bytes} bytes to confirm 10,000 messages: {report:?}"
+    );
     assert_eq!(
-        lee.handle().history(DIV, 10_000).await.expect("history").len(),
+        lee.handle()
+            .history(DIV, 10_000)
+            .await
+            .expect("history")
+            .len(),
         10_000
     );
 }
@@ -216,7 +247,13 @@ async fn a_relay_rejects_invalid_envelopes_and_serves_a_room_to_its_members_only
     let lee = agency.spawn(lee_credentials, &bootstrap);
     // An official of another bureau: certified, admitted, not a member.
     let key = agency.key();
-    let chain = agency.certify(&key, "oh", "MOIS/Audit Office", baro_node::trust::Role::Member, 365);
+    let chain = agency.certify(
+        &key,
+        "oh",
+        "MOIS/Audit Office",
+        baro_node::trust::Role::Member,
+        365,
+    );
     let outsider = agency.spawn(agency.credentials(key, chain), &bootstrap);
     for node in [&relay, &kim, &lee, &outsider] {
         node.handle().wait_for_peers(3, SETTLE).await.expect("mesh");
@@ -238,10 +275,14 @@ async fn a_relay_rejects_invalid_envelopes_and_serves_a_room_to_its_members_only
         .publish_raw_to_room(room, forged)
         .await
         .expect("publish");
-    let reason = wait_for(&mut relay_events, "the relay's rejection", |event| match event {
-        NodeEvent::GossipRejected { reason, .. } => Some(reason.clone()),
-        _ => None,
-    })
+    let reason = wait_for(
+        &mut relay_events,
+        "the relay's rejection",
+        |event| match event {
+            NodeEvent::GossipRejected { reason, .. } => Some(reason.clone()),
+            _ => None,
+        },
+    )
     .await;
     assert!(reason.contains("signature"), "{reason}");
     assert_eq!(
