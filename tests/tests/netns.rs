@@ -395,7 +395,9 @@ fn two_hosts_find_each_other_by_mdns_chat_and_converge_after_a_partition() {
         );
     }
 
-    // 4. Heal: they find each other again by mDNS and converge.
+    // 4. Heal: they find each other again by mDNS and converge. (libp2p's
+    // mDNS reports a peer once per record lifetime, 6 min: a node must dial
+    // a returning peer itself, not wait for a new "discovered" event.)
     lab.set_link(0, true);
     let healed = Instant::now();
     eventually(40, "both reconnect after the partition", || {

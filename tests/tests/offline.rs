@@ -353,3 +353,51 @@ async fn a_relay_rejects_invalid_envelopes_and_serves_a_room_to_its_members_only
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_cannot_be_dialed_is_reachable_through_a_relay_circuit() {
+    let mut agency = TestAgency::new(56);
+    let relay_credentials = agency.relay("relay-seoul");
+    let relay = agency.spawn_relay(relay_credentials, &[], Arc::new(MemoryStore::new()));
+    let relay_address = listen_address(&relay).await.expect("relay listens");
+    // Behind NAT: Ahn's device listens nowhere; it only reserves a relayed address.
+    let ahn_credentials = agency.member("ahn");
+    let ahn = baro_node::NodeBuilder::new(ahn_credentials)
+        .config(baro_node::NodeConfig {
+            listen: Vec::new(),
+            ..baro_node::testing::memory_config(std::slice::from_ref(&relay_address))
+        })
+        .transport(baro_node::net::TransportKind::Memory)
+        .clock(Arc::new(agency.clock.clone()))
+        .spawn()
+        .expect("ahn starts");
+    let circuit = {
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        loop {
+            let status = ahn.handle().status().await.expect("status");
+            if let Some(address) = status.listen.iter().find(|a| a.contains("p2p-circuit")) {
+                break address.clone();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no relayed address");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    // The relayed address ends with Ahn's own peer id.
+    let dial: libp2p::Multiaddr = circuit.parse().expect("address");
+    let baek_credentials = agency.member("baek");
+    let baek = agency.spawn(baek_credentials, &[]);
+    let mut baek_events = baek.handle().events();
+    baek.handle()
+        .dial(dial)
+        .await
+        .expect("dial through the relay");
+    let admitted = wait_for(&mut baek_events, "Ahn admitted", |event| match event {
+        NodeEvent::PeerAdmitted(peer) if peer.user_id == "ahn" => Some(peer.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(admitted.address.contains("p2p-circuit"), "{admitted:?}");
+    let mut ahn_events = ahn.handle().events();
+    send(&baek, DIV, "can you hear me through the relay?").await;
+    wait_for_message(&mut ahn_events, "can you hear me through the relay?").await;
+}

@@ -2,17 +2,20 @@
 //! homes in a temporary directory with the same code the commands use.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use baro_node::clock::unix_now;
+use baro_node::config::RelayConfig;
 use baro_node::crypto::{KdfParams, Passphrase};
 use baro_node::enrollment::{self, AgencyInit};
 use baro_node::identity::{Entropy, KeyPair, OsEntropy};
-use baro_node::store::Home;
+use baro_node::net::MessageView;
+use baro_node::store::{Home, SledStore, Store};
 use baro_node::trust::{DAY_SECS, Enrollment, EnrollmentBundle, Role, Subject, TrustPolicy};
 use baro_node::wire;
-use baro_node::{Credentials, NodeBuilder, NodeConfig, NodeEvent};
+use baro_node::{Credentials, Node, NodeBuilder, NodeConfig, NodeEvent};
 
 use crate::output::{date, device_lines};
 
@@ -232,10 +235,69 @@ pub fn run() -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(mesh(&bundles, &rogue_console, &genuine))?;
 
-    println!("\nDone. Coming next: relays and sync for devices that were offline, and");
-    println!("revocations that make a lost device wipe itself.");
+    println!("\nDone. Coming next: revocations that make a lost device wipe itself.");
     println!("(The temporary directory is removed now.)");
     Ok(())
+}
+
+/// The department room Kim and Lee share.
+const DIVISION: &str = "MOIS/Digital Government Bureau/Division 2";
+
+/// A device running as a node, with its encrypted store on disk.
+struct Running {
+    name: String,
+    node: Node,
+    store: Arc<SledStore>,
+}
+
+impl Running {
+    /// Stops the node and writes its store out; the home stays.
+    async fn stop(self) -> Result<()> {
+        self.node.shutdown().await;
+        self.store.flush()?;
+        Ok(())
+    }
+}
+
+/// Loopback only, no mDNS, quick discovery and sync rounds.
+fn node_config(bootstrap: Vec<String>, relay: bool) -> NodeConfig {
+    NodeConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        bootstrap,
+        mdns: false,
+        discovery_interval_secs: 1,
+        sync_interval_secs: 2,
+        relay: relay.then(RelayConfig::default),
+        ..NodeConfig::default()
+    }
+}
+
+/// The credentials and display name installed in `home`.
+fn credentials(home: &Path) -> Result<(Credentials, String)> {
+    let opened = Home::open(home)?;
+    let bundle = enrollment::load_bundle(&opened)?;
+    let name = bundle
+        .body
+        .chain
+        .leaf()
+        .map(|c| c.body.subject.display_name.clone())
+        .unwrap_or_default();
+    Ok((
+        Credentials::from_bundle(enrollment::load_device_key(&opened)?, &bundle),
+        name,
+    ))
+}
+
+/// Starts the device installed in `home` on its own store (sled, sealed
+/// under the home's storage key), as `baro run` would.
+fn start(home: &Path, bootstrap: Vec<String>, relay: bool) -> Result<Running> {
+    let (creds, name) = credentials(home)?;
+    let store = Arc::new(SledStore::open(Home::open(home)?)?);
+    let node = NodeBuilder::new(creds)
+        .config(node_config(bootstrap, relay))
+        .store(store.clone())
+        .spawn()?;
+    Ok(Running { name, node, store })
 }
 
 /// Starts every enrolled device as a node on loopback (the relay first, the
@@ -245,48 +307,23 @@ async fn mesh(
     rogue_console: &Path,
     genuine: &EnrollmentBundle,
 ) -> Result<()> {
-    let config = |bootstrap: Vec<String>| NodeConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
-        bootstrap,
-        mdns: false,
-        discovery_interval_secs: 1,
-        ..NodeConfig::default()
-    };
-    let credentials = |home: &Path| -> Result<(Credentials, String)> {
-        let opened = Home::open(home)?;
-        let bundle = enrollment::load_bundle(&opened)?;
-        let name = bundle
-            .body
-            .chain
-            .leaf()
-            .map(|c| c.body.subject.display_name.clone())
-            .unwrap_or_default();
-        Ok((
-            Credentials::from_bundle(enrollment::load_device_key(&opened)?, &bundle),
-            name,
-        ))
-    };
     // The relay is the last enrolled device.
     let (relay_home, _) = bundles.last().context("no relay")?;
-    let (relay_credentials, relay_name) = credentials(relay_home)?;
-    let relay = NodeBuilder::new(relay_credentials)
-        .config(config(vec![]))
-        .spawn()?;
-    let mut relay_events = relay.handle().events();
-    let address = baro_node::testing::listen_address(&relay).await?;
-    println!("   {relay_name} listens on {address}");
-    let mut nodes = Vec::new();
+    let relay = start(relay_home, vec![], true)?;
+    let mut relay_events = relay.node.handle().events();
+    let address = baro_node::testing::listen_address(&relay.node).await?;
+    println!("   {} listens on {address}", relay.name);
+    println!("     (as a relay: it stores what it cannot read for devices that are away)");
+    let mut running = Vec::new();
     for (home, _) in &bundles[..bundles.len() - 1] {
-        let (creds, name) = credentials(home)?;
-        let node = NodeBuilder::new(creds)
-            .config(config(vec![address.to_string()]))
-            .spawn()?;
-        println!("   {name} starts, bootstrapping from the relay");
-        nodes.push((name, node));
+        let device = start(home, vec![address.to_string()], false)?;
+        println!("   {} starts, bootstrapping from the relay", device.name);
+        running.push(device);
     }
-    let total = nodes.len();
-    for (name, node) in &nodes {
-        let peers = node
+    let total = running.len();
+    for device in &running {
+        let peers = device
+            .node
             .handle()
             .wait_for_peers(total, Duration::from_secs(20))
             .await?;
@@ -295,7 +332,8 @@ async fn mesh(
             .map(|p| format!("{} via {}", p.user_id, p.found_by))
             .collect();
         println!(
-            "   ✓ {name:<14} admitted {}: {}",
+            "   ✓ {:<14} admitted {}: {}",
+            device.name,
             peers.len(),
             seen.join(", ")
         );
@@ -326,7 +364,7 @@ async fn mesh(
     ];
     for (what, creds) in intruders {
         let intruder = NodeBuilder::new(creds)
-            .config(config(vec![address.to_string()]))
+            .config(node_config(vec![address.to_string()], false))
             .spawn()?;
         let peer = intruder.handle().device().peer_id();
         let reason = tokio::time::timeout(Duration::from_secs(10), async {
@@ -358,12 +396,15 @@ async fn mesh(
     println!("   protocol list, no gossip topics.");
 
     step(7, "Officials chat, end-to-end encrypted");
-    messaging(&nodes).await?;
-    for (_, node) in nodes {
-        node.shutdown().await;
-    }
-    relay.shutdown().await;
-    Ok(())
+    messaging(&running).await?;
+
+    step(
+        8,
+        "An official goes offline and catches up through the field-office relay",
+    );
+    let (lee_home, _) = &bundles[1];
+    offline_catch_up(&relay, &address.to_string(), running, lee_home).await?;
+    relay.stop().await
 }
 
 /// Waits for `text` to arrive at `node`, or gives up after a few seconds.
@@ -386,7 +427,7 @@ async fn arrives(
 }
 
 /// Sends, retrying while the room's key is still on its way.
-async fn say(node: &baro_node::Node, room: &str, text: &str) -> Result<()> {
+async fn say(node: &Node, room: &str, text: &str) -> Result<()> {
     for _ in 0..100 {
         match node.handle().send(room, text).await {
             Ok(_) => return Ok(()),
@@ -399,11 +440,14 @@ async fn say(node: &baro_node::Node, room: &str, text: &str) -> Result<()> {
     bail!("no key for {room} arrived")
 }
 
-async fn messaging(nodes: &[(String, baro_node::Node)]) -> Result<()> {
-    let [(kim_name, kim), (lee_name, lee), (choi_name, choi)] = nodes else {
+async fn messaging(officials: &[Running]) -> Result<()> {
+    let [kim, lee, choi] = officials else {
         bail!("the demo needs three officials");
     };
-    let division = "MOIS/Digital Government Bureau/Division 2";
+    let (kim_name, kim) = (&kim.name, &kim.node);
+    let (lee_name, lee) = (&lee.name, &lee.node);
+    let (choi_name, choi) = (&choi.name, &choi.node);
+    let division = DIVISION;
     let (mut lee_events, mut choi_events) = (lee.handle().events(), choi.handle().events());
     let text = "Draft budget is in the shared folder";
     say(kim, division, text).await?;
@@ -446,8 +490,8 @@ async fn messaging(nodes: &[(String, baro_node::Node)]) -> Result<()> {
         "   {kim_name} creates the group \"{}\" with {lee_name} and {choi_name}",
         group.name
     );
-    // Members adopt the group when its key and definition reach them; until
-    // offline sync exists, a message sent before a member listens is not resent.
+    // Members adopt the group when its key and definition reach them; a
+    // message sent before a member listens would only reach it at the next sync.
     for member in [lee, choi] {
         for _ in 0..100 {
             if member
@@ -471,7 +515,10 @@ async fn messaging(nodes: &[(String, baro_node::Node)]) -> Result<()> {
     if !(lee_read && choi_read) {
         bail!("a group member did not receive the group message");
     }
-    println!("   ✓ both members read \"{hello}\"");
+    // Choi's delivery receipt is a room message too: it must be in before
+    // she is removed, or members would refuse it as coming from a non-member.
+    delivered_to(kim, "Budget review", hello, &["lee.junho", "choi.seoyeon"]).await?;
+    println!("   ✓ both members read \"{hello}\"; {kim_name} sees it delivered to both");
     kim.handle().remove("Budget review", "choi.seoyeon").await?;
     let after = "Choi has moved to another project; figures attached";
     say(kim, "Budget review", after).await?;
@@ -492,12 +539,28 @@ async fn messaging(nodes: &[(String, baro_node::Node)]) -> Result<()> {
     Ok(())
 }
 
+/// Waits until the sender's history shows `text` delivered to every one of `users`.
+async fn delivered_to(sender: &Node, room: &str, text: &str, users: &[&str]) -> Result<()> {
+    for _ in 0..100 {
+        let history = sender.handle().history(room, 20).await?;
+        if let Some(mine) = history.iter().find(|m| m.text == text)
+            && users
+                .iter()
+                .all(|user| mine.receipts.iter().any(|r| r.user == *user))
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("no delivery receipt for \"{text}\" reached the sender from every member")
+}
+
 /// Choi's device is modified to follow the division room's topic: the
 /// ciphertext reaches her, nothing readable does.
 async fn outsider_sees_nothing(
-    kim: &baro_node::Node,
-    lee: &baro_node::Node,
-    choi: &baro_node::Node,
+    kim: &Node,
+    lee: &Node,
+    choi: &Node,
     choi_name: &str,
     division: &str,
 ) -> Result<()> {
@@ -543,8 +606,8 @@ async fn outsider_sees_nothing(
 
 /// Lee opens the room; Kim sees who received and read her message.
 async fn receipts(
-    kim: &baro_node::Node,
-    lee: &baro_node::Node,
+    kim: &Node,
+    lee: &Node,
     lee_name: &str,
     division: &str,
     text: &str,
@@ -570,10 +633,10 @@ async fn receipts(
 
 /// A 1:1 conversation, opened by naming the other official (`@user`).
 async fn direct_chat(
-    (kim, kim_name): (&baro_node::Node, &str),
-    (lee, lee_name): (&baro_node::Node, &str),
+    (kim, kim_name): (&Node, &str),
+    (lee, lee_name): (&Node, &str),
     lee_events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
-    choi: &baro_node::Node,
+    choi: &Node,
     choi_name: &str,
 ) -> Result<()> {
     let mut kim_events = kim.handle().events();
@@ -602,6 +665,154 @@ async fn direct_chat(
         "   ✓ the 1:1 room's key went to their two devices only; {choi_name} has no such room"
     );
     Ok(())
+}
+
+/// Lee goes offline; Kim writes; the relay stores what it cannot read. Then
+/// Kim and Choi leave too, and Lee comes back to find only the relay.
+async fn offline_catch_up(
+    relay: &Running,
+    address: &str,
+    officials: Vec<Running>,
+    lee_home: &Path,
+) -> Result<()> {
+    let [kim, lee, choi]: [Running; 3] = officials
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the demo needs three officials"))?;
+    let (kim_name, lee_name, choi_name) = (kim.name.clone(), lee.name.clone(), choi.name.clone());
+    lee.stop().await?;
+    println!("   {lee_name}'s device goes offline (its encrypted store stays on disk)");
+
+    let before = relay.node.handle().status().await?;
+    let notes = [
+        "The review moved to 2 pm tomorrow, room 3-204",
+        "The director wants the figures in won, not thousands",
+        "Lee, please bring the printed annex",
+    ];
+    for note in notes {
+        say(&kim.node, DIVISION, note).await?;
+    }
+    println!("   {kim_name} → \"{DIVISION}\" while {lee_name} is away:");
+    for note in notes {
+        println!("     \"{note}\"");
+    }
+    let stored = stored_by_relay(&kim.node, &notes).await?;
+    let after = relay.node.handle().status().await?;
+    println!(
+        "   ✓ the relay holds them without being able to read them: {} → {} items, {} KiB",
+        before.stored_items,
+        after.stored_items,
+        after.stored_bytes.div_ceil(1024)
+    );
+    println!("     (it checked each sender's signature; it is in no room and holds no key)");
+    println!("   ✓ {kim_name}'s history shows each note \"stored by {stored}\"");
+
+    kim.stop().await?;
+    choi.stop().await?;
+    println!("   {kim_name} and {choi_name} go offline too; only the relay is up.");
+
+    let (creds, _) = credentials(lee_home)?;
+    let store = Arc::new(SledStore::open(Home::open(lee_home)?)?);
+    let lee = NodeBuilder::new(creds)
+        .config(node_config(vec![address.to_string()], false))
+        .store(store.clone())
+        .spawn()?;
+    let mut events = lee.handle().events();
+    let lee = Running {
+        name: lee_name.clone(),
+        node: lee,
+        store,
+    };
+    println!("   {lee_name} comes back, knowing only the relay's address (no mDNS):");
+    let caught_up = history_with(&lee.node, &notes).await?;
+    let relay_device = relay.node.handle().device();
+    let report = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(NodeEvent::Synced(report))
+                    if report.peer == relay_device && report.fetched > 0 =>
+                {
+                    return Some(report);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+    .context("no sync with the relay was reported")?;
+    let peers: Vec<String> = lee
+        .node
+        .handle()
+        .peers()
+        .await?
+        .into_iter()
+        .map(|p| p.user_id)
+        .collect();
+    println!("   ✓ connected to: {}", peers.join(", "));
+    println!(
+        "   ✓ one sync session with the relay: {} items fetched in {} round trips,",
+        report.fetched, report.round_trips
+    );
+    println!(
+        "     {} bytes sent, {} bytes received ({} sets reconciled: revocations,",
+        report.bytes_sent,
+        report.bytes_received,
+        report.scopes.len()
+    );
+    println!("     control, then each of its rooms); every item checked as if it were gossip");
+    println!("   {lee_name}'s \"{DIVISION}\" now reads:");
+    for message in caught_up {
+        let new = if notes.contains(&message.text.as_str()) {
+            "  (new)"
+        } else {
+            ""
+        };
+        println!("     {}: {}{new}", message.sender_name, message.text);
+    }
+    lee.stop().await
+}
+
+/// Waits until the relay's "stored" receipt is on every note in the sender's
+/// history; returns the relay's user id.
+async fn stored_by_relay(sender: &Node, notes: &[&str]) -> Result<String> {
+    for _ in 0..100 {
+        let history = sender.handle().history(DIVISION, 50).await?;
+        let relays: Vec<String> = notes
+            .iter()
+            .filter_map(|note| {
+                history
+                    .iter()
+                    .find(|m| m.text == *note)?
+                    .receipts
+                    .iter()
+                    .find_map(|r| {
+                        (r.state == wire::ReceiptState::StoredByRelay).then(|| r.user.clone())
+                    })
+            })
+            .collect();
+        if relays.len() == notes.len() {
+            return Ok(relays.into_iter().next().unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the relay did not confirm storing the messages")
+}
+
+/// Waits until `node`'s history of the division room holds every note.
+async fn history_with(node: &Node, notes: &[&str]) -> Result<Vec<MessageView>> {
+    for _ in 0..100 {
+        let history = node.handle().history(DIVISION, 50).await?;
+        if notes
+            .iter()
+            .all(|note| history.iter().any(|m| m.text == *note))
+        {
+            return Ok(history);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the messages sent while the device was away did not arrive")
 }
 
 fn enroll(

@@ -5,9 +5,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use baro_node::api::{self, Request, Response};
 use baro_node::clock::unix_now;
+use baro_node::config::RelayConfig;
 use baro_node::enrollment;
 use baro_node::store::{Home, SledStore, Store};
-use baro_node::config::RelayConfig;
 use baro_node::trust::{Role, TrustPolicy};
 use baro_node::{Credentials, NodeBuilder, NodeConfig, NodeEvent};
 use tokio::signal::unix::{SignalKind, signal};
@@ -139,7 +139,10 @@ fn print_event(event: &NodeEvent, me: &str) {
             tracing::debug!(peer = %report.peer.short(), "in sync")
         }
         NodeEvent::SyncRejected { from, reason } => {
-            println!("sync with {} stopped: it sent an invalid item: {reason}", from.short())
+            println!(
+                "sync with {} stopped: it sent an invalid item: {reason}",
+                from.short()
+            )
         }
     }
 }

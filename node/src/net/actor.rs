@@ -454,7 +454,8 @@ impl Actor {
                 reply,
             } => {
                 let Some(peer) = peer.peer_id().filter(|p| self.peers.contains_key(p)) else {
-                    let _ = reply.send(Err(NodeError::Network("not connected to that peer".into())));
+                    let _ =
+                        reply.send(Err(NodeError::Network("not connected to that peer".into())));
                     return;
                 };
                 let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
@@ -514,6 +515,15 @@ impl Actor {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
                 self.listening.push(address.clone());
+                // A relay serves circuits only on addresses it calls its own:
+                // those it listens on (a field office's relay has a fixed
+                // address, set with --listen).
+                let relayed = address
+                    .iter()
+                    .any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit);
+                if self.carrier.is_some() && !relayed {
+                    self.swarm.add_external_address(address.clone());
+                }
                 self.emit(NodeEvent::Listening(address));
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
@@ -684,10 +694,9 @@ impl Actor {
             Ok(valid) => valid,
             Err(reason) => return syncing::Intake::Rejected(reason),
         };
-        if !self
-            .seen
-            .insert(gossipsub::MessageId::from(blake3::hash(data).as_bytes().to_vec()))
-        {
+        if !self.seen.insert(gossipsub::MessageId::from(
+            blake3::hash(data).as_bytes().to_vec(),
+        )) {
             return syncing::Intake::Duplicate;
         }
         let handled = match self.on_control_payload(&frame, &author) {
@@ -734,8 +743,8 @@ impl Actor {
     }
 
     fn verify_control(&self, data: &[u8]) -> Result<(SignedFrame, VerifiedDevice), String> {
-        let frame =
-            wire::decode::<SignedFrame>(data).map_err(|e| format!("malformed gossip frame: {e}"))?;
+        let frame = wire::decode::<SignedFrame>(data)
+            .map_err(|e| format!("malformed gossip frame: {e}"))?;
         let author = frame
             .verify(
                 &self.control.hash().to_string(),
@@ -764,7 +773,12 @@ impl Actor {
 
     /// A device that dialed a relay asks it for a circuit reservation, so
     /// peers that cannot reach it directly can through the relay.
-    fn reserve_circuit(&mut self, peer: PeerId, role: crate::trust::Role, endpoint: &ConnectedPoint) {
+    fn reserve_circuit(
+        &mut self,
+        peer: PeerId,
+        role: crate::trust::Role,
+        endpoint: &ConnectedPoint,
+    ) {
         if self.carrier.is_some()
             || role != crate::trust::Role::Relay
             || self.reservations.contains(&peer)
@@ -774,7 +788,10 @@ impl Actor {
         let ConnectedPoint::Dialer { address, .. } = endpoint else {
             return;
         };
-        if address.iter().any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit) {
+        if address
+            .iter()
+            .any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit)
+        {
             return;
         }
         let base: Multiaddr = address

@@ -10,13 +10,13 @@ use libp2p::gossipsub::{self, MessageAcceptance, TopicHash};
 use serde::{Deserialize, Serialize};
 
 use super::Actor;
+use super::syncing::Intake;
 use crate::identity::{DeviceId, Entropy, OsEntropy};
 use crate::net::topics;
 use crate::node::{NodeError, NodeEvent};
 use crate::rooms::{
     ControlMessage, KeyGrant, Message, Messenger, MessengerError, Room, RoomId, RoomKind, Verdict,
 };
-use super::syncing::Intake;
 use crate::store::{MessageLog, envelope_sync_item};
 use crate::sync::SyncScope;
 use crate::trust::{FrameBody, SignedFrame, VerifiedDevice};
@@ -572,9 +572,10 @@ impl Actor {
         if let Some(messaging) = self.messaging.as_ref() {
             let relay = author.device.public_key();
             for id in &ids {
-                if let Err(e) = messaging
-                    .log
-                    .record_receipt(id, &relay, ReceiptState::StoredByRelay)
+                if let Err(e) =
+                    messaging
+                        .log
+                        .record_receipt(id, &relay, ReceiptState::StoredByRelay)
                 {
                     tracing::error!(error = %e, "cannot save a receipt");
                 }

@@ -26,7 +26,10 @@ async fn read_frame<T: Format, R: AsyncRead + Unpin + Send>(io: &mut R) -> io::R
     if len > T::MAX_LEN {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("sync frame of {len} bytes is over the {}-byte limit", T::MAX_LEN),
+            format!(
+                "sync frame of {len} bytes is over the {}-byte limit",
+                T::MAX_LEN
+            ),
         ));
     }
     let mut bytes = vec![0u8; len];

@@ -21,7 +21,6 @@ use crate::sync::{
 use crate::trust::{Role, VerifiedDevice};
 use crate::wire::{self, Envelope};
 
-
 /// A sync session this node started with one peer.
 #[derive(Debug)]
 pub(crate) struct PeerSync {
@@ -309,7 +308,8 @@ impl Actor {
                 for bytes in &items {
                     let id = item_id(bytes);
                     if !asked.contains(&id) {
-                        return self.abandon_sync(peer, "sent an item that was not asked for".into());
+                        return self
+                            .abandon_sync(peer, "sent an item that was not asked for".into());
                     }
                     returned.push(id);
                     match self.take_synced(scope, bytes) {
@@ -397,7 +397,11 @@ impl Actor {
             None => SyncResponse::Refused("not admitted".into()),
             Some((device, _)) => self.serve(&device, request),
         };
-        let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, response);
     }
 
     fn serve(&self, peer: &VerifiedDevice, request: SyncRequest) -> SyncResponse {

@@ -86,7 +86,10 @@ mod tests {
             carrier.learn_grant(&grant);
         }
         assert!(carrier.may_serve(room, &kim));
-        assert!(!carrier.may_serve(room, &lee), "a removed member gets nothing");
+        assert!(
+            !carrier.may_serve(room, &lee),
+            "a removed member gets nothing"
+        );
         assert_eq!(carrier.rooms_of(&kim), vec![room]);
         assert!(carrier.rooms_of(&lee).is_empty());
     }

@@ -10,8 +10,8 @@ use super::{Store, StoreError};
 use crate::crypto::RoomKey;
 use crate::identity::PublicKey;
 use crate::rooms::{EpochRef, Room, RoomId};
-use crate::trust::CertificateChain;
 use crate::sync::{SyncItem, SyncScope};
+use crate::trust::CertificateChain;
 use crate::trust::SignedFrame;
 use crate::wire::{self, Envelope, ReceiptState};
 

@@ -26,7 +26,9 @@ fn sync_error(e: negentropy::Error) -> SyncError {
     SyncError(e.to_string())
 }
 
-fn storage(items: impl IntoIterator<Item = SyncItem>) -> Result<NegentropyStorageVector, SyncError> {
+fn storage(
+    items: impl IntoIterator<Item = SyncItem>,
+) -> Result<NegentropyStorageVector, SyncError> {
     let mut storage = NegentropyStorageVector::new();
     for (timestamp, id) in items {
         storage
@@ -134,8 +136,7 @@ pub fn respond(
 ) -> Result<Vec<u8>, SyncError> {
     checked(message)?;
     let storage = storage(items)?;
-    let mut inner =
-        Negentropy::owned(storage, MAX_RECONCILE_MESSAGE as u64).map_err(sync_error)?;
+    let mut inner = Negentropy::owned(storage, MAX_RECONCILE_MESSAGE as u64).map_err(sync_error)?;
     guarded(|| inner.reconcile(message).map_err(sync_error))
 }
 
@@ -229,7 +230,9 @@ mod tests {
             vec![],
             vec![0x61],
             vec![0x62, 1, 2, 3],
-            vec![0x61, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            vec![
+                0x61, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+            ],
             first[..first.len() / 2].to_vec(),
             vec![0u8; MAX_RECONCILE_MESSAGE + 2048],
         ] {
