@@ -697,6 +697,10 @@ async fn offline_catch_up(
     }
     let stored = stored_by_relay(&kim.node, &notes).await?;
     let after = relay.node.handle().status().await?;
+    let relay_rooms = relay.node.handle().rooms().await?;
+    if !after.relay || !relay_rooms.is_empty() {
+        bail!("the relay should run as a relay in no room: {relay_rooms:?}");
+    }
     println!(
         "   ✓ the relay holds them without being able to read them: {} → {} items, {} KiB",
         before.stored_items,
@@ -752,16 +756,15 @@ async fn offline_catch_up(
         .collect();
     println!("   ✓ connected to: {}", peers.join(", "));
     println!(
-        "   ✓ one sync session with the relay: {} items fetched in {} round trips,",
-        report.fetched, report.round_trips
+        "   ✓ it syncs with the relay: {} items fetched, {} bytes sent, {} received,",
+        report.fetched, report.bytes_sent, report.bytes_received
     );
     println!(
-        "     {} bytes sent, {} bytes received ({} sets reconciled: revocations,",
-        report.bytes_sent,
-        report.bytes_received,
+        "     {} round trips over {} sets (revocations, control frames, then its rooms);",
+        report.round_trips,
         report.scopes.len()
     );
-    println!("     control, then each of its rooms); every item checked as if it were gossip");
+    println!("     each item is checked as if it had come by gossip");
     println!("   {lee_name}'s \"{DIVISION}\" now reads:");
     for message in caught_up {
         let new = if notes.contains(&message.text.as_str()) {

@@ -52,7 +52,7 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
         .collect();
     let config = config.validate()?.config;
     // Holding the database marks this home as in use by this process.
-    let store = SledStore::open(home)?;
+    let store = std::sync::Arc::new(SledStore::open(home)?);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -65,6 +65,7 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
             .context("cannot open the control socket")?;
         let node = NodeBuilder::new(Credentials::from_bundle(key, &bundle))
             .config(config)
+            .store(store.clone())
             .spawn()?;
         let handle = node.handle();
         let mut events = handle.events();

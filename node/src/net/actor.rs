@@ -33,6 +33,10 @@ use crate::wire;
 const SEEN_CAPACITY: usize = 100_000;
 /// Pending dial sources remembered.
 const PENDING_CAPACITY: usize = 1024;
+/// Shortest time between two dials of the same peer (Kademlia reports a
+/// peer again after every failed dial; without this, a peer that went away
+/// is redialled in a tight loop).
+const REDIAL_AFTER: Duration = Duration::from_secs(10);
 /// How often delivered receipts are sent.
 const RECEIPT_FLUSH: Duration = Duration::from_millis(250);
 
@@ -144,6 +148,10 @@ pub(crate) struct Actor {
     carried: HashSet<gossipsub::TopicHash>,
     /// Relays this device holds (or asked for) a circuit reservation on.
     reservations: HashSet<PeerId>,
+    /// Ids of synced items that failed validation: never fetched again.
+    refused: Dedup<[u8; 32]>,
+    /// When each peer was last dialled by discovery.
+    last_dial: HashMap<PeerId, tokio::time::Instant>,
     /// Raw sync requests from the handle, waiting for their answer.
     raw_syncs: HashMap<
         libp2p::request_response::OutboundRequestId,
@@ -277,6 +285,8 @@ impl Actor {
             carried: HashSet::new(),
             reservations: HashSet::new(),
             raw_syncs: HashMap::new(),
+            last_dial: HashMap::new(),
+            refused: Dedup::new(SEEN_CAPACITY),
         })
     }
 
@@ -353,6 +363,19 @@ impl Actor {
         {
             return;
         }
+        let now = tokio::time::Instant::now();
+        if self
+            .last_dial
+            .get(&peer)
+            .is_some_and(|at| now.duration_since(*at) < REDIAL_AFTER)
+        {
+            return;
+        }
+        if self.last_dial.len() >= PENDING_CAPACITY {
+            self.last_dial
+                .retain(|_, at| now.duration_since(*at) < REDIAL_AFTER);
+        }
+        self.last_dial.insert(peer, now);
         if self.pending.len() >= PENDING_CAPACITY {
             self.pending.clear();
         }

@@ -294,6 +294,8 @@ impl Actor {
                     Ok(Step::Done { need, .. }) => {
                         session.reconciler = None;
                         session.need = need;
+                        let refused = &self.refused;
+                        session.need.retain(|id| !refused.contains(id));
                         self.fetch_next(peer);
                     }
                     Err(e) => self.abandon_sync(peer, e.to_string()),
@@ -313,7 +315,14 @@ impl Actor {
                     }
                     returned.push(id);
                     match self.take_synced(scope, bytes) {
-                        Intake::Rejected(reason) => return self.abandon_sync(peer, reason),
+                        // The bytes are exactly what the peer announced (their
+                        // hash is the id), so they are not fetched again; the
+                        // rest of the session goes on (a receipt from a member
+                        // removed since, stored by a relay, must not stall sync).
+                        Intake::Rejected(reason) => {
+                            self.refused.insert(id);
+                            self.report_rejected(peer, reason);
+                        }
                         Intake::New | Intake::Held => {
                             if let Some(session) = self.syncs.get_mut(&peer) {
                                 session.report.fetched += 1;
@@ -340,6 +349,17 @@ impl Actor {
                 self.next_scope(peer);
             }
         }
+    }
+
+    fn report_rejected(&mut self, peer: PeerId, reason: String) {
+        let Some(device) = self.syncs.get(&peer).map(|s| s.report.peer) else {
+            return;
+        };
+        tracing::warn!(peer = %device.short(), %reason, "sync item rejected");
+        self.emit(NodeEvent::SyncRejected {
+            from: device,
+            reason,
+        });
     }
 
     fn abandon_sync(&mut self, peer: PeerId, reason: String) {
