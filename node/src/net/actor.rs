@@ -323,6 +323,7 @@ impl Actor {
                     self.flush_stored();
                 }
                 _ = sync.tick() => {
+                    self.redial_lan_peers();
                     self.evict();
                     self.sync_all();
                 }
@@ -348,7 +349,25 @@ impl Actor {
         }
     }
 
+    /// Dials peers mDNS found earlier that are not connected now (a link
+    /// that went down and came back: mDNS reports a peer only once per
+    /// record lifetime, minutes, so it would not say so again).
+    fn redial_lan_peers(&mut self) {
+        let Some(mdns) = self.swarm.behaviour().mdns.as_ref() else {
+            return;
+        };
+        let lost: Vec<PeerId> = mdns
+            .discovered_nodes()
+            .filter(|peer| !self.peers.contains_key(peer))
+            .copied()
+            .collect();
+        for peer in lost {
+            self.dial_peer(peer, Vec::new(), Discovery::Mdns);
+        }
+    }
+
     fn discover(&mut self) {
+        self.redial_lan_peers();
         if self.peers.is_empty() {
             self.dial_bootstrap();
         } else {
@@ -380,7 +399,10 @@ impl Actor {
             self.pending.clear();
         }
         self.pending.entry(peer).or_insert(source);
-        let opts = DialOpts::peer_id(peer).addresses(addresses).build();
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addresses)
+            .extend_addresses_through_behaviour()
+            .build();
         if let Err(e) = self.swarm.dial(opts) {
             tracing::debug!(%peer, error = %e, "dial failed");
         }
