@@ -399,9 +399,12 @@ impl Actor {
             self.pending.clear();
         }
         self.pending.entry(peer).or_insert(source);
+        // A fresh port: two peers that find each other at the same moment
+        // and both dial from their listening port would collide.
         let opts = DialOpts::peer_id(peer)
             .addresses(addresses)
             .extend_addresses_through_behaviour()
+            .allocate_new_port()
             .build();
         if let Err(e) = self.swarm.dial(opts) {
             tracing::debug!(%peer, error = %e, "dial failed");
@@ -700,6 +703,17 @@ impl Actor {
                 self.dial_peer(peer, addresses.into_vec(), Discovery::Kademlia);
             }
             Event::Sync(event) => self.on_sync_event(event),
+            // A peer that stops answering pings is gone (a pulled cable):
+            // close the connection now rather than when TCP gives up, many
+            // minutes later, so the peer list and redials tell the truth.
+            Event::Ping(libp2p::ping::Event {
+                peer,
+                connection,
+                result: Err(error),
+            }) => {
+                tracing::info!(%peer, %error, "peer stopped answering; closing the connection");
+                self.swarm.close_connection(connection);
+            }
             Event::RelayClient(event) => tracing::debug!(?event, "relay client"),
             Event::RelayServer(event) => tracing::debug!(?event, "relay server"),
             Event::Dcutr(event) => tracing::debug!(?event, "direct connection upgrade"),
