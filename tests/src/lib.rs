@@ -9,6 +9,19 @@ pub mod mesh;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The texts of a `history --json` answer, oldest first.
+pub fn texts(history: &serde_json::Value) -> Vec<String> {
+    history
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .filter_map(|m| m["text"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Passphrase used for agency keys in tests.
 pub const PASSPHRASE: &str = "test passphrase, long enough";
 

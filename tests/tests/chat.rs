@@ -3,21 +3,9 @@
 //! stdin), `history --json` with receipts, `room list --json` with unread
 //! counts, and a 1:1 conversation by `@user`.
 
-use baro_tests::{Baro, baro_bin, enroll_device, eventually, init_agency};
+use baro_tests::{Baro, baro_bin, enroll_device, eventually, init_agency, texts};
 
 const ROOM: &str = "MOIS/Division 2";
-
-fn texts(history: &serde_json::Value) -> Vec<String> {
-    history
-        .as_array()
-        .map(|messages| {
-            messages
-                .iter()
-                .filter_map(|m| m["text"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[test]
 fn two_officials_chat_through_the_commands() {

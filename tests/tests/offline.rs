@@ -307,28 +307,20 @@ async fn a_relay_rejects_invalid_envelopes_and_serves_a_room_to_its_members_only
         .expect("hex")
         .try_into()
         .expect("32 bytes");
+    let fetch = SyncRequest::Fetch {
+        scope: SyncScope::Room(room),
+        ids: vec![id],
+    };
     let answer = outsider
         .handle()
-        .raw_sync_request(
-            relay.handle().device(),
-            SyncRequest::Fetch {
-                scope: SyncScope::Room(room),
-                ids: vec![id],
-            },
-        )
+        .raw_sync_request(relay.handle().device(), fetch.clone())
         .await
         .expect("answer");
     assert!(matches!(answer, SyncResponse::Refused(_)), "{answer:?}");
     // A member asking the same gets the envelope.
     let answer = lee
         .handle()
-        .raw_sync_request(
-            relay.handle().device(),
-            SyncRequest::Fetch {
-                scope: SyncScope::Room(room),
-                ids: vec![id],
-            },
-        )
+        .raw_sync_request(relay.handle().device(), fetch.clone())
         .await
         .expect("answer");
     match answer {

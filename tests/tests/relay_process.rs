@@ -2,21 +2,9 @@
 //! official's `baro run` is off, and the official catches up from the relay
 //! alone; relay and member certificates each refuse the other command.
 
-use baro_tests::{Baro, baro_bin, enroll_device, eventually, init_agency};
+use baro_tests::{Baro, baro_bin, enroll_device, eventually, init_agency, texts};
 
 const ROOM: &str = "MOIS/Division 2";
-
-fn texts(history: &serde_json::Value) -> Vec<String> {
-    history
-        .as_array()
-        .map(|messages| {
-            messages
-                .iter()
-                .filter_map(|m| m["text"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn listen_address(device: &Baro) -> String {
     eventually(20, "node listening", || {
