@@ -143,6 +143,15 @@ pub struct Messenger {
     rotations: BTreeSet<RoomId>,
     /// Held envelopes that became readable as a side effect of another input.
     late: Vec<Message>,
+    /// Revoked devices, with the time (ms) from which their envelopes and
+    /// grants are refused.
+    revoked: BTreeMap<PublicKey, u64>,
+    /// Rooms a revoked device was in, with the epoch number it may hold: the
+    /// next message sent there first moves the room past it.
+    rotation_due: BTreeMap<RoomId, u64>,
+    unsaved_due: BTreeSet<RoomId>,
+    /// Grants made by a rotation inside [`Messenger::send`], to publish.
+    unsent_grants: Vec<KeyGrant>,
 }
 
 impl Messenger {
@@ -166,6 +175,10 @@ impl Messenger {
             left: BTreeSet::new(),
             rotations: BTreeSet::new(),
             late: Vec::new(),
+            revoked: BTreeMap::new(),
+            rotation_due: BTreeMap::new(),
+            unsaved_due: BTreeSet::new(),
+            unsent_grants: Vec::new(),
         };
         let mut path = String::new();
         // A relay is in no room: it only carries ciphertext.
@@ -294,7 +307,13 @@ impl Messenger {
         if device.agency != self.agency {
             return Vec::new();
         }
+        let key = device.device.public_key();
+        let known = self.directory.contains_key(&key);
         self.remember(device);
+        if !known && self.revoked.contains_key(&key) {
+            // Revoked before we met it: others may have let it into our rooms.
+            self.schedule_rotations(key);
+        }
         self.grants_for_missing(now)
     }
 
@@ -313,6 +332,9 @@ impl Messenger {
         let Some(recipient) = self.directory.get(device) else {
             return Vec::new();
         };
+        if self.revoked.contains_key(device) {
+            return Vec::new();
+        }
         let mut out = Vec::new();
         for state in self.rooms.values() {
             if !state.room.admits(recipient) || !may_grant(&state.room, &self.my_cert) {
@@ -513,6 +535,7 @@ impl Messenger {
         now_ms: u64,
         entropy: &mut impl Entropy,
     ) -> Result<Envelope, MessengerError> {
+        self.rotate_if_due(room, now_ms / 1000, entropy)?;
         let state = self.rooms.get(&room).ok_or_else(|| unknown(room))?;
         let (epoch, key) = state.current_key().ok_or(MessengerError::NoKey)?;
         let timestamp = self.clock.tick(now_ms);
@@ -550,6 +573,16 @@ impl Messenger {
         };
         if let Err(e) = envelope.verify_signature_with(verifier) {
             return Verdict::Reject(e.to_string());
+        }
+        if self
+            .revoked
+            .get(&header.sender)
+            .is_some_and(|since| header.timestamp.wall_ms >= *since)
+        {
+            return Verdict::Reject(format!(
+                "the device of {} that sent it was revoked",
+                sender.subject.user_id
+            ));
         }
         if !self.rooms.contains_key(&header.room) {
             return self.receive_for_unknown_room(envelope, now_ms);
@@ -613,6 +646,16 @@ impl Messenger {
             .get(&grant.issuer)
             .cloned()
             .ok_or("grant issuer is not a known certified device")?;
+        if self
+            .revoked
+            .get(&grant.issuer)
+            .is_some_and(|since| grant.body.issued_at.saturating_mul(1000) >= *since)
+        {
+            return Err(format!(
+                "grant from a revoked device of {}",
+                issuer.subject.user_id
+            ));
+        }
         let room = grant.body.room;
         if !self.rooms.contains_key(&room) {
             let issuer_user = issuer.subject.user_id.clone();
@@ -801,12 +844,104 @@ impl Messenger {
         verdict
     }
 
+    /// Shuts a revoked device out: its envelopes and grants from `since_ms`
+    /// on are refused, it is never granted a key again, and every room it
+    /// was in moves to a new epoch (groups now, by their admins; other rooms
+    /// at the next message anyone sends there). Returns whether it was new.
+    ///
+    /// `restored` revocations (loaded at start) only refuse; the rotations
+    /// they called for were scheduled when they first arrived.
+    pub fn revoke(&mut self, device: PublicKey, since_ms: u64, restored: bool) -> bool {
+        if device == self.me.public() {
+            return false;
+        }
+        let new = !self.revoked.contains_key(&device);
+        let since = self.revoked.entry(device).or_insert(since_ms);
+        *since = (*since).min(since_ms);
+        if new && !restored {
+            self.schedule_rotations(device);
+        }
+        new
+    }
+
+    fn schedule_rotations(&mut self, device: PublicKey) {
+        let Some(certified) = self.directory.get(&device).cloned() else {
+            return;
+        };
+        let me = self.my_cert.clone();
+        for (id, state) in &self.rooms {
+            let was_granted = state.granted.values().any(|g| g.contains(&device));
+            if !state.room.admits(&certified) && !was_granted {
+                continue;
+            }
+            let Some(current) = state.epochs.current() else {
+                continue;
+            };
+            match &state.room.kind {
+                super::RoomKind::Group { .. } if may_grant(&state.room, &me) => {
+                    self.rotations.insert(*id);
+                }
+                super::RoomKind::Group { .. } => {}
+                _ => {
+                    self.rotation_due.insert(*id, current.number);
+                    self.unsaved_due.insert(*id);
+                }
+            }
+        }
+    }
+
+    /// Whether `device` was revoked.
+    pub fn is_revoked(&self, device: &PublicKey) -> bool {
+        self.revoked.contains_key(device)
+    }
+
+    /// Restores a pending rotation loaded from storage.
+    pub fn restore_rotation_due(&mut self, room: RoomId, epoch_number: u64) {
+        self.rotation_due.insert(room, epoch_number);
+    }
+
+    /// Pending rotations changed since the last call: `Some(epoch)` to keep,
+    /// `None` to forget; for the caller to persist.
+    pub fn take_rotation_due_changes(&mut self) -> Vec<(RoomId, Option<u64>)> {
+        std::mem::take(&mut self.unsaved_due)
+            .into_iter()
+            .map(|room| (room, self.rotation_due.get(&room).copied()))
+            .collect()
+    }
+
+    /// Grants made by rotations inside [`Messenger::send`], to publish.
+    pub fn take_unsent_grants(&mut self) -> Vec<KeyGrant> {
+        std::mem::take(&mut self.unsent_grants)
+    }
+
+    /// Moves `room` to a new epoch first if a revoked device may hold the
+    /// current one (and nobody moved it on since).
+    fn rotate_if_due(
+        &mut self,
+        room: RoomId,
+        now: u64,
+        entropy: &mut impl Entropy,
+    ) -> Result<(), MessengerError> {
+        let Some(due) = self.rotation_due.get(&room).copied() else {
+            return Ok(());
+        };
+        let current = self.current_epoch(room).map(|e| e.number).unwrap_or(0);
+        self.rotation_due.remove(&room);
+        self.unsaved_due.insert(room);
+        if current > due {
+            return Ok(());
+        }
+        let grants = self.rotate(room, now, entropy)?;
+        self.unsent_grants.extend(grants);
+        Ok(())
+    }
+
     fn member_devices(&self, room: RoomId) -> Result<Vec<PublicKey>, MessengerError> {
         let state = self.rooms.get(&room).ok_or_else(|| unknown(room))?;
         Ok(self
             .directory
             .iter()
-            .filter(|(_, device)| state.room.admits(device))
+            .filter(|(key, device)| state.room.admits(device) && !self.revoked.contains_key(key))
             .map(|(key, _)| *key)
             .collect())
     }

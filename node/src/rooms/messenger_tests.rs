@@ -95,6 +95,9 @@ impl World {
         let envelope = self.devices[from]
             .send(room, &Content::Text(text.into()), at_ms, &mut self.entropy)
             .expect("send");
+        // A rotation the send made (a revoked member) goes out first.
+        let rotated = self.devices[from].take_unsent_grants();
+        self.broadcast_grants(&rotated);
         let verdicts = self.deliver(from, &envelope);
         (envelope, verdicts)
     }
@@ -612,4 +615,83 @@ fn receipts_stay_off_in_rooms_larger_than_the_limit() {
         world.device(&format!("u{i}"), div);
     }
     assert!(!world.devices[first].receipts_enabled(world.dept(div)));
+}
+
+#[test]
+fn a_revoked_device_is_shut_out_and_the_room_moves_to_a_key_it_never_gets() {
+    let mut world = World::new(20);
+    let div = "MOIS/Digital Government Bureau/Division 2";
+    let (kim, lee, phone) = (
+        world.device("kim", div),
+        world.device("lee", div),
+        world.device("choi", div),
+    );
+    let room = world.dept(div);
+    let (_, verdicts) = world.send(kim, room, "before", NOW_MS);
+    assert!(text(&verdicts[phone]).is_some(), "still a member");
+    let old_epoch = world.devices[kim].current_epoch(room).expect("epoch");
+    // A message the phone wrote before it was lost stays readable.
+    let (early, _) = world.send(phone, room, "written before the loss", NOW_MS + 10);
+    // Park joins the division later; he has not seen that message yet.
+    let park = world.device("park", div);
+    let phone_key = world.devices[phone].me.public();
+    let revoked_at = NOW_MS + 1_000;
+    for device in [kim, lee, park] {
+        assert!(world.devices[device].revoke(phone_key, revoked_at, false));
+        assert!(!world.devices[device].revoke(phone_key, revoked_at, false));
+    }
+    assert!(
+        text(&world.devices[park].receive(early, NOW_MS)).is_some(),
+        "what the phone wrote before its revocation stays readable"
+    );
+    // What the thief writes with the phone from now on is refused.
+    let stolen = world.devices[phone]
+        .send(
+            room,
+            &Content::Text("stolen".into()),
+            revoked_at + 5,
+            &mut SeededEntropy::new(9),
+        )
+        .expect("the phone can still seal under its old key");
+    assert!(matches!(
+        world.devices[kim].receive(stolen, NOW_MS),
+        Verdict::Reject(reason) if reason.contains("revoked")
+    ));
+    // The next message moves the room to a new epoch first.
+    let (after, verdicts) = world.send(lee, room, "after", revoked_at + 10);
+    assert!(after.body.header.epoch.number > old_epoch.number);
+    assert!(text(&verdicts[kim]).is_some(), "kim reads on");
+    assert!(text(&verdicts[park]).is_some(), "park reads on");
+    assert_eq!(
+        verdicts[phone],
+        Verdict::Held,
+        "the phone has no key for it"
+    );
+    // Only once: the one after goes out under the same new key.
+    let (again, _) = world.send(kim, room, "again", revoked_at + 20);
+    assert_eq!(
+        again.body.header.epoch.number,
+        after.body.header.epoch.number
+    );
+    // A grant the phone makes now is refused as well.
+    let grants = world.devices[phone]
+        .rotate(room, revoked_at / 1000 + 5, &mut SeededEntropy::new(10))
+        .expect("rotate");
+    assert!(
+        world.devices[kim]
+            .receive_grant(&grants[0], NOW_MS)
+            .is_err()
+    );
+    // A restored revocation does not rotate again.
+    assert_eq!(
+        world.devices[lee].take_rotation_due_changes(),
+        vec![(room, None)]
+    );
+    let mut restored = Messenger::new(
+        KeyPair::generate(&mut SeededEntropy::new(11)),
+        world.devices[lee].my_cert.clone(),
+    );
+    restored.learn_device(world.devices[phone].my_cert.clone(), NOW);
+    restored.revoke(phone_key, revoked_at, true);
+    assert!(restored.take_rotation_due_changes().is_empty());
 }

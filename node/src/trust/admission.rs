@@ -43,5 +43,8 @@ pub fn admit(
 
 /// Digest of an empty revocation set (until revocations exist).
 pub fn empty_revocation_digest() -> [u8; 32] {
-    blake3::derive_key("baro/revocation-set/v1", &[])
+    blake3::derive_key(REVOCATION_SET_CONTEXT, &[])
 }
+
+/// Key-derivation context of the revocation set digest.
+pub(crate) const REVOCATION_SET_CONTEXT: &str = "baro/revocation-set/v1";

@@ -40,6 +40,8 @@ pub struct VerifiedDevice {
     pub not_after: u64,
     /// User id of the operator that signed it (or "agency root").
     pub issued_by: String,
+    /// The key that signed the holder's certificate (an operator's, or the root).
+    pub issuer: PublicKey,
 }
 
 impl CertificateChain {
@@ -104,6 +106,7 @@ impl CertificateChain {
             not_before: leaf.not_before,
             not_after: leaf.not_after,
             issued_by,
+            issuer: leaf.issuer,
         })
     }
 

@@ -6,6 +6,8 @@
 //!   certificates; a member or relay certificate cannot issue anything.
 //! - A **device certificate** binds a device key (its libp2p identity) to a
 //!   user, display name, org unit, role and validity window.
+//! - A **revocation** shuts a device (or a user) out for good; the revoked
+//!   device answers with a **wipe receipt**.
 //!
 //! Pure: time comes in as `now` (Unix seconds), randomness as
 //! [`Entropy`](crate::identity::Entropy); every check returns a typed
@@ -23,7 +25,10 @@ mod operator;
 mod org_unit;
 mod policy;
 mod request;
+mod revocation;
+mod revocation_set;
 mod signed_frame;
+mod wipe_receipt;
 
 pub use admission::{AdmissionHello, admit, empty_revocation_digest};
 pub use agency::{AgencyId, AgencyInfo};
@@ -40,7 +45,15 @@ pub use operator::{
 pub use org_unit::OrgUnit;
 pub use policy::{Action, TrustPolicy};
 pub use request::{EnrollmentRequest, RequestBody};
+pub use revocation::{
+    Issuer, MAX_REASON_LEN, Revocation, RevocationBody, RevocationScope, VerifiedRevocation,
+    validate_reason,
+};
+pub use revocation_set::{MAX_REVOCATIONS, RevocationError, RevocationSet};
 pub use signed_frame::{FrameBody, MAX_FRAME_PAYLOAD, SignedFrame};
+pub use wipe_receipt::{WipeReceipt, WipeReceiptBody};
 
+#[cfg(test)]
+mod revocation_tests;
 #[cfg(test)]
 mod tests;

@@ -68,10 +68,17 @@ pub enum Kind {
     SyncRequest = 16,
     /// A response of the sync protocol.
     SyncResponse = 17,
+    /// A signed revocation.
+    Revocation = 18,
+    /// A revoked device's signed wipe receipt.
+    WipeReceipt = 19,
+    /// What a node knows about a revocation it holds (stored only).
+    RevocationRecord = 20,
 }
 
 impl Kind {
-    fn from_byte(byte: u8) -> Option<Kind> {
+    /// The kind a byte names, if any.
+    pub fn from_byte(byte: u8) -> Option<Kind> {
         Some(match byte {
             1 => Kind::CertificateChain,
             2 => Kind::EnrollmentRequest,
@@ -90,6 +97,9 @@ impl Kind {
             15 => Kind::RoomRecord,
             16 => Kind::SyncRequest,
             17 => Kind::SyncResponse,
+            18 => Kind::Revocation,
+            19 => Kind::WipeReceipt,
+            20 => Kind::RevocationRecord,
             _ => return None,
         })
     }
@@ -115,6 +125,9 @@ impl fmt::Display for Kind {
             Kind::RoomRecord => "a room record",
             Kind::SyncRequest => "a sync request",
             Kind::SyncResponse => "a sync response",
+            Kind::Revocation => "a revocation",
+            Kind::WipeReceipt => "a wipe receipt",
+            Kind::RevocationRecord => "a revocation record",
         })
     }
 }
@@ -125,6 +138,14 @@ pub trait Format: Serialize + DeserializeOwned {
     const KIND: Kind;
     /// Largest accepted encoding, header included.
     const MAX_LEN: usize;
+}
+
+/// The kind of a top-level encoding, read from its header without decoding it.
+pub fn kind_of(bytes: &[u8]) -> Option<Kind> {
+    match bytes {
+        [WIRE_VERSION, kind, ..] => Kind::from_byte(*kind),
+        _ => None,
+    }
 }
 
 /// Encodes a top-level format with its header. Encoding does not enforce

@@ -20,6 +20,10 @@ pub enum Domain {
     KeyGrant,
     /// Context of a room key wrapped to a device.
     KeyWrap,
+    /// A revocation, signed by the root, an operator or a device of the same user.
+    Revocation,
+    /// A revoked device's receipt that it wiped itself.
+    WipeReceipt,
 }
 
 impl Domain {
@@ -34,6 +38,8 @@ impl Domain {
             Domain::Envelope => "baro/envelope/v1",
             Domain::KeyGrant => "baro/key-grant/v1",
             Domain::KeyWrap => "baro/key-wrap/v1",
+            Domain::Revocation => "baro/revocation/v1",
+            Domain::WipeReceipt => "baro/wipe-receipt/v1",
         }
     }
 }

@@ -12,7 +12,7 @@ mod envelope;
 mod error;
 mod signature;
 
-pub use codec::{Format, Kind, WIRE_VERSION, decode, encode, signing_bytes};
+pub use codec::{Format, Kind, WIRE_VERSION, decode, encode, kind_of, signing_bytes};
 pub use domain::Domain;
 pub use envelope::{
     Content, Envelope, EnvelopeBody, EnvelopeError, EnvelopeHeader, MAX_CONTENT_LEN,

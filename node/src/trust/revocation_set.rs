@@ -1,0 +1,119 @@
+//! The agency's revocation set as one node knows it: grow-only, checked on
+//! the way in, with a digest two peers compare to see whether they agree.
+//!
+//! Pure: it decides; the node persists the revocations' bytes.
+
+use std::collections::BTreeMap;
+
+use super::{AgencyInfo, Revocation, TrustError, TrustPolicy, VerifiedDevice, VerifiedRevocation};
+
+/// Most revocations one node keeps (a generous bound on a whole agency's).
+pub const MAX_REVOCATIONS: usize = 100_000;
+
+/// Why a revocation is not taken.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RevocationError {
+    /// Its signature, agency, chains or authority do not check out.
+    #[error("forged or invalid revocation: {0}")]
+    Invalid(#[from] TrustError),
+    /// Its issuer was itself revoked.
+    #[error("revocation issued by {issuer}, whose device was revoked ({revoked})")]
+    IssuerRevoked {
+        /// Who issued it.
+        issuer: String,
+        /// The revocation that covers the issuer.
+        revoked: String,
+    },
+    /// The set is full.
+    #[error("too many revocations (at most {MAX_REVOCATIONS})")]
+    Full,
+}
+
+/// Every revocation a node has accepted.
+#[derive(Debug, Default, Clone)]
+pub struct RevocationSet {
+    entries: BTreeMap<[u8; 32], VerifiedRevocation>,
+    policy: TrustPolicy,
+}
+
+impl RevocationSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Verifies `revocation` and checks that its issuer is not revoked here.
+    pub fn check(
+        &self,
+        revocation: &Revocation,
+        agency: &AgencyInfo,
+        now: u64,
+    ) -> Result<VerifiedRevocation, RevocationError> {
+        let verified = revocation.verify(agency, now, &self.policy)?;
+        if let Some(issuer) = &verified.issuer_device
+            && let Some(against) = self.covering(issuer)
+        {
+            return Err(RevocationError::IssuerRevoked {
+                issuer: verified.issued_by.clone(),
+                revoked: against.describe(),
+            });
+        }
+        Ok(verified)
+    }
+
+    /// Adds a checked revocation; `Ok(false)` if it was already here.
+    pub fn insert(&mut self, verified: VerifiedRevocation) -> Result<bool, RevocationError> {
+        if self.entries.contains_key(&verified.id) {
+            return Ok(false);
+        }
+        if self.entries.len() >= MAX_REVOCATIONS {
+            return Err(RevocationError::Full);
+        }
+        self.entries.insert(verified.id, verified);
+        Ok(true)
+    }
+
+    /// Whether the revocation with `id` is here.
+    pub fn contains(&self, id: &[u8; 32]) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    /// The revocation with `id`.
+    pub fn get(&self, id: &[u8; 32]) -> Option<&VerifiedRevocation> {
+        self.entries.get(id)
+    }
+
+    /// The earliest revocation that covers `device`, if any.
+    pub fn covering(&self, device: &VerifiedDevice) -> Option<&VerifiedRevocation> {
+        self.entries
+            .values()
+            .filter(|r| r.covers(device, &self.policy))
+            .min_by_key(|r| (r.issued_at, r.id))
+    }
+
+    /// Every revocation, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &VerifiedRevocation> {
+        let mut all: Vec<&VerifiedRevocation> = self.entries.values().collect();
+        all.sort_by_key(|r| (r.issued_at, r.id));
+        all.into_iter()
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// A digest of the set: equal digests mean equal sets.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new_derive_key(super::admission::REVOCATION_SET_CONTEXT);
+        for id in self.entries.keys() {
+            hasher.update(id);
+        }
+        *hasher.finalize().as_bytes()
+    }
+}

@@ -1,0 +1,384 @@
+//! Revocations: who may revoke whom, what a revocation covers, and every
+//! way a forged one is refused.
+
+use super::*;
+use crate::identity::{KeyPair, SeededEntropy};
+use crate::wire;
+
+const NOW: u64 = 1_800_000_000;
+
+struct Agency {
+    entropy: SeededEntropy,
+    new: NewAgency,
+    policy: TrustPolicy,
+}
+
+struct Device {
+    key: KeyPair,
+    chain: CertificateChain,
+    verified: VerifiedDevice,
+}
+
+impl Agency {
+    fn new(seed: u64) -> Self {
+        let mut entropy = SeededEntropy::new(seed);
+        let subject = Subject {
+            user_id: "park.op".into(),
+            display_name: "Park".into(),
+            org_unit: "MOIS".parse().expect("org"),
+        };
+        let new = NewAgency::create("MOIS", subject, NOW, &mut entropy).expect("agency");
+        Agency {
+            entropy,
+            new,
+            policy: TrustPolicy::default(),
+        }
+    }
+
+    fn info(&self) -> &AgencyInfo {
+        &self.new.operator.agency
+    }
+
+    fn enroll_at(&mut self, user: &str, role: Role, at: u64) -> Device {
+        let key = KeyPair::generate(&mut self.entropy);
+        let request = EnrollmentRequest::new(&key, user, at).expect("request");
+        let bundle = self
+            .new
+            .operator
+            .enroll(
+                &request,
+                Enrollment {
+                    subject: Subject {
+                        user_id: user.into(),
+                        display_name: format!("Official {user}"),
+                        org_unit: "MOIS/Division 2".parse().expect("org"),
+                    },
+                    role,
+                    days: 365,
+                    bootstrap: Vec::new(),
+                },
+                &self.new.network_key,
+                at,
+                &self.policy,
+                &mut self.entropy,
+            )
+            .expect("enroll");
+        let verified = bundle
+            .verify_for(key.device_id(), at, &self.policy)
+            .expect("valid");
+        Device {
+            key,
+            chain: bundle.body.chain,
+            verified,
+        }
+    }
+
+    fn enroll(&mut self, user: &str, role: Role) -> Device {
+        self.enroll_at(user, role, NOW)
+    }
+
+    /// A revocation of `target` signed by the operator key.
+    fn by_operator(&self, target: &Device, scope: RevocationScope) -> Revocation {
+        Revocation::sign(
+            body(
+                self.info(),
+                target,
+                scope,
+                Issuer::Chain(self.new.operator.chain.clone()),
+            ),
+            &self.new.operator.key,
+        )
+    }
+
+    fn by_root(&self, target: &CertificateChain, scope: RevocationScope) -> Revocation {
+        let mut body = body_for(self.info(), target.clone(), scope, Issuer::Root);
+        body.reason = "operator left the agency".into();
+        Revocation::sign(body, &self.new.root)
+    }
+}
+
+fn body(
+    agency: &AgencyInfo,
+    target: &Device,
+    scope: RevocationScope,
+    issuer: Issuer,
+) -> RevocationBody {
+    body_for(agency, target.chain.clone(), scope, issuer)
+}
+
+fn body_for(
+    agency: &AgencyInfo,
+    target: CertificateChain,
+    scope: RevocationScope,
+    issuer: Issuer,
+) -> RevocationBody {
+    RevocationBody {
+        agency: agency.id(),
+        scope,
+        target,
+        reason: "phone lost on the train".into(),
+        issued_at: NOW + 100,
+        wipe: true,
+        issuer,
+    }
+}
+
+fn by_device(agency: &AgencyInfo, issuer: &Device, target: &Device) -> Revocation {
+    Revocation::sign(
+        body(
+            agency,
+            target,
+            RevocationScope::Device,
+            Issuer::Chain(issuer.chain.clone()),
+        ),
+        &issuer.key,
+    )
+}
+
+#[test]
+fn an_operator_revokes_one_device_and_the_set_covers_only_it() {
+    let mut agency = Agency::new(1);
+    let phone = agency.enroll("kim", Role::Member);
+    let pc = agency.enroll("kim", Role::Member);
+    let revocation = agency.by_operator(&phone, RevocationScope::Device);
+    let mut set = RevocationSet::new();
+    assert_eq!(set.digest(), empty_revocation_digest());
+    let verified = set
+        .check(&revocation, agency.info(), NOW + 200)
+        .expect("valid");
+    assert_eq!(verified.issued_by, "operator park.op");
+    assert_eq!(verified.user, "kim");
+    assert!(verified.wipe);
+    assert!(set.insert(verified.clone()).expect("room"));
+    assert!(
+        !set.insert(verified).expect("room"),
+        "second copy is not new"
+    );
+    assert_ne!(set.digest(), empty_revocation_digest());
+    assert!(set.covering(&phone.verified).is_some());
+    assert!(set.covering(&pc.verified).is_none());
+    // The id is the hash of the bytes that travel.
+    assert_eq!(
+        revocation.id(),
+        *blake3::hash(&wire::encode(&revocation)).as_bytes()
+    );
+}
+
+#[test]
+fn an_official_revokes_their_own_lost_phone_from_their_pc() {
+    let mut agency = Agency::new(2);
+    let phone = agency.enroll("kim", Role::Member);
+    let pc = agency.enroll("kim", Role::Member);
+    let revocation = by_device(agency.info(), &pc, &phone);
+    let set = RevocationSet::new();
+    let verified = set
+        .check(&revocation, agency.info(), NOW + 200)
+        .expect("self-service is allowed");
+    assert!(verified.covers(&phone.verified, &agency.policy));
+    assert!(!verified.covers(&pc.verified, &agency.policy));
+    assert!(verified.issued_by.starts_with("kim's device"));
+}
+
+#[test]
+fn forged_revocations_are_refused() {
+    let mut agency = Agency::new(3);
+    let phone = agency.enroll("kim", Role::Member);
+    let pc = agency.enroll("kim", Role::Member);
+    let lee = agency.enroll("lee", Role::Member);
+    let relay = agency.enroll("relay.sejong", Role::Relay);
+    let operator_device = agency.enroll("park.op", Role::Operator);
+    let set = RevocationSet::new();
+    let check = |r: &Revocation| set.check(r, agency.info(), NOW + 200);
+
+    // A member revoking someone else's device.
+    let by_member = by_device(agency.info(), &lee, &phone);
+    assert!(
+        matches!(
+            check(&by_member),
+            Err(RevocationError::Invalid(TrustError::WrongRole { .. }))
+        ),
+        "{:?}",
+        check(&by_member)
+    );
+    // A member revoking a whole user, even their own.
+    let mut whole_user = body(
+        agency.info(),
+        &phone,
+        RevocationScope::User,
+        Issuer::Chain(pc.chain.clone()),
+    );
+    whole_user.issued_at = NOW + 100;
+    let whole_user = Revocation::sign(whole_user, &pc.key);
+    assert!(check(&whole_user).is_err());
+    // A relay revoking anyone.
+    assert!(check(&by_device(agency.info(), &relay, &phone)).is_err());
+    // A device revoking itself.
+    assert!(check(&by_device(agency.info(), &phone, &phone)).is_err());
+    // An operator revoking an operator's device (only the root may).
+    assert!(check(&agency.by_operator(&operator_device, RevocationScope::Device)).is_err());
+    assert!(check(&agency.by_root(&operator_device.chain, RevocationScope::Device)).is_ok());
+
+    // Another agency's operator.
+    let other = Agency::new(4);
+    let foreign = Revocation::sign(
+        body(
+            other.info(),
+            &phone,
+            RevocationScope::Device,
+            Issuer::Chain(other.new.operator.chain.clone()),
+        ),
+        &other.new.operator.key,
+    );
+    assert!(matches!(
+        check(&foreign),
+        Err(RevocationError::Invalid(TrustError::UnknownAgency { .. }))
+    ));
+    // Our agency id, but signed by the other agency's operator chain.
+    let mut smuggled = foreign.body.clone();
+    smuggled.agency = agency.info().id();
+    assert!(check(&Revocation::sign(smuggled, &other.new.operator.key)).is_err());
+
+    // A genuine revocation replayed with its target changed.
+    let genuine = agency.by_operator(&phone, RevocationScope::Device);
+    let mut retargeted = genuine.clone();
+    retargeted.body.target = lee.chain.clone();
+    assert!(matches!(
+        check(&retargeted),
+        Err(RevocationError::Invalid(TrustError::BadSignature { .. }))
+    ));
+    // … or with wipe turned on, the reason or the time changed.
+    let mut changed = genuine.clone();
+    changed.body.reason = "something else".into();
+    assert!(check(&changed).is_err());
+    let mut changed = genuine.clone();
+    changed.body.issued_at += 1;
+    assert!(check(&changed).is_err());
+    // Issued in the future.
+    let mut future = body(
+        agency.info(),
+        &phone,
+        RevocationScope::Device,
+        Issuer::Chain(agency.new.operator.chain.clone()),
+    );
+    future.issued_at = NOW + 10 * DAY_SECS;
+    assert!(check(&Revocation::sign(future, &agency.new.operator.key)).is_err());
+    // An empty or oversized reason.
+    let mut no_reason = genuine.body.clone();
+    no_reason.reason = " ".into();
+    assert!(check(&Revocation::sign(no_reason, &agency.new.operator.key)).is_err());
+
+    // Malformed bytes never decode into a revocation.
+    let bytes = wire::encode(&genuine);
+    assert!(wire::decode::<Revocation>(&bytes[..bytes.len() - 3]).is_err());
+    assert!(wire::decode::<Revocation>(b"garbage").is_err());
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 1;
+    if let Ok(decoded) = wire::decode::<Revocation>(&flipped) {
+        assert!(check(&decoded).is_err(), "a flipped byte must not verify");
+    }
+}
+
+#[test]
+fn a_revoked_device_cannot_revoke_anything() {
+    let mut agency = Agency::new(5);
+    let phone = agency.enroll("kim", Role::Member);
+    let pc = agency.enroll("kim", Role::Member);
+    let mut set = RevocationSet::new();
+    let pc_revoked = agency.by_operator(&pc, RevocationScope::Device);
+    let verified = set
+        .check(&pc_revoked, agency.info(), NOW + 200)
+        .expect("valid");
+    set.insert(verified).expect("room");
+    // The thief holding the PC tries to revoke the phone the official still uses.
+    let revenge = by_device(agency.info(), &pc, &phone);
+    assert!(matches!(
+        set.check(&revenge, agency.info(), NOW + 200),
+        Err(RevocationError::IssuerRevoked { .. })
+    ));
+}
+
+#[test]
+fn a_user_revocation_covers_their_devices_certified_until_then() {
+    let mut agency = Agency::new(6);
+    let phone = agency.enroll("kim", Role::Member);
+    let pc = agency.enroll("kim", Role::Member);
+    let console = agency.enroll("kim", Role::Operator);
+    let lee = agency.enroll("lee", Role::Member);
+    let later = agency.enroll_at("kim", Role::Member, NOW + 30 * DAY_SECS);
+    let revocation = agency.by_operator(&phone, RevocationScope::User);
+    let verified = RevocationSet::new()
+        .check(&revocation, agency.info(), NOW + 200)
+        .expect("valid");
+    let covers = |d: &Device| verified.covers(&d.verified, &agency.policy);
+    assert!(covers(&phone) && covers(&pc));
+    assert!(!covers(&lee), "another user");
+    assert!(!covers(&later), "re-enrolled after the revocation");
+    assert!(
+        !covers(&console),
+        "an operator signature does not reach operators"
+    );
+    assert_eq!(
+        verified.expires_at(),
+        NOW + 100 + MAX_DEVICE_CERT_DAYS * DAY_SECS
+    );
+    // The root's does.
+    let by_root = RevocationSet::new()
+        .check(
+            &agency.by_root(&phone.chain, RevocationScope::User),
+            agency.info(),
+            NOW + 200,
+        )
+        .expect("valid");
+    assert!(by_root.covers(&console.verified, &agency.policy));
+}
+
+#[test]
+fn revoking_an_operator_key_covers_every_device_it_certified() {
+    let mut agency = Agency::new(7);
+    let phone = agency.enroll("kim", Role::Member);
+    let revocation = agency.by_root(&agency.new.operator.chain.clone(), RevocationScope::Device);
+    let verified = RevocationSet::new()
+        .check(&revocation, agency.info(), NOW + 200)
+        .expect("valid");
+    assert!(verified.covers(&phone.verified, &agency.policy));
+}
+
+#[test]
+fn a_wipe_receipt_comes_only_from_the_revoked_device() {
+    let mut agency = Agency::new(8);
+    let phone = agency.enroll("kim", Role::Member);
+    let lee = agency.enroll("lee", Role::Member);
+    let revocation = agency.by_operator(&phone, RevocationScope::Device);
+    let verified = RevocationSet::new()
+        .check(&revocation, agency.info(), NOW + 200)
+        .expect("valid");
+    let receipt_body = |device: &Device| WipeReceiptBody {
+        agency: agency.info().id(),
+        revocation: verified.id,
+        device: device.chain.clone(),
+        wiped_at: NOW + 300,
+    };
+    let receipt = WipeReceipt::sign(receipt_body(&phone), &phone.key);
+    let decoded: WipeReceipt = wire::decode(&wire::encode(&receipt)).expect("decodes");
+    assert_eq!(
+        decoded
+            .verify(&verified, agency.info(), &agency.policy)
+            .expect("valid")
+            .device,
+        phone.key.device_id()
+    );
+    // Lee cannot claim Kim's phone wiped, nor sign for it.
+    let by_lee = WipeReceipt::sign(receipt_body(&lee), &lee.key);
+    assert!(
+        by_lee
+            .verify(&verified, agency.info(), &agency.policy)
+            .is_err()
+    );
+    let forged = WipeReceipt::sign(receipt_body(&phone), &lee.key);
+    assert!(
+        forged
+            .verify(&verified, agency.info(), &agency.policy)
+            .is_err()
+    );
+}
