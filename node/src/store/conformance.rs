@@ -101,7 +101,7 @@ macro_rules! store_conformance {
             fn wiped_store_refuses_everything() {
                 let (store, _guard) = $make;
                 store.insert("t", b"k", b"v").expect("insert");
-                store.wipe().expect("wipe");
+                store.wipe(None).expect("wipe");
                 assert!(matches!(store.get("t", b"k"), Err(StoreError::Wiped)));
                 assert!(matches!(
                     store.insert("t", b"k", b"v"),
@@ -111,7 +111,7 @@ macro_rules! store_conformance {
                     store.scan_prefix("t", b"", 1),
                     Err(StoreError::Wiped)
                 ));
-                store.wipe().expect("second wipe is harmless");
+                store.wipe(None).expect("second wipe is harmless");
             }
         }
     };
@@ -223,7 +223,7 @@ fn wipe_leaves_no_plaintext_and_no_key_bytes_in_the_home() {
         "key file present before wipe"
     );
 
-    store.wipe().expect("wipe");
+    store.wipe(None).expect("wipe");
 
     for (path, bytes) in files_under(&root) {
         assert!(
@@ -258,6 +258,38 @@ fn interrupted_wipe_is_finished_at_next_open() {
     assert!(matches!(Home::open(&root), Err(StoreError::NoHome(_))));
     assert!(!root.join("identity").exists());
     assert!(!root.join("wipe.intent").exists());
+}
+
+#[test]
+fn a_wipe_ordered_by_a_revocation_leaves_only_its_notice_even_when_interrupted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("home");
+    let home = Home::open_or_create(&root).expect("home");
+    home.write(HomeFile::DeviceKey, b"device secret")
+        .expect("write");
+    drop(home);
+    let notice =
+        "this device was revoked by operator park at 2026-11-22 10:00:00 UTC: local data erased";
+    std::fs::write(
+        root.join("wipe.intent"),
+        format!("wipe in progress\n{notice}"),
+    )
+    .expect("marker");
+    for _ in 0..2 {
+        match Home::open(&root) {
+            Err(StoreError::Revoked(said)) => assert_eq!(said, notice),
+            other => panic!("expected the revocation notice, got {other:?}"),
+        }
+        assert!(matches!(
+            Home::open_or_create(&root),
+            Err(StoreError::Revoked(_))
+        ));
+    }
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("revoked")]);
 }
 
 #[test]

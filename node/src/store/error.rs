@@ -37,6 +37,9 @@ pub enum StoreError {
         "no Baro Mesh home at {0}: run `baro device init` or `baro agency init` first, or pass --home"
     )]
     NoHome(PathBuf),
+    /// This device was revoked and erased itself; the notice says by whom and when.
+    #[error("{0}")]
+    Revoked(String),
     /// The home has data but its storage key is gone.
     #[error(
         "the storage key of {0} is missing: this home was wiped or damaged and its data cannot be read"

@@ -8,6 +8,7 @@
 //! HOME/agency/*           operator homes only: root and operator keys (passphrase-sealed,
 //!                         then storage-sealed) and the operator's chain
 //! HOME/wipe.intent        present only while a wipe is in progress
+//! HOME/revoked            after a wipe ordered by a revocation: by whom and when
 //! ```
 
 use std::fs::{self, File, OpenOptions};
@@ -25,6 +26,11 @@ use crate::wire;
 const STORAGE_KEY: &str = "storage.key";
 const DATABASE: &str = "db";
 const WIPE_INTENT: &str = "wipe.intent";
+const REVOKED: &str = "revoked";
+const WIPE_INTENT_HEADER: &str = "wipe in progress\n";
+/// Test hook: milliseconds to pause between the steps of a wipe, so an
+/// end-to-end test can kill the process in the middle of one.
+pub const WIPE_STEP_DELAY_ENV: &str = "BARO_TEST_WIPE_STEP_DELAY_MS";
 const IDENTITY_DIR: &str = "identity";
 const AGENCY_DIR: &str = "agency";
 
@@ -69,6 +75,7 @@ impl Home {
     /// this is a new home. An interrupted wipe is finished first.
     pub fn open_or_create(root: &Path) -> Result<Home, StoreError> {
         Self::finish_interrupted_wipe(root)?;
+        Self::refuse_if_revoked(root)?;
         create_private_dir(root)?;
         let key_path = root.join(STORAGE_KEY);
         if !key_path.exists() {
@@ -84,6 +91,7 @@ impl Home {
     /// Opens an existing home; fails with a clear error if there is none.
     pub fn open(root: &Path) -> Result<Home, StoreError> {
         Self::finish_interrupted_wipe(root)?;
+        Self::refuse_if_revoked(root)?;
         let key_path = root.join(STORAGE_KEY);
         if !key_path.exists() {
             if root.join(IDENTITY_DIR).exists() || root.join(DATABASE).exists() {
@@ -160,11 +168,27 @@ impl Home {
     /// the identity and agency files, then the intent marker.
     ///
     /// Any open database handle on this home must be dropped before calling.
-    pub fn wipe(self) -> Result<(), StoreError> {
+    /// With a `notice` (a revocation ordered it), the notice is kept in
+    /// the intent marker and left behind as the home's only content.
+    pub fn wipe(self, notice: Option<&str>) -> Result<(), StoreError> {
         let root = self.root.clone();
         drop(self);
-        write_atomic(&root.join(WIPE_INTENT), b"wipe in progress\n")?;
+        let intent = format!("{WIPE_INTENT_HEADER}{}", notice.unwrap_or_default());
+        write_atomic(&root.join(WIPE_INTENT), intent.as_bytes())?;
         Self::finish_interrupted_wipe(&root)
+    }
+
+    /// The notice a revocation left in `root` after the wipe, if any.
+    pub fn revoked_notice(root: &Path) -> Option<String> {
+        let text = fs::read_to_string(root.join(REVOKED)).ok()?;
+        Some(text.trim().to_string())
+    }
+
+    fn refuse_if_revoked(root: &Path) -> Result<(), StoreError> {
+        match Self::revoked_notice(root) {
+            Some(notice) => Err(StoreError::Revoked(notice)),
+            None => Ok(()),
+        }
     }
 
     /// Completes a wipe whose intent marker is present; does nothing otherwise.
@@ -174,10 +198,36 @@ impl Home {
             return Ok(());
         }
         tracing::warn!(home = %root.display(), "finishing a wipe of this home");
+        let intent = fs::read_to_string(&marker).unwrap_or_default();
+        let notice = intent
+            .strip_prefix(WIPE_INTENT_HEADER)
+            .map(str::trim)
+            .filter(|n| !n.is_empty());
+        let pause = std::env::var(WIPE_STEP_DELAY_ENV)
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map(std::time::Duration::from_millis);
+        let step = || {
+            if let Some(pause) = pause {
+                std::thread::sleep(pause);
+            }
+        };
         destroy_file(&root.join(STORAGE_KEY))?;
+        step();
         remove_dir(&root.join(DATABASE))?;
+        step();
         remove_dir(&root.join(IDENTITY_DIR))?;
         remove_dir(&root.join(AGENCY_DIR))?;
+        // Whatever else the node kept in its home (its control socket).
+        for entry in fs::read_dir(root).map_err(StoreError::io("listing", root))? {
+            let path = entry.map_err(StoreError::io("listing", root))?.path();
+            if path != marker && !path.is_dir() {
+                let _ = fs::remove_file(&path);
+            }
+        }
+        if let Some(notice) = notice {
+            write_atomic(&root.join(REVOKED), format!("{notice}\n").as_bytes())?;
+        }
         fs::remove_file(&marker).map_err(StoreError::io("removing", &marker))
     }
 }

@@ -87,7 +87,7 @@ impl Store for MemoryStore {
         self.with(|_| ())
     }
 
-    fn wipe(&self) -> Result<(), StoreError> {
+    fn wipe(&self, _notice: Option<&str>) -> Result<(), StoreError> {
         *self.lock() = None;
         Ok(())
     }

@@ -29,7 +29,7 @@ const EXTRAS: &str = "extras";
 /// Signed control frames, kept for sync: key = sent_at ms || id.
 const CONTROL: &str = "control";
 /// Signed revocations, kept for sync: key = issued ms || id.
-const REVOCATIONS: &str = "revocations";
+pub(super) const REVOCATIONS: &str = "revocations";
 
 /// One room's unread message ids.
 pub type RoomUnread = (RoomId, Vec<[u8; 32]>);
@@ -40,7 +40,7 @@ pub const MAX_LISTING: usize = 100_000;
 /// The messaging records of one node.
 #[derive(Clone)]
 pub struct MessageLog {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
 }
 
 impl std::fmt::Debug for MessageLog {
@@ -375,7 +375,7 @@ pub fn control_item(frame: &[u8]) -> Option<SyncItem> {
     ))
 }
 
-fn item_key(item: &SyncItem) -> Vec<u8> {
+pub(super) fn item_key(item: &SyncItem) -> Vec<u8> {
     let mut key = item.0.to_be_bytes().to_vec();
     key.extend(item.1);
     key

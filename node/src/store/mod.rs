@@ -10,6 +10,7 @@ mod error;
 mod home;
 mod memory;
 mod message_log;
+mod revocation_log;
 mod sled_store;
 
 #[cfg(test)]
@@ -19,6 +20,7 @@ pub use error::StoreError;
 pub use home::{Home, HomeFile};
 pub use memory::MemoryStore;
 pub use message_log::{MAX_LISTING, MessageLog, control_item, envelope_sync_item};
+pub use revocation_log::{MAX_SEEN_BY, RevocationRecord};
 pub use sled_store::SledStore;
 
 /// Version of the database layout this build writes and understands.
@@ -52,8 +54,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn schema_version(&self) -> Result<u32, StoreError>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
-    /// Destroys everything: afterwards every operation fails with [`StoreError::Wiped`].
-    fn wipe(&self) -> Result<(), StoreError>;
+    /// Destroys everything: afterwards every operation fails with
+    /// [`StoreError::Wiped`]. A backend on disk erases its whole home and,
+    /// given a `notice` (why: a revocation), leaves only that sentence behind.
+    fn wipe(&self, notice: Option<&str>) -> Result<(), StoreError>;
 }
 
 /// Checks a tree name: short, printable, and not one the store reserves.

@@ -173,7 +173,7 @@ impl Store for SledStore {
         })
     }
 
-    fn wipe(&self) -> Result<(), StoreError> {
+    fn wipe(&self, notice: Option<&str>) -> Result<(), StoreError> {
         let open = self
             .inner
             .write()
@@ -183,7 +183,7 @@ impl Store for SledStore {
             Some(Open { db, home }) => {
                 // sled keeps files open until the last handle drops.
                 drop(db);
-                home.wipe()
+                home.wipe(notice)
             }
             None => Ok(()),
         }
