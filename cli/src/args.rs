@@ -84,6 +84,30 @@ pub enum AgencyCommand {
     Init(AgencyInit),
     /// Certify a device from its enrollment request and write its bundle.
     Enroll(AgencyEnroll),
+    /// Revoke a device (or every device of a user): every node shuts it out,
+    /// and with --wipe it erases itself when the revocation reaches it.
+    /// Published at once if this home's node runs, else at its next start.
+    Revoke(AgencyRevoke),
+    /// List the revocations this home knows, with who has seen each and
+    /// whether the device confirmed its wipe.
+    Revocations,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["device", "user"])))]
+pub struct AgencyRevoke {
+    /// The device id (PeerId) to revoke.
+    #[arg(long, value_name = "ID")]
+    pub device: Option<String>,
+    /// Revoke every device of this user id instead.
+    #[arg(long, value_name = "ID")]
+    pub user: Option<String>,
+    /// Why, e.g. "phone lost on the train" (shown to operators).
+    #[arg(long)]
+    pub reason: String,
+    /// The device erases all its local data when it hears of the revocation.
+    #[arg(long)]
+    pub wipe: bool,
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +159,15 @@ pub enum DeviceCommand {
     Init(DeviceInit),
     /// Verify an enrollment bundle from an operator and install it.
     Install(DeviceInstall),
+    /// Revoke another of your own devices (a lost phone, from your PC): it
+    /// is shut out and erases itself when the revocation reaches it.
+    Revoke {
+        /// The lost device's id (PeerId); `baro peers` or `baro whoami` on it shows it.
+        device: String,
+        /// Why, e.g. "lost my phone".
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Args)]

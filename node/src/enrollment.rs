@@ -300,6 +300,20 @@ pub fn load_bundle(home: &Home) -> Result<EnrollmentBundle, EnrollmentError> {
     decode_as("the installed bundle", &bytes)
 }
 
+/// Loads and unlocks this home's agency root key (to revoke operators).
+pub fn load_root_key(home: &Home, passphrase: &Passphrase) -> Result<KeyPair, EnrollmentError> {
+    let sealed_bytes = home
+        .read(HomeFile::RootKey)?
+        .ok_or(EnrollmentError::NotAnOperator)?;
+    let sealed: PassphraseSealed = decode_as("the root key file", &sealed_bytes)?;
+    let secret_bytes = sealed.open(passphrase, ROOT_KEY_PURPOSE)?;
+    let secret = SecretBytes(
+        <[u8; 32]>::try_from(secret_bytes.as_slice())
+            .map_err(|_| EnrollmentError::NotAnOperator)?,
+    );
+    Ok(KeyPair::from_secret(&secret))
+}
+
 /// Loads and unlocks this home's operator credentials.
 pub fn load_operator(home: &Home, passphrase: &Passphrase) -> Result<Operator, EnrollmentError> {
     let sealed_bytes = home

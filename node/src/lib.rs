@@ -19,11 +19,13 @@
 //! - [`config`]: [`NodeConfig`], plain data with defaults, validated once.
 //! - [`node`]: [`NodeBuilder`], the running [`Node`], its [`Handle`] and events.
 //! - [`rooms`] *(pure)*: room ids, membership, key epochs and rotation.
-//! - [`sync`] *(pure)*: de-duplication (reconciliation and outbox to come).
+//! - [`sync`] *(pure)*: de-duplication, clocks, range-based reconciliation.
 //! - [`net`] *(I/O)*: transport with admission inside the upgrade, behaviours,
 //!   topics, and the actor that owns the swarm.
 //! - [`testing`]: seeded agencies and in-memory nodes for tests and simulations.
 //! - [`enrollment`] *(I/O)*: the enrollment flows the CLI offers, on a home.
+//! - [`revocations`] *(I/O)*: signing, keeping and listing revocations on a
+//!   home whose node is not running; the view shared with the running node.
 //!
 //! Pure modules import neither tokio, libp2p's Swarm nor sled: time and
 //! randomness are inputs, so they are tested with plain unit tests.
@@ -38,6 +40,7 @@ pub mod enrollment;
 pub mod identity;
 pub mod net;
 pub mod node;
+pub mod revocations;
 pub mod rooms;
 pub mod store;
 pub mod sync;

@@ -216,6 +216,27 @@ pub enum NodeEvent {
         /// Why.
         reason: String,
     },
+    /// A new revocation was accepted and is enforced from now on.
+    Revoked(crate::revocations::RevocationView),
+    /// A revoked device confirmed it erased itself.
+    WipeConfirmed {
+        /// The revocation it obeyed (hex id).
+        revocation: String,
+        /// The device.
+        device: DeviceId,
+        /// When it wiped, Unix seconds.
+        wiped_at: u64,
+    },
+    /// This device was revoked: it sends its wipe receipt and erases itself.
+    Wiping {
+        /// What `baro` will say from now on.
+        notice: String,
+    },
+    /// This device erased its data; the node has stopped.
+    Wiped {
+        /// By whom and when it was revoked.
+        notice: String,
+    },
 }
 
 /// What one sync session with a peer did (the side that started it).
@@ -425,6 +446,46 @@ impl Handle {
     /// Starts a sync round with every connected peer now.
     pub async fn sync_now(&self) -> Result<(), NodeError> {
         self.ask(Command::SyncNow).await
+    }
+
+    /// Takes a signed revocation (made by an operator's or official's
+    /// tools), enforces it and publishes it (or keeps it until a peer is there).
+    pub async fn submit_revocation(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<crate::revocations::RevocationView, NodeError> {
+        self.ask(|reply| Command::SubmitRevocation { bytes, reply })
+            .await?
+    }
+
+    /// Revokes another device of this device's user (a lost phone), which
+    /// erases itself when it hears of it.
+    pub async fn revoke_own_device(
+        &self,
+        device: DeviceId,
+        reason: &str,
+    ) -> Result<crate::revocations::RevocationView, NodeError> {
+        let reason = reason.to_string();
+        self.ask(|reply| Command::RevokeOwnDevice {
+            device,
+            reason,
+            reply,
+        })
+        .await?
+    }
+
+    /// Every revocation this node enforces, with what it knows of each.
+    pub async fn revocations(&self) -> Result<Vec<crate::revocations::RevocationView>, NodeError> {
+        self.ask(Command::Revocations).await
+    }
+
+    /// The certificate chain of a device (or a user's newest device) this node has met.
+    pub async fn device_chain(
+        &self,
+        target: crate::revocations::Target,
+    ) -> Result<CertificateChain, NodeError> {
+        self.ask(|reply| Command::DeviceChain { target, reply })
+            .await?
     }
 
     /// Dials an address.

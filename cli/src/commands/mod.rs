@@ -5,6 +5,7 @@ mod demo;
 mod device;
 mod files;
 mod node;
+mod revoke;
 mod rooms;
 
 use std::path::PathBuf;
@@ -21,6 +22,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Agency(AgencyCommand::Init(args)) => agency::init(&home(cli.home)?, args, json),
         Command::Agency(AgencyCommand::Enroll(args)) => {
             agency::enroll(&home(cli.home)?, args, json)
+        }
+        Command::Agency(AgencyCommand::Revoke(args)) => {
+            revoke::agency_revoke(&home(cli.home)?, args, json)
+        }
+        Command::Agency(AgencyCommand::Revocations) => revoke::list(&home(cli.home)?, json),
+        Command::Device(DeviceCommand::Revoke { device, reason }) => {
+            revoke::device_revoke(&home(cli.home)?, &device, &reason, json)
         }
         Command::Device(DeviceCommand::Init(args)) => device::init(&home(cli.home)?, args, json),
         Command::Device(DeviceCommand::Install(args)) => {
@@ -56,15 +64,20 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// `--home`, else `BARO_HOME` (clap reads it), else `$HOME/.baro`.
+/// `--home`, else `BARO_HOME` (clap reads it), else `$HOME/.baro`. A wipe
+/// that was interrupted is finished first; a home erased by a revocation
+/// says so, whatever the command.
 fn home(explicit: Option<PathBuf>) -> Result<PathBuf> {
-    if let Some(home) = explicit {
-        return Ok(home);
+    let home = match (explicit, std::env::var_os("HOME")) {
+        (Some(home), _) => home,
+        (None, Some(user_home)) => PathBuf::from(user_home).join(".baro"),
+        (None, None) => bail!("no home directory: pass --home DIR or set BARO_HOME"),
+    };
+    baro_node::store::Home::finish_interrupted_wipe(&home)?;
+    if let Some(notice) = baro_node::store::Home::revoked_notice(&home) {
+        bail!("{notice}");
     }
-    match std::env::var_os("HOME") {
-        Some(user_home) => Ok(PathBuf::from(user_home).join(".baro")),
-        None => bail!("no home directory: pass --home DIR or set BARO_HOME"),
-    }
+    Ok(home)
 }
 
 /// Prints `value` as pretty JSON.

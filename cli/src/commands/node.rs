@@ -78,11 +78,16 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
         println!("device id: {}", handle.device());
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
         let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut wiped = None;
         loop {
             tokio::select! {
                 _ = interrupt.recv() => break,
                 _ = terminate.recv() => break,
                 event = events.recv() => match event {
+                    Ok(NodeEvent::Wiped { notice }) => {
+                        wiped = Some(notice);
+                        break;
+                    }
                     Ok(event) => print_event(&event, &handle.device().to_string()),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         println!("({n} events not shown)");
@@ -90,6 +95,12 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
             }
+        }
+        if let Some(notice) = wiped {
+            // The store is gone: nothing to flush.
+            node.shutdown().await;
+            let _ = server.await;
+            anyhow::bail!("{notice}");
         }
         println!("stopping…");
         node.shutdown().await;
@@ -139,6 +150,19 @@ fn print_event(event: &NodeEvent, me: &str) {
         NodeEvent::Synced(report) => {
             tracing::debug!(peer = %report.peer.short(), "in sync")
         }
+        NodeEvent::Revoked(view) => println!(
+            "revocation: device {} of {} ({}), by {}: {}{}",
+            view.device.short(),
+            view.user,
+            view.scope,
+            view.issued_by,
+            view.reason,
+            if view.wipe { " [wipe]" } else { "" }
+        ),
+        NodeEvent::WipeConfirmed { device, .. } => {
+            println!("wipe receipt: device {} erased itself", device.short())
+        }
+        NodeEvent::Wiping { notice } | NodeEvent::Wiped { notice } => println!("{notice}"),
         NodeEvent::SyncRejected { from, reason } => {
             println!(
                 "sync with {} stopped: it sent an invalid item: {reason}",

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::net::{MessageView, RoomInfo, Sent};
 use crate::node::{BlockedPeer, PeerInfo, Status};
+use crate::revocations::RevocationView;
 
 /// Longest request or response line accepted, in bytes.
 pub const MAX_LINE: usize = 1 << 20;
@@ -75,6 +76,27 @@ pub enum Request {
         /// Room name or id; all rooms if absent.
         room: Option<String>,
     },
+    /// Enforce and publish a signed revocation.
+    Revoke {
+        /// The revocation's encoding, hex.
+        revocation: String,
+    },
+    /// Revoke another device of this device's user.
+    RevokeOwnDevice {
+        /// Its device id.
+        device: String,
+        /// Why.
+        reason: String,
+    },
+    /// Every revocation the node enforces.
+    Revocations,
+    /// The certificate chain of a device, or of a user's newest device.
+    DeviceChain {
+        /// A device id.
+        device: Option<String>,
+        /// A user id (when no device is given).
+        user: Option<String>,
+    },
 }
 
 /// What the node answers.
@@ -101,6 +123,12 @@ pub enum Response {
     MarkedRead(usize),
     /// One message of a [`Request::Watch`] stream.
     Message(MessageView),
+    /// Answer to [`Request::Revoke`] and [`Request::RevokeOwnDevice`].
+    Revocation(RevocationView),
+    /// Answer to [`Request::Revocations`].
+    Revocations(Vec<RevocationView>),
+    /// Answer to [`Request::DeviceChain`]: the chain's encoding, hex.
+    Chain(String),
     /// The request failed.
     Error(String),
 }

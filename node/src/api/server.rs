@@ -156,6 +156,35 @@ async fn dispatch(request: Request, handle: &Handle) -> Response {
         Request::FindRoom { room } => handle.find_room(&room).await.map(Response::Room),
         Request::MarkRead { room } => handle.mark_read(&room).await.map(Response::MarkedRead),
         Request::Watch { .. } => Ok(Response::Error("watch is a stream".into())),
+        Request::Revoke { revocation } => match hex::decode(revocation.trim()) {
+            Ok(bytes) => handle
+                .submit_revocation(bytes)
+                .await
+                .map(Response::Revocation),
+            Err(_) => Ok(Response::Error("the revocation is not hex".into())),
+        },
+        Request::RevokeOwnDevice { device, reason } => match device.parse() {
+            Ok(device) => handle
+                .revoke_own_device(device, &reason)
+                .await
+                .map(Response::Revocation),
+            Err(e) => Ok(Response::Error(format!("{e}"))),
+        },
+        Request::Revocations => handle.revocations().await.map(Response::Revocations),
+        Request::DeviceChain { device, user } => {
+            let target = match (device, user) {
+                (Some(device), _) => device.parse().map(crate::revocations::Target::Device),
+                (None, Some(user)) => Ok(crate::revocations::Target::User(user)),
+                (None, None) => return Response::Error("name a device or a user".into()),
+            };
+            match target {
+                Ok(target) => handle
+                    .device_chain(target)
+                    .await
+                    .map(|chain| Response::Chain(hex::encode(crate::wire::encode(&chain)))),
+                Err(e) => Ok(Response::Error(format!("{e}"))),
+            }
+        }
     };
     result.unwrap_or_else(|e| Response::Error(e.to_string()))
 }

@@ -115,6 +115,20 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<crate::sync::SyncResponse, NodeError>>,
     },
     SyncNow(oneshot::Sender<()>),
+    SubmitRevocation {
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<crate::revocations::RevocationView, NodeError>>,
+    },
+    RevokeOwnDevice {
+        device: DeviceId,
+        reason: String,
+        reply: oneshot::Sender<Result<crate::revocations::RevocationView, NodeError>>,
+    },
+    Revocations(oneshot::Sender<Vec<crate::revocations::RevocationView>>),
+    DeviceChain {
+        target: crate::revocations::Target,
+        reply: oneshot::Sender<Result<CertificateChain, NodeError>>,
+    },
 }
 
 pub(crate) struct Actor {
@@ -157,10 +171,22 @@ pub(crate) struct Actor {
         libp2p::request_response::OutboundRequestId,
         oneshot::Sender<Result<crate::sync::SyncResponse, NodeError>>,
     >,
+    /// This device's own certificate (as of its start, so an expired one still names it).
+    me: Option<VerifiedDevice>,
+    /// Where everything is kept (wiped if this device is revoked).
+    store: Arc<dyn Store>,
+    /// Revoked peers still connected, until their grace period ends.
+    revoked_peers: HashMap<PeerId, tokio::time::Instant>,
+    /// Revocations issued here that no peer has yet, with their bytes.
+    unpublished: HashMap<[u8; 32], Vec<u8>>,
+    /// Set when this device was revoked and is about to erase itself.
+    wiping: Option<revoking::Wiping>,
 }
 
 #[path = "messaging.rs"]
 pub(crate) mod messaging;
+#[path = "revoking.rs"]
+mod revoking;
 #[path = "syncing.rs"]
 mod syncing;
 
@@ -230,6 +256,13 @@ impl Actor {
         let control = topics::control(&agency_id);
         let now = clock.now();
         let policy = TrustPolicy::default();
+        let me = credentials.chain.leaf().and_then(|leaf| {
+            credentials
+                .chain
+                .verify(&credentials.agency, leaf.body.not_before, &policy)
+                .ok()
+        });
+        let store_handle = store.clone();
         let messaging = credentials
             .chain
             .verify_for(
@@ -287,11 +320,17 @@ impl Actor {
             raw_syncs: HashMap::new(),
             last_dial: HashMap::new(),
             refused: Dedup::new(SEEN_CAPACITY),
+            me,
+            store: store_handle,
+            revoked_peers: HashMap::new(),
+            unpublished: HashMap::new(),
+            wiping: None,
         })
     }
 
     pub(crate) async fn run(mut self) {
         self.load_sync_index();
+        self.load_revocations();
         self.settle_messaging();
         self.dial_bootstrap();
         let period = Duration::from_secs(self.config.config.discovery_interval_secs);
@@ -311,6 +350,11 @@ impl Actor {
                 () = self.shutdown.cancelled() => break,
                 Some(command) = self.commands.recv() => self.on_command(command),
                 Some(refusal) = self.refusals.recv() => {
+                    if let Some(revocation) = &refusal.revocation {
+                        // A peer refused us with a revocation: take it in (it
+                        // may name this device).
+                        let _ = self.take_revocation_item(revocation, Some(refusal.peer));
+                    }
                     let _ = self.events.send(NodeEvent::PeerRefused {
                         peer: refusal.peer,
                         reason: refusal.reason,
@@ -319,17 +363,26 @@ impl Actor {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = discovery.tick() => self.discover(),
                 _ = receipts.tick() => {
+                    if self.wipe_due() {
+                        break;
+                    }
                     self.flush_batches();
                     self.flush_stored();
+                    self.disconnect_revoked();
                 }
                 _ = sync.tick() => {
+                    self.publish_unpublished();
                     self.redial_lan_peers();
                     self.evict();
                     self.sync_all();
                 }
             }
         }
-        self.save_unread();
+        if self.wiping.is_some() {
+            self.finish_wipe();
+        } else {
+            self.save_unread();
+        }
         tracing::info!(device = %self.key.device_id().short(), "node stopped");
     }
 
@@ -512,6 +565,22 @@ impl Actor {
             Command::SyncNow(reply) => {
                 self.sync_all();
                 let _ = reply.send(());
+            }
+            Command::SubmitRevocation { bytes, reply } => {
+                let _ = reply.send(self.submit_revocation(bytes));
+            }
+            Command::RevokeOwnDevice {
+                device,
+                reason,
+                reply,
+            } => {
+                let _ = reply.send(self.revoke_own_device(device, reason));
+            }
+            Command::Revocations(reply) => {
+                let _ = reply.send(self.revocation_views());
+            }
+            Command::DeviceChain { target, reply } => {
+                let _ = reply.send(self.device_chain(&target));
             }
             Command::Blocked(reply) => {
                 let _ = reply.send(self.gate.blocked_peers());
@@ -731,6 +800,27 @@ impl Actor {
     }
 
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
+        if self.wiping.is_some() {
+            return self.report(&id, &source, MessageAcceptance::Ignore);
+        }
+        let revocation_item = message.topic == self.control.hash()
+            && matches!(
+                wire::kind_of(&message.data),
+                Some(wire::Kind::Revocation | wire::Kind::WipeReceipt)
+            );
+        if revocation_item {
+            // Self-signed: anyone may pass it on, even a revoked device its receipt.
+            return match self.take_revocation_item(&message.data, Some(source)) {
+                syncing::Intake::New | syncing::Intake::Held => {
+                    self.report(&id, &source, MessageAcceptance::Accept)
+                }
+                syncing::Intake::Duplicate => self.report(&id, &source, MessageAcceptance::Ignore),
+                syncing::Intake::Rejected(reason) => self.reject(&id, source, reason),
+            };
+        }
+        if self.is_revoked_peer(&source) {
+            return self.report(&id, &source, MessageAcceptance::Ignore);
+        }
         if message.topic != self.control.hash() {
             return self.on_room_gossip(source, id, message);
         }
@@ -753,6 +843,9 @@ impl Actor {
             Ok(valid) => valid,
             Err(reason) => return syncing::Intake::Rejected(reason),
         };
+        if let Err(reason) = self.check_not_revoked(&author, frame.body.sent_at) {
+            return syncing::Intake::Rejected(reason);
+        }
         if !self.seen.insert(gossipsub::MessageId::from(
             blake3::hash(data).as_bytes().to_vec(),
         )) {

@@ -8,7 +8,14 @@
 //! protocols or our gossipsub topics; it is logged, reported and blocked.
 //!
 //! The listener reveals its certificate only to a verified dialer; the dialer
-//! reveals its own first, but only to peers it chose to dial.
+//! reveals its own first, but only to peers it chose to dial. The dialer's
+//! last frame is its verdict on the listener (empty: admitted).
+//!
+//! A revoked device is refused for good, and told why: instead of our hello
+//! (or our verdict) it receives the revocation that names it, so a device
+//! that was offline for weeks learns of it at its first contact and nothing
+//! else. A revocation received this way is checked like any other (a forged
+//! one gets its sender refused and blocked) and handed to the node.
 
 use std::collections::HashMap;
 use std::io;
@@ -26,9 +33,10 @@ use crate::clock::Clock;
 use crate::identity::{DeviceId, PublicKey};
 use crate::node::BlockedPeer;
 use crate::trust::{
-    AdmissionHello, AgencyInfo, Blocklist, CertificateChain, TrustPolicy, VerifiedDevice, admit,
+    AdmissionHello, AgencyInfo, Blocklist, CertificateChain, Revocation, RevocationError,
+    RevocationSet, TrustPolicy, VerifiedDevice, VerifiedRevocation, admit,
 };
-use crate::wire::{self, Format};
+use crate::wire::{self, Format, Kind};
 
 /// Protocol name negotiated for the admission-then-yamux upgrade.
 pub const PROTOCOL: &str = "/baro/admission/1.0.0";
@@ -47,6 +55,9 @@ pub enum AdmissionError {
     /// The remote failed to prove membership.
     #[error("refused: {0}")]
     Refused(String),
+    /// The remote is revoked (it was sent the revocation), or told us we are.
+    #[error("revoked: {0}")]
+    Revoked(String),
     /// The remote did not answer in time.
     #[error("no admission hello within {0:?}")]
     Timeout(Duration),
@@ -62,13 +73,23 @@ pub struct Refusal {
     pub peer: PeerId,
     /// Why.
     pub reason: String,
+    /// A valid revocation the peer sent us instead of admitting us.
+    pub revocation: Option<Vec<u8>>,
+}
+
+/// The revocations the gate enforces, with their bytes to show a revoked peer.
+#[derive(Debug, Default)]
+struct Revocations {
+    set: RevocationSet,
+    bytes: HashMap<[u8; 32], Vec<u8>>,
 }
 
 /// State shared by every admission upgrade of one node.
 #[derive(Debug)]
 pub struct AdmissionGate {
     agency: AgencyInfo,
-    own_hello: Vec<u8>,
+    own_hello: Mutex<(AdmissionHello, Vec<u8>)>,
+    revocations: Mutex<Revocations>,
     policy: TrustPolicy,
     clock: Arc<dyn Clock>,
     timeout: Duration,
@@ -90,7 +111,8 @@ impl AdmissionGate {
     ) -> Self {
         AdmissionGate {
             agency,
-            own_hello: wire::encode(own_hello),
+            own_hello: Mutex::new((own_hello.clone(), wire::encode(own_hello))),
+            revocations: Mutex::new(Revocations::default()),
             policy: TrustPolicy::default(),
             clock,
             timeout,
@@ -132,6 +154,69 @@ impl AdmissionGate {
             .collect()
     }
 
+    /// Checks a revocation against the agency and the revocations enforced here.
+    pub fn check_revocation(
+        &self,
+        revocation: &Revocation,
+    ) -> Result<VerifiedRevocation, RevocationError> {
+        lock(&self.revocations)
+            .set
+            .check(revocation, &self.agency, self.clock.now())
+    }
+
+    /// Enforces a checked revocation from now on (its `bytes` are what a
+    /// revoked peer is shown); `false` if it was already enforced.
+    pub fn enforce(
+        &self,
+        verified: VerifiedRevocation,
+        bytes: Vec<u8>,
+    ) -> Result<bool, RevocationError> {
+        let id = verified.id;
+        let digest = {
+            let mut revocations = lock(&self.revocations);
+            if !revocations.set.insert(verified)? {
+                return Ok(false);
+            }
+            revocations.bytes.insert(id, bytes);
+            revocations.set.digest()
+        };
+        let mut own = lock(&self.own_hello);
+        own.0.revocation_digest = digest;
+        own.1 = wire::encode(&own.0);
+        Ok(true)
+    }
+
+    /// Whether revocation `id` is enforced here.
+    pub fn knows_revocation(&self, id: &[u8; 32]) -> bool {
+        lock(&self.revocations).set.contains(id)
+    }
+
+    /// The enforced revocation with `id`.
+    pub fn revocation(&self, id: &[u8; 32]) -> Option<VerifiedRevocation> {
+        lock(&self.revocations).set.get(id).cloned()
+    }
+
+    /// Every enforced revocation, oldest first.
+    pub fn revocations(&self) -> Vec<VerifiedRevocation> {
+        lock(&self.revocations).set.iter().cloned().collect()
+    }
+
+    /// The revocation that covers `device`, if any.
+    pub fn revocation_of(&self, device: &VerifiedDevice) -> Option<VerifiedRevocation> {
+        lock(&self.revocations).set.covering(device).cloned()
+    }
+
+    /// Blocks `peer` (a revoked device that was connected).
+    pub fn block(&self, peer: &PeerId, reason: String) {
+        if let Some(device) = device_id(peer) {
+            lock(&self.blocklist).block(device, self.clock.now(), self.block_secs, reason);
+        }
+    }
+
+    fn own_hello(&self) -> Vec<u8> {
+        lock(&self.own_hello).1.clone()
+    }
+
     fn refuse(&self, peer: PeerId, reason: String) -> AdmissionError {
         tracing::warn!(%peer, %reason, "peer refused at admission and blocked");
         if let Some(device) = device_id(&peer) {
@@ -141,20 +226,77 @@ impl AdmissionGate {
         let _ = self.refusals.try_send(Refusal {
             peer,
             reason: reason.clone(),
+            revocation: None,
         });
         AdmissionError::Refused(reason)
     }
 
-    fn check(&self, peer: PeerId, bytes: &[u8]) -> Result<VerifiedDevice, AdmissionError> {
+    /// `peer` answered with a revocation instead of admitting us: a valid
+    /// one goes to the node (which acts on it); a forged one gets `peer`
+    /// refused and blocked.
+    fn revoked_by(&self, peer: PeerId, bytes: &[u8]) -> AdmissionError {
+        let checked = wire::decode::<Revocation>(bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|r| self.check_revocation(&r).map_err(|e| e.to_string()));
+        match checked {
+            Ok(verified) => {
+                let reason = verified.describe();
+                tracing::warn!(%peer, %reason, "a peer refused us with a revocation");
+                // This one must not be lost: wait for room in the channel.
+                let refusals = self.refusals.clone();
+                let report = Refusal {
+                    peer,
+                    reason: reason.clone(),
+                    revocation: Some(bytes.to_vec()),
+                };
+                tokio::spawn(async move {
+                    let _ = refusals.send(report).await;
+                });
+                AdmissionError::Revoked(reason)
+            }
+            Err(reason) => self.refuse(peer, format!("it sent a forged revocation: {reason}")),
+        }
+    }
+
+    /// The revocation to show `device` if it is revoked here.
+    fn revocation_bytes_for(&self, device: &VerifiedDevice) -> Option<(String, Vec<u8>)> {
+        let revocations = lock(&self.revocations);
+        let verified = revocations.set.covering(device)?;
+        let bytes = revocations.bytes.get(&verified.id)?.clone();
+        Some((verified.describe(), bytes))
+    }
+
+    /// Checks a hello; `Ok(Err(..))` means a certified but revoked device,
+    /// with the revocation to show it.
+    fn check(
+        &self,
+        peer: PeerId,
+        bytes: &[u8],
+    ) -> Result<Result<(VerifiedDevice, CertificateChain), (String, Vec<u8>)>, AdmissionError> {
         let Some(device) = device_id(&peer) else {
             return Err(self.refuse(peer, "its key is not an ed25519 device key".into()));
         };
+        if wire::kind_of(bytes) == Some(Kind::Revocation) {
+            return Err(self.revoked_by(peer, bytes));
+        }
         let hello =
             wire::decode::<AdmissionHello>(bytes).map_err(|e| self.refuse(peer, e.to_string()))?;
         let verified = admit(&hello, device, &self.agency, self.clock.now(), &self.policy)
             .map_err(|e| self.refuse(peer, e.to_string()))?;
-        lock(&self.admitted).insert(peer, (verified.clone(), hello.chain));
-        Ok(verified)
+        if let Some(revoked) = self.revocation_bytes_for(&verified) {
+            return Ok(Err(revoked));
+        }
+        Ok(Ok((verified, hello.chain)))
+    }
+
+    /// A revoked device was shown its revocation: refused and blocked.
+    fn refuse_revoked(&self, peer: PeerId, reason: &str) -> AdmissionError {
+        self.refuse(peer, format!("device revoked: {reason}"));
+        AdmissionError::Revoked(reason.to_string())
+    }
+
+    fn admit(&self, peer: PeerId, admitted: (VerifiedDevice, CertificateChain)) {
+        lock(&self.admitted).insert(peer, admitted);
     }
 }
 
@@ -193,18 +335,42 @@ impl AdmissionUpgrade {
         if let Some((until, reason)) = gate.blocked(&self.remote) {
             return Err(AdmissionError::Blocked { until, reason });
         }
+        let remote = self.remote;
         let exchange = async {
             if dialer {
-                write_frame(&mut socket, &gate.own_hello).await?;
+                write_frame(&mut socket, &gate.own_hello()).await?;
                 let theirs = read_frame(&mut socket).await?;
-                gate.check(self.remote, &theirs)?;
+                match gate.check(remote, &theirs)? {
+                    Ok(admitted) => {
+                        write_frame(&mut socket, &[]).await?;
+                        gate.admit(remote, admitted);
+                    }
+                    Err((reason, revocation)) => {
+                        write_frame(&mut socket, &revocation).await?;
+                        return Err(gate.refuse_revoked(remote, &reason));
+                    }
+                }
             } else {
                 let theirs = read_frame(&mut socket).await.map_err(|e| match e {
-                    AdmissionError::Refused(reason) => gate.refuse(self.remote, reason),
+                    AdmissionError::Refused(reason) => gate.refuse(remote, reason),
                     other => other,
                 })?;
-                gate.check(self.remote, &theirs)?;
-                write_frame(&mut socket, &gate.own_hello).await?;
+                let admitted = match gate.check(remote, &theirs)? {
+                    Ok(admitted) => admitted,
+                    Err((reason, revocation)) => {
+                        write_frame(&mut socket, &revocation).await?;
+                        return Err(gate.refuse_revoked(remote, &reason));
+                    }
+                };
+                write_frame(&mut socket, &gate.own_hello()).await?;
+                let verdict = read_frame(&mut socket).await?;
+                if !verdict.is_empty() {
+                    if wire::kind_of(&verdict) == Some(Kind::Revocation) {
+                        return Err(gate.revoked_by(remote, &verdict));
+                    }
+                    return Err(gate.refuse(remote, "its admission verdict is garbage".into()));
+                }
+                gate.admit(remote, admitted);
             }
             Ok::<_, AdmissionError>(())
         };
@@ -242,10 +408,10 @@ async fn read_frame<C: AsyncRead + Unpin>(socket: &mut C) -> Result<Vec<u8>, Adm
     let mut len = [0u8; 4];
     socket.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > AdmissionHello::MAX_LEN {
+    let max = AdmissionHello::MAX_LEN.max(Revocation::MAX_LEN);
+    if len > max {
         return Err(AdmissionError::Refused(format!(
-            "admission hello of {len} bytes exceeds {} bytes",
-            AdmissionHello::MAX_LEN
+            "admission frame of {len} bytes exceeds {max} bytes"
         )));
     }
     let mut bytes = vec![0u8; len];

@@ -140,6 +140,9 @@ impl Messaging {
         for id in log.seen().unwrap_or_default() {
             messenger.mark_seen(id);
         }
+        for (room, epoch) in log.rotations_due().unwrap_or_default() {
+            messenger.restore_rotation_due(room, epoch);
+        }
         let _ = messenger.take_new_keys();
         let _ = messenger.take_changed_rooms();
         let unread = log.unread().unwrap_or_default().into_iter().collect();
@@ -220,9 +223,24 @@ impl Actor {
                 tracing::error!(error = %e, "cannot save a room");
             }
         }
+        for (room, due) in messaging.messenger.take_rotation_due_changes() {
+            if let Err(e) = messaging.log.save_rotation_due(room, due) {
+                tracing::error!(error = %e, "cannot save a pending key rotation");
+            }
+        }
+        // A room moved past a revoked device's key inside a send: its new
+        // key goes out before the message.
+        let rotated = messaging.messenger.take_unsent_grants();
         let rooms: Vec<RoomId> = messaging.messenger.rooms().map(|r| r.id).collect();
         for room in rooms {
             self.follow(room);
+        }
+        if !rotated.is_empty() {
+            tracing::info!(
+                grants = rotated.len(),
+                "a room moved to a new key after a revocation"
+            );
+            self.publish_grants(rotated);
         }
     }
 
@@ -250,6 +268,7 @@ impl Actor {
         chain: &crate::trust::CertificateChain,
     ) {
         let now = self.clock.now();
+        let revoked = self.gate.revocation_of(&device);
         let Some(messaging) = self.messaging.as_mut() else {
             return;
         };
@@ -258,6 +277,14 @@ impl Actor {
             .save_device(&device.device.public_key(), chain)
         {
             tracing::error!(error = %e, "cannot save a device certificate");
+        }
+        if let Some(revocation) = revoked {
+            // Known as revoked before it is known at all: never granted a key.
+            messaging.messenger.revoke(
+                device.device.public_key(),
+                revocation.issued_at.saturating_mul(1000),
+                false,
+            );
         }
         let grants = messaging.messenger.learn_device(device, now);
         self.publish_grants(grants);
@@ -333,6 +360,10 @@ impl Actor {
             return;
         };
         if *topic == self.control.hash() {
+            self.publish_unpublished();
+            let Some(messaging) = self.messaging.as_mut() else {
+                return;
+            };
             if let Some((device, _)) = self.gate.admitted(&peer) {
                 let grants = messaging
                     .messenger

@@ -291,7 +291,13 @@ impl Actor {
                             self.send_sync(peer, SyncRequest::Reconcile { scope, message });
                         }
                     }
-                    Ok(Step::Done { need, .. }) => {
+                    Ok(Step::Done { need, have }) => {
+                        if session.scope == Some(SyncScope::Revocations) {
+                            self.note_reconciled(peer, &have);
+                        }
+                        let Some(session) = self.syncs.get_mut(&peer) else {
+                            return;
+                        };
                         session.reconciler = None;
                         session.need = need;
                         let refused = &self.refused;
@@ -314,7 +320,7 @@ impl Actor {
                             .abandon_sync(peer, "sent an item that was not asked for".into());
                     }
                     returned.push(id);
-                    match self.take_synced(scope, bytes) {
+                    match self.take_synced(scope, bytes, peer) {
                         // The bytes are exactly what the peer announced (their
                         // hash is the id), so they are not fetched again; the
                         // rest of the session goes on (a receipt from a member
@@ -375,11 +381,9 @@ impl Actor {
 
     /// Validates and takes in one fetched item, exactly like the same bytes
     /// arriving by gossip.
-    fn take_synced(&mut self, scope: SyncScope, bytes: &[u8]) -> Intake {
+    fn take_synced(&mut self, scope: SyncScope, bytes: &[u8], peer: PeerId) -> Intake {
         match scope {
-            SyncScope::Revocations => {
-                Intake::Rejected("revocations are not accepted by this version".into())
-            }
+            SyncScope::Revocations => self.take_revocation_item(bytes, Some(peer)),
             SyncScope::Control => self.take_control(bytes),
             SyncScope::Room(room) => self.take_envelope(room, bytes),
         }
@@ -387,6 +391,12 @@ impl Actor {
 
     /// Whether `peer` may be given `scope`.
     fn may_serve(&self, peer: &VerifiedDevice, scope: SyncScope) -> Result<(), String> {
+        if self.wiping.is_some() {
+            return Err("this device is erasing itself".into());
+        }
+        if scope != SyncScope::Revocations && self.gate.revocation_of(peer).is_some() {
+            return Err(format!("{} was revoked", peer.device.short()));
+        }
         let SyncScope::Room(room) = scope else {
             return Ok(());
         };

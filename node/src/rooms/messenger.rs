@@ -444,6 +444,11 @@ impl Messenger {
         std::mem::take(&mut self.late)
     }
 
+    /// Every certified device known here.
+    pub fn devices(&self) -> impl Iterator<Item = &VerifiedDevice> {
+        self.directory.values()
+    }
+
     /// The certified device with `key`, if known.
     pub fn device(&self, key: &PublicKey) -> Option<&VerifiedDevice> {
         self.directory.get(key)
@@ -548,6 +553,13 @@ impl Messenger {
     /// sender is a known certified device and the signature is its own.
     pub fn check_carried(&self, envelope: &Envelope) -> Result<(), String> {
         let sender = &envelope.body.header.sender;
+        if self
+            .revoked
+            .get(sender)
+            .is_some_and(|since| envelope.body.header.timestamp.wall_ms >= *since)
+        {
+            return Err("its sender's device was revoked".into());
+        }
         let verifier = self
             .verifiers
             .get(sender)

@@ -1,0 +1,240 @@
+//! `baro agency revoke`, `baro agency revocations` and `baro device revoke`.
+//!
+//! While this home's node runs, the revocation goes to it over the control
+//! API and is published at once; otherwise it is kept in the home and
+//! published when `baro run` starts.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use baro_node::api::{self, ApiError, Request, Response};
+use baro_node::clock::{format_utc, unix_now};
+use baro_node::enrollment;
+use baro_node::revocations::{self, Order, RevocationView, Target};
+use baro_node::store::Home;
+use baro_node::trust::{CertificateChain, Issuer, Revocation, Role, validate_reason};
+use baro_node::{DeviceId, wire};
+
+use super::print_json;
+use crate::args::AgencyRevoke;
+use crate::passphrase;
+
+/// The chain of `target`: from the running node, or from the stopped
+/// node's store. `Ok((chain, running))`.
+fn target_chain(home: &Path, target: &Target) -> Result<(CertificateChain, bool)> {
+    let request = match target {
+        Target::Device(device) => Request::DeviceChain {
+            device: Some(device.to_string()),
+            user: None,
+        },
+        Target::User(user) => Request::DeviceChain {
+            device: None,
+            user: Some(user.clone()),
+        },
+    };
+    match api::request(home, &request) {
+        Ok(Response::Chain(hex)) => {
+            let bytes = hex::decode(hex).context("the node sent a damaged certificate chain")?;
+            Ok((wire::decode(&bytes)?, true))
+        }
+        Ok(_) => bail!("the node answered something else than a certificate chain"),
+        Err(ApiError::NotRunning(_)) => Ok((revocations::find_target(home, target)?, false)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Hands `revocation` to the running node, or keeps it for the next start.
+fn submit(home: &Path, revocation: &Revocation, running: bool) -> Result<RevocationView> {
+    if running {
+        let request = Request::Revoke {
+            revocation: hex::encode(wire::encode(revocation)),
+        };
+        match api::request(home, &request)? {
+            Response::Revocation(view) => Ok(view),
+            _ => bail!("the node answered something else than the revocation"),
+        }
+    } else {
+        Ok(revocations::keep_for_next_start(
+            home,
+            revocation,
+            unix_now(),
+        )?)
+    }
+}
+
+pub fn agency_revoke(home: &Path, args: AgencyRevoke, json: bool) -> Result<()> {
+    let target = match (args.device, args.user) {
+        (Some(device), _) => Target::Device(device.parse()?),
+        (None, Some(user)) => Target::User(user),
+        (None, None) => bail!("name what to revoke: --device ID or --user ID"),
+    };
+    validate_reason(&args.reason)?;
+    let opened = Home::open(home)?;
+    if !opened.has(baro_node::store::HomeFile::OperatorKey) {
+        bail!(
+            "this home holds no operator key: run this on the operator's home, or use `baro device revoke` to revoke one of your own devices"
+        );
+    }
+    let (chain, running) = target_chain(home, &target)?;
+    let passphrase = passphrase::existing()?;
+    let operator = enrollment::load_operator(&opened, &passphrase)?;
+    let target_role = chain.leaf().map(|c| c.body.role);
+    // Operators are revoked by the agency root.
+    let (issuer, signer) = if target_role == Some(Role::Operator) {
+        (
+            Issuer::Root,
+            enrollment::load_root_key(&opened, &passphrase)?,
+        )
+    } else {
+        (Issuer::Chain(operator.chain.clone()), operator.key.clone())
+    };
+    let order = Order {
+        reason: args.reason,
+        wipe: args.wipe,
+        now: unix_now(),
+    };
+    let (revocation, _) = revocations::sign(
+        &operator.agency,
+        chain,
+        target.scope(),
+        &order,
+        issuer,
+        &signer,
+    )?;
+    let view = submit(home, &revocation, running)?;
+    report(&view, running, json)
+}
+
+pub fn device_revoke(home: &Path, device: &str, reason: &str, json: bool) -> Result<()> {
+    let device: DeviceId = device.parse()?;
+    validate_reason(reason)?;
+    let request = Request::RevokeOwnDevice {
+        device: device.to_string(),
+        reason: reason.to_string(),
+    };
+    match api::request(home, &request) {
+        Ok(Response::Revocation(view)) => return report(&view, true, json),
+        Ok(_) => bail!("the node answered something else than the revocation"),
+        Err(ApiError::NotRunning(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    // The node is not running: sign here and keep it for the next start.
+    let opened = Home::open(home)?;
+    let key = enrollment::load_device_key(&opened)?;
+    let bundle = enrollment::load_bundle(&opened)?;
+    if device == key.device_id() {
+        bail!("a device cannot revoke itself: run this on another of your devices");
+    }
+    let chain = revocations::find_target(home, &Target::Device(device))?;
+    let mine = bundle
+        .body
+        .chain
+        .leaf()
+        .map(|c| c.body.subject.user_id.clone());
+    let theirs = chain.leaf().map(|c| c.body.subject.user_id.clone());
+    if mine != theirs {
+        return Err(anyhow!(
+            "device {} belongs to {}, not to you: only an operator can revoke it",
+            device,
+            theirs.unwrap_or_default()
+        ));
+    }
+    let order = Order {
+        reason: reason.to_string(),
+        wipe: true,
+        now: unix_now(),
+    };
+    let (revocation, _) = revocations::sign(
+        &bundle.body.agency,
+        chain,
+        Target::Device(device).scope(),
+        &order,
+        Issuer::Chain(bundle.body.chain.clone()),
+        &key,
+    )?;
+    let view = submit(home, &revocation, false)?;
+    report(&view, false, json)
+}
+
+fn report(view: &RevocationView, running: bool, json: bool) -> Result<()> {
+    if json {
+        return print_json(&serde_json::to_value(view)?);
+    }
+    let what = if view.scope == "user" {
+        format!("every device of {} ({})", view.user, view.display_name)
+    } else {
+        format!(
+            "device {} of {} ({})",
+            view.device, view.user, view.display_name
+        )
+    };
+    println!("Revoked {what}: {}", view.reason);
+    println!("  issued by:    {}", view.issued_by);
+    if view.wipe {
+        println!("  wipe:         the device erases its local data when the revocation reaches it");
+    } else {
+        println!("  wipe:         no (the device is shut out but keeps its data)");
+    }
+    if running && view.published {
+        println!("  published:    now, to the mesh (peers reconcile revocations first)");
+    } else if running {
+        println!("  published:    as soon as this node has a peer");
+    } else {
+        println!("  published:    when `baro run` next starts on this home");
+    }
+    println!("  id:           {}", view.id);
+    Ok(())
+}
+
+pub fn list(home: &Path, json: bool) -> Result<()> {
+    let views = match api::request(home, &Request::Revocations) {
+        Ok(Response::Revocations(views)) => views,
+        Ok(_) => bail!("the node answered something else than revocations"),
+        Err(ApiError::NotRunning(_)) => revocations::list(home, unix_now())?,
+        Err(e) => return Err(e.into()),
+    };
+    if json {
+        return print_json(&serde_json::to_value(&views)?);
+    }
+    if views.is_empty() {
+        println!("no revocations");
+        return Ok(());
+    }
+    println!("{} revocation(s):", views.len());
+    for view in views {
+        let what = if view.scope == "user" {
+            format!("user {} (every device)", view.user)
+        } else {
+            format!("device {} of {}", view.device.short(), view.user)
+        };
+        println!(
+            "  {what}, by {} at {}: {}",
+            view.issued_by,
+            format_utc(view.issued_at),
+            view.reason
+        );
+        let seen: Vec<String> = view.seen_by.iter().map(|d| d.short()).collect();
+        println!(
+            "    wipe: {}   published: {}   seen by {} peer(s){}",
+            if view.wipe { "yes" } else { "no" },
+            if view.published { "yes" } else { "not yet" },
+            seen.len(),
+            if seen.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", seen.join(", "))
+            }
+        );
+        match view.wiped.first() {
+            Some(wiped) => println!(
+                "    wipe receipt: device {} erased itself at {}",
+                wiped.device.short(),
+                format_utc(wiped.wiped_at)
+            ),
+            None if view.wipe => println!("    wipe receipt: not received yet"),
+            None => {}
+        }
+        println!("    id {}", view.id);
+    }
+    Ok(())
+}

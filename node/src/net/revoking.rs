@@ -1,0 +1,490 @@
+//! The actor's revocation glue: takes revocations and wipe receipts from
+//! gossip, sync, admission and the local user; enforces them (admission
+//! gate, messenger, connected peers); publishes what was issued here; and,
+//! when a revocation names this device, sends a wipe receipt and erases the
+//! node.
+
+use std::time::Duration;
+
+use libp2p::PeerId;
+use tokio::time::Instant;
+
+use super::Actor;
+use super::syncing::Intake;
+use crate::clock::format_utc;
+use crate::identity::{DeviceId, PublicKey};
+use crate::node::{NodeError, NodeEvent};
+use crate::revocations::{Order, RevocationView, Target};
+use crate::store::RevocationRecord;
+use crate::sync::SyncScope;
+use crate::trust::{
+    CertificateChain, Issuer, Revocation, RevocationScope, VerifiedDevice, VerifiedRevocation,
+    WipeReceipt, WipeReceiptBody,
+};
+use crate::wire::{self, Kind};
+
+/// How long a revoked peer stays connected after we learn of it: time for
+/// it to hear of its revocation from us and to answer with its wipe receipt.
+/// Nothing it sends meanwhile is taken, except that receipt.
+pub(super) const REVOKED_GRACE: Duration = Duration::from_secs(2);
+/// How long a revoked device waits for its wipe receipt to leave before it
+/// erases itself.
+const WIPE_FLUSH: Duration = Duration::from_millis(500);
+
+/// This device was revoked: what it will say afterwards, and when it wipes.
+#[derive(Debug)]
+pub(crate) struct Wiping {
+    pub(super) notice: String,
+    pub(super) at: Instant,
+}
+
+impl Actor {
+    /// Loads the revocations and receipts the store holds and enforces them
+    /// (at start, before any connection).
+    pub(super) fn load_revocations(&mut self) {
+        let Some(messaging) = self.messaging.as_ref() else {
+            return;
+        };
+        let stored = messaging.log.signed_revocations().unwrap_or_default();
+        for bytes in stored {
+            if wire::kind_of(&bytes) != Some(Kind::Revocation) {
+                continue;
+            }
+            let Ok(revocation) = wire::decode::<Revocation>(&bytes) else {
+                continue;
+            };
+            let verified = match self.gate.check_revocation(&revocation) {
+                Ok(verified) => verified,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a stored revocation no longer checks out");
+                    continue;
+                }
+            };
+            if !matches!(self.gate.enforce(verified.clone(), bytes.clone()), Ok(true)) {
+                continue;
+            }
+            let record = self.record(&verified.id);
+            if record.unpublished {
+                self.unpublished.insert(verified.id, bytes);
+            }
+            self.apply(&verified, true);
+        }
+    }
+
+    /// Takes a revocation or a wipe receipt from gossip or sync (`from`), or
+    /// issued here (`None`).
+    pub(super) fn take_revocation_item(&mut self, bytes: &[u8], from: Option<PeerId>) -> Intake {
+        match wire::kind_of(bytes) {
+            Some(Kind::Revocation) => self.take_revocation(bytes, from),
+            Some(Kind::WipeReceipt) => self.take_wipe_receipt(bytes, from),
+            _ => Intake::Rejected("not a revocation or wipe receipt".into()),
+        }
+    }
+
+    fn take_revocation(&mut self, bytes: &[u8], from: Option<PeerId>) -> Intake {
+        let revocation = match wire::decode::<Revocation>(bytes) {
+            Ok(revocation) => revocation,
+            Err(e) => return Intake::Rejected(format!("malformed revocation: {e}")),
+        };
+        let verified = match self.gate.check_revocation(&revocation) {
+            Ok(verified) => verified,
+            Err(e) => return Intake::Rejected(e.to_string()),
+        };
+        let id = verified.id;
+        match self.gate.enforce(verified.clone(), bytes.to_vec()) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.note_seen(&[id], from);
+                return Intake::Duplicate;
+            }
+            Err(e) => return Intake::Rejected(e.to_string()),
+        }
+        if let Some(messaging) = self.messaging.as_ref() {
+            match messaging
+                .log
+                .save_signed_revocation(bytes, verified.issued_at)
+            {
+                Ok(item) => self.hold(SyncScope::Revocations, item, bytes.len()),
+                Err(e) => tracing::error!(error = %e, "cannot save a revocation"),
+            }
+        }
+        tracing::warn!(revocation = %verified.describe(), "revocation received");
+        self.note_seen(&[id], from);
+        let record = self.record(&id);
+        self.emit(NodeEvent::Revoked(RevocationView::new(&verified, &record)));
+        self.apply(&verified, false);
+        Intake::New
+    }
+
+    fn take_wipe_receipt(&mut self, bytes: &[u8], from: Option<PeerId>) -> Intake {
+        let receipt = match wire::decode::<WipeReceipt>(bytes) {
+            Ok(receipt) => receipt,
+            Err(e) => return Intake::Rejected(format!("malformed wipe receipt: {e}")),
+        };
+        let Some(revocation) = self.gate.revocation(&receipt.body.revocation) else {
+            // Its revocation has not arrived yet: asked again next round.
+            return Intake::Held;
+        };
+        let device = match receipt.verify(&revocation, &self.agency, &self.policy) {
+            Ok(device) => device,
+            Err(e) => return Intake::Rejected(e.to_string()),
+        };
+        let key = device.device.public_key();
+        let mut record = self.record(&revocation.id);
+        if record.wiped.contains_key(&key) {
+            return Intake::Duplicate;
+        }
+        record.wiped.insert(key, receipt.body.wiped_at);
+        record.note_seen(key);
+        if let Some(messaging) = self.messaging.as_ref() {
+            if let Err(e) = messaging
+                .log
+                .save_revocation_record(&revocation.id, &record)
+            {
+                tracing::error!(error = %e, "cannot save a wipe receipt");
+            }
+            match messaging
+                .log
+                .save_signed_revocation(bytes, receipt.body.wiped_at)
+            {
+                Ok(item) => self.hold(SyncScope::Revocations, item, bytes.len()),
+                Err(e) => tracing::error!(error = %e, "cannot save a wipe receipt"),
+            }
+        }
+        self.note_seen(&[revocation.id], from);
+        tracing::info!(device = %device.device.short(), user = %device.subject.user_id, "wipe receipt received");
+        self.emit(NodeEvent::WipeConfirmed {
+            revocation: hex::encode(revocation.id),
+            device: device.device,
+            wiped_at: receipt.body.wiped_at,
+        });
+        Intake::New
+    }
+
+    /// What a revocation does here: this device wipes; everyone else shuts
+    /// the devices it covers out (connections, envelopes, keys).
+    fn apply(&mut self, verified: &VerifiedRevocation, restored: bool) {
+        if self
+            .me
+            .as_ref()
+            .is_some_and(|me| verified.covers(me, &self.policy))
+        {
+            if verified.wipe {
+                self.begin_wipe(verified);
+            } else {
+                tracing::warn!(revocation = %verified.describe(), "this device was revoked (no wipe ordered): peers will refuse it");
+            }
+            return;
+        }
+        let since_ms = verified.issued_at.saturating_mul(1000);
+        if let Some(messaging) = self.messaging.as_mut() {
+            let covered: Vec<PublicKey> = messaging
+                .messenger
+                .devices()
+                .filter(|device| verified.covers(device, &self.policy))
+                .map(|device| device.device.public_key())
+                .collect();
+            for key in covered {
+                messaging.messenger.revoke(key, since_ms, restored);
+            }
+        }
+        let connected: Vec<PeerId> = self
+            .peers
+            .keys()
+            .filter(|peer| {
+                self.gate
+                    .admitted(peer)
+                    .is_some_and(|(device, _)| verified.covers(&device, &self.policy))
+            })
+            .copied()
+            .collect();
+        let until = Instant::now() + REVOKED_GRACE;
+        for peer in connected {
+            self.revoked_peers.entry(peer).or_insert(until);
+        }
+        if !restored {
+            self.settle_messaging();
+        }
+    }
+
+    /// Whether gossip from `peer` is refused: a revoked device still
+    /// connected during its grace period.
+    pub(super) fn is_revoked_peer(&self, peer: &PeerId) -> bool {
+        self.revoked_peers.contains_key(peer)
+    }
+
+    /// Refuses what a revoked device wrote after its revocation.
+    pub(super) fn check_not_revoked(
+        &self,
+        author: &VerifiedDevice,
+        sent_at: u64,
+    ) -> Result<(), String> {
+        match self.gate.revocation_of(author) {
+            Some(revocation) if sent_at >= revocation.issued_at => Err(format!(
+                "written by a revoked device ({})",
+                revocation.describe()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Closes the connections of revoked peers whose grace period is over,
+    /// and blocks them.
+    pub(super) fn disconnect_revoked(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PeerId> = self
+            .revoked_peers
+            .iter()
+            .filter(|(_, until)| now >= **until)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in due {
+            self.revoked_peers.remove(&peer);
+            let reason = self
+                .gate
+                .admitted(&peer)
+                .and_then(|(device, _)| self.gate.revocation_of(&device))
+                .map(|r| format!("device revoked: {}", r.describe()))
+                .unwrap_or_else(|| "device revoked".into());
+            tracing::warn!(%peer, %reason, "disconnecting a revoked device");
+            self.gate.block(&peer, reason);
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// Notes that `from` holds the revocations `ids`.
+    pub(super) fn note_seen(&mut self, ids: &[[u8; 32]], from: Option<PeerId>) {
+        let Some(device) = from.and_then(|peer| crate::net::admission::device_id(&peer)) else {
+            return;
+        };
+        for id in ids {
+            let mut record = self.record(id);
+            if !record.note_seen(device.public_key()) {
+                continue;
+            }
+            if record.unpublished {
+                record.unpublished = false;
+                self.unpublished.remove(id);
+            }
+            if let Some(messaging) = self.messaging.as_ref()
+                && let Err(e) = messaging.log.save_revocation_record(id, &record)
+            {
+                tracing::error!(error = %e, "cannot save a revocation record");
+            }
+        }
+    }
+
+    /// A reconciliation of the revocation set with `peer` ended: it holds
+    /// every revocation here except those in `missing`.
+    pub(super) fn note_reconciled(&mut self, peer: PeerId, missing: &[[u8; 32]]) {
+        let held: Vec<[u8; 32]> = self
+            .gate
+            .revocations()
+            .into_iter()
+            .map(|r| r.id)
+            .filter(|id| !missing.contains(id))
+            .collect();
+        self.note_seen(&held, Some(peer));
+    }
+
+    fn record(&self, id: &[u8; 32]) -> RevocationRecord {
+        self.messaging
+            .as_ref()
+            .and_then(|m| m.log.revocation_record(id).ok())
+            .unwrap_or_default()
+    }
+
+    /// Publishes revocations issued here that no peer has yet.
+    pub(super) fn publish_unpublished(&mut self) {
+        let waiting: Vec<([u8; 32], Vec<u8>)> = self
+            .unpublished
+            .iter()
+            .map(|(id, bytes)| (*id, bytes.clone()))
+            .collect();
+        for (id, bytes) in waiting {
+            if self.publish_bare(bytes) {
+                self.unpublished.remove(&id);
+                let mut record = self.record(&id);
+                record.unpublished = false;
+                if let Some(messaging) = self.messaging.as_ref() {
+                    let _ = messaging.log.save_revocation_record(&id, &record);
+                }
+                tracing::info!(revocation = %hex::encode(&id[..8]), "revocation published");
+            }
+        }
+    }
+
+    /// Publishes a self-signed item (revocation, wipe receipt) on the
+    /// control topic as is; `true` if it left (or had left before).
+    fn publish_bare(&mut self, bytes: Vec<u8>) -> bool {
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.control.clone(), bytes)
+        {
+            Ok(id) => {
+                self.seen.insert(id);
+                true
+            }
+            Err(libp2p::gossipsub::PublishError::Duplicate) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "revocation not published yet");
+                false
+            }
+        }
+    }
+
+    /// A revocation signed by an operator's tools, handed to this node.
+    pub(super) fn submit_revocation(
+        &mut self,
+        bytes: Vec<u8>,
+    ) -> Result<RevocationView, NodeError> {
+        let id = *blake3::hash(&bytes).as_bytes();
+        match self.take_revocation_item(&bytes, None) {
+            Intake::New | Intake::Duplicate => {}
+            Intake::Held => return Err(NodeError::Room("not a revocation".into())),
+            Intake::Rejected(reason) => return Err(NodeError::Room(reason)),
+        }
+        if self.wiping.is_none() && !self.publish_bare(bytes.clone()) {
+            let mut record = self.record(&id);
+            if record.seen_by.is_empty() {
+                record.unpublished = true;
+                self.unpublished.insert(id, bytes);
+                if let Some(messaging) = self.messaging.as_ref() {
+                    let _ = messaging.log.save_revocation_record(&id, &record);
+                }
+            }
+        }
+        let verified = self
+            .gate
+            .revocation(&id)
+            .ok_or_else(|| NodeError::Room("the revocation was not kept".into()))?;
+        Ok(RevocationView::new(&verified, &self.record(&id)))
+    }
+
+    /// This device's user revokes another of their own devices (self-service).
+    pub(super) fn revoke_own_device(
+        &mut self,
+        device: DeviceId,
+        reason: String,
+    ) -> Result<RevocationView, NodeError> {
+        let me = self.me.clone().ok_or(NodeError::Stopped)?;
+        if device == me.device {
+            return Err(NodeError::Room(
+                "a device cannot revoke itself: run this on another of your devices".into(),
+            ));
+        }
+        let target = self.device_chain(&Target::Device(device))?;
+        let user = target
+            .leaf()
+            .map(|c| c.body.subject.user_id.clone())
+            .unwrap_or_default();
+        if user != me.subject.user_id {
+            return Err(NodeError::Room(format!(
+                "device {} belongs to {user}, not to you ({}): only an operator can revoke it",
+                device.short(),
+                me.subject.user_id
+            )));
+        }
+        let order = Order {
+            reason,
+            wipe: true,
+            now: self.clock.now(),
+        };
+        let (revocation, _) = crate::revocations::sign(
+            &self.agency,
+            target,
+            RevocationScope::Device,
+            &order,
+            Issuer::Chain(self.chain.clone()),
+            &self.key,
+        )
+        .map_err(|e| NodeError::Room(e.to_string()))?;
+        self.submit_revocation(wire::encode(&revocation))
+    }
+
+    /// The certificate chain of a device (or a user's newest device) this
+    /// node has met.
+    pub(super) fn device_chain(&self, target: &Target) -> Result<CertificateChain, NodeError> {
+        let known = self
+            .messaging
+            .as_ref()
+            .and_then(|m| m.log.devices().ok())
+            .unwrap_or_default();
+        target
+            .pick(known.into_iter().chain([self.chain.clone()]))
+            .ok_or_else(|| {
+                NodeError::Room(format!(
+                    "{} has never been seen by this node, so its certificate is unknown here",
+                    target.describe()
+                ))
+            })
+    }
+
+    /// Every revocation here, with what is known of each.
+    pub(super) fn revocation_views(&self) -> Vec<RevocationView> {
+        self.gate
+            .revocations()
+            .iter()
+            .map(|verified| RevocationView::new(verified, &self.record(&verified.id)))
+            .collect()
+    }
+
+    /// This device was revoked with a wipe order: say so, send the wipe
+    /// receipt if anyone can take it, and erase everything shortly after.
+    fn begin_wipe(&mut self, verified: &VerifiedRevocation) {
+        if self.wiping.is_some() {
+            return;
+        }
+        let notice = format!(
+            "this device was revoked by {} at {}: local data erased",
+            verified.issued_by,
+            format_utc(verified.issued_at)
+        );
+        tracing::warn!(%notice, reason = %verified.reason, "wiping this device");
+        let receipt = WipeReceipt::sign(
+            WipeReceiptBody {
+                agency: self.agency.id(),
+                revocation: verified.id,
+                device: self.chain.clone(),
+                wiped_at: self.clock.now(),
+            },
+            &self.key,
+        );
+        let sent = self.publish_bare(wire::encode(&receipt));
+        tracing::info!(sent, "wipe receipt");
+        self.emit(NodeEvent::Wiping {
+            notice: notice.clone(),
+        });
+        self.wiping = Some(Wiping {
+            notice,
+            at: Instant::now() + if sent { WIPE_FLUSH } else { Duration::ZERO },
+        });
+    }
+
+    /// Whether the wipe should happen now.
+    pub(super) fn wipe_due(&self) -> bool {
+        self.wiping
+            .as_ref()
+            .is_some_and(|wiping| Instant::now() >= wiping.at)
+    }
+
+    /// Erases the node's data (the storage key first) and says so; the
+    /// node stops right after. Secrets in memory are zeroized as the actor
+    /// drops them.
+    pub(super) fn finish_wipe(&mut self) {
+        let Some(wiping) = self.wiping.take() else {
+            return;
+        };
+        self.messaging = None;
+        self.unpublished.clear();
+        if let Err(e) = self.store.wipe(Some(&wiping.notice)) {
+            tracing::error!(error = %e, "wipe failed");
+        }
+        self.emit(NodeEvent::Wiped {
+            notice: wiping.notice,
+        });
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,295 @@
+//! The revocation flows a user has on a node's home: sign a revocation (an
+//! operator with the operator or root key; an official with this device's
+//! key, for another of their own devices), keep one to publish at the next
+//! start when the node is not running, list what is known of each, and find
+//! the certificate chain of the device to revoke.
+//!
+//! While `baro run` holds the database the CLI asks the running node over
+//! the control API instead; both paths share [`RevocationView`] and the
+//! checks in [`crate::trust`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::enrollment::{self, EnrollmentError};
+use crate::identity::{DeviceId, KeyPair};
+use crate::store::{Home, MessageLog, RevocationRecord, SledStore, StoreError};
+use crate::trust::{
+    AgencyInfo, CertificateChain, Issuer, Revocation, RevocationBody, RevocationError,
+    RevocationScope, RevocationSet, TrustError, TrustPolicy, VerifiedRevocation, WipeReceipt,
+};
+use crate::wire::{self, Kind};
+
+/// One device's wipe receipt, as shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WipeView {
+    /// The device that erased itself.
+    pub device: DeviceId,
+    /// When, Unix seconds.
+    pub wiped_at: u64,
+}
+
+/// A revocation as shown to operators and officials.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationView {
+    /// Its id (hex).
+    pub id: String,
+    /// "device" or "user".
+    pub scope: String,
+    /// The device its certificate chain names.
+    pub device: DeviceId,
+    /// That device's user.
+    pub user: String,
+    /// That user's display name.
+    pub display_name: String,
+    /// Why.
+    pub reason: String,
+    /// When it was issued, Unix seconds.
+    pub issued_at: u64,
+    /// Who issued it.
+    pub issued_by: String,
+    /// Whether the device is told to erase itself.
+    pub wipe: bool,
+    /// Whether it has left this node (false: issued here while offline).
+    pub published: bool,
+    /// Peers known to hold it.
+    pub seen_by: Vec<DeviceId>,
+    /// Wipe receipts received.
+    pub wiped: Vec<WipeView>,
+}
+
+impl RevocationView {
+    /// The view of `verified` with what `record` says about it.
+    pub fn new(verified: &VerifiedRevocation, record: &RevocationRecord) -> Self {
+        RevocationView {
+            id: hex::encode(verified.id),
+            scope: match verified.scope {
+                RevocationScope::Device => "device".into(),
+                RevocationScope::User => "user".into(),
+            },
+            device: verified.target_device(),
+            user: verified.user.clone(),
+            display_name: verified.display_name.clone(),
+            reason: verified.reason.clone(),
+            issued_at: verified.issued_at,
+            issued_by: verified.issued_by.clone(),
+            wipe: verified.wipe,
+            published: !record.unpublished,
+            seen_by: record.seen_by.iter().map(|k| k.device_id()).collect(),
+            wiped: record
+                .wiped
+                .iter()
+                .map(|(key, at)| WipeView {
+                    device: key.device_id(),
+                    wiped_at: *at,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Why a revocation flow failed; one line saying what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RevocationFlowError {
+    /// The home, its keys or its bundle.
+    #[error(transparent)]
+    Enrollment(#[from] EnrollmentError),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The revocation does not check out.
+    #[error(transparent)]
+    Revocation(#[from] RevocationError),
+    /// A certificate check failed.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// No certificate of the target is known here.
+    #[error(
+        "{0} has never been seen by this node, so its certificate is unknown here: run `baro run` on this home until it has met the mesh, then try again"
+    )]
+    UnknownTarget(String),
+}
+
+/// What to revoke.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// One device.
+    Device(DeviceId),
+    /// Every device of a user.
+    User(String),
+}
+
+impl Target {
+    /// The scope a revocation of this target has.
+    pub fn scope(&self) -> RevocationScope {
+        match self {
+            Target::Device(_) => RevocationScope::Device,
+            Target::User(_) => RevocationScope::User,
+        }
+    }
+
+    /// Picks the chain naming this target among `chains` (for a user: the
+    /// most recently certified of their devices).
+    pub fn pick(
+        &self,
+        chains: impl IntoIterator<Item = CertificateChain>,
+    ) -> Option<CertificateChain> {
+        let mut best: Option<(u64, CertificateChain)> = None;
+        for chain in chains {
+            let Some(leaf) = chain.leaf() else { continue };
+            let matches = match self {
+                Target::Device(device) => leaf.body.key.device_id() == *device,
+                Target::User(user) => leaf.body.subject.user_id == *user,
+            };
+            if matches
+                && best
+                    .as_ref()
+                    .is_none_or(|(at, _)| leaf.body.not_before > *at)
+            {
+                best = Some((leaf.body.not_before, chain.clone()));
+            }
+        }
+        best.map(|(_, chain)| chain)
+    }
+
+    /// "device 12D3…" or "user kim.minji", for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Device(device) => format!("device {device}"),
+            Target::User(user) => format!("user {user}"),
+        }
+    }
+}
+
+/// What the revocation says; the signer and the target chain come apart.
+#[derive(Clone, Debug)]
+pub struct Order {
+    /// Why.
+    pub reason: String,
+    /// Whether the device must erase itself.
+    pub wipe: bool,
+    /// Issue time, Unix seconds.
+    pub now: u64,
+}
+
+/// Signs a revocation of the device or user `target` names: with the
+/// `signer` key behind `issuer` (the root key for [`Issuer::Root`]), then
+/// checks it as every node will.
+pub fn sign(
+    agency: &AgencyInfo,
+    target: CertificateChain,
+    scope: RevocationScope,
+    order: &Order,
+    issuer: Issuer,
+    signer: &KeyPair,
+) -> Result<(Revocation, VerifiedRevocation), RevocationFlowError> {
+    let revocation = Revocation::sign(
+        RevocationBody {
+            agency: agency.id(),
+            scope,
+            target,
+            reason: order.reason.clone(),
+            issued_at: order.now,
+            wipe: order.wipe,
+            issuer,
+        },
+        signer,
+    );
+    let verified = revocation.verify(agency, order.now, &TrustPolicy::default())?;
+    Ok((revocation, verified))
+}
+
+fn open_log(root: &Path) -> Result<(MessageLog, AgencyInfo), RevocationFlowError> {
+    let home = Home::open(root)?;
+    let agency = enrollment::load_bundle(&home)?.body.agency;
+    let store = SledStore::open(home)?;
+    Ok((MessageLog::new(Arc::new(store)), agency))
+}
+
+/// The certificate chain of `target` among the devices this (stopped)
+/// node has met, or its own.
+pub fn find_target(root: &Path, target: &Target) -> Result<CertificateChain, RevocationFlowError> {
+    let own = enrollment::load_bundle(&Home::open(root)?)?.body.chain;
+    let (log, _) = open_log(root)?;
+    let known = log.devices()?;
+    target
+        .pick(known.into_iter().chain([own]))
+        .ok_or_else(|| RevocationFlowError::UnknownTarget(target.describe()))
+}
+
+/// Loads and checks every revocation the store holds, oldest first, with
+/// their records.
+fn load(
+    log: &MessageLog,
+    agency: &AgencyInfo,
+    now: u64,
+) -> Result<Vec<(VerifiedRevocation, RevocationRecord)>, RevocationFlowError> {
+    let mut set = RevocationSet::new();
+    let mut out = Vec::new();
+    for bytes in log.signed_revocations()? {
+        if wire::kind_of(&bytes) != Some(Kind::Revocation) {
+            continue;
+        }
+        let Ok(revocation) = wire::decode::<Revocation>(&bytes) else {
+            continue;
+        };
+        let Ok(verified) = set.check(&revocation, agency, now) else {
+            continue;
+        };
+        if set.insert(verified.clone())? {
+            let record = log.revocation_record(&verified.id)?;
+            out.push((verified, record));
+        }
+    }
+    Ok(out)
+}
+
+/// Keeps `revocation` in the (stopped) node's store; the node publishes it
+/// at its next start.
+pub fn keep_for_next_start(
+    root: &Path,
+    revocation: &Revocation,
+    now: u64,
+) -> Result<RevocationView, RevocationFlowError> {
+    let (log, agency) = open_log(root)?;
+    let mut set = RevocationSet::new();
+    for (verified, _) in load(&log, &agency, now)? {
+        set.insert(verified)?;
+    }
+    let verified = set.check(revocation, &agency, now)?;
+    let bytes = wire::encode(revocation);
+    log.save_signed_revocation(&bytes, verified.issued_at)?;
+    let mut record = log.revocation_record(&verified.id)?;
+    if record.seen_by.is_empty() {
+        record.unpublished = true;
+    }
+    log.save_revocation_record(&verified.id, &record)?;
+    Ok(RevocationView::new(&verified, &record))
+}
+
+/// Every revocation the (stopped) node holds, with what it knows of each.
+pub fn list(root: &Path, now: u64) -> Result<Vec<RevocationView>, RevocationFlowError> {
+    let (log, agency) = open_log(root)?;
+    Ok(load(&log, &agency, now)?
+        .iter()
+        .map(|(verified, record)| RevocationView::new(verified, record))
+        .collect())
+}
+
+/// Checks a wipe receipt's bytes against `revocations` (for tests and tools).
+pub fn check_receipt(
+    bytes: &[u8],
+    revocations: &RevocationSet,
+    agency: &AgencyInfo,
+) -> Result<DeviceId, RevocationFlowError> {
+    let receipt: WipeReceipt =
+        wire::decode(bytes).map_err(|e| TrustError::invalid("wipe receipt", e.to_string()))?;
+    let revocation = revocations
+        .get(&receipt.body.revocation)
+        .ok_or_else(|| TrustError::invalid("wipe receipt", "answers an unknown revocation"))?;
+    Ok(receipt
+        .verify(revocation, agency, &TrustPolicy::default())?
+        .device)
+}
