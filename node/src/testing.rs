@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use libp2p::Multiaddr;
 
+use crate::clock::Clock;
 use crate::clock::ManualClock;
 use crate::identity::{KeyPair, SeededEntropy};
 use crate::net::TransportKind;
 use crate::store::{MemoryStore, Store};
 use crate::trust::{
-    CertificateChain, Enrollment, EnrollmentRequest, NewAgency, Role, Subject, TrustPolicy,
+    CertificateChain, Enrollment, EnrollmentRequest, Issuer, NewAgency, Revocation, RevocationBody,
+    RevocationScope, Role, Subject, TrustPolicy,
 };
 use crate::{Credentials, Node, NodeBuilder, NodeConfig, NodeError};
 
@@ -93,6 +95,39 @@ impl TestAgency {
             365,
         );
         self.credentials(key, chain)
+    }
+
+    /// Credentials of the operator's own device (role operator), user `operator`.
+    pub fn operator_device(&mut self) -> Credentials {
+        let key = self.key();
+        let chain = self.certify(&key, "operator", "MOIS", Role::Operator, 365);
+        self.credentials(key, chain)
+    }
+
+    /// A revocation of the device `target` certifies (or, with
+    /// [`RevocationScope::User`], of its user), signed by the operator key
+    /// at the agency clock's time; its encoding, as it travels.
+    pub fn revocation(
+        &self,
+        target: &CertificateChain,
+        scope: RevocationScope,
+        reason: &str,
+        wipe: bool,
+    ) -> Vec<u8> {
+        let operator = &self.agency.operator;
+        let revocation = Revocation::sign(
+            RevocationBody {
+                agency: operator.agency.id(),
+                scope,
+                target: target.clone(),
+                reason: reason.into(),
+                issued_at: self.clock.now(),
+                wipe,
+                issuer: Issuer::Chain(operator.chain.clone()),
+            },
+            &operator.key,
+        );
+        crate::wire::encode(&revocation)
     }
 
     /// Credentials of a new field-office relay named `name`.

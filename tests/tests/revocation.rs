@@ -1,0 +1,440 @@
+//! Revocation and wipe over real in-process meshes: a revoked device is shut
+//! out by every peer and erases itself, online or weeks later through a
+//! relay; forged revocations wipe nothing and cost their forwarder; an
+//! official revokes their own lost phone from their PC.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baro_node::crypto::RoomKey;
+use baro_node::identity::DeviceId;
+use baro_node::rooms::RoomId;
+use baro_node::store::{Home, MemoryStore, MessageLog, SledStore, StoreError};
+use baro_node::trust::{Issuer, Revocation, RevocationScope};
+use baro_node::wire::{self, Envelope};
+use baro_node::{Node, NodeEvent};
+use baro_tests::mesh::{DIV, SETTLE, TestAgency, listen_address, send, wait_for, wait_for_message};
+
+/// Polls until `node` has no connection to `device` any more.
+async fn until_gone(node: &Node, device: DeviceId) {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let peers = node.handle().peers().await.expect("peers");
+        if peers.iter().all(|p| p.device != device) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{device} is still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn department(agency: &TestAgency) -> RoomId {
+    RoomId::department(
+        &agency.agency.operator.agency.id(),
+        &DIV.parse().expect("org"),
+    )
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every file under `dir`, with its bytes.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("list") {
+                stack.push(entry.expect("entry").path());
+            }
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path, bytes));
+        }
+    }
+    out
+}
+
+fn sled_store(home: &Path) -> Arc<SledStore> {
+    let home = Home::open_or_create(home).expect("home");
+    Arc::new(SledStore::open(home).expect("sled"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_device_is_shut_out_by_every_peer_and_wipes_itself_within_five_seconds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut agency = TestAgency::new(61);
+    let room = department(&agency);
+    let console = agency.operator_device();
+    let operator = agency.spawn(console, &[]);
+    let bootstrap = [listen_address(&operator).await.expect("listening")];
+    let kim_credentials = agency.member("kim");
+    let kim = agency.spawn(kim_credentials, &bootstrap);
+    let lee_store = Arc::new(MemoryStore::new());
+    let lee_credentials = agency.member("lee");
+    let lee = agency.spawn_with_store(lee_credentials, &bootstrap, lee_store.clone());
+    // Choi's phone keeps its data in a real home on disk.
+    let phone_credentials = agency.member("choi");
+    let phone_home = dir.path().join("choi-phone");
+    let phone_store = sled_store(&phone_home);
+    let phone = agency.spawn_with_store(phone_credentials.clone(), &bootstrap, phone_store.clone());
+    for node in [&operator, &kim, &lee, &phone] {
+        node.handle().wait_for_peers(3, SETTLE).await.expect("mesh");
+    }
+    let mut phone_events = phone.handle().events();
+    send(&kim, DIV, "Budget draft: 4.2 billion won").await;
+    wait_for_message(&mut phone_events, "Budget draft: 4.2 billion won").await;
+    // What the phone holds, to look for on its disk afterwards.
+    let phone_keys: Vec<RoomKey> = MessageLog::new(phone_store.clone())
+        .keys()
+        .expect("keys")
+        .into_iter()
+        .map(|(_, _, key)| key)
+        .collect();
+    assert!(!phone_keys.is_empty(), "the phone holds the room key");
+    let secret = phone_credentials.key.secret().0;
+    let chain_bytes = wire::encode(&phone_credentials.chain);
+    let phone_device = phone.handle().device();
+
+    let mut operator_events = operator.handle().events();
+    let revocation = agency.revocation(
+        &phone_credentials.chain,
+        RevocationScope::Device,
+        "phone lost on the KTX",
+        true,
+    );
+    let issued = Instant::now();
+    let view = operator
+        .handle()
+        .submit_revocation(revocation)
+        .await
+        .expect("the operator's node takes it");
+    assert!(view.published, "published at once: {view:?}");
+    let notice = wait_for(&mut phone_events, "the phone's wipe", |event| match event {
+        NodeEvent::Wiped { notice } => Some(notice.clone()),
+        _ => None,
+    })
+    .await;
+    let wiped_after = issued.elapsed();
+    for node in [&operator, &kim, &lee] {
+        until_gone(node, phone_device).await;
+    }
+    let shut_out_after = issued.elapsed();
+    eprintln!(
+        "in-process: revocation issued → phone wiped in {wiped_after:?}; shut out by all 3 peers in {shut_out_after:?}"
+    );
+    assert!(wiped_after < Duration::from_secs(5), "{wiped_after:?}");
+    assert!(
+        shut_out_after < Duration::from_secs(5),
+        "{shut_out_after:?}"
+    );
+    assert!(
+        notice.starts_with("this device was revoked by operator operator at ")
+            && notice.ends_with(": local data erased"),
+        "{notice}"
+    );
+    // The operator hears the phone's wipe receipt.
+    let confirmed = wait_for(
+        &mut operator_events,
+        "the wipe receipt",
+        |event| match event {
+            NodeEvent::WipeConfirmed { device, .. } => Some(*device),
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(confirmed, phone_device);
+    let listed = operator.handle().revocations().await.expect("revocations");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].wiped.len(), 1, "{listed:?}");
+    assert!(!listed[0].seen_by.is_empty(), "{listed:?}");
+
+    // Nothing readable is left on the phone's disk, and it says why.
+    drop(phone_store);
+    for (path, bytes) in files_under(&phone_home) {
+        assert!(
+            !contains(&bytes, b"4.2 billion won"),
+            "plaintext in {path:?}"
+        );
+        assert!(!contains(&bytes, &secret), "device key in {path:?}");
+        assert!(!contains(&bytes, &chain_bytes), "certificate in {path:?}");
+        assert!(!contains(&bytes, b"choi"), "user id in {path:?}");
+        for key in &phone_keys {
+            assert!(
+                !contains(&bytes, key.expose_bytes()),
+                "room key in {path:?}"
+            );
+        }
+    }
+    match Home::open(&phone_home) {
+        Err(StoreError::Revoked(said)) => assert_eq!(said, notice),
+        other => panic!("expected the revocation notice, got {other:?}"),
+    }
+    // The phone cannot come back: refused at admission by everyone.
+    let again = agency.spawn(phone_credentials, &bootstrap);
+    let mut again_events = again.handle().events();
+    wait_for(&mut again_events, "the revived phone's wipe", |event| {
+        matches!(event, NodeEvent::Wiped { .. }).then_some(())
+    })
+    .await;
+
+    // The room moves on with a key the phone never held.
+    let mut kim_events = kim.handle().events();
+    send(&lee, DIV, "New figures after the phone was lost").await;
+    wait_for_message(&mut kim_events, "New figures after the phone was lost").await;
+    let last: Envelope = MessageLog::new(lee_store.clone())
+        .history(room, 1)
+        .expect("history")
+        .pop()
+        .expect("lee's message");
+    for key in &phone_keys {
+        assert!(
+            last.open(key).is_err(),
+            "readable with a key the phone held"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_device_learns_its_revocation_weeks_later_from_a_relay_before_anything_else() {
+    let mut agency = TestAgency::new(62);
+    let relay_credentials = agency.relay("relay-sejong");
+    let relay = agency.spawn_relay(relay_credentials, &[], Arc::new(MemoryStore::new()));
+    let bootstrap = [listen_address(&relay).await.expect("relay listens")];
+    let operator_credentials = agency.operator_device();
+    let operator = agency.spawn(operator_credentials, &bootstrap);
+    let kim_credentials = agency.member("kim");
+    let kim = agency.spawn(kim_credentials, &bootstrap);
+    let phone_credentials = agency.member("lee");
+    let phone_store = Arc::new(MemoryStore::new());
+    let phone = agency.spawn_with_store(phone_credentials.clone(), &bootstrap, phone_store.clone());
+    for node in [&relay, &operator, &kim, &phone] {
+        node.handle().wait_for_peers(3, SETTLE).await.expect("mesh");
+    }
+    let mut phone_events = phone.handle().events();
+    send(&kim, DIV, "see you at the ministry").await;
+    wait_for_message(&mut phone_events, "see you at the ministry").await;
+    phone.shutdown().await;
+
+    // The phone is lost and off; the operator revokes it; Kim writes on.
+    let mut relay_events = relay.handle().events();
+    let revocation = agency.revocation(
+        &phone_credentials.chain,
+        RevocationScope::Device,
+        "left in a taxi",
+        true,
+    );
+    operator
+        .handle()
+        .submit_revocation(revocation)
+        .await
+        .expect("taken");
+    wait_for(&mut relay_events, "the relay enforcing it", |event| {
+        matches!(event, NodeEvent::Revoked(_)).then_some(())
+    })
+    .await;
+    send(&kim, DIV, "the new access codes are 4471").await;
+    operator.shutdown().await;
+    kim.shutdown().await;
+
+    // Three weeks later the phone is switched on; only the relay is there.
+    agency.clock.advance(21 * 86_400);
+    let phone = agency.spawn_with_store(phone_credentials, &bootstrap, phone_store);
+    let mut phone_events = phone.handle().events();
+    let mut seen = Vec::new();
+    let notice = wait_for(&mut phone_events, "the phone's wipe", |event| {
+        seen.push(format!("{event:?}"));
+        match event {
+            NodeEvent::Wiped { notice } => Some(notice.clone()),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(notice.contains("revoked by operator operator"), "{notice}");
+    for event in &seen {
+        assert!(
+            !event.contains("access codes")
+                && !event.starts_with("Synced")
+                && !event.starts_with("PeerAdmitted")
+                && !event.starts_with("Message"),
+            "the phone got something before its revocation: {event}"
+        );
+    }
+    // The relay refused it at admission.
+    let refused = wait_for(
+        &mut relay_events,
+        "the relay refusing the phone",
+        |event| match event {
+            NodeEvent::PeerRefused { reason, .. } if reason.contains("revoked") => {
+                Some(reason.clone())
+            }
+            _ => None,
+        },
+    )
+    .await;
+    assert!(refused.contains("left in a taxi"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_revocations_wipe_nothing_and_their_forwarder_is_penalised() {
+    let mut agency = TestAgency::new(63);
+    let kim_credentials = agency.member("kim");
+    let kim = agency.spawn(kim_credentials, &[]);
+    let bootstrap = [listen_address(&kim).await.expect("listening")];
+    let lee_credentials = agency.member("lee");
+    let lee = agency.spawn(lee_credentials.clone(), &bootstrap);
+    let mallory_credentials = agency.member("mallory");
+    let mallory = agency.spawn(mallory_credentials.clone(), &bootstrap);
+    for node in [&kim, &lee, &mallory] {
+        node.handle().wait_for_peers(2, SETTLE).await.expect("mesh");
+    }
+    let now = baro_node::clock::Clock::now(&agency.clock);
+    let body = |issuer: Issuer| baro_node::trust::RevocationBody {
+        agency: agency.agency.operator.agency.id(),
+        scope: RevocationScope::Device,
+        target: lee_credentials.chain.clone(),
+        reason: "forged".into(),
+        issued_at: now,
+        wipe: true,
+        issuer,
+    };
+    // Signed by a member (another user's device).
+    let by_member = Revocation::sign(
+        body(Issuer::Chain(mallory_credentials.chain.clone())),
+        &mallory_credentials.key,
+    );
+    // Signed by another agency's operator.
+    let other = TestAgency::new(64);
+    let mut foreign_body = body(Issuer::Chain(other.agency.operator.chain.clone()));
+    foreign_body.agency = other.agency.operator.agency.id();
+    let foreign = Revocation::sign(foreign_body, &other.agency.operator.key);
+    // A genuine revocation (of Mallory's old phone) replayed at Lee.
+    let old_phone = agency.member("mallory");
+    let genuine: Revocation = wire::decode(&agency.revocation(
+        &old_phone.chain,
+        RevocationScope::Device,
+        "replaced",
+        true,
+    ))
+    .expect("genuine");
+    let mut retargeted = genuine.clone();
+    retargeted.body.target = lee_credentials.chain.clone();
+    // Malformed: a revocation header over garbage.
+    let mut malformed = wire::encode(&genuine);
+    malformed.truncate(40);
+
+    let mut kim_events = kim.handle().events();
+    let mut lee_events = lee.handle().events();
+    let forgeries = [
+        wire::encode(&by_member),
+        wire::encode(&foreign),
+        wire::encode(&retargeted),
+        malformed,
+    ];
+    for forged in &forgeries {
+        mallory
+            .handle()
+            .publish_raw(forged.clone())
+            .await
+            .expect("published");
+    }
+    let mallory_peer = mallory.handle().device().peer_id().expect("peer id");
+    // Each forgery is rejected by whichever of Kim and Lee Mallory sent it
+    // to (gossip does not forward what it rejects).
+    let mut rejected = [0usize; 2];
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while rejected.iter().sum::<usize>() < forgeries.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "forgeries rejected so far: {rejected:?}"
+        );
+        for (count, events) in rejected.iter_mut().zip([&mut kim_events, &mut lee_events]) {
+            while let Ok(event) = events.try_recv() {
+                match event {
+                    NodeEvent::GossipRejected { from, .. } if from == mallory_peer => *count += 1,
+                    NodeEvent::Wiping { .. } | NodeEvent::Wiped { .. } => {
+                        panic!("a forged revocation wiped a device: {event:?}")
+                    }
+                    _ => {}
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (count, node) in rejected.iter().zip([&kim, &lee]) {
+        if *count == 0 {
+            continue;
+        }
+        let score = node
+            .handle()
+            .peer_score(mallory.handle().device())
+            .await
+            .expect("score")
+            .expect("mallory is scored");
+        assert!(score < 0.0, "the forwarder is penalised: {score}");
+    }
+    assert!(
+        kim.handle().revocations().await.expect("list").is_empty(),
+        "nothing was taken"
+    );
+    // Lee was not wiped: it still works, and nothing said otherwise.
+    send(&lee, DIV, "still here").await;
+    wait_for_message(&mut kim_events, "still here").await;
+    while let Ok(event) = lee_events.try_recv() {
+        assert!(
+            !matches!(event, NodeEvent::Wiping { .. } | NodeEvent::Wiped { .. }),
+            "{event:?}"
+        );
+    }
+    // A forged revocation handed to a node directly is refused with a reason.
+    let refused = kim
+        .handle()
+        .submit_revocation(wire::encode(&by_member))
+        .await
+        .expect_err("refused");
+    assert!(refused.to_string().contains("revoke"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_official_revokes_their_lost_phone_from_their_pc_which_keeps_working() {
+    let mut agency = TestAgency::new(65);
+    let pc_credentials = agency.member("kim");
+    let pc = agency.spawn(pc_credentials, &[]);
+    let bootstrap = [listen_address(&pc).await.expect("listening")];
+    let phone_credentials = agency.member("kim");
+    let phone = agency.spawn(phone_credentials.clone(), &bootstrap);
+    let lee_credentials = agency.member("lee");
+    let lee = agency.spawn(lee_credentials, &bootstrap);
+    for node in [&pc, &phone, &lee] {
+        node.handle().wait_for_peers(2, SETTLE).await.expect("mesh");
+    }
+    let mut phone_events = phone.handle().events();
+    // Not someone else's device…
+    let refused = pc
+        .handle()
+        .revoke_own_device(lee.handle().device(), "not mine")
+        .await
+        .expect_err("refused");
+    assert!(refused.to_string().contains("belongs to lee"), "{refused}");
+    // …but one's own lost phone.
+    let view = pc
+        .handle()
+        .revoke_own_device(phone.handle().device(), "lost my phone")
+        .await
+        .expect("revoked");
+    assert_eq!(view.user, "kim");
+    assert!(view.issued_by.starts_with("kim's device"), "{view:?}");
+    wait_for(&mut phone_events, "the phone's wipe", |event| {
+        matches!(event, NodeEvent::Wiped { .. }).then_some(())
+    })
+    .await;
+    until_gone(&lee, phone.handle().device()).await;
+    let mut lee_events = lee.handle().events();
+    send(&pc, DIV, "from my PC, phone is gone").await;
+    wait_for_message(&mut lee_events, "from my PC, phone is gone").await;
+    assert_eq!(pc.handle().peers().await.expect("peers").len(), 1);
+}
