@@ -195,6 +195,40 @@ fn every_format_matches_its_golden_bytes() {
         "sync_response",
         &crate::sync::SyncResponse::Items(vec![encode(&s.envelope)]),
     );
+    let revocation = crate::trust::Revocation::sign(
+        crate::trust::RevocationBody {
+            agency: s.bundle.body.agency.id(),
+            scope: crate::trust::RevocationScope::Device,
+            target: s.chain.clone(),
+            reason: "phone lost on the KTX".into(),
+            issued_at: NOW + 60,
+            wipe: true,
+            issuer: crate::trust::Issuer::Root,
+        },
+        &KeyPair::generate(&mut SeededEntropy::new(7)),
+    );
+    check("revocation", &revocation);
+    let device = KeyPair::generate(&mut SeededEntropy::new(8));
+    check(
+        "wipe_receipt",
+        &crate::trust::WipeReceipt::sign(
+            crate::trust::WipeReceiptBody {
+                agency: s.bundle.body.agency.id(),
+                revocation: revocation.id(),
+                device: s.chain.clone(),
+                wiped_at: NOW + 61,
+            },
+            &device,
+        ),
+    );
+    check(
+        "revocation_record",
+        &crate::store::RevocationRecord {
+            unpublished: false,
+            seen_by: [device.public()].into_iter().collect(),
+            wiped: [(device.public(), NOW + 61)].into_iter().collect(),
+        },
+    );
     // Secrets have no PartialEq; compare their encodings.
     check_bytes("storage_key", &encode(&s.storage_key));
     check_bytes("secret_key", &encode(&s.secret));
