@@ -523,6 +523,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_peer_answering_with_a_forged_revocation_is_refused_and_blocked() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (gate, mut refusals) = gate(5);
+        let peer = stranger(15);
+        let (ours, mut theirs) = tokio::io::duplex(16 * 1024);
+        let dialing = tokio::spawn({
+            let gate = gate.clone();
+            async move {
+                AdmissionUpgrade::new(gate, peer)
+                    .run(ours.compat(), true)
+                    .await
+            }
+        });
+        // The "listener" reads our hello, then claims we are revoked.
+        let mut len = [0u8; 4];
+        theirs.read_exact(&mut len).await.expect("hello length");
+        let mut hello = vec![0u8; u32::from_be_bytes(len) as usize];
+        theirs.read_exact(&mut hello).await.expect("hello");
+        let mut forged = vec![crate::wire::WIRE_VERSION, Kind::Revocation as u8];
+        forged.extend([7u8; 64]);
+        theirs
+            .write_all(&(forged.len() as u32).to_be_bytes())
+            .await
+            .expect("write");
+        theirs.write_all(&forged).await.expect("write");
+        let result = dialing.await.expect("task");
+        assert!(
+            matches!(result, Err(AdmissionError::Refused(ref r)) if r.contains("forged revocation")),
+            "{result:?}"
+        );
+        let refusal = refusals.try_recv().expect("reported");
+        assert!(refusal.revocation.is_none(), "a forgery is not passed on");
+        assert!(gate.blocked(&peer).is_some());
+    }
+
+    #[tokio::test]
     async fn oversized_or_garbage_hello_is_refused_and_blocked() {
         use tokio::io::AsyncWriteExt as _;
         for (seed, frame) in [
