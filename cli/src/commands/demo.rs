@@ -3,19 +3,23 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use baro_node::clock::unix_now;
+use baro_node::clock::{format_utc, unix_now};
 use baro_node::config::RelayConfig;
 use baro_node::crypto::{KdfParams, Passphrase};
 use baro_node::enrollment::{self, AgencyInit};
 use baro_node::identity::{Entropy, KeyPair, OsEntropy};
 use baro_node::net::MessageView;
+use baro_node::revocations::{self, Order, RevocationView, Target};
 use baro_node::store::{Home, SledStore, Store};
-use baro_node::trust::{DAY_SECS, Enrollment, EnrollmentBundle, Role, Subject, TrustPolicy};
+use baro_node::trust::{
+    DAY_SECS, Enrollment, EnrollmentBundle, Issuer, Revocation, RevocationScope, Role, Subject,
+    TrustPolicy,
+};
 use baro_node::wire;
-use baro_node::{Credentials, Node, NodeBuilder, NodeConfig, NodeEvent};
+use baro_node::{Credentials, DeviceId, Node, NodeBuilder, NodeConfig, NodeEvent};
 
 use crate::output::{date, device_lines};
 
@@ -233,11 +237,21 @@ pub fn run() -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(mesh(&bundles, &rogue_console, &genuine))?;
+    let operator = Console {
+        home: &console,
+        passphrase: &passphrase(),
+    };
+    runtime.block_on(mesh(&bundles, &rogue_console, &genuine, &operator))?;
 
-    println!("\nDone. Coming next: revocations that make a lost device wipe itself.");
+    println!("\nDone.");
     println!("(The temporary directory is removed now.)");
     Ok(())
+}
+
+/// The operator's home (agency init) and the passphrase sealing its keys.
+struct Console<'a> {
+    home: &'a Path,
+    passphrase: &'a Passphrase,
 }
 
 /// The department room Kim and Lee share.
@@ -306,6 +320,7 @@ async fn mesh(
     bundles: &[(PathBuf, PathBuf)],
     rogue_console: &Path,
     genuine: &EnrollmentBundle,
+    console: &Console<'_>,
 ) -> Result<()> {
     // The relay is the last enrolled device.
     let (relay_home, _) = bundles.last().context("no relay")?;
@@ -402,8 +417,22 @@ async fn mesh(
         8,
         "An official goes offline and catches up through the field-office relay",
     );
+    let (kim_home, _) = &bundles[0];
     let (lee_home, _) = &bundles[1];
-    offline_catch_up(&relay, &address.to_string(), running, lee_home).await?;
+    let lee = offline_catch_up(&relay, &address.to_string(), running, lee_home).await?;
+
+    step(
+        9,
+        "An official loses her phone: the operator revokes it and it wipes itself",
+    );
+    lost_phone(
+        &relay,
+        &address.to_string(),
+        lee,
+        (kim_home, lee_home),
+        console,
+    )
+    .await?;
     relay.stop().await
 }
 
@@ -668,13 +697,14 @@ async fn direct_chat(
 }
 
 /// Lee goes offline; Kim writes; the relay stores what it cannot read. Then
-/// Kim and Choi leave too, and Lee comes back to find only the relay.
+/// Kim and Choi leave too, and Lee comes back to find only the relay; his
+/// device stays up.
 async fn offline_catch_up(
     relay: &Running,
     address: &str,
     officials: Vec<Running>,
     lee_home: &Path,
-) -> Result<()> {
+) -> Result<Running> {
     let [kim, lee, choi]: [Running; 3] = officials
         .try_into()
         .map_err(|_| anyhow::anyhow!("the demo needs three officials"))?;
@@ -774,7 +804,403 @@ async fn offline_catch_up(
         };
         println!("     {}: {}{new}", message.sender_name, message.text);
     }
+    Ok(lee)
+}
+
+/// Kim enrolls her phone; it joins the department room; she loses it; the
+/// operator revokes it with a wipe order; it erases itself and the room moves
+/// on without it. Then a forged and a tampered revocation are refused.
+async fn lost_phone(
+    relay: &Running,
+    address: &str,
+    lee: Running,
+    (kim_home, lee_home): (&Path, &Path),
+    console: &Console<'_>,
+) -> Result<()> {
+    let bootstrap = || vec![address.to_string()];
+    let kim = start(kim_home, bootstrap(), false)?;
+    let operator_node = start(console.home, bootstrap(), false)?;
+    println!(
+        "   {}'s PC comes back and the operator console ({}) joins the mesh",
+        kim.name, operator_node.name
+    );
+
+    let kim_official = &DEVICES[0];
+    let phone_home = kim_home.with_file_name(format!("{}-phone", kim_official.user));
+    let request = enrollment::init_device(&phone_home, kim_official.name, unix_now())?;
+    let request_file = phone_home.with_extension("request");
+    std::fs::write(&request_file, wire::encode(&request))?;
+    let bundle = enroll(
+        console.home,
+        console.passphrase,
+        &request_file,
+        kim_official,
+        365,
+        unix_now(),
+    )?;
+    enrollment::install(&phone_home, &wire::encode(&bundle), unix_now())?;
+    let phone = start(&phone_home, bootstrap(), false)?;
+    let phone_id = phone.node.handle().device();
+    let mut phone_events = phone.node.handle().events();
+    println!(
+        "   {} enrolls a second device, her phone {} (same user, same division),",
+        kim.name,
+        phone_id.short()
+    );
+    println!("   and it starts, bootstrapping from the relay");
+
+    let labels = [
+        (relay.node.handle().device(), relay.name.clone()),
+        (lee.node.handle().device(), lee.name.clone()),
+        (kim.node.handle().device(), format!("{}'s PC", kim.name)),
+        (phone_id, format!("{}'s phone", kim.name)),
+        (
+            operator_node.node.handle().device(),
+            format!("the operator console ({})", operator_node.name),
+        ),
+    ];
+    let label = |device: &DeviceId| {
+        labels
+            .iter()
+            .find(|(d, _)| d == device)
+            .map(|(_, name)| name.clone())
+            .unwrap_or_else(|| device.short())
+    };
+    let everyone = [&relay.node, &lee.node, &kim.node, &operator_node.node];
+    for node in everyone.iter().chain([&&phone.node]) {
+        let peers = node
+            .handle()
+            .wait_for_peers(labels.len() - 1, Duration::from_secs(20))
+            .await?;
+        if peers.len() < labels.len() - 1 {
+            bail!(
+                "{} admitted only {} of {} peers",
+                label(&node.handle().device()),
+                peers.len(),
+                labels.len() - 1
+            );
+        }
+    }
+    println!("   ✓ all five devices admitted each other");
+
+    holds_key(&phone.node, DIVISION).await?;
+    let text = "Busan site visit on Thursday: the KTX tickets are in the shared folder";
+    say(&kim.node, DIVISION, text).await?;
+    if !arrives(&mut phone_events, text, 10).await {
+        bail!("the phone did not receive the department message");
+    }
+    let history = phone.node.handle().history(DIVISION, 50).await?;
+    println!("   {}'s PC → \"{DIVISION}\": \"{text}\"", kim.name);
+    println!(
+        "   ✓ the phone reads it: it holds the room key and {} messages of history",
+        history.len()
+    );
+
+    println!("   The phone is lost on the train. On the operator console:");
+    let operator = enrollment::load_operator(&Home::open(console.home)?, console.passphrase)?;
+    let operator_handle = operator_node.node.handle();
+    let chain = operator_handle
+        .device_chain(Target::Device(phone_id))
+        .await?;
+    let (revocation, _) = revocations::sign(
+        &operator.agency,
+        chain,
+        RevocationScope::Device,
+        &Order {
+            reason: "phone lost on the KTX".into(),
+            wipe: true,
+            now: unix_now(),
+        },
+        Issuer::Chain(operator.chain.clone()),
+        &operator.key,
+    )?;
+    let mut operator_events = operator_handle.events();
+    let submitted = Instant::now();
+    let view = operator_handle
+        .submit_revocation(wire::encode(&revocation))
+        .await?;
+    println!(
+        "   {} signs a revocation of device {} of {} with a wipe order: \"{}\"",
+        view.issued_by,
+        view.device.short(),
+        view.user,
+        view.reason
+    );
+    println!(
+        "   and hands it to the console's node, which enforces it and {}",
+        if view.published {
+            "publishes it to the mesh"
+        } else {
+            "publishes it as soon as it has a peer"
+        }
+    );
+
+    let (notice, wiping_after, wiped_after) = wipe_seen(&mut phone_events, submitted).await?;
+    phone.node.shutdown().await;
+    drop(phone.store);
+    println!(
+        "   ✓ the phone hears of it {} ms later, sends its signed wipe receipt and erases itself:",
+        wiping_after.as_millis()
+    );
+    println!(
+        "     wiped {} ms after the revocation was submitted; its node has stopped",
+        wiped_after.as_millis()
+    );
+    println!("     notice: {notice}");
+    let left = home_contents(&phone_home)?;
+    println!("   ✓ the phone's home now holds only: {}", left.join(", "));
+    match Home::open(&phone_home) {
+        Ok(_) => bail!("the wiped phone's home still opens: this is a bug"),
+        Err(e) => println!("   ✓ `baro` on the phone, for any command, says only:\n     {e}"),
+    }
+
+    for node in everyone {
+        dropped(node, phone_id).await.map_err(|e| {
+            anyhow::anyhow!(
+                "{} still lists the phone: {e}",
+                label(&node.handle().device())
+            )
+        })?;
+    }
+    println!(
+        "   ✓ the relay, {}, {}'s PC and the console no longer list the phone among their peers",
+        lee.name, kim.name
+    );
+
+    let (receipt_device, wiped_at) = wipe_confirmed(&mut operator_events).await?;
+    println!(
+        "   ✓ the console receives the wipe receipt of {} (wiped at {})",
+        label(&receipt_device),
+        format_utc(wiped_at)
+    );
+    let record = revocation_record(&operator_node.node, &view.id, labels.len() - 2).await?;
+    let seen: Vec<String> = record.seen_by.iter().map(&label).collect();
+    println!("   `baro agency revocations` on the console:");
+    println!(
+        "     device {} of {}, by {} at {}: {}",
+        record.device.short(),
+        record.user,
+        record.issued_by,
+        format_utc(record.issued_at),
+        record.reason
+    );
+    for wiped in &record.wiped {
+        println!(
+            "     wipe receipt: {} erased itself at {}",
+            label(&wiped.device),
+            format_utc(wiped.wiped_at)
+        );
+    }
+    println!("     seen by {} peer(s): {}", seen.len(), seen.join(", "));
+
+    let (mut kim_events, mut lee_events) = (kim.node.handle().events(), lee.node.handle().events());
+    let next = "Kim's phone is revoked; the Busan plan stands";
+    say(&lee.node, DIVISION, next).await?;
+    if !arrives(&mut kim_events, next, 10).await {
+        bail!(
+            "{}'s PC did not read the first message after the revocation",
+            kim.name
+        );
+    }
+    println!("   {} → \"{DIVISION}\": \"{next}\"", lee.name);
+    println!("   ✓ the room moved to a new key on this first send after the revocation:");
+    println!(
+        "     {}'s PC reads it; the new key went to every member device but the phone",
+        kim.name
+    );
+
+    forgeries(
+        (&kim, kim_home),
+        (&lee, lee_home),
+        &mut lee_events,
+        &revocation,
+    )
+    .await?;
+
+    kim.stop().await?;
+    operator_node.stop().await?;
     lee.stop().await
+}
+
+/// Lee tries to revoke Kim's PC with his own key, and an attacker retargets
+/// the genuine revocation at it: both refused, nothing wiped.
+async fn forgeries(
+    (kim, kim_home): (&Running, &Path),
+    (lee, lee_home): (&Running, &Path),
+    lee_events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    genuine: &Revocation,
+) -> Result<()> {
+    let kim_pc = enrollment::load_bundle(&Home::open(kim_home)?)?.body.chain;
+    let lee_opened = Home::open(lee_home)?;
+    let lee_bundle = enrollment::load_bundle(&lee_opened)?;
+    refused(
+        &format!(
+            "{} signs a revocation of {}'s PC with his own device key",
+            lee.name, kim.name
+        ),
+        revocations::sign(
+            &lee_bundle.body.agency,
+            kim_pc.clone(),
+            RevocationScope::Device,
+            &Order {
+                reason: "lost".into(),
+                wipe: true,
+                now: unix_now(),
+            },
+            Issuer::Chain(lee_bundle.body.chain.clone()),
+            &enrollment::load_device_key(&lee_opened)?,
+        ),
+    )?;
+
+    let mut retargeted = genuine.clone();
+    retargeted.body.target = kim_pc;
+    refused(
+        &format!(
+            "the operator's genuine revocation retargeted at {}'s PC, handed to {}'s node",
+            kim.name, lee.name
+        ),
+        lee.node
+            .handle()
+            .submit_revocation(wire::encode(&retargeted))
+            .await,
+    )?;
+    let enforced = lee.node.handle().revocations().await?;
+    if enforced.len() != 1 {
+        bail!(
+            "{} revocations enforced instead of the phone's only",
+            enforced.len()
+        );
+    }
+    let text = "Back at my desk: the PC is fine";
+    say(&kim.node, DIVISION, text).await?;
+    if !arrives(lee_events, text, 10).await {
+        bail!(
+            "{}'s PC no longer reaches the room after a forged revocation",
+            kim.name
+        );
+    }
+    println!(
+        "   ✓ nothing was revoked or wiped: {}'s PC → \"{text}\", {} reads it",
+        kim.name, lee.name
+    );
+    Ok(())
+}
+
+/// Waits until `node` holds the current key of `room`.
+async fn holds_key(node: &Node, room: &str) -> Result<()> {
+    for _ in 0..100 {
+        if node
+            .handle()
+            .rooms()
+            .await?
+            .iter()
+            .any(|r| r.name == room && r.can_send)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the key of \"{room}\" did not reach the new device")
+}
+
+/// Waits for the revoked device to say it is wiping, then that it wiped:
+/// the notice, and how long after `submitted` each came.
+async fn wipe_seen(
+    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    submitted: Instant,
+) -> Result<(String, Duration, Duration)> {
+    let wait = async {
+        let mut wiping = None;
+        loop {
+            match events.recv().await {
+                Ok(NodeEvent::Wiping { .. }) => wiping = Some(submitted.elapsed()),
+                Ok(NodeEvent::Wiped { notice }) => {
+                    let wiped = submitted.elapsed();
+                    return Ok((notice, wiping.unwrap_or(wiped), wiped));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    bail!("the phone's node stopped without saying it wiped")
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .unwrap_or_else(|_| bail!("the phone did not wipe itself within 20 s"))
+}
+
+/// The names of what is left in `dir`.
+fn home_contents(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Waits (up to 10 s) until `node` no longer lists `device` among its peers.
+async fn dropped(node: &Node, device: DeviceId) -> Result<()> {
+    for _ in 0..100 {
+        if !node
+            .handle()
+            .peers()
+            .await?
+            .iter()
+            .any(|p| p.device == device)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("still connected after 10 s")
+}
+
+/// Waits for a wipe receipt: the device that wiped, and when.
+async fn wipe_confirmed(
+    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+) -> Result<(DeviceId, u64)> {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(NodeEvent::WipeConfirmed {
+                    device, wiped_at, ..
+                }) => return Some((device, wiped_at)),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .ok()
+        .flatten()
+        .context("no wipe receipt reached the operator console within 10 s")
+}
+
+/// Waits (up to 10 s) until `node`'s record of revocation `id` holds a wipe
+/// receipt and `peers` peers have been seen holding it; returns what it has then.
+async fn revocation_record(node: &Node, id: &str, peers: usize) -> Result<RevocationView> {
+    let mut last = None;
+    for _ in 0..100 {
+        let record = node
+            .handle()
+            .revocations()
+            .await?
+            .into_iter()
+            .find(|r| r.id == id)
+            .context("the console does not list the revocation it submitted")?;
+        if !record.wiped.is_empty() && record.seen_by.len() >= peers {
+            return Ok(record);
+        }
+        last = Some(record);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    match last {
+        Some(record) if !record.wiped.is_empty() => Ok(record),
+        _ => bail!("the console's record of the revocation shows no wipe receipt"),
+    }
 }
 
 /// Waits until the relay's "stored" receipt is on every note in the sender's
