@@ -77,6 +77,13 @@ pub struct Refusal {
     pub revocation: Option<Vec<u8>>,
 }
 
+/// A hello that verified: an admitted device, or a revoked one with the
+/// revocation to show it.
+enum Checked {
+    Admitted((VerifiedDevice, CertificateChain)),
+    Revoked { reason: String, revocation: Vec<u8> },
+}
+
 /// The revocations the gate enforces, with their bytes to show a revoked peer.
 #[derive(Debug, Default)]
 struct Revocations {
@@ -266,13 +273,8 @@ impl AdmissionGate {
         Some((verified.describe(), bytes))
     }
 
-    /// Checks a hello; `Ok(Err(..))` means a certified but revoked device,
-    /// with the revocation to show it.
-    fn check(
-        &self,
-        peer: PeerId,
-        bytes: &[u8],
-    ) -> Result<Result<(VerifiedDevice, CertificateChain), (String, Vec<u8>)>, AdmissionError> {
+    /// Checks a hello: a certified device, maybe revoked.
+    fn check(&self, peer: PeerId, bytes: &[u8]) -> Result<Checked, AdmissionError> {
         let Some(device) = device_id(&peer) else {
             return Err(self.refuse(peer, "its key is not an ed25519 device key".into()));
         };
@@ -283,10 +285,10 @@ impl AdmissionGate {
             wire::decode::<AdmissionHello>(bytes).map_err(|e| self.refuse(peer, e.to_string()))?;
         let verified = admit(&hello, device, &self.agency, self.clock.now(), &self.policy)
             .map_err(|e| self.refuse(peer, e.to_string()))?;
-        if let Some(revoked) = self.revocation_bytes_for(&verified) {
-            return Ok(Err(revoked));
+        if let Some((reason, revocation)) = self.revocation_bytes_for(&verified) {
+            return Ok(Checked::Revoked { reason, revocation });
         }
-        Ok(Ok((verified, hello.chain)))
+        Ok(Checked::Admitted((verified, hello.chain)))
     }
 
     /// A revoked device was shown its revocation: refused and blocked.
@@ -341,11 +343,11 @@ impl AdmissionUpgrade {
                 write_frame(&mut socket, &gate.own_hello()).await?;
                 let theirs = read_frame(&mut socket).await?;
                 match gate.check(remote, &theirs)? {
-                    Ok(admitted) => {
+                    Checked::Admitted(admitted) => {
                         write_frame(&mut socket, &[]).await?;
                         gate.admit(remote, admitted);
                     }
-                    Err((reason, revocation)) => {
+                    Checked::Revoked { reason, revocation } => {
                         write_frame(&mut socket, &revocation).await?;
                         return Err(gate.refuse_revoked(remote, &reason));
                     }
@@ -356,8 +358,8 @@ impl AdmissionUpgrade {
                     other => other,
                 })?;
                 let admitted = match gate.check(remote, &theirs)? {
-                    Ok(admitted) => admitted,
-                    Err((reason, revocation)) => {
+                    Checked::Admitted(admitted) => admitted,
+                    Checked::Revoked { reason, revocation } => {
                         write_frame(&mut socket, &revocation).await?;
                         return Err(gate.refuse_revoked(remote, &reason));
                     }
@@ -541,7 +543,7 @@ mod tests {
         theirs.read_exact(&mut len).await.expect("hello length");
         let mut hello = vec![0u8; u32::from_be_bytes(len) as usize];
         theirs.read_exact(&mut hello).await.expect("hello");
-        let mut forged = vec![crate::wire::WIRE_VERSION, Kind::Revocation as u8];
+        let mut forged = vec![wire::WIRE_VERSION, Kind::Revocation as u8];
         forged.extend([7u8; 64]);
         theirs
             .write_all(&(forged.len() as u32).to_be_bytes())
