@@ -308,7 +308,7 @@ impl Actor {
             {
                 outgoing.push(ControlMessage::RoomDefinition(definition));
             }
-            tracing::info!(room = %room.short(), "a member left: the group moved to a new key");
+            tracing::info!(room = %room.short(), "a member left or a device was revoked: the group moved to a new key");
         }
         for message in outgoing {
             self.publish_control_message(&message);

@@ -259,7 +259,7 @@ fn check_authority(
             let own = issuer.subject.user_id == target.subject.user_id;
             if scope != RevocationScope::Device || !own {
                 return Err(TrustError::WrongRole {
-                    who: format!("{} (a member)", issuer.subject.user_id),
+                    who: issuer.subject.user_id.clone(),
                     role: issuer.role,
                     action: "revoke devices other than their own",
                 });

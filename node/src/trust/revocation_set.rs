@@ -3,7 +3,9 @@
 //!
 //! Pure: it decides; the node persists the revocations' bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::identity::PublicKey;
 
 use super::{AgencyInfo, Revocation, TrustError, TrustPolicy, VerifiedDevice, VerifiedRevocation};
 
@@ -33,6 +35,9 @@ pub enum RevocationError {
 #[derive(Debug, Default, Clone)]
 pub struct RevocationSet {
     entries: BTreeMap<[u8; 32], VerifiedRevocation>,
+    /// Ids of device revocations by target key, and of user revocations by user.
+    by_key: HashMap<PublicKey, Vec<[u8; 32]>>,
+    by_user: HashMap<String, Vec<[u8; 32]>>,
     policy: TrustPolicy,
 }
 
@@ -69,6 +74,18 @@ impl RevocationSet {
         if self.entries.len() >= MAX_REVOCATIONS {
             return Err(RevocationError::Full);
         }
+        match verified.scope {
+            super::RevocationScope::Device => self
+                .by_key
+                .entry(verified.target_key)
+                .or_default()
+                .push(verified.id),
+            super::RevocationScope::User => self
+                .by_user
+                .entry(verified.user.clone())
+                .or_default()
+                .push(verified.id),
+        }
         self.entries.insert(verified.id, verified);
         Ok(true)
     }
@@ -85,10 +102,18 @@ impl RevocationSet {
 
     /// The earliest revocation that covers `device`, if any.
     pub fn covering(&self, device: &VerifiedDevice) -> Option<&VerifiedRevocation> {
-        self.entries
-            .values()
-            .filter(|r| r.covers(device, &self.policy))
-            .min_by_key(|r| (r.issued_at, r.id))
+        let key = device.device.public_key();
+        [
+            self.by_key.get(&key),
+            self.by_key.get(&device.issuer),
+            self.by_user.get(&device.subject.user_id),
+        ]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|id| self.entries.get(id))
+        .filter(|r| r.covers(device, &self.policy))
+        .min_by_key(|r| (r.issued_at, r.id))
     }
 
     /// Every revocation, oldest first.
