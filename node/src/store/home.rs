@@ -197,7 +197,7 @@ impl Home {
         if !marker.exists() {
             return Ok(());
         }
-        tracing::warn!(home = %root.display(), "finishing a wipe of this home");
+        tracing::info!(home = %root.display(), "finishing a wipe of this home");
         let intent = fs::read_to_string(&marker).unwrap_or_default();
         let notice = intent
             .strip_prefix(WIPE_INTENT_HEADER)
