@@ -117,6 +117,7 @@ pub struct Baro {
     bin: PathBuf,
     home: PathBuf,
     passphrase: Option<String>,
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
 impl Baro {
@@ -126,7 +127,21 @@ impl Baro {
             bin: bin.into(),
             home: home.into(),
             passphrase: Some(PASSPHRASE.into()),
+            env: Vec::new(),
         }
+    }
+
+    /// The same home, with `key=value` added to the environment of every
+    /// command run or spawned from the copy (e.g. a test hook).
+    pub fn with_env(
+        &self,
+        key: impl AsRef<std::ffi::OsStr>,
+        value: impl AsRef<std::ffi::OsStr>,
+    ) -> Self {
+        let mut copy = self.clone();
+        copy.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        copy
     }
 
     /// The same home with another passphrase (`None`: not set at all).
@@ -177,6 +192,7 @@ impl Baro {
         if let Some(passphrase) = &self.passphrase {
             command.env("BARO_PASSPHRASE", passphrase);
         }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 
@@ -300,6 +316,27 @@ impl RunningNode {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         false
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
+    pub fn kill9(&mut self) -> std::process::ExitStatus {
+        let _ = self.child.kill();
+        self.child.wait().expect("wait for the killed baro")
+    }
+
+    /// Waits up to `secs` seconds for the process to exit on its own;
+    /// `None` if it is still running then.
+    pub fn wait_exit(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
