@@ -264,18 +264,21 @@ async fn an_offline_device_learns_its_revocation_weeks_later_from_a_relay_before
             "the phone got something before its revocation: {event}"
         );
     }
-    // The relay refused it at admission.
-    let refused = wait_for(
-        &mut relay_events,
-        "the relay refusing the phone",
-        |event| match event {
+    // The relay refused it at admission, and it answered with its wipe
+    // receipt on the refused connection.
+    let (mut refused, mut confirmed) = (None, false);
+    wait_for(&mut relay_events, "the refusal and the receipt", |event| {
+        match event {
             NodeEvent::PeerRefused { reason, .. } if reason.contains("revoked") => {
-                Some(reason.clone())
+                refused = Some(reason.clone())
             }
-            _ => None,
-        },
-    )
+            NodeEvent::WipeConfirmed { .. } => confirmed = true,
+            _ => {}
+        }
+        (refused.is_some() && confirmed).then_some(())
+    })
     .await;
+    let refused = refused.unwrap_or_default();
     assert!(refused.contains("left in a taxi"), "{refused}");
 }
 

@@ -371,12 +371,10 @@ fn a_revocation_issued_while_the_operator_console_is_off_is_published_at_its_nex
     revoke_while_the_console_is_off(true);
 }
 
-/// Known gap: a revoked device that meets no one but the operator learns
-/// of its revocation at admission (refused, shown it) and wipes, but its
-/// wipe receipt only travels by gossip, which a refused device never
-/// reaches; nor does the operator note that the device was shown it.
+/// A revoked device that meets no one but the operator learns of its
+/// revocation at admission (refused, shown it), answers with its wipe
+/// receipt on that connection, and wipes; the operator notes both.
 #[test]
-#[ignore = "known gap: a device refused at admission cannot deliver its wipe receipt"]
 fn a_phone_shown_its_revocation_at_admission_gets_its_wipe_receipt_to_the_operator() {
     revoke_while_the_console_is_off(false);
 }

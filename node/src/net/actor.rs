@@ -220,14 +220,29 @@ impl Actor {
         };
         let (refusal_tx, refusals) = mpsc::channel(256);
         let timeout = Duration::from_secs(config.config.admission_timeout_secs);
-        let gate = Arc::new(AdmissionGate::new(
+        let gate = AdmissionGate::new(
             credentials.agency.clone(),
             &hello,
             clock.clone(),
             timeout,
             config.config.block_secs,
             refusal_tx,
-        ));
+        );
+        let leaf_start = credentials.chain.leaf().map(|c| c.body.not_before);
+        let certified = leaf_start.and_then(|start| {
+            credentials
+                .chain
+                .verify(&credentials.agency, start, &TrustPolicy::default())
+                .ok()
+        });
+        let gate = Arc::new(match certified {
+            Some(me) => gate.with_receipts(super::admission::ReceiptSigner {
+                key: credentials.key.clone(),
+                chain: credentials.chain.clone(),
+                me,
+            }),
+            None => gate,
+        });
         let (relayed, relay_client) = libp2p::relay::client::new(keypair.public().to_peer_id());
         let transport = super::build_transport(
             &keypair,
@@ -350,11 +365,7 @@ impl Actor {
                 () = self.shutdown.cancelled() => break,
                 Some(command) = self.commands.recv() => self.on_command(command),
                 Some(refusal) = self.refusals.recv() => {
-                    if let Some(revocation) = &refusal.revocation {
-                        // A peer refused us with a revocation: take it in (it
-                        // may name this device).
-                        let _ = self.take_revocation_item(revocation, Some(refusal.peer));
-                    }
+                    self.on_refusal(&refusal);
                     let _ = self.events.send(NodeEvent::PeerRefused {
                         peer: refusal.peer,
                         reason: refusal.reason,

@@ -75,13 +75,42 @@ pub struct Refusal {
     pub reason: String,
     /// A valid revocation the peer sent us instead of admitting us.
     pub revocation: Option<Vec<u8>>,
+    /// The revocation we showed the (revoked) peer: it now holds it.
+    pub shown: Option<[u8; 32]>,
+    /// The wipe receipt the revoked peer answered with.
+    pub receipt: Option<Vec<u8>>,
 }
+
+/// What a revoked device needs to answer its revocation at admission with
+/// a signed wipe receipt.
+#[derive(Debug)]
+pub struct ReceiptSigner {
+    /// The device key.
+    pub key: crate::identity::KeyPair,
+    /// Its certificate chain.
+    pub chain: CertificateChain,
+    /// What that chain certifies.
+    pub me: VerifiedDevice,
+}
+
+/// How long a node that refused a revoked device waits for its wipe receipt.
+const RECEIPT_WAIT: Duration = Duration::from_secs(2);
 
 /// A hello that verified: an admitted device, or a revoked one with the
 /// revocation to show it.
 enum Checked {
     Admitted((VerifiedDevice, CertificateChain)),
-    Revoked { reason: String, revocation: Vec<u8> },
+    Revoked {
+        reason: String,
+        id: [u8; 32],
+        revocation: Vec<u8>,
+    },
+    /// The peer answered with a revocation of this device (checked; with
+    /// the wipe receipt to answer if it names us).
+    RevokedUs {
+        error: AdmissionError,
+        receipt: Option<Vec<u8>>,
+    },
 }
 
 /// The revocations the gate enforces, with their bytes to show a revoked peer.
@@ -104,6 +133,7 @@ pub struct AdmissionGate {
     blocklist: Mutex<Blocklist>,
     admitted: Mutex<HashMap<PeerId, (VerifiedDevice, CertificateChain)>>,
     refusals: mpsc::Sender<Refusal>,
+    signer: Option<ReceiptSigner>,
 }
 
 impl AdmissionGate {
@@ -127,7 +157,15 @@ impl AdmissionGate {
             blocklist: Mutex::new(Blocklist::default()),
             admitted: Mutex::new(HashMap::new()),
             refusals,
+            signer: None,
         }
+    }
+
+    /// Lets this gate answer a revocation of this device with a signed wipe
+    /// receipt (nodes whose own certificate names them).
+    pub fn with_receipts(mut self, signer: ReceiptSigner) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     /// The verified certificate (and the chain it came from) of an admitted peer.
@@ -234,6 +272,8 @@ impl AdmissionGate {
             peer,
             reason: reason.clone(),
             revocation: None,
+            shown: None,
+            receipt: None,
         });
         AdmissionError::Refused(reason)
     }
@@ -241,7 +281,10 @@ impl AdmissionGate {
     /// `peer` answered with a revocation instead of admitting us: a valid
     /// one goes to the node (which acts on it); a forged one gets `peer`
     /// refused and blocked.
-    fn revoked_by(&self, peer: PeerId, bytes: &[u8]) -> AdmissionError {
+    ///
+    /// If the revocation names this device (with a wipe order), also
+    /// returns the wipe receipt to answer with.
+    fn revoked_by(&self, peer: PeerId, bytes: &[u8]) -> (AdmissionError, Option<Vec<u8>>) {
         let checked = wire::decode::<Revocation>(bytes)
             .map_err(|e| e.to_string())
             .and_then(|r| self.check_revocation(&r).map_err(|e| e.to_string()));
@@ -249,28 +292,50 @@ impl AdmissionGate {
             Ok(verified) => {
                 let reason = verified.describe();
                 tracing::warn!(%peer, %reason, "a peer refused us with a revocation");
+                let receipt = self.signer.as_ref().and_then(|signer| {
+                    (verified.wipe && verified.covers(&signer.me, &self.policy)).then(|| {
+                        wire::encode(&crate::trust::WipeReceipt::sign(
+                            crate::trust::WipeReceiptBody {
+                                agency: self.agency.id(),
+                                revocation: verified.id,
+                                device: signer.chain.clone(),
+                                wiped_at: self.clock.now(),
+                            },
+                            &signer.key,
+                        ))
+                    })
+                });
                 // This one must not be lost: wait for room in the channel.
                 let refusals = self.refusals.clone();
                 let report = Refusal {
                     peer,
                     reason: reason.clone(),
                     revocation: Some(bytes.to_vec()),
+                    shown: None,
+                    receipt: None,
                 };
                 tokio::spawn(async move {
                     let _ = refusals.send(report).await;
                 });
-                AdmissionError::Revoked(reason)
+                (AdmissionError::Revoked(reason), receipt)
             }
-            Err(reason) => self.refuse(peer, format!("it sent a forged revocation: {reason}")),
+            Err(reason) => (
+                self.refuse(peer, format!("it sent a forged revocation: {reason}")),
+                None,
+            ),
         }
     }
 
     /// The revocation to show `device` if it is revoked here.
-    fn revocation_bytes_for(&self, device: &VerifiedDevice) -> Option<(String, Vec<u8>)> {
+    fn revocation_bytes_for(&self, device: &VerifiedDevice) -> Option<Checked> {
         let revocations = lock(&self.revocations);
         let verified = revocations.set.covering(device)?;
         let bytes = revocations.bytes.get(&verified.id)?.clone();
-        Some((verified.describe(), bytes))
+        Some(Checked::Revoked {
+            reason: verified.describe(),
+            id: verified.id,
+            revocation: bytes,
+        })
     }
 
     /// Checks a hello: a certified device, maybe revoked.
@@ -279,22 +344,50 @@ impl AdmissionGate {
             return Err(self.refuse(peer, "its key is not an ed25519 device key".into()));
         };
         if wire::kind_of(bytes) == Some(Kind::Revocation) {
-            return Err(self.revoked_by(peer, bytes));
+            let (error, receipt) = self.revoked_by(peer, bytes);
+            return Ok(Checked::RevokedUs { error, receipt });
         }
         let hello =
             wire::decode::<AdmissionHello>(bytes).map_err(|e| self.refuse(peer, e.to_string()))?;
         let verified = admit(&hello, device, &self.agency, self.clock.now(), &self.policy)
             .map_err(|e| self.refuse(peer, e.to_string()))?;
-        if let Some((reason, revocation)) = self.revocation_bytes_for(&verified) {
-            return Ok(Checked::Revoked { reason, revocation });
+        if let Some(revoked) = self.revocation_bytes_for(&verified) {
+            return Ok(revoked);
         }
         Ok(Checked::Admitted((verified, hello.chain)))
     }
 
-    /// A revoked device was shown its revocation: refused and blocked.
-    fn refuse_revoked(&self, peer: PeerId, reason: &str) -> AdmissionError {
-        self.refuse(peer, format!("device revoked: {reason}"));
-        AdmissionError::Revoked(reason.to_string())
+    /// A revoked device was shown its revocation: refused and blocked; its
+    /// wipe receipt, if it answered with one, goes to the node.
+    async fn refuse_revoked<C: AsyncRead + Unpin>(
+        &self,
+        socket: &mut C,
+        peer: PeerId,
+        reason: &str,
+        shown: [u8; 32],
+    ) -> AdmissionError {
+        let answer = tokio::time::timeout(RECEIPT_WAIT, read_frame(socket)).await;
+        let receipt = match answer {
+            Ok(Ok(bytes)) if wire::kind_of(&bytes) == Some(Kind::WipeReceipt) => Some(bytes),
+            _ => None,
+        };
+        let reason = format!("device revoked: {reason}");
+        tracing::warn!(%peer, %reason, receipt = receipt.is_some(), "revoked device refused at admission and shown its revocation");
+        if let Some(device) = device_id(&peer) {
+            lock(&self.blocklist).block(device, self.clock.now(), self.block_secs, reason.clone());
+        }
+        let refusals = self.refusals.clone();
+        let report = Refusal {
+            peer,
+            reason: reason.clone(),
+            revocation: None,
+            shown: Some(shown),
+            receipt,
+        };
+        tokio::spawn(async move {
+            let _ = refusals.send(report).await;
+        });
+        AdmissionError::Revoked(reason)
     }
 
     fn admit(&self, peer: PeerId, admitted: (VerifiedDevice, CertificateChain)) {
@@ -347,9 +440,19 @@ impl AdmissionUpgrade {
                         write_frame(&mut socket, &[]).await?;
                         gate.admit(remote, admitted);
                     }
-                    Checked::Revoked { reason, revocation } => {
+                    Checked::Revoked {
+                        reason,
+                        id,
+                        revocation,
+                    } => {
                         write_frame(&mut socket, &revocation).await?;
-                        return Err(gate.refuse_revoked(remote, &reason));
+                        return Err(gate.refuse_revoked(&mut socket, remote, &reason, id).await);
+                    }
+                    Checked::RevokedUs { error, receipt } => {
+                        if let Some(receipt) = receipt {
+                            write_frame(&mut socket, &receipt).await?;
+                        }
+                        return Err(error);
                     }
                 }
             } else {
@@ -359,16 +462,30 @@ impl AdmissionUpgrade {
                 })?;
                 let admitted = match gate.check(remote, &theirs)? {
                     Checked::Admitted(admitted) => admitted,
-                    Checked::Revoked { reason, revocation } => {
+                    Checked::Revoked {
+                        reason,
+                        id,
+                        revocation,
+                    } => {
                         write_frame(&mut socket, &revocation).await?;
-                        return Err(gate.refuse_revoked(remote, &reason));
+                        return Err(gate.refuse_revoked(&mut socket, remote, &reason, id).await);
+                    }
+                    Checked::RevokedUs { error, receipt } => {
+                        if let Some(receipt) = receipt {
+                            write_frame(&mut socket, &receipt).await?;
+                        }
+                        return Err(error);
                     }
                 };
                 write_frame(&mut socket, &gate.own_hello()).await?;
                 let verdict = read_frame(&mut socket).await?;
                 if !verdict.is_empty() {
                     if wire::kind_of(&verdict) == Some(Kind::Revocation) {
-                        return Err(gate.revoked_by(remote, &verdict));
+                        let (error, receipt) = gate.revoked_by(remote, &verdict);
+                        if let Some(receipt) = receipt {
+                            write_frame(&mut socket, &receipt).await?;
+                        }
+                        return Err(error);
                     }
                     return Err(gate.refuse(remote, "its admission verdict is garbage".into()));
                 }

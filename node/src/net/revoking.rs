@@ -252,6 +252,23 @@ impl Actor {
         }
     }
 
+    /// Admission turned a peer away over a revocation: one it showed us
+    /// (it may name this device), or one we showed it, maybe answered
+    /// with its wipe receipt (passed on to everyone).
+    pub(super) fn on_refusal(&mut self, refusal: &crate::net::admission::Refusal) {
+        if let Some(revocation) = &refusal.revocation {
+            let _ = self.take_revocation_item(revocation, Some(refusal.peer));
+        }
+        if let Some(id) = refusal.shown {
+            self.note_seen(&[id], Some(refusal.peer));
+        }
+        if let Some(receipt) = &refusal.receipt
+            && self.take_revocation_item(receipt, Some(refusal.peer)) == Intake::New
+        {
+            self.publish_bare(receipt.clone());
+        }
+    }
+
     /// Notes that `from` holds the revocations `ids`.
     pub(super) fn note_seen(&mut self, ids: &[[u8; 32]], from: Option<PeerId>) {
         let Some(device) = from.and_then(|peer| crate::net::admission::device_id(&peer)) else {
