@@ -14,12 +14,15 @@ use super::admission::{AdmissionGate, AdmissionUpgrade};
 use crate::trust::NetworkKey;
 
 /// Which byte transport carries connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum TransportKind {
     /// TCP: real use.
     Tcp,
     /// In-process channels (`/memory/N` addresses): tests and simulations.
     Memory,
+    /// In-process channels shaped by a link model (latency, jitter, loss,
+    /// bandwidth, partitions): simulations.
+    Shaped(Arc<dyn super::shaping::LinkModel>),
 }
 
 /// Builds the full stack; relayed circuits (`.../p2p-circuit/...`) get the
@@ -66,5 +69,43 @@ pub fn build(
             tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
         )),
         TransportKind::Memory => stack!(OrTransport::new(relayed, MemoryTransport::default())),
+        TransportKind::Shaped(model) => stack!(OrTransport::new(
+            relayed,
+            MemoryTransport::default().and_then(move |stream, endpoint| {
+                let model = model.clone();
+                async move { shaped(stream, &endpoint, model) }
+            })
+        )),
     })
+}
+
+/// The dialing side of an in-process connection is shaped by its node's
+/// link model (a cut link fails the dial); the listening side passes through.
+fn shaped<S>(
+    stream: S,
+    endpoint: &libp2p::core::ConnectedPoint,
+    model: Arc<dyn super::shaping::LinkModel>,
+) -> Result<futures::future::Either<super::shaping::ShapedStream, S>, io::Error>
+where
+    S: futures::AsyncRead + futures::AsyncWrite + Send + Unpin + 'static,
+{
+    let libp2p::core::ConnectedPoint::Dialer { address, .. } = endpoint else {
+        return Ok(futures::future::Either::Right(stream));
+    };
+    let remote = address
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Memory(port) => Some(port),
+            _ => None,
+        })
+        .unwrap_or(0);
+    if model.link(remote).is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "link cut (partition)",
+        ));
+    }
+    Ok(futures::future::Either::Left(super::shaping::shape(
+        stream, remote, model,
+    )))
 }
