@@ -6,9 +6,17 @@
 //!   verification cost measured side by side with bare `verify_strict`.
 //! - [`mesh`]: N real nodes on MemoryTransport joining through one bootstrap
 //!   relay: time until everyone admitted everyone, and gossip delivery.
+//! - [`scenario`], [`links`], [`world`], [`run`], [`report`]: scenario files
+//!   (TOML) run on real nodes over shaped in-process links (latency,
+//!   jitter, loss, bandwidth, partitions), with measured reports.
 
 pub mod enrollment;
+pub mod links;
 pub mod mesh;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod world;
 
 pub use enrollment::{EnrollmentReport, EnrollmentScenario, run_enrollment};
 pub use mesh::{MeshReport, MeshScenario, run_mesh};

@@ -16,6 +16,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a scenario file on real nodes over shaped links; writes
+    /// report.json and report.md into --out.
+    Run {
+        /// The scenario (TOML), e.g. simulations/scenarios/office-chat.toml.
+        scenario: std::path::PathBuf,
+        /// Directory for the report.
+        #[arg(long, default_value = "sim-out")]
+        out: std::path::PathBuf,
+        /// No progress lines on stderr.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Enroll many devices with the real trust code and verify every chain.
     Enrollment {
         /// Seed: the same seed gives the same agency, keys and choices.
@@ -52,7 +64,39 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    // Node logs only when asked (RUST_LOG), on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match Cli::parse().command {
+        Command::Run {
+            scenario,
+            out,
+            quiet,
+        } => {
+            let scenario = baro_sim::scenario::Scenario::load(&scenario)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let started = std::time::Instant::now();
+            let progress: baro_sim::run::Progress = Box::new(move |line: &str| {
+                if !quiet {
+                    eprintln!("[{:>6.1} s] {line}", started.elapsed().as_secs_f64());
+                }
+            });
+            let report = runtime.block_on(baro_sim::run::run(&scenario, progress))?;
+            report.write(&out)?;
+            print!("{}", report.markdown());
+            println!(
+                "
+report written to {}",
+                out.display()
+            );
+            Ok(())
+        }
         Command::Enrollment {
             seed,
             devices,

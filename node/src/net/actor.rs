@@ -825,7 +825,9 @@ impl Actor {
                 syncing::Intake::New | syncing::Intake::Held => {
                     self.report(&id, &source, MessageAcceptance::Accept)
                 }
-                syncing::Intake::Duplicate => self.report(&id, &source, MessageAcceptance::Ignore),
+                syncing::Intake::Duplicate | syncing::Intake::Unverified => {
+                    self.report(&id, &source, MessageAcceptance::Ignore)
+                }
                 syncing::Intake::Rejected(reason) => self.reject(&id, source, reason),
             };
         }
@@ -842,7 +844,9 @@ impl Actor {
             syncing::Intake::New | syncing::Intake::Held => {
                 self.report(&id, &source, MessageAcceptance::Accept);
             }
-            syncing::Intake::Duplicate => self.report(&id, &source, MessageAcceptance::Ignore),
+            syncing::Intake::Duplicate | syncing::Intake::Unverified => {
+                self.report(&id, &source, MessageAcceptance::Ignore)
+            }
             syncing::Intake::Rejected(reason) => self.reject(&id, source, reason),
         }
     }

@@ -459,7 +459,7 @@ impl Actor {
                 match messaging.messenger.receive(envelope.clone(), now_ms) {
                     Verdict::Deliver(message) => self.take_in(vec![*message]),
                     Verdict::Reject(reason) => return Err(reason),
-                    Verdict::Held | Verdict::Duplicate => {}
+                    Verdict::Held | Verdict::Duplicate | Verdict::Unverified => {}
                 }
             }
         }
@@ -480,18 +480,28 @@ impl Actor {
             .and_then(|m| m.room_topics.get(&message.topic).copied());
         // A relay carries topics it cannot name: the envelope says its room,
         // and that room's topic must be the one it came on.
+        let carried = self.carried.contains(&message.topic);
         let room = known.or_else(|| {
-            let carried = self.carried.contains(&message.topic);
             let room = room_of(&message.data)?;
             (carried && topics::room(&self.agency.id(), &room.0).hash() == message.topic)
                 .then_some(room)
         });
+        if room.is_none() && carried {
+            // Another relay's "stored" receipt on a topic this relay carries:
+            // passed on towards the sender once its signature checks out.
+            return match self.check_relay_frame(&message) {
+                Ok(()) => self.report(&id, &source, MessageAcceptance::Accept),
+                Err(reason) => self.reject(&id, source, reason),
+            };
+        }
         let Some(room) = room else {
             return self.reject(&id, source, "message on a topic we do not serve".into());
         };
         match self.take_envelope(room, &message.data) {
             Intake::New | Intake::Held => self.report(&id, &source, MessageAcceptance::Accept),
-            Intake::Duplicate => self.report(&id, &source, MessageAcceptance::Ignore),
+            Intake::Duplicate | Intake::Unverified => {
+                self.report(&id, &source, MessageAcceptance::Ignore)
+            }
             Intake::Rejected(reason) => self.reject(&id, source, reason),
         }
     }
@@ -531,6 +541,7 @@ impl Actor {
                 Intake::Held
             }
             Verdict::Duplicate => Intake::Duplicate,
+            Verdict::Unverified => Intake::Unverified,
             Verdict::Reject(reason) => Intake::Rejected(reason),
         };
         self.settle_messaging();
@@ -576,6 +587,26 @@ impl Actor {
         }
         self.hold(scope, item, len);
         Intake::New
+    }
+
+    /// A signed frame from a relay on a room topic this relay carries but
+    /// cannot name (a stored receipt for someone else).
+    fn check_relay_frame(&self, message: &gossipsub::Message) -> Result<(), String> {
+        let frame = wire::decode::<SignedFrame>(&message.data).map_err(|e| {
+            format!("message on a carried topic is neither envelope nor frame: {e}")
+        })?;
+        let author = frame
+            .verify(
+                message.topic.as_str(),
+                &self.agency,
+                self.clock.now(),
+                &self.policy,
+            )
+            .map_err(|e| e.to_string())?;
+        if author.role != crate::trust::Role::Relay {
+            return Err("only relays publish stored receipts".into());
+        }
+        Ok(())
     }
 
     /// A relay's signed "stored" notice on a room topic: recorded as a

@@ -360,7 +360,9 @@ impl Actor {
         let id = *blake3::hash(&bytes).as_bytes();
         match self.take_revocation_item(&bytes, None) {
             Intake::New | Intake::Duplicate => {}
-            Intake::Held => return Err(NodeError::Room("not a revocation".into())),
+            Intake::Held | Intake::Unverified => {
+                return Err(NodeError::Room("not a revocation".into()));
+            }
             Intake::Rejected(reason) => return Err(NodeError::Room(reason)),
         }
         if self.wiping.is_none() && !self.publish_bare(bytes.clone()) {

@@ -44,6 +44,8 @@ pub(super) enum Intake {
     Held,
     /// Already here.
     Duplicate,
+    /// From a device not met yet: kept aside, not passed on, asked again later.
+    Unverified,
     /// Invalid.
     Rejected(String),
 }
@@ -334,7 +336,7 @@ impl Actor {
                                 session.report.fetched += 1;
                             }
                         }
-                        Intake::Duplicate => {}
+                        Intake::Duplicate | Intake::Unverified => {}
                     }
                 }
                 // A response stops at its byte limit: ask again for the rest.

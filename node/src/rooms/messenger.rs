@@ -54,6 +54,10 @@ pub enum Verdict {
     /// Valid, but this device does not (yet) hold the epoch key: kept until a
     /// grant arrives. A device outside the room stays here forever.
     Held,
+    /// From a device this one has not met yet, so its signature cannot be
+    /// checked: kept (bounded) until the sender's certificate arrives, and
+    /// not passed on meanwhile.
+    Unverified,
     /// Seen before.
     Duplicate,
     /// Invalid: the forwarding peer should be penalised.
@@ -139,6 +143,8 @@ pub struct Messenger {
     orphan_keys: BTreeMap<RoomId, Vec<(EpochRef, RoomKey)>>,
     /// Envelopes of rooms this device does not know (bounded).
     orphan_envelopes: Vec<Envelope>,
+    /// Envelopes from devices not met yet (bounded).
+    unverified: Vec<Envelope>,
     left: BTreeSet<RoomId>,
     rotations: BTreeSet<RoomId>,
     /// Held envelopes that became readable as a side effect of another input.
@@ -172,6 +178,7 @@ impl Messenger {
             unsaved_rooms: BTreeSet::new(),
             orphan_keys: BTreeMap::new(),
             orphan_envelopes: Vec::new(),
+            unverified: Vec::new(),
             left: BTreeSet::new(),
             rotations: BTreeSet::new(),
             late: Vec::new(),
@@ -313,6 +320,20 @@ impl Messenger {
         if !known && self.revoked.contains_key(&key) {
             // Revoked before we met it: others may have let it into our rooms.
             self.schedule_rotations(key);
+        }
+        if !known {
+            // What it wrote before we met it can be checked now.
+            let (theirs, others): (Vec<Envelope>, Vec<Envelope>) =
+                std::mem::take(&mut self.unverified)
+                    .into_iter()
+                    .partition(|e| e.body.header.sender == key);
+            self.unverified = others;
+            for envelope in theirs {
+                if let Verdict::Deliver(message) = self.receive(envelope, now.saturating_mul(1000))
+                {
+                    self.late.push(*message);
+                }
+            }
         }
         self.grants_for_missing(now)
     }
@@ -581,7 +602,11 @@ impl Messenger {
             self.directory.get(&header.sender),
             self.verifiers.get(&header.sender),
         ) else {
-            return Verdict::Reject("sender is not a known certified device".into());
+            if self.unverified.len() >= MAX_PENDING_PER_ROOM {
+                self.unverified.remove(0);
+            }
+            self.unverified.push(envelope);
+            return Verdict::Unverified;
         };
         if let Err(e) = envelope.verify_signature_with(verifier) {
             return Verdict::Reject(e.to_string());

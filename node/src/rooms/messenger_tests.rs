@@ -695,3 +695,62 @@ fn a_revoked_device_is_shut_out_and_the_room_moves_to_a_key_it_never_gets() {
     restored.revoke(phone_key, revoked_at, true);
     assert!(restored.take_rotation_due_changes().is_empty());
 }
+
+#[test]
+fn an_envelope_from_a_device_not_met_yet_waits_for_its_certificate() {
+    let mut world = World::new(21);
+    let div = "MOIS/Division 2";
+    let (kim, lee) = (world.device("kim", div), world.device("lee", div));
+    let room = world.dept(div);
+    world.send(kim, room, "first", NOW_MS);
+    // A newcomer Lee has not met yet writes (it was granted the key by Kim).
+    let key = KeyPair::generate(&mut world.entropy);
+    let request = EnrollmentRequest::new(&key, "park", NOW).expect("request");
+    let bundle = world
+        .agency
+        .operator
+        .enroll(
+            &request,
+            Enrollment {
+                subject: Subject {
+                    user_id: "park".into(),
+                    display_name: "Official park".into(),
+                    org_unit: div.parse().expect("org"),
+                },
+                role: Role::Member,
+                days: 365,
+                bootstrap: vec![],
+            },
+            &world.agency.network_key,
+            NOW,
+            &TrustPolicy::default(),
+            &mut world.entropy,
+        )
+        .expect("enroll");
+    let park_cert = bundle
+        .verify_for(key.device_id(), NOW, &TrustPolicy::default())
+        .expect("valid");
+    let mut park = Messenger::new(key, park_cert.clone());
+    let grants = world.devices[kim].learn_device(park_cert.clone(), NOW);
+    park.learn_device(world.devices[kim].my_cert.clone(), NOW);
+    for grant in &grants {
+        park.receive_grant(grant, NOW_MS).expect("grant");
+    }
+    let envelope = park
+        .send(
+            room,
+            &Content::Text("hello from park".into()),
+            NOW_MS,
+            &mut SeededEntropy::new(3),
+        )
+        .expect("send");
+    assert_eq!(
+        world.devices[lee].receive(envelope, NOW_MS),
+        Verdict::Unverified
+    );
+    // Park's certificate arrives: the message is checked and shown.
+    world.devices[lee].learn_device(park_cert, NOW);
+    let late = world.devices[lee].take_late_deliveries();
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].content, Content::Text("hello from park".into()));
+}

@@ -1,0 +1,119 @@
+//! The simulated network: which office each node is in, the LAN and WAN
+//! link models, partitions that cut an office off, and the bytes every node
+//! sent and received. Each node sees it through [`NodeLinks`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use baro_node::net::{LinkModel, LinkParams};
+
+use crate::scenario::Link;
+
+/// Memory port of the node with index 0; node `i` listens on `BASE_PORT + i`.
+pub const BASE_PORT: u64 = 40_000;
+
+/// The whole simulated network.
+#[derive(Debug)]
+pub struct Network {
+    office_of: Vec<usize>,
+    lan: LinkParams,
+    wan: LinkParams,
+    cut: Vec<AtomicBool>,
+    sent: Vec<AtomicU64>,
+    received: Vec<AtomicU64>,
+    seed: u64,
+}
+
+fn params(link: &Link) -> LinkParams {
+    LinkParams {
+        latency: Duration::from_millis(link.latency_ms),
+        jitter: Duration::from_millis(link.jitter_ms),
+        loss: link.loss,
+        bytes_per_sec: link.bandwidth_kbps * 1000 / 8,
+    }
+}
+
+impl Network {
+    /// A network of nodes in `office_of` (by node index) with these links.
+    pub fn new(office_of: Vec<usize>, offices: usize, lan: &Link, wan: &Link, seed: u64) -> Self {
+        let n = office_of.len();
+        Network {
+            office_of,
+            lan: params(lan),
+            wan: params(wan),
+            cut: (0..offices).map(|_| AtomicBool::new(false)).collect(),
+            sent: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            received: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            seed,
+        }
+    }
+
+    /// Cuts `office` off from every other office, or heals it.
+    pub fn set_cut(&self, office: usize, cut: bool) {
+        if let Some(flag) = self.cut.get(office) {
+            flag.store(cut, Ordering::SeqCst);
+        }
+    }
+
+    /// Bytes sent on the wire by every node, in all.
+    pub fn total_sent(&self) -> u64 {
+        self.sent.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The link model of node `index`.
+    pub fn node(self: &Arc<Self>, index: usize) -> Arc<dyn LinkModel> {
+        Arc::new(NodeLinks {
+            me: index,
+            network: self.clone(),
+        })
+    }
+
+    fn index(port: u64) -> Option<usize> {
+        port.checked_sub(BASE_PORT).map(|i| i as usize)
+    }
+}
+
+/// One node's view of the network.
+#[derive(Debug)]
+pub struct NodeLinks {
+    me: usize,
+    network: Arc<Network>,
+}
+
+impl LinkModel for NodeLinks {
+    fn link(&self, remote: u64) -> Option<LinkParams> {
+        let net = &self.network;
+        let Some(other) = Network::index(remote).filter(|i| *i < net.office_of.len()) else {
+            return Some(net.lan);
+        };
+        let (a, b) = (net.office_of[self.me], net.office_of[other]);
+        if a == b {
+            return Some(net.lan);
+        }
+        if net.cut[a].load(Ordering::SeqCst) || net.cut[b].load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(net.wan)
+    }
+
+    fn count(&self, remote: u64, bytes: usize, outbound: bool) {
+        let net = &self.network;
+        let other = Network::index(remote).filter(|i| *i < net.office_of.len());
+        let (from, to) = if outbound {
+            (Some(self.me), other)
+        } else {
+            (other, Some(self.me))
+        };
+        if let Some(from) = from {
+            net.sent[from].fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+        if let Some(to) = to {
+            net.received[to].fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn seed(&self, remote: u64) -> u64 {
+        self.network.seed ^ ((self.me as u64) << 32) ^ remote
+    }
+}

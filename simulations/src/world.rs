@@ -1,0 +1,134 @@
+//! The simulated agency: real baro-node nodes (relays and officials'
+//! devices, office by office) on shaped in-process links.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use baro_node::config::RelayConfig;
+use baro_node::net::TransportKind;
+use baro_node::store::MemoryStore;
+use baro_node::testing::TestAgency;
+use baro_node::trust::Role;
+use baro_node::{Node, NodeBuilder, NodeConfig};
+
+use crate::links::{BASE_PORT, Network};
+use crate::scenario::Scenario;
+
+/// A node of the simulation.
+#[derive(Debug)]
+pub struct SimNode {
+    /// The running node.
+    pub node: Node,
+    /// Its office.
+    pub office: usize,
+    /// Whether it is a relay (else an official's device).
+    pub relay: bool,
+    /// Its user id.
+    pub user: String,
+}
+
+/// Every node, and the network they share.
+#[derive(Debug)]
+pub struct World {
+    /// Relays first, then devices, office by office.
+    pub nodes: Vec<SimNode>,
+    /// Links, partitions and byte counters.
+    pub network: Arc<Network>,
+    /// The agency (its clock and operator).
+    pub agency: TestAgency,
+}
+
+fn address(index: usize) -> String {
+    format!("/memory/{}", BASE_PORT + index as u64)
+}
+
+impl World {
+    /// Starts every node of `scenario` on the current tokio runtime.
+    pub fn start(scenario: &Scenario) -> Result<World> {
+        let t = &scenario.topology;
+        let mut agency = TestAgency::new(scenario.seed);
+        // Relays first (indices 0..offices*relays), then devices.
+        let mut plan = Vec::new();
+        for office in 0..t.offices {
+            for r in 0..t.relays_per_office {
+                plan.push((office, true, format!("relay-{office}-{r}")));
+            }
+        }
+        for office in 0..t.offices {
+            for d in 0..t.devices_per_office {
+                plan.push((office, false, format!("official-{office}-{d}")));
+            }
+        }
+        let office_of: Vec<usize> = plan.iter().map(|(office, _, _)| *office).collect();
+        let network = Arc::new(Network::new(
+            office_of,
+            t.offices,
+            &scenario.links.lan,
+            &scenario.links.wan,
+            scenario.seed,
+        ));
+        let relays_of = |office: usize| -> Vec<String> {
+            (0..t.relays_per_office)
+                .map(|r| address(office * t.relays_per_office + r))
+                .collect()
+        };
+        let mut nodes = Vec::with_capacity(plan.len());
+        for (index, (office, relay, user)) in plan.into_iter().enumerate() {
+            let key = agency.key();
+            let org = format!("MOIS/Office {office}");
+            let role = if relay { Role::Relay } else { Role::Member };
+            let chain = agency.certify(&key, &user, &org, role, 365);
+            let bootstrap = if relay {
+                // Each relay knows the first relay of every other office.
+                (0..t.offices)
+                    .filter(|o| *o != office)
+                    .map(|o| address(o * t.relays_per_office))
+                    .collect()
+            } else {
+                relays_of(office)
+            };
+            let config = NodeConfig {
+                listen: vec![address(index)],
+                bootstrap,
+                mdns: false,
+                discovery_interval_secs: 5,
+                admission_timeout_secs: 10,
+                // Reconciliation is driven by the run (after the traffic),
+                // so gossip delivery is measured on its own.
+                sync_interval_secs: 3600,
+                relay: relay.then(RelayConfig::default),
+                ..NodeConfig::default()
+            };
+            let node = NodeBuilder::new(agency.credentials(key, chain))
+                .config(config)
+                .transport(TransportKind::Shaped(network.node(index)))
+                .clock(Arc::new(agency.clock.clone()))
+                .store(Arc::new(MemoryStore::new()))
+                .spawn()
+                .with_context(|| format!("starting {user}"))?;
+            nodes.push(SimNode {
+                node,
+                office,
+                relay,
+                user,
+            });
+        }
+        Ok(World {
+            nodes,
+            network,
+            agency,
+        })
+    }
+
+    /// The officials' devices (not relays), with their indices.
+    pub fn devices(&self) -> impl Iterator<Item = (usize, &SimNode)> {
+        self.nodes.iter().enumerate().filter(|(_, n)| !n.relay)
+    }
+
+    /// Stops every node.
+    pub async fn stop(self) {
+        for sim in self.nodes {
+            sim.node.shutdown().await;
+        }
+    }
+}

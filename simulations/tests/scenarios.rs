@@ -1,0 +1,45 @@
+//! The small scenarios, run in CI on real nodes over shaped links: they must
+//! deliver everything.
+
+use std::path::PathBuf;
+
+use baro_sim::run::run;
+use baro_sim::scenario::Scenario;
+
+fn scenario(name: &str) -> Scenario {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{name}.toml"));
+    Scenario::load(&path).expect("scenario loads")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn office_chat_delivers_every_message_to_every_official() {
+    let report = run(
+        &scenario("office-chat"),
+        Box::new(|line: &str| eprintln!("{line}")),
+    )
+    .await
+    .expect("runs");
+    eprintln!("{}", report.markdown());
+    assert_eq!(report.devices, 12);
+    assert_eq!(report.messages, 40);
+    assert_eq!(report.delivery_after_sync, 1.0, "{report:?}");
+    assert!(report.latency_p50_ms > 0.0);
+}
+
+#[test]
+fn a_bad_scenario_is_a_one_line_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "name = \"x\"\n[topology]\noffices = 0\ndevices_per_office = 1\n[traffic]\nmessages = 1\nper_minute = 1\n",
+    )
+    .expect("write");
+    let error = Scenario::load(&path).expect_err("refused").to_string();
+    assert!(error.contains("topology.offices"), "{error}");
+    std::fs::write(&path, "name = \"x\"\nunknown = 1\n").expect("write");
+    assert!(Scenario::load(&path).is_err());
+    assert!(Scenario::load(&dir.path().join("missing.toml")).is_err());
+}
