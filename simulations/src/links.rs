@@ -10,8 +10,10 @@ use baro_node::net::{LinkModel, LinkParams};
 
 use crate::scenario::Link;
 
-/// Memory port of the node with index 0; node `i` listens on `BASE_PORT + i`.
-pub const BASE_PORT: u64 = 40_000;
+/// Memory ports are process-wide: each network takes its own block, so
+/// runs in one process (tests) do not collide. Node `i` listens on
+/// `base + i`.
+static NEXT_BASE: AtomicU64 = AtomicU64::new(40_000);
 
 /// The whole simulated network.
 #[derive(Debug)]
@@ -23,6 +25,7 @@ pub struct Network {
     sent: Vec<AtomicU64>,
     received: Vec<AtomicU64>,
     seed: u64,
+    base: u64,
 }
 
 fn params(link: &Link) -> LinkParams {
@@ -38,7 +41,9 @@ impl Network {
     /// A network of nodes in `office_of` (by node index) with these links.
     pub fn new(office_of: Vec<usize>, offices: usize, lan: &Link, wan: &Link, seed: u64) -> Self {
         let n = office_of.len();
+        let base = NEXT_BASE.fetch_add(n as u64 + 16, Ordering::SeqCst);
         Network {
+            base,
             office_of,
             lan: params(lan),
             wan: params(wan),
@@ -61,6 +66,11 @@ impl Network {
         self.sent.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 
+    /// The memory address node `index` listens on.
+    pub fn address(&self, index: usize) -> String {
+        format!("/memory/{}", self.base + index as u64)
+    }
+
     /// The link model of node `index`.
     pub fn node(self: &Arc<Self>, index: usize) -> Arc<dyn LinkModel> {
         Arc::new(NodeLinks {
@@ -69,8 +79,10 @@ impl Network {
         })
     }
 
-    fn index(port: u64) -> Option<usize> {
-        port.checked_sub(BASE_PORT).map(|i| i as usize)
+    fn index(&self, port: u64) -> Option<usize> {
+        port.checked_sub(self.base)
+            .map(|i| i as usize)
+            .filter(|i| *i < self.office_of.len())
     }
 }
 
@@ -84,7 +96,7 @@ pub struct NodeLinks {
 impl LinkModel for NodeLinks {
     fn link(&self, remote: u64) -> Option<LinkParams> {
         let net = &self.network;
-        let Some(other) = Network::index(remote).filter(|i| *i < net.office_of.len()) else {
+        let Some(other) = net.index(remote) else {
             return Some(net.lan);
         };
         let (a, b) = (net.office_of[self.me], net.office_of[other]);
@@ -99,7 +111,7 @@ impl LinkModel for NodeLinks {
 
     fn count(&self, remote: u64, bytes: usize, outbound: bool) {
         let net = &self.network;
-        let other = Network::index(remote).filter(|i| *i < net.office_of.len());
+        let other = net.index(remote);
         let (from, to) = if outbound {
             (Some(self.me), other)
         } else {

@@ -11,7 +11,7 @@ use baro_node::testing::TestAgency;
 use baro_node::trust::Role;
 use baro_node::{Node, NodeBuilder, NodeConfig};
 
-use crate::links::{BASE_PORT, Network};
+use crate::links::Network;
 use crate::scenario::Scenario;
 
 /// A node of the simulation.
@@ -36,10 +36,6 @@ pub struct World {
     pub network: Arc<Network>,
     /// The agency (its clock and operator).
     pub agency: TestAgency,
-}
-
-fn address(index: usize) -> String {
-    format!("/memory/{}", BASE_PORT + index as u64)
 }
 
 impl World {
@@ -67,6 +63,7 @@ impl World {
             &scenario.links.wan,
             scenario.seed,
         ));
+        let address = |index: usize| network.address(index);
         let relays_of = |office: usize| -> Vec<String> {
             (0..t.relays_per_office)
                 .map(|r| address(office * t.relays_per_office + r))

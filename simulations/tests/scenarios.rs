@@ -43,3 +43,19 @@ fn a_bad_scenario_is_a_one_line_error() {
     assert!(Scenario::load(&path).is_err());
     assert!(Scenario::load(&dir.path().join("missing.toml")).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_heal_converges_after_the_link_is_back() {
+    let report = run(
+        &scenario("partition-heal"),
+        Box::new(|line: &str| eprintln!("{line}")),
+    )
+    .await
+    .expect("runs");
+    eprintln!("{}", report.markdown());
+    assert!(
+        report.delivery_gossip < 1.0,
+        "the cut office missed messages while it lasted: {report:?}"
+    );
+    assert_eq!(report.delivery_after_sync, 1.0, "{report:?}");
+}
