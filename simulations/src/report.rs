@@ -51,6 +51,23 @@ pub struct Report {
     pub cpu_secs_traffic: f64,
     /// That per message sent.
     pub cpu_ms_per_message: f64,
+    /// Devices that went offline for a while during the traffic.
+    pub churned: usize,
+    /// Revocations issued during the run.
+    pub revocations: Vec<RevocationResult>,
+}
+
+/// How one revocation went.
+#[derive(Clone, Debug, Serialize)]
+pub struct RevocationResult {
+    /// The revoked device's user.
+    pub device: String,
+    /// Whether it was offline when revoked (and learned of it on return).
+    pub offline: bool,
+    /// Issue → every running node enforces it, ms (None: not everywhere).
+    pub convergence_ms: Option<f64>,
+    /// Issue (or, offline, its return) → the device wiped itself, ms.
+    pub wipe_ms: Option<f64>,
 }
 
 /// The `q` quantile of sorted `values` (0 when empty).
@@ -106,7 +123,8 @@ impl Report {
              | wire bytes per payload byte (with sync) | {wt:.2} |\n\
              | reconciliation after the traffic | {sync:.1} s |\n\
              | memory per node | {mem:.0} KiB |\n\
-             | CPU during traffic | {cpu:.2} s ({cpm:.1} ms per message) |\n",
+             | CPU during traffic | {cpu:.2} s ({cpm:.1} ms per message) |\n\
+             | devices that went offline for a while | {churned} |\n{revocations}",
             name = self.scenario,
             nodes = self.nodes,
             devices = self.devices,
@@ -126,6 +144,25 @@ impl Report {
             mem = self.memory_per_node_bytes as f64 / 1024.0,
             cpu = self.cpu_secs_traffic,
             cpm = self.cpu_ms_per_message,
+            churned = self.churned,
+            revocations = self
+                .revocations
+                .iter()
+                .map(|r| {
+                    format!(
+                        "| revocation of {} ({}) | everywhere after {}, wiped after {} |\n",
+                        r.device,
+                        if r.offline {
+                            "offline, learned on return"
+                        } else {
+                            "online"
+                        },
+                        r.convergence_ms
+                            .map_or("never".into(), |v| format!("{v:.0} ms")),
+                        r.wipe_ms.map_or("never".into(), |v| format!("{v:.0} ms")),
+                    )
+                })
+                .collect::<String>(),
         )
     }
 

@@ -11,7 +11,9 @@ use anyhow::{Result, bail};
 use baro_node::NodeEvent;
 use baro_node::identity::{Entropy, SeededEntropy};
 
-use crate::report::{Report, percentile, process_cpu_secs, process_rss_bytes};
+use baro_node::trust::RevocationScope;
+
+use crate::report::{Report, RevocationResult, percentile, process_cpu_secs, process_rss_bytes};
 use crate::scenario::Scenario;
 use crate::world::World;
 
@@ -22,19 +24,63 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long gossip gets after the last message before it is judged.
 const GOSSIP_SETTLE: Duration = Duration::from_secs(3);
 /// Reconciliation rounds after the traffic, at most.
-const SYNC_ROUNDS: usize = 5;
+const SYNC_ROUNDS: usize = 10;
 
-/// When each device saw each message (by sequence number).
-type Arrivals = Arc<Mutex<Vec<HashMap<usize, Instant>>>>;
+/// What every node was seen doing, by node index.
+#[derive(Debug, Default)]
+struct Observed {
+    /// When each device showed each message (by sequence number).
+    arrivals: Vec<HashMap<usize, Instant>>,
+    /// When each node took each revocation (by hex id).
+    revoked: Vec<HashMap<String, Instant>>,
+    /// When a node wiped itself.
+    wiped: Vec<Option<Instant>>,
+}
+
+type Shared = Arc<Mutex<Observed>>;
 
 /// Progress lines on stderr, or nothing.
 pub type Progress = Box<dyn Fn(&str) + Send>;
+
+/// Something the run does at a given time after the traffic starts.
+#[derive(Clone, Debug)]
+enum Action {
+    Send(usize),
+    Cut(usize, bool),
+    Off(usize),
+    On(usize),
+    Revoke(usize),
+}
+
+/// Records what node `index` does from now on (until it stops).
+fn observe(world: &World, index: usize, shared: &Shared) -> Option<tokio::task::JoinHandle<()>> {
+    let mut events = world.handle(index)?.events();
+    let shared = shared.clone();
+    Some(tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            let Ok(mut seen) = shared.lock() else { return };
+            let now = Instant::now();
+            match event {
+                NodeEvent::Message(message) => {
+                    if let Some(seq) = sequence(&message.text) {
+                        seen.arrivals[index].entry(seq).or_insert(now);
+                    }
+                }
+                NodeEvent::Revoked(view) => {
+                    seen.revoked[index].entry(view.id).or_insert(now);
+                }
+                NodeEvent::Wiped { .. } => seen.wiped[index] = Some(now),
+                _ => {}
+            }
+        }
+    }))
+}
 
 /// Runs `scenario` on the current tokio runtime.
 pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
     scenario.check()?;
     let rss_before = process_rss_bytes();
-    let world = World::start(scenario)?;
+    let mut world = World::start(scenario)?;
     let nodes = world.nodes.len();
     progress(&format!(
         "{nodes} nodes started; waiting for the mesh and room keys"
@@ -45,81 +91,117 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
     let rss_after = process_rss_bytes();
     progress(&format!("ready after {setup_secs:.1} s; sending"));
 
+    let shared: Shared = Arc::new(Mutex::new(Observed {
+        arrivals: vec![HashMap::new(); nodes],
+        revoked: vec![HashMap::new(); nodes],
+        wiped: vec![None; nodes],
+    }));
+    let mut listeners: Vec<_> = (0..nodes)
+        .filter_map(|i| observe(&world, i, &shared))
+        .collect();
     let devices: Vec<usize> = world.devices().map(|(i, _)| i).collect();
-    let arrivals: Arrivals = Arc::new(Mutex::new(vec![HashMap::new(); world.nodes.len()]));
-    let mut listeners = Vec::new();
-    for &index in &devices {
-        let mut events = world.nodes[index].node.handle().events();
-        let arrivals = arrivals.clone();
-        listeners.push(tokio::spawn(async move {
-            while let Ok(event) = events.recv().await {
-                if let NodeEvent::Message(message) = event
-                    && let Some(seq) = sequence(&message.text)
-                    && let Ok(mut all) = arrivals.lock()
-                {
-                    all[index].entry(seq).or_insert_with(Instant::now);
-                }
-            }
-        }));
-    }
+    let t = &scenario.topology;
+    let targets: Vec<usize> = scenario
+        .revocations
+        .iter()
+        .map(|r| t.offices * t.relays_per_office + r.office * t.devices_per_office + r.device)
+        .collect();
+    let recipients: Vec<usize> = devices
+        .iter()
+        .copied()
+        .filter(|d| !targets.contains(d))
+        .collect();
+    let mut rng = SeededEntropy::new(scenario.seed ^ 0x5eed);
+    let schedule = schedule(scenario, &recipients, &targets, &mut rng);
 
     let cpu_before = process_cpu_secs();
     let bytes_before = world.network.total_sent();
-    let mut rng = SeededEntropy::new(scenario.seed ^ 0x5eed);
-    let gap = Duration::from_secs_f64(60.0 / scenario.traffic.per_minute);
     let start = Instant::now();
     let mut sent: Vec<(usize, Instant)> = Vec::with_capacity(scenario.traffic.messages);
-    let mut partitions: Vec<(Duration, usize, bool)> = scenario
-        .partitions
-        .iter()
-        .flat_map(|p| {
-            [
-                (Duration::from_secs_f64(p.at_secs), p.office, true),
-                (
-                    Duration::from_secs_f64(p.at_secs + p.for_secs),
-                    p.office,
-                    false,
-                ),
-            ]
-        })
-        .collect();
-    partitions.sort_by_key(|(at, _, _)| *at);
-    let mut partitions = partitions.into_iter().peekable();
-    for seq in 0..scenario.traffic.messages {
-        let due = start + gap * seq as u32;
-        while let Some((at, office, cut)) = partitions.next_if(|(at, _, _)| start + *at <= due) {
-            tokio::time::sleep_until((start + at).into()).await;
-            world.network.set_cut(office, cut);
-            progress(&format!(
-                "office {office} {}",
-                if cut { "cut off" } else { "reconnected" }
-            ));
-        }
-        tokio::time::sleep_until(due.into()).await;
-        let pick = u64::from_le_bytes(rng.array()) as usize % devices.len();
-        let sender = devices[pick];
-        let text = message_text(seq, scenario.traffic.bytes);
-        let at = Instant::now();
-        if let Err(e) = world.nodes[sender].node.handle().send(ROOM, &text).await {
-            progress(&format!("message {seq} not sent: {e}"));
-        }
-        sent.push((sender, at));
-        if (seq + 1) % 100 == 0 {
-            progress(&format!(
-                "{} of {} messages sent",
-                seq + 1,
-                scenario.traffic.messages
-            ));
-        }
-    }
-    for (at, office, cut) in partitions {
+    let mut off: Vec<bool> = vec![false; nodes];
+    let mut revocations: Vec<(usize, Instant, String, Option<Instant>)> = Vec::new();
+    for (at, action) in schedule {
         tokio::time::sleep_until((start + at).into()).await;
-        world.network.set_cut(office, cut);
+        match action {
+            Action::Send(seq) => {
+                // A seeded pick among the officials running now.
+                let running: Vec<usize> = recipients.iter().copied().filter(|d| !off[*d]).collect();
+                let pick = u64::from_le_bytes(rng.array()) as usize % running.len().max(1);
+                let Some(&sender) = running.get(pick) else {
+                    continue;
+                };
+                let text = message_text(seq, scenario.traffic.bytes);
+                let now = Instant::now();
+                if let Some(handle) = world.handle(sender) {
+                    // Right after a key rotation the new key may still be on
+                    // its way to the sender: it retries, as a user would.
+                    let mut tries = 0;
+                    while let Err(e) = handle.send(ROOM, &text).await {
+                        tries += 1;
+                        if tries == 20 {
+                            progress(&format!("message {seq} not sent: {e}"));
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                sent.push((sender, now));
+                if (seq + 1) % 100 == 0 {
+                    progress(&format!(
+                        "{} of {} messages sent",
+                        seq + 1,
+                        scenario.traffic.messages
+                    ));
+                }
+            }
+            Action::Cut(office, cut) => {
+                world.network.set_cut(office, cut);
+                progress(&format!(
+                    "office {office} {}",
+                    if cut { "cut off" } else { "reconnected" }
+                ));
+            }
+            Action::Off(index) => {
+                off[index] = true;
+                world.stop_node(index).await;
+            }
+            Action::On(index) => {
+                off[index] = false;
+                world.start_node(index)?;
+                listeners.extend(observe(&world, index, &shared));
+                if let Some(entry) = revocations.iter_mut().find(|r| r.0 == index) {
+                    entry.3 = Some(Instant::now());
+                }
+            }
+            Action::Revoke(r) => {
+                let target = targets[r];
+                let bytes = world.agency.revocation(
+                    &world.nodes[target].credentials.chain,
+                    RevocationScope::Device,
+                    "lost during the simulation",
+                    true,
+                );
+                let id = hex::encode(blake3::hash(&bytes).as_bytes());
+                // The operator's tools hand it to the target office's relay.
+                let relay = scenario.revocations[r].office * t.relays_per_office;
+                let issued = Instant::now();
+                match world.handle(relay) {
+                    Some(handle) => {
+                        if let Err(e) = handle.submit_revocation(bytes).await {
+                            progress(&format!("revocation not taken: {e}"));
+                        }
+                    }
+                    None => progress("the relay is off; revocation not issued"),
+                }
+                progress(&format!("device {} revoked", world.nodes[target].user));
+                revocations.push((target, issued, id, None));
+            }
+        }
     }
     tokio::time::sleep(GOSSIP_SETTLE).await;
     let cpu_gossip = process_cpu_secs() - cpu_before;
     let gossip_bytes = world.network.total_sent() - bytes_before;
-    let gossip = snapshot(&arrivals, &devices, &sent);
+    let gossip = snapshot(&shared, &recipients, &sent);
     progress(&format!(
         "gossip alone delivered {:.2}%; reconciling",
         gossip.ratio * 100.0
@@ -128,14 +210,19 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
     let sync_start = Instant::now();
     let mut after = gossip.clone();
     for round in 0..SYNC_ROUNDS {
-        if after.ratio >= 1.0 {
+        let revocations_done = revocations
+            .iter()
+            .all(|(_, _, id, _)| converged(&shared, &world, &targets, id).is_some());
+        if after.ratio >= 1.0 && revocations_done {
             break;
         }
-        for sim in &world.nodes {
-            let _ = sim.node.handle().sync_now().await;
+        for index in 0..nodes {
+            if let Some(handle) = world.handle(index) {
+                let _ = handle.sync_now().await;
+            }
         }
         tokio::time::sleep(Duration::from_secs(scenario.sync_interval_secs)).await;
-        after = snapshot(&arrivals, &devices, &sent);
+        after = snapshot(&shared, &recipients, &sent);
         progress(&format!(
             "after sync round {}: {:.2}%",
             round + 1,
@@ -144,7 +231,21 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
     }
     let sync_secs = sync_start.elapsed().as_secs_f64();
     let total_bytes = world.network.total_sent() - bytes_before;
-    let payload = (scenario.traffic.bytes * sent.len() * (devices.len() - 1)) as f64;
+    let payload = (scenario.traffic.bytes * sent.len() * recipients.len().saturating_sub(1)) as f64;
+    let revocation_results = revocations
+        .iter()
+        .map(|(target, issued, id, returned)| {
+            let converged_at = converged(&shared, &world, &targets, id);
+            let wiped = shared.lock().ok().and_then(|s| s.wiped[*target]);
+            RevocationResult {
+                device: world.nodes[*target].user.clone(),
+                offline: returned.is_some(),
+                convergence_ms: converged_at.map(|at| ms(at.saturating_duration_since(*issued))),
+                wipe_ms: wiped
+                    .map(|at| ms(at.saturating_duration_since(returned.unwrap_or(*issued)))),
+            }
+        })
+        .collect();
     for listener in listeners {
         listener.abort();
     }
@@ -169,9 +270,88 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
         memory_per_node_bytes: rss_after.saturating_sub(rss_before) / nodes as u64,
         cpu_secs_traffic: cpu_gossip,
         cpu_ms_per_message: cpu_gossip * 1000.0 / sent.len().max(1) as f64,
+        churned: churned(scenario, recipients.len()),
+        revocations: revocation_results,
     };
     world.stop().await;
     Ok(report)
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn churned(scenario: &Scenario, devices: usize) -> usize {
+    scenario
+        .churn
+        .as_ref()
+        .map_or(0, |c| (c.fraction * devices as f64).round() as usize)
+}
+
+/// When every running node that was not itself revoked (and wiped) had
+/// taken revocation `id`.
+fn converged(shared: &Shared, world: &World, targets: &[usize], id: &str) -> Option<Instant> {
+    let seen = shared.lock().ok()?;
+    let mut last = None;
+    for index in 0..world.nodes.len() {
+        if targets.contains(&index) || world.nodes[index].node.is_none() {
+            continue;
+        }
+        let at = *seen.revoked[index].get(id)?;
+        last = Some(last.map_or(at, |l: Instant| l.max(at)));
+    }
+    last
+}
+
+/// The run's timed actions, sorted: messages on a fixed gap, partitions,
+/// churn (seeded: which devices, and when each goes off), revocations.
+fn schedule(
+    scenario: &Scenario,
+    recipients: &[usize],
+    targets: &[usize],
+    rng: &mut SeededEntropy,
+) -> Vec<(Duration, Action)> {
+    let gap = Duration::from_secs_f64(60.0 / scenario.traffic.per_minute);
+    let traffic = gap * scenario.traffic.messages as u32;
+    let mut actions: Vec<(Duration, Action)> = (0..scenario.traffic.messages)
+        .map(|seq| (gap * seq as u32, Action::Send(seq)))
+        .collect();
+    for p in &scenario.partitions {
+        actions.push((
+            Duration::from_secs_f64(p.at_secs),
+            Action::Cut(p.office, true),
+        ));
+        actions.push((
+            Duration::from_secs_f64(p.at_secs + p.for_secs),
+            Action::Cut(p.office, false),
+        ));
+    }
+    if let Some(churn) = &scenario.churn {
+        let count = churned(scenario, recipients.len());
+        let mut pool = recipients.to_vec();
+        let offline = Duration::from_secs_f64(churn.offline_secs);
+        let window = traffic.saturating_sub(offline);
+        for _ in 0..count.min(pool.len()) {
+            let pick = u64::from_le_bytes(rng.array()) as usize % pool.len();
+            let device = pool.swap_remove(pick);
+            let at = window.mul_f64(u64::from_le_bytes(rng.array()) as f64 / u64::MAX as f64);
+            actions.push((at, Action::Off(device)));
+            actions.push((at + offline, Action::On(device)));
+        }
+    }
+    for (r, event) in scenario.revocations.iter().enumerate() {
+        let at = Duration::from_secs_f64(event.at_secs);
+        if let Some(back) = event.returns_at_secs {
+            actions.push((
+                at.saturating_sub(Duration::from_millis(500)),
+                Action::Off(targets[r]),
+            ));
+            actions.push((Duration::from_secs_f64(back), Action::On(targets[r])));
+        }
+        actions.push((at, Action::Revoke(r)));
+    }
+    actions.sort_by_key(|(at, _)| *at);
+    actions
 }
 
 /// Waits until every node has a peer, the gossip meshes formed, and every
@@ -179,15 +359,11 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
 async fn wait_ready(world: &World) -> Result<()> {
     const OPENING: &str = "sim: opening the room";
     let deadline = Instant::now() + SETUP_TIMEOUT;
-    for sim in &world.nodes {
-        while sim
-            .node
-            .handle()
-            .peers()
-            .await
-            .map(|p| p.is_empty())
-            .unwrap_or(true)
-        {
+    for (index, sim) in world.nodes.iter().enumerate() {
+        let Some(handle) = world.handle(index) else {
+            continue;
+        };
+        while handle.peers().await.map(|p| p.is_empty()).unwrap_or(true) {
             if Instant::now() >= deadline {
                 bail!("{} never found a peer", sim.user);
             }
@@ -197,9 +373,9 @@ async fn wait_ready(world: &World) -> Result<()> {
     // Gossipsub builds its topic meshes on its heartbeat (1 s).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // One device creates the room's first key; grants reach the others.
-    if let Some((_, first)) = world.devices().next() {
+    if let Some(first) = world.devices().next().and_then(|(i, _)| world.handle(i)) {
         loop {
-            match first.node.handle().send(ROOM, OPENING).await {
+            match first.send(ROOM, OPENING).await {
                 Ok(_) => break,
                 Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(200)).await
@@ -209,8 +385,10 @@ async fn wait_ready(world: &World) -> Result<()> {
         }
     }
     for (index, sim) in world.devices() {
+        let Some(handle) = world.handle(index) else {
+            continue;
+        };
         loop {
-            let handle = sim.node.handle();
             let can_send = handle
                 .rooms()
                 .await
@@ -257,8 +435,8 @@ struct Delivery {
     latencies_ms: Vec<f64>,
 }
 
-fn snapshot(arrivals: &Arrivals, devices: &[usize], sent: &[(usize, Instant)]) -> Delivery {
-    let Ok(all) = arrivals.lock() else {
+fn snapshot(shared: &Shared, devices: &[usize], sent: &[(usize, Instant)]) -> Delivery {
+    let Ok(seen) = shared.lock() else {
         return Delivery {
             ratio: 0.0,
             latencies_ms: Vec::new(),
@@ -272,7 +450,7 @@ fn snapshot(arrivals: &Arrivals, devices: &[usize], sent: &[(usize, Instant)]) -
                 continue;
             }
             expected += 1;
-            if let Some(got) = all[device].get(&seq) {
+            if let Some(got) = seen.arrivals[device].get(&seq) {
                 latencies.push(got.saturating_duration_since(*at).as_secs_f64() * 1000.0);
             }
         }

@@ -35,6 +35,38 @@ pub struct Scenario {
     /// Offices cut off from the others for a while.
     #[serde(default)]
     pub partitions: Vec<Partition>,
+    /// Devices going offline for a while.
+    #[serde(default)]
+    pub churn: Option<Churn>,
+    /// Devices revoked (with a wipe order) during the run.
+    #[serde(default)]
+    pub revocations: Vec<RevocationEvent>,
+}
+
+/// Devices that go offline once each, at seeded times during the traffic.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Churn {
+    /// Share of the devices that go offline (0 to 1).
+    pub fraction: f64,
+    /// How long each stays offline, seconds.
+    pub offline_secs: f64,
+}
+
+/// A device revoked during the run.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationEvent {
+    /// Its office.
+    pub office: usize,
+    /// Its index among that office's devices.
+    pub device: usize,
+    /// When the operator revokes it, seconds after the traffic starts.
+    pub at_secs: f64,
+    /// If set, the device is switched off just before and comes back this
+    /// many seconds after the start (it learns of it when it returns).
+    #[serde(default)]
+    pub returns_at_secs: Option<f64>,
 }
 
 /// Offices, devices and relays.
@@ -179,6 +211,23 @@ impl Scenario {
         }
         if self.sync_interval_secs == 0 {
             bail!("sync_interval_secs must be at least 1");
+        }
+        if let Some(churn) = &self.churn
+            && (!(0.0..=1.0).contains(&churn.fraction) || churn.offline_secs <= 0.0)
+        {
+            bail!("churn needs fraction 0 to 1 and offline_secs > 0");
+        }
+        for r in &self.revocations {
+            if r.office >= t.offices || r.device >= t.devices_per_office {
+                bail!(
+                    "revocation of office {} device {}: no such device",
+                    r.office,
+                    r.device
+                );
+            }
+            if r.returns_at_secs.is_some_and(|back| back <= r.at_secs) {
+                bail!("a revoked device returns after it is revoked (returns_at_secs > at_secs)");
+            }
         }
         for p in &self.partitions {
             if p.office >= t.offices {

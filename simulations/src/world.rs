@@ -9,7 +9,7 @@ use baro_node::net::TransportKind;
 use baro_node::store::MemoryStore;
 use baro_node::testing::TestAgency;
 use baro_node::trust::Role;
-use baro_node::{Node, NodeBuilder, NodeConfig};
+use baro_node::{Credentials, Handle, Node, NodeBuilder, NodeConfig};
 
 use crate::links::Network;
 use crate::scenario::Scenario;
@@ -17,8 +17,14 @@ use crate::scenario::Scenario;
 /// A node of the simulation.
 #[derive(Debug)]
 pub struct SimNode {
-    /// The running node.
-    pub node: Node,
+    /// The running node (`None` while it is off).
+    pub node: Option<Node>,
+    /// What it presents.
+    pub credentials: Credentials,
+    /// Where it keeps its data (kept while it is off).
+    pub store: Arc<MemoryStore>,
+    /// How it runs.
+    pub config: NodeConfig,
     /// Its office.
     pub office: usize,
     /// Whether it is a relay (else an official's device).
@@ -96,25 +102,54 @@ impl World {
                 relay: relay.then(RelayConfig::default),
                 ..NodeConfig::default()
             };
-            let node = NodeBuilder::new(agency.credentials(key, chain))
-                .config(config)
-                .transport(TransportKind::Shaped(network.node(index)))
-                .clock(Arc::new(agency.clock.clone()))
-                .store(Arc::new(MemoryStore::new()))
-                .spawn()
-                .with_context(|| format!("starting {user}"))?;
             nodes.push(SimNode {
-                node,
+                node: None,
+                credentials: agency.credentials(key, chain),
+                store: Arc::new(MemoryStore::new()),
+                config,
                 office,
                 relay,
                 user,
             });
         }
-        Ok(World {
+        let mut world = World {
             nodes,
             network,
             agency,
-        })
+        };
+        for index in 0..world.nodes.len() {
+            world.start_node(index)?;
+        }
+        Ok(world)
+    }
+
+    /// Starts node `index` (again) on its store.
+    pub fn start_node(&mut self, index: usize) -> Result<()> {
+        let sim = &mut self.nodes[index];
+        if sim.node.is_some() {
+            return Ok(());
+        }
+        let node = NodeBuilder::new(sim.credentials.clone())
+            .config(sim.config.clone())
+            .transport(TransportKind::Shaped(self.network.node(index)))
+            .clock(Arc::new(self.agency.clock.clone()))
+            .store(sim.store.clone())
+            .spawn()
+            .with_context(|| format!("starting {}", sim.user))?;
+        sim.node = Some(node);
+        Ok(())
+    }
+
+    /// Stops node `index` (it keeps its store).
+    pub async fn stop_node(&mut self, index: usize) {
+        if let Some(node) = self.nodes[index].node.take() {
+            node.shutdown().await;
+        }
+    }
+
+    /// A handle to node `index`, if it runs.
+    pub fn handle(&self, index: usize) -> Option<Handle> {
+        self.nodes[index].node.as_ref().map(Node::handle)
     }
 
     /// The officials' devices (not relays), with their indices.
@@ -125,7 +160,9 @@ impl World {
     /// Stops every node.
     pub async fn stop(self) {
         for sim in self.nodes {
-            sim.node.shutdown().await;
+            if let Some(node) = sim.node {
+                node.shutdown().await;
+            }
         }
     }
 }

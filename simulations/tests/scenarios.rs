@@ -59,3 +59,21 @@ async fn partition_heal_converges_after_the_link_is_back() {
     );
     assert_eq!(report.delivery_after_sync, 1.0, "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_reaches_every_online_node_and_the_revoked_devices_wipe() {
+    let report = run(
+        &scenario("revocation"),
+        Box::new(|line: &str| eprintln!("{line}")),
+    )
+    .await
+    .expect("runs");
+    eprintln!("{}", report.markdown());
+    assert_eq!(report.revocations.len(), 2);
+    for revocation in &report.revocations {
+        assert!(revocation.convergence_ms.is_some(), "{revocation:?}");
+        assert!(revocation.wipe_ms.is_some(), "{revocation:?}");
+    }
+    assert!(report.revocations[1].offline);
+    assert_eq!(report.delivery_after_sync, 1.0, "{report:?}");
+}

@@ -173,6 +173,8 @@ pub(crate) struct Actor {
     >,
     /// This device's own certificate (as of its start, so an expired one still names it).
     me: Option<VerifiedDevice>,
+    /// The listeners opened at start.
+    listeners: Vec<libp2p::core::transport::ListenerId>,
     /// Where everything is kept (wiped if this device is revoked).
     store: Arc<dyn Store>,
     /// Revoked peers still connected, until their grace period ends.
@@ -301,10 +303,13 @@ impl Actor {
             .gossipsub
             .subscribe(&control)
             .map_err(|e| NodeError::Network(format!("subscribe: {e}")))?;
+        let mut listeners = Vec::new();
         for address in &config.listen {
-            swarm
-                .listen_on(address.clone())
-                .map_err(|e| NodeError::Network(format!("cannot listen on {address}: {e}")))?;
+            listeners.push(
+                swarm
+                    .listen_on(address.clone())
+                    .map_err(|e| NodeError::Network(format!("cannot listen on {address}: {e}")))?,
+            );
         }
         Ok(Actor {
             swarm,
@@ -336,6 +341,7 @@ impl Actor {
             last_dial: HashMap::new(),
             refused: Dedup::new(SEEN_CAPACITY),
             me,
+            listeners,
             store: store_handle,
             revoked_peers: HashMap::new(),
             unpublished: HashMap::new(),
@@ -393,6 +399,11 @@ impl Actor {
             self.finish_wipe();
         } else {
             self.save_unread();
+        }
+        // Give the addresses back now (an in-process listener keeps its
+        // port until it is removed, so a restarted node could not listen).
+        for listener in std::mem::take(&mut self.listeners) {
+            self.swarm.remove_listener(listener);
         }
         tracing::info!(device = %self.key.device_id().short(), "node stopped");
     }

@@ -172,7 +172,12 @@ async fn carry_in<R: AsyncRead + Unpin>(
     let (timed, mut arrivals) = mpsc::channel::<(Instant, io::Result<Vec<u8>>)>(IN_FLIGHT);
     // Reading goes on while earlier chunks wait for their arrival time.
     let deliver = tokio::spawn(async move {
-        while let Some((at, chunk)) = arrivals.recv().await {
+        loop {
+            let next = tokio::select! {
+                next = arrivals.recv() => next,
+                () = to_app.closed() => None,
+            };
+            let Some((at, chunk)) = next else { break };
             tokio::time::sleep_until(at).await;
             let end = chunk.is_err();
             if to_app.send(chunk).await.is_err() || end {
@@ -183,7 +188,12 @@ async fn carry_in<R: AsyncRead + Unpin>(
     let mut schedule = Schedule::new(seed);
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
-        let read = reader.read(&mut buffer).await;
+        // Stop reading when our side is gone, so the connection (and an
+        // in-process dial port) is released at once.
+        let read = tokio::select! {
+            read = reader.read(&mut buffer) => read,
+            () = timed.closed() => break,
+        };
         let now = Instant::now();
         let (at, item) = match (read, model.link(remote)) {
             (Ok(0), _) => break,
