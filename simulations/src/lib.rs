@@ -10,6 +10,7 @@
 //!   (TOML) run on real nodes over shaped in-process links (latency,
 //!   jitter, loss, bandwidth, partitions), with measured reports.
 
+pub mod attack;
 pub mod enrollment;
 pub mod links;
 pub mod mesh;

@@ -55,6 +55,12 @@ pub struct Report {
     pub churned: usize,
     /// Revocations issued during the run.
     pub revocations: Vec<RevocationResult>,
+    /// Misbehaving devices (left out of delivery figures).
+    pub attackers: usize,
+    /// Forgeries they sent.
+    pub forgeries_sent: usize,
+    /// Forged messages or revocations an honest node accepted (must be 0).
+    pub forgeries_accepted: usize,
 }
 
 /// How one revocation went.
@@ -124,7 +130,8 @@ impl Report {
              | reconciliation after the traffic | {sync:.1} s |\n\
              | memory per node | {mem:.0} KiB |\n\
              | CPU during traffic | {cpu:.2} s ({cpm:.1} ms per message) |\n\
-             | devices that went offline for a while | {churned} |\n{revocations}",
+             | devices that went offline for a while | {churned} |\n\
+             | misbehaving devices; forgeries sent; accepted by honest nodes | {attackers}; {forged}; {accepted} |\n{revocations}",
             name = self.scenario,
             nodes = self.nodes,
             devices = self.devices,
@@ -145,6 +152,9 @@ impl Report {
             cpu = self.cpu_secs_traffic,
             cpm = self.cpu_ms_per_message,
             churned = self.churned,
+            attackers = self.attackers,
+            forged = self.forgeries_sent,
+            accepted = self.forgeries_accepted,
             revocations = self
                 .revocations
                 .iter()

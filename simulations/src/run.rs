@@ -19,6 +19,8 @@ use crate::world::World;
 
 /// The room every official is in: the agency's top department.
 pub const ROOM: &str = "MOIS";
+/// The reason of the revocations the run issues (anything else is forged).
+const REVOCATION_REASON: &str = "lost during the simulation";
 /// Longest wait for the mesh and keys before giving up.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long gossip gets after the last message before it is judged.
@@ -35,6 +37,8 @@ struct Observed {
     revoked: Vec<HashMap<String, Instant>>,
     /// When a node wiped itself.
     wiped: Vec<Option<Instant>>,
+    /// Messages and revocations a node took that the run did not make.
+    foreign: Vec<usize>,
 }
 
 type Shared = Arc<Mutex<Observed>>;
@@ -46,6 +50,7 @@ pub type Progress = Box<dyn Fn(&str) + Send>;
 #[derive(Clone, Debug)]
 enum Action {
     Send(usize),
+    Forge(usize),
     Cut(usize, bool),
     Off(usize),
     On(usize),
@@ -61,12 +66,17 @@ fn observe(world: &World, index: usize, shared: &Shared) -> Option<tokio::task::
             let Ok(mut seen) = shared.lock() else { return };
             let now = Instant::now();
             match event {
-                NodeEvent::Message(message) => {
-                    if let Some(seq) = sequence(&message.text) {
+                NodeEvent::Message(message) => match sequence(&message.text) {
+                    Some(seq) => {
                         seen.arrivals[index].entry(seq).or_insert(now);
                     }
-                }
+                    None if !message.text.starts_with("sim:") => seen.foreign[index] += 1,
+                    None => {}
+                },
                 NodeEvent::Revoked(view) => {
+                    if view.reason != REVOCATION_REASON {
+                        seen.foreign[index] += 1;
+                    }
                     seen.revoked[index].entry(view.id).or_insert(now);
                 }
                 NodeEvent::Wiped { .. } => seen.wiped[index] = Some(now),
@@ -95,6 +105,7 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
         arrivals: vec![HashMap::new(); nodes],
         revoked: vec![HashMap::new(); nodes],
         wiped: vec![None; nodes],
+        foreign: vec![0; nodes],
     }));
     let mut listeners: Vec<_> = (0..nodes)
         .filter_map(|i| observe(&world, i, &shared))
@@ -106,13 +117,26 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
         .iter()
         .map(|r| t.offices * t.relays_per_office + r.office * t.devices_per_office + r.device)
         .collect();
-    let recipients: Vec<usize> = devices
+    let mut rng = SeededEntropy::new(scenario.seed ^ 0x5eed);
+    // Misbehaving devices: a seeded pick among those not revoked.
+    let mut pool: Vec<usize> = devices
         .iter()
         .copied()
         .filter(|d| !targets.contains(d))
         .collect();
-    let mut rng = SeededEntropy::new(scenario.seed ^ 0x5eed);
-    let schedule = schedule(scenario, &recipients, &targets, &mut rng);
+    let attacker_count = scenario
+        .attack
+        .as_ref()
+        .map_or(0, |a| (a.fraction * pool.len() as f64).round() as usize);
+    let mut attackers = Vec::new();
+    for _ in 0..attacker_count.min(pool.len().saturating_sub(2)) {
+        let pick = u64::from_le_bytes(rng.array()) as usize % pool.len();
+        attackers.push(pool.swap_remove(pick));
+    }
+    let recipients: Vec<usize> = pool;
+    let schedule = schedule(scenario, &recipients, &targets, &attackers, &mut rng);
+    let mut forger = crate::attack::Forger::new(&world, scenario.seed);
+    let mut forgeries_sent = 0usize;
 
     let cpu_before = process_cpu_secs();
     let bytes_before = world.network.total_sent();
@@ -154,6 +178,11 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
                     ));
                 }
             }
+            Action::Forge(attacker) => {
+                if let Some(handle) = world.handle(attacker) {
+                    forgeries_sent += forger.forge(&world, attacker, &handle, &recipients).await;
+                }
+            }
             Action::Cut(office, cut) => {
                 world.network.set_cut(office, cut);
                 progress(&format!(
@@ -178,7 +207,7 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
                 let bytes = world.agency.revocation(
                     &world.nodes[target].credentials.chain,
                     RevocationScope::Device,
-                    "lost during the simulation",
+                    REVOCATION_REASON,
                     true,
                 );
                 let id = hex::encode(blake3::hash(&bytes).as_bytes());
@@ -272,6 +301,12 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
         cpu_ms_per_message: cpu_gossip * 1000.0 / sent.len().max(1) as f64,
         churned: churned(scenario, recipients.len()),
         revocations: revocation_results,
+        attackers: attackers.len(),
+        forgeries_sent,
+        forgeries_accepted: shared
+            .lock()
+            .map(|s| recipients.iter().map(|r| s.foreign[*r]).sum())
+            .unwrap_or(0),
     };
     world.stop().await;
     Ok(report)
@@ -309,6 +344,7 @@ fn schedule(
     scenario: &Scenario,
     recipients: &[usize],
     targets: &[usize],
+    attackers: &[usize],
     rng: &mut SeededEntropy,
 ) -> Vec<(Duration, Action)> {
     let gap = Duration::from_secs_f64(60.0 / scenario.traffic.per_minute);
@@ -316,6 +352,13 @@ fn schedule(
     let mut actions: Vec<(Duration, Action)> = (0..scenario.traffic.messages)
         .map(|seq| (gap * seq as u32, Action::Send(seq)))
         .collect();
+    for seq in 0..scenario.traffic.messages {
+        for (i, attacker) in attackers.iter().enumerate() {
+            // Spread the forgeries between the honest messages.
+            let offset = gap.mul_f64((i + 1) as f64 / (attackers.len() + 1) as f64);
+            actions.push((gap * seq as u32 + offset, Action::Forge(*attacker)));
+        }
+    }
     for p in &scenario.partitions {
         actions.push((
             Duration::from_secs_f64(p.at_secs),

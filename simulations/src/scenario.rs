@@ -41,6 +41,20 @@ pub struct Scenario {
     /// Devices revoked (with a wipe order) during the run.
     #[serde(default)]
     pub revocations: Vec<RevocationEvent>,
+    /// Certified devices that misbehave.
+    #[serde(default)]
+    pub attack: Option<Attack>,
+}
+
+/// Certified devices that misbehave: instead of chatting, each sends one
+/// forgery per message the others send, cycling through spam (garbage on
+/// the room topic), forged signatures (envelopes with a flipped byte) and
+/// forged revocations (a member revoking an honest device).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attack {
+    /// Share of the devices that misbehave (0 to 0.5).
+    pub fraction: f64,
 }
 
 /// Devices that go offline once each, at seeded times during the traffic.
@@ -216,6 +230,11 @@ impl Scenario {
             && (!(0.0..=1.0).contains(&churn.fraction) || churn.offline_secs <= 0.0)
         {
             bail!("churn needs fraction 0 to 1 and offline_secs > 0");
+        }
+        if let Some(attack) = &self.attack
+            && !(0.0..=0.5).contains(&attack.fraction)
+        {
+            bail!("attack.fraction must be 0 to 0.5");
         }
         for r in &self.revocations {
             if r.office >= t.offices || r.device >= t.devices_per_office {

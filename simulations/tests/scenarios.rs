@@ -77,3 +77,18 @@ async fn revocation_reaches_every_online_node_and_the_revoked_devices_wipe() {
     assert!(report.revocations[1].offline);
     assert_eq!(report.delivery_after_sync, 1.0, "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_attack_honest_officials_get_their_messages_and_accept_no_forgery() {
+    let mut attack = scenario("attack");
+    // Fewer messages than the file: a debug build on 2 cores in CI.
+    attack.traffic.messages = 20;
+    let report = run(&attack, Box::new(|line: &str| eprintln!("{line}")))
+        .await
+        .expect("runs");
+    eprintln!("{}", report.markdown());
+    assert_eq!(report.attackers, 4);
+    assert!(report.forgeries_sent > 0);
+    assert_eq!(report.forgeries_accepted, 0, "{report:?}");
+    assert!(report.delivery_after_sync >= 0.99, "{report:?}");
+}
