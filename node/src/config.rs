@@ -30,6 +30,10 @@ pub struct NodeConfig {
     pub mdns_query_secs: u64,
     /// Set on relay nodes: store-and-forward limits.
     pub relay: Option<RelayConfig>,
+    /// Most peers this node dials on its own (Kademlia and mDNS discovery);
+    /// bootstrap dials and peers that dial us are not limited. Gossip needs
+    /// only a handful of peers; a phone should not connect to a whole agency.
+    pub max_peers: usize,
 }
 
 /// What a relay keeps for devices that are offline.
@@ -65,6 +69,7 @@ impl Default for NodeConfig {
             sync_interval_secs: 60,
             mdns_query_secs: 30,
             relay: None,
+            max_peers: 50,
         }
     }
 }
@@ -136,6 +141,11 @@ impl NodeConfig {
         {
             return Err(ConfigError::OutOfRange(
                 "retention must be 1 to 3650 days and the store 1 to 1048576 MB".into(),
+            ));
+        }
+        if !(1..=10_000).contains(&self.max_peers) {
+            return Err(ConfigError::OutOfRange(
+                "max peers must be 1 to 10000".into(),
             ));
         }
         Ok(ValidConfig {

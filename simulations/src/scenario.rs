@@ -94,6 +94,9 @@ pub struct Topology {
     /// Relays per office (bootstrap, store-and-forward).
     #[serde(default = "one_usize")]
     pub relays_per_office: usize,
+    /// Most peers a node dials on its own (others may dial it).
+    #[serde(default = "twelve")]
+    pub max_peers: usize,
 }
 
 /// One direction of a link, as written in a scenario.
@@ -175,6 +178,9 @@ fn five() -> u64 {
 }
 fn one_usize() -> usize {
     1
+}
+fn twelve() -> usize {
+    12
 }
 fn hundred() -> usize {
     100

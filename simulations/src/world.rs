@@ -100,6 +100,7 @@ impl World {
                 // so gossip delivery is measured on its own.
                 sync_interval_secs: 3600,
                 relay: relay.then(RelayConfig::default),
+                max_peers: t.max_peers.max(1),
                 ..NodeConfig::default()
             };
             nodes.push(SimNode {

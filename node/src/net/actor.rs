@@ -175,6 +175,8 @@ pub(crate) struct Actor {
     me: Option<VerifiedDevice>,
     /// The listeners opened at start.
     listeners: Vec<libp2p::core::transport::ListenerId>,
+    /// Certificate chains that verified (control frames repeat them).
+    chains: crate::trust::ChainCache,
     /// Where everything is kept (wiped if this device is revoked).
     store: Arc<dyn Store>,
     /// Revoked peers still connected, until their grace period ends.
@@ -342,6 +344,7 @@ impl Actor {
             refused: Dedup::new(SEEN_CAPACITY),
             me,
             listeners,
+            chains: crate::trust::ChainCache::new(),
             store: store_handle,
             revoked_peers: HashMap::new(),
             unpublished: HashMap::new(),
@@ -454,6 +457,7 @@ impl Actor {
         if peer == *self.swarm.local_peer_id()
             || self.swarm.is_connected(&peer)
             || self.gate.blocked(&peer).is_some()
+            || self.peers.len() >= self.config.config.max_peers
         {
             return;
         }
@@ -920,15 +924,16 @@ impl Actor {
         });
     }
 
-    fn verify_control(&self, data: &[u8]) -> Result<(SignedFrame, VerifiedDevice), String> {
+    fn verify_control(&mut self, data: &[u8]) -> Result<(SignedFrame, VerifiedDevice), String> {
         let frame = wire::decode::<SignedFrame>(data)
             .map_err(|e| format!("malformed gossip frame: {e}"))?;
         let author = frame
-            .verify(
+            .verify_cached(
                 &self.control.hash().to_string(),
                 &self.agency,
                 self.clock.now(),
                 &self.policy,
+                &mut self.chains,
             )
             .map_err(|e| e.to_string())?;
         Ok((frame, author))

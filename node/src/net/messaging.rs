@@ -287,6 +287,11 @@ impl Actor {
             );
         }
         let grants = messaging.messenger.learn_device(device, now);
+        // Messages it wrote before we met it can be shown now.
+        let late = messaging.messenger.take_late_deliveries();
+        if !late.is_empty() {
+            self.take_in(late);
+        }
         self.publish_grants(grants);
     }
 

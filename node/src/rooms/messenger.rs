@@ -20,6 +20,11 @@ use crate::wire::{Content, Envelope, EnvelopeError, MAX_RECEIPT_IDS, ReceiptStat
 pub const MAX_PENDING_PER_ROOM: usize = 1024;
 /// Message ids remembered for de-duplication.
 pub const SEEN_CAPACITY: usize = 100_000;
+/// How many key holders hand a room's key to a newly met member: a few,
+/// not all (in a department of N devices, N holders granting to each
+/// newcomer made key distribution grow as N², found by the 500-node
+/// simulation). Peers the newcomer connects to grant it directly as well.
+pub const GRANTERS_PER_DEVICE: usize = 2;
 /// Receipts are exchanged in rooms of at most this many member devices; in
 /// larger rooms (a big department) every member would carry every member's
 /// receipt for every message.
@@ -346,25 +351,38 @@ impl Messenger {
         self.directory.insert(key, device);
     }
 
-    /// Grants of the current keys this device may share to `device`, whether
-    /// or not it was granted them before (it may have missed them: it was not
-    /// yet listening when they were published).
-    pub fn grants_for(&self, device: &PublicKey, now: u64) -> Vec<KeyGrant> {
-        let Some(recipient) = self.directory.get(device) else {
+    /// Grants of the current keys this device may share to `device` (a peer
+    /// that just started listening on the control topic).
+    ///
+    /// Keys someone is known to have granted it already are left out: a
+    /// grant it missed reaches it by reconciliation (control frames are
+    /// reconciled when peers meet), and every connected holder re-granting
+    /// every key to every peer that subscribes flooded the whole agency
+    /// (found by the simulations).
+    pub fn grants_for(&mut self, device: &PublicKey, now: u64) -> Vec<KeyGrant> {
+        let Some(recipient) = self.directory.get(device).cloned() else {
             return Vec::new();
         };
         if self.revoked.contains_key(device) {
             return Vec::new();
         }
         let mut out = Vec::new();
-        for state in self.rooms.values() {
-            if !state.room.admits(recipient) || !may_grant(&state.room, &self.my_cert) {
+        for state in self.rooms.values_mut() {
+            if !state.room.admits(&recipient) || !may_grant(&state.room, &self.my_cert) {
                 continue;
             }
             for (epoch, key) in state.current_keys() {
+                let granted = state
+                    .granted
+                    .entry((epoch.number, epoch.key_id))
+                    .or_default();
+                if granted.contains(device) {
+                    continue;
+                }
                 if let Ok(grants) =
                     KeyGrant::issue(&self.me, state.room.id, epoch.number, &key, &[*device], now)
                 {
+                    granted.insert(*device);
                     out.extend(grants);
                 }
             }
@@ -740,6 +758,9 @@ impl Messenger {
                 readable.push(*message);
             }
         }
+        // Now a holder: members met before the key came may be ours to serve.
+        let grants = self.grants_for_missing(now_ms / 1000);
+        self.unsent_grants.extend(grants);
         Ok(readable)
     }
 
@@ -998,12 +1019,20 @@ impl Messenger {
             if !may_grant(&state.room, &me) {
                 continue;
             }
+            let me_key = self.me.public();
             for (epoch, key) in state.current_keys() {
                 let slot = (epoch.number, epoch.key_id);
                 let granted = state.granted.entry(slot).or_default();
+                // Holders as far as we know: granted members, and us.
+                let holders: Vec<PublicKey> = members
+                    .iter()
+                    .filter(|d| granted.contains(d) || **d == me_key)
+                    .copied()
+                    .collect();
                 let missing: Vec<PublicKey> = members
                     .iter()
                     .filter(|d| !granted.contains(d))
+                    .filter(|d| granter_of(room, d, &holders, &me_key))
                     .copied()
                     .collect();
                 if missing.is_empty() {
@@ -1019,6 +1048,26 @@ impl Messenger {
         }
         out
     }
+}
+
+/// Whether `me` is one of the [`GRANTERS_PER_DEVICE`] holders chosen to
+/// grant `room`'s key to `newcomer`: the holders whose hash with the room
+/// and the newcomer is lowest, the same choice on every device that knows
+/// the same holders.
+fn granter_of(room: RoomId, newcomer: &PublicKey, holders: &[PublicKey], me: &PublicKey) -> bool {
+    let rank = |holder: &PublicKey| {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&room.0);
+        hasher.update(&newcomer.0);
+        hasher.update(&holder.0);
+        *hasher.finalize().as_bytes()
+    };
+    let mine = rank(me);
+    holders
+        .iter()
+        .filter(|h| *h != me && rank(h) < mine)
+        .count()
+        < GRANTERS_PER_DEVICE
 }
 
 /// Who may hand a room's key to devices: any member of a department or 1:1

@@ -19,6 +19,7 @@ mod blocklist;
 mod bundle;
 mod certificate;
 mod chain;
+mod chain_cache;
 mod error;
 mod network_key;
 mod operator;
@@ -37,6 +38,7 @@ pub use bundle::{BundleBody, EnrollmentBundle};
 pub(crate) use certificate::validate_user_id;
 pub use certificate::{Certificate, CertificateBody, Role, Subject};
 pub use chain::{CertificateChain, MAX_CHAIN_LEN, VerifiedDevice};
+pub use chain_cache::{CHAIN_CACHE_CAPACITY, ChainCache};
 pub use error::TrustError;
 pub use network_key::NetworkKey;
 pub use operator::{

@@ -382,3 +382,32 @@ fn a_wipe_receipt_comes_only_from_the_revoked_device() {
             .is_err()
     );
 }
+
+#[test]
+fn a_cached_chain_is_trusted_only_inside_its_validity() {
+    let mut agency = Agency::new(9);
+    let phone = agency.enroll("kim", Role::Member);
+    let mut cache = ChainCache::new();
+    let (first, verifier) = cache
+        .verify(&phone.chain, agency.info(), NOW + 10, &agency.policy)
+        .expect("valid");
+    assert_eq!(first, phone.verified);
+    assert!(verifier.is_some());
+    let (again, _) = cache
+        .verify(&phone.chain, agency.info(), NOW + 20, &agency.policy)
+        .expect("from the cache");
+    assert_eq!(again, phone.verified);
+    // A year and a day later the certificate expired: not answered from memory.
+    let late = NOW + 366 * DAY_SECS;
+    assert!(matches!(
+        cache.verify(&phone.chain, agency.info(), late, &agency.policy),
+        Err(TrustError::Expired { .. })
+    ));
+    // Another agency is never answered from memory either.
+    let other = Agency::new(10);
+    assert!(
+        cache
+            .verify(&phone.chain, other.info(), NOW + 30, &agency.policy)
+            .is_err()
+    );
+}

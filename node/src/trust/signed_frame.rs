@@ -55,6 +55,19 @@ impl SignedFrame {
         now: u64,
         policy: &TrustPolicy,
     ) -> Result<VerifiedDevice, TrustError> {
+        self.verify_cached(topic, agency, now, policy, &mut super::ChainCache::new())
+    }
+
+    /// [`SignedFrame::verify`], with the author's chain looked up in (and
+    /// added to) `cache`.
+    pub fn verify_cached(
+        &self,
+        topic: &str,
+        agency: &AgencyInfo,
+        now: u64,
+        policy: &TrustPolicy,
+        cache: &mut super::ChainCache,
+    ) -> Result<VerifiedDevice, TrustError> {
         if self.body.topic != topic {
             return Err(TrustError::invalid(
                 "gossip frame",
@@ -64,12 +77,12 @@ impl SignedFrame {
         if self.body.payload.len() > MAX_FRAME_PAYLOAD {
             return Err(TrustError::invalid("gossip frame", "payload too large"));
         }
-        let author = self.body.author.verify(agency, now, policy)?;
-        if !author
-            .device
-            .public_key()
-            .verify(Domain::GossipFrame, &self.body, &self.signature)
-        {
+        let (author, verifier) = cache.verify(&self.body.author, agency, now, policy)?;
+        let signed = match verifier {
+            Some(verifier) => verifier.verify(Domain::GossipFrame, &self.body, &self.signature),
+            None => false,
+        };
+        if !signed {
             return Err(TrustError::BadSignature {
                 what: "gossip frame".into(),
                 signer: format!("its author {}", author.subject.user_id),
