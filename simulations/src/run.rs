@@ -242,7 +242,13 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
         let revocations_done = revocations
             .iter()
             .all(|(_, _, id, _)| converged(&shared, &world, &targets, id).is_some());
-        if after.ratio >= 1.0 && revocations_done {
+        let wipes_done = revocations.iter().all(|(target, ..)| {
+            shared
+                .lock()
+                .map(|s| s.wiped[*target].is_some())
+                .unwrap_or(true)
+        });
+        if after.ratio >= 1.0 && revocations_done && wipes_done {
             break;
         }
         for index in 0..nodes {
