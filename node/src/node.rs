@@ -264,6 +264,7 @@ pub struct NodeBuilder {
     config: NodeConfig,
     transport: TransportKind,
     clock: Arc<dyn Clock>,
+    diagnostics: net::Diagnostics,
 }
 
 impl NodeBuilder {
@@ -275,6 +276,7 @@ impl NodeBuilder {
             config: NodeConfig::default(),
             transport: TransportKind::Tcp,
             clock: Arc::new(SystemClock),
+            diagnostics: net::Diagnostics::default(),
         }
     }
 
@@ -302,6 +304,12 @@ impl NodeBuilder {
         self
     }
 
+    /// Reports what gossip does inside the node (simulations; default: nothing).
+    pub fn diagnostics(mut self, diagnostics: net::Diagnostics) -> Self {
+        self.diagnostics = diagnostics;
+        self
+    }
+
     /// Starts the node on the current tokio runtime.
     pub fn spawn(self) -> Result<Node, NodeError> {
         let config = self.config.validate()?;
@@ -318,6 +326,7 @@ impl NodeBuilder {
             command_rx,
             events.clone(),
             shutdown.clone(),
+            self.diagnostics,
         )?;
         let tasks = TaskTracker::new();
         tasks.spawn(actor.run());

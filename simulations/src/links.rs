@@ -54,6 +54,22 @@ impl Network {
         }
     }
 
+    /// A network like this one (same offices, links and seed) on its own
+    /// block of ports, with nothing cut and nothing counted.
+    pub fn fresh(&self) -> Network {
+        let base = NEXT_BASE.fetch_add(self.office_of.len() as u64 + 16, Ordering::SeqCst);
+        Network {
+            base,
+            office_of: self.office_of.clone(),
+            lan: self.lan,
+            wan: self.wan,
+            cut: self.cut.iter().map(|_| AtomicBool::new(false)).collect(),
+            sent: self.sent.iter().map(|_| AtomicU64::new(0)).collect(),
+            received: self.received.iter().map(|_| AtomicU64::new(0)).collect(),
+            seed: self.seed,
+        }
+    }
+
     /// Cuts `office` off from every other office, or heals it.
     pub fn set_cut(&self, office: usize, cut: bool) {
         if let Some(flag) = self.cut.get(office) {

@@ -24,9 +24,13 @@ enum Command {
         /// Directory for the report.
         #[arg(long, default_value = "sim-out")]
         out: std::path::PathBuf,
-        /// No progress lines on stderr.
+        /// No progress bar or notes on stderr.
         #[arg(long)]
         quiet: bool,
+        /// Also run plain rust-libp2p gossipsub nodes on the same links and
+        /// connections, and report our figures as ratios to theirs.
+        #[arg(long)]
+        baseline: bool,
     },
     /// Enroll many devices with the real trust code and verify every chain.
     Enrollment {
@@ -76,18 +80,21 @@ fn main() -> Result<()> {
             scenario,
             out,
             quiet,
+            baseline,
         } => {
             let scenario = baro_sim::scenario::Scenario::load(&scenario)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let started = std::time::Instant::now();
-            let progress: baro_sim::run::Progress = Box::new(move |line: &str| {
-                if !quiet {
-                    eprintln!("[{:>6.1} s] {line}", started.elapsed().as_secs_f64());
-                }
-            });
-            let report = runtime.block_on(baro_sim::run::run(&scenario, progress))?;
+            let progress = if quiet {
+                baro_sim::progress::Progress::quiet()
+            } else if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                baro_sim::progress::Progress::bar()
+            } else {
+                baro_sim::progress::Progress::lines()
+            };
+            let options = baro_sim::run::Options { baseline };
+            let report = runtime.block_on(baro_sim::run::run(&scenario, &options, &progress))?;
             report.write(&out)?;
             print!("{}", report.markdown());
             println!(

@@ -6,6 +6,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::baseline::BaselineReport;
+use crate::plot::{self, Chart};
+
 /// The measured results of one run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -38,6 +41,21 @@ pub struct Report {
     /// Every gossip latency, sorted (for the CDF).
     #[serde(skip)]
     pub latency_cdf_ms: Vec<f64>,
+    /// Hop count (gossip delivery tree depth) over (message, recipient)
+    /// pairs delivered by gossip: median.
+    pub hops_p50: f64,
+    /// 95th percentile.
+    pub hops_p95: f64,
+    /// 99th percentile.
+    pub hops_p99: f64,
+    /// Most.
+    pub hops_max: f64,
+    /// Gossip copies each node received per message it took (1.0: no
+    /// duplicates), during the traffic.
+    pub copies_per_message: f64,
+    /// Bytes on the wire during reconciliation per byte of text that gossip
+    /// had not delivered.
+    pub sync_bytes_per_missing_byte: f64,
     /// Bytes on the wire (all nodes, during the traffic) per payload byte
     /// delivered to one recipient.
     pub wire_bytes_per_payload_byte_gossip: f64,
@@ -61,6 +79,39 @@ pub struct Report {
     pub forgeries_sent: usize,
     /// Forged messages or revocations an honest node accepted (must be 0).
     pub forgeries_accepted: usize,
+    /// The targets this run is judged against.
+    pub targets: Targets,
+    /// Deliveries over time (gossip, then reconciliation).
+    #[serde(skip)]
+    pub delivery_over_time: Series,
+    /// For each revocation, when nodes took it.
+    #[serde(skip)]
+    pub revocation_curves: Vec<Series>,
+    /// Plain gossipsub on the same links, if it was run.
+    pub baseline: Option<BaselineReport>,
+}
+
+/// Targets for a run of N nodes with gossipsub's mesh degree D = 6.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Targets {
+    /// ceil(ln N / ln D) + 1.
+    pub hops_p99_max: f64,
+    /// 1 + (D - 2) / 2 + 0.5.
+    pub copies_per_message_max: f64,
+    /// The slowest gossip delivery plus one sync interval, ms.
+    pub revocation_convergence_max_ms: f64,
+}
+
+/// Events over time: when each happened (seconds from a start, sorted),
+/// out of how many.
+#[derive(Clone, Debug, Default)]
+pub struct Series {
+    /// Legend.
+    pub name: String,
+    /// How many could happen.
+    pub total: usize,
+    /// When each that did happened.
+    pub times: Vec<f64>,
 }
 
 /// How one revocation went.
@@ -125,9 +176,12 @@ impl Report {
              | delivery, gossip alone | {dg:.2} % |\n\
              | delivery, after sync | {ds:.2} % |\n\
              | latency p50 / p95 / p99 / max | {p50:.0} / {p95:.0} / {p99:.0} / {max:.0} ms |\n\
+             | hop count p50 / p95 / p99 / max | {h50} / {h95} / {h99} / {hmax} (target p99 <= {ht}) |\n\
+             | gossip copies per message per node | {copies:.2} (target <= {ct}) |\n\
              | wire bytes per payload byte (gossip) | {wg:.2} |\n\
              | wire bytes per payload byte (with sync) | {wt:.2} |\n\
              | reconciliation after the traffic | {sync:.1} s |\n\
+             | sync bytes per missing byte | {sbm:.2} |\n\
              | memory per node | {mem:.0} KiB |\n\
              | CPU during traffic | {cpu:.2} s ({cpm:.1} ms per message) |\n\
              | devices that went offline for a while | {churned} |\n\
@@ -145,6 +199,14 @@ impl Report {
             p95 = self.latency_p95_ms,
             p99 = self.latency_p99_ms,
             max = self.latency_max_ms,
+            h50 = self.hops_p50,
+            h95 = self.hops_p95,
+            h99 = self.hops_p99,
+            hmax = self.hops_max,
+            ht = self.targets.hops_p99_max,
+            copies = self.copies_per_message,
+            ct = self.targets.copies_per_message_max,
+            sbm = self.sync_bytes_per_missing_byte,
             wg = self.wire_bytes_per_payload_byte_gossip,
             wt = self.wire_bytes_per_payload_byte_total,
             sync = self.sync_secs,
@@ -173,10 +235,133 @@ impl Report {
                     )
                 })
                 .collect::<String>(),
+        ) + &self.baseline_markdown()
+    }
+
+    /// The side-by-side table with the baseline, if it ran.
+    fn baseline_markdown(&self) -> String {
+        let Some(b) = &self.baseline else {
+            return String::new();
+        };
+        let ratio = |ours: f64, theirs: f64| {
+            if theirs > 0.0 {
+                format!("{:.2}x", ours / theirs)
+            } else {
+                "-".into()
+            }
+        };
+        format!(
+            "\n## Side by side with plain gossipsub (same links, same connections, same run)\n\n\
+             | metric | Baro | plain gossipsub | ratio |\n|---|---|---|---|\n\
+             | delivery by gossip | {dg:.2} % | {bd:.2} % | |\n\
+             | latency p50 | {p50:.0} ms | {bp50:.0} ms | {r50} |\n\
+             | latency p95 | {p95:.0} ms | {bp95:.0} ms | {r95} |\n\
+             | latency p99 | {p99:.0} ms | {bp99:.0} ms | {r99} |\n\
+             | hop count p50 / p99 | {h50} / {h99} | {bh50} / {bh99} | |\n\
+             | copies per message per node | {c:.2} | {bc:.2} | {rc} |\n\
+             | wire bytes per payload byte | {w:.1} | {bw:.1} | {rw} |\n\
+             | CPU per message (all nodes) | {cpu:.1} ms | {bcpu:.1} ms | {rcpu} |\n\
+             | memory per node | {mem:.0} KiB | {bmem:.0} KiB | {rmem} |\n",
+            dg = self.delivery_gossip * 100.0,
+            bd = b.delivery * 100.0,
+            p50 = self.latency_p50_ms,
+            bp50 = b.latency_p50_ms,
+            r50 = ratio(self.latency_p50_ms, b.latency_p50_ms),
+            p95 = self.latency_p95_ms,
+            bp95 = b.latency_p95_ms,
+            r95 = ratio(self.latency_p95_ms, b.latency_p95_ms),
+            p99 = self.latency_p99_ms,
+            bp99 = b.latency_p99_ms,
+            r99 = ratio(self.latency_p99_ms, b.latency_p99_ms),
+            h50 = self.hops_p50,
+            h99 = self.hops_p99,
+            bh50 = b.hops_p50,
+            bh99 = b.hops_p99,
+            c = self.copies_per_message,
+            bc = b.copies_per_message,
+            rc = ratio(self.copies_per_message, b.copies_per_message),
+            w = self.wire_bytes_per_payload_byte_gossip,
+            bw = b.wire_bytes_per_payload_byte,
+            rw = ratio(
+                self.wire_bytes_per_payload_byte_gossip,
+                b.wire_bytes_per_payload_byte
+            ),
+            cpu = self.cpu_ms_per_message,
+            bcpu = b.cpu_ms_per_message,
+            rcpu = ratio(self.cpu_ms_per_message, b.cpu_ms_per_message),
+            mem = self.memory_per_node_bytes as f64 / 1024.0,
+            bmem = b.memory_per_node_bytes as f64 / 1024.0,
+            rmem = ratio(
+                self.memory_per_node_bytes as f64,
+                b.memory_per_node_bytes as f64
+            ),
         )
     }
 
-    /// Writes report.json and report.md into `dir`.
+    /// The report's charts: (file name, chart).
+    pub fn charts(&self) -> Vec<(&'static str, Chart)> {
+        let mut latency = vec![plot::Series {
+            name: "Baro".into(),
+            points: plot::cdf(&self.latency_cdf_ms, 400),
+        }];
+        if let Some(b) = &self.baseline {
+            latency.push(plot::Series {
+                name: "plain gossipsub".into(),
+                points: plot::cdf(&b.latency_cdf_ms, 400),
+            });
+        }
+        let mut charts = vec![
+            (
+                "latency-cdf.svg",
+                Chart {
+                    title: format!("{}: gossip latency, send to shown", self.scenario),
+                    x_label: "latency (ms)".into(),
+                    y_label: "share of deliveries".into(),
+                    series: latency,
+                    y_fraction: true,
+                },
+            ),
+            (
+                "delivery-over-time.svg",
+                Chart {
+                    title: format!("{}: delivery over time (gossip, then sync)", self.scenario),
+                    x_label: "seconds since the first message".into(),
+                    y_label: "share of (message, recipient) pairs".into(),
+                    series: vec![plot::Series {
+                        name: "delivered".into(),
+                        points: plot::share_over_time(
+                            &self.delivery_over_time.times,
+                            self.delivery_over_time.total,
+                            400,
+                        ),
+                    }],
+                    y_fraction: true,
+                },
+            ),
+        ];
+        if !self.revocation_curves.is_empty() {
+            charts.push((
+                "revocation-convergence.svg",
+                Chart {
+                    title: format!("{}: revocation convergence", self.scenario),
+                    x_label: "seconds since issued".into(),
+                    y_label: "share of running nodes enforcing it".into(),
+                    series: self
+                        .revocation_curves
+                        .iter()
+                        .map(|c| plot::Series {
+                            name: c.name.clone(),
+                            points: plot::share_over_time(&c.times, c.total, 400),
+                        })
+                        .collect(),
+                    y_fraction: true,
+                },
+            ));
+        }
+        charts
+    }
+
+    /// Writes report.json, report.md and the charts (SVG) into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let json = serde_json::to_string_pretty(self)?;
@@ -184,6 +369,10 @@ impl Report {
             .with_context(|| format!("cannot write {}", dir.join("report.json").display()))?;
         std::fs::write(dir.join("report.md"), self.markdown())
             .with_context(|| format!("cannot write {}", dir.join("report.md").display()))?;
+        for (name, chart) in self.charts() {
+            std::fs::write(dir.join(name), chart.svg())
+                .with_context(|| format!("cannot write {}", dir.join(name).display()))?;
+        }
         Ok(())
     }
 }

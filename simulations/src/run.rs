@@ -13,8 +13,13 @@ use baro_node::identity::{Entropy, SeededEntropy};
 
 use baro_node::trust::RevocationScope;
 
-use crate::report::{Report, RevocationResult, percentile, process_cpu_secs, process_rss_bytes};
+use crate::baseline::{Replay, run_baseline};
+use crate::progress::Progress;
+use crate::report::{
+    Report, RevocationResult, Series, Targets, percentile, process_cpu_secs, process_rss_bytes,
+};
 use crate::scenario::Scenario;
+use crate::trace::{Copies, hop_counts};
 use crate::world::World;
 
 /// The room every official is in: the agency's top department.
@@ -24,7 +29,7 @@ const REVOCATION_REASON: &str = "lost during the simulation";
 /// Longest wait for the mesh and keys before giving up.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long gossip gets after the last message before it is judged.
-const GOSSIP_SETTLE: Duration = Duration::from_secs(3);
+pub(crate) const GOSSIP_SETTLE: Duration = Duration::from_secs(3);
 /// Reconciliation rounds after the traffic, at most.
 const SYNC_ROUNDS: usize = 10;
 
@@ -43,8 +48,13 @@ struct Observed {
 
 type Shared = Arc<Mutex<Observed>>;
 
-/// Progress lines on stderr, or nothing.
-pub type Progress = Box<dyn Fn(&str) + Send>;
+/// How to run a scenario.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Also run the plain-gossipsub baseline on the same links and
+    /// connection graph, and report ratios to it.
+    pub baseline: bool,
+}
 
 /// Something the run does at a given time after the traffic starts.
 #[derive(Clone, Debug)]
@@ -87,19 +97,20 @@ fn observe(world: &World, index: usize, shared: &Shared) -> Option<tokio::task::
 }
 
 /// Runs `scenario` on the current tokio runtime.
-pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
+pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) -> Result<Report> {
     scenario.check()?;
     let rss_before = process_rss_bytes();
     let mut world = World::start(scenario)?;
     let nodes = world.nodes.len();
-    progress(&format!(
+    progress.note(&format!(
         "{nodes} nodes started; waiting for the mesh and room keys"
     ));
     let setup = Instant::now();
-    wait_ready(&world).await?;
+    wait_ready(&world, progress).await?;
     let setup_secs = setup.elapsed().as_secs_f64();
     let rss_after = process_rss_bytes();
-    progress(&format!("ready after {setup_secs:.1} s; sending"));
+    progress.note(&format!("ready after {setup_secs:.1} s; sending"));
+    let edges = world.edges().await;
 
     let shared: Shared = Arc::new(Mutex::new(Observed {
         arrivals: vec![HashMap::new(); nodes],
@@ -138,10 +149,22 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
     let mut forger = crate::attack::Forger::new(&world, scenario.seed);
     let mut forgeries_sent = 0usize;
 
+    let replay_cuts: Vec<(Duration, usize, bool)> = schedule
+        .iter()
+        .filter_map(|(at, action)| match action {
+            Action::Cut(office, cut) => Some((*at, *office, *cut)),
+            _ => None,
+        })
+        .collect();
+    world.trace.start();
+    let copies_before = world.copies();
     let cpu_before = process_cpu_secs();
     let bytes_before = world.network.total_sent();
     let start = Instant::now();
     let mut sent: Vec<(usize, Instant)> = Vec::with_capacity(scenario.traffic.messages);
+    let mut sent_ids: Vec<Option<Vec<u8>>> = Vec::with_capacity(scenario.traffic.messages);
+    let mut sent_offsets: Vec<(Duration, usize)> = Vec::with_capacity(scenario.traffic.messages);
+    progress.phase("sending", scenario.traffic.messages as u64);
     let mut off: Vec<bool> = vec![false; nodes];
     let mut revocations: Vec<(usize, Instant, String, Option<Instant>)> = Vec::new();
     for (at, action) in schedule {
@@ -156,27 +179,32 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
                 };
                 let text = message_text(seq, scenario.traffic.bytes);
                 let now = Instant::now();
+                let mut id = None;
                 if let Some(handle) = world.handle(sender) {
                     // Right after a key rotation the new key may still be on
                     // its way to the sender: it retries, as a user would.
                     let mut tries = 0;
-                    while let Err(e) = handle.send(ROOM, &text).await {
-                        tries += 1;
-                        if tries == 20 {
-                            progress(&format!("message {seq} not sent: {e}"));
-                            break;
+                    loop {
+                        match handle.send(ROOM, &text).await {
+                            Ok(done) => {
+                                id = hex::decode(&done.id).ok();
+                                break;
+                            }
+                            Err(e) => {
+                                tries += 1;
+                                if tries == 20 {
+                                    progress.note(&format!("message {seq} not sent: {e}"));
+                                    break;
+                                }
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
                         }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }
                 sent.push((sender, now));
-                if (seq + 1) % 100 == 0 {
-                    progress(&format!(
-                        "{} of {} messages sent",
-                        seq + 1,
-                        scenario.traffic.messages
-                    ));
-                }
+                sent_ids.push(id);
+                sent_offsets.push((now.saturating_duration_since(start), sender));
+                progress.set(seq as u64 + 1);
             }
             Action::Forge(attacker) => {
                 if let Some(handle) = world.handle(attacker) {
@@ -185,7 +213,7 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
             }
             Action::Cut(office, cut) => {
                 world.network.set_cut(office, cut);
-                progress(&format!(
+                progress.note(&format!(
                     "office {office} {}",
                     if cut { "cut off" } else { "reconnected" }
                 ));
@@ -217,12 +245,12 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
                 match world.handle(relay) {
                     Some(handle) => {
                         if let Err(e) = handle.submit_revocation(bytes).await {
-                            progress(&format!("revocation not taken: {e}"));
+                            progress.note(&format!("revocation not taken: {e}"));
                         }
                     }
-                    None => progress("the relay is off; revocation not issued"),
+                    None => progress.note("the relay is off; revocation not issued"),
                 }
-                progress(&format!("device {} revoked", world.nodes[target].user));
+                progress.note(&format!("device {} revoked", world.nodes[target].user));
                 revocations.push((target, issued, id, None));
             }
         }
@@ -230,14 +258,22 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
     tokio::time::sleep(GOSSIP_SETTLE).await;
     let cpu_gossip = process_cpu_secs() - cpu_before;
     let gossip_bytes = world.network.total_sent() - bytes_before;
+    let copies = world
+        .copies()
+        .into_iter()
+        .zip(&copies_before)
+        .map(|(now, before)| now.since(*before))
+        .fold(Copies::default(), Copies::plus);
     let gossip = snapshot(&shared, &recipients, &sent);
-    progress(&format!(
+    progress.note(&format!(
         "gossip alone delivered {:.2}%; reconciling",
         gossip.ratio * 100.0
     ));
+    let hops = hops(&world, &sent, &sent_ids, &recipients);
 
     let sync_start = Instant::now();
     let mut after = gossip.clone();
+    progress.phase("reconciling (rounds)", SYNC_ROUNDS as u64);
     for round in 0..SYNC_ROUNDS {
         let revocations_done = revocations
             .iter()
@@ -251,14 +287,11 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
         if after.ratio >= 1.0 && revocations_done && wipes_done {
             break;
         }
-        for index in 0..nodes {
-            if let Some(handle) = world.handle(index) {
-                let _ = handle.sync_now().await;
-            }
-        }
+        world.sync_all().await;
         tokio::time::sleep(Duration::from_secs(scenario.sync_interval_secs)).await;
         after = snapshot(&shared, &recipients, &sent);
-        progress(&format!(
+        progress.set(round as u64 + 1);
+        progress.note(&format!(
             "after sync round {}: {:.2}%",
             round + 1,
             after.ratio * 100.0
@@ -267,6 +300,10 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
     let sync_secs = sync_start.elapsed().as_secs_f64();
     let total_bytes = world.network.total_sent() - bytes_before;
     let payload = (scenario.traffic.bytes * sent.len() * recipients.len().saturating_sub(1)) as f64;
+    let missing_after_gossip =
+        (after.delivered.saturating_sub(gossip.delivered) * scenario.traffic.bytes) as f64;
+    let delivery_over_time = delivery_over_time(&shared, &recipients, &sent, start);
+    let revocation_curves = revocation_curves(&shared, &world, &targets, &revocations);
     let revocation_results = revocations
         .iter()
         .map(|(target, issued, id, returned)| {
@@ -284,12 +321,32 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
     for listener in listeners {
         listener.abort();
     }
+    let devices_count = devices.len();
+    let network = world.network.clone();
+    world.stop().await;
+    let baseline = if options.baseline {
+        progress.note("baseline: plain gossipsub on the same links and connections");
+        let replay = Replay {
+            nodes,
+            edges,
+            sends: sent_offsets,
+            cuts: replay_cuts,
+            recipients: recipients.clone(),
+            bytes: scenario.traffic.bytes,
+        };
+        Some(run_baseline(&network, &replay, progress).await?)
+    } else {
+        None
+    };
+    progress.finish();
+    let n = nodes as f64;
+    let d = 6.0f64;
     let report = Report {
         scenario: scenario.name.clone(),
         seed: scenario.seed,
         nodes,
-        devices: devices.len(),
-        relays: nodes - devices.len(),
+        devices: devices_count,
+        relays: nodes - devices_count,
         messages: sent.len(),
         setup_secs,
         delivery_gossip: gossip.ratio,
@@ -299,6 +356,13 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
         latency_p99_ms: percentile(&gossip.latencies_ms, 0.99),
         latency_max_ms: percentile(&gossip.latencies_ms, 1.0),
         latency_cdf_ms: gossip.latencies_ms.clone(),
+        hops_p50: percentile(&hops, 0.50),
+        hops_p95: percentile(&hops, 0.95),
+        hops_p99: percentile(&hops, 0.99),
+        hops_max: percentile(&hops, 1.0),
+        copies_per_message: copies.per_message(),
+        sync_bytes_per_missing_byte: (total_bytes - gossip_bytes) as f64
+            / missing_after_gossip.max(1.0),
         wire_bytes_per_payload_byte_gossip: gossip_bytes as f64 / payload.max(1.0),
         wire_bytes_per_payload_byte_total: total_bytes as f64 / payload.max(1.0),
         sync_secs,
@@ -313,8 +377,16 @@ pub async fn run(scenario: &Scenario, progress: Progress) -> Result<Report> {
             .lock()
             .map(|s| recipients.iter().map(|r| s.foreign[*r]).sum())
             .unwrap_or(0),
+        targets: Targets {
+            hops_p99_max: (n.ln() / d.ln()).ceil() + 1.0,
+            copies_per_message_max: 1.0 + (d - 2.0) / 2.0 + 0.5,
+            revocation_convergence_max_ms: percentile(&gossip.latencies_ms, 1.0)
+                + scenario.sync_interval_secs as f64 * 1000.0,
+        },
+        delivery_over_time,
+        revocation_curves,
+        baseline,
     };
-    world.stop().await;
     Ok(report)
 }
 
@@ -405,10 +477,12 @@ fn schedule(
 
 /// Waits until every node has a peer, the gossip meshes formed, and every
 /// device read the room's opening message and can send in [`ROOM`].
-async fn wait_ready(world: &World) -> Result<()> {
+async fn wait_ready(world: &World, progress: &Progress) -> Result<()> {
     const OPENING: &str = "sim: opening the room";
     let deadline = Instant::now() + SETUP_TIMEOUT;
+    progress.phase("setup: nodes with a peer", world.nodes.len() as u64);
     for (index, sim) in world.nodes.iter().enumerate() {
+        progress.set(index as u64);
         let Some(handle) = world.handle(index) else {
             continue;
         };
@@ -433,7 +507,10 @@ async fn wait_ready(world: &World) -> Result<()> {
             }
         }
     }
-    for (index, sim) in world.devices() {
+    let devices = world.devices().count();
+    progress.phase("setup: devices holding the room key", devices as u64);
+    for (done, (index, sim)) in world.devices().enumerate() {
+        progress.set(done as u64);
         let Some(handle) = world.handle(index) else {
             continue;
         };
@@ -471,7 +548,7 @@ async fn wait_ready(world: &World) -> Result<()> {
 }
 
 /// The text of message `seq`, padded to `bytes`.
-fn message_text(seq: usize, bytes: usize) -> String {
+pub(crate) fn message_text(seq: usize, bytes: usize) -> String {
     let mut text = format!("sim#{seq}#");
     while text.len() < bytes {
         text.push('.');
@@ -487,6 +564,7 @@ fn sequence(text: &str) -> Option<usize> {
 #[derive(Clone, Debug)]
 struct Delivery {
     ratio: f64,
+    delivered: usize,
     latencies_ms: Vec<f64>,
 }
 
@@ -494,6 +572,7 @@ fn snapshot(shared: &Shared, devices: &[usize], sent: &[(usize, Instant)]) -> De
     let Ok(seen) = shared.lock() else {
         return Delivery {
             ratio: 0.0,
+            delivered: 0,
             latencies_ms: Vec::new(),
         };
     };
@@ -513,6 +592,92 @@ fn snapshot(shared: &Shared, devices: &[usize], sent: &[(usize, Instant)]) -> De
     latencies.sort_by(f64::total_cmp);
     Delivery {
         ratio: latencies.len() as f64 / expected.max(1) as f64,
+        delivered: latencies.len(),
         latencies_ms: latencies,
     }
+}
+
+/// Hop counts over every (message, recipient) pair delivered by gossip:
+/// the delivery tree of each message from the first copies every node
+/// recorded, walked back to its sender. Sorted.
+fn hops(
+    world: &World,
+    sent: &[(usize, Instant)],
+    ids: &[Option<Vec<u8>>],
+    recipients: &[usize],
+) -> Vec<f64> {
+    let index_of = world.index_by_peer();
+    let mut hops = Vec::new();
+    for ((sender, _), id) in sent.iter().zip(ids) {
+        let Some(id) = id else { continue };
+        let tree = hop_counts(&world.trace.parents(id, &index_of), *sender);
+        hops.extend(
+            recipients
+                .iter()
+                .filter_map(|r| tree.get(r))
+                .map(|h| f64::from(*h)),
+        );
+    }
+    hops.sort_by(f64::total_cmp);
+    hops
+}
+
+/// When each expected (message, recipient) pair arrived, seconds after the
+/// traffic started (gossip, then sync), sorted; and how many pairs there are.
+fn delivery_over_time(
+    shared: &Shared,
+    devices: &[usize],
+    sent: &[(usize, Instant)],
+    start: Instant,
+) -> Series {
+    let mut times = Vec::new();
+    let mut expected = 0usize;
+    if let Ok(seen) = shared.lock() {
+        for (seq, (sender, _)) in sent.iter().enumerate() {
+            for &device in devices.iter().filter(|d| **d != *sender) {
+                expected += 1;
+                if let Some(at) = seen.arrivals[device].get(&seq) {
+                    times.push(at.saturating_duration_since(start).as_secs_f64());
+                }
+            }
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Series {
+        name: "delivered".into(),
+        total: expected,
+        times,
+    }
+}
+
+/// For each revocation: when each running node (not its target) took it,
+/// seconds after it was issued, sorted.
+fn revocation_curves(
+    shared: &Shared,
+    world: &World,
+    targets: &[usize],
+    revocations: &[(usize, Instant, String, Option<Instant>)],
+) -> Vec<Series> {
+    let Ok(seen) = shared.lock() else {
+        return Vec::new();
+    };
+    revocations
+        .iter()
+        .map(|(target, issued, id, _)| {
+            let nodes: Vec<usize> = (0..world.nodes.len())
+                .filter(|i| !targets.contains(i) && world.nodes[*i].node.is_some())
+                .collect();
+            let mut times: Vec<f64> = nodes
+                .iter()
+                .filter_map(|i| seen.revoked[*i].get(id))
+                .map(|at| at.saturating_duration_since(*issued).as_secs_f64())
+                .collect();
+            times.sort_by(f64::total_cmp);
+            Series {
+                name: format!("revocation of {}", world.nodes[*target].user),
+                total: nodes.len(),
+                times,
+            }
+        })
+        .collect()
 }

@@ -1,11 +1,13 @@
 //! The simulated agency: real baro-node nodes (relays and officials'
 //! devices, office by office) on shaped in-process links.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use baro_node::config::RelayConfig;
-use baro_node::net::TransportKind;
+use baro_node::net::diagnostics::Registry;
+use baro_node::net::{Diagnostics, TransportKind};
 use baro_node::store::MemoryStore;
 use baro_node::testing::TestAgency;
 use baro_node::trust::Role;
@@ -13,6 +15,8 @@ use baro_node::{Credentials, Handle, Node, NodeBuilder, NodeConfig};
 
 use crate::links::Network;
 use crate::scenario::Scenario;
+use crate::trace::{Copies, GossipTrace};
+use libp2p::PeerId;
 
 /// A node of the simulation.
 #[derive(Debug)]
@@ -31,6 +35,10 @@ pub struct SimNode {
     pub relay: bool,
     /// Its user id.
     pub user: String,
+    /// Its libp2p identity.
+    pub peer: PeerId,
+    /// Its gossipsub counters (kept across restarts).
+    pub metrics: Arc<Mutex<Registry>>,
 }
 
 /// Every node, and the network they share.
@@ -42,6 +50,8 @@ pub struct World {
     pub network: Arc<Network>,
     /// The agency (its clock and operator).
     pub agency: TestAgency,
+    /// First copies of gossip messages, as every node took them.
+    pub trace: Arc<GossipTrace>,
 }
 
 impl World {
@@ -103,9 +113,17 @@ impl World {
                 max_peers: t.max_peers.max(1),
                 ..NodeConfig::default()
             };
+            let credentials = agency.credentials(key, chain);
+            let peer = credentials
+                .key
+                .device_id()
+                .peer_id()
+                .context("a device key that is no PeerId")?;
             nodes.push(SimNode {
                 node: None,
-                credentials: agency.credentials(key, chain),
+                credentials,
+                peer,
+                metrics: Arc::new(Mutex::new(Registry::default())),
                 store: Arc::new(MemoryStore::new()),
                 config,
                 office,
@@ -117,6 +135,7 @@ impl World {
             nodes,
             network,
             agency,
+            trace: Arc::new(GossipTrace::default()),
         };
         for index in 0..world.nodes.len() {
             world.start_node(index)?;
@@ -135,6 +154,10 @@ impl World {
             .transport(TransportKind::Shaped(self.network.node(index)))
             .clock(Arc::new(self.agency.clock.clone()))
             .store(sim.store.clone())
+            .diagnostics(Diagnostics {
+                observer: Some(self.trace.observer(index)),
+                metrics: Some(sim.metrics.clone()),
+            })
             .spawn()
             .with_context(|| format!("starting {}", sim.user))?;
         sim.node = Some(node);
@@ -156,6 +179,56 @@ impl World {
     /// The officials' devices (not relays), with their indices.
     pub fn devices(&self) -> impl Iterator<Item = (usize, &SimNode)> {
         self.nodes.iter().enumerate().filter(|(_, n)| !n.relay)
+    }
+
+    /// Node indices by libp2p identity.
+    pub fn index_by_peer(&self) -> HashMap<PeerId, usize> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.peer, i))
+            .collect()
+    }
+
+    /// The connections between running nodes now, as index pairs (each once).
+    pub async fn edges(&self) -> Vec<(usize, usize)> {
+        let index_of = self.index_by_peer();
+        let asks = (0..self.nodes.len()).filter_map(|index| {
+            let handle = self.handle(index)?;
+            Some(async move { (index, handle.peers().await.unwrap_or_default()) })
+        });
+        let mut edges = Vec::new();
+        for (index, peers) in futures::future::join_all(asks).await {
+            for peer in peers {
+                if let Some(&other) = peer.device.peer_id().as_ref().and_then(|p| index_of.get(p))
+                    && index < other
+                {
+                    edges.push((index, other));
+                }
+            }
+        }
+        edges.sort_unstable();
+        edges.dedup();
+        edges
+    }
+
+    /// Asks every running node to reconcile with its peers now, all at once.
+    pub async fn sync_all(&self) {
+        let asks = (0..self.nodes.len()).filter_map(|index| {
+            let handle = self.handle(index)?;
+            Some(async move {
+                let _ = handle.sync_now().await;
+            })
+        });
+        futures::future::join_all(asks).await;
+    }
+
+    /// Every node's gossipsub counters now, by index.
+    pub fn copies(&self) -> Vec<Copies> {
+        self.nodes
+            .iter()
+            .map(|n| Copies::read(&n.metrics))
+            .collect()
     }
 
     /// Stops every node.

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use baro_sim::run::run;
+use baro_sim::progress::Progress;
+use baro_sim::run::{Options, run};
 use baro_sim::scenario::Scenario;
 
 fn scenario(name: &str) -> Scenario {
@@ -17,7 +18,8 @@ fn scenario(name: &str) -> Scenario {
 async fn office_chat_delivers_every_message_to_every_official() {
     let report = run(
         &scenario("office-chat"),
-        Box::new(|line: &str| eprintln!("{line}")),
+        &Options::default(),
+        &Progress::lines(),
     )
     .await
     .expect("runs");
@@ -48,7 +50,8 @@ fn a_bad_scenario_is_a_one_line_error() {
 async fn partition_heal_converges_after_the_link_is_back() {
     let report = run(
         &scenario("partition-heal"),
-        Box::new(|line: &str| eprintln!("{line}")),
+        &Options::default(),
+        &Progress::lines(),
     )
     .await
     .expect("runs");
@@ -64,7 +67,8 @@ async fn partition_heal_converges_after_the_link_is_back() {
 async fn revocation_reaches_every_online_node_and_the_revoked_devices_wipe() {
     let report = run(
         &scenario("revocation"),
-        Box::new(|line: &str| eprintln!("{line}")),
+        &Options::default(),
+        &Progress::lines(),
     )
     .await
     .expect("runs");
@@ -83,7 +87,7 @@ async fn under_attack_honest_officials_get_their_messages_and_accept_no_forgery(
     let mut attack = scenario("attack");
     // Fewer messages than the file: a debug build on 2 cores in CI.
     attack.traffic.messages = 20;
-    let report = run(&attack, Box::new(|line: &str| eprintln!("{line}")))
+    let report = run(&attack, &Options::default(), &Progress::lines())
         .await
         .expect("runs");
     eprintln!("{}", report.markdown());

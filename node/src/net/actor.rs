@@ -13,7 +13,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify, identity, kad, mdns};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::admission::{AdmissionGate, Refusal, device_id};
+use super::admission::{AdmissionGate, Refusal};
 use super::behaviour::{Behaviour, Event};
 use super::{TransportKind, topics};
 use crate::clock::Clock;
@@ -185,6 +185,8 @@ pub(crate) struct Actor {
     unpublished: HashMap<[u8; 32], Vec<u8>>,
     /// Set when this device was revoked and is about to erase itself.
     wiping: Option<revoking::Wiping>,
+    /// Told of accepted gossip (diagnostics; usually none).
+    observer: Option<Arc<dyn super::GossipObserver>>,
 }
 
 #[path = "messaging.rs"]
@@ -213,6 +215,7 @@ impl Actor {
         commands: mpsc::Receiver<Command>,
         events: broadcast::Sender<NodeEvent>,
         shutdown: CancellationToken,
+        diagnostics: super::Diagnostics,
     ) -> Result<Self, NodeError> {
         let keypair = identity::Keypair::ed25519_from_bytes(credentials.key.secret().0)
             .map_err(|e| NodeError::Network(format!("device key: {e}")))?;
@@ -262,8 +265,24 @@ impl Actor {
             .config
             .mdns
             .then(|| Duration::from_secs(config.config.mdns_query_secs));
-        let behaviour = Behaviour::new(&keypair, agency_id, mdns, is_relay, relay_client)
-            .map_err(NodeError::Network)?;
+        let mut registry = match &diagnostics.metrics {
+            Some(metrics) => Some(
+                metrics
+                    .lock()
+                    .map_err(|_| NodeError::Network("metrics registry poisoned".into()))?,
+            ),
+            None => None,
+        };
+        let behaviour = Behaviour::new(
+            &keypair,
+            agency_id,
+            mdns,
+            is_relay,
+            relay_client,
+            registry.as_deref_mut(),
+        )
+        .map_err(NodeError::Network)?;
+        drop(registry);
         let swarm_config = swarm::Config::with_tokio_executor()
             .with_idle_connection_timeout(Duration::from_secs(config.config.idle_timeout_secs));
         let mut swarm = Swarm::new(
@@ -349,6 +368,7 @@ impl Actor {
             revoked_peers: HashMap::new(),
             unpublished: HashMap::new(),
             wiping: None,
+            observer: diagnostics.observer,
         })
     }
 
@@ -852,9 +872,6 @@ impl Actor {
         if message.topic != self.control.hash() {
             return self.on_room_gossip(source, id, message);
         }
-        if let Err(reason) = self.check_gossip_source(&message) {
-            return self.reject(&id, source, reason);
-        }
         match self.take_control(&message.data) {
             syncing::Intake::New | syncing::Intake::Held => {
                 self.report(&id, &source, MessageAcceptance::Accept);
@@ -908,6 +925,9 @@ impl Actor {
         source: &PeerId,
         acceptance: MessageAcceptance,
     ) {
+        if let (Some(observer), MessageAcceptance::Accept) = (&self.observer, &acceptance) {
+            observer.accepted(id.0.as_slice(), *source);
+        }
         self.swarm
             .behaviour_mut()
             .gossipsub
@@ -937,21 +957,6 @@ impl Actor {
             )
             .map_err(|e| e.to_string())?;
         Ok((frame, author))
-    }
-
-    /// A frame's author must be the peer that published it on gossip.
-    fn check_gossip_source(&self, message: &gossipsub::Message) -> Result<(), String> {
-        let (Some(source), Ok(frame)) = (
-            message.source.as_ref().and_then(device_id),
-            wire::decode::<SignedFrame>(&message.data),
-        ) else {
-            return Ok(());
-        };
-        let author = frame.body.author.leaf().map(|c| c.body.key.device_id());
-        if author.is_some_and(|a| a != source) {
-            return Err("frame author differs from the gossip source".into());
-        }
-        Ok(())
     }
 
     /// A device that dialed a relay asks it for a circuit reservation, so

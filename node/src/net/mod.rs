@@ -4,6 +4,7 @@
 mod actor;
 pub mod admission;
 mod behaviour;
+pub mod diagnostics;
 pub mod shaping;
 pub mod sync_protocol;
 pub mod topics;
@@ -12,5 +13,6 @@ mod transport;
 pub use actor::messaging::{MAX_HISTORY, MessageView, ReceiptView, RoomInfo, Sent};
 pub(crate) use actor::{Actor, Command};
 pub use behaviour::{Behaviour, Event};
+pub use diagnostics::{Diagnostics, GossipObserver};
 pub use shaping::{LinkModel, LinkParams};
 pub use transport::{TransportKind, build as build_transport};

@@ -97,6 +97,36 @@ impl Schedule {
     }
 }
 
+/// Shapes a new in-process connection: the dialing side gets its node's
+/// link model (a cut link fails the dial); the listening side passes
+/// through. For `MemoryTransport::and_then`.
+pub fn on_connect<S>(
+    stream: S,
+    endpoint: &libp2p::core::ConnectedPoint,
+    model: Arc<dyn LinkModel>,
+) -> Result<futures::future::Either<ShapedStream, S>, io::Error>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let libp2p::core::ConnectedPoint::Dialer { address, .. } = endpoint else {
+        return Ok(futures::future::Either::Right(stream));
+    };
+    let remote = address
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Memory(port) => Some(port),
+            _ => None,
+        })
+        .unwrap_or(0);
+    if model.link(remote).is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "link cut (partition)",
+        ));
+    }
+    Ok(futures::future::Either::Left(shape(stream, remote, model)))
+}
+
 /// A shaped connection, as the dialing node's libp2p stack sees it.
 pub struct ShapedStream {
     outgoing: PollSender<(Instant, Vec<u8>)>,

@@ -73,39 +73,8 @@ pub fn build(
             relayed,
             MemoryTransport::default().and_then(move |stream, endpoint| {
                 let model = model.clone();
-                async move { shaped(stream, &endpoint, model) }
+                async move { super::shaping::on_connect(stream, &endpoint, model) }
             })
         )),
     })
-}
-
-/// The dialing side of an in-process connection is shaped by its node's
-/// link model (a cut link fails the dial); the listening side passes through.
-fn shaped<S>(
-    stream: S,
-    endpoint: &libp2p::core::ConnectedPoint,
-    model: Arc<dyn super::shaping::LinkModel>,
-) -> Result<futures::future::Either<super::shaping::ShapedStream, S>, io::Error>
-where
-    S: futures::AsyncRead + futures::AsyncWrite + Send + Unpin + 'static,
-{
-    let libp2p::core::ConnectedPoint::Dialer { address, .. } = endpoint else {
-        return Ok(futures::future::Either::Right(stream));
-    };
-    let remote = address
-        .iter()
-        .find_map(|p| match p {
-            libp2p::multiaddr::Protocol::Memory(port) => Some(port),
-            _ => None,
-        })
-        .unwrap_or(0);
-    if model.link(remote).is_none() {
-        return Err(io::Error::new(
-            io::ErrorKind::ConnectionRefused,
-            "link cut (partition)",
-        ));
-    }
-    Ok(futures::future::Either::Left(super::shaping::shape(
-        stream, remote, model,
-    )))
 }
