@@ -231,12 +231,13 @@ impl World {
             .collect()
     }
 
-    /// Stops every node.
+    /// Stops every node, all at once.
     pub async fn stop(self) {
-        for sim in self.nodes {
-            if let Some(node) = sim.node {
-                node.shutdown().await;
-            }
-        }
+        let stops = self
+            .nodes
+            .into_iter()
+            .filter_map(|sim| sim.node)
+            .map(Node::shutdown);
+        futures::future::join_all(stops).await;
     }
 }

@@ -156,6 +156,9 @@ pub(crate) struct Actor {
     index: crate::sync::SyncIndex,
     /// Sync sessions this node started, by peer.
     syncs: HashMap<PeerId, syncing::PeerSync>,
+    /// Items asked for by a sync session, and from whom (stale entries, of
+    /// sessions that ended, are ignored and pruned).
+    fetching: HashMap<[u8; 32], PeerId>,
     /// On relays: who may fetch which room.
     carrier: Option<crate::rooms::Carrier>,
     /// On relays: room topics followed because a peer subscribed to them.
@@ -355,6 +358,7 @@ impl Actor {
             messaging,
             index: crate::sync::SyncIndex::new(),
             syncs: HashMap::new(),
+            fetching: HashMap::new(),
             carrier: is_relay.then(crate::rooms::Carrier::new),
             carried: HashSet::new(),
             reservations: HashSet::new(),
@@ -886,6 +890,11 @@ impl Actor {
     /// Validates and takes in a control frame (from gossip or sync); keeps
     /// it for sync.
     fn take_control(&mut self, data: &[u8]) -> syncing::Intake {
+        // The id is the content hash: bytes taken once are valid, and taken.
+        let id = gossipsub::MessageId::from(blake3::hash(data).as_bytes().to_vec());
+        if self.seen.contains(&id) {
+            return syncing::Intake::Duplicate;
+        }
         let (frame, author) = match self.verify_control(data) {
             Ok(valid) => valid,
             Err(reason) => return syncing::Intake::Rejected(reason),
@@ -893,9 +902,7 @@ impl Actor {
         if let Err(reason) = self.check_not_revoked(&author, frame.body.sent_at) {
             return syncing::Intake::Rejected(reason);
         }
-        if !self.seen.insert(gossipsub::MessageId::from(
-            blake3::hash(data).as_bytes().to_vec(),
-        )) {
+        if !self.seen.insert(id) {
             return syncing::Intake::Duplicate;
         }
         let handled = match self.on_control_payload(&frame, &author) {

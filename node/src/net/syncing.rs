@@ -21,6 +21,10 @@ use crate::sync::{
 use crate::trust::{Role, VerifiedDevice};
 use crate::wire::{self, Envelope};
 
+/// Items in flight across sessions beyond which finished sessions' entries
+/// are pruned.
+const MAX_FETCHING: usize = 4096;
+
 /// A sync session this node started with one peer.
 #[derive(Debug)]
 pub(crate) struct PeerSync {
@@ -215,18 +219,51 @@ impl Actor {
         self.swarm.behaviour_mut().sync.send_request(&peer, request);
     }
 
-    /// Asks for the next batch of missing items, or moves on.
+    /// Asks for the next batch of missing items, or moves on. Items that
+    /// arrived meanwhile (by gossip or another session) and items another
+    /// session is fetching right now are skipped: with a dozen peers, every
+    /// session would otherwise fetch, and verify, the same missing items.
     fn fetch_next(&mut self, peer: PeerId) {
+        let Some(session) = self.syncs.get(&peer) else {
+            return;
+        };
+        let Some(scope) = session.scope else {
+            return self.next_scope(peer);
+        };
+        let need: Vec<[u8; 32]> = session
+            .need
+            .iter()
+            .filter(|id| {
+                self.index.timestamp_of(scope, id).is_none() && !self.fetched_elsewhere(peer, id)
+            })
+            .copied()
+            .collect();
         let Some(session) = self.syncs.get_mut(&peer) else {
             return;
         };
-        let (Some(scope), false) = (session.scope, session.need.is_empty()) else {
+        session.need = need;
+        if session.need.is_empty() {
             return self.next_scope(peer);
-        };
+        }
         let take = session.need.len().min(MAX_FETCH_IDS);
         let ids: Vec<[u8; 32]> = session.need.drain(..take).collect();
         session.asked = ids.clone();
+        if self.fetching.len() > MAX_FETCHING {
+            let syncs = &self.syncs;
+            self.fetching
+                .retain(|id, by| syncs.get(by).is_some_and(|s| s.asked.contains(id)));
+        }
+        for id in &ids {
+            self.fetching.insert(*id, peer);
+        }
         self.send_sync(peer, SyncRequest::Fetch { scope, ids });
+    }
+
+    /// Whether a session with another peer is fetching `id` now.
+    fn fetched_elsewhere(&self, peer: PeerId, id: &[u8; 32]) -> bool {
+        self.fetching.get(id).is_some_and(|by| {
+            *by != peer && self.syncs.get(by).is_some_and(|s| s.asked.contains(id))
+        })
     }
 
     pub(super) fn on_sync_event(
