@@ -472,7 +472,11 @@ impl Actor {
         self.redial_lan_peers();
         if self.peers.is_empty() {
             self.dial_bootstrap();
-        } else {
+        } else if self.peers.len() < self.config.config.max_peers {
+            // A node with all the peers it may dial looks for no more: a
+            // Kademlia bootstrap is a query per bucket, and every node
+            // running one every tick was a third of the CPU of a 104-node
+            // simulation once its mesh had formed.
             let _ = self.swarm.behaviour_mut().kad.bootstrap();
         }
     }
