@@ -82,6 +82,12 @@ impl Network {
         self.sent.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 
+    /// Bytes node `index` sent and received so far.
+    pub fn node_bytes(&self, index: usize) -> u64 {
+        let load = |c: &[AtomicU64]| c.get(index).map_or(0, |c| c.load(Ordering::Relaxed));
+        load(&self.sent) + load(&self.received)
+    }
+
     /// The memory address node `index` listens on.
     pub fn address(&self, index: usize) -> String {
         format!("/memory/{}", self.base + index as u64)

@@ -1,6 +1,7 @@
 //! How a run shows its progress: a bar on the terminal (phase, count,
 //! elapsed time), plain lines (tests, logs), or nothing.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -11,6 +12,8 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     lines: bool,
     started: Instant,
+    /// Without a bar: the phase's name, length, and the last tenth shown.
+    phase: Mutex<(String, u64, u64)>,
 }
 
 impl Progress {
@@ -26,6 +29,7 @@ impl Progress {
             bar: Some(bar),
             lines: true,
             started: Instant::now(),
+            phase: Mutex::default(),
         }
     }
 
@@ -35,6 +39,7 @@ impl Progress {
             bar: None,
             lines: true,
             started: Instant::now(),
+            phase: Mutex::default(),
         }
     }
 
@@ -44,6 +49,7 @@ impl Progress {
             bar: None,
             lines: false,
             started: Instant::now(),
+            phase: Mutex::default(),
         }
     }
 
@@ -67,15 +73,34 @@ impl Progress {
                 bar.set_length(total);
                 bar.set_position(0);
             }
-            None => self.note(name),
+            None => {
+                if let Ok(mut phase) = self.phase.lock() {
+                    *phase = (name.to_string(), total, 0);
+                }
+                self.note(name);
+            }
         }
     }
 
-    /// Steps done in the current phase.
+    /// Steps done in the current phase (without a bar: a line at every
+    /// tenth).
     pub fn set(&self, done: u64) {
         if let Some(bar) = &self.bar {
-            bar.set_position(done);
+            return bar.set_position(done);
         }
+        let line = {
+            let Ok(mut phase) = self.phase.lock() else {
+                return;
+            };
+            let (name, total, shown) = &mut *phase;
+            let tenth = (done * 10).checked_div(*total).unwrap_or(0);
+            if tenth <= *shown {
+                return;
+            }
+            *shown = tenth;
+            format!("{name}: {done}/{total}")
+        };
+        self.note(&line);
     }
 
     /// Clears the bar (the run is over).

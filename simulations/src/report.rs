@@ -26,6 +26,13 @@ pub struct Report {
     pub messages: usize,
     /// Seconds until the mesh formed and every device held the room key.
     pub setup_secs: f64,
+    /// Bytes each node sent on average during setup (admission, presence,
+    /// certificates, key grants, reconciliation).
+    pub setup_bytes_per_node: f64,
+    /// Bytes a device sent and received on average during the traffic.
+    pub traffic_bytes_per_device: f64,
+    /// Bytes a relay sent and received on average during the traffic.
+    pub traffic_bytes_per_relay: f64,
     /// Share of (message, recipient) pairs delivered by gossip alone.
     pub delivery_gossip: f64,
     /// The same after reconciliation.
@@ -54,8 +61,8 @@ pub struct Report {
     /// duplicates), during the traffic.
     pub copies_per_message: f64,
     /// Bytes on the wire during reconciliation per byte of text that gossip
-    /// had not delivered.
-    pub sync_bytes_per_missing_byte: f64,
+    /// had not delivered (None: gossip delivered everything).
+    pub sync_bytes_per_missing_byte: Option<f64>,
     /// Bytes on the wire (all nodes, during the traffic) per payload byte
     /// delivered to one recipient.
     pub wire_bytes_per_payload_byte_gossip: f64,
@@ -172,7 +179,8 @@ impl Report {
             "# Simulation: {name}\n\n\
              {nodes} nodes ({devices} devices, {relays} relays), seed {seed}, {messages} messages.\n\n\
              | metric | value |\n|---|---|\n\
-             | setup (mesh + room key) | {setup:.1} s |\n\
+             | setup (mesh + room key) | {setup:.1} s, {sbytes:.0} KiB sent per node |\n\
+             | bytes per device / per relay during the traffic | {dbytes:.0} KiB / {rbytes:.0} KiB |\n\
              | delivery, gossip alone | {dg:.2} % |\n\
              | delivery, after sync | {ds:.2} % |\n\
              | latency p50 / p95 / p99 / max | {p50:.0} / {p95:.0} / {p99:.0} / {max:.0} ms |\n\
@@ -181,7 +189,7 @@ impl Report {
              | wire bytes per payload byte (gossip) | {wg:.2} |\n\
              | wire bytes per payload byte (with sync) | {wt:.2} |\n\
              | reconciliation after the traffic | {sync:.1} s |\n\
-             | sync bytes per missing byte | {sbm:.2} |\n\
+             | sync bytes per missing byte | {sbm} |\n\
              | memory per node | {mem:.0} KiB |\n\
              | CPU during traffic | {cpu:.2} s ({cpm:.1} ms per message) |\n\
              | devices that went offline for a while | {churned} |\n\
@@ -193,6 +201,9 @@ impl Report {
             seed = self.seed,
             messages = self.messages,
             setup = self.setup_secs,
+            sbytes = self.setup_bytes_per_node / 1024.0,
+            dbytes = self.traffic_bytes_per_device / 1024.0,
+            rbytes = self.traffic_bytes_per_relay / 1024.0,
             dg = self.delivery_gossip * 100.0,
             ds = self.delivery_after_sync * 100.0,
             p50 = self.latency_p50_ms,
@@ -206,7 +217,9 @@ impl Report {
             ht = self.targets.hops_p99_max,
             copies = self.copies_per_message,
             ct = self.targets.copies_per_message_max,
-            sbm = self.sync_bytes_per_missing_byte,
+            sbm = self
+                .sync_bytes_per_missing_byte
+                .map_or("nothing was missing".into(), |v| format!("{v:.1}")),
             wg = self.wire_bytes_per_payload_byte_gossip,
             wt = self.wire_bytes_per_payload_byte_total,
             sync = self.sync_secs,

@@ -26,8 +26,11 @@ use crate::world::World;
 pub const ROOM: &str = "MOIS";
 /// The reason of the revocations the run issues (anything else is forged).
 const REVOCATION_REASON: &str = "lost during the simulation";
-/// Longest wait for the mesh and keys before giving up.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest wait for the mesh and keys before giving up: two minutes, or a
+/// second per node for large runs.
+fn setup_timeout(nodes: usize) -> Duration {
+    Duration::from_secs(120.max(nodes as u64))
+}
 /// How long gossip gets after the last message before it is judged.
 pub(crate) const GOSSIP_SETTLE: Duration = Duration::from_secs(3);
 /// Reconciliation rounds after the traffic, at most.
@@ -109,6 +112,7 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
     wait_ready(&world, progress).await?;
     let setup_secs = setup.elapsed().as_secs_f64();
     let rss_after = process_rss_bytes();
+    let setup_bytes = world.network.total_sent();
     progress.note(&format!("ready after {setup_secs:.1} s; sending"));
     let edges = world.edges().await;
 
@@ -160,6 +164,7 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
     let copies_before = world.copies();
     let cpu_before = process_cpu_secs();
     let bytes_before = world.network.total_sent();
+    let node_bytes_before: Vec<u64> = (0..nodes).map(|i| world.network.node_bytes(i)).collect();
     let start = Instant::now();
     let mut sent: Vec<(usize, Instant)> = Vec::with_capacity(scenario.traffic.messages);
     let mut sent_ids: Vec<Option<Vec<u8>>> = Vec::with_capacity(scenario.traffic.messages);
@@ -258,6 +263,17 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
     tokio::time::sleep(GOSSIP_SETTLE).await;
     let cpu_gossip = process_cpu_secs() - cpu_before;
     let gossip_bytes = world.network.total_sent() - bytes_before;
+    let traffic_bytes: Vec<u64> = (0..nodes)
+        .map(|i| world.network.node_bytes(i) - node_bytes_before[i])
+        .collect();
+    let mean_bytes = |relays: bool| {
+        let chosen: Vec<u64> = (0..nodes)
+            .filter(|i| world.nodes[*i].relay == relays)
+            .map(|i| traffic_bytes[i])
+            .collect();
+        chosen.iter().sum::<u64>() as f64 / chosen.len().max(1) as f64
+    };
+    let (device_bytes, relay_bytes) = (mean_bytes(false), mean_bytes(true));
     let copies = world
         .copies()
         .into_iter()
@@ -349,6 +365,9 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
         relays: nodes - devices_count,
         messages: sent.len(),
         setup_secs,
+        setup_bytes_per_node: setup_bytes as f64 / nodes as f64,
+        traffic_bytes_per_device: device_bytes,
+        traffic_bytes_per_relay: relay_bytes,
         delivery_gossip: gossip.ratio,
         delivery_after_sync: after.ratio,
         latency_p50_ms: percentile(&gossip.latencies_ms, 0.50),
@@ -361,8 +380,8 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
         hops_p99: percentile(&hops, 0.99),
         hops_max: percentile(&hops, 1.0),
         copies_per_message: copies.per_message(),
-        sync_bytes_per_missing_byte: (total_bytes - gossip_bytes) as f64
-            / missing_after_gossip.max(1.0),
+        sync_bytes_per_missing_byte: (missing_after_gossip > 0.0)
+            .then(|| (total_bytes - gossip_bytes) as f64 / missing_after_gossip),
         wire_bytes_per_payload_byte_gossip: gossip_bytes as f64 / payload.max(1.0),
         wire_bytes_per_payload_byte_total: total_bytes as f64 / payload.max(1.0),
         sync_secs,
@@ -476,29 +495,48 @@ fn schedule(
 }
 
 /// Waits until every node has a peer, the gossip meshes formed, and every
-/// device read the room's opening message and can send in [`ROOM`].
+/// device read the room's opening message and can send in [`ROOM`]. Nodes
+/// are asked all at once, in rounds: on a loaded machine one node's answer
+/// can take a second, and asking 500 in turn took longer than the setup.
 async fn wait_ready(world: &World, progress: &Progress) -> Result<()> {
     const OPENING: &str = "sim: opening the room";
-    let deadline = Instant::now() + SETUP_TIMEOUT;
+    const ROUND: Duration = Duration::from_millis(500);
+    let timeout = setup_timeout(world.nodes.len());
+    let deadline = Instant::now() + timeout;
     progress.phase("setup: nodes with a peer", world.nodes.len() as u64);
-    for (index, sim) in world.nodes.iter().enumerate() {
-        progress.set(index as u64);
-        let Some(handle) = world.handle(index) else {
-            continue;
-        };
-        while handle.peers().await.map(|p| p.is_empty()).unwrap_or(true) {
-            if Instant::now() >= deadline {
-                bail!("{} never found a peer", sim.user);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut waiting: Vec<usize> = (0..world.nodes.len()).collect();
+    while !waiting.is_empty() {
+        let asks = waiting.iter().map(|&index| async move {
+            let handle = world.handle(index)?;
+            let alone = handle.peers().await.map(|p| p.is_empty()).unwrap_or(true);
+            alone.then_some(index)
+        });
+        waiting = futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        progress.set((world.nodes.len() - waiting.len()) as u64);
+        if let Some(&index) = waiting.first()
+            && Instant::now() >= deadline
+        {
+            bail!(
+                "{} (and {} more) never found a peer",
+                world.nodes[index].user,
+                waiting.len() - 1
+            );
+        }
+        if !waiting.is_empty() {
+            tokio::time::sleep(ROUND).await;
         }
     }
     // Gossipsub builds its topic meshes on its heartbeat (1 s).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // One device creates the room's first key; grants reach the others.
-    if let Some(first) = world.devices().next().and_then(|(i, _)| world.handle(i)) {
+    let first = world.devices().next().map(|(i, _)| i);
+    if let Some(handle) = first.and_then(|i| world.handle(i)) {
         loop {
-            match first.send(ROOM, OPENING).await {
+            match handle.send(ROOM, OPENING).await {
                 Ok(_) => break,
                 Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(200)).await
@@ -509,39 +547,57 @@ async fn wait_ready(world: &World, progress: &Progress) -> Result<()> {
     }
     let devices = world.devices().count();
     progress.phase("setup: devices holding the room key", devices as u64);
-    for (done, (index, sim)) in world.devices().enumerate() {
-        progress.set(done as u64);
-        let Some(handle) = world.handle(index) else {
-            continue;
-        };
-        loop {
+    let mut waiting: Vec<usize> = world
+        .devices()
+        .map(|(i, _)| i)
+        .filter(|i| Some(*i) != first)
+        .collect();
+    let mut round = 0u32;
+    while !waiting.is_empty() {
+        round += 1;
+        // Holding the key is what sending needs; the opening message itself
+        // may still be on its way (it is not measured): after half the
+        // time, the key alone will do.
+        let key_alone = Instant::now() + timeout / 2 >= deadline;
+        let asks = waiting.iter().map(|&index| async move {
+            let handle = world.handle(index)?;
             let can_send = handle
                 .rooms()
                 .await
                 .map(|rooms| rooms.iter().any(|r| r.name == ROOM && r.can_send))
                 .unwrap_or(false);
-            let opened = index == world.devices().next().map_or(0, |(i, _)| i)
-                || handle
-                    .history(ROOM, 5)
-                    .await
-                    .map(|h| h.iter().any(|m| m.text == OPENING))
-                    .unwrap_or(false);
-            // Holding the key is what sending needs; the opening message
-            // itself may still be on its way (it is not measured).
-            if can_send && (opened || Instant::now() + SETUP_TIMEOUT / 2 >= deadline) {
-                break;
+            let opened = handle
+                .history(ROOM, 5)
+                .await
+                .map(|h| h.iter().any(|m| m.text == OPENING))
+                .unwrap_or(false);
+            if can_send && (opened || key_alone) {
+                return None;
             }
-            if Instant::now() >= deadline {
-                let peers = handle.peers().await.map(|p| p.len()).unwrap_or(0);
-                bail!(
-                    "{} never got ready in room {ROOM} (holds its key: {can_send}, read the opening message: {opened}, {peers} peers)",
-                    sim.user
-                );
-            }
-            if !opened {
+            // A device still missing something reconciles (every 4th round).
+            if round % 4 == 0 {
                 let _ = handle.sync_now().await;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            Some((index, can_send, opened))
+        });
+        let still: Vec<(usize, bool, bool)> = futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        waiting = still.iter().map(|(i, ..)| *i).collect();
+        progress.set((devices - waiting.len()) as u64);
+        if let Some(&(index, can_send, opened)) = still.first()
+            && Instant::now() >= deadline
+        {
+            bail!(
+                "{} (and {} more) never got ready in room {ROOM} (holds its key: {can_send}, read the opening message: {opened})",
+                world.nodes[index].user,
+                still.len() - 1
+            );
+        }
+        if !waiting.is_empty() {
+            tokio::time::sleep(ROUND).await;
         }
     }
     Ok(())
