@@ -29,6 +29,10 @@ pub struct Report {
     /// Bytes each node sent on average during setup (admission, presence,
     /// certificates, key grants, reconciliation).
     pub setup_bytes_per_node: f64,
+    /// Process CPU (cores) while every node was up and nothing was sent:
+    /// near this machine's core count, the figures below measure a
+    /// saturated simulator.
+    pub cpu_idle_cores: f64,
     /// Bytes a device sent and received on average during the traffic.
     pub traffic_bytes_per_device: f64,
     /// Bytes a relay sent and received on average during the traffic.
@@ -180,6 +184,7 @@ impl Report {
              {nodes} nodes ({devices} devices, {relays} relays), seed {seed}, {messages} messages.\n\n\
              | metric | value |\n|---|---|\n\
              | setup (mesh + room key) | {setup:.1} s, {sbytes:.0} KiB sent per node |\n\
+             | CPU while idle (all nodes) | {idle:.2} cores |\n\
              | bytes per device / per relay during the traffic | {dbytes:.0} KiB / {rbytes:.0} KiB |\n\
              | delivery, gossip alone | {dg:.2} % |\n\
              | delivery, after sync | {ds:.2} % |\n\
@@ -202,6 +207,7 @@ impl Report {
             messages = self.messages,
             setup = self.setup_secs,
             sbytes = self.setup_bytes_per_node / 1024.0,
+            idle = self.cpu_idle_cores,
             dbytes = self.traffic_bytes_per_device / 1024.0,
             rbytes = self.traffic_bytes_per_relay / 1024.0,
             dg = self.delivery_gossip * 100.0,

@@ -321,6 +321,7 @@ impl Messenger {
         }
         let key = device.device.public_key();
         let known = self.directory.contains_key(&key);
+        let unchanged = self.directory.get(&key) == Some(&device);
         self.remember(device);
         if !known && self.revoked.contains_key(&key) {
             // Revoked before we met it: others may have let it into our rooms.
@@ -339,6 +340,12 @@ impl Messenger {
                     self.late.push(*message);
                 }
             }
+        }
+        if unchanged {
+            // Nothing this device could be granted changed: every control
+            // frame names its author, and scanning every room's members
+            // for each one was quadratic per node.
+            return Vec::new();
         }
         self.grants_for_missing(now)
     }
