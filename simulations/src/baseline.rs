@@ -86,6 +86,9 @@ enum Command {
     MeshPeers(oneshot::Sender<usize>),
 }
 
+/// At an offset: a message to send (by seq) and/or an office to cut or heal.
+type ReplayAction = (Duration, Option<usize>, Option<(usize, bool)>);
+
 /// First copies: per node, message seq → (when, from).
 type Arrivals = Arc<Mutex<Vec<HashMap<usize, (Instant, PeerId)>>>>;
 
@@ -225,7 +228,7 @@ pub async fn run_baseline(
     let cpu_before = process_cpu_secs();
     let bytes_before = network.total_sent();
     progress.phase("baseline: sending", replay.sends.len() as u64);
-    let mut actions: Vec<(Duration, Option<usize>, Option<(usize, bool)>)> = replay
+    let mut actions: Vec<ReplayAction> = replay
         .sends
         .iter()
         .enumerate()

@@ -585,7 +585,7 @@ async fn wait_ready(world: &World, progress: &Progress) -> Result<()> {
                 return None;
             }
             // A device still missing something reconciles (every 4th round).
-            if round % 4 == 0 {
+            if round.is_multiple_of(4) {
                 let _ = handle.sync_now().await;
             }
             Some((index, can_send, opened))

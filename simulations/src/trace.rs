@@ -12,12 +12,15 @@ use baro_node::net::GossipObserver;
 use baro_node::net::diagnostics::Registry;
 use libp2p::PeerId;
 
+/// By message id: (node, the peer its first copy came from).
+type FirstCopies = HashMap<Vec<u8>, Vec<(usize, PeerId)>>;
+
 /// First copies seen by every node, by message id: (node, the peer it came
 /// from). Recording starts when [`GossipTrace::start`] is called.
 #[derive(Debug, Default)]
 pub struct GossipTrace {
     recording: AtomicBool,
-    first_copies: Mutex<HashMap<Vec<u8>, Vec<(usize, PeerId)>>>,
+    first_copies: Mutex<FirstCopies>,
 }
 
 impl GossipTrace {
