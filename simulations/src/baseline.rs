@@ -108,11 +108,6 @@ fn transport(
         .boxed())
 }
 
-fn seq_of(data: &[u8]) -> Option<usize> {
-    let text = std::str::from_utf8(data.get(..data.len().min(32))?).ok()?;
-    text.strip_prefix("sim#")?.split('#').next()?.parse().ok()
-}
-
 /// Starts baseline node `index`; returns its command channel and peer id.
 fn spawn_node(
     index: usize,
@@ -168,7 +163,9 @@ fn spawn_node(
                         message,
                         ..
                     }) = event
-                        && let Some(seq) = seq_of(&message.data)
+                        && let Some(seq) = std::str::from_utf8(&message.data)
+                            .ok()
+                            .and_then(crate::run::sequence)
                         && let Ok(mut seen) = arrivals.lock()
                     {
                         seen[index]

@@ -262,59 +262,57 @@ impl Report {
         let Some(b) = &self.baseline else {
             return String::new();
         };
-        let ratio = |ours: f64, theirs: f64| {
-            if theirs > 0.0 {
+        // One row: our value, theirs, and ours as a multiple of theirs.
+        let row = |metric: &str, ours: f64, theirs: f64, unit: &str| {
+            let ratio = if theirs > 0.0 {
                 format!("{:.2}x", ours / theirs)
             } else {
                 "-".into()
-            }
+            };
+            format!("| {metric} | {ours:.1}{unit} | {theirs:.1}{unit} | {ratio} |\n")
         };
+        let kib = |bytes: u64| bytes as f64 / 1024.0;
         format!(
             "\n## Side by side with plain gossipsub (same links, same connections, same run)\n\n\
              | metric | Baro | plain gossipsub | ratio |\n|---|---|---|---|\n\
-             | delivery by gossip | {dg:.2} % | {bd:.2} % | |\n\
-             | latency p50 | {p50:.0} ms | {bp50:.0} ms | {r50} |\n\
-             | latency p95 | {p95:.0} ms | {bp95:.0} ms | {r95} |\n\
-             | latency p99 | {p99:.0} ms | {bp99:.0} ms | {r99} |\n\
-             | hop count p50 / p99 | {h50} / {h99} | {bh50} / {bh99} | |\n\
-             | copies per message per node | {c:.2} | {bc:.2} | {rc} |\n\
-             | wire bytes per payload byte | {w:.1} | {bw:.1} | {rw} |\n\
-             | CPU per message (all nodes) | {cpu:.1} ms | {bcpu:.1} ms | {rcpu} |\n\
-             | memory per node | {mem:.0} KiB | {bmem:.0} KiB | {rmem} |\n",
-            dg = self.delivery_gossip * 100.0,
-            bd = b.delivery * 100.0,
-            p50 = self.latency_p50_ms,
-            bp50 = b.latency_p50_ms,
-            r50 = ratio(self.latency_p50_ms, b.latency_p50_ms),
-            p95 = self.latency_p95_ms,
-            bp95 = b.latency_p95_ms,
-            r95 = ratio(self.latency_p95_ms, b.latency_p95_ms),
-            p99 = self.latency_p99_ms,
-            bp99 = b.latency_p99_ms,
-            r99 = ratio(self.latency_p99_ms, b.latency_p99_ms),
-            h50 = self.hops_p50,
-            h99 = self.hops_p99,
-            bh50 = b.hops_p50,
-            bh99 = b.hops_p99,
-            c = self.copies_per_message,
-            bc = b.copies_per_message,
-            rc = ratio(self.copies_per_message, b.copies_per_message),
-            w = self.wire_bytes_per_payload_byte_gossip,
-            bw = b.wire_bytes_per_payload_byte,
-            rw = ratio(
+             | delivery by gossip | {:.2} % | {:.2} % | |\n\
+             | hop count p50 / p99 | {} / {} | {} / {} | |\n",
+            self.delivery_gossip * 100.0,
+            b.delivery * 100.0,
+            self.hops_p50,
+            self.hops_p99,
+            b.hops_p50,
+            b.hops_p99,
+        ) + &[
+            row("latency p50", self.latency_p50_ms, b.latency_p50_ms, " ms"),
+            row("latency p95", self.latency_p95_ms, b.latency_p95_ms, " ms"),
+            row("latency p99", self.latency_p99_ms, b.latency_p99_ms, " ms"),
+            row(
+                "copies per message per node",
+                self.copies_per_message,
+                b.copies_per_message,
+                "",
+            ),
+            row(
+                "wire bytes per payload byte",
                 self.wire_bytes_per_payload_byte_gossip,
-                b.wire_bytes_per_payload_byte
+                b.wire_bytes_per_payload_byte,
+                "",
             ),
-            cpu = self.cpu_ms_per_message,
-            bcpu = b.cpu_ms_per_message,
-            rcpu = ratio(self.cpu_ms_per_message, b.cpu_ms_per_message),
-            mem = self.memory_per_node_bytes as f64 / 1024.0,
-            bmem = b.memory_per_node_bytes as f64 / 1024.0,
-            rmem = ratio(
-                self.memory_per_node_bytes as f64,
-                b.memory_per_node_bytes as f64
+            row(
+                "CPU per message (all nodes)",
+                self.cpu_ms_per_message,
+                b.cpu_ms_per_message,
+                " ms",
             ),
-        )
+            row(
+                "memory per node",
+                kib(self.memory_per_node_bytes),
+                kib(b.memory_per_node_bytes),
+                " KiB",
+            ),
+        ]
+        .concat()
     }
 
     /// The report's charts: (file name, chart).

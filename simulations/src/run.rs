@@ -622,7 +622,8 @@ pub(crate) fn message_text(seq: usize, bytes: usize) -> String {
     text
 }
 
-fn sequence(text: &str) -> Option<usize> {
+/// The sequence number of a message the run wrote, from its text.
+pub(crate) fn sequence(text: &str) -> Option<usize> {
     text.strip_prefix("sim#")?.split('#').next()?.parse().ok()
 }
 
