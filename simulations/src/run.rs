@@ -111,7 +111,7 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
         "{nodes} nodes started; waiting for the mesh and room keys"
     ));
     let setup = Instant::now();
-    wait_ready(&world, progress).await?;
+    wait_ready(&world, scenario.sync_interval_secs, progress).await?;
     let setup_secs = setup.elapsed().as_secs_f64();
     let rss_after = process_rss_bytes();
     let setup_bytes = world.network.total_sent();
@@ -508,7 +508,10 @@ fn schedule(
 /// device read the room's opening message and can send in [`ROOM`]. Nodes
 /// are asked all at once, in rounds: on a loaded machine one node's answer
 /// can take a second, and asking 500 in turn took longer than the setup.
-async fn wait_ready(world: &World, progress: &Progress) -> Result<()> {
+/// A device still missing something reconciles with its peers once per
+/// `sync_interval_secs`, as a running node would (every two seconds, 500
+/// waiting devices kept the machine busy with reconciliation).
+async fn wait_ready(world: &World, sync_interval_secs: u64, progress: &Progress) -> Result<()> {
     const OPENING: &str = "sim: opening the room";
     const ROUND: Duration = Duration::from_millis(500);
     let timeout = setup_timeout(world.nodes.len());
@@ -562,7 +565,8 @@ async fn wait_ready(world: &World, progress: &Progress) -> Result<()> {
         .map(|(i, _)| i)
         .filter(|i| Some(*i) != first)
         .collect();
-    let mut round = 0u32;
+    let sync_rounds = (sync_interval_secs.saturating_mul(1000) / ROUND.as_millis() as u64).max(1);
+    let mut round = 0u64;
     while !waiting.is_empty() {
         round += 1;
         // Holding the key is what sending needs; the opening message itself
@@ -584,8 +588,7 @@ async fn wait_ready(world: &World, progress: &Progress) -> Result<()> {
             if can_send && (opened || key_alone) {
                 return None;
             }
-            // A device still missing something reconciles (every 4th round).
-            if round.is_multiple_of(4) {
+            if round.is_multiple_of(sync_rounds) {
                 let _ = handle.sync_now().await;
             }
             Some((index, can_send, opened))

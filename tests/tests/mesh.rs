@@ -376,3 +376,61 @@ async fn invalid_gossip_from_an_admitted_peer_is_rejected_and_penalised() {
     rogue.shutdown().await;
     honest.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_grant_relayed_in_someone_elses_frame_is_rejected() {
+    use baro_node::crypto::RoomKey;
+    use baro_node::identity::SeededEntropy;
+    use baro_node::rooms::{ControlMessage, KeyGrant, RoomId};
+
+    let mut agency = TestAgency::new(9);
+    let honest_credentials = agency.member("honest");
+    let honest_key = honest_credentials.key.public();
+    let honest = agency.spawn(honest_credentials, &[]);
+    let address = listen_address(&honest).await.expect("listening");
+    let rogue_credentials = agency.member("rogue");
+    let rogue = agency.spawn(rogue_credentials, std::slice::from_ref(&address));
+    honest
+        .handle()
+        .wait_for_peers(1, SETTLE)
+        .await
+        .expect("admitted");
+    let mut events = honest.handle().events();
+    let rogue_peer = rogue.handle().device().peer_id().expect("peer id");
+
+    // A grant signed by another device, republished in the rogue's own
+    // (validly signed) control frame: the frame's signature does not vouch
+    // for a grant someone else issued.
+    let issuer = agency.key();
+    let room = RoomId::department(
+        &agency.agency.operator.agency.id(),
+        &"MOIS".parse().expect("org"),
+    );
+    let key = RoomKey::generate(&mut SeededEntropy::new(3));
+    let grant = KeyGrant::issue(&issuer, room, 1, &key, &[honest_key], 1_800_000_000)
+        .expect("grant")
+        .remove(0);
+    let payload = baro_node::wire::encode(&ControlMessage::Grant(grant));
+    let mut sent = false;
+    for _ in 0..100 {
+        if rogue
+            .handle()
+            .publish_control(payload.clone())
+            .await
+            .is_ok()
+        {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(sent, "rogue could publish");
+    let reason = wait_for(&mut events, "rejection", |event| match event {
+        NodeEvent::GossipRejected { from, reason } if *from == rogue_peer => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(reason.contains("issued it"), "{reason}");
+    rogue.shutdown().await;
+    honest.shutdown().await;
+}

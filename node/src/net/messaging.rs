@@ -437,9 +437,13 @@ impl Actor {
         };
         match message {
             ControlMessage::Presence => {}
+            // The frame's signature, checked, covers the grant: its issuer
+            // must be the frame's author.
+            ControlMessage::Grant(grant) if grant.issuer != author.device.public_key() => {
+                return Err("a key grant must be published by the device that issued it".into());
+            }
             ControlMessage::Grant(grant) if self.carrier.is_some() => {
                 // A relay only notes who holds which room's key.
-                grant.verify_signature().map_err(|e| e.to_string())?;
                 if messaging.messenger.device(&grant.issuer).is_none() {
                     return Err("grant issuer is not a known certified device".into());
                 }
@@ -457,7 +461,7 @@ impl Actor {
                 return Err("stored receipts belong on room topics".into());
             }
             ControlMessage::Grant(grant) => {
-                let shown = messaging.messenger.receive_grant(&grant, now_ms)?;
+                let shown = messaging.messenger.receive_signed_grant(&grant, now_ms)?;
                 self.take_in(shown);
             }
             ControlMessage::RoomDefinition(envelope) => {

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{EpochRef, EpochState, Grant, KeyGrant, Room, RoomError, RoomId};
+use super::{EpochRef, EpochState, Grant, KeyGrant, MAX_WRAPS_PER_GRANT, Room, RoomError, RoomId};
 use crate::crypto::RoomKey;
 use crate::identity::{DeviceId, Entropy, KeyPair, PublicKey, Verifier};
 use crate::sync::{Dedup, Hlc};
@@ -347,7 +347,7 @@ impl Messenger {
             // for each one was quadratic per node.
             return Vec::new();
         }
-        self.grants_for_missing(now)
+        self.grants_for_missing(now, Some(&key))
     }
 
     fn remember(&mut self, device: VerifiedDevice) {
@@ -559,7 +559,7 @@ impl Messenger {
         let state = self.rooms.get_mut(&room).ok_or_else(|| unknown(room))?;
         state.room.invite(&me, user)?;
         self.unsaved_rooms.insert(room);
-        Ok(self.grants_for_missing(now))
+        Ok(self.grants_for_missing(now, None))
     }
 
     /// Makes sure `room` has a key epoch: if nobody has created one yet, this
@@ -703,6 +703,23 @@ impl Messenger {
     /// device, and returns the held messages that became readable.
     pub fn receive_grant(&mut self, grant: &KeyGrant, now_ms: u64) -> Result<Vec<Message>, String> {
         grant.verify_signature().map_err(|e| e.to_string())?;
+        self.receive_signed_grant(grant, now_ms)
+    }
+
+    /// [`Messenger::receive_grant`] for a grant whose issuer's signature is
+    /// already checked: it came in a control frame its issuer signed, which
+    /// covers the grant's every byte (a second check of every grant on the
+    /// agency control topic was a tenth of a large mesh's CPU).
+    pub fn receive_signed_grant(
+        &mut self,
+        grant: &KeyGrant,
+        now_ms: u64,
+    ) -> Result<Vec<Message>, String> {
+        if grant.body.wraps.len() > MAX_WRAPS_PER_GRANT {
+            return Err(format!(
+                "a key grant wraps at most {MAX_WRAPS_PER_GRANT} devices"
+            ));
+        }
         let issuer = self
             .directory
             .get(&grant.issuer)
@@ -744,6 +761,14 @@ impl Messenger {
             .entry((epoch.number, epoch.key_id))
             .or_default()
             .extend(grant.recipients().copied());
+        if state.keys.contains_key(&(epoch.number, epoch.key_id)) {
+            // Granted again by another holder: nothing to open, nothing new.
+            state.epochs.learn(Grant {
+                epoch,
+                key_held: true,
+            });
+            return Ok(Vec::new());
+        }
         let key = match grant.key_for(&self.me) {
             Some(Ok(key)) => Some(key),
             Some(Err(e)) => return Err(e.to_string()),
@@ -766,7 +791,7 @@ impl Messenger {
             }
         }
         // Now a holder: members met before the key came may be ours to serve.
-        let grants = self.grants_for_missing(now_ms / 1000);
+        let grants = self.grants_for_missing(now_ms / 1000, None);
         self.unsent_grants.extend(grants);
         Ok(readable)
     }
@@ -800,8 +825,16 @@ impl Messenger {
     /// Whether receipts are exchanged in `room`: it has at most
     /// [`RECEIPT_ROOM_LIMIT`] known member devices.
     pub fn receipts_enabled(&self, room: RoomId) -> bool {
-        self.member_devices(room)
-            .is_ok_and(|devices| devices.len() <= RECEIPT_ROOM_LIMIT)
+        let Some(state) = self.rooms.get(&room) else {
+            return false;
+        };
+        // Counts no further than the limit: asked on every room listing.
+        self.directory
+            .iter()
+            .filter(|(key, device)| state.room.admits(device) && !self.revoked.contains_key(key))
+            .take(RECEIPT_ROOM_LIMIT + 1)
+            .count()
+            <= RECEIPT_ROOM_LIMIT
     }
 
     /// A receipt for `messages` of `room` (at most [`MAX_RECEIPT_IDS`]).
@@ -1011,35 +1044,44 @@ impl Messenger {
             .collect())
     }
 
-    /// Grants of current keys this device holds to member devices that have none.
-    fn grants_for_missing(&mut self, now: u64) -> Vec<KeyGrant> {
+    /// Grants of current keys this device holds to member devices that have
+    /// none: every such member, or only `newcomer` (a device just met: the
+    /// others' granters did not change, and scanning every member for each
+    /// device met made a node's setup cubic in the agency's size).
+    fn grants_for_missing(&mut self, now: u64, newcomer: Option<&PublicKey>) -> Vec<KeyGrant> {
         let mut out = Vec::new();
+        let me_key = self.me.public();
         let rooms: Vec<RoomId> = self.rooms.keys().copied().collect();
         for room in rooms {
-            let Ok(members) = self.member_devices(room) else {
-                continue;
+            let candidates = match newcomer {
+                Some(device) => vec![*device],
+                None => self.member_devices(room).unwrap_or_default(),
             };
-            let me = self.my_cert.clone();
             let Some(state) = self.rooms.get_mut(&room) else {
                 continue;
             };
-            if !may_grant(&state.room, &me) {
+            if !may_grant(&state.room, &self.my_cert) {
                 continue;
             }
-            let me_key = self.me.public();
+            let (directory, revoked) = (&self.directory, &self.revoked);
+            let member = |key: &PublicKey| {
+                directory
+                    .get(key)
+                    .is_some_and(|device| state.room.admits(device))
+                    && !revoked.contains_key(key)
+            };
+            let candidates: Vec<PublicKey> = candidates.into_iter().filter(member).collect();
+            if candidates.is_empty() {
+                continue;
+            }
             for (epoch, key) in state.current_keys() {
                 let slot = (epoch.number, epoch.key_id);
                 let granted = state.granted.entry(slot).or_default();
-                // Holders as far as we know: granted members, and us.
-                let holders: Vec<PublicKey> = members
-                    .iter()
-                    .filter(|d| granted.contains(d) || **d == me_key)
-                    .copied()
-                    .collect();
-                let missing: Vec<PublicKey> = members
+                // Holders as far as we know: the granted members (and us).
+                let missing: Vec<PublicKey> = candidates
                     .iter()
                     .filter(|d| !granted.contains(d))
-                    .filter(|d| granter_of(room, d, &holders, &me_key))
+                    .filter(|d| granter_of(room, d, granted.iter().filter(|h| member(h)), &me_key))
                     .copied()
                     .collect();
                 if missing.is_empty() {
@@ -1061,7 +1103,12 @@ impl Messenger {
 /// grant `room`'s key to `newcomer`: the holders whose hash with the room
 /// and the newcomer is lowest, the same choice on every device that knows
 /// the same holders.
-fn granter_of(room: RoomId, newcomer: &PublicKey, holders: &[PublicKey], me: &PublicKey) -> bool {
+fn granter_of<'a>(
+    room: RoomId,
+    newcomer: &PublicKey,
+    holders: impl Iterator<Item = &'a PublicKey>,
+    me: &PublicKey,
+) -> bool {
     let rank = |holder: &PublicKey| {
         let mut hasher = blake3::Hasher::new();
         hasher.update(&room.0);
@@ -1075,7 +1122,6 @@ fn granter_of(room: RoomId, newcomer: &PublicKey, holders: &[PublicKey], me: &Pu
     // count per newcomer was cubic in the room size over a node's setup,
     // most of the CPU of a 510-node simulation).
     holders
-        .iter()
         .filter(|h| *h != me && rank(h) < mine)
         .take(GRANTERS_PER_DEVICE)
         .count()

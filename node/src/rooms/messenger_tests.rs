@@ -32,6 +32,23 @@ impl World {
 
     /// Adds a device of `user` at `org`; every device learns every other.
     fn device(&mut self, user: &str, org: &str) -> usize {
+        let (key, cert) = self.enroll(user, org);
+        let mut fresh = Messenger::new(key, cert.clone());
+        let known: Vec<VerifiedDevice> = self.devices.iter().map(|d| d.my_cert.clone()).collect();
+        let mut grants = Vec::new();
+        for other in known {
+            grants.extend(fresh.learn_device(other, NOW));
+        }
+        for device in &mut self.devices {
+            grants.extend(device.learn_device(cert.clone(), NOW));
+        }
+        self.devices.push(fresh);
+        self.broadcast_grants(&grants);
+        self.devices.len() - 1
+    }
+
+    /// A new device of `user` at `org`, certified; nobody has met it yet.
+    fn enroll(&mut self, user: &str, org: &str) -> (KeyPair, VerifiedDevice) {
         let key = KeyPair::generate(&mut self.entropy);
         let request = EnrollmentRequest::new(&key, user, NOW).expect("request");
         let bundle = self
@@ -58,18 +75,7 @@ impl World {
         let cert = bundle
             .verify_for(key.device_id(), NOW, &TrustPolicy::default())
             .expect("valid");
-        let mut fresh = Messenger::new(key, cert.clone());
-        let known: Vec<VerifiedDevice> = self.devices.iter().map(|d| d.my_cert.clone()).collect();
-        let mut grants = Vec::new();
-        for other in known {
-            grants.extend(fresh.learn_device(other, NOW));
-        }
-        for device in &mut self.devices {
-            grants.extend(device.learn_device(cert.clone(), NOW));
-        }
-        self.devices.push(fresh);
-        self.broadcast_grants(&grants);
-        self.devices.len() - 1
+        (key, cert)
     }
 
     fn broadcast_grants(&mut self, grants: &[KeyGrant]) {
@@ -753,4 +759,78 @@ fn an_envelope_from_a_device_not_met_yet_waits_for_its_certificate() {
     let late = world.devices[lee].take_late_deliveries();
     assert_eq!(late.len(), 1);
     assert_eq!(late[0].content, Content::Text("hello from park".into()));
+}
+
+#[test]
+fn a_device_met_is_granted_the_key_alone_and_a_repeated_grant_changes_nothing() {
+    let mut world = World::new(15);
+    let div = "MOIS/Division 5";
+    let (kim, lee) = (world.device("kim", div), world.device("lee", div));
+    let room = world.dept(div);
+    let (_, verdicts) = world.send(kim, room, "first", NOW_MS);
+    assert!(text(&verdicts[lee]).is_some(), "lee holds the key");
+    let _ = world.devices[lee].take_new_keys();
+
+    // Meeting a newcomer: the only holders grant to it, and to nobody else.
+    let (_, park) = world.enroll("park", div);
+    let park_key = park.device.public_key();
+    let grants: Vec<KeyGrant> = [kim, lee]
+        .into_iter()
+        .flat_map(|i| world.devices[i].learn_device(park.clone(), NOW))
+        .collect();
+    assert!(!grants.is_empty(), "one of the two holders grants");
+    for grant in &grants {
+        assert_eq!(grant.recipients().collect::<Vec<_>>(), vec![&park_key]);
+    }
+    // Met again, unchanged: nothing more.
+    assert!(world.devices[kim].learn_device(park, NOW).is_empty());
+
+    // lee is granted the key it holds once more: nothing to open, store or pass on.
+    let (epoch, key) = {
+        let (epoch, key) = world.devices[kim].rooms[&room].current_key().expect("key");
+        (epoch, key.clone())
+    };
+    let lee_key = world.devices[lee].me.public();
+    let again = KeyGrant::issue(
+        &world.devices[kim].me,
+        room,
+        epoch.number,
+        &key,
+        &[lee_key],
+        NOW,
+    )
+    .expect("issue");
+    let shown = world.devices[lee]
+        .receive_grant(&again[0], NOW_MS)
+        .expect("valid grant");
+    assert!(shown.is_empty());
+    assert!(world.devices[lee].take_new_keys().is_empty());
+    assert!(world.devices[lee].take_unsent_grants().is_empty());
+    assert!(world.devices[lee].can_send(room));
+}
+
+#[test]
+fn a_grant_wrapping_more_devices_than_the_limit_is_refused_unread() {
+    let mut world = World::new(16);
+    let div = "MOIS/Division 6";
+    let (kim, lee) = (world.device("kim", div), world.device("lee", div));
+    let room = world.dept(div);
+    let key = RoomKey::generate(&mut world.entropy);
+    let mut grant = KeyGrant::issue(
+        &world.devices[kim].me,
+        room,
+        1,
+        &key,
+        &[world.devices[lee].me.public()],
+        NOW,
+    )
+    .expect("issue")
+    .remove(0);
+    let wrap = grant.body.wraps[0].clone();
+    grant.body.wraps = vec![wrap; MAX_WRAPS_PER_GRANT + 1];
+    let err = world.devices[lee]
+        .receive_signed_grant(&grant, NOW_MS)
+        .expect_err("too many wraps");
+    assert!(err.contains("at most"), "{err}");
+    assert!(!world.devices[lee].can_send(room));
 }
