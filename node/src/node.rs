@@ -139,6 +139,9 @@ pub struct Status {
     pub mdns: bool,
     /// Bootstrap addresses in use.
     pub bootstrap: Vec<String>,
+    /// Officials' devices this node has met (their certificates are held:
+    /// their messages can be checked); relays are not counted.
+    pub devices_met: usize,
     /// Number of peers blocked after a refusal.
     pub blocked: usize,
     /// Whether this node is a relay (store-and-forward for others).

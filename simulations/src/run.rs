@@ -505,7 +505,8 @@ fn schedule(
 }
 
 /// Waits until every node has a peer, the gossip meshes formed, and every
-/// device read the room's opening message and can send in [`ROOM`]. Nodes
+/// device met every other, read the room's opening message and can send in
+/// [`ROOM`]. Nodes
 /// are asked all at once, in rounds: on a loaded machine one node's answer
 /// can take a second, and asking 500 in turn took longer than the setup.
 /// A device still missing something reconciles with its peers once per
@@ -559,7 +560,10 @@ async fn wait_ready(world: &World, sync_interval_secs: u64, progress: &Progress)
         }
     }
     let devices = world.devices().count();
-    progress.phase("setup: devices holding the room key", devices as u64);
+    progress.phase(
+        "setup: devices holding the room key, every device met",
+        devices as u64,
+    );
     let mut waiting: Vec<usize> = world
         .devices()
         .map(|(i, _)| i)
@@ -585,28 +589,32 @@ async fn wait_ready(world: &World, sync_interval_secs: u64, progress: &Progress)
                 .await
                 .map(|h| h.iter().any(|m| m.text == OPENING))
                 .unwrap_or(false);
-            if can_send && (opened || key_alone) {
+            // Messages from a device not met yet wait (unforwarded) for its
+            // certificate: traffic starts once every device has met the others.
+            let met = handle.status().await.map_or(0, |s| s.devices_met);
+            if can_send && met + 1 >= devices && (opened || key_alone) {
                 return None;
             }
             if round.is_multiple_of(sync_rounds) {
                 let _ = handle.sync_now().await;
             }
-            Some((index, can_send, opened))
+            Some((index, can_send, opened, met))
         });
-        let still: Vec<(usize, bool, bool)> = futures::future::join_all(asks)
+        let still: Vec<(usize, bool, bool, usize)> = futures::future::join_all(asks)
             .await
             .into_iter()
             .flatten()
             .collect();
         waiting = still.iter().map(|(i, ..)| *i).collect();
         progress.set((devices - waiting.len()) as u64);
-        if let Some(&(index, can_send, opened)) = still.first()
+        if let Some(&(index, can_send, opened, met)) = still.first()
             && Instant::now() >= deadline
         {
             bail!(
-                "{} (and {} more) never got ready in room {ROOM} (holds its key: {can_send}, read the opening message: {opened})",
+                "{} (and {} more) never got ready in room {ROOM} (holds its key: {can_send}, read the opening message: {opened}, met {met} of the other {} devices)",
                 world.nodes[index].user,
-                still.len() - 1
+                still.len() - 1,
+                devices - 1
             );
         }
         if !waiting.is_empty() {

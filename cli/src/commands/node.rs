@@ -216,6 +216,10 @@ pub fn status(home: &Path, json: bool) -> Result<()> {
         "  peers:        {} admitted, {} blocked",
         status.peers, status.blocked
     );
+    println!(
+        "  devices met:  {} (officials' devices whose certificates this node holds)",
+        status.devices_met
+    );
     println!("  mDNS:         {}", if status.mdns { "on" } else { "off" });
     println!(
         "  stored:       {} item(s), {} KiB{}",

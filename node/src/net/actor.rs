@@ -536,6 +536,12 @@ impl Actor {
                     peers: self.peers.len(),
                     mdns: self.config.config.mdns,
                     bootstrap: self.bootstrap.iter().map(ToString::to_string).collect(),
+                    devices_met: self.messaging.as_ref().map_or(0, |m| {
+                        m.messenger
+                            .devices()
+                            .filter(|d| d.role != crate::trust::Role::Relay)
+                            .count()
+                    }),
                     blocked: self.gate.blocked_peers().len(),
                     relay: self.carrier.is_some(),
                     stored_items: self.index.total(),
