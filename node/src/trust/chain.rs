@@ -60,6 +60,22 @@ impl CertificateChain {
         now: u64,
         policy: &TrustPolicy,
     ) -> Result<VerifiedDevice, TrustError> {
+        self.verify_with(agency, now, policy, &mut |certificate, signer, _| {
+            certificate.is_signed_by(signer)
+        })
+    }
+
+    /// [`CertificateChain::verify`], with each certificate's signature
+    /// judged by `signed(certificate, signer, is_leaf)`: a cache of issuing
+    /// certificates already checked under the same signer answers from
+    /// memory. Every other check is made here.
+    pub(super) fn verify_with(
+        &self,
+        agency: &AgencyInfo,
+        now: u64,
+        policy: &TrustPolicy,
+        signed: &mut impl FnMut(&super::Certificate, &PublicKey, bool) -> bool,
+    ) -> Result<VerifiedDevice, TrustError> {
         let len = self.certificates.len();
         if len == 0 || len > MAX_CHAIN_LEN {
             return Err(TrustError::invalid(
@@ -80,7 +96,8 @@ impl CertificateChain {
                     found: body.agency,
                 });
             }
-            if !certificate.is_signed_by(&signer) {
+            let is_leaf = position + 1 == len;
+            if !signed(certificate, &signer, is_leaf) {
                 return Err(TrustError::BadSignature {
                     what,
                     signer: signer_name,
@@ -88,7 +105,6 @@ impl CertificateChain {
             }
             body.subject.validate()?;
             check_window(&what, body.not_before, body.not_after, now, policy)?;
-            let is_leaf = position + 1 == len;
             if !is_leaf {
                 Action::Enroll.check(body.role, what.clone())?;
                 signer = body.key;

@@ -411,3 +411,37 @@ fn a_cached_chain_is_trusted_only_inside_its_validity() {
             .is_err()
     );
 }
+
+#[test]
+fn a_remembered_operator_certificate_vouches_for_no_forged_device() {
+    let mut agency = Agency::new(11);
+    let phone = agency.enroll("kim", Role::Member);
+    let laptop = agency.enroll("lee", Role::Member);
+    assert!(
+        phone.chain.certificates.len() >= 2,
+        "operator above the device"
+    );
+    let mut cache = ChainCache::new();
+    cache
+        .verify(&phone.chain, agency.info(), NOW + 10, &agency.policy)
+        .expect("valid");
+    // Same operator certificate, checked from memory; the device's own is not.
+    let mut forged = laptop.chain.clone();
+    let leaf = forged.certificates.last_mut().expect("leaf");
+    leaf.signature.0.0[0] ^= 1;
+    assert!(matches!(
+        cache.verify(&forged, agency.info(), NOW + 10, &agency.policy),
+        Err(TrustError::BadSignature { .. })
+    ));
+    // An operator certificate altered is not the one remembered.
+    let mut altered = laptop.chain.clone();
+    altered.certificates[0].body.serial += 1;
+    assert!(matches!(
+        cache.verify(&altered, agency.info(), NOW + 10, &agency.policy),
+        Err(TrustError::BadSignature { .. })
+    ));
+    let (verified, _) = cache
+        .verify(&laptop.chain, agency.info(), NOW + 10, &agency.policy)
+        .expect("genuine");
+    assert_eq!(verified, laptop.verified);
+}
