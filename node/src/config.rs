@@ -30,9 +30,12 @@ pub struct NodeConfig {
     pub mdns_query_secs: u64,
     /// Set on relay nodes: store-and-forward limits.
     pub relay: Option<RelayConfig>,
-    /// Most peers this node dials on its own (Kademlia and mDNS discovery);
-    /// bootstrap dials and peers that dial us are not limited. Gossip needs
-    /// only a handful of peers; a phone should not connect to a whole agency.
+    /// Most peers this node dials on its own (Kademlia and mDNS discovery).
+    /// A device (not a relay) keeps at most twice this many connections:
+    /// past that, a peer that dialled in or that discovery reached is let
+    /// go once admitted; relays, bootstrap and hand-made dials always stay.
+    /// Gossip needs only a handful of peers; a phone should not connect to
+    /// a whole agency.
     pub max_peers: usize,
 }
 

@@ -33,6 +33,9 @@ pub struct Report {
     /// near this machine's core count, the figures below measure a
     /// saturated simulator.
     pub cpu_idle_cores: f64,
+    /// Peers (admitted connections) per node when the traffic started:
+    /// mean and most.
+    pub peers_per_node: (f64, usize),
     /// Bytes a device sent and received on average during the traffic.
     pub traffic_bytes_per_device: f64,
     /// Bytes a relay sent and received on average during the traffic.
@@ -185,6 +188,7 @@ impl Report {
              | metric | value |\n|---|---|\n\
              | setup (mesh + room key) | {setup:.1} s, {sbytes:.0} KiB sent per node |\n\
              | CPU while idle (all nodes) | {idle:.2} cores |\n\
+             | peers per node, mean / most | {peers:.1} / {peers_max} |\n\
              | bytes per device / per relay during the traffic | {dbytes:.0} KiB / {rbytes:.0} KiB |\n\
              | delivery, gossip alone | {dg:.2} % |\n\
              | delivery, after sync | {ds:.2} % |\n\
@@ -208,6 +212,8 @@ impl Report {
             setup = self.setup_secs,
             sbytes = self.setup_bytes_per_node / 1024.0,
             idle = self.cpu_idle_cores,
+            peers = self.peers_per_node.0,
+            peers_max = self.peers_per_node.1,
             dbytes = self.traffic_bytes_per_device / 1024.0,
             rbytes = self.traffic_bytes_per_relay / 1024.0,
             dg = self.delivery_gossip * 100.0,

@@ -124,6 +124,15 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
         "ready after {setup_secs:.1} s ({cpu_idle_cores:.2} cores busy while idle); sending"
     ));
     let edges = world.edges().await;
+    let mut degree = vec![0usize; nodes];
+    for &(a, b) in &edges {
+        degree[a] += 1;
+        degree[b] += 1;
+    }
+    let peers_per_node = (
+        2.0 * edges.len() as f64 / nodes.max(1) as f64,
+        degree.iter().copied().max().unwrap_or(0),
+    );
 
     let shared: Shared = Arc::new(Mutex::new(Observed {
         arrivals: vec![HashMap::new(); nodes],
@@ -376,6 +385,7 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
         setup_secs,
         setup_bytes_per_node: setup_bytes as f64 / nodes as f64,
         cpu_idle_cores,
+        peers_per_node,
         traffic_bytes_per_device: device_bytes,
         traffic_bytes_per_relay: relay_bytes,
         delivery_gossip: gossip.ratio,

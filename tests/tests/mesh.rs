@@ -434,3 +434,42 @@ async fn a_key_grant_relayed_in_someone_elses_frame_is_rejected() {
     rogue.shutdown().await;
     honest.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_keeps_at_most_twice_max_peers_connections() {
+    use baro_node::NodeBuilder;
+    use baro_node::net::TransportKind;
+    use baro_node::testing::memory_config;
+
+    let mut agency = TestAgency::new(12);
+    let hub_credentials = agency.member("hub");
+    let hub = NodeBuilder::new(hub_credentials)
+        .config(baro_node::NodeConfig {
+            max_peers: 1,
+            ..memory_config(&[])
+        })
+        .transport(TransportKind::Memory)
+        .clock(std::sync::Arc::new(agency.clock.clone()))
+        .spawn()
+        .expect("hub starts");
+    let address = listen_address(&hub).await.expect("listening");
+    // Five officials all dial the hub (their bootstrap): it keeps two.
+    let others: Vec<_> = (0..5)
+        .map(|i| {
+            let credentials = agency.member(&format!("official{i}"));
+            agency.spawn(credentials, std::slice::from_ref(&address))
+        })
+        .collect();
+    hub.handle()
+        .wait_for_peers(2, SETTLE)
+        .await
+        .expect("two admitted");
+    // The other three keep redialling it (discovery runs every second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let peers = hub.handle().peers().await.expect("peers");
+    assert_eq!(peers.len(), 2, "hub holds {} connections", peers.len());
+    for node in others {
+        node.shutdown().await;
+    }
+    hub.shutdown().await;
+}

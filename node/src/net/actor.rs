@@ -24,7 +24,7 @@ use crate::rooms::Messenger;
 use crate::store::{MessageLog, Store};
 use crate::sync::Dedup;
 use crate::trust::{
-    AdmissionHello, AgencyInfo, CertificateChain, FrameBody, SignedFrame, TrustPolicy,
+    AdmissionHello, AgencyInfo, CertificateChain, FrameBody, Role, SignedFrame, TrustPolicy,
     VerifiedDevice, empty_revocation_digest,
 };
 use crate::wire;
@@ -37,6 +37,8 @@ const PENDING_CAPACITY: usize = 1024;
 /// peer again after every failed dial; without this, a peer that went away
 /// is redialled in a tight loop).
 const REDIAL_AFTER: Duration = Duration::from_secs(10);
+/// Longest wait between two Kademlia lookups of a node short of peers.
+const MAX_LOOKUP_INTERVAL: Duration = Duration::from_secs(300);
 /// How often delivered receipts are sent.
 const RECEIPT_FLUSH: Duration = Duration::from_millis(250);
 
@@ -169,6 +171,10 @@ pub(crate) struct Actor {
     refused: Dedup<[u8; 32]>,
     /// When each peer was last dialled by discovery.
     last_dial: HashMap<PeerId, tokio::time::Instant>,
+    /// When Kademlia may look for more peers next, and the wait after that
+    /// (doubling while the node has some peers: every node querying every
+    /// round kept the mesh dialling and hanging up).
+    next_lookup: (tokio::time::Instant, Duration),
     /// Raw sync requests from the handle, waiting for their answer.
     raw_syncs: HashMap<
         libp2p::request_response::OutboundRequestId,
@@ -364,6 +370,7 @@ impl Actor {
             reservations: HashSet::new(),
             raw_syncs: HashMap::new(),
             last_dial: HashMap::new(),
+            next_lookup: (tokio::time::Instant::now(), Duration::ZERO),
             refused: Dedup::new(SEEN_CAPACITY),
             me,
             listeners,
@@ -470,14 +477,20 @@ impl Actor {
 
     fn discover(&mut self) {
         self.redial_lan_peers();
+        let period = Duration::from_secs(self.config.config.discovery_interval_secs);
+        let now = tokio::time::Instant::now();
         if self.peers.is_empty() {
+            self.next_lookup = (now, period);
             self.dial_bootstrap();
-        } else if self.peers.len() < self.config.config.max_peers {
+        } else if self.peers.len() < self.config.config.max_peers && now >= self.next_lookup.0 {
             // A node with all the peers it may dial looks for no more: a
-            // Kademlia bootstrap is a query per bucket, and every node
-            // running one every tick was a third of the CPU of a 104-node
-            // simulation once its mesh had formed.
+            // Kademlia bootstrap is a query per bucket (and a connection to
+            // every node it asks), and every node running one every tick was
+            // a third of the CPU of a 104-node simulation once its mesh had
+            // formed. Short of peers, it asks again less and less often.
             let _ = self.swarm.behaviour_mut().kad.bootstrap();
+            let wait = self.next_lookup.1.max(period);
+            self.next_lookup = (now + wait, (wait * 2).min(MAX_LOOKUP_INTERVAL));
         }
     }
 
@@ -485,7 +498,7 @@ impl Actor {
         if peer == *self.swarm.local_peer_id()
             || self.swarm.is_connected(&peer)
             || self.gate.blocked(&peer).is_some()
-            || self.peers.len() >= self.config.config.max_peers
+            || self.peers.len() + self.dials_in_flight() >= self.config.config.max_peers
         {
             return;
         }
@@ -518,6 +531,35 @@ impl Actor {
         }
     }
 
+    /// Our own dials still under way (Kademlia reports dozens of peers at
+    /// once: counting only connected peers dialled them all).
+    fn dials_in_flight(&self) -> usize {
+        let now = tokio::time::Instant::now();
+        self.pending
+            .keys()
+            .filter(|peer| {
+                self.last_dial
+                    .get(peer)
+                    .is_some_and(|at| now.duration_since(*at) < REDIAL_AFTER)
+            })
+            .count()
+    }
+
+    /// Whether a newly admitted peer is one connection too many: a device
+    /// keeps at most twice `max_peers` connections (peers dial in, and
+    /// Kademlia connects to every node its queries reach: in a 104-node
+    /// simulation with `max_peers` 12, nodes held 77 connections each).
+    /// Relays, bootstrap and hand-made dials are always kept.
+    fn over_connection_limit(&self, role: Role, found_by: Discovery) -> bool {
+        self.carrier.is_none()
+            && role != Role::Relay
+            && matches!(
+                found_by,
+                Discovery::Inbound | Discovery::Kademlia | Discovery::Mdns
+            )
+            && self.peers.len() >= self.config.config.max_peers.saturating_mul(2)
+    }
+
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Peers(reply) => {
@@ -539,7 +581,7 @@ impl Actor {
                     devices_met: self.messaging.as_ref().map_or(0, |m| {
                         m.messenger
                             .devices()
-                            .filter(|d| d.role != crate::trust::Role::Relay)
+                            .filter(|d| d.role != Role::Relay)
                             .count()
                     }),
                     blocked: self.gate.blocked_peers().len(),
@@ -758,6 +800,11 @@ impl Actor {
             let _ = self.swarm.disconnect_peer_id(peer_id);
             return;
         };
+        if self.over_connection_limit(verified.role, found_by) {
+            tracing::debug!(%peer_id, "connection limit reached; closing the new connection");
+            let _ = self.swarm.disconnect_peer_id(peer_id);
+            return;
+        }
         self.learn_device(verified.clone(), &chain);
         let info = PeerInfo {
             device: verified.device,
@@ -978,16 +1025,8 @@ impl Actor {
 
     /// A device that dialed a relay asks it for a circuit reservation, so
     /// peers that cannot reach it directly can through the relay.
-    fn reserve_circuit(
-        &mut self,
-        peer: PeerId,
-        role: crate::trust::Role,
-        endpoint: &ConnectedPoint,
-    ) {
-        if self.carrier.is_some()
-            || role != crate::trust::Role::Relay
-            || self.reservations.contains(&peer)
-        {
+    fn reserve_circuit(&mut self, peer: PeerId, role: Role, endpoint: &ConnectedPoint) {
+        if self.carrier.is_some() || role != Role::Relay || self.reservations.contains(&peer) {
             return;
         }
         let ConnectedPoint::Dialer { address, .. } = endpoint else {

@@ -15,7 +15,8 @@ use crate::identity::{DeviceId, Entropy, OsEntropy};
 use crate::net::topics;
 use crate::node::{NodeError, NodeEvent};
 use crate::rooms::{
-    ControlMessage, KeyGrant, Message, Messenger, MessengerError, Room, RoomId, RoomKind, Verdict,
+    ControlMessage, KeyGrant, Message, Messenger, MessengerError, RECEIPT_ROOM_LIMIT, Room, RoomId,
+    RoomKind, Verdict,
 };
 use crate::store::{MessageLog, envelope_sync_item};
 use crate::sync::SyncScope;
@@ -590,8 +591,15 @@ impl Actor {
             return Intake::Duplicate;
         }
         let room = envelope.body.header.room;
+        // Stored notices go to the whole room, like receipts: only in rooms
+        // small enough for receipts (in a 500-member room, every relay's
+        // notice for every message reached, and was checked by, everyone).
+        let small = self
+            .carrier
+            .as_ref()
+            .is_some_and(|carrier| carrier.holders(room) <= RECEIPT_ROOM_LIMIT);
         let pending = messaging.stored.entry(room).or_default();
-        if pending.len() < MAX_RECEIPT_IDS {
+        if small && pending.len() < MAX_RECEIPT_IDS {
             pending.push(item.1);
         }
         self.hold(scope, item, len);
@@ -600,16 +608,17 @@ impl Actor {
 
     /// A signed frame from a relay on a room topic this relay carries but
     /// cannot name (a stored receipt for someone else).
-    fn check_relay_frame(&self, message: &gossipsub::Message) -> Result<(), String> {
+    fn check_relay_frame(&mut self, message: &gossipsub::Message) -> Result<(), String> {
         let frame = wire::decode::<SignedFrame>(&message.data).map_err(|e| {
             format!("message on a carried topic is neither envelope nor frame: {e}")
         })?;
         let author = frame
-            .verify(
+            .verify_cached(
                 message.topic.as_str(),
                 &self.agency,
                 self.clock.now(),
                 &self.policy,
+                &mut self.chains,
             )
             .map_err(|e| e.to_string())?;
         if author.role != crate::trust::Role::Relay {
@@ -622,11 +631,12 @@ impl Actor {
     /// receipt for this device's own messages.
     fn take_stored_receipt(&mut self, room: RoomId, frame: &SignedFrame) -> Intake {
         let topic = topics::room(&self.agency.id(), &room.0);
-        let author = match frame.verify(
+        let author = match frame.verify_cached(
             &topic.hash().to_string(),
             &self.agency,
             self.clock.now(),
             &self.policy,
+            &mut self.chains,
         ) {
             Ok(author) => author,
             Err(e) => return Intake::Rejected(e.to_string()),

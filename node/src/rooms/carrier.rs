@@ -43,6 +43,17 @@ impl Carrier {
         }
     }
 
+    /// How many devices hold `room`'s newest key, as far as grants tell.
+    pub fn holders(&self, room: RoomId) -> usize {
+        let Some(newest) = self.newest.get(&room) else {
+            return 0;
+        };
+        self.granted
+            .range((room, PublicKey([0; 32]))..=(room, PublicKey([0xff; 32])))
+            .filter(|(_, held)| *held >= newest)
+            .count()
+    }
+
     /// The rooms `device` may fetch.
     pub fn rooms_of(&self, device: &PublicKey) -> Vec<RoomId> {
         self.newest
@@ -79,6 +90,8 @@ mod tests {
         }
         assert!(carrier.may_serve(room, &kim) && carrier.may_serve(room, &lee));
         assert!(!carrier.may_serve(room, &outsider));
+        assert_eq!(carrier.holders(room), 2);
+        assert_eq!(carrier.holders(RoomId([8; 32])), 0);
         assert!(!carrier.may_serve(RoomId([8; 32]), &kim), "unknown room");
         // Lee is removed: epoch 2 is granted to kim only.
         let second = RoomKey::generate(&mut entropy);
@@ -90,6 +103,7 @@ mod tests {
             !carrier.may_serve(room, &lee),
             "a removed member gets nothing"
         );
+        assert_eq!(carrier.holders(room), 1, "only kim holds the newest key");
         assert_eq!(carrier.rooms_of(&kim), vec![room]);
         assert!(carrier.rooms_of(&lee).is_empty());
     }

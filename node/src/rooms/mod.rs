@@ -17,6 +17,7 @@ pub use control::ControlMessage;
 pub use epochs::{EpochRef, EpochState, Grant};
 pub use key_grant::{GrantBody, GrantError, KeyGrant, MAX_WRAPS_PER_GRANT};
 pub use messenger::{
-    MAX_PENDING_PER_ROOM, Message, Messenger, MessengerError, SEEN_CAPACITY, Verdict,
+    MAX_PENDING_PER_ROOM, Message, Messenger, MessengerError, RECEIPT_ROOM_LIMIT, SEEN_CAPACITY,
+    Verdict,
 };
 pub use room::{Room, RoomError, RoomId, RoomKind};

@@ -74,7 +74,7 @@ impl CertificateChain {
         agency: &AgencyInfo,
         now: u64,
         policy: &TrustPolicy,
-        signed: &mut impl FnMut(&super::Certificate, &PublicKey, bool) -> bool,
+        signed: &mut impl FnMut(&Certificate, &PublicKey, bool) -> bool,
     ) -> Result<VerifiedDevice, TrustError> {
         let len = self.certificates.len();
         if len == 0 || len > MAX_CHAIN_LEN {
