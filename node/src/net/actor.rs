@@ -37,6 +37,10 @@ const PENDING_CAPACITY: usize = 1024;
 /// peer again after every failed dial; without this, a peer that went away
 /// is redialled in a tight loop).
 const REDIAL_AFTER: Duration = Duration::from_secs(10);
+/// A dialled connection closed this soon after admission was refused for room.
+const FULL_PEER_WINDOW: Duration = Duration::from_secs(3);
+/// How long discovery leaves a full peer alone.
+const FULL_PEER_BACKOFF: Duration = Duration::from_secs(600);
 /// Longest wait between two Kademlia lookups of a node short of peers.
 const MAX_LOOKUP_INTERVAL: Duration = Duration::from_secs(300);
 /// How often delivered receipts are sent.
@@ -175,6 +179,10 @@ pub(crate) struct Actor {
     /// (doubling while the node has some peers: every node querying every
     /// round kept the mesh dialling and hanging up).
     next_lookup: (tokio::time::Instant, Duration),
+    /// When each peer was admitted.
+    admitted_at: HashMap<PeerId, tokio::time::Instant>,
+    /// Peers we dialled (not those that dialled us).
+    dialled: HashSet<PeerId>,
     /// Raw sync requests from the handle, waiting for their answer.
     raw_syncs: HashMap<
         libp2p::request_response::OutboundRequestId,
@@ -371,6 +379,8 @@ impl Actor {
             raw_syncs: HashMap::new(),
             last_dial: HashMap::new(),
             next_lookup: (tokio::time::Instant::now(), Duration::ZERO),
+            admitted_at: HashMap::new(),
+            dialled: HashSet::new(),
             refused: Dedup::new(SEEN_CAPACITY),
             me,
             listeners,
@@ -476,6 +486,7 @@ impl Actor {
     }
 
     fn discover(&mut self) {
+        self.trim_connections();
         self.redial_lan_peers();
         let period = Duration::from_secs(self.config.config.discovery_interval_secs);
         let now = tokio::time::Instant::now();
@@ -531,6 +542,22 @@ impl Actor {
         }
     }
 
+    /// A peer we dialled that hung up soon after admitting us (within two
+    /// discovery rounds) is at its connection limit: discovery leaves it alone for [`FULL_PEER_BACKOFF`]
+    /// (redialling full peers every round kept a simulated mesh busy with
+    /// handshakes).
+    fn note_if_full(&mut self, peer: PeerId) {
+        let (Some(at), true) = (self.admitted_at.remove(&peer), self.dialled.remove(&peer)) else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        let window =
+            FULL_PEER_WINDOW + 2 * Duration::from_secs(self.config.config.discovery_interval_secs);
+        if now.duration_since(at) < window {
+            self.last_dial.insert(peer, now + FULL_PEER_BACKOFF);
+        }
+    }
+
     /// Our own dials still under way (Kademlia reports dozens of peers at
     /// once: counting only connected peers dialled them all).
     fn dials_in_flight(&self) -> usize {
@@ -545,19 +572,48 @@ impl Actor {
             .count()
     }
 
-    /// Whether a newly admitted peer is one connection too many: a device
-    /// keeps at most twice `max_peers` connections (peers dial in, and
-    /// Kademlia connects to every node its queries reach: in a 104-node
-    /// simulation with `max_peers` 12, nodes held 77 connections each).
-    /// Relays, bootstrap and hand-made dials are always kept.
-    fn over_connection_limit(&self, role: Role, found_by: Discovery) -> bool {
-        self.carrier.is_none()
-            && role != Role::Relay
-            && matches!(
-                found_by,
-                Discovery::Inbound | Discovery::Kademlia | Discovery::Mdns
-            )
-            && self.peers.len() >= self.config.config.max_peers.saturating_mul(2)
+    /// Lets go of connections past twice `max_peers` on a device (not a
+    /// relay): peers dial in, and Kademlia connects to every node its
+    /// queries reach (in a 104-node simulation with `max_peers` 12, nodes
+    /// held 77 connections each). Peers outside our gossip meshes go
+    /// first, the newest first; relays and bootstrap or hand-made dials
+    /// stay. Done on the discovery round rather than on connecting, so a
+    /// peer's lookup through us completes first (hanging up at once made
+    /// every lookup dial again, and the mesh spun on handshakes).
+    fn trim_connections(&mut self) {
+        let limit = self.config.config.max_peers.saturating_mul(2);
+        if self.carrier.is_some() || self.peers.len() <= limit {
+            return;
+        }
+        let in_mesh: HashSet<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_mesh_peers()
+            .copied()
+            .collect();
+        let mut spare: Vec<(PeerId, tokio::time::Instant)> = self
+            .peers
+            .iter()
+            .filter(|(_, info)| {
+                info.role != Role::Relay
+                    && matches!(
+                        info.found_by,
+                        Discovery::Inbound | Discovery::Kademlia | Discovery::Mdns
+                    )
+            })
+            .map(|(peer, _)| {
+                let since = self.admitted_at.get(peer).copied();
+                (*peer, since.unwrap_or_else(tokio::time::Instant::now))
+            })
+            .collect();
+        // Outside our meshes first, then the newest.
+        spare.sort_by(|a, b| (in_mesh.contains(&a.0), b.1).cmp(&(in_mesh.contains(&b.0), a.1)));
+        let surplus = self.peers.len() - limit;
+        for (peer, _) in spare.into_iter().take(surplus) {
+            tracing::debug!(%peer, "over the connection limit; letting the peer go");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
     }
 
     fn on_command(&mut self, command: Command) {
@@ -760,6 +816,7 @@ impl Actor {
                 ..
             } => {
                 self.gate.forget(&peer_id);
+                self.note_if_full(peer_id);
                 if let Some(peer) = self.peers.remove(&peer_id) {
                     tracing::info!(peer = %peer.device.short(), user = %peer.user_id, "peer disconnected");
                     self.emit(NodeEvent::PeerDisconnected(peer.device));
@@ -800,11 +857,6 @@ impl Actor {
             let _ = self.swarm.disconnect_peer_id(peer_id);
             return;
         };
-        if self.over_connection_limit(verified.role, found_by) {
-            tracing::debug!(%peer_id, "connection limit reached; closing the new connection");
-            let _ = self.swarm.disconnect_peer_id(peer_id);
-            return;
-        }
         self.learn_device(verified.clone(), &chain);
         let info = PeerInfo {
             device: verified.device,
@@ -822,6 +874,11 @@ impl Actor {
             found_by = ?info.found_by,
             "peer admitted"
         );
+        self.admitted_at
+            .insert(peer_id, tokio::time::Instant::now());
+        if endpoint.is_dialer() {
+            self.dialled.insert(peer_id);
+        }
         self.peers.insert(peer_id, info.clone());
         self.emit(NodeEvent::PeerAdmitted(info));
         self.reserve_circuit(peer_id, verified.role, endpoint);

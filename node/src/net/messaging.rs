@@ -598,9 +598,11 @@ impl Actor {
             .carrier
             .as_ref()
             .is_some_and(|carrier| carrier.holders(room) <= RECEIPT_ROOM_LIMIT);
-        let pending = messaging.stored.entry(room).or_default();
-        if small && pending.len() < MAX_RECEIPT_IDS {
-            pending.push(item.1);
+        if small {
+            let pending = messaging.stored.entry(room).or_default();
+            if pending.len() < MAX_RECEIPT_IDS {
+                pending.push(item.1);
+            }
         }
         self.hold(scope, item, len);
         Intake::New
