@@ -36,6 +36,10 @@ pub struct Report {
     /// Peers (admitted connections) per node when the traffic started:
     /// mean and most.
     pub peers_per_node: (f64, usize),
+    /// Devices that started the traffic holding the room key but not yet
+    /// having met every other device (or read the opening message): the
+    /// setup ran out of time (0 on a settled network).
+    pub unsettled: usize,
     /// Bytes a device sent and received on average during the traffic.
     pub traffic_bytes_per_device: f64,
     /// Bytes a relay sent and received on average during the traffic.
@@ -189,6 +193,7 @@ impl Report {
              | setup (mesh + room key) | {setup:.1} s, {sbytes:.0} KiB sent per node |\n\
              | CPU while idle (all nodes) | {idle:.2} cores |\n\
              | peers per node, mean / most | {peers:.1} / {peers_max} |\n\
+             | devices not settled when the traffic started | {unsettled} |\n\
              | bytes per device / per relay during the traffic | {dbytes:.0} KiB / {rbytes:.0} KiB |\n\
              | delivery, gossip alone | {dg:.2} % |\n\
              | delivery, after sync | {ds:.2} % |\n\
@@ -214,6 +219,7 @@ impl Report {
             idle = self.cpu_idle_cores,
             peers = self.peers_per_node.0,
             peers_max = self.peers_per_node.1,
+            unsettled = self.unsettled,
             dbytes = self.traffic_bytes_per_device / 1024.0,
             rbytes = self.traffic_bytes_per_relay / 1024.0,
             dg = self.delivery_gossip * 100.0,

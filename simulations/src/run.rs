@@ -111,7 +111,7 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
         "{nodes} nodes started; waiting for the mesh and room keys"
     ));
     let setup = Instant::now();
-    wait_ready(&world, scenario.sync_interval_secs, progress).await?;
+    let unsettled = wait_ready(&world, scenario.sync_interval_secs, progress).await?;
     let setup_secs = setup.elapsed().as_secs_f64();
     let rss_after = process_rss_bytes();
     let setup_bytes = world.network.total_sent();
@@ -386,6 +386,7 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
         setup_bytes_per_node: setup_bytes as f64 / nodes as f64,
         cpu_idle_cores,
         peers_per_node,
+        unsettled,
         traffic_bytes_per_device: device_bytes,
         traffic_bytes_per_relay: relay_bytes,
         delivery_gossip: gossip.ratio,
@@ -522,7 +523,12 @@ fn schedule(
 /// A device still missing something reconciles with its peers once per
 /// `sync_interval_secs`, as a running node would (every two seconds, 500
 /// waiting devices kept the machine busy with reconciliation).
-async fn wait_ready(world: &World, sync_interval_secs: u64, progress: &Progress) -> Result<()> {
+///
+/// Returns how many devices started the traffic holding the key but not
+/// yet having met every other device or read the opening message.
+async fn wait_ready(world: &World, sync_interval_secs: u64, progress: &Progress) -> Result<usize> {
+    let unsettled = std::sync::atomic::AtomicUsize::new(0);
+    let unsettled = &unsettled;
     const OPENING: &str = "sim: opening the room";
     const ROUND: Duration = Duration::from_millis(500);
     let timeout = setup_timeout(world.nodes.len());
@@ -583,9 +589,10 @@ async fn wait_ready(world: &World, sync_interval_secs: u64, progress: &Progress)
     let mut round = 0u64;
     while !waiting.is_empty() {
         round += 1;
-        // Holding the key is what sending needs; the opening message itself
-        // may still be on its way (it is not measured): in the last fifth of
-        // the time, the key alone will do.
+        // Holding the key is what sending needs; the opening message and
+        // the last certificates may still be on their way: in the last
+        // fifth of the time, the key alone will do (the report counts the
+        // devices that started so).
         let key_alone = Instant::now() + timeout / 5 >= deadline;
         let asks = waiting.iter().map(|&index| async move {
             let handle = world.handle(index)?;
@@ -602,7 +609,10 @@ async fn wait_ready(world: &World, sync_interval_secs: u64, progress: &Progress)
             // Messages from a device not met yet wait (unforwarded) for its
             // certificate: traffic starts once every device has met the others.
             let met = handle.status().await.map_or(0, |s| s.devices_met);
-            if can_send && met + 1 >= devices && (opened || key_alone) {
+            if can_send && ((met + 1 >= devices && opened) || key_alone) {
+                if !(met + 1 >= devices && opened) {
+                    unsettled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 return None;
             }
             if round.is_multiple_of(sync_rounds) {
@@ -631,7 +641,7 @@ async fn wait_ready(world: &World, sync_interval_secs: u64, progress: &Progress)
             tokio::time::sleep(ROUND).await;
         }
     }
-    Ok(())
+    Ok(unsettled.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// The text of message `seq`, padded to `bytes`.
