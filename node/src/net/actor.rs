@@ -37,7 +37,8 @@ const PENDING_CAPACITY: usize = 1024;
 /// peer again after every failed dial; without this, a peer that went away
 /// is redialled in a tight loop).
 const REDIAL_AFTER: Duration = Duration::from_secs(10);
-/// A dialled connection closed this soon after admission was refused for room.
+/// A dialled connection closed this soon (plus two discovery rounds, when a
+/// full peer trims) after admission was refused for lack of room.
 const FULL_PEER_WINDOW: Duration = Duration::from_secs(3);
 /// How long discovery leaves a full peer alone.
 const FULL_PEER_BACKOFF: Duration = Duration::from_secs(600);
@@ -543,9 +544,9 @@ impl Actor {
     }
 
     /// A peer we dialled that hung up soon after admitting us (within two
-    /// discovery rounds) is at its connection limit: discovery leaves it alone for [`FULL_PEER_BACKOFF`]
-    /// (redialling full peers every round kept a simulated mesh busy with
-    /// handshakes).
+    /// discovery rounds) is at its connection limit: discovery leaves it
+    /// alone for [`FULL_PEER_BACKOFF`] (redialling full peers every round
+    /// kept a simulated mesh busy with handshakes).
     fn note_if_full(&mut self, peer: PeerId) {
         let (Some(at), true) = (self.admitted_at.remove(&peer), self.dialled.remove(&peer)) else {
             return;
