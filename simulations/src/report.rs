@@ -40,6 +40,9 @@ pub struct Report {
     /// having met every other device (or read the opening message): the
     /// setup ran out of time (0 on a settled network).
     pub unsettled: usize,
+    /// Node events the simulation's listeners missed because they fell
+    /// behind (the messages they announced count as undelivered).
+    pub missed_events: u64,
     /// Bytes a device sent and received on average during the traffic.
     pub traffic_bytes_per_device: f64,
     /// Bytes a relay sent and received on average during the traffic.
@@ -194,6 +197,7 @@ impl Report {
              | CPU while idle (all nodes) | {idle:.2} cores |\n\
              | peers per node, mean / most | {peers:.1} / {peers_max} |\n\
              | devices not settled when the traffic started | {unsettled} |\n\
+             | node events the simulation missed (listener behind) | {missed} |\n\
              | bytes per device / per relay during the traffic | {dbytes:.0} KiB / {rbytes:.0} KiB |\n\
              | delivery, gossip alone | {dg:.2} % |\n\
              | delivery, after sync | {ds:.2} % |\n\
@@ -220,6 +224,7 @@ impl Report {
             peers = self.peers_per_node.0,
             peers_max = self.peers_per_node.1,
             unsettled = self.unsettled,
+            missed = self.missed_events,
             dbytes = self.traffic_bytes_per_device / 1024.0,
             rbytes = self.traffic_bytes_per_relay / 1024.0,
             dg = self.delivery_gossip * 100.0,

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use baro_node::NodeEvent;
 use baro_node::identity::{Entropy, SeededEntropy};
-
 use baro_node::trust::RevocationScope;
+use tokio::sync::broadcast;
 
 use crate::baseline::{Replay, run_baseline};
 use crate::progress::Progress;
@@ -49,6 +49,8 @@ struct Observed {
     wiped: Vec<Option<Instant>>,
     /// Messages and revocations a node took that the run did not make.
     foreign: Vec<usize>,
+    /// Node events the run's listener missed because it fell behind.
+    missed_events: u64,
 }
 
 type Shared = Arc<Mutex<Observed>>;
@@ -77,7 +79,20 @@ fn observe(world: &World, index: usize, shared: &Shared) -> Option<tokio::task::
     let mut events = world.handle(index)?.events();
     let shared = shared.clone();
     Some(tokio::spawn(async move {
-        while let Ok(event) = events.recv().await {
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                // A listener that fell behind lost some events, not the
+                // rest of the run (it used to stop here, and a node's later
+                // deliveries counted as lost).
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    if let Ok(mut seen) = shared.lock() {
+                        seen.missed_events += missed;
+                    }
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
             let Ok(mut seen) = shared.lock() else { return };
             let now = Instant::now();
             match event {
@@ -139,6 +154,7 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
         revoked: vec![HashMap::new(); nodes],
         wiped: vec![None; nodes],
         foreign: vec![0; nodes],
+        missed_events: 0,
     }));
     let mut listeners: Vec<_> = (0..nodes)
         .filter_map(|i| observe(&world, i, &shared))
@@ -417,6 +433,7 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
             .lock()
             .map(|s| recipients.iter().map(|r| s.foreign[*r]).sum())
             .unwrap_or(0),
+        missed_events: shared.lock().map(|s| s.missed_events).unwrap_or(0),
         targets: Targets {
             hops_p99_max: (n.ln() / d.ln()).ceil() + 1.0,
             copies_per_message_max: 1.0 + (d - 2.0) / 2.0 + 0.5,
