@@ -145,11 +145,14 @@ async fn tampered_and_forged_envelopes_are_rejected_and_penalise_the_forwarder()
 
     // One invalid message already graylists its forwarder (it is ignored
     // from then on), so each forgery comes through a fresh member's node
-    // that has first proved it reaches lee with a genuine message.
+    // that has first proved it reaches lee with a genuine message. It dials
+    // lee itself: an honest node in between would drop the forgery, and
+    // lee would never see who forwarded it.
+    let lee_address = listen_address(&lee).await.expect("lee listening");
     for (i, (what, forged)) in forgeries.into_iter().enumerate() {
         let user = format!("forwarder{i}");
         let credentials = agency.member(&user);
-        let forwarder = agency.spawn(credentials, std::slice::from_ref(&address));
+        let forwarder = agency.spawn(credentials, &[address.clone(), lee_address.clone()]);
         forwarder
             .handle()
             .wait_for_peers(4, SETTLE)
