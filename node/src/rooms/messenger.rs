@@ -825,16 +825,9 @@ impl Messenger {
     /// Whether receipts are exchanged in `room`: it has at most
     /// [`RECEIPT_ROOM_LIMIT`] known member devices.
     pub fn receipts_enabled(&self, room: RoomId) -> bool {
-        let Some(state) = self.rooms.get(&room) else {
-            return false;
-        };
         // Counts no further than the limit: asked on every room listing.
-        self.directory
-            .iter()
-            .filter(|(key, device)| state.room.admits(device) && !self.revoked.contains_key(key))
-            .take(RECEIPT_ROOM_LIMIT + 1)
-            .count()
-            <= RECEIPT_ROOM_LIMIT
+        self.members_of(room)
+            .is_ok_and(|members| members.take(RECEIPT_ROOM_LIMIT + 1).count() <= RECEIPT_ROOM_LIMIT)
     }
 
     /// A receipt for `messages` of `room` (at most [`MAX_RECEIPT_IDS`]).
@@ -1035,13 +1028,20 @@ impl Messenger {
     }
 
     fn member_devices(&self, room: RoomId) -> Result<Vec<PublicKey>, MessengerError> {
+        Ok(self.members_of(room)?.collect())
+    }
+
+    /// The known, unrevoked devices `room` admits.
+    fn members_of(
+        &self,
+        room: RoomId,
+    ) -> Result<impl Iterator<Item = PublicKey> + '_, MessengerError> {
         let state = self.rooms.get(&room).ok_or_else(|| unknown(room))?;
         Ok(self
             .directory
             .iter()
             .filter(|(key, device)| state.room.admits(device) && !self.revoked.contains_key(key))
-            .map(|(key, _)| *key)
-            .collect())
+            .map(|(key, _)| *key))
     }
 
     /// Grants of current keys this device holds to member devices that have
