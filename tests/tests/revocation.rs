@@ -332,6 +332,34 @@ async fn forged_revocations_wipe_nothing_and_their_forwarder_is_penalised() {
 
     let mut kim_events = kim.handle().events();
     let mut lee_events = lee.handle().events();
+    // Kim and Lee each stop listening to Mallory after two invalid messages:
+    // before the four forgeries go out, Mallory's gossip must reach both.
+    let mallory_device = mallory.handle().device();
+    for (i, events) in [&mut kim_events, &mut lee_events].into_iter().enumerate() {
+        let notice = format!("notice {i}");
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        'heard: loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "mallory's notice {i} never arrived"
+            );
+            let _ = mallory
+                .handle()
+                .publish_control(notice.clone().into_bytes())
+                .await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            while let Ok(event) = events.try_recv() {
+                if let NodeEvent::Gossip {
+                    author, payload, ..
+                } = event
+                    && author == mallory_device
+                    && payload == notice.as_bytes()
+                {
+                    break 'heard;
+                }
+            }
+        }
+    }
     let forgeries = [
         wire::encode(&by_member),
         wire::encode(&foreign),
