@@ -347,25 +347,9 @@ async fn invalid_gossip_from_an_admitted_peer_is_rejected_and_penalised() {
     let rogue_peer = rogue.handle().device().peer_id().expect("peer id");
 
     // Garbage, then a frame signed by the rogue but claiming another author.
-    let mut sent = false;
-    for _ in 0..100 {
-        if rogue
-            .handle()
-            .publish_raw(b"not a frame".to_vec())
-            .await
-            .is_ok()
-        {
-            sent = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(sent, "rogue could publish");
-    let reason = wait_for(&mut events, "rejection", |event| match event {
-        NodeEvent::GossipRejected { from, reason } if *from == rogue_peer => Some(reason.clone()),
-        _ => None,
-    })
-    .await;
+    let handle = rogue.handle();
+    publish_until_sent(|| handle.publish_raw(b"not a frame".to_vec())).await;
+    let reason = rejection_from(&mut events, rogue_peer).await;
     assert!(reason.contains("gossip frame"), "{reason}");
     let score = honest
         .handle()
@@ -411,25 +395,9 @@ async fn a_key_grant_relayed_in_someone_elses_frame_is_rejected() {
         .expect("grant")
         .remove(0);
     let payload = baro_node::wire::encode(&ControlMessage::Grant(grant));
-    let mut sent = false;
-    for _ in 0..100 {
-        if rogue
-            .handle()
-            .publish_control(payload.clone())
-            .await
-            .is_ok()
-        {
-            sent = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(sent, "rogue could publish");
-    let reason = wait_for(&mut events, "rejection", |event| match event {
-        NodeEvent::GossipRejected { from, reason } if *from == rogue_peer => Some(reason.clone()),
-        _ => None,
-    })
-    .await;
+    let handle = rogue.handle();
+    publish_until_sent(|| handle.publish_control(payload.clone())).await;
+    let reason = rejection_from(&mut events, rogue_peer).await;
     assert!(reason.contains("issued it"), "{reason}");
     rogue.shutdown().await;
     honest.shutdown().await;
@@ -472,4 +440,31 @@ async fn a_device_keeps_at_most_twice_max_peers_connections() {
         node.shutdown().await;
     }
     hub.shutdown().await;
+}
+
+/// Publishes (retrying for up to 10 s while the gossip mesh forms).
+async fn publish_until_sent<F, Fut>(mut publish: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), baro_node::NodeError>>,
+{
+    for _ in 0..100 {
+        if publish().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("could not publish");
+}
+
+/// Why the node behind `events` rejected gossip forwarded by `peer`.
+async fn rejection_from(
+    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    peer: libp2p::PeerId,
+) -> String {
+    wait_for(events, "rejection", |event| match event {
+        NodeEvent::GossipRejected { from, reason } if *from == peer => Some(reason.clone()),
+        _ => None,
+    })
+    .await
 }
