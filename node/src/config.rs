@@ -37,6 +37,10 @@ pub struct NodeConfig {
     /// Gossip needs only a handful of peers; a phone should not connect to
     /// a whole agency.
     pub max_peers: usize,
+    /// Answer "sent", "created", "revoked" only once the change is on disk
+    /// (concurrent answers share one flush). Only benchmarks turn this off,
+    /// to measure what durability costs.
+    pub durable_acks: bool,
 }
 
 /// What a relay keeps for devices that are offline.
@@ -73,6 +77,7 @@ impl Default for NodeConfig {
             mdns_query_secs: 30,
             relay: None,
             max_peers: 50,
+            durable_acks: true,
         }
     }
 }

@@ -71,6 +71,9 @@ pub enum NodeError {
     /// A room request failed.
     #[error("{0}")]
     Room(String),
+    /// A change was made but could not be made durable: it may be lost.
+    #[error("{0}")]
+    Storage(String),
 }
 
 /// How a peer was found.

@@ -266,6 +266,8 @@ pub fn keep_for_next_start(
         record.unpublished = true;
     }
     log.save_revocation_record(&verified.id, &record)?;
+    // Reported as kept: it must survive a crash before the next start.
+    log.flush()?;
     Ok(RevocationView::new(&verified, &record))
 }
 

@@ -21,7 +21,7 @@ use crate::config::ValidConfig;
 use crate::identity::{DeviceId, Entropy, KeyPair, OsEntropy};
 use crate::node::{BlockedPeer, Credentials, Discovery, NodeError, NodeEvent, PeerInfo, Status};
 use crate::rooms::Messenger;
-use crate::store::{MessageLog, Store};
+use crate::store::{GroupCommit, MessageLog, Store};
 use crate::sync::Dedup;
 use crate::trust::{
     AdmissionHello, AgencyInfo, CertificateChain, FrameBody, Role, SignedFrame, TrustPolicy,
@@ -197,6 +197,8 @@ pub(crate) struct Actor {
     chains: crate::trust::ChainCache,
     /// Where everything is kept (wiped if this device is revoked).
     store: Arc<dyn Store>,
+    /// Answers that wait until what they report is on disk.
+    commit: GroupCommit,
     /// Revoked peers still connected, until their grace period ends.
     revoked_peers: HashMap<PeerId, tokio::time::Instant>,
     /// Revocations issued here that no peer has yet, with their bytes.
@@ -319,6 +321,7 @@ impl Actor {
                 .ok()
         });
         let store_handle = store.clone();
+        let commit = GroupCommit::start(store.clone(), config.config.durable_acks);
         let messaging = credentials
             .chain
             .verify_for(
@@ -386,6 +389,7 @@ impl Actor {
             me,
             listeners,
             chains: crate::trust::ChainCache::new(),
+            commit,
             store: store_handle,
             revoked_peers: HashMap::new(),
             unpublished: HashMap::new(),
@@ -428,8 +432,7 @@ impl Actor {
                     if self.wipe_due() {
                         break;
                     }
-                    self.flush_batches();
-                    self.flush_stored();
+                    self.acknowledge_to_peers();
                     self.disconnect_revoked();
                 }
                 _ = sync.tick() => {
@@ -685,25 +688,33 @@ impl Actor {
                 members,
                 reply,
             } => {
-                let _ = reply.send(self.create_group(&name, members));
+                let result = self.create_group(&name, members);
+                self.acknowledge(reply, result);
             }
             Command::Invite { room, user, reply } => {
-                let _ = reply.send(self.invite(&room, &user));
+                let result = self.invite(&room, &user);
+                self.acknowledge(reply, result);
             }
             Command::Remove { room, user, reply } => {
-                let _ = reply.send(self.remove(&room, &user));
+                let result = self.remove(&room, &user);
+                self.acknowledge(reply, result);
             }
             Command::Leave { room, reply } => {
-                let _ = reply.send(self.leave(&room));
+                let result = self.leave(&room);
+                self.acknowledge(reply, result);
             }
             Command::Send { room, text, reply } => {
-                let _ = reply.send(self.send_text(&room, text));
+                let result = self.send_text(&room, text);
+                self.acknowledge(reply, result);
             }
             Command::FindRoom { room, reply } => {
-                let _ = reply.send(self.room_info(&room));
+                // `@USER` may have opened a 1:1 room just now.
+                let result = self.room_info(&room);
+                self.acknowledge(reply, result);
             }
             Command::MarkRead { room, reply } => {
-                let _ = reply.send(self.mark_read(&room));
+                let result = self.mark_read(&room);
+                self.acknowledge(reply, result);
             }
             Command::History { room, limit, reply } => {
                 let _ = reply.send(self.history(&room, limit));
@@ -726,14 +737,16 @@ impl Actor {
                 let _ = reply.send(());
             }
             Command::SubmitRevocation { bytes, reply } => {
-                let _ = reply.send(self.submit_revocation(bytes));
+                let result = self.submit_revocation(bytes);
+                self.acknowledge(reply, result);
             }
             Command::RevokeOwnDevice {
                 device,
                 reason,
                 reply,
             } => {
-                let _ = reply.send(self.revoke_own_device(device, reason));
+                let result = self.revoke_own_device(device, reason);
+                self.acknowledge(reply, result);
             }
             Command::Revocations(reply) => {
                 let _ = reply.send(self.revocation_views());
@@ -749,6 +762,24 @@ impl Actor {
                     .peer_id()
                     .and_then(|peer| self.swarm.behaviour().gossipsub.peer_score(&peer));
                 let _ = reply.send(score);
+            }
+        }
+    }
+
+    /// Answers a request that changed what this node keeps: a success goes
+    /// out only once the change is on disk (group commit), so nothing a user
+    /// was told happened is lost in a crash. A failure goes out at once.
+    fn acknowledge<T: Send + 'static>(
+        &self,
+        reply: oneshot::Sender<Result<T, NodeError>>,
+        result: Result<T, NodeError>,
+    ) {
+        match result {
+            Ok(answer) => self.commit.after_flush(Box::new(move |flushed| {
+                let _ = reply.send(flushed.map(|()| answer).map_err(NodeError::Storage));
+            })),
+            Err(e) => {
+                let _ = reply.send(Err(e));
             }
         }
     }

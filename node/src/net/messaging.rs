@@ -90,6 +90,10 @@ pub struct MessageView {
     pub from_me: bool,
     /// Receipts from recipient devices (for messages this device wrote).
     pub receipts: Vec<ReceiptView>,
+    /// This device wrote it and no peer has taken it yet: it waits in the
+    /// outbox (it is on disk and leaves when a member is reachable).
+    #[serde(default)]
+    pub queued: bool,
 }
 
 /// What happened to a sent message.
@@ -169,6 +173,7 @@ fn view(message: &Message, room_name: &str, me: DeviceId) -> Option<MessageView>
     Some(MessageView {
         from_me: message.sender == me,
         receipts: Vec::new(),
+        queued: false,
         id: hex::encode(message.id),
         room: message.room.to_string(),
         room_name: room_name.to_string(),
@@ -667,8 +672,28 @@ impl Actor {
         Intake::New
     }
 
+    /// Tells peers what this node now holds (delivered receipts; on relays,
+    /// stored notices), once it is on disk: a sender that hears "delivered"
+    /// or "stored" can rely on it.
+    pub(super) fn acknowledge_to_peers(&mut self) {
+        self.save_unread();
+        let pending = self
+            .messaging
+            .as_ref()
+            .is_some_and(|m| m.delivered_count > 0 || !m.stored.is_empty());
+        if !pending {
+            return;
+        }
+        if let Err(e) = self.commit.flush_now() {
+            tracing::error!(error = %e, "receipts held back: what they confirm is not on disk");
+            return;
+        }
+        self.flush_batches();
+        self.flush_stored();
+    }
+
     /// A relay tells senders which of their envelopes it stored (batched).
-    pub(super) fn flush_stored(&mut self) {
+    fn flush_stored(&mut self) {
         let Some(messaging) = self.messaging.as_mut() else {
             return;
         };
@@ -796,10 +821,8 @@ impl Actor {
     }
 
     /// Sends the delivered receipts gathered since the last flush, one
-    /// envelope per room (per [`MAX_RECEIPT_IDS`] messages), and saves the
-    /// unread lists.
-    pub(super) fn flush_batches(&mut self) {
-        self.save_unread();
+    /// envelope per room (per [`MAX_RECEIPT_IDS`] messages).
+    fn flush_batches(&mut self) {
         let now_ms = self.now_ms();
         let Some(messaging) = self.messaging.as_mut() else {
             return;
@@ -1020,11 +1043,14 @@ impl Actor {
             .messenger
             .send(room, &Content::Text(text), now_ms, &mut OsEntropy)
             .map_err(room_error)?;
+        // The room's key (new with a room's first message) goes to disk
+        // before the message that needs it, and out before it.
+        self.publish_grants(grants);
+        let messaging = self.messaging_mut()?;
         let id = messaging.log.save_envelope(&envelope).map_err(room_error)?;
         messaging.log.mark_mine(&id).map_err(room_error)?;
         let len = wire::encode(&envelope).len();
         self.hold(SyncScope::Room(room), envelope_sync_item(&envelope), len);
-        self.publish_grants(grants);
         let queued = self.publish_envelope(&envelope).map_err(room_error)?;
         Ok(Sent {
             id: hex::encode(id),
@@ -1056,6 +1082,7 @@ impl Actor {
             };
             if shown.from_me {
                 shown.receipts = self.receipt_views(messaging, &message.id)?;
+                shown.queued = messaging.log.is_queued(&message.id).map_err(room_error)?;
             }
             views.push(shown);
         }

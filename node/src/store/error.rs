@@ -60,6 +60,12 @@ pub enum StoreError {
         "the database in {0} is in use by another baro process: is `baro run` already running on this home?"
     )]
     Locked(PathBuf),
+    /// The database's own checks failed past what it can repair.
+    #[error(
+        "the database in {0} is damaged beyond what it can repair (a failing disk?): \
+         move it aside to start this device empty, or restore it from a backup"
+    )]
+    Damaged(PathBuf),
     /// The store was wiped; nothing can be read or written any more.
     #[error("this store was wiped")]
     Wiped,

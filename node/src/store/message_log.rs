@@ -62,6 +62,11 @@ impl MessageLog {
         MessageLog { store }
     }
 
+    /// Makes every record written so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.store.flush()
+    }
+
     /// Saves (or replaces) a room definition.
     pub fn save_room(&self, room: &Room) -> Result<(), StoreError> {
         self.store.insert(ROOMS, &room.id.0, &wire::encode(room))
@@ -279,6 +284,11 @@ impl MessageLog {
             .into_iter()
             .filter_map(|(_, bytes)| wire::decode(&bytes).ok())
             .collect())
+    }
+
+    /// Whether envelope `id` still waits in the outbox.
+    pub fn is_queued(&self, id: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.store.get(OUTBOX, id)?.is_some())
     }
 
     /// Removes an envelope from the outbox once it has left.

@@ -5,8 +5,11 @@
 //! - [`Store`]: the record store trait, with a sled backend ([`SledStore`],
 //!   records encrypted at rest) and an in-memory one ([`MemoryStore`]); one
 //!   conformance suite runs against both.
+//! - [`GroupCommit`]: answers delivered only once what they report is on
+//!   disk, concurrent answers sharing one flush.
 
 mod error;
+mod group_commit;
 mod home;
 mod memory;
 mod message_log;
@@ -17,6 +20,7 @@ mod sled_store;
 mod conformance;
 
 pub use error::StoreError;
+pub use group_commit::{Acknowledgement, GroupCommit};
 pub use home::{Home, HomeFile};
 pub use memory::MemoryStore;
 pub use message_log::{MAX_LISTING, MessageLog, control_item, envelope_sync_item};

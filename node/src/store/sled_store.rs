@@ -16,6 +16,8 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 #[derive(Debug)]
 pub struct SledStore {
     inner: RwLock<Option<Open>>,
+    /// What could not be read when the store was opened (removed since).
+    damage: Option<String>,
 }
 
 #[derive(Debug)]
@@ -34,6 +36,7 @@ impl SledStore {
             {
                 StoreError::Locked(home.root().to_path_buf())
             }
+            sled::Error::Corruption { .. } => StoreError::Damaged(home.database_dir()),
             other => StoreError::Database(other),
         })?;
         let meta = db.open_tree(META_TREE)?;
@@ -57,9 +60,22 @@ impl SledStore {
                 meta.flush()?;
             }
         }
+        let open = Open { db, home };
+        let damage = open.remove_damaged()?;
+        if let Some(damage) = &damage {
+            tracing::warn!("{damage}");
+        }
         Ok(SledStore {
-            inner: RwLock::new(Some(Open { db, home })),
+            inner: RwLock::new(Some(open)),
+            damage,
         })
+    }
+
+    /// One line saying which records could not be read when the store was
+    /// opened (after a power cut or a damaged disk); they were removed, so
+    /// the node starts with everything else. `None` if all were readable.
+    pub fn damage(&self) -> Option<&str> {
+        self.damage.as_deref()
     }
 
     pub(super) fn read(&self) -> RwLockReadGuard<'_, Option<Open>> {
@@ -85,6 +101,44 @@ fn aad(tree: &str, key: &[u8]) -> Vec<u8> {
 }
 
 impl Open {
+    /// Reads every record once; those that no longer open (damaged on disk)
+    /// are removed and counted per tree.
+    fn remove_damaged(&self) -> Result<Option<String>, StoreError> {
+        let mut damaged = Vec::new();
+        for name in self.db.tree_names() {
+            let Ok(tree_name) = std::str::from_utf8(&name) else {
+                continue;
+            };
+            if tree_name.starts_with("__") {
+                continue;
+            }
+            let tree = self.db.open_tree(&name)?;
+            let mut bad = Vec::new();
+            for entry in tree.iter() {
+                let (key, stored) = entry?;
+                if self.unseal(tree_name, &key, &stored).is_err() {
+                    bad.push(key);
+                }
+            }
+            for key in &bad {
+                tree.remove(key)?;
+            }
+            if !bad.is_empty() {
+                damaged.push(format!("{} in '{tree_name}'", bad.len()));
+            }
+        }
+        if damaged.is_empty() {
+            return Ok(None);
+        }
+        self.db.flush()?;
+        Ok(Some(format!(
+            "the store in {} had damaged records that could not be read and were removed ({}); \
+             everything else is intact",
+            self.home.database_dir().display(),
+            damaged.join(", ")
+        )))
+    }
+
     fn seal(&self, tree: &str, key: &[u8], value: &[u8]) -> Vec<u8> {
         let sealed = self
             .home
