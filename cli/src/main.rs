@@ -7,6 +7,7 @@ mod args;
 mod commands;
 mod output;
 mod passphrase;
+mod sanitize;
 
 use std::process::ExitCode;
 
@@ -20,8 +21,10 @@ fn main() -> ExitCode {
     match commands::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // `{:#}` joins the cause chain into one line.
-            eprintln!("error: {}", one_line(&format!("{error:#}")));
+            // `{:#}` joins the cause chain into one line; the node's
+            // errors can quote names and text from the network.
+            let message = one_line(&format!("{error:#}"));
+            eprintln!("error: {}", sanitize::printable(&message));
             ExitCode::FAILURE
         }
     }

@@ -4,6 +4,8 @@ use baro_node::enrollment::{DeviceStatus, InstalledEnrollment};
 use baro_node::trust::{AgencyId, VerifiedDevice};
 use serde_json::{Value, json};
 
+use crate::sanitize::printable;
+
 pub use baro_node::clock::format_utc as date;
 
 /// JSON for a verified certificate.
@@ -21,18 +23,19 @@ pub fn device_json(device: &VerifiedDevice) -> Value {
     })
 }
 
-/// Human lines for a verified certificate.
+/// Human lines for a verified certificate (its names come from other
+/// people: the device's owner and the operator).
 pub fn device_lines(device: &VerifiedDevice) -> String {
     format!(
         "  device id:    {}\n  user:         {} ({})\n  org unit:     {}\n  role:         {}\n  valid:        {} → {}\n  issued by:    {}",
         device.device,
-        device.subject.display_name,
-        device.subject.user_id,
-        device.subject.org_unit,
+        printable(&device.subject.display_name),
+        printable(&device.subject.user_id),
+        printable(device.subject.org_unit.as_str()),
         device.role,
         date(device.not_before),
         date(device.not_after),
-        device.issued_by,
+        printable(&device.issued_by),
     )
 }
 
@@ -77,18 +80,18 @@ pub fn status_text(status: &DeviceStatus) -> String {
         Some(enrolled) => {
             let validity = match &enrolled.validity {
                 Ok(()) => "valid".to_string(),
-                Err(why) => format!("NOT VALID: {why}"),
+                Err(why) => format!("NOT VALID: {}", printable(&why.to_string())),
             };
             let mut text = format!(
                 "{}\n  agency:       {} ({})\n  status:       {validity}",
                 device_lines(&enrolled.details),
-                enrolled.agency.name,
+                printable(&enrolled.agency.name),
                 hex_id(enrolled),
             );
             if !enrolled.bootstrap.is_empty() {
                 text.push_str(&format!(
                     "\n  bootstrap:    {}",
-                    enrolled.bootstrap.join(", ")
+                    printable(&enrolled.bootstrap.join(", "))
                 ));
             }
             if enrolled.is_operator_console {

@@ -15,6 +15,7 @@ use super::print_json;
 use crate::args;
 use crate::output::{device_json, device_lines, full_id};
 use crate::passphrase;
+use crate::sanitize::printable;
 
 pub fn init(home: &Path, args: args::AgencyInit, json: bool) -> Result<()> {
     let operator = Subject {
@@ -41,7 +42,11 @@ pub fn init(home: &Path, args: args::AgencyInit, json: bool) -> Result<()> {
             "device": device_json(&device),
         }));
     }
-    println!("Created agency \"{}\" ({})", args.name, device.agency);
+    println!(
+        "Created agency \"{}\" ({})",
+        printable(&args.name),
+        device.agency
+    );
     println!("  home:         {}", home.display());
     println!("  root key and operator key sealed with your passphrase (argon2id)");
     println!("This home is the operator's own device:");
@@ -93,7 +98,8 @@ pub fn enroll(home: &Path, args: args::AgencyEnroll, json: bool) -> Result<()> {
     }
     println!(
         "Enrolled a {} device into \"{}\":",
-        device.role, bundle.body.agency.name
+        device.role,
+        printable(&bundle.body.agency.name)
     );
     println!("{}", device_lines(&device));
     println!(

@@ -12,6 +12,7 @@ use super::files::{read_input, write_new};
 use super::print_json;
 use crate::args;
 use crate::output::{device_json, device_lines, status_json, status_text};
+use crate::sanitize::printable;
 
 pub fn init(home: &Path, args: args::DeviceInit, json: bool) -> Result<()> {
     let request = enrollment::init_device(home, &args.name, unix_now())?;
@@ -27,7 +28,7 @@ pub fn init(home: &Path, args: args::DeviceInit, json: bool) -> Result<()> {
     }
     println!("Device key created in {}", home.display());
     println!("  device id:    {device}");
-    println!("  name:         {}", request.body.display_name);
+    println!("  name:         {}", printable(&request.body.display_name));
     println!("Enrollment request written to {}.", args.out.display());
     println!(
         "Give it to an operator; install the bundle you get back with `baro device install BUNDLE`."

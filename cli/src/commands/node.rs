@@ -14,6 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::print_json;
 use crate::args::RunArgs;
+use crate::sanitize::{CONTINUATION, printable, printable_lines};
 
 /// Runs the node in the foreground; `relay` makes it a field-office relay.
 pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result<()> {
@@ -53,6 +54,9 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
     let config = config.validate()?.config;
     // Holding the database marks this home as in use by this process.
     let store = std::sync::Arc::new(SledStore::open(home)?);
+    if let Some(damage) = store.damage() {
+        eprintln!("warning: {damage}");
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -73,7 +77,10 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
         let server = tokio::spawn(socket.serve(handle.clone(), shutdown.clone()));
         println!(
             "Baro Mesh node of {} ({}, {}) in agency \"{}\"",
-            me.subject.display_name, me.subject.user_id, me.role, bundle.body.agency.name
+            printable(&me.subject.display_name),
+            printable(&me.subject.user_id),
+            me.role,
+            printable(&bundle.body.agency.name)
         );
         println!("device id: {}", handle.device());
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
@@ -111,33 +118,54 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
     })
 }
 
+/// Prints one node event; every name, reason and text in it came from
+/// the network and is shown through [`printable`].
 fn print_event(event: &NodeEvent, me: &str) {
     match event {
-        NodeEvent::Listening(address) => println!("listening on {address}/p2p/{me}"),
+        NodeEvent::Listening(address) => {
+            println!("listening on {}/p2p/{me}", printable(&address.to_string()))
+        }
         NodeEvent::PeerAdmitted(peer) => println!(
             "admitted {} ({}, {}, {}) via {} at {}",
-            peer.display_name, peer.user_id, peer.role, peer.org_unit, peer.found_by, peer.address
+            printable(&peer.display_name),
+            printable(&peer.user_id),
+            peer.role,
+            printable(peer.org_unit.as_str()),
+            peer.found_by,
+            printable(&peer.address)
         ),
-        NodeEvent::PeerRefused { peer, reason } => println!("refused {peer}: {reason}"),
+        NodeEvent::PeerRefused { peer, reason } => {
+            println!("refused {peer}: {}", printable(reason))
+        }
         NodeEvent::PeerDisconnected(device) => println!("disconnected {device}"),
         NodeEvent::Gossip {
             author_user,
             payload,
             ..
         } => println!(
-            "notice from {author_user}: {}",
-            String::from_utf8_lossy(payload)
+            "notice from {}: {}",
+            printable(author_user),
+            printable(&String::from_utf8_lossy(payload))
         ),
         NodeEvent::Message(message) => println!(
             "[{}] {}: {}",
-            message.room_name, message.sender_name, message.text
+            printable(&message.room_name),
+            printable(&message.sender_name),
+            printable_lines(&message.text, CONTINUATION)
         ),
-        NodeEvent::RoomJoined(room) => println!("joined room \"{}\" ({})", room.name, room.kind),
+        NodeEvent::RoomJoined(room) => println!(
+            "joined room \"{}\" ({})",
+            printable(&room.name),
+            printable(&room.kind)
+        ),
         NodeEvent::Unreadable { room, .. } => {
             tracing::debug!(room = %room, "kept a message this device cannot read")
         }
         NodeEvent::GossipRejected { from, reason } => {
-            println!("rejected a message forwarded by {from}: {reason}")
+            println!(
+                "rejected a message forwarded by {from}: {}",
+                printable(reason)
+            )
         }
         NodeEvent::Synced(report) if report.fetched > 0 => println!(
             "synced with {}: {} item(s) fetched ({} bytes sent, {} received, {} round trips)",
@@ -153,20 +181,23 @@ fn print_event(event: &NodeEvent, me: &str) {
         NodeEvent::Revoked(view) => println!(
             "revocation: device {} of {} ({}), by {}: {}{}",
             view.device.short(),
-            view.user,
-            view.scope,
-            view.issued_by,
-            view.reason,
+            printable(&view.user),
+            printable(&view.scope),
+            printable(&view.issued_by),
+            printable(&view.reason),
             if view.wipe { " [wipe]" } else { "" }
         ),
         NodeEvent::WipeConfirmed { device, .. } => {
             println!("wipe receipt: device {} erased itself", device.short())
         }
-        NodeEvent::Wiping { notice } | NodeEvent::Wiped { notice } => println!("{notice}"),
+        NodeEvent::Wiping { notice } | NodeEvent::Wiped { notice } => {
+            println!("{}", printable(notice))
+        }
         NodeEvent::SyncRejected { from, reason } => {
             println!(
-                "sync with {} stopped: it sent an invalid item: {reason}",
-                from.short()
+                "sync with {} stopped: it sent an invalid item: {}",
+                from.short(),
+                printable(reason)
             )
         }
     }
@@ -187,12 +218,12 @@ pub fn peers(home: &Path, json: bool) -> Result<()> {
     for peer in peers {
         println!(
             "  {:<24} {:<14} {:<8} {:<36} {:<10} {}\n    device {}",
-            peer.display_name,
-            peer.user_id,
+            printable(&peer.display_name),
+            printable(&peer.user_id),
             peer.role.to_string(),
-            peer.org_unit.to_string(),
+            printable(peer.org_unit.as_str()),
             peer.found_by.to_string(),
-            peer.address,
+            printable(&peer.address),
             peer.device
         );
     }
@@ -208,10 +239,12 @@ pub fn status(home: &Path, json: bool) -> Result<()> {
     }
     println!(
         "node of {} in agency \"{}\" ({})",
-        status.user_id, status.agency, status.agency_id
+        printable(&status.user_id),
+        printable(&status.agency),
+        printable(&status.agency_id)
     );
     println!("  device id:    {}", status.device);
-    println!("  listening:    {}", status.listen.join(", "));
+    println!("  listening:    {}", printable(&status.listen.join(", ")));
     println!(
         "  peers:        {} admitted, {} blocked",
         status.peers, status.blocked
@@ -232,7 +265,10 @@ pub fn status(home: &Path, json: bool) -> Result<()> {
         }
     );
     if !status.bootstrap.is_empty() {
-        println!("  bootstrap:    {}", status.bootstrap.join(", "));
+        println!(
+            "  bootstrap:    {}",
+            printable(&status.bootstrap.join(", "))
+        );
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ use baro_node::{DeviceId, wire};
 use super::print_json;
 use crate::args::AgencyRevoke;
 use crate::passphrase;
+use crate::sanitize::printable;
 
 /// The chain of `target`: from the running node, or from the stopped
 /// node's store. `Ok((chain, running))`.
@@ -161,15 +162,21 @@ fn report(view: &RevocationView, running: bool, json: bool) -> Result<()> {
         return print_json(&serde_json::to_value(view)?);
     }
     let what = if view.scope == "user" {
-        format!("every device of {} ({})", view.user, view.display_name)
+        format!(
+            "every device of {} ({})",
+            printable(&view.user),
+            printable(&view.display_name)
+        )
     } else {
         format!(
             "device {} of {} ({})",
-            view.device, view.user, view.display_name
+            view.device,
+            printable(&view.user),
+            printable(&view.display_name)
         )
     };
-    println!("Revoked {what}: {}", view.reason);
-    println!("  issued by:    {}", view.issued_by);
+    println!("Revoked {what}: {}", printable(&view.reason));
+    println!("  issued by:    {}", printable(&view.issued_by));
     if view.wipe {
         println!("  wipe:         the device erases its local data when the revocation reaches it");
     } else {
@@ -182,7 +189,7 @@ fn report(view: &RevocationView, running: bool, json: bool) -> Result<()> {
     } else {
         println!("  published:    when `baro run` next starts on this home");
     }
-    println!("  id:           {}", view.id);
+    println!("  id:           {}", printable(&view.id));
     Ok(())
 }
 
@@ -203,15 +210,19 @@ pub fn list(home: &Path, json: bool) -> Result<()> {
     println!("{} revocation(s):", views.len());
     for view in views {
         let what = if view.scope == "user" {
-            format!("user {} (every device)", view.user)
+            format!("user {} (every device)", printable(&view.user))
         } else {
-            format!("device {} of {}", view.device.short(), view.user)
+            format!(
+                "device {} of {}",
+                view.device.short(),
+                printable(&view.user)
+            )
         };
         println!(
             "  {what}, by {} at {}: {}",
-            view.issued_by,
+            printable(&view.issued_by),
             format_utc(view.issued_at),
-            view.reason
+            printable(&view.reason)
         );
         let seen: Vec<String> = view.seen_by.iter().map(|d| d.short()).collect();
         println!(
@@ -234,7 +245,7 @@ pub fn list(home: &Path, json: bool) -> Result<()> {
             None if view.wipe => println!("    wipe receipt: not received yet"),
             None => {}
         }
-        println!("    id {}", view.id);
+        println!("    id {}", printable(&view.id));
     }
     Ok(())
 }

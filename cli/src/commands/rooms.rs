@@ -11,6 +11,7 @@ use baro_node::net::MessageView;
 use baro_node::wire::ReceiptState;
 
 use super::print_json;
+use crate::sanitize::{CONTINUATION, printable, printable_lines};
 
 fn ask(home: &Path, request: Request) -> Result<Response> {
     Ok(api::request(home, &request)?)
@@ -25,9 +26,9 @@ pub fn create(home: &Path, name: String, members: Vec<String>, json: bool) -> Re
     }
     println!(
         "Created group \"{}\" ({}) with {}",
-        room.name,
-        &room.id[..12],
-        room.members.join(", ")
+        printable(&room.name),
+        printable(room.id.get(..12).unwrap_or(&room.id)),
+        printable(&room.members.join(", "))
     );
     Ok(())
 }
@@ -49,10 +50,10 @@ pub fn list(home: &Path, json: bool) -> Result<()> {
         }
         println!(
             "  {:<40} {:<10} {:<12} {}{}",
-            room.name,
-            room.kind,
-            &room.id[..12],
-            room.members.join(", "),
+            printable(&room.name),
+            printable(&room.kind),
+            printable(room.id.get(..12).unwrap_or(&room.id)),
+            printable(&room.members.join(", ")),
             if notes.is_empty() {
                 String::new()
             } else {
@@ -71,7 +72,11 @@ pub fn invite(home: &Path, room: String, user: String) -> Result<()> {
             user: user.clone(),
         },
     )?;
-    println!("{user} added to {room}; their devices get the key");
+    println!(
+        "{} added to {}; their devices get the key",
+        printable(&user),
+        printable(&room)
+    );
     Ok(())
 }
 
@@ -83,13 +88,17 @@ pub fn remove(home: &Path, room: String, user: String) -> Result<()> {
             user: user.clone(),
         },
     )?;
-    println!("{user} removed from {room}; the group moved to a new key they never get");
+    println!(
+        "{} removed from {}; the group moved to a new key they never get",
+        printable(&user),
+        printable(&room)
+    );
     Ok(())
 }
 
 pub fn leave(home: &Path, room: String) -> Result<()> {
     ask(home, Request::Leave { room: room.clone() })?;
-    println!("left {room}");
+    println!("left {}", printable(&room));
     Ok(())
 }
 
@@ -111,12 +120,14 @@ pub fn send(home: &Path, room: String, text: String, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// One message for people: its text may span lines, each continuation
+/// line indented (see [`crate::sanitize`]).
 fn line(message: &MessageView) -> String {
     format!(
         "{} {}: {}{}",
         baro_node::clock::format_utc(message.wall_ms / 1000),
-        message.sender_name,
-        message.text,
+        printable(&message.sender_name),
+        printable_lines(&message.text, CONTINUATION),
         receipts(message)
     )
 }
@@ -141,11 +152,11 @@ fn receipts(message: &MessageView) -> String {
     let mut parts = Vec::new();
     let delivered = names(ReceiptState::Delivered);
     if !delivered.is_empty() {
-        parts.push(format!("delivered to {}", delivered.join(", ")));
+        parts.push(format!("delivered to {}", printable(&delivered.join(", "))));
     }
     let read = names(ReceiptState::Read);
     if !read.is_empty() {
-        parts.push(format!("read by {}", read.join(", ")));
+        parts.push(format!("read by {}", printable(&read.join(", "))));
     }
     format!("  ✓ {}", parts.join(" · "))
 }
@@ -194,7 +205,7 @@ pub fn watch(home: &Path, room: Option<String>, json: bool) -> Result<()> {
                     println!("{text}");
                 }
             } else {
-                println!("[{}] {}", message.room_name, line(&message));
+                println!("[{}] {}", printable(&message.room_name), line(&message));
             }
         }
         true
@@ -221,7 +232,10 @@ pub fn chat(home: &Path, room: String) -> Result<()> {
     let Response::Rooms(rooms) = ask(home, Request::Rooms)? else {
         bail!("the node answered something else than a room list");
     };
-    println!("— {room} — type a message and press Enter; Ctrl-D leaves");
+    println!(
+        "— {} — type a message and press Enter; Ctrl-D leaves",
+        printable(&room)
+    );
     for message in &messages {
         println!("{}", line(message));
     }
@@ -232,7 +246,10 @@ pub fn chat(home: &Path, room: String) -> Result<()> {
         .map(|r| (r.name.clone(), r.unread))
         .collect();
     if !unread.is_empty() {
-        let summary: Vec<String> = unread.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+        let summary: Vec<String> = unread
+            .iter()
+            .map(|(r, n)| format!("{}: {n}", printable(r)))
+            .collect();
         println!("  (unread elsewhere — {})", summary.join(", "));
     }
     let watch_home = home.to_path_buf();
@@ -244,8 +261,10 @@ pub fn chat(home: &Path, room: String) -> Result<()> {
                     mark_read(&watch_home, &this);
                 } else {
                     *unread.entry(message.room_name.clone()).or_default() += 1;
-                    let summary: Vec<String> =
-                        unread.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+                    let summary: Vec<String> = unread
+                        .iter()
+                        .map(|(r, n)| format!("{}: {n}", printable(r)))
+                        .collect();
                     println!("  (unread elsewhere — {})", summary.join(", "));
                 }
             }
@@ -268,7 +287,7 @@ pub fn chat(home: &Path, room: String) -> Result<()> {
                 println!("  (queued until a peer is reachable)")
             }
             Ok(_) => {}
-            Err(e) => eprintln!("  not sent: {e}"),
+            Err(e) => eprintln!("  not sent: {}", printable(&e.to_string())),
         }
     }
     Ok(())
