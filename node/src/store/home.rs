@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::StoreError;
 use crate::crypto::{SealedFile, StorageKey};
-use crate::identity::OsEntropy;
+use crate::identity::{Entropy, OsEntropy};
 use crate::wire;
 
 const STORAGE_KEY: &str = "storage.key";
@@ -239,21 +239,64 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(StoreError::io("restricting permissions of", dir))
 }
 
-/// Writes `bytes` to `path` via a temporary file and rename, owner-only, synced.
+/// Writes `bytes` to `path` via a temporary file and rename, owner-only,
+/// synced: the file, then the directory holding the new name.
+///
+/// The temporary file is `NAME.tmp.RANDOM` beside `path`: unique per target
+/// (`operator.key` and `operator.chain` never share one) and per write, and
+/// created new with mode 0600, so a file already lying there, whatever its
+/// permissions, is never reused. One left by a crash stays behind, owner-only
+/// in the owner-only home, and is removed by a wipe with the rest.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let tmp = path.with_extension("tmp");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(StoreError::io("creating", &tmp))?;
-    file.write_all(bytes)
+    let (tmp, mut file) = create_temporary(path)?;
+    let written = file
+        .write_all(bytes)
         .and_then(|()| file.sync_all())
-        .map_err(StoreError::io("writing", &tmp))?;
-    fs::rename(&tmp, path).map_err(StoreError::io("renaming", &tmp))?;
+        .map_err(StoreError::io("writing", &tmp))
+        .and_then(|()| fs::rename(&tmp, path).map_err(StoreError::io("renaming", &tmp)));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     sync_dir(path)
+}
+
+/// A new owner-only file `NAME.tmp.RANDOM` beside `path`, and its name.
+fn create_temporary(path: &Path) -> Result<(PathBuf, File), StoreError> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| {
+            StoreError::io("writing", path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a file name",
+            ))
+        })?
+        .to_os_string();
+    let mut tmp = path.to_path_buf();
+    // 64 random bits: a clash means a file was planted there; try others.
+    for _ in 0..4 {
+        let mut tmp_name = name.clone();
+        tmp_name.push(format!(".tmp.{}", hex::encode(OsEntropy.array::<8>())));
+        tmp = path.with_file_name(tmp_name);
+        match create_private(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(StoreError::io("creating", &tmp)(e)),
+        }
+    }
+    Err(StoreError::io("creating", &tmp)(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "four random temporary names were all taken: remove the stray .tmp files",
+    )))
+}
+
+/// Creates `path`, which must not exist yet, with mode 0600 from the start.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 fn sync_dir(path: &Path) -> Result<(), StoreError> {
@@ -289,5 +332,86 @@ fn remove_dir(dir: &Path) -> Result<(), StoreError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(StoreError::io("removing", dir)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn files_with_the_same_stem_never_share_a_temporary_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("operator.key");
+        let chain = dir.path().join("operator.chain");
+        let (key_tmp, _) = create_temporary(&key).expect("key tmp");
+        let (chain_tmp, _) = create_temporary(&chain).expect("chain tmp");
+        let (again, _) = create_temporary(&key).expect("second key tmp");
+        let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+        assert!(name(&key_tmp).is_some_and(|n| n.starts_with("operator.key.tmp.")));
+        assert!(name(&chain_tmp).is_some_and(|n| n.starts_with("operator.chain.tmp.")));
+        assert_ne!(key_tmp, again, "each write has its own temporary file");
+        for tmp in [key_tmp, chain_tmp, again] {
+            fs::remove_file(tmp).expect("remove");
+        }
+
+        // Written side by side, each ends with its own content and nothing is left over.
+        std::thread::scope(|scope| {
+            for (path, byte) in [(&key, b'k'), (&chain, b'c')] {
+                scope.spawn(move || {
+                    for round in 0..50u8 {
+                        write_atomic(path, &[byte, round]).expect("write");
+                    }
+                });
+            }
+        });
+        assert_eq!(fs::read(&key).expect("key"), [b'k', 49]);
+        assert_eq!(fs::read(&chain).expect("chain"), [b'c', 49]);
+        assert_eq!(names(dir.path()), ["operator.chain", "operator.key"]);
+    }
+
+    #[test]
+    fn a_stale_temporary_file_does_not_leak_its_permissions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("operator.key");
+        // Left behind by an older baro (shared name) or planted, world-readable.
+        let stale = [
+            dir.path().join("operator.tmp"),
+            dir.path().join("operator.key.tmp"),
+        ];
+        for path in &stale {
+            fs::write(path, b"stale").expect("stale file");
+            fs::set_permissions(path, fs::Permissions::from_mode(0o666)).expect("chmod");
+        }
+        // A file already at the chosen name is never opened for writing.
+        let planted = dir.path().join("operator.key.tmp.0000000000000000");
+        fs::write(&planted, b"planted").expect("planted");
+        fs::set_permissions(&planted, fs::Permissions::from_mode(0o666)).expect("chmod");
+        let refused = create_private(&planted).expect_err("exists");
+        assert_eq!(refused.kind(), std::io::ErrorKind::AlreadyExists);
+        // So is an existing target's mode.
+        fs::write(&key, b"old").expect("old key");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
+
+        write_atomic(&key, b"secret").expect("write");
+        assert_eq!(fs::read(&key).expect("key"), b"secret");
+        assert_eq!(mode(&key), 0o600);
+        for path in stale.iter().chain([&planted]) {
+            assert_ne!(fs::read(path).expect("untouched"), b"secret");
+            assert_eq!(mode(path), 0o666, "{} untouched", path.display());
+        }
     }
 }
