@@ -1,6 +1,19 @@
 //! The control socket server, run beside the node by `baro run`.
+//!
+//! Only the user running the node may talk to it, by two checks that do not
+//! depend on each other:
+//!
+//! - the socket is bound inside the home, which must be owner-only (no
+//!   group or other bits; `Home::open` checks it too), then made 0600:
+//!   between `bind` and `chmod` the file exists with the umask's mode, but
+//!   other users cannot reach it through the directory. (Setting the umask
+//!   around `bind` instead would change it for every thread of the process
+//!   at once.)
+//! - every client's uid is read from the connection (`SO_PEERCRED`), and a
+//!   client running as another user than the node is hung up on unread.
+//!   The node's uid is the owner of the socket file it just created.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,11 +33,30 @@ const MAX_CLIENTS: usize = 16;
 pub struct ControlSocket {
     listener: UnixListener,
     path: PathBuf,
+    /// The uid this process runs as (the socket file's owner): the only
+    /// client uid served.
+    owner: u32,
 }
 
-/// Binds the control socket at `path`, owner-only. Fails if another node
-/// answers there; a socket file left by a killed node is replaced.
+/// Binds the control socket at `path`, owner-only. Fails if the directory
+/// holding it is open to other users, or if another node answers there; a
+/// socket file left by a killed node is replaced.
 pub async fn bind(path: PathBuf) -> std::io::Result<ControlSocket> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let dir_meta = std::fs::metadata(dir)?;
+    if dir_meta.permissions().mode() & 0o077 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is open to other users (mode {:o}): the control socket needs an owner-only directory (chmod 700)",
+                dir.display(),
+                dir_meta.permissions().mode() & 0o777
+            ),
+        ));
+    }
     if path.exists() {
         if UnixStream::connect(&path).await.is_ok() {
             return Err(std::io::Error::new(
@@ -39,7 +71,13 @@ pub async fn bind(path: PathBuf) -> std::io::Result<ControlSocket> {
     }
     let listener = UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(ControlSocket { listener, path })
+    // Created just now by this process, so owned by its (effective) uid.
+    let owner = std::fs::metadata(&path)?.uid();
+    Ok(ControlSocket {
+        listener,
+        path,
+        owner,
+    })
 }
 
 impl ControlSocket {
@@ -52,6 +90,9 @@ impl ControlSocket {
                 () = shutdown.cancelled() => break,
                 accepted = self.listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
+                    if !self.admits(&stream) {
+                        continue;
+                    }
                     let Ok(permit) = slots.clone().acquire_owned().await else { break };
                     let handle = handle.clone();
                     let shutdown = shutdown.clone();
@@ -65,6 +106,26 @@ impl ControlSocket {
             }
         }
         remove(&self.path);
+    }
+
+    /// Whether the client on `stream` runs as this node's user; one that
+    /// does not, or whose credentials cannot be read, is dropped unanswered.
+    fn admits(&self, stream: &UnixStream) -> bool {
+        match stream.peer_cred() {
+            Ok(peer) if peer.uid() == self.owner => true,
+            Ok(peer) => {
+                tracing::warn!(
+                    uid = peer.uid(),
+                    pid = ?peer.pid(),
+                    "refused a control client running as another user"
+                );
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "refused a control client whose user is unknown");
+                false
+            }
+        }
     }
 }
 
@@ -187,4 +248,89 @@ async fn dispatch(request: Request, handle: &Handle) -> Response {
         }
     };
     result.unwrap_or_else(|e| Response::Error(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestAgency;
+
+    /// Asks `path` for the node's status; the raw answer line, empty if
+    /// the server hung up without one.
+    async fn ask_status(path: &Path) -> std::io::Result<String> {
+        let mut stream = UnixStream::connect(path).await?;
+        let mut line = serde_json::to_vec(&Request::Status).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        stream.write_all(&line).await?;
+        let mut answer = String::new();
+        BufReader::new(stream).read_line(&mut answer).await?;
+        Ok(answer)
+    }
+
+    /// A node, and its control socket bound in a fresh owner-only directory.
+    async fn bound() -> (tempfile::TempDir, crate::Node, ControlSocket) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        let mut agency = TestAgency::new(7);
+        let kim = agency.member("kim");
+        let node = agency.spawn(kim, &[]);
+        let socket = bind(dir.path().join(super::super::SOCKET_NAME))
+            .await
+            .expect("bind");
+        (dir, node, socket)
+    }
+
+    #[tokio::test]
+    async fn the_socket_is_owner_only_and_serves_its_owner() {
+        let (_dir, node, socket) = bound().await;
+        let path = socket.path.clone();
+        let mode = std::fs::metadata(&path)
+            .expect("socket")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(socket.serve(node.handle(), shutdown.clone()));
+        let answer = ask_status(&path).await.expect("answered");
+        assert!(
+            matches!(serde_json::from_str(&answer), Ok(Response::Status(_))),
+            "{answer}"
+        );
+        shutdown.cancel();
+        server.await.expect("server stops");
+        assert!(!path.exists(), "socket removed on the way out");
+        node.shutdown().await;
+    }
+
+    /// Another local user is simulated by the server believing it runs as
+    /// another uid than the test (becoming another user needs root).
+    #[tokio::test]
+    async fn a_client_running_as_another_user_is_refused() {
+        let (_dir, node, mut socket) = bound().await;
+        socket.owner = socket.owner.wrapping_add(1);
+        let path = socket.path.clone();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(socket.serve(node.handle(), shutdown.clone()));
+        // Hung up on: no answer line (or the write or read fails outright).
+        let answer = ask_status(&path).await.unwrap_or_default();
+        assert_eq!(answer, "", "a foreign client was answered");
+        shutdown.cancel();
+        server.await.expect("server stops");
+        node.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_directory_open_to_other_users_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for open in [0o750, 0o701, 0o777] {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(open))
+                .expect("chmod");
+            let path = dir.path().join(super::super::SOCKET_NAME);
+            let error = bind(path.clone()).await.expect_err("refused");
+            assert_eq!(error.kind(), std::io::ErrorKind::PermissionDenied);
+            assert!(error.to_string().contains("open to other users"), "{error}");
+            assert!(!path.exists(), "no socket was created");
+        }
+    }
 }

@@ -88,7 +88,8 @@ impl Home {
         Self::open(root)
     }
 
-    /// Opens an existing home; fails with a clear error if there is none.
+    /// Opens an existing home; fails with a clear error if there is none,
+    /// or if other users can reach it.
     pub fn open(root: &Path) -> Result<Home, StoreError> {
         Self::finish_interrupted_wipe(root)?;
         Self::refuse_if_revoked(root)?;
@@ -99,6 +100,7 @@ impl Home {
             }
             return Err(StoreError::NoHome(root.to_path_buf()));
         }
+        refuse_if_not_private(root)?;
         let bytes =
             Zeroizing::new(fs::read(&key_path).map_err(StoreError::io("reading", &key_path))?);
         let storage_key =
@@ -237,6 +239,30 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     fs::create_dir_all(dir).map_err(StoreError::io("creating", dir))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(StoreError::io("restricting permissions of", dir))
+}
+
+/// Refuses a home that group or others may enter, list or write: what
+/// keeps other users away from its control socket, and from the names and
+/// temporary files in it, is the directory being owner-only
+/// (`open_or_create` makes it so).
+fn refuse_if_not_private(root: &Path) -> Result<(), StoreError> {
+    let mode = fs::metadata(root)
+        .map_err(StoreError::io("inspecting", root))?
+        .permissions()
+        .mode();
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(StoreError::io("refusing to use", root)(
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "other users can reach this home (mode {:o}); make it owner-only with `chmod 700 {}`",
+                mode & 0o777,
+                root.display()
+            ),
+        ),
+    ))
 }
 
 /// Writes `bytes` to `path` via a temporary file and rename, owner-only,
@@ -413,5 +439,28 @@ mod tests {
             assert_ne!(fs::read(path).expect("untouched"), b"secret");
             assert_eq!(mode(path), 0o666, "{} untouched", path.display());
         }
+    }
+
+    #[test]
+    fn a_home_other_users_can_reach_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("home");
+        Home::open_or_create(&root).expect("new home");
+        assert_eq!(mode(&root), 0o700);
+        Home::open(&root).expect("private home opens");
+        for open in [0o750, 0o705, 0o777] {
+            fs::set_permissions(&root, fs::Permissions::from_mode(open)).expect("chmod");
+            let error = Home::open(&root).expect_err("refused").to_string();
+            assert!(
+                error.contains("other users can reach this home")
+                    && error.contains(&format!("mode {open:o}"))
+                    && error.contains("chmod 700"),
+                "{error}"
+            );
+            assert!(!error.contains('\n'), "one line: {error}");
+        }
+        // `open_or_create` makes it owner-only again.
+        Home::open_or_create(&root).expect("restricted again");
+        assert_eq!(mode(&root), 0o700);
     }
 }
