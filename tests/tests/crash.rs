@@ -74,7 +74,7 @@ fn no_acknowledged_message_is_lost_when_the_node_is_killed() {
     assert_each_once(&held, &acknowledged);
     let sent_but_not_queued: Vec<&String> = held
         .iter()
-        .filter(|(_, queued)| !queued)
+        .filter(|(text, queued)| !queued && acknowledged.contains(text))
         .map(|(text, _)| text)
         .collect();
     assert!(
@@ -126,8 +126,8 @@ fn no_acknowledged_message_is_lost_when_the_node_is_killed() {
 /// died under it (then it was never acknowledged).
 fn ask(home: &std::path::Path, request: &Request) -> Option<Response> {
     match api::request(home, request) {
-        Ok(Response::Error(e)) => panic!("{request:?} failed: {e}"),
         Ok(response) => Some(response),
+        Err(api::ApiError::Node(e)) => panic!("{request:?} failed: {e}"),
         Err(_) => None,
     }
 }
@@ -136,8 +136,9 @@ fn ask(home: &std::path::Path, request: &Request) -> Option<Response> {
 fn groups_changed_and_rekeyed_when_killed_are_consistent_on_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_operator, kim, _lee) = agency(dir.path());
-    // Acknowledged groups, with whether Lee was last acknowledged in them.
-    let mut groups: Vec<(String, bool)> = Vec::new();
+    // Acknowledged groups, with whether Lee is in them: `None` while a
+    // change is in flight (either outcome is right if the kill comes then).
+    let mut groups: Vec<(String, Option<bool>)> = Vec::new();
     for round in 0..8 {
         let mut node = start_alone(&kim);
         let home = kim.home().to_path_buf();
@@ -152,17 +153,20 @@ fn groups_changed_and_rekeyed_when_killed_are_consistent_on_restart() {
                 if ask(&home, &create).is_none() {
                     break;
                 }
-                acknowledged.push((name.clone(), true));
+                acknowledged.push((name.clone(), Some(true)));
                 // Removing Lee moves the group to a new key.
                 let remove = Request::Remove {
                     room: name.clone(),
                     user: "lee".into(),
                 };
+                if let Some(last) = acknowledged.last_mut() {
+                    last.1 = None;
+                }
                 if ask(&home, &remove).is_none() {
                     break;
                 }
                 if let Some(last) = acknowledged.last_mut() {
-                    last.1 = false;
+                    last.1 = Some(false);
                 }
             }
             acknowledged
@@ -182,11 +186,13 @@ fn groups_changed_and_rekeyed_when_killed_are_consistent_on_restart() {
             .iter()
             .find(|r| &r.name == name)
             .unwrap_or_else(|| panic!("acknowledged group '{name}' is gone"));
-        assert_eq!(
-            room.members.iter().any(|m| m == "lee"),
-            *lee_in,
-            "group '{name}' lost an acknowledged membership change: {room:?}"
-        );
+        if let Some(lee_in) = lee_in {
+            assert_eq!(
+                room.members.iter().any(|m| m == "lee"),
+                *lee_in,
+                "group '{name}' lost an acknowledged membership change: {room:?}"
+            );
+        }
         // Its key is there: Kim can write to it at once.
         let sent = ask(
             kim.home(),
@@ -200,4 +206,147 @@ fn groups_changed_and_rekeyed_when_killed_are_consistent_on_restart() {
             "group '{name}' has no key after the crash"
         );
     }
+}
+
+/// `baro run` on loopback connecting to `bootstrap`.
+fn start_with(device: &Baro, bootstrap: &str) -> baro_tests::RunningNode {
+    device.spawn([
+        "run",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--sync-interval",
+        "1",
+        "--bootstrap",
+        bootstrap,
+    ])
+}
+
+#[test]
+fn a_node_killed_in_the_middle_of_a_sync_ends_up_with_each_message_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_operator, kim, lee) = agency(dir.path());
+    // Lee writes while alone: everything waits for Kim.
+    let lee_node = start_alone(&lee);
+    let written: Vec<String> = (0..300).map(|i| format!("field report {i}")).collect();
+    for text in &written {
+        let sent = ask(
+            lee.home(),
+            &Request::Send {
+                room: ROOM.into(),
+                text: text.clone(),
+            },
+        );
+        assert!(matches!(sent, Some(Response::Sent(_))), "{sent:?}");
+    }
+    let lee_address = listen_address(&lee);
+    // Kim catches up, killed again and again part-way.
+    let mut partial = Vec::new();
+    for _ in 0..6 {
+        let mut kim_node = start_with(&kim, &lee_address);
+        wait_until_answering(kim.home());
+        std::thread::sleep(std::time::Duration::from_millis(random_below(1500)));
+        kim_node.kill9();
+        // What a killed sync left must already be consistent.
+        let node = start_alone(&kim);
+        let held = history(kim.home(), ROOM);
+        assert_each_once(&held, &[]);
+        partial.push(held.len());
+        drop(node);
+    }
+    let _kim_node = start_with(&kim, &lee_address);
+    wait_until_answering(kim.home());
+    eventually(120, "kim caught up", || {
+        (history(kim.home(), ROOM).len() >= written.len()).then_some(())
+    });
+    let held = history(kim.home(), ROOM);
+    assert_each_once(&held, &written);
+    assert_eq!(held.len(), written.len(), "nothing but Lee's messages");
+    eprintln!("messages held after each killed sync: {partial:?}");
+    drop(lee_node);
+}
+
+#[test]
+fn revocations_acknowledged_before_a_kill_are_enforced_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = baro_bin();
+    let operator = Baro::new(&bin, dir.path().join("console"));
+    init_agency(&operator, "MOIS");
+    // Kim's PC and four phones, each enrolled in its own folder.
+    let devices: Vec<(Baro, String)> = ["pc", "phone1", "phone2", "phone3", "phone4"]
+        .iter()
+        .map(|name| {
+            let device = Baro::new(&bin, dir.path().join(name)).with_passphrase(None);
+            let files = dir.path().join(format!("{name}.files"));
+            std::fs::create_dir(&files).expect("files dir");
+            let me = enroll_device(&operator, &device, &files, "kim", ROOM, "member");
+            let id = me["device_id"].as_str().expect("device id").to_string();
+            (device, id)
+        })
+        .collect();
+    let ((pc, _), phones) = devices.split_first().expect("devices");
+    // The PC meets every phone once, so it can name them.
+    let pc_node = start_alone(pc);
+    let pc_address = listen_address(pc);
+    let phone_nodes: Vec<_> = phones
+        .iter()
+        .map(|(phone, _)| start_with(phone, &pc_address))
+        .collect();
+    eventually(60, "the pc met every phone", || {
+        match api::request(pc.home(), &Request::Status) {
+            Ok(Response::Status(status)) => (status.devices_met >= phones.len()).then_some(()),
+            _ => None,
+        }
+    });
+    drop(phone_nodes);
+    assert!(pc_node.stop(), "the pc stops cleanly");
+
+    // Each phone is revoked from the PC, which is killed at a random moment
+    // around the answer (every other round: the moment it answered).
+    let mut acknowledged = Vec::new();
+    for (round, (_, phone_id)) in phones.iter().enumerate() {
+        let mut node = start_alone(pc);
+        let home = pc.home().to_path_buf();
+        let device = phone_id.clone();
+        let client = std::thread::spawn(move || {
+            let request = Request::RevokeOwnDevice {
+                device,
+                reason: "lost on the train".into(),
+            };
+            match api::request(&home, &request) {
+                Ok(Response::Revocation(view)) => Some(view.id),
+                Ok(other) => panic!("revoking failed: {other:?}"),
+                Err(api::ApiError::Node(e)) => panic!("revoking failed: {e}"),
+                Err(_) => None,
+            }
+        });
+        let answered = if round % 2 == 1 {
+            let answered = client.join().expect("client");
+            node.kill9();
+            assert!(answered.is_some(), "the revocation was answered");
+            answered
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(random_below(15)));
+            node.kill9();
+            client.join().expect("client")
+        };
+        acknowledged.extend(answered);
+    }
+
+    let _node = start_alone(pc);
+    let Some(Response::Revocations(enforced)) = ask(pc.home(), &Request::Revocations) else {
+        panic!("no revocation list");
+    };
+    for id in &acknowledged {
+        assert_eq!(
+            enforced.iter().filter(|r| &r.id == id).count(),
+            1,
+            "acknowledged revocation {id} is not enforced once: {enforced:?}"
+        );
+    }
+    eprintln!(
+        "{} of {} revocations acknowledged before the kill; all enforced after",
+        acknowledged.len(),
+        phones.len()
+    );
 }
