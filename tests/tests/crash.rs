@@ -45,80 +45,98 @@ fn rounds() -> usize {
         .unwrap_or(20)
 }
 
+/// Rounds whose messages go to one room (a room's history is read whole).
+const ROUNDS_PER_ROOM: usize = 40;
+
+/// A new group of Kim and Lee, made while Kim's node runs alone; its id.
+fn new_group(kim: &Baro, name: &str) -> String {
+    let node = start_alone(kim);
+    let created = ask(
+        kim.home(),
+        &Request::CreateRoom {
+            name: name.into(),
+            members: vec!["lee".into()],
+        },
+    );
+    let Some(Response::Room(room)) = created else {
+        panic!("no group: {created:?}");
+    };
+    assert!(node.stop(), "kim stops cleanly");
+    room.id
+}
+
+/// Whether `home`'s history of `room` holds every text of `expected`.
+fn holds_all(home: &std::path::Path, room: &str, expected: &[String]) -> bool {
+    let request = Request::History {
+        room: room.into(),
+        limit: baro_node::net::MAX_HISTORY,
+    };
+    let Ok(Response::History(messages)) = api::request(home, &request) else {
+        return false;
+    };
+    let texts: std::collections::HashSet<&str> = messages.iter().map(|m| m.text.as_str()).collect();
+    expected.iter().all(|text| texts.contains(text.as_str()))
+}
+
 #[test]
 fn no_acknowledged_message_is_lost_when_the_node_is_killed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_operator, kim, lee) = agency(dir.path());
     let rounds = rounds();
-    let mut acknowledged = Vec::new();
+    // Per room: its id and the texts acknowledged in it.
+    let mut rooms: Vec<(String, Vec<String>)> = Vec::new();
     for round in 0..rounds {
-        let sent = sends_until_killed(&kim, ROOM, &format!("round {round}"), 20, 400);
+        if round % ROUNDS_PER_ROOM == 0 {
+            let room = match round {
+                0 => ROOM.to_string(),
+                _ => new_group(&kim, &format!("crash batch {}", round / ROUNDS_PER_ROOM)),
+            };
+            rooms.push((room, Vec::new()));
+        }
+        let (room, acknowledged) = rooms.last_mut().expect("a room");
+        let sent = sends_until_killed(&kim, room, &format!("round {round}"), 20, 400);
         acknowledged.extend(sent);
         if round % 50 == 49 {
-            eprintln!(
-                "{} rounds, {} messages acknowledged",
-                round + 1,
-                acknowledged.len()
-            );
+            let total: usize = rooms.iter().map(|(_, sent)| sent.len()).sum();
+            eprintln!("{} rounds, {total} messages acknowledged", round + 1);
         }
     }
+    let total: usize = rooms.iter().map(|(_, sent)| sent.len()).sum();
     assert!(
-        acknowledged.len() >= rounds,
-        "the client got only {} answers in {rounds} rounds",
-        acknowledged.len()
+        total >= rounds,
+        "the client got only {total} answers in {rounds} rounds"
     );
 
     // Back up, alone: everything acknowledged is there once, still queued.
     let kim_node = start_alone(&kim);
-    let held = history(kim.home(), ROOM);
-    assert_each_once(&held, &acknowledged);
-    let sent_but_not_queued: Vec<&String> = held
-        .iter()
-        .filter(|(text, queued)| !queued && acknowledged.contains(text))
-        .map(|(text, _)| text)
-        .collect();
-    assert!(
-        sent_but_not_queued.is_empty(),
-        "messages that never left are not queued: {sent_but_not_queued:?}"
-    );
-    eprintln!(
-        "{rounds} kills: {} messages acknowledged, 0 lost",
-        acknowledged.len()
-    );
+    for (room, acknowledged) in &rooms {
+        let held = history(kim.home(), room);
+        assert_each_once(&held, acknowledged);
+        let acknowledged: std::collections::HashSet<&String> = acknowledged.iter().collect();
+        let sent_but_not_queued: Vec<&String> = held
+            .iter()
+            .filter(|(text, queued)| !queued && acknowledged.contains(text))
+            .map(|(text, _)| text)
+            .collect();
+        assert!(
+            sent_but_not_queued.is_empty(),
+            "messages that never left are not queued: {sent_but_not_queued:?}"
+        );
+    }
+    eprintln!("{rounds} kills: {total} messages acknowledged, 0 lost");
 
     // Lee appears and receives each of them exactly once.
     let kim_address = listen_address(&kim);
-    let _lee_node = lee.spawn([
-        "run",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--no-mdns",
-        "--sync-interval",
-        "1",
-        "--bootstrap",
-        kim_address.as_str(),
-    ]);
+    let _lee_node = start_with(&lee, &kim_address);
     wait_until_answering(lee.home());
-    eventually(120, "lee received every acknowledged message", || {
-        let held = api::request(
-            lee.home(),
-            &Request::History {
-                room: ROOM.into(),
-                limit: baro_node::net::MAX_HISTORY,
-            },
-        );
-        let Ok(Response::History(messages)) = held else {
-            return None;
-        };
-        let texts: std::collections::HashSet<&str> =
-            messages.iter().map(|m| m.text.as_str()).collect();
-        acknowledged
-            .iter()
-            .all(|text| texts.contains(text.as_str()))
-            .then_some(())
-    });
-    let at_lee: Vec<(String, bool)> = history(lee.home(), ROOM);
-    assert_each_once(&at_lee, &acknowledged);
+    for (room, acknowledged) in &rooms {
+        let patience = 120 + acknowledged.len() as u64 / 50;
+        eventually(patience, "lee received every acknowledged message", || {
+            holds_all(lee.home(), room, acknowledged).then_some(())
+        });
+        assert_each_once(&history(lee.home(), room), acknowledged);
+    }
+    eprintln!("lee received each of the {total} messages once");
     drop(kim_node);
 }
 
