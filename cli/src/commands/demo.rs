@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use baro_node::api::{self, Request, Response};
 use baro_node::clock::{format_utc, unix_now};
 use baro_node::config::RelayConfig;
 use baro_node::crypto::{KdfParams, Passphrase};
@@ -243,8 +244,96 @@ pub fn run() -> Result<()> {
     };
     runtime.block_on(mesh(&bundles, &rogue_console, &genuine, &operator))?;
 
+    step(
+        10,
+        "Sent means saved: Kim's laptop loses power right after she presses send",
+    );
+    power_cut(&bundles[0].0)?;
+
     println!("\nDone.");
     println!("(The temporary directory is removed now.)");
+    Ok(())
+}
+
+/// Runs Kim's device as a real `baro run` process, sends through its control
+/// socket while no colleague is reachable, kills the process with SIGKILL
+/// (a dead battery, a phone killing the app), starts it again and shows that
+/// every message it had answered "sent" for is still there, queued.
+fn power_cut(home: &Path) -> Result<()> {
+    let run = || -> Result<std::process::Child> {
+        std::process::Command::new(std::env::current_exe()?)
+            .arg("--home")
+            .arg(home)
+            .args(["run", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("cannot start `baro run`")
+    };
+    let answering = || -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while api::request(home, &Request::Status).is_err() {
+            if Instant::now() > deadline {
+                bail!("`baro run` did not answer within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    };
+    let mut node = run()?;
+    answering()?;
+    println!(
+        "   `baro run` on Kim's laptop (process {}), alone: no colleague is reachable",
+        node.id()
+    );
+    let texts = [
+        "Photos of the flood damage at the Sejong site: 14 houses",
+        "Road to the site is closed; use the north bridge",
+        "Request: two more pumps by tonight",
+    ];
+    for text in texts {
+        let request = Request::Send {
+            room: DIVISION.into(),
+            text: text.into(),
+        };
+        match api::request(home, &request)? {
+            Response::Sent(sent) if sent.queued => {
+                println!("   ✓ sent, queued on disk: \"{text}\"")
+            }
+            other => bail!("unexpected answer to a send: {other:?}"),
+        }
+    }
+    node.kill()?;
+    node.wait()?;
+    println!("   ⚡ power cut: the process is killed with SIGKILL, no chance to save anything");
+    let mut node = run()?;
+    answering()?;
+    let history = match api::request(
+        home,
+        &Request::History {
+            room: DIVISION.into(),
+            limit: 20,
+        },
+    )? {
+        Response::History(messages) => messages,
+        other => bail!("unexpected answer to history: {other:?}"),
+    };
+    for text in texts {
+        let kept = history
+            .iter()
+            .filter(|m| m.text == text && m.queued)
+            .count();
+        if kept != 1 {
+            bail!("\"{text}\" was answered \"sent\" but is not queued once after the power cut");
+        }
+    }
+    println!(
+        "   ✓ back up: all {} messages are there once, still queued; they leave when a colleague is reachable",
+        texts.len()
+    );
+    node.kill()?;
+    node.wait()?;
     Ok(())
 }
 
