@@ -65,12 +65,18 @@ pub struct Options {
 
 /// Something the run does at a given time after the traffic starts.
 #[derive(Clone, Debug)]
-enum Action {
+pub enum Action {
+    /// Send message number `0`.
     Send(usize),
+    /// Node `0` sends a forgery.
     Forge(usize),
+    /// Office `0` is cut off (`true`) or healed (`false`).
     Cut(usize, bool),
+    /// Node `0` goes offline.
     Off(usize),
+    /// Node `0` comes back.
     On(usize),
+    /// Revocation number `0` is issued.
     Revoke(usize),
 }
 
@@ -475,7 +481,10 @@ fn converged(shared: &Shared, world: &World, targets: &[usize], id: &str) -> Opt
 
 /// The run's timed actions, sorted: messages on a fixed gap, partitions,
 /// churn (seeded: which devices, and when each goes off), revocations.
-fn schedule(
+/// `targets` are the revoked nodes, one per revocation. Public for the
+/// scenario fuzz target: any scenario [`Scenario::check`] accepts must
+/// schedule without a panic.
+pub fn schedule(
     scenario: &Scenario,
     recipients: &[usize],
     targets: &[usize],

@@ -186,6 +186,20 @@ fn hundred() -> usize {
     100
 }
 
+/// Longest time a scenario may name (any `*_secs`, and the traffic's
+/// length): a day. Times must also be finite: TOML allows `inf` and `nan`.
+pub const MAX_SECS: f64 = 86_400.0;
+/// Most messages in a scenario.
+pub const MAX_MESSAGES: usize = 100_000;
+/// Most forgeries misbehaving devices may send in all (one per honest
+/// message each).
+pub const MAX_FORGERIES: f64 = 1_000_000.0;
+
+/// Whether `secs` is a time a scenario may name: finite, 0 to [`MAX_SECS`].
+fn is_time(secs: f64) -> bool {
+    (0.0..=MAX_SECS).contains(&secs)
+}
+
 impl Scenario {
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario> {
@@ -226,6 +240,13 @@ impl Scenario {
         {
             bail!("traffic.messages and traffic.per_minute must be positive");
         }
+        if self.traffic.messages > MAX_MESSAGES
+            || !is_time(self.traffic.messages as f64 * 60.0 / self.traffic.per_minute)
+        {
+            bail!(
+                "traffic: at most {MAX_MESSAGES} messages, over at most {MAX_SECS} s (messages / per_minute)"
+            );
+        }
         if self.traffic.bytes == 0 || self.traffic.bytes > 16 * 1024 {
             bail!("traffic.bytes must be 1 to 16384");
         }
@@ -233,14 +254,22 @@ impl Scenario {
             bail!("sync_interval_secs must be at least 1");
         }
         if let Some(churn) = &self.churn
-            && (!(0.0..=1.0).contains(&churn.fraction) || churn.offline_secs <= 0.0)
+            && (!(0.0..=1.0).contains(&churn.fraction)
+                || churn.offline_secs <= 0.0
+                || !is_time(churn.offline_secs))
         {
-            bail!("churn needs fraction 0 to 1 and offline_secs > 0");
+            bail!("churn needs fraction 0 to 1 and offline_secs > 0 (at most {MAX_SECS})");
         }
-        if let Some(attack) = &self.attack
-            && !(0.0..=0.5).contains(&attack.fraction)
-        {
-            bail!("attack.fraction must be 0 to 0.5");
+        if let Some(attack) = &self.attack {
+            if !(0.0..=0.5).contains(&attack.fraction) {
+                bail!("attack.fraction must be 0 to 0.5");
+            }
+            let devices = (t.offices * t.devices_per_office) as f64;
+            if attack.fraction * devices * self.traffic.messages as f64 > MAX_FORGERIES {
+                bail!(
+                    "attack: at most {MAX_FORGERIES} forgeries in all (fraction x devices x messages)"
+                );
+            }
         }
         for r in &self.revocations {
             if r.office >= t.offices || r.device >= t.devices_per_office {
@@ -249,6 +278,9 @@ impl Scenario {
                     r.office,
                     r.device
                 );
+            }
+            if !is_time(r.at_secs) || r.returns_at_secs.is_some_and(|back| !is_time(back)) {
+                bail!("revocation at_secs and returns_at_secs must be 0 to {MAX_SECS}");
             }
             if r.returns_at_secs.is_some_and(|back| back <= r.at_secs) {
                 bail!("a revoked device returns after it is revoked (returns_at_secs > at_secs)");
@@ -262,8 +294,8 @@ impl Scenario {
                     t.offices
                 );
             }
-            if p.at_secs < 0.0 || p.for_secs <= 0.0 {
-                bail!("partitions need at_secs >= 0 and for_secs > 0");
+            if !is_time(p.at_secs) || p.for_secs <= 0.0 || !is_time(p.at_secs + p.for_secs) {
+                bail!("partitions need at_secs >= 0 and for_secs > 0, ending by {MAX_SECS} s");
             }
         }
         Ok(())

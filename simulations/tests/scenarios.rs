@@ -46,6 +46,53 @@ fn a_bad_scenario_is_a_one_line_error() {
     assert!(Scenario::load(&dir.path().join("missing.toml")).is_err());
 }
 
+#[test]
+fn a_scenario_with_an_endless_or_negative_time_is_refused() {
+    // TOML allows inf and nan, and each of these passed the check, then
+    // panicked when the run built its schedule (Duration::from_secs_f64 of
+    // inf, nan or a negative number, or a duration overflow); reproduced
+    // through the scenario fuzz target (fuzz/).
+    let base = "name = \"x\"\n[topology]\noffices = 1\ndevices_per_office = 4\n";
+    let traffic = "[traffic]\nmessages = 10\nper_minute = 60\n";
+    for (what, text) in [
+        (
+            "partition at inf",
+            format!("{base}{traffic}[[partitions]]\noffice = 0\nat_secs = inf\nfor_secs = 1\n"),
+        ),
+        (
+            "partition for nan",
+            format!("{base}{traffic}[[partitions]]\noffice = 0\nat_secs = 0\nfor_secs = nan\n"),
+        ),
+        (
+            "churn offline inf",
+            format!("{base}{traffic}[churn]\nfraction = 0.5\noffline_secs = inf\n"),
+        ),
+        (
+            "revocation before the start",
+            format!("{base}{traffic}[[revocations]]\noffice = 0\ndevice = 0\nat_secs = -1\n"),
+        ),
+        (
+            "return after 1e300 s",
+            format!(
+                "{base}{traffic}[[revocations]]\noffice = 0\ndevice = 0\nat_secs = 1\nreturns_at_secs = 1e300\n"
+            ),
+        ),
+        (
+            "traffic over 1e300 s",
+            format!("{base}[traffic]\nmessages = 10\nper_minute = 1e-300\n"),
+        ),
+        (
+            "5 billion messages",
+            format!("{base}[traffic]\nmessages = 5000000000\nper_minute = 1e12\n"),
+        ),
+    ] {
+        let scenario: Scenario = toml::from_str(&text).expect(what);
+        assert!(scenario.check().is_err(), "{what} accepted");
+    }
+    let fine: Scenario = toml::from_str(&format!("{base}{traffic}")).expect("parses");
+    fine.check().expect("a plain scenario passes");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_heal_converges_after_the_link_is_back() {
     let report = run(
