@@ -1,6 +1,6 @@
 //! Peers refused at admission, kept out for a back-off period.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::identity::DeviceId;
 
@@ -14,9 +14,16 @@ pub struct Blocked {
 }
 
 /// A bounded set of blocked peers with expiry. Pure: time is an input.
+///
+/// Every operation is O(log n): blocks are also kept in order of their end,
+/// so expired ones and, when the list is full, the one ending soonest go
+/// without a scan (a flood of fresh keys fills the list; a scan per block
+/// then cost O(10k) each).
 #[derive(Debug, Default)]
 pub struct Blocklist {
     entries: HashMap<DeviceId, Blocked>,
+    /// Every entry by the time its block ends.
+    ends: BTreeSet<(u64, DeviceId)>,
 }
 
 impl Blocklist {
@@ -26,23 +33,16 @@ impl Blocklist {
     /// Blocks `peer` from `now` for `secs` seconds.
     pub fn block(&mut self, peer: DeviceId, now: u64, secs: u64, reason: String) {
         self.prune(now);
-        if self.entries.len() >= Self::MAX_ENTRIES
-            && !self.entries.contains_key(&peer)
-            && let Some(soonest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, blocked)| blocked.until)
-                .map(|(peer, _)| *peer)
+        if let Some(old) = self.entries.get(&peer) {
+            self.ends.remove(&(old.until, peer));
+        } else if self.entries.len() >= Self::MAX_ENTRIES
+            && let Some((_, soonest)) = self.ends.pop_first()
         {
             self.entries.remove(&soonest);
         }
-        self.entries.insert(
-            peer,
-            Blocked {
-                until: now.saturating_add(secs),
-                reason,
-            },
-        );
+        let until = now.saturating_add(secs);
+        self.ends.insert((until, peer));
+        self.entries.insert(peer, Blocked { until, reason });
     }
 
     /// The block on `peer`, if one is in force at `now`.
@@ -59,7 +59,13 @@ impl Blocklist {
 
     /// Forgets blocks that ended.
     pub fn prune(&mut self, now: u64) {
-        self.entries.retain(|_, blocked| blocked.until > now);
+        while let Some(&(until, peer)) = self.ends.first() {
+            if until > now {
+                break;
+            }
+            self.ends.pop_first();
+            self.entries.remove(&peer);
+        }
     }
 
     /// Number of blocks in force or not yet pruned.
@@ -104,6 +110,37 @@ mod tests {
                 "x".into(),
             );
         }
+        assert_eq!(list.len(), Blocklist::MAX_ENTRIES);
+        assert_eq!(list.ends.len(), Blocklist::MAX_ENTRIES);
+    }
+
+    #[test]
+    fn a_full_list_drops_the_block_ending_soonest_and_reblocking_moves_the_end() {
+        let mut entropy = SeededEntropy::new(3);
+        let mut list = Blocklist::default();
+        let first = KeyPair::generate(&mut entropy).device_id();
+        let second = KeyPair::generate(&mut entropy).device_id();
+        list.block(first, 0, 10, "first".into());
+        list.block(second, 0, 20, "second".into());
+        // Blocked again for longer: the first now ends last.
+        list.block(first, 1, 100_000, "again".into());
+        for i in 0..(Blocklist::MAX_ENTRIES as u64 - 2) {
+            list.block(
+                KeyPair::generate(&mut entropy).device_id(),
+                1,
+                1000 + i,
+                "x".into(),
+            );
+        }
+        assert_eq!(list.len(), Blocklist::MAX_ENTRIES);
+        let newcomer = KeyPair::generate(&mut entropy).device_id();
+        list.block(newcomer, 1, 5000, "new".into());
+        assert!(list.blocked(&second, 2).is_none(), "ended soonest: dropped");
+        assert_eq!(
+            list.blocked(&first, 2).map(|b| b.reason.as_str()),
+            Some("again")
+        );
+        assert!(list.blocked(&newcomer, 2).is_some());
         assert_eq!(list.len(), Blocklist::MAX_ENTRIES);
     }
 }
