@@ -22,6 +22,7 @@ mod chain;
 mod chain_cache;
 mod error;
 mod network_key;
+mod offenders;
 mod operator;
 mod org_unit;
 mod policy;
@@ -41,6 +42,7 @@ pub use chain::{CertificateChain, MAX_CHAIN_LEN, VerifiedDevice};
 pub use chain_cache::{CHAIN_CACHE_CAPACITY, ChainCache};
 pub use error::TrustError;
 pub use network_key::NetworkKey;
+pub use offenders::{Ban, OffenderPolicy, Offenders, RemoteAddress};
 pub use operator::{
     DAY_SECS, DEFAULT_DEVICE_CERT_DAYS, Enrollment, MAX_DEVICE_CERT_DAYS, NewAgency, Operator,
 };
