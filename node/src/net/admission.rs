@@ -15,11 +15,20 @@
 //! (or our verdict) it receives the revocation that names it, so a device
 //! that was offline for weeks learns of it at its first contact and nothing
 //! else. A revocation received this way is checked like any other (a forged
-//! one gets its sender refused and blocked) and handed to the node.
+//! one gets its sender refused and blocked) and handed to the node. Only a
+//! revocation that names this device is a reason to refuse us: a peer that
+//! answers with any other (a replay of one it picked up) is refused and
+//! blocked, and a revocation already enforced here is recognised by its id
+//! without checking its signatures again.
+//!
+//! At most a set number of admissions run at once (see
+//! [`AdmissionGate::with_max_admissions`]); past it a new one is refused
+//! before anything is read or allocated.
 
 use std::collections::HashMap;
 use std::io;
 use std::iter;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,6 +49,9 @@ use crate::wire::{self, Format, Kind};
 
 /// Protocol name negotiated for the admission-then-yamux upgrade.
 pub const PROTOCOL: &str = "/baro/admission/1.0.0";
+
+/// Admissions under way at once unless the node sets its own limit.
+pub const DEFAULT_MAX_ADMISSIONS: usize = 48;
 
 /// Why a connection did not pass admission.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +76,21 @@ pub enum AdmissionError {
     /// I/O failed during the exchange (including the remote hanging up).
     #[error("admission exchange failed: {0}")]
     Io(#[from] io::Error),
+    /// Too many admissions were under way; this one was not started.
+    #[error("too many admissions under way (at most {0}); try again later")]
+    Busy(usize),
+}
+
+impl AdmissionError {
+    /// Whether the remote is to blame (it sent something wrong, stalled,
+    /// or is blocked for doing so before), as opposed to hanging up, being
+    /// revoked (it was told), or finding this node busy.
+    pub fn is_offence(&self) -> bool {
+        matches!(
+            self,
+            AdmissionError::Refused(_) | AdmissionError::Blocked { .. }
+        )
+    }
 }
 
 /// A refused peer, reported to the node so it can tell its user.
@@ -134,6 +161,9 @@ pub struct AdmissionGate {
     admitted: Mutex<HashMap<PeerId, (VerifiedDevice, CertificateChain)>>,
     refusals: mpsc::Sender<Refusal>,
     signer: Option<ReceiptSigner>,
+    /// Admissions under way, and the most allowed at once.
+    in_progress: AtomicUsize,
+    max_in_progress: usize,
 }
 
 impl AdmissionGate {
@@ -158,7 +188,32 @@ impl AdmissionGate {
             admitted: Mutex::new(HashMap::new()),
             refusals,
             signer: None,
+            in_progress: AtomicUsize::new(0),
+            max_in_progress: DEFAULT_MAX_ADMISSIONS,
         }
+    }
+
+    /// Lets at most `max` admissions run at once (both ways); more are
+    /// refused at once with [`AdmissionError::Busy`].
+    pub fn with_max_admissions(mut self, max: usize) -> Self {
+        self.max_in_progress = max;
+        self
+    }
+
+    /// Admissions under way now.
+    pub fn admissions_in_progress(&self) -> usize {
+        self.in_progress.load(Ordering::Relaxed)
+    }
+
+    /// Takes a place for one admission, if one is free: the place is given
+    /// back when the returned guard drops.
+    fn begin(&self) -> Option<AdmissionPlace<'_>> {
+        self.in_progress
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_in_progress).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| AdmissionPlace(&self.in_progress))
     }
 
     /// Lets this gate answer a revocation of this device with a signed wipe
@@ -263,6 +318,17 @@ impl AdmissionGate {
     }
 
     fn refuse(&self, peer: PeerId, reason: String) -> AdmissionError {
+        self.refuse_with(peer, reason, None)
+    }
+
+    /// Refuses and blocks `peer`; `revocation` is a valid one it sent that
+    /// the node did not know yet (passed on, for what it says).
+    fn refuse_with(
+        &self,
+        peer: PeerId,
+        reason: String,
+        revocation: Option<Vec<u8>>,
+    ) -> AdmissionError {
         tracing::warn!(%peer, %reason, "peer refused at admission and blocked");
         if let Some(device) = device_id(&peer) {
             lock(&self.blocklist).block(device, self.clock.now(), self.block_secs, reason.clone());
@@ -271,59 +337,86 @@ impl AdmissionGate {
         let _ = self.refusals.try_send(Refusal {
             peer,
             reason: reason.clone(),
-            revocation: None,
+            revocation,
             shown: None,
             receipt: None,
         });
         AdmissionError::Refused(reason)
     }
 
-    /// `peer` answered with a revocation instead of admitting us: a valid
-    /// one goes to the node (which acts on it); a forged one gets `peer`
-    /// refused and blocked.
+    /// `peer` answered with a revocation instead of admitting us. One that
+    /// names this device goes to the node (which acts on it). Any other is
+    /// no reason to refuse us: `peer` is refused and blocked, whether the
+    /// revocation is forged, or valid but about someone else (a replay; a
+    /// new one still goes to the node). One already enforced here is known
+    /// by its id and costs no signature check.
     ///
     /// If the revocation names this device (with a wipe order), also
     /// returns the wipe receipt to answer with.
     fn revoked_by(&self, peer: PeerId, bytes: &[u8]) -> (AdmissionError, Option<Vec<u8>>) {
-        let checked = wire::decode::<Revocation>(bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|r| self.check_revocation(&r).map_err(|e| e.to_string()));
-        match checked {
-            Ok(verified) => {
-                let reason = verified.describe();
-                tracing::warn!(%peer, %reason, "a peer refused us with a revocation");
-                let receipt = self.signer.as_ref().and_then(|signer| {
-                    (verified.wipe && verified.covers(&signer.me, &self.policy)).then(|| {
-                        wire::encode(&crate::trust::WipeReceipt::sign(
-                            crate::trust::WipeReceiptBody {
-                                agency: self.agency.id(),
-                                revocation: verified.id,
-                                device: signer.chain.clone(),
-                                wiped_at: self.clock.now(),
-                            },
-                            &signer.key,
-                        ))
-                    })
-                });
-                // This one must not be lost: wait for room in the channel.
-                let refusals = self.refusals.clone();
-                let report = Refusal {
-                    peer,
-                    reason: reason.clone(),
-                    revocation: Some(bytes.to_vec()),
-                    shown: None,
-                    receipt: None,
-                };
-                tokio::spawn(async move {
-                    let _ = refusals.send(report).await;
-                });
-                (AdmissionError::Revoked(reason), receipt)
+        let revocation = match wire::decode::<Revocation>(bytes) {
+            Ok(revocation) => revocation,
+            Err(e) => {
+                return (
+                    self.refuse(peer, format!("it sent a forged revocation: {e}")),
+                    None,
+                );
             }
-            Err(reason) => (
-                self.refuse(peer, format!("it sent a forged revocation: {reason}")),
+        };
+        let (verified, new) = match self.revocation(&revocation.id()) {
+            Some(known) => (known, false),
+            None => match self.check_revocation(&revocation) {
+                Ok(verified) => (verified, true),
+                Err(e) => {
+                    return (
+                        self.refuse(peer, format!("it sent a forged revocation: {e}")),
+                        None,
+                    );
+                }
+            },
+        };
+        let names_us = self
+            .signer
+            .as_ref()
+            .is_some_and(|signer| verified.covers(&signer.me, &self.policy));
+        if !names_us {
+            let reason = format!(
+                "it answered with a revocation that does not name this device ({})",
+                verified.describe()
+            );
+            return (
+                self.refuse_with(peer, reason, new.then(|| bytes.to_vec())),
                 None,
-            ),
+            );
         }
+        let reason = verified.describe();
+        tracing::warn!(%peer, %reason, "a peer refused us with a revocation");
+        let receipt = self.signer.as_ref().and_then(|signer| {
+            verified.wipe.then(|| {
+                wire::encode(&crate::trust::WipeReceipt::sign(
+                    crate::trust::WipeReceiptBody {
+                        agency: self.agency.id(),
+                        revocation: verified.id,
+                        device: signer.chain.clone(),
+                        wiped_at: self.clock.now(),
+                    },
+                    &signer.key,
+                ))
+            })
+        });
+        // This one must not be lost: wait for room in the channel.
+        let refusals = self.refusals.clone();
+        let report = Refusal {
+            peer,
+            reason: reason.clone(),
+            revocation: Some(bytes.to_vec()),
+            shown: None,
+            receipt: None,
+        };
+        tokio::spawn(async move {
+            let _ = refusals.send(report).await;
+        });
+        (AdmissionError::Revoked(reason), receipt)
     }
 
     /// The revocation to show `device` if it is revoked here.
@@ -395,6 +488,15 @@ impl AdmissionGate {
     }
 }
 
+/// One admission's place among those allowed at once; given back on drop.
+struct AdmissionPlace<'a>(&'a AtomicUsize);
+
+impl Drop for AdmissionPlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Each critical section is a single map operation: a panic cannot leave
     // the data half-updated, so a poisoned lock is still consistent.
@@ -427,6 +529,10 @@ impl AdmissionUpgrade {
         C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let gate = &self.gate;
+        let Some(_place) = gate.begin() else {
+            tracing::debug!(peer = %self.remote, "admission refused: too many under way");
+            return Err(AdmissionError::Busy(gate.max_in_progress));
+        };
         if let Some((until, reason)) = gate.blocked(&self.remote) {
             return Err(AdmissionError::Blocked { until, reason });
         }
@@ -701,5 +807,186 @@ mod tests {
             );
             assert!(gate.blocked(&peer).is_some());
         }
+    }
+
+    /// Lee's gate, able to answer its own revocation, with the agency that
+    /// certified Lee and Kim (Kim's chain is returned to revoke him).
+    fn lee_gate(
+        seed: u64,
+    ) -> (
+        crate::testing::TestAgency,
+        Arc<AdmissionGate>,
+        mpsc::Receiver<Refusal>,
+        CertificateChain,
+        CertificateChain,
+    ) {
+        use crate::clock::Clock as _;
+        let mut agency = crate::testing::TestAgency::new(seed);
+        let lee = agency.member("lee");
+        let kim = agency.member("kim");
+        let now = agency.clock.now();
+        let me = lee
+            .chain
+            .verify_for(
+                lee.key.device_id(),
+                &lee.agency,
+                now,
+                &TrustPolicy::default(),
+            )
+            .expect("lee's chain");
+        let hello = AdmissionHello {
+            agency: lee.agency.id(),
+            chain: lee.chain.clone(),
+            revocation_digest: [0; 32],
+        };
+        let (tx, rx) = mpsc::channel(8);
+        let gate = AdmissionGate::new(
+            lee.agency.clone(),
+            &hello,
+            Arc::new(agency.clock.clone()),
+            Duration::from_secs(10),
+            300,
+            tx,
+        )
+        .with_receipts(ReceiptSigner {
+            key: lee.key.clone(),
+            chain: lee.chain.clone(),
+            me,
+        });
+        (agency, Arc::new(gate), rx, lee.chain, kim.chain)
+    }
+
+    /// `peer` dials `gate` and sends `frame` as its first frame.
+    async fn first_frame(
+        gate: &Arc<AdmissionGate>,
+        peer: PeerId,
+        frame: &[u8],
+    ) -> Result<yamux::Muxer<tokio_util::compat::Compat<tokio::io::DuplexStream>>, AdmissionError>
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        theirs
+            .write_all(&(frame.len() as u32).to_be_bytes())
+            .await
+            .expect("write");
+        theirs.write_all(frame).await.expect("write");
+        let result = AdmissionUpgrade::new(gate.clone(), peer)
+            .run(ours.compat(), false)
+            .await;
+        drop(theirs);
+        result
+    }
+
+    #[tokio::test]
+    async fn a_peer_replaying_a_valid_revocation_of_someone_else_is_refused_and_blocked() {
+        let (agency, gate, mut refusals, _lee, kim) = lee_gate(21);
+        let revocation =
+            agency.revocation(&kim, crate::trust::RevocationScope::Device, "lost", true);
+
+        // Not known here yet: checked, passed on to the node, sender blocked.
+        let first = stranger(22);
+        let result = first_frame(&gate, first, &revocation).await;
+        assert!(
+            matches!(result, Err(AdmissionError::Refused(ref r)) if r.contains("does not name this device")),
+            "{result:?}"
+        );
+        assert!(gate.blocked(&first).is_some());
+        let refusal = refusals.try_recv().expect("reported");
+        assert_eq!(refusal.revocation.as_deref(), Some(&revocation[..]));
+
+        // Once enforced, a replay is known by its id: refused and blocked,
+        // and nothing more for the node to take in.
+        let decoded = wire::decode::<Revocation>(&revocation).expect("decodes");
+        let verified = gate.check_revocation(&decoded).expect("valid");
+        gate.enforce(verified, revocation.clone())
+            .expect("enforced");
+        for seed in 23..28 {
+            let peer = stranger(seed);
+            let result = first_frame(&gate, peer, &revocation).await;
+            assert!(
+                matches!(result, Err(AdmissionError::Refused(_))),
+                "{result:?}"
+            );
+            assert!(gate.blocked(&peer).is_some());
+            assert!(refusals.try_recv().expect("reported").revocation.is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_revocation_naming_this_device_is_obeyed_not_punished() {
+        let (agency, gate, mut refusals, lee, _kim) = lee_gate(31);
+        let revocation =
+            agency.revocation(&lee, crate::trust::RevocationScope::Device, "lost", true);
+        let peer = stranger(32);
+        let result = first_frame(&gate, peer, &revocation).await;
+        assert!(
+            matches!(result, Err(AdmissionError::Revoked(_))),
+            "{result:?}"
+        );
+        assert!(
+            gate.blocked(&peer).is_none(),
+            "the messenger is not blocked"
+        );
+        let refusal = tokio::time::timeout(Duration::from_secs(5), refusals.recv())
+            .await
+            .expect("reported in time")
+            .expect("reported");
+        assert_eq!(refusal.revocation.as_deref(), Some(&revocation[..]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn admissions_past_the_cap_are_refused_at_once() {
+        let (gate, _refusals) = gate(41);
+        let gate = Arc::new(
+            Arc::into_inner(gate)
+                .expect("only reference")
+                .with_max_admissions(2),
+        );
+        // Two stalled admissions hold both places...
+        let (first, _first_peer) = tokio::io::duplex(1024);
+        let (second, _second_peer) = tokio::io::duplex(1024);
+        let stalled: Vec<_> = [(first, 42), (second, 43)]
+            .into_iter()
+            .map(|(socket, seed)| {
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    AdmissionUpgrade::new(gate, stranger(seed))
+                        .run(socket.compat(), false)
+                        .await
+                })
+            })
+            .collect();
+        while gate.admissions_in_progress() < 2 {
+            tokio::task::yield_now().await;
+        }
+        // ...so a third is refused without waiting or reading a byte, and
+        // is not held against the peer.
+        let (third, _third_peer) = tokio::io::duplex(1024);
+        let peer = stranger(44);
+        let started = tokio::time::Instant::now();
+        let result = AdmissionUpgrade::new(gate.clone(), peer)
+            .run(third.compat(), false)
+            .await;
+        assert!(matches!(result, Err(AdmissionError::Busy(2))), "{result:?}");
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert!(gate.blocked(&peer).is_none());
+        assert!(!AdmissionError::Busy(2).is_offence());
+        // When the stalled ones time out, their places are free again.
+        for task in stalled {
+            let result = task.await.expect("task");
+            assert!(
+                matches!(result, Err(AdmissionError::Refused(_))),
+                "{result:?}"
+            );
+        }
+        assert_eq!(gate.admissions_in_progress(), 0);
+        let (fourth, _fourth_peer) = tokio::io::duplex(1024);
+        let result = AdmissionUpgrade::new(gate.clone(), stranger(45))
+            .run(fourth.compat(), false)
+            .await;
+        assert!(
+            matches!(result, Err(AdmissionError::Refused(ref r)) if r.contains("within")),
+            "{result:?}"
+        );
     }
 }
