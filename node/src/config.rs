@@ -41,6 +41,32 @@ pub struct NodeConfig {
     /// (concurrent answers share one flush). Only benchmarks turn this off,
     /// to measure what durability costs.
     pub durable_acks: bool,
+    /// Most connections others opened that may be in their handshake
+    /// (network key, noise, admission) at once. When full, a newcomer takes
+    /// the place of the oldest handshake of the address holding the most,
+    /// if that address holds more than the newcomer's would; otherwise it
+    /// is refused at once. `None`: 32 on a device, 256 on a relay.
+    pub max_pending_incoming: Option<u32>,
+    /// Most connections open at once, both ways (each is a file
+    /// descriptor). `None`: 256 on a device (four times `max_peers` if
+    /// more), 4096 on a relay (which needs `ulimit -n` above that).
+    pub max_connections: Option<u32>,
+    /// Most connections with any one peer (both sides dialling at once, a
+    /// relayed connection and its direct upgrade).
+    pub max_connections_per_peer: u32,
+    /// Most admission exchanges under way at once, both ways; more are
+    /// refused before anything is read. `None`: the pending-incoming limit
+    /// plus 16 (room for this node's own dials).
+    pub max_admissions: Option<u32>,
+    /// Refuse new connections while this process uses more than this
+    /// percentage of the machine's memory (`None`: no such limit).
+    pub max_memory_percent: Option<u8>,
+    /// Failed handshakes from one address (an IPv4 address, an IPv6 /64)
+    /// within `address_window_secs` after which connections from it are
+    /// refused on arrival, before any handshake, for `block_secs`; 0: never.
+    pub address_failures: u32,
+    /// Seconds of one counting window of `address_failures`.
+    pub address_window_secs: u64,
 }
 
 /// What a relay keeps for devices that are offline.
@@ -78,6 +104,13 @@ impl Default for NodeConfig {
             relay: None,
             max_peers: 50,
             durable_acks: true,
+            max_pending_incoming: None,
+            max_connections: None,
+            max_connections_per_peer: 4,
+            max_admissions: None,
+            max_memory_percent: Some(75),
+            address_failures: 20,
+            address_window_secs: 60,
         }
     }
 }
@@ -154,6 +187,29 @@ impl NodeConfig {
         if !(1..=10_000).contains(&self.max_peers) {
             return Err(ConfigError::OutOfRange(
                 "max peers must be 1 to 10000".into(),
+            ));
+        }
+        let positive = |limit: Option<u32>| limit.is_none_or(|n| n > 0);
+        if !positive(self.max_pending_incoming)
+            || !positive(self.max_connections)
+            || !positive(self.max_admissions)
+            || self.max_connections_per_peer == 0
+        {
+            return Err(ConfigError::OutOfRange(
+                "connection, pending-connection and admission limits must be positive".into(),
+            ));
+        }
+        if self
+            .max_memory_percent
+            .is_some_and(|p| !(1..=100).contains(&p))
+        {
+            return Err(ConfigError::OutOfRange(
+                "the memory limit must be 1 to 100 percent".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&self.address_window_secs) {
+            return Err(ConfigError::OutOfRange(
+                "the address failure window must be 1 to 86400 seconds".into(),
             ));
         }
         Ok(ValidConfig {

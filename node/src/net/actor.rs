@@ -247,6 +247,7 @@ impl Actor {
         };
         let (refusal_tx, refusals) = mpsc::channel(256);
         let timeout = Duration::from_secs(config.config.admission_timeout_secs);
+        let limits = super::limits::Limits::for_config(&config.config);
         let gate = AdmissionGate::new(
             credentials.agency.clone(),
             &hello,
@@ -254,7 +255,8 @@ impl Actor {
             timeout,
             config.config.block_secs,
             refusal_tx,
-        );
+        )
+        .with_max_admissions(limits.admissions as usize);
         let leaf_start = credentials.chain.leaf().map(|c| c.body.not_before);
         let certified = leaf_start.and_then(|start| {
             credentials
@@ -278,6 +280,7 @@ impl Actor {
             transport,
             timeout * 2,
             relayed,
+            super::inbound::InboundGuard::new(limits.pending_incoming as usize, limits.offenders),
         )
         .map_err(|e| NodeError::Network(e.to_string()))?;
         let is_relay = config.config.relay.is_some();
@@ -300,6 +303,7 @@ impl Actor {
             is_relay,
             relay_client,
             registry.as_deref_mut(),
+            &limits,
         )
         .map_err(NodeError::Network)?;
         drop(registry);

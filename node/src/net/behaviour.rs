@@ -1,16 +1,20 @@
-//! The composed libp2p behaviour: gossipsub, identify, ping, Kademlia, mDNS,
-//! the sync protocol, and circuit relay v2 (server on relays, client with
-//! DCUtR hole punching on devices).
+//! The composed libp2p behaviour: connection and memory limits, gossipsub,
+//! identify, ping, Kademlia, mDNS, the sync protocol, and circuit relay v2
+//! (server on relays, client with DCUtR hole punching on devices).
 //!
 //! Admission is not here: it happens in the transport (see [`super::admission`]),
 //! so every connection these behaviours ever see is with an admitted peer.
+//! The limits come first, so a connection they deny reaches no other
+//! behaviour (see [`super::limits`]).
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, dcutr, gossipsub, identify, identity, kad, mdns, ping, relay, request_response,
+    StreamProtocol, connection_limits, dcutr, gossipsub, identify, identity, kad, mdns,
+    memory_connection_limits, ping, relay, request_response,
 };
 
 use super::sync_protocol::{self, SyncCodec};
@@ -28,6 +32,11 @@ const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/baro/kad/1.0.0");
 #[derive(NetworkBehaviour)]
 #[behaviour(to_swarm = "Event")]
 pub struct Behaviour {
+    /// Established connections, in total and per peer (pending incoming
+    /// ones only as a backstop: the inbound guard decides first).
+    pub connection_limits: connection_limits::Behaviour,
+    /// No new connections while the process uses too much memory.
+    pub memory_limit: Toggle<memory_connection_limits::Behaviour>,
     /// Gossip for rooms and the agency control topic.
     pub gossipsub: gossipsub::Behaviour,
     /// Exchange of listen addresses and protocols.
@@ -72,6 +81,12 @@ pub enum Event {
     Dcutr(dcutr::Event),
 }
 
+impl From<Infallible> for Event {
+    fn from(never: Infallible) -> Self {
+        match never {}
+    }
+}
+
 macro_rules! from_event {
     ($($variant:ident($ty:ty)),*) => {
         $(impl From<$ty> for Event {
@@ -105,6 +120,7 @@ impl Behaviour {
         relay_server: bool,
         relay_client: relay::client::Behaviour,
         metrics: Option<&mut super::diagnostics::Registry>,
+        limits: &super::limits::Limits,
     ) -> Result<Self, String> {
         let peer_id = keypair.public().to_peer_id();
         // Every frame and envelope carries its author's own domain-separated
@@ -159,6 +175,8 @@ impl Behaviour {
             None => None,
         };
         Ok(Behaviour {
+            connection_limits: limits.connection_limits(),
+            memory_limit: limits.memory_limit().into(),
             gossipsub,
             identify: identify::Behaviour::new(identify::Config::new(
                 IDENTIFY_PROTOCOL.into(),

@@ -1,10 +1,13 @@
-//! Networking: the transport stack with admission, the composed behaviour,
+//! Networking: the transport stack with its inbound guard and admission,
+//! the limits on what others can make a node spend, the composed behaviour,
 //! topic names, and the actor that owns the swarm.
 
 mod actor;
 pub mod admission;
 mod behaviour;
 pub mod diagnostics;
+pub mod inbound;
+pub mod limits;
 pub mod shaping;
 pub mod sync_protocol;
 pub mod topics;

@@ -1,4 +1,6 @@
-//! The transport stack: TCP (or in-memory) + pnet + noise + admission + yamux.
+//! The transport stack: TCP (or in-memory) + pnet + noise + admission + yamux,
+//! behind the inbound guard (see [`super::inbound`]), which decides about
+//! every incoming connection before any of those cost anything.
 
 use std::io;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::{PeerId, Transport, identity, noise, relay, tcp};
 
 use super::admission::{AdmissionGate, AdmissionUpgrade};
+use super::inbound::{Guarded, InboundGuard, PnetFailed};
 use crate::trust::NetworkKey;
 
 /// Which byte transport carries connections.
@@ -28,6 +31,7 @@ pub enum TransportKind {
 /// Builds the full stack; relayed circuits (`.../p2p-circuit/...`) get the
 /// same pnet, noise and admission as direct connections. `network_key` is
 /// `None` only to model a stranger without the agency network key (tests).
+/// Incoming connections pass `inbound` first.
 pub fn build(
     keypair: &identity::Keypair,
     network_key: Option<&NetworkKey>,
@@ -35,6 +39,7 @@ pub fn build(
     kind: TransportKind,
     timeout: Duration,
     relayed: relay::client::Transport,
+    inbound: Arc<InboundGuard>,
 ) -> io::Result<Boxed<(PeerId, StreamMuxerBox)>> {
     let noise = noise::Config::new(keypair).map_err(io::Error::other)?;
     let psk = network_key.map(|key| PreSharedKey::new(key.0));
@@ -50,17 +55,25 @@ pub fn build(
                         Some(pnet) => pnet
                             .handshake(socket)
                             .await
-                            .map(futures::future::Either::Left),
+                            .map(futures::future::Either::Left)
+                            .map_err(|e| {
+                                PnetFailed(match e {
+                                    libp2p::pnet::PnetError::HandshakeError(io)
+                                    | libp2p::pnet::PnetError::IoError(io) => io,
+                                })
+                            }),
                         None => Ok(futures::future::Either::Right(socket)),
                     }
                 }
             });
-            base.upgrade(Version::V1)
+            let stack = base
+                .upgrade(Version::V1)
                 .authenticate(noise)
                 .multiplex_ext(admission)
                 .timeout(timeout)
                 .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
-                .boxed()
+                .boxed();
+            Guarded::new(stack, inbound).boxed()
         }};
     }
     Ok(match kind {
