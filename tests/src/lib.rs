@@ -300,6 +300,11 @@ pub struct RunningNode {
 }
 
 impl RunningNode {
+    /// The process id (to read its `/proc` entries).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the process printed so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
