@@ -28,6 +28,9 @@ pub struct GroupCommit {
     durable: bool,
     /// The flusher thread's queue (`None`: no thread, each answer flushes).
     waiting: Option<SyncSender<Acknowledgement>>,
+    /// The flusher thread, joined on drop so that it no longer holds the
+    /// store (sled keeps its lock until the last handle is gone).
+    flusher: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -44,25 +47,28 @@ impl GroupCommit {
     /// durability costs). The thread ends once this value is dropped and
     /// every waiting answer was delivered.
     pub fn start(store: Arc<dyn Store>, durable: bool) -> Self {
-        let waiting = if durable {
+        let (waiting, flusher) = if durable {
             let (sender, receiver) = mpsc::sync_channel(MAX_WAITING);
             let flushed = store.clone();
-            std::thread::Builder::new()
+            match std::thread::Builder::new()
                 .name("baro-flush".into())
                 .spawn(move || flush_loop(flushed.as_ref(), &receiver))
-                .inspect_err(|e| {
+            {
+                Ok(thread) => (Some(sender), Some(thread)),
+                Err(e) => {
                     // Still durable: every answer then flushes on its own.
                     tracing::warn!(error = %e, "no flusher thread: each answer flushes alone");
-                })
-                .ok()
-                .map(|_| sender)
+                    (None, None)
+                }
+            }
         } else {
-            None
+            (None, None)
         };
         GroupCommit {
             store,
             durable,
             waiting,
+            flusher,
         }
     }
 
@@ -85,6 +91,18 @@ impl GroupCommit {
             flush(self.store.as_ref())
         } else {
             Ok(())
+        }
+    }
+}
+
+impl Drop for GroupCommit {
+    /// Delivers every waiting answer, then lets the store go.
+    fn drop(&mut self) {
+        drop(self.waiting.take());
+        if let Some(flusher) = self.flusher.take()
+            && flusher.join().is_err()
+        {
+            tracing::error!("the flusher thread panicked");
         }
     }
 }
@@ -217,5 +235,19 @@ mod tests {
             .recv_timeout(Duration::from_secs(10))
             .expect("answer");
         assert!(flushed.is_err_and(|e| e.contains("could not save to disk")));
+    }
+
+    #[test]
+    fn dropping_it_delivers_waiting_answers_and_lets_the_store_go() {
+        let store = Arc::new(GatedStore::default());
+        store.release();
+        let commit = GroupCommit::start(store.clone(), true);
+        let (sender, answers) = mpsc::channel();
+        for _ in 0..10 {
+            commit.after_flush(answer_to(sender.clone()));
+        }
+        drop(commit);
+        assert_eq!(answers.try_iter().count(), 10, "every answer delivered");
+        assert_eq!(Arc::strong_count(&store), 1, "the flusher let the store go");
     }
 }
