@@ -18,7 +18,7 @@ use std::time::Duration;
 use baro_fuzz::{NOW, fixture};
 use baro_node::clock::ManualClock;
 use baro_node::net::admission::{AdmissionGate, AdmissionUpgrade, PROTOCOL, ReceiptSigner};
-use baro_node::trust::{AdmissionHello, TrustPolicy, empty_revocation_digest};
+use baro_node::trust::{AdmissionHello, empty_revocation_digest};
 use futures::{AsyncRead, AsyncWrite};
 use libfuzzer_sys::fuzz_target;
 use libp2p::core::upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade};
@@ -91,19 +91,10 @@ fuzz_target!(|data: &[u8]| {
         refusals,
     );
     if setting & 4 != 0 {
-        let me = lee
-            .chain
-            .verify_for(
-                lee.key.device_id(),
-                &lee.agency,
-                NOW,
-                &TrustPolicy::default(),
-            )
-            .expect("lee's chain verifies");
         gate = gate.with_receipts(ReceiptSigner {
             key: lee.key.clone(),
             chain: lee.chain.clone(),
-            me,
+            me: f.lee_verified.clone(),
         });
     }
     if setting & 2 != 0 {

@@ -19,7 +19,7 @@ use baro_node::sync::{Hlc, SyncItem};
 use baro_node::testing::{T0, TestAgency};
 use baro_node::trust::{
     EnrollmentBundle, EnrollmentRequest, FrameBody, Revocation, RevocationScope, RevocationSet,
-    Role, SignedFrame, TrustPolicy, VerifiedRevocation,
+    Role, SignedFrame, TrustPolicy, VerifiedDevice, VerifiedRevocation,
 };
 use baro_node::wire::{self, Content, Envelope, Format};
 
@@ -35,6 +35,8 @@ pub struct Fixture {
     pub kim: Credentials,
     /// The node Kim knocks at.
     pub lee: Credentials,
+    /// What Lee's chain certifies (verified once: a signer of wipe receipts needs it).
+    pub lee_verified: VerifiedDevice,
     /// The operator's revocation of Kim's device, with a wipe order.
     pub revocation: Vec<u8>,
     /// The same, verified.
@@ -152,7 +154,17 @@ fn build() -> Fixture {
             2,
         ),
     ];
+    let lee_verified = lee
+        .chain
+        .verify_for(
+            lee.key.device_id(),
+            &lee.agency,
+            NOW,
+            &TrustPolicy::default(),
+        )
+        .expect("lee's chain verifies");
     Fixture {
+        lee_verified,
         revocation,
         verified_revocation,
         lee_revocation,
