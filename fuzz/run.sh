@@ -47,7 +47,7 @@ build() {
     local bins=()
     for t in "$@"; do bins+=(--bin "$t"); done
     echo "== building fuzz targets: $*" >&2
-    RUSTFLAGS="$INSTRUMENT" cargo build --release --target "$HOST" "${bins[@]}" >&2
+    RUSTFLAGS="$INSTRUMENT" cargo build --release --target-dir target --target "$HOST" "${bins[@]}" >&2
 }
 
 targets() {
