@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use baro_node::api::{self, Request, Response};
 
-use crate::{Baro, RunningNode, eventually};
+use crate::{Baro, RunningNode, eventually, start_on_loopback};
 
 /// A number below `bound`, different on every call (the kill moments).
 pub fn random_below(bound: u64) -> u64 {
@@ -24,14 +24,7 @@ pub fn random_below(bound: u64) -> u64 {
 
 /// Starts `baro run` on loopback, alone, and waits until its control socket answers.
 pub fn start_alone(device: &Baro) -> RunningNode {
-    let node = device.spawn([
-        "run",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--no-mdns",
-        "--sync-interval",
-        "1",
-    ]);
+    let node = start_on_loopback(device, None);
     wait_until_answering(device.home());
     node
 }

@@ -158,13 +158,17 @@ impl Baro {
         &self.home
     }
 
-    /// Starts `baro --home HOME args…` in the background, output to files in the home's parent.
+    /// Starts `baro --home HOME args…` in the background, its output to a
+    /// file of its own in the home's parent (two processes of one home, such
+    /// as `run` and `watch`, sharing a file overwrote each other's lines).
     pub fn spawn<I, S>(&self, args: I) -> RunningNode
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let log = self.home.with_extension("log");
+        static SPAWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = self.home.with_extension(format!("{n}.log"));
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
         let child = self
@@ -281,6 +285,50 @@ pub fn enroll_device(
         .run(args(&["device", "install"], &[&bundle]))
         .success();
     device.run(["--json", "whoami"]).json()
+}
+
+/// An agency (operator `park`) with one member device per user, all in
+/// `org`; returns the operator and the devices in the order of `users`.
+pub fn agency_with<const N: usize>(dir: &Path, org: &str, users: [&str; N]) -> (Baro, [Baro; N]) {
+    let bin = baro_bin();
+    let operator = Baro::new(&bin, dir.join("console"));
+    init_agency(&operator, "MOIS");
+    let devices = users.map(|user| {
+        let device = Baro::new(&bin, dir.join(user)).with_passphrase(None);
+        enroll_device(&operator, &device, dir, user, org, "member");
+        device
+    });
+    (operator, devices)
+}
+
+/// Starts `baro run` on loopback (no mDNS, a sync round every second),
+/// connecting to `bootstrap` if given.
+pub fn start_on_loopback(device: &Baro, bootstrap: Option<&str>) -> RunningNode {
+    let mut args = vec![
+        "run",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--sync-interval",
+        "1",
+    ];
+    if let Some(address) = bootstrap {
+        args.extend(["--bootstrap", address]);
+    }
+    device.spawn(args)
+}
+
+/// The first address a running node listens on (asked with `status`).
+#[track_caller]
+pub fn listen_address(device: &Baro) -> String {
+    eventually(30, "node listening", || {
+        let status = device.run(["--json", "status"]);
+        status
+            .output
+            .status
+            .success()
+            .then(|| status.json()["listen"][0].as_str().map(str::to_string))?
+    })
 }
 
 /// Builds an argument list: words, then paths.

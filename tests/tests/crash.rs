@@ -12,29 +12,16 @@ use baro_node::api::{self, Request, Response};
 use baro_tests::crash::{
     assert_each_once, history, random_below, sends_until_killed, start_alone, wait_until_answering,
 };
-use baro_tests::{Baro, baro_bin, enroll_device, eventually, init_agency};
+use baro_tests::{
+    Baro, agency_with, baro_bin, enroll_device, eventually, init_agency, listen_address,
+    start_on_loopback,
+};
 
 const ROOM: &str = "MOIS/Division 2";
 
-fn listen_address(device: &Baro) -> String {
-    eventually(30, "node listening", || {
-        match api::request(device.home(), &Request::Status) {
-            Ok(Response::Status(status)) => status.listen.first().cloned(),
-            _ => None,
-        }
-    })
-}
-
 /// An agency with two officials of one division, Kim and Lee.
 fn agency(dir: &std::path::Path) -> (Baro, Baro, Baro) {
-    let bin = baro_bin();
-    let operator = Baro::new(&bin, dir.join("console"));
-    init_agency(&operator, "MOIS");
-    let [kim, lee] = ["kim", "lee"].map(|user| {
-        let device = Baro::new(&bin, dir.join(user)).with_passphrase(None);
-        enroll_device(&operator, &device, dir, user, ROOM, "member");
-        device
-    });
+    let (operator, [kim, lee]) = agency_with(dir, ROOM, ["kim", "lee"]);
     (operator, kim, lee)
 }
 
@@ -127,7 +114,7 @@ fn no_acknowledged_message_is_lost_when_the_node_is_killed() {
 
     // Lee appears and receives each of them exactly once.
     let kim_address = listen_address(&kim);
-    let _lee_node = start_with(&lee, &kim_address);
+    let _lee_node = start_on_loopback(&lee, Some(&kim_address));
     wait_until_answering(lee.home());
     for (room, acknowledged) in &rooms {
         let patience = 120 + acknowledged.len() as u64 / 50;
@@ -226,20 +213,6 @@ fn groups_changed_and_rekeyed_when_killed_are_consistent_on_restart() {
     }
 }
 
-/// `baro run` on loopback connecting to `bootstrap`.
-fn start_with(device: &Baro, bootstrap: &str) -> baro_tests::RunningNode {
-    device.spawn([
-        "run",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--no-mdns",
-        "--sync-interval",
-        "1",
-        "--bootstrap",
-        bootstrap,
-    ])
-}
-
 #[test]
 fn a_node_killed_in_the_middle_of_a_sync_ends_up_with_each_message_once() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -261,7 +234,7 @@ fn a_node_killed_in_the_middle_of_a_sync_ends_up_with_each_message_once() {
     // Kim catches up, killed again and again part-way.
     let mut partial = Vec::new();
     for _ in 0..6 {
-        let mut kim_node = start_with(&kim, &lee_address);
+        let mut kim_node = start_on_loopback(&kim, Some(&lee_address));
         wait_until_answering(kim.home());
         std::thread::sleep(std::time::Duration::from_millis(random_below(1500)));
         kim_node.kill9();
@@ -272,7 +245,7 @@ fn a_node_killed_in_the_middle_of_a_sync_ends_up_with_each_message_once() {
         partial.push(held.len());
         drop(node);
     }
-    let _kim_node = start_with(&kim, &lee_address);
+    let _kim_node = start_on_loopback(&kim, Some(&lee_address));
     wait_until_answering(kim.home());
     eventually(120, "kim caught up", || {
         (history(kim.home(), ROOM).len() >= written.len()).then_some(())
@@ -308,7 +281,7 @@ fn revocations_acknowledged_before_a_kill_are_enforced_after_it() {
     let pc_address = listen_address(pc);
     let phone_nodes: Vec<_> = phones
         .iter()
-        .map(|(phone, _)| start_with(phone, &pc_address))
+        .map(|(phone, _)| start_on_loopback(phone, Some(&pc_address)))
         .collect();
     eventually(60, "the pc met every phone", || {
         match api::request(pc.home(), &Request::Status) {

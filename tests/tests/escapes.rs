@@ -6,7 +6,7 @@
 //! and `baro run` output show them as visible escapes, never as ESC bytes;
 //! `--json` still carries the text exactly as sent.
 
-use baro_tests::{Baro, baro_bin, enroll_device, eventually, init_agency, texts};
+use baro_tests::{agency_with, eventually, listen_address, texts};
 
 const ROOM: &str = "MOIS/Division 2";
 const ESC: u8 = 0x1b;
@@ -34,24 +34,10 @@ fn assert_no_escape(what: &str, output: &[u8]) {
 #[test]
 fn terminal_escapes_from_another_member_are_shown_not_executed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let bin = baro_bin();
-    let operator = Baro::new(&bin, dir.path().join("console"));
-    init_agency(&operator, "MOIS");
-    let [kim, lee] = ["kim", "lee"].map(|user| {
-        let device = Baro::new(&bin, dir.path().join(user)).with_passphrase(None);
-        enroll_device(&operator, &device, dir.path(), user, ROOM, "member");
-        device
-    });
+    let (_operator, [kim, lee]) = agency_with(dir.path(), ROOM, ["kim", "lee"]);
     let listen = ["run", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"];
     let kim_node = kim.spawn(listen);
-    let bootstrap = eventually(20, "kim listening", || {
-        let status = kim.run(["--json", "status"]);
-        status
-            .output
-            .status
-            .success()
-            .then(|| status.json()["listen"][0].as_str().map(str::to_string))?
-    });
+    let bootstrap = listen_address(&kim);
     let lee_node = lee.spawn(listen.iter().copied().chain(["--bootstrap", &bootstrap]));
     eventually(30, "lee admitted", || {
         (kim.run(["--json", "status"]).json()["peers"] == 1).then_some(())

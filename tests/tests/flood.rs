@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use baro_node::net::limits::DEVICE_PENDING_INCOMING;
-use baro_tests::{Baro, baro_bin, enroll_device, eventually, init_agency};
+use baro_tests::{Baro, agency_with, eventually, listen_address};
 use libp2p::core::upgrade::OutboundConnectionUpgrade;
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::pnet::{PnetConfig, PreSharedKey};
@@ -214,17 +214,6 @@ async fn offend_until_refused(
     None
 }
 
-fn listen_address(device: &Baro) -> String {
-    eventually(30, "node listening", || {
-        let status = device.run(["--json", "status"]);
-        status
-            .output
-            .status
-            .success()
-            .then(|| status.json()["listen"][0].as_str().map(str::to_string))?
-    })
-}
-
 fn socket_address(multiaddr: &str) -> SocketAddr {
     let parts: Vec<&str> = multiaddr.split('/').collect();
     match parts.as_slice() {
@@ -246,21 +235,7 @@ fn peers(device: &Baro) -> usize {
 #[test]
 fn a_flood_of_fresh_keys_holding_the_network_key_leaves_the_node_bounded_and_open() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let bin = baro_bin();
-    let operator = Baro::new(&bin, dir.path().join("console"));
-    init_agency(&operator, "MOIS");
-    let [lee, kim] = ["lee", "kim"].map(|user| {
-        let device = Baro::new(&bin, dir.path().join(user)).with_passphrase(None);
-        enroll_device(
-            &operator,
-            &device,
-            dir.path(),
-            user,
-            "MOIS/Division 2",
-            "member",
-        );
-        device
-    });
+    let (_operator, [lee, kim]) = agency_with(dir.path(), "MOIS/Division 2", ["lee", "kim"]);
     // What a lost phone's bundle gives away: the network key.
     let bundle: baro_node::EnrollmentBundle =
         baro_node::wire::decode(&std::fs::read(dir.path().join("lee.bundle")).expect("bundle"))

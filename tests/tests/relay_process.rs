@@ -2,20 +2,9 @@
 //! official's `baro run` is off, and the official catches up from the relay
 //! alone; relay and member certificates each refuse the other command.
 
-use baro_tests::{Baro, baro_bin, enroll_device, eventually, init_agency, texts};
+use baro_tests::{Baro, baro_bin, enroll_device, eventually, init_agency, listen_address, texts};
 
 const ROOM: &str = "MOIS/Division 2";
-
-fn listen_address(device: &Baro) -> String {
-    eventually(20, "node listening", || {
-        let status = device.run(["--json", "status"]);
-        status
-            .output
-            .status
-            .success()
-            .then(|| status.json()["listen"][0].as_str().map(str::to_string))?
-    })
-}
 
 #[test]
 fn an_official_catches_up_from_a_relay_process() {

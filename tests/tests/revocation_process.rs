@@ -6,40 +6,15 @@
 use std::path::Path;
 use std::time::Instant;
 
-use baro_tests::{Baro, RunningNode, baro_bin, enroll_device, eventually, init_agency, texts};
+use baro_tests::{
+    Baro, baro_bin, enroll_device, eventually, init_agency, listen_address, start_on_loopback,
+    texts,
+};
 
 const ROOM: &str = "MOIS/Division 2";
 
-const NETWORK: [&str; 5] = [
-    "--listen",
-    "/ip4/127.0.0.1/tcp/0",
-    "--no-mdns",
-    "--sync-interval",
-    "1",
-];
-
 /// The notice every command on a wiped home prints (the time varies).
 const NOTICE: &str = "this device was revoked by operator park at";
-
-fn listen_address(device: &Baro) -> String {
-    eventually(20, "node listening", || {
-        let status = device.run(["--json", "status"]);
-        status
-            .output
-            .status
-            .success()
-            .then(|| status.json()["listen"][0].as_str().map(str::to_string))?
-    })
-}
-
-/// `baro run` on `device`, connecting to `bootstrap` if given.
-fn start(device: &Baro, bootstrap: Option<&str>) -> RunningNode {
-    let mut args: Vec<&str> = ["run"].into_iter().chain(NETWORK).collect();
-    if let Some(address) = bootstrap {
-        args.extend(["--bootstrap", address]);
-    }
-    device.spawn(args)
-}
 
 fn wait_for_peers(device: &Baro, peers: usize) {
     eventually(30, &format!("{peers} peer(s)"), || {
@@ -139,10 +114,10 @@ fn kill_9_in_the_middle_of_a_wipe_is_finished_by_the_next_start() {
     let (phone, phone_id) = official(&operator, dir.path(), "phone", "kim");
     let (tablet, tablet_id) = official(&operator, dir.path(), "tablet", "kim");
 
-    let _console = start(&operator, None);
+    let _console = start_on_loopback(&operator, None);
     let bootstrap = listen_address(&operator);
     // Each step of the wipe pauses 4 s: time to kill it in the middle.
-    let mut phone_node = start(
+    let mut phone_node = start_on_loopback(
         &phone.with_env("BARO_TEST_WIPE_STEP_DELAY_MS", "4000"),
         Some(&bootstrap),
     );
@@ -206,7 +181,7 @@ fn kill_9_in_the_middle_of_a_wipe_is_finished_by_the_next_start() {
     assert_eq!(revocation["reason"], "phone lost");
 
     // A clean wipe, without the test hook: revoke → the process has exited.
-    let mut tablet_node = start(&tablet, Some(&bootstrap));
+    let mut tablet_node = start_on_loopback(&tablet, Some(&bootstrap));
     wait_for_peers(&tablet, 1);
     let revoked_at = Instant::now();
     operator
@@ -248,11 +223,11 @@ fn an_official_revokes_their_lost_phone_from_their_pc_and_the_pc_keeps_working()
     let (phone, phone_id) = official(&operator, dir.path(), "kim-phone", "kim");
     let (lee, lee_id) = official(&operator, dir.path(), "lee", "lee");
 
-    let _console = start(&operator, None);
+    let _console = start_on_loopback(&operator, None);
     let bootstrap = listen_address(&operator);
-    let _pc_node = start(&pc, Some(&bootstrap));
-    let mut phone_node = start(&phone, Some(&bootstrap));
-    let _lee_node = start(&lee, Some(&bootstrap));
+    let _pc_node = start_on_loopback(&pc, Some(&bootstrap));
+    let mut phone_node = start_on_loopback(&phone, Some(&bootstrap));
+    let _lee_node = start_on_loopback(&lee, Some(&bootstrap));
     wait_for_peers(&operator, 3);
     let phone_seen = |device: &Baro| {
         let peers = device.run(["--json", "peers"]).json();
@@ -314,10 +289,12 @@ fn revoke_while_the_console_is_off(lee: bool) {
     let (phone, phone_id) = official(&operator, dir.path(), "phone", "kim");
     let lee = lee.then(|| official(&operator, dir.path(), "lee", "lee").0);
 
-    let mut phone_node = start(&phone, None);
+    let mut phone_node = start_on_loopback(&phone, None);
     let phone_address = listen_address(&phone);
-    let lee_node = lee.as_ref().map(|lee| start(lee, Some(&phone_address)));
-    let console = start(&operator, Some(&phone_address));
+    let lee_node = lee
+        .as_ref()
+        .map(|lee| start_on_loopback(lee, Some(&phone_address)));
+    let console = start_on_loopback(&operator, Some(&phone_address));
     wait_for_peers(&phone, 1 + usize::from(lee.is_some()));
     eventually(30, "kim's message sent", || {
         phone
@@ -354,7 +331,7 @@ fn revoke_while_the_console_is_off(lee: bool) {
         Some(lee) => listen_address(lee),
         None => phone_address,
     };
-    let _console = start(&operator, Some(&bootstrap));
+    let _console = start_on_loopback(&operator, Some(&bootstrap));
     let status = phone_node
         .wait_exit(30)
         .unwrap_or_else(|| panic!("the phone wiped and stopped: {}", phone_node.log()));
