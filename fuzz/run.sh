@@ -9,7 +9,8 @@
 #   fuzz/run.sh --corpus [TARGET...]   run each target once over its committed
 #                                      corpus, no fuzzing (what CI does)
 #   fuzz/run.sh --seeds                rewrite the seed corpus (fuzz/corpus/)
-#   fuzz/run.sh --merge [TARGET...]    minimise what fuzzing found into fuzz/corpus/
+#   fuzz/run.sh --merge [TARGET...]    add to fuzz/corpus/ the found inputs that
+#                                      reach code the corpus does not
 #
 # Targets: wire admission sync negentropy api enrollment scenario.
 # Inputs found while fuzzing go to fuzz/target/corpus/<target>/ (not
@@ -91,16 +92,16 @@ case "${1:-}" in
     exit $failed
     ;;
 --merge)
+    # Adds to the committed corpus only the found inputs that reach code
+    # it does not (seeds and regression inputs stay as they are).
     shift
     read -r -a list <<<"$(targets "$@")"
     build "${list[@]}"
     for t in "${list[@]}"; do
-        mkdir -p target/corpus/"$t" target/merged/"$t"
-        rm -f target/merged/"$t"/*
-        "$BIN/$t" -merge=1 target/merged/"$t" corpus/"$t" target/corpus/"$t" 2>&1 | tail -1
-        rm -f corpus/"$t"/*
-        cp target/merged/"$t"/* corpus/"$t"/
-        echo "$t: $(ls corpus/"$t" | wc -l) inputs, $(du -sh corpus/"$t" | cut -f1)"
+        mkdir -p target/corpus/"$t"
+        before=$(ls corpus/"$t" | wc -l)
+        "$BIN/$t" -set_cover_merge=1 corpus/"$t" target/corpus/"$t" >target/"$t".merge.log 2>&1
+        echo "$t: $before -> $(ls corpus/"$t" | wc -l) inputs, $(du -sh --apparent-size corpus/"$t" | cut -f1)"
     done
     ;;
 *)
