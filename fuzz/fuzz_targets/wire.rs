@@ -69,14 +69,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(receipt) = decode_canonical::<WipeReceipt>(data) {
         let _ = receipt.verify(&f.verified_revocation, agency, &policy);
     }
-    // Stored only (sealed under the storage key), never read from a peer.
-    // Its sets decode from elements in any order and with repeats, so
-    // several byte strings mean the same record (found by this target):
-    // only the value must survive a round trip.
-    if let Ok(record) = wire::decode::<RevocationRecord>(data) {
-        let again = wire::decode::<RevocationRecord>(&wire::encode(&record));
-        assert_eq!(again.as_ref(), Ok(&record), "a revocation record changed");
-    }
+    // Stored only (sealed under the storage key). Its sets once decoded
+    // from elements in any order or repeated (found by this target); they
+    // are now read back only in ascending order, so it has one encoding.
+    let _ = decode_canonical::<RevocationRecord>(data);
     // Every kind byte is covered above.
     debug_assert!((1..=20).all(|k| Kind::from_byte(k).is_some()));
 });

@@ -366,6 +366,11 @@ fn a_record_damaged_on_disk_is_removed_and_reported_in_one_line() {
         messages
             .insert(b"rotten", &b"not a sealed record"[..])
             .expect("insert");
+        // As a crash leaves it: not closed cleanly.
+        db.open_tree("__baro_meta")
+            .expect("meta")
+            .remove(b"closed_cleanly")
+            .expect("remove");
         db.flush().expect("flush");
     }
     let store = SledStore::open(Home::open(&root).expect("home")).expect("reopen");
@@ -384,6 +389,41 @@ fn a_record_damaged_on_disk_is_removed_and_reported_in_one_line() {
     drop(store);
     let store = SledStore::open(Home::open(&root).expect("home")).expect("third open");
     assert_eq!(store.damage(), None, "reported once, then gone");
+}
+
+#[test]
+fn records_are_checked_only_after_an_unclean_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("home");
+    let rot = |root: &std::path::Path| {
+        let db = sled::open(Home::open(root).expect("home").database_dir()).expect("sled");
+        db.open_tree("messages")
+            .expect("tree")
+            .insert(b"rotten", &b"not a sealed record"[..])
+            .expect("insert");
+        db.flush().expect("flush");
+    };
+    drop(SledStore::open(Home::open_or_create(&root).expect("home")).expect("open"));
+    rot(&root);
+    // Closed cleanly: the open is not slowed by a check of every record.
+    let store = SledStore::open(Home::open(&root).expect("home")).expect("open");
+    assert_eq!(store.damage(), None);
+    drop(store);
+    // Killed: nothing marks the stop clean, so the next open checks.
+    {
+        let db = sled::open(Home::open(&root).expect("home").database_dir()).expect("sled");
+        db.open_tree("__baro_meta")
+            .expect("meta")
+            .remove(b"closed_cleanly")
+            .expect("remove");
+        db.flush().expect("flush");
+    }
+    let store = SledStore::open(Home::open(&root).expect("home")).expect("open after a kill");
+    assert!(
+        store
+            .damage()
+            .is_some_and(|d| d.contains("1 in 'messages'"))
+    );
 }
 
 /// What a power cut leaves: the database file's tail half-written. Records

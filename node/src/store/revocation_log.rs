@@ -28,9 +28,39 @@ pub struct RevocationRecord {
     /// Issued here and not yet handed to any peer.
     pub unpublished: bool,
     /// Peers known to hold it (they sent it, or showed it in reconciliation).
+    #[serde(deserialize_with = "strictly_ordered_set")]
     pub seen_by: BTreeSet<PublicKey>,
     /// Wipe receipts: device → when it wiped (Unix seconds).
+    #[serde(deserialize_with = "strictly_ordered_map")]
     pub wiped: BTreeMap<PublicKey, u64>,
+}
+
+/// A set read back only in the order it is written (ascending, no repeats),
+/// so that one record has one encoding (found by fuzzing: elements in any
+/// order or repeated decoded to the same set).
+fn strictly_ordered_set<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeSet<PublicKey>, D::Error> {
+    let items = Vec::<PublicKey>::deserialize(deserializer)?;
+    if items.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err(serde::de::Error::custom(
+            "set elements out of order or repeated",
+        ));
+    }
+    Ok(items.into_iter().collect())
+}
+
+/// Like [`strictly_ordered_set`], for the keys of a map.
+fn strictly_ordered_map<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<PublicKey, u64>, D::Error> {
+    let entries = Vec::<(PublicKey, u64)>::deserialize(deserializer)?;
+    if entries.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+        return Err(serde::de::Error::custom(
+            "map keys out of order or repeated",
+        ));
+    }
+    Ok(entries.into_iter().collect())
 }
 
 impl Format for RevocationRecord {
@@ -110,5 +140,68 @@ impl MessageLog {
                 Some((room, number))
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_of_two() -> (RevocationRecord, Vec<u8>) {
+        let record = RevocationRecord {
+            unpublished: false,
+            seen_by: [PublicKey([1; 32]), PublicKey([2; 32])].into(),
+            wiped: [(PublicKey([3; 32]), 7), (PublicKey([4; 32]), 9)].into(),
+        };
+        let bytes = wire::encode(&record);
+        (record, bytes)
+    }
+
+    /// Swaps the 32 bytes of `a` and `b` where they stand in `bytes`.
+    fn swap(bytes: &mut [u8], a: [u8; 32], b: [u8; 32]) {
+        let at = |key: [u8; 32]| {
+            bytes
+                .windows(32)
+                .position(|w| w == key)
+                .expect("key in the encoding")
+        };
+        let (i, j) = (at(a), at(b));
+        let (first, second) = (bytes[i..i + 32].to_vec(), bytes[j..j + 32].to_vec());
+        bytes[i..i + 32].copy_from_slice(&second);
+        bytes[j..j + 32].copy_from_slice(&first);
+    }
+
+    #[test]
+    fn a_record_has_one_encoding() {
+        let (record, bytes) = record_of_two();
+        assert_eq!(wire::decode::<RevocationRecord>(&bytes), Ok(record));
+
+        let mut unordered = bytes.clone();
+        swap(&mut unordered, [1; 32], [2; 32]);
+        assert!(wire::decode::<RevocationRecord>(&unordered).is_err());
+
+        let mut repeated = bytes.clone();
+        let at = repeated
+            .windows(32)
+            .position(|w| w == [2; 32])
+            .expect("key");
+        repeated[at..at + 32].copy_from_slice(&[1; 32]);
+        assert!(wire::decode::<RevocationRecord>(&repeated).is_err());
+
+        // Swapping whole map entries (key and time) reorders the keys.
+        let mut wiped_unordered = bytes;
+        let key_at = |b: &[u8], k: [u8; 32]| b.windows(32).position(|w| w == k).expect("key");
+        let (i, j) = (
+            key_at(&wiped_unordered, [3; 32]),
+            key_at(&wiped_unordered, [4; 32]),
+        );
+        let entry = j - i;
+        let (first, second) = (
+            wiped_unordered[i..j].to_vec(),
+            wiped_unordered[j..j + entry].to_vec(),
+        );
+        wiped_unordered[i..i + entry].copy_from_slice(&second);
+        wiped_unordered[j..j + entry].copy_from_slice(&first);
+        assert!(wire::decode::<RevocationRecord>(&wiped_unordered).is_err());
     }
 }

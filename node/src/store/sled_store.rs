@@ -10,6 +10,10 @@ use crate::wire;
 /// Reserved tree holding the (unencrypted) schema version.
 const META_TREE: &str = "__baro_meta";
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// Present while the database is closed after a clean stop; removed (and
+/// flushed) at every open, so its absence at open means the last run died
+/// (a crash, a kill, a power cut) and the records are checked.
+const CLEAN_KEY: &[u8] = b"closed_cleanly";
 
 /// A [`Store`] on sled in the home's `db/` directory. Owns the [`Home`] so
 /// that [`Store::wipe`] can destroy key, database and identity in order.
@@ -60,8 +64,14 @@ impl SledStore {
                 meta.flush()?;
             }
         }
+        let closed_cleanly = meta.remove(CLEAN_KEY)?.is_some();
+        meta.flush()?;
         let open = Open { db, home };
-        let damage = open.remove_damaged()?;
+        let damage = if closed_cleanly {
+            None
+        } else {
+            open.remove_damaged()?
+        };
         if let Some(damage) = &damage {
             tracing::warn!("{damage}");
         }
@@ -72,8 +82,9 @@ impl SledStore {
     }
 
     /// One line saying which records could not be read when the store was
-    /// opened (after a power cut or a damaged disk); they were removed, so
-    /// the node starts with everything else. `None` if all were readable.
+    /// opened after an unclean stop (a power cut, a kill, a damaged disk);
+    /// they were removed, so the node starts with everything else. `None` if
+    /// all were readable or the last stop was clean (nothing is checked then).
     pub fn damage(&self) -> Option<&str> {
         self.damage.as_deref()
     }
@@ -88,6 +99,27 @@ impl SledStore {
         let guard = self.read();
         let open = guard.as_ref().ok_or(StoreError::Wiped)?;
         f(open)
+    }
+}
+
+impl Drop for SledStore {
+    /// A store let go normally (not killed) records that it closed cleanly,
+    /// so the next open skips checking every record.
+    fn drop(&mut self) {
+        let open = self
+            .inner
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(open) = open.as_ref() {
+            let marked = open
+                .db
+                .open_tree(META_TREE)
+                .and_then(|meta| meta.insert(CLEAN_KEY, &[][..]))
+                .and_then(|_| open.db.flush());
+            if let Err(e) = marked {
+                tracing::warn!(error = %e, "could not record a clean stop");
+            }
+        }
     }
 }
 
