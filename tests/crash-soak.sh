@@ -18,4 +18,4 @@ rounds="${1:-1000}"
 BARO_CRASH_ROUNDS="$rounds" BARO_CRASH_MAX_MS="${BARO_CRASH_MAX_MS:-150}" \
     cargo test --release -p baro-tests --test crash \
     no_acknowledged_message_is_lost_when_the_node_is_killed -- --nocapture 2>&1 \
-    | grep -E "rounds|kills|received each|lost|panicked|test result"
+    | grep --line-buffered -E "rounds|kills|received each|lost|panicked|test result"
