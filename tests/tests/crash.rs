@@ -5,8 +5,9 @@
 //! (with their key rotations) and of revocations: on restart the node is
 //! consistent.
 //!
-//! `BARO_CRASH_ROUNDS` sets the rounds of the first test (default 20) and
-//! `BARO_CRASH_MAX_MS` the latest kill after the node answers (default 400);
+//! `BARO_CRASH_ROUNDS` sets the rounds of the first test (default 20),
+//! `BARO_CRASH_MIN_MS` and `BARO_CRASH_MAX_MS` the window of the kill after
+//! the node answers (default 20 to 400 ms);
 //! `tests/crash-soak.sh` runs it with 1,000 rounds.
 
 use baro_node::api::{self, Request, Response};
@@ -73,10 +74,16 @@ fn no_acknowledged_message_is_lost_when_the_node_is_killed() {
     let rounds = rounds();
     // The latest kill after the node answers (a shorter window keeps long
     // soaks to fewer messages per round).
-    let max_ms = std::env::var("BARO_CRASH_MAX_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .unwrap_or(400);
+    let env_ms = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(default)
+    };
+    let (min_ms, max_ms) = (
+        env_ms("BARO_CRASH_MIN_MS", 20),
+        env_ms("BARO_CRASH_MAX_MS", 400),
+    );
     // Per room: its id and the texts acknowledged in it.
     let mut rooms: Vec<(String, Vec<String>)> = Vec::new();
     for round in 0..rounds {
@@ -88,7 +95,7 @@ fn no_acknowledged_message_is_lost_when_the_node_is_killed() {
             rooms.push((room, Vec::new()));
         }
         let (room, acknowledged) = rooms.last_mut().expect("a room");
-        let sent = sends_until_killed(&kim, room, &format!("round {round}"), 20, max_ms);
+        let sent = sends_until_killed(&kim, room, &format!("round {round}"), min_ms, max_ms);
         acknowledged.extend(sent);
         if round % 50 == 49 {
             let total: usize = rooms.iter().map(|(_, sent)| sent.len()).sum();
