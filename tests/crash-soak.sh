@@ -17,6 +17,7 @@ rounds="${1:-1000}"
 # delivery to a peer to tens of thousands of messages).
 BARO_CRASH_ROUNDS="$rounds" BARO_CRASH_MIN_MS="${BARO_CRASH_MIN_MS:-0}" \
     BARO_CRASH_MAX_MS="${BARO_CRASH_MAX_MS:-30}" \
+    BARO_CRASH_ROUNDS_PER_ROOM="${BARO_CRASH_ROUNDS_PER_ROOM:-40}" \
     cargo test --release -p baro-tests --test crash \
     no_acknowledged_message_is_lost_when_the_node_is_killed -- --nocapture 2>&1 \
     | grep --line-buffered -E "rounds|kills|received each|lost|panicked|test result"

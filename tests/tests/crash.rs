@@ -34,8 +34,15 @@ fn rounds() -> usize {
         .unwrap_or(20)
 }
 
-/// Rounds whose messages go to one room (a room's history is read whole).
-const ROUNDS_PER_ROOM: usize = 40;
+/// Rounds whose messages go to one room, unless `BARO_CRASH_ROUNDS_PER_ROOM`
+/// says otherwise: a room's history is read whole, in one answer of at most
+/// 1 MiB (about 2,000 messages).
+fn rounds_per_room() -> usize {
+    std::env::var("BARO_CRASH_ROUNDS_PER_ROOM")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5)
+}
 
 /// A new group of Kim and Lee, made while Kim's node runs alone; its id.
 fn new_group(kim: &Baro, name: &str) -> String {
@@ -86,11 +93,12 @@ fn no_acknowledged_message_is_lost_when_the_node_is_killed() {
     );
     // Per room: its id and the texts acknowledged in it.
     let mut rooms: Vec<(String, Vec<String>)> = Vec::new();
+    let per_room = rounds_per_room();
     for round in 0..rounds {
-        if round % ROUNDS_PER_ROOM == 0 {
+        if round % per_room == 0 {
             let room = match round {
                 0 => ROOM.to_string(),
-                _ => new_group(&kim, &format!("crash batch {}", round / ROUNDS_PER_ROOM)),
+                _ => new_group(&kim, &format!("crash batch {}", round / per_room)),
             };
             rooms.push((room, Vec::new()));
         }

@@ -196,6 +196,24 @@ async fn watch(
     }
 }
 
+/// The newest of `messages` whose answer fits in one line of [`MAX_LINE`]
+/// bytes (a client reads no more): a long history is cut at its oldest end.
+fn newest_that_fit(mut messages: Vec<crate::net::MessageView>) -> Vec<crate::net::MessageView> {
+    // Room for the answer's own framing around the list.
+    let mut budget = MAX_LINE - 64;
+    let mut keep = 0;
+    for message in messages.iter().rev() {
+        // Each element, and the comma after it.
+        let size = serde_json::to_vec(message).map_or(MAX_LINE, |bytes| bytes.len()) + 1;
+        if size > budget {
+            break;
+        }
+        budget -= size;
+        keep += 1;
+    }
+    messages.split_off(messages.len() - keep)
+}
+
 async fn dispatch(request: Request, handle: &Handle) -> Response {
     let done = |r: Result<(), crate::node::NodeError>| r.map(|()| Response::Done);
     let result = match request {
@@ -211,9 +229,10 @@ async fn dispatch(request: Request, handle: &Handle) -> Response {
         Request::Remove { room, user } => done(handle.remove(&room, &user).await),
         Request::Leave { room } => done(handle.leave(&room).await),
         Request::Send { room, text } => handle.send(&room, &text).await.map(Response::Sent),
-        Request::History { room, limit } => {
-            handle.history(&room, limit).await.map(Response::History)
-        }
+        Request::History { room, limit } => handle
+            .history(&room, limit)
+            .await
+            .map(|messages| Response::History(newest_that_fit(messages))),
         Request::FindRoom { room } => handle.find_room(&room).await.map(Response::Room),
         Request::MarkRead { room } => handle.mark_read(&room).await.map(Response::MarkedRead),
         Request::Watch { .. } => Ok(Response::Error("watch is a stream".into())),
@@ -254,6 +273,46 @@ async fn dispatch(request: Request, handle: &Handle) -> Response {
 mod tests {
     use super::*;
     use crate::testing::TestAgency;
+
+    fn message(i: usize, device: crate::DeviceId) -> crate::net::MessageView {
+        crate::net::MessageView {
+            id: format!("{i:064x}"),
+            room: "ab".repeat(32),
+            room_name: "MOIS/Division 2".into(),
+            sender: device,
+            sender_user: "kim".into(),
+            sender_name: "Kim Minji".into(),
+            wall_ms: i as u64,
+            counter: 0,
+            text: format!("report {i}: {}", "x".repeat(500)),
+            from_me: true,
+            receipts: Vec::new(),
+            queued: true,
+        }
+    }
+
+    #[test]
+    fn a_long_history_is_cut_at_its_oldest_end_to_fit_one_answer() {
+        let device = TestAgency::new(1).key().device_id();
+        let short: Vec<_> = (0..10).map(|i| message(i, device)).collect();
+        assert_eq!(
+            newest_that_fit(short.clone()),
+            short,
+            "a short one is whole"
+        );
+
+        let long: Vec<_> = (0..5000).map(|i| message(i, device)).collect();
+        let kept = newest_that_fit(long.clone());
+        let line = serde_json::to_vec(&Response::History(kept.clone())).expect("json");
+        assert!(line.len() < MAX_LINE, "{} bytes", line.len());
+        assert!(kept.len() > 1000, "kept only {}", kept.len());
+        assert_eq!(kept.last(), long.last(), "the newest message is kept");
+        assert_eq!(
+            kept[..],
+            long[long.len() - kept.len()..],
+            "a suffix, in order"
+        );
+    }
 
     /// Asks `path` for the node's status; the raw answer line, empty if
     /// the server hung up without one.

@@ -346,12 +346,17 @@ impl Actor {
         self.settle_messaging();
     }
 
-    /// Signs and publishes a control message, or queues it until a peer subscribes.
+    /// Signs and publishes a control message, or queues it until a peer
+    /// subscribes. Either way it is kept for sync: a group created while no
+    /// one is reachable still reaches its members after a restart (the
+    /// queue is in memory only).
     fn publish_control_message(&mut self, message: &ControlMessage) {
         let frame = self.sign_frame(wire::encode(message));
-        if self.publish(frame.clone()).is_err()
-            && let Some(messaging) = self.messaging.as_mut()
-        {
+        if self.publish(frame.clone()).is_ok() {
+            return;
+        }
+        self.hold_control(&frame);
+        if let Some(messaging) = self.messaging.as_mut() {
             if messaging.control_outbox.len() >= CONTROL_OUTBOX {
                 messaging.control_outbox.pop_front();
             }
