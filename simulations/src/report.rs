@@ -43,6 +43,12 @@ pub struct Report {
     /// Node events the simulation's listeners missed because they fell
     /// behind (the messages they announced count as undelivered).
     pub missed_events: u64,
+    /// (message, recipient) pairs on opposite sides of a cut office's
+    /// link, sent while the cut lasted.
+    pub sent_across_cut: usize,
+    /// Of those, how many arrived before the link came back (a real cut
+    /// lets none through).
+    pub crossed_during_cut: usize,
     /// Bytes a device sent and received on average during the traffic.
     pub traffic_bytes_per_device: f64,
     /// Bytes a relay sent and received on average during the traffic.
@@ -198,6 +204,7 @@ impl Report {
              | peers per node, mean / most | {peers:.1} / {peers_max} |\n\
              | devices not settled when the traffic started | {unsettled} |\n\
              | node events the simulation missed (listener behind) | {missed} |\n\
+             | pairs sent across a cut while it lasted; arrived before it healed | {across}; {crossed} |\n\
              | bytes per device / per relay during the traffic | {dbytes:.0} KiB / {rbytes:.0} KiB |\n\
              | delivery, gossip alone | {dg:.2} % |\n\
              | delivery, after sync | {ds:.2} % |\n\
@@ -225,6 +232,8 @@ impl Report {
             peers_max = self.peers_per_node.1,
             unsettled = self.unsettled,
             missed = self.missed_events,
+            across = self.sent_across_cut,
+            crossed = self.crossed_during_cut,
             dbytes = self.traffic_bytes_per_device / 1024.0,
             rbytes = self.traffic_bytes_per_relay / 1024.0,
             dg = self.delivery_gossip * 100.0,

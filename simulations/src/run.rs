@@ -212,6 +212,8 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
     progress.phase("sending", scenario.traffic.messages as u64);
     let mut off: Vec<bool> = vec![false; nodes];
     let mut revocations: Vec<(usize, Instant, String, Option<Instant>)> = Vec::new();
+    // Each cut: the office, when it began, when it healed (if it did).
+    let mut cuts: Vec<(usize, Instant, Option<Instant>)> = Vec::new();
     for (at, action) in schedule {
         tokio::time::sleep_until((start + at).into()).await;
         match action {
@@ -258,6 +260,15 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
             }
             Action::Cut(office, cut) => {
                 world.network.set_cut(office, cut);
+                if cut {
+                    cuts.push((office, Instant::now(), None));
+                } else if let Some(open) = cuts
+                    .iter_mut()
+                    .rev()
+                    .find(|c| c.0 == office && c.2.is_none())
+                {
+                    open.2 = Some(Instant::now());
+                }
                 progress.note(&format!(
                     "office {office} {}",
                     if cut { "cut off" } else { "reconnected" }
@@ -321,6 +332,8 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
         .map(|(now, before)| now.since(*before))
         .fold(Copies::default(), Copies::plus);
     let gossip = snapshot(&shared, &recipients, &sent);
+    let (sent_across_cut, crossed_during_cut) =
+        across_cuts(&world, &shared, &recipients, &sent, &cuts);
     progress.note(&format!(
         "gossip alone delivered {:.2}%; reconciling",
         gossip.ratio * 100.0
@@ -440,6 +453,8 @@ pub async fn run(scenario: &Scenario, options: &Options, progress: &Progress) ->
             .map(|s| recipients.iter().map(|r| s.foreign[*r]).sum())
             .unwrap_or(0),
         missed_events: shared.lock().map(|s| s.missed_events).unwrap_or(0),
+        sent_across_cut,
+        crossed_during_cut,
         targets: Targets {
             hops_p99_max: (n.ln() / d.ln()).ceil() + 1.0,
             copies_per_message_max: 1.0 + (d - 2.0) / 2.0 + 0.5,
@@ -719,6 +734,44 @@ fn snapshot(shared: &Shared, devices: &[usize], sent: &[(usize, Instant)]) -> De
         delivered: latencies.len(),
         latencies_ms: latencies,
     }
+}
+
+/// (message, recipient) pairs on opposite sides of a cut, sent while it
+/// lasted; and how many of them arrived before the link came back (a cut
+/// not yet healed counts until now).
+fn across_cuts(
+    world: &World,
+    shared: &Shared,
+    devices: &[usize],
+    sent: &[(usize, Instant)],
+    cuts: &[(usize, Instant, Option<Instant>)],
+) -> (usize, usize) {
+    let Ok(seen) = shared.lock() else {
+        return (0, 0);
+    };
+    let (mut across, mut crossed) = (0, 0);
+    for &(office, began, healed) in cuts {
+        let healed = healed.unwrap_or_else(Instant::now);
+        let inside = |node: usize| world.nodes[node].office == office;
+        for (seq, &(sender, at)) in sent.iter().enumerate() {
+            if at < began || at >= healed {
+                continue;
+            }
+            for &device in devices {
+                if inside(device) == inside(sender) {
+                    continue;
+                }
+                across += 1;
+                if seen.arrivals[device]
+                    .get(&seq)
+                    .is_some_and(|got| *got < healed)
+                {
+                    crossed += 1;
+                }
+            }
+        }
+    }
+    (across, crossed)
 }
 
 /// Hop counts over every (message, recipient) pair delivered by gossip:

@@ -103,9 +103,14 @@ async fn partition_heal_converges_after_the_link_is_back() {
     .await
     .expect("runs");
     eprintln!("{}", report.markdown());
-    assert!(
-        report.delivery_gossip < 1.0,
-        "the cut office missed messages while it lasted: {report:?}"
+    // Whether gossip's own retransmissions or a sync tick heal the gap
+    // before the run stops watching depends on timing; what does not is
+    // that nothing crosses the cut while it lasts, and that every message
+    // reaches every device once it has healed.
+    assert!(report.sent_across_cut > 0, "{report:?}");
+    assert_eq!(
+        report.crossed_during_cut, 0,
+        "messages crossed a cut link: {report:?}"
     );
     assert_eq!(report.delivery_after_sync, 1.0, "{report:?}");
 }
