@@ -13,5 +13,8 @@ pub use dedup::Dedup;
 pub use hlc::{Hlc, MAX_DRIFT_MS};
 pub use index::SyncIndex;
 pub use messages::{MAX_FETCH_IDS, MAX_ITEMS_BYTES, SyncRequest, SyncResponse};
-pub use reconcile::{MAX_RECONCILE_MESSAGE, Reconciler, Step, SyncError, SyncItem, respond};
+pub use reconcile::{
+    MAX_NEED, MAX_RECONCILE_MESSAGE, MAX_ROUNDS, Reconciler, ResponderCache, Step, SyncError,
+    SyncItem, respond,
+};
 pub use scope::SyncScope;

@@ -8,11 +8,26 @@
 //!
 //! Pure: no I/O; the caller carries the messages.
 
-use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use std::collections::BTreeMap;
+
+use negentropy::{Id, Negentropy, NegentropyStorageBase, NegentropyStorageVector};
+
+use super::SyncScope;
 
 /// Largest reconciliation message either side produces or accepts; bigger
 /// differences take more rounds.
 pub const MAX_RECONCILE_MESSAGE: usize = 60 * 1024;
+
+/// Most rounds one reconciliation may take: a responder that keeps
+/// answering past it (mismatched fingerprints forever) ends the session. An
+/// honest one needs about one round per 1,900 missing ids, so this covers
+/// [`MAX_NEED`] with room to spare.
+pub const MAX_ROUNDS: usize = 128;
+
+/// Most ids one reconciliation reports missing: past it the initiator stops
+/// early with what it has (the next session fetches the rest), so a
+/// responder inventing ids cannot grow the list without end.
+pub const MAX_NEED: usize = 100_000;
 
 /// One element of a reconciled set: a timestamp (ms) and a 32-byte id.
 pub type SyncItem = (u64, [u8; 32]);
@@ -109,16 +124,27 @@ impl Reconciler {
                 .map_err(sync_error)
         })?;
         self.have.extend(have.into_iter().map(Id::to_bytes));
-        self.need.extend(need.into_iter().map(Id::to_bytes));
+        let room = MAX_NEED.saturating_sub(self.need.len());
+        let full = need.len() >= room;
+        self.need
+            .extend(need.into_iter().take(room).map(Id::to_bytes));
         match next {
+            Some(_) if full => Ok(self.done()),
+            Some(_) if self.rounds >= MAX_ROUNDS => Err(SyncError(format!(
+                "the peer kept reconciliation going past {MAX_ROUNDS} rounds"
+            ))),
             Some(message) => {
                 self.rounds += 1;
                 Ok(Step::Continue(message))
             }
-            None => Ok(Step::Done {
-                have: std::mem::take(&mut self.have),
-                need: std::mem::take(&mut self.need),
-            }),
+            None => Ok(self.done()),
+        }
+    }
+
+    fn done(&mut self) -> Step {
+        Step::Done {
+            have: std::mem::take(&mut self.have),
+            need: std::mem::take(&mut self.need),
         }
     }
 
@@ -138,6 +164,123 @@ pub fn respond(
     let storage = storage(items)?;
     let mut inner = Negentropy::owned(storage, MAX_RECONCILE_MESSAGE as u64).map_err(sync_error)?;
     guarded(|| inner.reconcile(message).map_err(sync_error))
+}
+
+/// The responding side with each set prepared once: a sealed storage per
+/// scope, built on the first request for it and kept until the set changes
+/// ([`ResponderCache::invalidate`]), so a flood of requests costs a lookup
+/// each, not a copy and sort of the whole set. Bounded by the items kept:
+/// past [`ResponderCache::new`]'s limit the least recently used sets go.
+pub struct ResponderCache {
+    sets: BTreeMap<SyncScope, Prepared>,
+    max_items: usize,
+    items: usize,
+    uses: u64,
+    builds: u64,
+}
+
+struct Prepared {
+    storage: NegentropyStorageVector,
+    items: usize,
+    last_use: u64,
+}
+
+impl std::fmt::Debug for ResponderCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponderCache")
+            .field("sets", &self.sets.len())
+            .field("items", &self.items)
+            .field("builds", &self.builds)
+            .finish()
+    }
+}
+
+impl ResponderCache {
+    /// A cache keeping at most `max_items` items over all its sets (a set
+    /// larger than that is built for each request and not kept).
+    pub fn new(max_items: usize) -> Self {
+        ResponderCache {
+            sets: BTreeMap::new(),
+            max_items,
+            items: 0,
+            uses: 0,
+            builds: 0,
+        }
+    }
+
+    /// `scope` changed: its prepared set is dropped.
+    pub fn invalidate(&mut self, scope: SyncScope) {
+        if let Some(gone) = self.sets.remove(&scope) {
+            self.items = self.items.saturating_sub(gone.items);
+        }
+    }
+
+    /// Everything changed.
+    pub fn clear(&mut self) {
+        self.sets.clear();
+        self.items = 0;
+    }
+
+    /// How many times a set was built (each miss costs one).
+    pub fn builds(&self) -> u64 {
+        self.builds
+    }
+
+    /// Answers `message` for `scope`; `items` (the set, in order) is read
+    /// only when the set is not prepared yet.
+    pub fn respond<I: IntoIterator<Item = SyncItem>>(
+        &mut self,
+        scope: SyncScope,
+        items: impl FnOnce() -> I,
+        message: &[u8],
+    ) -> Result<Vec<u8>, SyncError> {
+        checked(message)?;
+        self.uses = self.uses.saturating_add(1);
+        if !self.sets.contains_key(&scope) {
+            let storage = storage(items())?;
+            self.builds = self.builds.saturating_add(1);
+            let count = storage.size().map_err(sync_error)?;
+            if count > self.max_items {
+                let mut inner =
+                    Negentropy::owned(storage, MAX_RECONCILE_MESSAGE as u64).map_err(sync_error)?;
+                return guarded(|| inner.reconcile(message).map_err(sync_error));
+            }
+            self.make_room(count);
+            self.items = self.items.saturating_add(count);
+            self.sets.insert(
+                scope,
+                Prepared {
+                    storage,
+                    items: count,
+                    last_use: 0,
+                },
+            );
+        }
+        let uses = self.uses;
+        let prepared = self
+            .sets
+            .get_mut(&scope)
+            .ok_or_else(|| SyncError("prepared set vanished".into()))?;
+        prepared.last_use = uses;
+        let mut inner = Negentropy::borrowed(&prepared.storage, MAX_RECONCILE_MESSAGE as u64)
+            .map_err(sync_error)?;
+        guarded(|| inner.reconcile(message).map_err(sync_error))
+    }
+
+    /// Drops the least recently used sets until `count` more items fit.
+    fn make_room(&mut self, count: usize) {
+        while self.items.saturating_add(count) > self.max_items {
+            let Some(oldest) = self
+                .sets
+                .iter()
+                .min_by_key(|(_, prepared)| prepared.last_use)
+                .map(|(scope, _)| *scope)
+            else {
+                return;
+            };
+            self.invalidate(oldest);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -239,6 +382,96 @@ mod tests {
             let _ = respond(items.iter().copied(), &garbage);
             let _ = r.step(&garbage);
         }
+    }
+
+    /// A hostile responder: whatever it is asked, it repeats its answer to
+    /// the first message, computed over a large set of invented ids.
+    fn hostile_session(mine: usize, invented: usize) -> Result<(usize, usize), SyncError> {
+        let items: Vec<SyncItem> = (0..mine as u64).map(item).collect();
+        let fake: Vec<SyncItem> = (0..invented as u64)
+            .map(|n| {
+                (
+                    n * 10 + 5,
+                    *blake3::hash(&((n + 1) << 40).to_le_bytes()).as_bytes(),
+                )
+            })
+            .collect();
+        let (mut r, first) = Reconciler::initiate(items).expect("initiate");
+        let reply = respond(fake, &first).expect("respond");
+        loop {
+            match r.step(&reply)? {
+                Step::Continue(_) => continue,
+                Step::Done { need, .. } => return Ok((need.len(), r.rounds())),
+            }
+        }
+    }
+
+    #[test]
+    fn a_responder_that_never_agrees_cannot_keep_the_session_going() {
+        // Its ranges are large, so it answers with fingerprints only: they
+        // never match, and without the cap the initiator would go on forever.
+        match hostile_session(2_000, 200_000) {
+            Err(e) => assert!(e.to_string().contains("rounds"), "{e}"),
+            Ok(done) => panic!("the session ended by itself: {done:?}"),
+        }
+    }
+
+    #[test]
+    fn a_responder_inventing_ids_cannot_grow_the_need_list_past_its_cap() {
+        let (need, rounds) = match hostile_session(0, 400_000) {
+            Ok(done) => done,
+            Err(e) => panic!("expected an early end with what was learned: {e}"),
+        };
+        assert_eq!(need, MAX_NEED);
+        assert!(rounds <= MAX_ROUNDS, "{rounds} rounds");
+    }
+
+    #[test]
+    fn a_flood_of_reconcile_requests_prepares_the_set_once() {
+        let items: Vec<SyncItem> = (0..20_000).map(item).collect();
+        let scope = SyncScope::Control;
+        let mut cache = ResponderCache::new(1_000_000);
+        let (_, first) = Reconciler::initiate(items[..19_000].iter().copied()).expect("initiate");
+        let uncached = respond(items.iter().copied(), &first).expect("respond");
+        for _ in 0..1_000 {
+            let answer = cache
+                .respond(scope, || items.iter().copied(), &first)
+                .expect("respond");
+            assert_eq!(answer, uncached);
+        }
+        assert_eq!(cache.builds(), 1, "one build for a thousand requests");
+        // An insert invalidates the set: the next answer sees it.
+        cache.invalidate(scope);
+        let more: Vec<SyncItem> = (0..20_001).map(item).collect();
+        let answer = cache
+            .respond(scope, || more.iter().copied(), &first)
+            .expect("respond");
+        assert_eq!(
+            answer,
+            respond(more.iter().copied(), &first).expect("respond")
+        );
+        assert_eq!(cache.builds(), 2);
+    }
+
+    #[test]
+    fn the_responder_cache_keeps_at_most_its_item_limit() {
+        let items: Vec<SyncItem> = (0..1_000).map(item).collect();
+        let mut cache = ResponderCache::new(2_500);
+        let (_, first) = Reconciler::initiate(Vec::new()).expect("initiate");
+        for n in 0..10u8 {
+            let scope = SyncScope::Room(crate::rooms::RoomId([n; 32]));
+            cache
+                .respond(scope, || items.iter().copied(), &first)
+                .expect("respond");
+            assert!(cache.items <= 2_500, "{} items kept", cache.items);
+        }
+        assert_eq!(cache.sets.len(), 2);
+        // A set bigger than the whole cache is answered, not kept.
+        let huge: Vec<SyncItem> = (0..3_000).map(item).collect();
+        cache
+            .respond(SyncScope::Control, || huge.iter().copied(), &first)
+            .expect("respond");
+        assert!(!cache.sets.contains_key(&SyncScope::Control));
     }
 
     proptest::proptest! {
