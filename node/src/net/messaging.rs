@@ -453,6 +453,15 @@ impl Actor {
             ControlMessage::Grant(grant) if grant.issuer != author.device.public_key() => {
                 return Err("a key grant must be published by the device that issued it".into());
             }
+            // A definition is taken only from the frame of the device that
+            // signed it: anyone else wrapping it is replaying (audit C2).
+            ControlMessage::RoomDefinition(envelope)
+                if envelope.body.header.sender != author.device.public_key() =>
+            {
+                return Err(
+                    "a group definition must be published by the device that signed it".into(),
+                );
+            }
             ControlMessage::Grant(grant) if self.carrier.is_some() => {
                 // A relay only notes who holds which room's key.
                 if messaging.messenger.device(&grant.issuer).is_none() {

@@ -213,18 +213,22 @@ impl Actor {
         self.revoked_peers.contains_key(peer)
     }
 
-    /// Refuses what a revoked device wrote after its revocation.
+    /// Refuses whatever a revoked device signed, once its revocation is
+    /// known here. The frame's `sent_at` is the author's claim: a thief
+    /// holding the device backdates it to before the revocation (audit C1),
+    /// so it is only quoted, never trusted. What the device signed before
+    /// and reaches this node only now is lost with it.
     pub(super) fn check_not_revoked(
         &self,
         author: &VerifiedDevice,
         sent_at: u64,
     ) -> Result<(), String> {
         match self.gate.revocation_of(author) {
-            Some(revocation) if sent_at >= revocation.issued_at => Err(format!(
-                "written by a revoked device ({})",
+            Some(revocation) => Err(format!(
+                "signed by a revoked device ({}), whatever time it claims ({sent_at})",
                 revocation.describe()
             )),
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 

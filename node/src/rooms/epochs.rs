@@ -5,13 +5,32 @@
 //! `n + 1` with different keys; every device then keeps both keys (so no
 //! message is lost) and sends under the same winner: the highest number, and
 //! among equals the smallest key id.
+//!
+//! Only epochs whose key this device holds are known here: an epoch named
+//! by an envelope, or by a grant without a key for this device, teaches
+//! nothing (otherwise one envelope naming epoch `u64::MAX` made a room
+//! unusable for every member: audit H4). A held epoch may be at most
+//! [`MAX_EPOCH_STEP`] above the newest one held, at most
+//! [`MAX_SIBLINGS_PER_NUMBER`] keys share a number, and at most
+//! [`MAX_EPOCHS_PER_ROOM`] epochs are kept (the oldest go first).
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+/// How far above the newest held epoch a newly granted one may be. A
+/// legitimate rotation is `+1`; devices that missed a few rotations while
+/// offline may see a later one first. Anything further is held until the
+/// epochs in between arrive, so nobody can push a room to an epoch number
+/// no rotation can ever follow.
+pub const MAX_EPOCH_STEP: u64 = 16;
+/// Concurrent rotations (keys of one epoch number) kept per number.
+pub const MAX_SIBLINGS_PER_NUMBER: usize = 4;
+/// Epochs kept per room; beyond this the oldest are forgotten.
+pub const MAX_EPOCHS_PER_ROOM: usize = 4096;
+
 /// Names one epoch of one room.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EpochRef {
     /// Epoch number, starting at 1.
     pub number: u64,
@@ -27,56 +46,110 @@ impl EpochRef {
     }
 }
 
-/// Something learned about an epoch: that it exists, and (if this device got
-/// its key) that the key is held.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Grant {
-    /// The epoch.
-    pub epoch: EpochRef,
-    /// Whether this device holds its key.
-    pub key_held: bool,
+/// Why an epoch is not taken (yet).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EpochRefusal {
+    /// More than [`MAX_EPOCH_STEP`] above the newest held epoch.
+    #[error("epoch {number} is too far ahead of the newest key held here ({newest})")]
+    TooFarAhead {
+        /// The epoch's number.
+        number: u64,
+        /// The newest held epoch's number.
+        newest: u64,
+    },
+    /// [`MAX_SIBLINGS_PER_NUMBER`] keys of this number are held already.
+    #[error("too many concurrent keys for epoch {0}")]
+    TooManySiblings(u64),
 }
 
-/// The epochs of one room as seen by one device.
+/// The held epochs of one room as seen by one device.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EpochState {
-    known: BTreeMap<(u64, [u8; 16]), bool>,
+    held: BTreeSet<EpochRef>,
 }
 
 impl EpochState {
-    /// Records a grant (idempotent; a held key stays held).
-    pub fn learn(&mut self, grant: Grant) {
-        let held = self
-            .known
-            .entry((grant.epoch.number, grant.epoch.key_id))
-            .or_insert(false);
-        *held |= grant.key_held;
+    /// Whether `epoch` could be taken now (see [`EpochState::learn`]).
+    pub fn admits(&self, epoch: &EpochRef) -> Result<(), EpochRefusal> {
+        if self.held.contains(epoch) {
+            return Ok(());
+        }
+        if let Some(newest) = self.newest_number()
+            && epoch.number > newest.saturating_add(MAX_EPOCH_STEP)
+        {
+            return Err(EpochRefusal::TooFarAhead {
+                number: epoch.number,
+                newest,
+            });
+        }
+        let siblings = self
+            .held
+            .range(
+                EpochRef {
+                    number: epoch.number,
+                    key_id: [0; 16],
+                }..=EpochRef {
+                    number: epoch.number,
+                    key_id: [0xff; 16],
+                },
+            )
+            .count();
+        if siblings >= MAX_SIBLINGS_PER_NUMBER {
+            return Err(EpochRefusal::TooManySiblings(epoch.number));
+        }
+        Ok(())
     }
 
-    /// The epoch every member sends under: the winner among all known.
-    pub fn current(&self) -> Option<EpochRef> {
-        self.known
-            .keys()
-            .map(|(number, key_id)| EpochRef {
-                number: *number,
-                key_id: *key_id,
-            })
-            .reduce(|best, next| if next.precedes(&best) { next } else { best })
-    }
-
-    /// Whether this device can send: it holds the current epoch's key.
-    pub fn can_send(&self) -> bool {
-        self.current().is_some_and(|e| {
-            self.known
-                .get(&(e.number, e.key_id))
-                .copied()
-                .unwrap_or(false)
+    /// Records an epoch whose key this device now holds (idempotent).
+    /// Returns the epoch forgotten to stay within [`MAX_EPOCHS_PER_ROOM`].
+    pub fn learn(&mut self, epoch: EpochRef) -> Result<Option<EpochRef>, EpochRefusal> {
+        self.admits(&epoch)?;
+        self.held.insert(epoch);
+        Ok(if self.held.len() > MAX_EPOCHS_PER_ROOM {
+            self.held.pop_first()
+        } else {
+            None
         })
     }
 
-    /// The number a new rotation must use.
-    pub fn next_number(&self) -> u64 {
-        self.current().map_or(1, |e| e.number + 1)
+    /// Records a held epoch loaded from storage: it was checked when it
+    /// arrived, so only the size bound applies.
+    pub fn restore(&mut self, epoch: EpochRef) -> Option<EpochRef> {
+        self.held.insert(epoch);
+        (self.held.len() > MAX_EPOCHS_PER_ROOM)
+            .then(|| self.held.pop_first())
+            .flatten()
+    }
+
+    /// Whether this device holds `epoch`'s key.
+    pub fn holds(&self, epoch: &EpochRef) -> bool {
+        self.held.contains(epoch)
+    }
+
+    /// The epoch every member sends under: the winner among all held.
+    pub fn current(&self) -> Option<EpochRef> {
+        self.held
+            .iter()
+            .copied()
+            .reduce(|best, next| if next.precedes(&best) { next } else { best })
+    }
+
+    /// Whether this device can send: it holds an epoch.
+    pub fn can_send(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    fn newest_number(&self) -> Option<u64> {
+        self.held.last().map(|e| e.number)
+    }
+
+    /// The number a new rotation must use; `None` once the numbers are
+    /// used up (never in practice: each step is an authorised rotation).
+    pub fn next_number(&self) -> Option<u64> {
+        match self.newest_number() {
+            Some(newest) => newest.checked_add(1),
+            None => Some(1),
+        }
     }
 }
 
@@ -94,42 +167,68 @@ mod tests {
     #[test]
     fn higher_epoch_wins_and_rotation_counts_up() {
         let mut state = EpochState::default();
-        assert_eq!(state.next_number(), 1);
-        state.learn(Grant {
-            epoch: epoch(1, 9),
-            key_held: true,
-        });
-        state.learn(Grant {
-            epoch: epoch(2, 3),
-            key_held: false,
-        });
+        assert_eq!(state.next_number(), Some(1));
+        assert!(!state.can_send());
+        state.learn(epoch(1, 9)).expect("first");
+        state.learn(epoch(2, 3)).expect("next");
         assert_eq!(state.current(), Some(epoch(2, 3)));
-        assert!(!state.can_send(), "removed members never hold the new key");
-        assert_eq!(state.next_number(), 3);
+        assert!(state.can_send());
+        assert_eq!(state.next_number(), Some(3));
     }
 
     #[test]
     fn two_admins_rotating_at_once_converge_whatever_the_arrival_order() {
-        let a = Grant {
-            epoch: epoch(2, 0x20),
-            key_held: true,
-        };
-        let b = Grant {
-            epoch: epoch(2, 0x10),
-            key_held: true,
-        };
+        let (a, b) = (epoch(2, 0x20), epoch(2, 0x10));
         let mut one = EpochState::default();
-        one.learn(a.clone());
-        one.learn(b.clone());
+        one.learn(a).expect("a");
+        one.learn(b).expect("b");
         let mut other = EpochState::default();
-        other.learn(b);
-        other.learn(a);
+        other.learn(b).expect("b");
+        other.learn(a).expect("a");
         assert_eq!(one.current(), other.current());
         assert_eq!(
             one.current(),
             Some(epoch(2, 0x10)),
             "smaller key id wins the tie"
         );
-        assert!(one.can_send());
+    }
+
+    #[test]
+    fn an_epoch_far_ahead_of_the_newest_held_is_refused_and_numbers_never_overflow() {
+        let mut state = EpochState::default();
+        state
+            .learn(epoch(3, 1))
+            .expect("first held may be any number");
+        assert_eq!(
+            state.learn(epoch(u64::MAX, 1)),
+            Err(EpochRefusal::TooFarAhead {
+                number: u64::MAX,
+                newest: 3
+            })
+        );
+        state.learn(epoch(3 + MAX_EPOCH_STEP, 1)).expect("in reach");
+        assert_eq!(state.current().map(|e| e.number), Some(3 + MAX_EPOCH_STEP));
+        let mut full = EpochState::default();
+        full.learn(epoch(u64::MAX, 1)).expect("first");
+        assert_eq!(full.next_number(), None, "checked, not wrapped to 0");
+    }
+
+    #[test]
+    fn siblings_and_old_epochs_are_bounded() {
+        let mut state = EpochState::default();
+        for id in 0..MAX_SIBLINGS_PER_NUMBER as u8 {
+            state.learn(epoch(1, id)).expect("sibling");
+        }
+        assert_eq!(
+            state.learn(epoch(1, 0xee)),
+            Err(EpochRefusal::TooManySiblings(1))
+        );
+        let mut long = EpochState::default();
+        let mut forgotten = Vec::new();
+        for number in 1..=(MAX_EPOCHS_PER_ROOM as u64 + 2) {
+            forgotten.extend(long.learn(epoch(number, 0)).expect("one step"));
+        }
+        assert_eq!(forgotten, vec![epoch(1, 0), epoch(2, 0)]);
+        assert_eq!(long.held.len(), MAX_EPOCHS_PER_ROOM);
     }
 }

@@ -6,10 +6,30 @@
 //! outputs are decisions (deliver, hold until the key arrives, ignore a
 //! duplicate, reject) and things to publish (grants, envelopes). The node
 //! persists and sends; simulations drive it directly.
+//!
+//! Room state only moves forward, and only on authority this device can
+//! check (audit C1, C2, H4, M2, M3):
+//! - a group definition is taken only from an admin, with a version above
+//!   the one held and sealed under the epoch it names ([`Room::version`],
+//!   [`Room::epoch`]); an older one (a replay) is refused;
+//! - an epoch is learned only from a grant by a device allowed to grant in
+//!   the room that opens to this device's key, at most
+//!   [`super::MAX_EPOCH_STEP`] above the newest held; an envelope naming an
+//!   epoch not held waits, and teaches nothing;
+//! - once a revocation is known here, everything its device signs is
+//!   refused, whatever time it claims: its clock is not evidence;
+//! - only devices this device granted to, or that showed they hold a key
+//!   (a grant that opened here, an envelope that decrypted), are spared a
+//!   grant; what others' grants claim only helps choose who grants;
+//! - what waits (envelopes of epochs or rooms not known yet, grants too
+//!   far ahead) is bounded per room and per sender, and is re-read only
+//!   when what it waits for arrives.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{EpochRef, EpochState, Grant, KeyGrant, MAX_WRAPS_PER_GRANT, Room, RoomError, RoomId};
+use super::{
+    EpochRef, EpochRefusal, EpochState, KeyGrant, MAX_WRAPS_PER_GRANT, Room, RoomError, RoomId,
+};
 use crate::crypto::RoomKey;
 use crate::identity::{DeviceId, Entropy, KeyPair, PublicKey, Verifier};
 use crate::sync::{Dedup, Hlc};
@@ -18,6 +38,21 @@ use crate::wire::{Content, Envelope, EnvelopeError, MAX_RECEIPT_IDS, ReceiptStat
 
 /// Envelopes held per room while their epoch key has not arrived.
 pub const MAX_PENDING_PER_ROOM: usize = 1024;
+/// Of those, at most this many from one sender (so one member cannot push
+/// everyone else's out).
+pub const MAX_PENDING_PER_SENDER: usize = 64;
+/// Grants held per room because their epoch is too far ahead of the newest
+/// key held (two per issuer); tried again whenever a key arrives.
+pub const MAX_EARLY_GRANTS_PER_ROOM: usize = 16;
+/// Rooms not known here yet whose keys or envelopes are held (an
+/// invitation whose grant and definition have not both arrived).
+pub const MAX_ORPHAN_ROOMS: usize = 64;
+/// Of those, at most this many first named by one device.
+pub const MAX_ORPHAN_ROOMS_PER_SENDER: usize = 4;
+/// Envelopes held per orphan room (a quarter of them per sender).
+pub const MAX_ORPHAN_ENVELOPES_PER_ROOM: usize = 16;
+/// Devices remembered per epoch as holding its key (or claimed to).
+pub const MAX_HOLDERS_PER_EPOCH: usize = 8192;
 /// Message ids remembered for de-duplication.
 pub const SEEN_CAPACITY: usize = 100_000;
 /// How many key holders hand a room's key to a newly met member: a few,
@@ -81,6 +116,10 @@ pub enum MessengerError {
     /// The room change is not allowed.
     #[error(transparent)]
     Room(#[from] RoomError),
+    /// The room's epoch numbers are used up (never in practice: every step
+    /// is an authorised rotation, at most [`super::MAX_EPOCH_STEP`] at once).
+    #[error("this room cannot move to a new key any more: create a new room")]
+    EpochsExhausted,
     /// The message cannot be built.
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
@@ -91,9 +130,17 @@ struct RoomState {
     room: Room,
     epochs: EpochState,
     keys: BTreeMap<(u64, [u8; 16]), RoomKey>,
-    /// Devices each held epoch has been granted to (by anyone).
-    granted: BTreeMap<(u64, [u8; 16]), BTreeSet<PublicKey>>,
+    /// Devices known to hold each epoch's key: granted it by this device,
+    /// or shown it (a grant of theirs opened here, an envelope of theirs
+    /// decrypted). Only these are spared a grant.
+    holders: BTreeMap<EpochRef, BTreeSet<PublicKey>>,
+    /// Devices others' grants say they wrapped each epoch's key to:
+    /// unchecked, so used only to choose who grants to a newcomer.
+    claimed: BTreeMap<EpochRef, BTreeSet<PublicKey>>,
+    /// Envelopes of epochs whose key is not held (yet).
     pending: Vec<Envelope>,
+    /// Grants of epochs too far ahead of the newest key held.
+    early: Vec<KeyGrant>,
 }
 
 impl RoomState {
@@ -102,8 +149,85 @@ impl RoomState {
             room,
             epochs: EpochState::default(),
             keys: BTreeMap::new(),
-            granted: BTreeMap::new(),
+            holders: BTreeMap::new(),
+            claimed: BTreeMap::new(),
             pending: Vec::new(),
+            early: Vec::new(),
+        }
+    }
+
+    /// Takes `key` for `epoch` (checked by the caller, or restored);
+    /// forgets whatever the size bound pushes out.
+    fn hold_key(
+        &mut self,
+        epoch: EpochRef,
+        key: RoomKey,
+        checked: bool,
+    ) -> Result<(), EpochRefusal> {
+        let forgotten = if checked {
+            self.epochs.learn(epoch)?
+        } else {
+            self.epochs.restore(epoch)
+        };
+        self.keys.insert((epoch.number, epoch.key_id), key);
+        if let Some(old) = forgotten {
+            self.keys.remove(&(old.number, old.key_id));
+        }
+        // Who holds what matters only for the keys still handed out.
+        if let Some(current) = self.epochs.current() {
+            self.holders.retain(|e, _| e.number >= current.number);
+            self.claimed.retain(|e, _| e.number >= current.number);
+        }
+        Ok(())
+    }
+
+    fn note_holders<'a>(
+        &mut self,
+        epoch: EpochRef,
+        devices: impl IntoIterator<Item = &'a PublicKey>,
+    ) {
+        note(self.holders.entry(epoch).or_default(), devices);
+    }
+
+    fn note_claims<'a>(
+        &mut self,
+        epoch: EpochRef,
+        devices: impl IntoIterator<Item = &'a PublicKey>,
+    ) {
+        if self.epochs.holds(&epoch) {
+            note(self.claimed.entry(epoch).or_default(), devices);
+        }
+    }
+
+    fn holds(&self, epoch: &EpochRef, device: &PublicKey) -> bool {
+        self.holders.get(epoch).is_some_and(|h| h.contains(device))
+    }
+
+    /// Holds an envelope of an epoch not held yet, within the bounds.
+    fn hold_pending(&mut self, envelope: Envelope) {
+        let sender = envelope.body.header.sender;
+        let from_sender = self
+            .pending
+            .iter()
+            .filter(|e| e.body.header.sender == sender)
+            .count();
+        if self.pending.len() < MAX_PENDING_PER_ROOM && from_sender < MAX_PENDING_PER_SENDER {
+            self.pending.push(envelope);
+        }
+    }
+
+    /// Holds a grant too far ahead, within the bounds (the same grant once).
+    fn hold_early(&mut self, grant: &KeyGrant) {
+        let from_issuer = self
+            .early
+            .iter()
+            .filter(|g| g.issuer == grant.issuer)
+            .count();
+        if self.early.len() < MAX_EARLY_GRANTS_PER_ROOM
+            && from_issuer < MAX_EARLY_GRANTS_PER_ROOM / 8
+            && !self.early.contains(grant)
+        {
+            self.early.push(grant.clone());
         }
     }
 
@@ -129,6 +253,29 @@ impl RoomState {
     }
 }
 
+/// What is held for a room this device does not know yet.
+#[derive(Debug)]
+struct Orphan {
+    /// The device whose grant or envelope first named the room.
+    opened_by: PublicKey,
+    /// When it was opened (by [`Messenger::orphan_counter`]).
+    opened: u64,
+    /// Keys granted to this device, with their issuers (checked against
+    /// the definition once it is read).
+    keys: Vec<(EpochRef, RoomKey, PublicKey)>,
+    envelopes: Vec<Envelope>,
+}
+
+/// Adds `devices` to `set`, up to [`MAX_HOLDERS_PER_EPOCH`].
+fn note<'a>(set: &mut BTreeSet<PublicKey>, devices: impl IntoIterator<Item = &'a PublicKey>) {
+    for device in devices {
+        if set.len() >= MAX_HOLDERS_PER_EPOCH {
+            return;
+        }
+        set.insert(*device);
+    }
+}
+
 /// One device's messaging state.
 #[derive(Debug)]
 pub struct Messenger {
@@ -143,20 +290,20 @@ pub struct Messenger {
     clock: Hlc,
     unsaved_keys: Vec<(RoomId, EpochRef, RoomKey)>,
     unsaved_rooms: BTreeSet<RoomId>,
-    /// Keys granted to this device for rooms it does not know yet (an
-    /// invitation whose room definition has not arrived).
-    orphan_keys: BTreeMap<RoomId, Vec<(EpochRef, RoomKey)>>,
-    /// Envelopes of rooms this device does not know (bounded).
-    orphan_envelopes: Vec<Envelope>,
+    /// Keys and envelopes of rooms this device does not know yet (an
+    /// invitation whose grant and definition have not both arrived).
+    orphans: BTreeMap<RoomId, Orphan>,
+    /// Counts orphan rooms as they are opened, so the oldest goes first.
+    orphan_counter: u64,
     /// Envelopes from devices not met yet (bounded).
     unverified: Vec<Envelope>,
     left: BTreeSet<RoomId>,
     rotations: BTreeSet<RoomId>,
     /// Held envelopes that became readable as a side effect of another input.
     late: Vec<Message>,
-    /// Revoked devices, with the time (ms) from which their envelopes and
-    /// grants are refused.
-    revoked: BTreeMap<PublicKey, u64>,
+    /// Revoked devices: whatever they sign is refused from the moment the
+    /// revocation is known here (their own clock is not evidence).
+    revoked: BTreeSet<PublicKey>,
     /// Rooms a revoked device was in, with the epoch number it may hold: the
     /// next message sent there first moves the room past it.
     rotation_due: BTreeMap<RoomId, u64>,
@@ -181,13 +328,13 @@ impl Messenger {
             my_cert: my_cert.clone(),
             unsaved_keys: Vec::new(),
             unsaved_rooms: BTreeSet::new(),
-            orphan_keys: BTreeMap::new(),
-            orphan_envelopes: Vec::new(),
+            orphans: BTreeMap::new(),
+            orphan_counter: 0,
             unverified: Vec::new(),
             left: BTreeSet::new(),
             rotations: BTreeSet::new(),
             late: Vec::new(),
-            revoked: BTreeMap::new(),
+            revoked: BTreeSet::new(),
             rotation_due: BTreeMap::new(),
             unsaved_due: BTreeSet::new(),
             unsent_grants: Vec::new(),
@@ -246,14 +393,10 @@ impl Messenger {
         self.rooms.get(&id).map(|s| &s.room)
     }
 
-    /// Restores an epoch key loaded from storage.
+    /// Restores an epoch key loaded from storage (checked when it arrived).
     pub fn restore_key(&mut self, room: RoomId, epoch: EpochRef, key: RoomKey) {
         if let Some(state) = self.rooms.get_mut(&room) {
-            state.epochs.learn(Grant {
-                epoch,
-                key_held: true,
-            });
-            state.keys.insert((epoch.number, epoch.key_id), key);
+            let _ = state.hold_key(epoch, key, false);
         }
     }
 
@@ -323,7 +466,7 @@ impl Messenger {
         let known = self.directory.contains_key(&key);
         let unchanged = self.directory.get(&key) == Some(&device);
         self.remember(device);
-        if !known && self.revoked.contains_key(&key) {
+        if !known && self.revoked.contains(&key) {
             // Revoked before we met it: others may have let it into our rooms.
             self.schedule_rotations(key);
         }
@@ -370,26 +513,26 @@ impl Messenger {
         let Some(recipient) = self.directory.get(device).cloned() else {
             return Vec::new();
         };
-        if self.revoked.contains_key(device) {
+        if self.revoked.contains(device) {
             return Vec::new();
         }
         let mut out = Vec::new();
         for state in self.rooms.values_mut() {
-            if !state.room.admits(&recipient) || !may_grant(&state.room, &self.my_cert) {
+            if !admits(&state.room, &recipient, &self.revoked)
+                || !may_grant(&state.room, &self.my_cert, &self.revoked)
+            {
                 continue;
             }
             for (epoch, key) in state.current_keys() {
-                let granted = state
-                    .granted
-                    .entry((epoch.number, epoch.key_id))
-                    .or_default();
-                if granted.contains(device) {
+                // Someone else's grant claiming this device proves nothing
+                // (it may hold junk for it: audit M3); only our own counts.
+                if state.holds(&epoch, device) {
                     continue;
                 }
                 if let Ok(grants) =
                     KeyGrant::issue(&self.me, state.room.id, epoch.number, &key, &[*device], now)
                 {
-                    granted.insert(*device);
+                    state.note_holders(epoch, [device]);
                     out.extend(grants);
                 }
             }
@@ -427,24 +570,24 @@ impl Messenger {
         entropy: &mut impl Entropy,
     ) -> Result<Vec<KeyGrant>, MessengerError> {
         let members = self.member_devices(room)?;
+        let me = self.me.public();
         let state = self.rooms.get_mut(&room).ok_or_else(|| unknown(room))?;
         let key = RoomKey::generate(entropy);
-        let number = state.epochs.next_number();
+        let number = state
+            .epochs
+            .next_number()
+            .ok_or(MessengerError::EpochsExhausted)?;
         let epoch = EpochRef {
             number,
             key_id: key.key_id(),
         };
+        state
+            .hold_key(epoch, key.clone(), true)
+            .map_err(|_| MessengerError::EpochsExhausted)?;
         let grants =
             KeyGrant::issue(&self.me, room, number, &key, &members, now).unwrap_or_default();
-        state.epochs.learn(Grant {
-            epoch,
-            key_held: true,
-        });
-        self.unsaved_keys.push((room, epoch, key.clone()));
-        state.keys.insert((epoch.number, epoch.key_id), key);
-        state
-            .granted
-            .insert((epoch.number, epoch.key_id), members.into_iter().collect());
+        self.unsaved_keys.push((room, epoch, key));
+        state.note_holders(epoch, members.iter().chain([&me]));
         Ok(grants)
     }
 
@@ -475,8 +618,10 @@ impl Messenger {
     ) -> Result<Envelope, MessengerError> {
         let me = self.my_cert.subject.user_id.clone();
         let state = self.rooms.get_mut(&room).ok_or_else(|| unknown(room))?;
-        state.room.remove(&me, &me)?;
-        let definition = state.room.clone();
+        let current = state.epochs.current().ok_or(MessengerError::NoKey)?;
+        let mut definition = state.room.clone();
+        definition.remove(&me, &me)?;
+        definition.bind_to_epoch(current.number)?;
         let envelope = self.send(room, &Content::RoomState(definition), now_ms, entropy)?;
         self.rooms.remove(&room);
         self.unsaved_rooms.remove(&room);
@@ -511,18 +656,28 @@ impl Messenger {
         std::mem::take(&mut self.rotations).into_iter().collect()
     }
 
-    /// Applies a group definition received from `sender` in a known room:
-    /// accepted from an admin of the current definition, or when the only
-    /// change is the sender leaving.
-    fn apply_definition(&mut self, sender: &str, new: &Room) {
+    /// Applies a group definition received from `sender`, sealed in an
+    /// envelope of `room` under epoch number `sealed_under`. Taken from an
+    /// admin of the definition held here, or when the only change is the
+    /// sender leaving; and only if it is newer: a higher version than the
+    /// one held, bound to the epoch it was sealed under, never an older
+    /// epoch than the held one's. An older definition (a removed member
+    /// replaying the one that still named her: audit C2) is refused.
+    fn apply_definition(
+        &mut self,
+        sender: &str,
+        room: RoomId,
+        new: &Room,
+        sealed_under: u64,
+    ) -> Result<(), String> {
         let me = self.my_cert.subject.user_id.clone();
-        let Some(state) = self.rooms.get_mut(&new.id) else {
-            return;
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return Ok(());
         };
         let (
             super::RoomKind::Group {
                 members: old_members,
-                admins: old_admins,
+                ..
             },
             super::RoomKind::Group {
                 members: new_members,
@@ -530,21 +685,46 @@ impl Messenger {
             },
         ) = (&state.room.kind, &new.kind)
         else {
-            return;
+            // Department and 1:1 rooms have no definitions to send.
+            return Ok(());
         };
-        let mut without_sender = state.room.clone();
-        let self_leave = without_sender.remove(sender, sender).is_ok() && without_sender == *new;
-        if !old_admins.contains(sender) && !self_leave {
-            return;
+        let old = &state.room;
+        if new.id != room {
+            return Err("a group definition must travel in its own group".into());
+        }
+        if new.epoch != sealed_under {
+            return Err(format!(
+                "group definition names epoch {} but was sealed under epoch {sealed_under}",
+                new.epoch
+            ));
+        }
+        if new.version == old.version && new == old {
+            return Ok(());
+        }
+        if new.version <= old.version || new.epoch < old.epoch {
+            return Err(format!(
+                "stale group definition: version {} (epoch {}), this device holds version {} (epoch {})",
+                new.version, new.epoch, old.version, old.epoch
+            ));
+        }
+        let mut without_sender = old.clone();
+        let self_leave = without_sender.remove(sender, sender).is_ok()
+            && without_sender.kind == new.kind
+            && without_sender.name == new.name;
+        let from_admin =
+            matches!(&old.kind, super::RoomKind::Group { admins, .. } if admins.contains(sender));
+        if !from_admin && !self_leave {
+            return Err(format!("{sender} may not change this group"));
         }
         let shrank = old_members.iter().any(|m| !new_members.contains(m));
         state.room = new.clone();
-        self.unsaved_rooms.insert(new.id);
+        self.unsaved_rooms.insert(room);
         let admin_now =
             matches!(&new.kind, super::RoomKind::Group { admins, .. } if admins.contains(&me));
         if shrank && admin_now && self_leave {
-            self.rotations.insert(new.id);
+            self.rotations.insert(room);
         }
+        Ok(())
     }
 
     /// `admin` (this device's user) invites `user`: the current key is
@@ -599,11 +779,8 @@ impl Messenger {
     /// sender is a known certified device and the signature is its own.
     pub fn check_carried(&self, envelope: &Envelope) -> Result<(), String> {
         let sender = &envelope.body.header.sender;
-        if self
-            .revoked
-            .get(sender)
-            .is_some_and(|since| envelope.body.header.timestamp.wall_ms >= *since)
-        {
+        if self.revoked.contains(sender) {
+            // Whatever time it claims: a thief holding the device sets it.
             return Err("its sender's device was revoked".into());
         }
         let verifier = self
@@ -636,11 +813,10 @@ impl Messenger {
         if let Err(e) = envelope.verify_signature_with(verifier) {
             return Verdict::Reject(e.to_string());
         }
-        if self
-            .revoked
-            .get(&header.sender)
-            .is_some_and(|since| header.timestamp.wall_ms >= *since)
-        {
+        if self.revoked.contains(&header.sender) {
+            // Judged by when it arrives, never by the time it claims (a
+            // thief backdates: audit C1). What it wrote before the loss
+            // and did not reach this device by then is lost with it.
             return Verdict::Reject(format!(
                 "the device of {} that sent it was revoked",
                 sender.subject.user_id
@@ -652,7 +828,7 @@ impl Messenger {
         let Some(state) = self.rooms.get_mut(&header.room) else {
             return Verdict::Held;
         };
-        if !state.room.admits(sender) {
+        if !admits(&state.room, sender, &self.revoked) {
             return Verdict::Reject(format!(
                 "{} is not a member of this room",
                 sender.subject.user_id
@@ -660,13 +836,9 @@ impl Messenger {
         }
         let epoch = header.epoch;
         let Some(key) = state.keys.get(&(epoch.number, epoch.key_id)) else {
-            state.epochs.learn(Grant {
-                epoch,
-                key_held: false,
-            });
-            if state.pending.len() < MAX_PENDING_PER_ROOM {
-                state.pending.push(envelope);
-            }
+            // An epoch named by an envelope is not learned: only a grant
+            // carrying its key teaches one (audit H4).
+            state.hold_pending(envelope);
             return Verdict::Held;
         };
         match envelope.open(key) {
@@ -678,11 +850,23 @@ impl Messenger {
                 Verdict::Reject("malformed receipt".into())
             }
             Ok(content) => {
+                let sender = sender.clone();
+                let room = header.room;
+                if let Content::RoomState(definition) = &content
+                    && let Err(reason) = self.apply_definition(
+                        &sender.subject.user_id,
+                        room,
+                        definition,
+                        epoch.number,
+                    )
+                {
+                    return Verdict::Reject(reason);
+                }
                 self.seen.insert(id);
                 self.clock.observe(header.timestamp, now_ms);
-                let sender = sender.clone();
-                if let Content::RoomState(definition) = &content {
-                    self.apply_definition(&sender.subject.user_id, definition);
+                if let Some(state) = self.rooms.get_mut(&room) {
+                    // It sealed under this key: it holds it.
+                    state.note_holders(epoch, [&header.sender]);
                 }
                 Verdict::Deliver(Box::new(Message {
                     id,
@@ -725,11 +909,8 @@ impl Messenger {
             .get(&grant.issuer)
             .cloned()
             .ok_or("grant issuer is not a known certified device")?;
-        if self
-            .revoked
-            .get(&grant.issuer)
-            .is_some_and(|since| grant.body.issued_at.saturating_mul(1000) >= *since)
-        {
+        if self.revoked.contains(&grant.issuer) {
+            // Whatever `issued_at` says: a thief backdates (audit C1).
             return Err(format!(
                 "grant from a revoked device of {}",
                 issuer.subject.user_id
@@ -749,45 +930,55 @@ impl Messenger {
         let Some(state) = self.rooms.get_mut(&room) else {
             return Ok(Vec::new());
         };
-        if !may_grant(&state.room, &issuer) {
+        if !may_grant(&state.room, &issuer, &self.revoked) {
             return Err(format!(
                 "{} may not grant keys for this room",
                 issuer.subject.user_id
             ));
         }
         let epoch = grant.body.epoch;
-        state
-            .granted
-            .entry((epoch.number, epoch.key_id))
-            .or_default()
-            .extend(grant.recipients().copied());
-        if state.keys.contains_key(&(epoch.number, epoch.key_id)) {
-            // Granted again by another holder: nothing to open, nothing new.
-            state.epochs.learn(Grant {
-                epoch,
-                key_held: true,
-            });
+        let Some(opened) = grant.key_for(&self.me) else {
+            // Nothing here to check: the epoch is not learned (audit H4),
+            // and the devices it claims only help choose granters.
+            state.note_claims(epoch, grant.recipients());
+            return Ok(Vec::new());
+        };
+        let key = opened.map_err(|e| e.to_string())?;
+        if state.epochs.holds(&epoch) {
+            // Granted again by another holder: it showed it holds the key.
+            state.note_holders(epoch, [&grant.issuer]);
+            state.note_claims(epoch, grant.recipients());
             return Ok(Vec::new());
         }
-        let key = match grant.key_for(&self.me) {
-            Some(Ok(key)) => Some(key),
-            Some(Err(e)) => return Err(e.to_string()),
-            None => None,
-        };
-        state.epochs.learn(Grant {
-            epoch,
-            key_held: key.is_some(),
-        });
-        let Some(key) = key else {
-            return Ok(Vec::new());
-        };
-        self.unsaved_keys.push((room, epoch, key.clone()));
-        state.keys.insert((epoch.number, epoch.key_id), key);
-        let held = std::mem::take(&mut state.pending);
+        match state.hold_key(epoch, key.clone(), true) {
+            Ok(()) => {}
+            Err(EpochRefusal::TooFarAhead { .. }) => {
+                // Epochs in between may still come: kept, not taken.
+                state.hold_early(grant);
+                return Ok(Vec::new());
+            }
+            Err(refusal) => return Err(refusal.to_string()),
+        }
+        let me = self.me.public();
+        state.note_holders(epoch, [&grant.issuer, &me]);
+        state.note_claims(epoch, grant.recipients());
+        self.unsaved_keys.push((room, epoch, key));
+        // Only what waited for this epoch is read again.
+        let (waiting, others): (Vec<Envelope>, Vec<Envelope>) = std::mem::take(&mut state.pending)
+            .into_iter()
+            .partition(|e| e.body.header.epoch == epoch);
+        state.pending = others;
+        let early = std::mem::take(&mut state.early);
         let mut readable = Vec::new();
-        for envelope in held {
+        for envelope in waiting {
             if let Verdict::Deliver(message) = self.receive(envelope, now_ms) {
                 readable.push(*message);
+            }
+        }
+        // Grants that were too far ahead may be within reach now.
+        for held in early {
+            if let Ok(shown) = self.receive_signed_grant(&held, now_ms) {
+                readable.extend(shown);
             }
         }
         // Now a holder: members met before the key came may be ours to serve.
@@ -859,8 +1050,53 @@ impl Messenger {
         now_ms: u64,
         entropy: &mut impl Entropy,
     ) -> Result<Envelope, MessengerError> {
-        let definition = self.room(room).cloned().ok_or_else(|| unknown(room))?;
+        self.rotate_if_due(room, now_ms / 1000, entropy)?;
+        let state = self.rooms.get_mut(&room).ok_or_else(|| unknown(room))?;
+        let current = state.epochs.current().ok_or(MessengerError::NoKey)?;
+        let before = state.room.version;
+        state.room.bind_to_epoch(current.number)?;
+        if state.room.version != before {
+            self.unsaved_rooms.insert(room);
+        }
+        let definition = state.room.clone();
         self.send(room, &Content::RoomState(definition), now_ms, entropy)
+    }
+
+    /// The orphan entry for `room`, opened by `sender` if new; `None` if
+    /// `sender` has opened its share already. The oldest entry makes way
+    /// when all are taken.
+    fn orphan_for(&mut self, room: RoomId, sender: &PublicKey) -> Option<&mut Orphan> {
+        if !self.orphans.contains_key(&room) {
+            let opened_by_sender = self
+                .orphans
+                .values()
+                .filter(|o| o.opened_by == *sender)
+                .count();
+            if opened_by_sender >= MAX_ORPHAN_ROOMS_PER_SENDER {
+                return None;
+            }
+            if self.orphans.len() >= MAX_ORPHAN_ROOMS {
+                let oldest = self
+                    .orphans
+                    .iter()
+                    .min_by_key(|(_, o)| o.opened)
+                    .map(|(id, _)| *id);
+                if let Some(oldest) = oldest {
+                    self.orphans.remove(&oldest);
+                }
+            }
+            self.orphan_counter = self.orphan_counter.saturating_add(1);
+            self.orphans.insert(
+                room,
+                Orphan {
+                    opened_by: *sender,
+                    opened: self.orphan_counter,
+                    keys: Vec::new(),
+                    envelopes: Vec::new(),
+                },
+            );
+        }
+        self.orphans.get_mut(&room)
     }
 
     fn receive_orphan_grant(
@@ -872,12 +1108,17 @@ impl Messenger {
             return Ok(Vec::new());
         };
         let key = result.map_err(|e| e.to_string())?;
-        let keys = self.orphan_keys.entry(grant.body.room).or_default();
-        if keys.len() < 16 {
-            keys.push((grant.body.epoch, key));
+        let room = grant.body.room;
+        let Some(orphan) = self.orphan_for(room, &grant.issuer) else {
+            return Ok(Vec::new());
+        };
+        if orphan.keys.len() < 16 && !orphan.keys.iter().any(|(e, _, _)| *e == grant.body.epoch) {
+            orphan.keys.push((grant.body.epoch, key, grant.issuer));
         }
-        // A held room definition may now be readable.
-        let held: Vec<Envelope> = std::mem::take(&mut self.orphan_envelopes);
+        // Only this room's held definition may now be readable (reading
+        // every held envelope for each grant cost ~1000 signature checks
+        // per grant: audit M2).
+        let held = std::mem::take(&mut orphan.envelopes);
         let mut shown = Vec::new();
         for envelope in held {
             if let Verdict::Deliver(message) = self.receive(envelope, now_ms) {
@@ -893,13 +1134,22 @@ impl Messenger {
     fn receive_for_unknown_room(&mut self, envelope: Envelope, now_ms: u64) -> Verdict {
         let header = envelope.body.header.clone();
         let key = self
-            .orphan_keys
+            .orphans
             .get(&header.room)
-            .and_then(|keys| keys.iter().find(|(epoch, _)| *epoch == header.epoch))
-            .map(|(_, key)| key.clone());
+            .and_then(|o| o.keys.iter().find(|(epoch, _, _)| *epoch == header.epoch))
+            .map(|(_, key, _)| key.clone());
         let Some(key) = key else {
-            if self.orphan_envelopes.len() < MAX_PENDING_PER_ROOM {
-                self.orphan_envelopes.push(envelope);
+            if let Some(orphan) = self.orphan_for(header.room, &header.sender) {
+                let from_sender = orphan
+                    .envelopes
+                    .iter()
+                    .filter(|e| e.body.header.sender == header.sender)
+                    .count();
+                if orphan.envelopes.len() < MAX_ORPHAN_ENVELOPES_PER_ROOM
+                    && from_sender < MAX_ORPHAN_ENVELOPES_PER_ROOM / 4
+                {
+                    orphan.envelopes.push(envelope);
+                }
             }
             return Verdict::Held;
         };
@@ -915,17 +1165,29 @@ impl Messenger {
             (super::RoomKind::Group { admins, .. }, Some(user)) if admins.contains(user)
         );
         if room.id != header.room
+            || room.epoch != header.epoch.number
             || !from_admin
             || !room.has_member(self.user(), &self.my_cert.subject.org_unit)
         {
             return Verdict::Reject("room definition not from an admin of that room".into());
         }
+        let orphan = self.orphans.remove(&header.room);
         self.add_room(room);
-        for (epoch, key) in self.orphan_keys.remove(&header.room).unwrap_or_default() {
-            self.restore_key(header.room, epoch, key.clone());
-            self.unsaved_keys.push((header.room, epoch, key));
+        let (mut keys, held) = orphan.map_or_else(Default::default, |o| (o.keys, o.envelopes));
+        keys.sort_by_key(|(epoch, _, _)| *epoch);
+        if let Some(state) = self.rooms.get_mut(&header.room) {
+            for (epoch, key, issuer) in keys {
+                // Only keys from those allowed to grant in the room as defined.
+                let allowed = self
+                    .directory
+                    .get(&issuer)
+                    .is_some_and(|d| may_grant(&state.room, d, &self.revoked));
+                if allowed && state.hold_key(epoch, key.clone(), true).is_ok() {
+                    state.note_holders(epoch, [&issuer]);
+                    self.unsaved_keys.push((header.room, epoch, key));
+                }
+            }
         }
-        let held = std::mem::take(&mut self.orphan_envelopes);
         let verdict = self.receive(envelope, now_ms);
         for other in held {
             if let Verdict::Deliver(message) = self.receive(other, now_ms) {
@@ -935,22 +1197,35 @@ impl Messenger {
         verdict
     }
 
-    /// Shuts a revoked device out: its envelopes and grants from `since_ms`
-    /// on are refused, it is never granted a key again, and every room it
-    /// was in moves to a new epoch (groups now, by their admins; other rooms
-    /// at the next message anyone sends there). Returns whether it was new.
+    /// Shuts a revoked device out: from now on everything it signs is
+    /// refused (envelopes, grants, definitions), it is never granted a key
+    /// again, and every room it was in moves to a new epoch (groups now, by
+    /// their admins; other rooms at the next message anyone sends there).
+    /// Returns whether it was new.
+    ///
+    /// The revocation's own time (`_issued_ms`) decides nothing here: what
+    /// the device signs carries times it chooses, so it is judged by when
+    /// it arrives: after the revocation is known, it is refused (audit C1).
     ///
     /// `restored` revocations (loaded at start) only refuse; the rotations
     /// they called for were scheduled when they first arrived.
-    pub fn revoke(&mut self, device: PublicKey, since_ms: u64, restored: bool) -> bool {
+    pub fn revoke(&mut self, device: PublicKey, _issued_ms: u64, restored: bool) -> bool {
         if device == self.me.public() {
             return false;
         }
-        let new = !self.revoked.contains_key(&device);
-        let since = self.revoked.entry(device).or_insert(since_ms);
-        *since = (*since).min(since_ms);
+        let new = self.revoked.insert(device);
         if new && !restored {
             self.schedule_rotations(device);
+        }
+        // What it sent that still waits would be refused when read.
+        for state in self.rooms.values_mut() {
+            state.pending.retain(|e| e.body.header.sender != device);
+            state.early.retain(|g| g.issuer != device);
+        }
+        self.orphans.retain(|_, o| o.opened_by != device);
+        for orphan in self.orphans.values_mut() {
+            orphan.envelopes.retain(|e| e.body.header.sender != device);
+            orphan.keys.retain(|(_, _, issuer)| *issuer != device);
         }
         new
     }
@@ -961,7 +1236,11 @@ impl Messenger {
         };
         let me = self.my_cert.clone();
         for (id, state) in &self.rooms {
-            let was_granted = state.granted.values().any(|g| g.contains(&device));
+            let was_granted = state
+                .holders
+                .values()
+                .chain(state.claimed.values())
+                .any(|g| g.contains(&device));
             if !state.room.admits(&certified) && !was_granted {
                 continue;
             }
@@ -969,7 +1248,7 @@ impl Messenger {
                 continue;
             };
             match &state.room.kind {
-                super::RoomKind::Group { .. } if may_grant(&state.room, &me) => {
+                super::RoomKind::Group { .. } if may_grant(&state.room, &me, &self.revoked) => {
                     self.rotations.insert(*id);
                 }
                 super::RoomKind::Group { .. } => {}
@@ -983,7 +1262,7 @@ impl Messenger {
 
     /// Whether `device` was revoked.
     pub fn is_revoked(&self, device: &PublicKey) -> bool {
-        self.revoked.contains_key(device)
+        self.revoked.contains(device)
     }
 
     /// Restores a pending rotation loaded from storage.
@@ -1040,7 +1319,7 @@ impl Messenger {
         Ok(self
             .directory
             .iter()
-            .filter(|(key, device)| state.room.admits(device) && !self.revoked.contains_key(key))
+            .filter(|(_, device)| admits(&state.room, device, &self.revoked))
             .map(|(key, _)| *key))
     }
 
@@ -1060,28 +1339,34 @@ impl Messenger {
             let Some(state) = self.rooms.get_mut(&room) else {
                 continue;
             };
-            if !may_grant(&state.room, &self.my_cert) {
+            if !may_grant(&state.room, &self.my_cert, &self.revoked) {
                 continue;
             }
             let (directory, revoked) = (&self.directory, &self.revoked);
             let member = |key: &PublicKey| {
                 directory
                     .get(key)
-                    .is_some_and(|device| state.room.admits(device))
-                    && !revoked.contains_key(key)
+                    .is_some_and(|device| admits(&state.room, device, revoked))
             };
             let candidates: Vec<PublicKey> = candidates.into_iter().filter(member).collect();
             if candidates.is_empty() {
                 continue;
             }
             for (epoch, key) in state.current_keys() {
-                let slot = (epoch.number, epoch.key_id);
-                let granted = state.granted.entry(slot).or_default();
-                // Holders as far as we know: the granted members (and us).
+                let empty = BTreeSet::new();
+                let holders = state.holders.get(&epoch).unwrap_or(&empty);
+                let claimed = state.claimed.get(&epoch).unwrap_or(&empty);
+                // Only devices known to hold the key are skipped (a claim in
+                // someone else's grant may wrap junk: audit M3); claims do
+                // help choose the few granters, and a device they wrongly
+                // leave out asks when it subscribes ([`Messenger::grants_for`]).
                 let missing: Vec<PublicKey> = candidates
                     .iter()
-                    .filter(|d| !granted.contains(d))
-                    .filter(|d| granter_of(room, d, granted.iter().filter(|h| member(h)), &me_key))
+                    .filter(|d| !holders.contains(d))
+                    .filter(|d| {
+                        let known = holders.union(claimed).filter(|h| member(h));
+                        granter_of(room, d, known, &me_key)
+                    })
                     .copied()
                     .collect();
                 if missing.is_empty() {
@@ -1090,7 +1375,7 @@ impl Messenger {
                 if let Ok(grants) =
                     KeyGrant::issue(&self.me, room, epoch.number, &key, &missing, now)
                 {
-                    granted.extend(missing);
+                    note(state.holders.entry(epoch).or_default(), &missing);
                     out.extend(grants);
                 }
             }
@@ -1122,7 +1407,7 @@ fn granter_of<'a>(
     // count per newcomer was cubic in the room size over a node's setup,
     // most of the CPU of a 510-node simulation).
     holders
-        .filter(|h| *h != me && rank(h) < mine)
+        .filter(|h| *h != me && *h != newcomer && rank(h) < mine)
         .take(GRANTERS_PER_DEVICE)
         .count()
         < GRANTERS_PER_DEVICE
@@ -1130,12 +1415,20 @@ fn granter_of<'a>(
 
 /// Who may hand a room's key to devices: any member of a department or 1:1
 /// room, only admins of a group (so a member with a stale member list never
-/// re-admits someone an admin removed).
-fn may_grant(room: &Room, device: &VerifiedDevice) -> bool {
+/// re-admits someone an admin removed). A revoked device never may.
+fn may_grant(room: &Room, device: &VerifiedDevice, revoked: &BTreeSet<PublicKey>) -> bool {
+    if revoked.contains(&device.device.public_key()) {
+        return false;
+    }
     match &room.kind {
         super::RoomKind::Group { admins, .. } => admins.contains(&device.subject.user_id),
         _ => room.admits(device),
     }
+}
+
+/// Whether `device` belongs to `room`: certified into it and not revoked.
+fn admits(room: &Room, device: &VerifiedDevice, revoked: &BTreeSet<PublicKey>) -> bool {
+    !revoked.contains(&device.device.public_key()) && room.admits(device)
 }
 
 fn unknown(room: RoomId) -> MessengerError {

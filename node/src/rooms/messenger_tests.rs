@@ -1,6 +1,7 @@
 //! Multi-device scenarios on the pure state machine, with perfect broadcast
 //! standing in for gossip.
 
+use super::super::GrantBody;
 use super::*;
 use crate::identity::SeededEntropy;
 use crate::trust::{Enrollment, EnrollmentRequest, NewAgency, Role, Subject, TrustPolicy};
@@ -248,7 +249,20 @@ fn both_devices_of_a_user_read_and_a_removed_member_cannot_read_what_follows() {
         Verdict::Held,
         "the removed member never gets the new key"
     );
-    assert!(!world.devices[choi].can_send(room));
+    // It can still seal under the old key, but whoever holds the new
+    // definition refuses it.
+    let stale = world.devices[choi]
+        .send(
+            room,
+            &Content::Text("still here?".into()),
+            NOW_MS + 2,
+            &mut world.entropy,
+        )
+        .expect("sealed under the old key");
+    assert!(matches!(
+        world.devices[kim].receive(stale, NOW_MS + 3),
+        Verdict::Reject(reason) if reason.contains("not a member")
+    ));
 }
 
 #[test]
@@ -646,10 +660,12 @@ fn a_revoked_device_is_shut_out_and_the_room_moves_to_a_key_it_never_gets() {
         assert!(world.devices[device].revoke(phone_key, revoked_at, false));
         assert!(!world.devices[device].revoke(phone_key, revoked_at, false));
     }
-    assert!(
-        text(&world.devices[park].receive(early, NOW_MS)).is_some(),
-        "what the phone wrote before its revocation stays readable"
-    );
+    // Judged by when it arrives, not by the time it claims: what the
+    // phone wrote before the loss and reaches park only now is refused too.
+    assert!(matches!(
+        world.devices[park].receive(early, NOW_MS),
+        Verdict::Reject(reason) if reason.contains("revoked")
+    ));
     // What the thief writes with the phone from now on is refused.
     let stolen = world.devices[phone]
         .send(
@@ -833,4 +849,484 @@ fn a_grant_wrapping_more_devices_than_the_limit_is_refused_unread() {
         .expect_err("too many wraps");
     assert!(err.contains("at most"), "{err}");
     assert!(!world.devices[lee].can_send(room));
+}
+
+/// `grant` with its body changed by `edit`, signed again by `issuer` (an
+/// insider forging a grant of its own).
+fn resigned(grant: &KeyGrant, issuer: &KeyPair, edit: impl FnOnce(&mut GrantBody)) -> KeyGrant {
+    let mut body = grant.body.clone();
+    edit(&mut body);
+    KeyGrant {
+        signature: issuer.sign(crate::wire::Domain::KeyGrant, &body),
+        body,
+        issuer: issuer.public(),
+    }
+}
+
+/// Audit C2: a removed member keeps the envelope that carried the old
+/// definition (which still named her) and replays it after the admin's node
+/// restarted, wrapped as anyone's control message.
+#[test]
+fn replaying_an_old_group_definition_after_a_restart_does_not_bring_a_removed_member_back() {
+    let mut world = World::new(40);
+    let (kim, lee, choi) = (
+        world.device("kim", "MOIS"),
+        world.device("lee", "MOIS"),
+        world.device("choi", "MOIS"),
+    );
+    let (room, grants) = world.devices[kim].create_group(
+        "Budget",
+        ["lee".to_string(), "choi".to_string()],
+        NOW,
+        &mut SeededEntropy::new(400),
+    );
+    let old_definition = world.devices[kim]
+        .announce_room(room, NOW_MS, &mut world.entropy)
+        .expect("announce");
+    world.broadcast_grants(&grants);
+    world.deliver(kim, &old_definition);
+    assert!(world.devices[choi].room(room).is_some(), "choi adopted it");
+
+    let grants = world.devices[kim]
+        .remove_member(room, "choi", NOW, &mut SeededEntropy::new(401))
+        .expect("remove");
+    world.broadcast_grants(&grants);
+    let new_definition = world.devices[kim]
+        .announce_room(room, NOW_MS + 1, &mut world.entropy)
+        .expect("announce");
+    assert!(matches!(
+        world.devices[lee].receive(new_definition.clone(), NOW_MS + 1),
+        Verdict::Deliver(_)
+    ));
+    let current = world.devices[kim].room(room).cloned().expect("room");
+    assert!(current.version > 1 && current.epoch == 2, "{current:?}");
+
+    // Kim's node restarts: its de-duplication is empty, its room record and
+    // keys come back from storage.
+    let mut restarted = Messenger::new(
+        world.devices[kim].me.clone(),
+        world.devices[kim].my_cert.clone(),
+    );
+    restarted.update_room(current.clone());
+    let keys: Vec<(EpochRef, RoomKey)> = world.devices[kim].rooms[&room]
+        .keys
+        .iter()
+        .map(|(&(number, key_id), key)| (EpochRef { number, key_id }, key.clone()))
+        .collect();
+    for (epoch, key) in keys {
+        restarted.restore_key(room, epoch, key);
+    }
+    for other in [lee, choi] {
+        restarted.learn_device(world.devices[other].my_cert.clone(), NOW);
+    }
+    assert!(matches!(
+        restarted.receive(old_definition.clone(), NOW_MS + 2),
+        Verdict::Reject(reason) if reason.contains("stale")
+    ));
+    let room_now = restarted.room(room).expect("room");
+    assert!(!room_now.has_member("choi", &"MOIS".parse().expect("org")));
+    assert!(
+        restarted
+            .grants_for(&world.devices[choi].me.public(), NOW)
+            .is_empty(),
+        "the removed member is never handed the current key"
+    );
+    // A member's node that never saw the old envelope refuses it as well.
+    let mut fresh_lee = Messenger::new(
+        world.devices[lee].me.clone(),
+        world.devices[lee].my_cert.clone(),
+    );
+    fresh_lee.update_room(current.clone());
+    for (epoch, key) in world.devices[lee].rooms[&room].current_keys() {
+        fresh_lee.restore_key(room, epoch, key);
+    }
+    let old_key = world.devices[lee].rooms[&room]
+        .keys
+        .iter()
+        .find(|((number, _), _)| *number == 1)
+        .map(|(&(number, key_id), key)| (EpochRef { number, key_id }, key.clone()))
+        .expect("epoch 1 key");
+    fresh_lee.restore_key(room, old_key.0, old_key.1);
+    fresh_lee.learn_device(world.devices[kim].my_cert.clone(), NOW);
+    assert!(matches!(
+        fresh_lee.receive(old_definition, NOW_MS + 2),
+        Verdict::Reject(_)
+    ));
+
+    // Same version, other content (an admin's concurrent edit, or a forgery
+    // of one), and a definition claiming another epoch than it is sealed
+    // under: both refused.
+    let mut same_version = current.clone();
+    if let super::super::RoomKind::Group { members, .. } = &mut same_version.kind {
+        members.insert("choi".into());
+    }
+    let mut wrong_epoch = current.clone();
+    wrong_epoch.version += 1;
+    wrong_epoch.epoch = 1;
+    for (what, definition) in [("same version", same_version), ("wrong epoch", wrong_epoch)] {
+        let forged = world.devices[kim]
+            .send(
+                room,
+                &Content::RoomState(definition),
+                NOW_MS + 3,
+                &mut world.entropy,
+            )
+            .expect("sealed");
+        assert!(
+            matches!(
+                world.devices[lee].receive(forged, NOW_MS + 3),
+                Verdict::Reject(_)
+            ),
+            "{what}"
+        );
+    }
+    assert_eq!(world.devices[lee].room(room), Some(&current));
+}
+
+/// Audit H4: a member seals an envelope under epoch `u64::MAX`, which made
+/// every member's current epoch one nobody holds (and rotation overflow).
+#[test]
+fn an_envelope_naming_epoch_u64_max_does_not_freeze_the_room() {
+    let mut world = World::new(41);
+    let div = "MOIS/Division 4";
+    let (kim, lee, mallory) = (
+        world.device("kim", div),
+        world.device("lee", div),
+        world.device("mallory", div),
+    );
+    let room = world.dept(div);
+    world.send(kim, room, "first", NOW_MS);
+    let before = world.devices[kim].current_epoch(room).expect("epoch");
+    let poison = Envelope::seal(
+        &world.devices[mallory].me,
+        room,
+        EpochRef {
+            number: u64::MAX,
+            key_id: [0xaa; 16],
+        },
+        &RoomKey::generate(&mut world.entropy),
+        Hlc::default(),
+        &Content::Text("garbage".into()),
+        &mut world.entropy,
+    )
+    .expect("seal");
+    for victim in [kim, lee] {
+        assert_eq!(
+            world.devices[victim].receive(poison.clone(), NOW_MS),
+            Verdict::Held
+        );
+        assert_eq!(world.devices[victim].current_epoch(room), Some(before));
+        assert!(world.devices[victim].can_send(room));
+    }
+    let (_, verdicts) = world.send(kim, room, "still talking", NOW_MS + 1);
+    assert!(text(&verdicts[lee]).is_some());
+    let grants = world.devices[kim]
+        .rotate(room, NOW, &mut world.entropy)
+        .expect("rotation neither panics nor wraps");
+    assert_eq!(grants[0].body.epoch.number, before.number + 1);
+}
+
+/// Audit H4, by grant: a member grants epoch `u64::MAX` with no key for
+/// the victim, or with a real key far ahead of the newest held.
+#[test]
+fn a_grant_naming_epoch_u64_max_neither_freezes_the_room_nor_is_adopted() {
+    let mut world = World::new(42);
+    let div = "MOIS/Division 7";
+    let (kim, lee, mallory) = (
+        world.device("kim", div),
+        world.device("lee", div),
+        world.device("mallory", div),
+    );
+    let room = world.dept(div);
+    world.send(kim, room, "first", NOW_MS);
+    let before = world.devices[kim].current_epoch(room).expect("epoch");
+    let attacker = world.devices[mallory].me.clone();
+    let key = RoomKey::generate(&mut world.entropy);
+    let victims = [
+        world.devices[kim].me.public(),
+        world.devices[lee].me.public(),
+    ];
+    let real = KeyGrant::issue(&attacker, room, u64::MAX, &key, &victims, NOW)
+        .expect("issue")
+        .remove(0);
+    let empty = resigned(&real, &attacker, |body| body.wraps.clear());
+    for grant in [&empty, &real] {
+        for victim in [kim, lee] {
+            let shown = world.devices[victim]
+                .receive_grant(grant, NOW_MS)
+                .expect("held, not refused: epochs in between may still come");
+            assert!(shown.is_empty());
+            assert_eq!(world.devices[victim].current_epoch(room), Some(before));
+        }
+    }
+    let (_, verdicts) = world.send(lee, room, "still talking", NOW_MS + 1);
+    assert!(text(&verdicts[kim]).is_some());
+    assert_eq!(
+        world.devices[kim]
+            .rotate(room, NOW, &mut world.entropy)
+            .map(|g| g[0].body.epoch.number),
+        Ok(before.number + 1)
+    );
+}
+
+/// A device that missed rotations sees a later epoch first: it waits, and
+/// is taken once the epochs in between arrive.
+#[test]
+fn a_grant_too_far_ahead_waits_for_the_epochs_in_between() {
+    let mut world = World::new(43);
+    let div = "MOIS/Division 8";
+    let (kim, lee) = (world.device("kim", div), world.device("lee", div));
+    let room = world.dept(div);
+    world.send(kim, room, "first", NOW_MS);
+    let start = world.devices[lee]
+        .current_epoch(room)
+        .expect("epoch")
+        .number;
+    let issuer = world.devices[kim].me.clone();
+    let lee_key = world.devices[lee].me.public();
+    let far_number = start + super::super::MAX_EPOCH_STEP + 1;
+    let far_key = RoomKey::generate(&mut world.entropy);
+    let far = KeyGrant::issue(&issuer, room, far_number, &far_key, &[lee_key], NOW).expect("issue");
+    world.devices[lee]
+        .receive_grant(&far[0], NOW_MS)
+        .expect("held");
+    assert_eq!(
+        world.devices[lee].current_epoch(room).map(|e| e.number),
+        Some(start)
+    );
+    let next_key = RoomKey::generate(&mut world.entropy);
+    let next =
+        KeyGrant::issue(&issuer, room, start + 1, &next_key, &[lee_key], NOW).expect("issue");
+    world.devices[lee]
+        .receive_grant(&next[0], NOW_MS)
+        .expect("next");
+    assert_eq!(
+        world.devices[lee].current_epoch(room),
+        Some(EpochRef {
+            number: far_number,
+            key_id: far_key.key_id()
+        })
+    );
+}
+
+/// Audit C1: the thief of a revoked phone re-keys its department room with
+/// a grant backdated to before the revocation (epoch 1000), and backdates
+/// envelopes and a group definition the same way.
+#[test]
+fn a_revoked_device_rekeying_its_room_with_a_backdated_grant_is_refused() {
+    let mut world = World::new(44);
+    let div = "MOIS/Division 9";
+    let (kim, lee, phone) = (
+        world.device("kim", div),
+        world.device("lee", div),
+        world.device("choi", div),
+    );
+    let room = world.dept(div);
+    let group = world.group(phone, "Ops", &["kim", "lee"], 440);
+    world.send(kim, room, "before", NOW_MS);
+    world.send(kim, group, "before", NOW_MS);
+    let thief = world.devices[phone].me.clone();
+    for device in [kim, lee] {
+        world.devices[device].revoke(thief.public(), NOW_MS, false);
+    }
+    let stolen_key = RoomKey::generate(&mut world.entropy);
+    let members = [
+        world.devices[kim].me.public(),
+        world.devices[lee].me.public(),
+    ];
+    for number in [1000, 2] {
+        let backdated =
+            KeyGrant::issue(&thief, room, number, &stolen_key, &members, NOW - 60).expect("issue");
+        for device in [kim, lee] {
+            let err = world.devices[device]
+                .receive_grant(&backdated[0], NOW_MS)
+                .expect_err("a revoked device's grant");
+            assert!(err.contains("revoked"), "{err}");
+        }
+    }
+    let (after, verdicts) = world.send(kim, room, "after", NOW_MS + 10);
+    assert!(text(&verdicts[lee]).is_some());
+    assert_ne!(after.body.header.epoch.key_id, stolen_key.key_id());
+    assert!(after.open(&stolen_key).is_err(), "the thief cannot read");
+    assert_eq!(verdicts[phone], Verdict::Held, "nor can the phone");
+
+    // Backdated envelope, and a backdated definition from the group's admin.
+    let envelope = world.devices[phone]
+        .send(
+            room,
+            &Content::Text("backdated".into()),
+            NOW_MS - 60_000,
+            &mut world.entropy,
+        )
+        .expect("sealed");
+    assert!(
+        world.devices[kim].check_carried(&envelope).is_err(),
+        "relays refuse it"
+    );
+    world.devices[phone]
+        .invite(group, "mallory", NOW)
+        .expect("the phone still thinks it is admin");
+    let definition = world.devices[phone]
+        .announce_room(group, NOW_MS - 60_000, &mut world.entropy)
+        .expect("sealed");
+    let before = world.devices[kim].room(group).cloned();
+    for forged in [envelope, definition] {
+        assert!(matches!(
+            world.devices[kim].receive(forged, NOW_MS + 20),
+            Verdict::Reject(reason) if reason.contains("revoked")
+        ));
+    }
+    assert_eq!(world.devices[kim].room(group).cloned(), before);
+}
+
+/// Audit M3: a member publishes a grant of the current epoch with a junk
+/// wrap for a newcomer, so that honest holders believe it has the key.
+#[test]
+fn fake_wraps_in_a_grant_do_not_starve_a_newcomer_of_the_key() {
+    let mut world = World::new(45);
+    let div = "MOIS/Division 10";
+    let (kim, mallory) = (world.device("kim", div), world.device("mallory", div));
+    let room = world.dept(div);
+    world.send(kim, room, "first", NOW_MS);
+    let epoch = world.devices[kim].current_epoch(room).expect("epoch");
+    let (park_key, park_cert) = world.enroll("park", div);
+    let park_pub = park_key.public();
+    let attacker = world.devices[mallory].me.clone();
+    let junk_key = RoomKey::generate(&mut world.entropy);
+    let junk = KeyGrant::issue(&attacker, room, epoch.number, &junk_key, &[park_pub], NOW)
+        .expect("issue")
+        .remove(0);
+    let junk = resigned(&junk, &attacker, |body| body.epoch = epoch);
+    world.devices[kim]
+        .receive_grant(&junk, NOW_MS)
+        .expect("nothing here to check");
+
+    let mut park = Messenger::new(park_key, park_cert.clone());
+    for other in [kim, mallory] {
+        park.learn_device(world.devices[other].my_cert.clone(), NOW);
+    }
+    assert!(park.receive_grant(&junk, NOW_MS).is_err(), "junk for park");
+    let mut grants = world.devices[kim].learn_device(park_cert, NOW);
+    grants.extend(world.devices[kim].grants_for(&park_pub, NOW));
+    assert!(!grants.is_empty(), "kim still hands park the key");
+    for grant in &grants {
+        park.receive_grant(grant, NOW_MS).expect("a real grant");
+    }
+    let envelope = world.devices[kim]
+        .send(
+            room,
+            &Content::Text("welcome".into()),
+            NOW_MS + 1,
+            &mut world.entropy,
+        )
+        .expect("send");
+    assert!(text(&park.receive(envelope, NOW_MS + 1)).is_some());
+}
+
+/// Audit M2: a member floods a victim with envelopes and grants for random
+/// rooms and with envelopes of epochs nobody holds. What is held stays
+/// bounded per sender and per room, a grant re-reads only its own room's
+/// envelopes, and a real invitation and a real late key still get through.
+#[test]
+fn a_flood_of_orphan_grants_and_envelopes_stays_bounded_and_blocks_no_invitation() {
+    let mut world = World::new(46);
+    let div = "MOIS/Division 11";
+    let (kim, lee, mallory) = (
+        world.device("kim", div),
+        world.device("lee", div),
+        world.device("mallory", div),
+    );
+    let room = world.dept(div);
+    world.send(kim, room, "first", NOW_MS);
+    let attacker = world.devices[mallory].me.clone();
+    let victim = world.devices[lee].me.public();
+    let mut entropy = SeededEntropy::new(460);
+    let started = std::time::Instant::now();
+    for _ in 0..1024 {
+        let junk = Envelope::seal(
+            &attacker,
+            RoomId(entropy.array()),
+            EpochRef {
+                number: 1,
+                key_id: entropy.array(),
+            },
+            &RoomKey::generate(&mut entropy),
+            Hlc::default(),
+            &Content::Text("junk".into()),
+            &mut entropy,
+        )
+        .expect("seal");
+        assert_eq!(world.devices[lee].receive(junk, NOW_MS), Verdict::Held);
+    }
+    for _ in 0..100 {
+        let key = RoomKey::generate(&mut entropy);
+        let grant = KeyGrant::issue(&attacker, RoomId(entropy.array()), 1, &key, &[victim], NOW)
+            .expect("issue");
+        world.devices[lee]
+            .receive_grant(&grant[0], NOW_MS)
+            .expect("orphan grant");
+    }
+    eprintln!(
+        "1,024 orphan envelopes and 100 orphan grants took {:?}",
+        started.elapsed()
+    );
+    let held: usize = world.devices[lee]
+        .orphans
+        .values()
+        .map(|o| o.envelopes.len())
+        .sum();
+    assert!(
+        world.devices[lee].orphans.len() <= MAX_ORPHAN_ROOMS_PER_SENDER,
+        "one sender's share"
+    );
+    assert!(held <= MAX_ORPHAN_ROOMS_PER_SENDER * MAX_ORPHAN_ENVELOPES_PER_ROOM);
+
+    // Envelopes of an epoch nobody holds, in a room the victim is in.
+    let bogus = EpochRef {
+        number: 2,
+        key_id: [0xbb; 16],
+    };
+    for _ in 0..2 * MAX_PENDING_PER_SENDER {
+        let junk = Envelope::seal(
+            &attacker,
+            room,
+            bogus,
+            &RoomKey::generate(&mut entropy),
+            Hlc::default(),
+            &Content::Text("junk".into()),
+            &mut entropy,
+        )
+        .expect("seal");
+        world.devices[lee].receive(junk, NOW_MS);
+    }
+    assert_eq!(
+        world.devices[lee].rooms[&room].pending.len(),
+        MAX_PENDING_PER_SENDER
+    );
+    // Siblings of one epoch number are bounded too.
+    for _ in 0..8 {
+        let key = RoomKey::generate(&mut entropy);
+        let grant = KeyGrant::issue(&attacker, room, 2, &key, &[victim], NOW).expect("issue");
+        let _ = world.devices[lee].receive_grant(&grant[0], NOW_MS);
+    }
+    assert!(
+        world.devices[lee].rooms[&room].keys.len() <= 1 + super::super::MAX_SIBLINGS_PER_NUMBER
+    );
+
+    // A real invitation arriving definition first is still adopted.
+    let (group, grants) = world.devices[kim].create_group(
+        "Real",
+        ["lee".to_string()],
+        NOW,
+        &mut SeededEntropy::new(461),
+    );
+    let definition = world.devices[kim]
+        .announce_room(group, NOW_MS, &mut world.entropy)
+        .expect("announce");
+    assert_eq!(
+        world.devices[lee].receive(definition, NOW_MS),
+        Verdict::Held
+    );
+    world.broadcast_grants(&grants);
+    assert_eq!(world.devices[lee].find_room("Real"), Some(group));
 }

@@ -101,6 +101,14 @@ pub struct Room {
     pub name: String,
     /// Kind and membership.
     pub kind: RoomKind,
+    /// Version of a group's definition: raised by every change, so an older
+    /// definition (a replay) is told apart from a newer one. Always 0 for
+    /// department and 1:1 rooms, whose membership is derived.
+    pub version: u64,
+    /// The epoch number the definition was announced under: a definition
+    /// is only valid sealed under that epoch, and never moves back to an
+    /// older one. 0 until it is first announced.
+    pub epoch: u64,
 }
 
 /// Why a room change is not allowed.
@@ -121,6 +129,9 @@ pub enum RoomError {
     /// A 1:1 room needs another valid user id.
     #[error("cannot open a 1:1 room with '{0}': give another official's user id")]
     BadPeer(String),
+    /// The definition's version cannot be raised any further.
+    #[error("this group has been changed too often to change again: create a new group")]
+    VersionExhausted,
 }
 
 impl Room {
@@ -130,6 +141,8 @@ impl Room {
             id: RoomId::department(agency, &org),
             name: org.to_string(),
             kind: RoomKind::Department { org },
+            version: 0,
+            epoch: 0,
         }
     }
 
@@ -141,6 +154,8 @@ impl Room {
             id: RoomId::direct(agency, a, b),
             name: format!("{} & {}", users[0], users[1]),
             kind: RoomKind::Direct { users },
+            version: 0,
+            epoch: 0,
         }
     }
 
@@ -160,6 +175,8 @@ impl Room {
                 members: all,
                 admins: BTreeSet::from([creator.to_string()]),
             },
+            version: 1,
+            epoch: 0,
         }
     }
 
@@ -181,17 +198,20 @@ impl Room {
 
     /// `admin` adds `user`; the current key is then wrapped to the user's devices.
     pub fn invite(&mut self, admin: &str, user: &str) -> Result<(), RoomError> {
+        let next = self.next_version()?;
         let (members, admins) = self.group_mut()?;
         if !admins.contains(admin) {
             return Err(RoomError::NotAdmin(admin.to_string()));
         }
         members.insert(user.to_string());
+        self.version = next;
         Ok(())
     }
 
     /// `admin` removes `user` (or a user leaves: `admin == user`); the room
     /// must then move to a new epoch the user never receives.
     pub fn remove(&mut self, admin: &str, user: &str) -> Result<(), RoomError> {
+        let next = self.next_version()?;
         let (members, admins) = self.group_mut()?;
         if admin != user && !admins.contains(admin) {
             return Err(RoomError::NotAdmin(admin.to_string()));
@@ -204,7 +224,26 @@ impl Room {
         }
         members.remove(user);
         admins.remove(user);
+        self.version = next;
         Ok(())
+    }
+
+    /// Marks the definition as announced under epoch `number`: a definition
+    /// moved to a new epoch is a new version (so two announcements of one
+    /// version never differ).
+    pub fn bind_to_epoch(&mut self, number: u64) -> Result<(), RoomError> {
+        if !matches!(self.kind, RoomKind::Group { .. }) || self.epoch == number {
+            return Ok(());
+        }
+        self.version = self.next_version()?;
+        self.epoch = number;
+        Ok(())
+    }
+
+    fn next_version(&self) -> Result<u64, RoomError> {
+        self.version
+            .checked_add(1)
+            .ok_or(RoomError::VersionExhausted)
     }
 
     fn group_mut(&mut self) -> Result<(&mut BTreeSet<String>, &mut BTreeSet<String>), RoomError> {

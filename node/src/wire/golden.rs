@@ -246,3 +246,22 @@ fn header_names_version_and_kind() {
         "expected an enrollment bundle but the input is an enrollment request"
     );
 }
+
+#[test]
+fn group_definitions_match_their_golden_bytes() {
+    let mut room = crate::rooms::Room::group(
+        "Budget",
+        "kim.minji",
+        ["lee.jun".to_string()],
+        &mut SeededEntropy::new(9),
+    );
+    room.invite("kim.minji", "choi.yuna")
+        .expect("admin invites");
+    room.bind_to_epoch(2).expect("announced under epoch 2");
+    assert_eq!((room.version, room.epoch), (3, 2));
+    check("room_record", &room);
+    check(
+        "room_definition_content",
+        &super::Content::RoomState(room.clone()),
+    );
+}
