@@ -58,6 +58,9 @@ fuzz_target!(init: baro_fuzz::tolerate_negentropy_panics(), |data: &[u8]| {
                     let _ = ids.iter().filter(|id| items.iter().any(|(_, i)| i == *id)).count();
                 }
             }
+            Ok(SyncRequest::Hint { scope }) => {
+                let _ = scope.to_string();
+            }
             Err(_) => {}
         }
     } else {
@@ -71,6 +74,7 @@ fuzz_target!(init: baro_fuzz::tolerate_negentropy_panics(), |data: &[u8]| {
             Ok(SyncResponse::Refused(reason)) => {
                 let _ = reason.len();
             }
+            Ok(SyncResponse::Noted) => {}
             Err(_) => {}
         }
     }

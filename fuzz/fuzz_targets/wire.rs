@@ -6,6 +6,7 @@
 use baro_fuzz::{NOW, decode_canonical, fixture};
 use baro_node::crypto::{PassphraseSealed, SealedFile, SealedRecord, StorageKey};
 use baro_node::identity::SecretBytes;
+use baro_node::rooms::key_tree::{PathRekey, UnitKeyring};
 use baro_node::rooms::{ControlMessage, KeyGrant, Room};
 use baro_node::store::RevocationRecord;
 use baro_node::sync::{SyncRequest, SyncResponse};
@@ -69,10 +70,18 @@ fuzz_target!(|data: &[u8]| {
     if let Some(receipt) = decode_canonical::<WipeReceipt>(data) {
         let _ = receipt.verify(&f.verified_revocation, agency, &policy);
     }
+    if let Some(rekey) = decode_canonical::<PathRekey>(data)
+        && rekey.verify().is_ok()
+    {
+        let unit = f.lee.chain.leaf().map(|l| l.body.subject.org_unit.clone());
+        if let Some(unit) = unit {
+            let _ = UnitKeyring::new(&unit).accept(&f.lee.key, &rekey.body);
+        }
+    }
     // Stored only (sealed under the storage key). Its sets once decoded
     // from elements in any order or repeated (found by this target); they
     // are now read back only in ascending order, so it has one encoding.
     let _ = decode_canonical::<RevocationRecord>(data);
     // Every kind byte is covered above.
-    debug_assert!((1..=20).all(|k| Kind::from_byte(k).is_some()));
+    debug_assert!((1..=21).all(|k| Kind::from_byte(k).is_some()));
 });

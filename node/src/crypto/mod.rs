@@ -12,6 +12,7 @@ mod passphrase;
 mod room_key;
 mod sealed;
 mod storage_key;
+mod unit_key;
 
 pub use error::CryptoError;
 pub use key_wrap::{WrappedKey, unwrap, wrap};
@@ -19,3 +20,4 @@ pub use passphrase::{KdfParams, Passphrase, PassphraseSealed};
 pub use room_key::RoomKey;
 pub use sealed::{Sealed, SealedFile, SealedRecord};
 pub use storage_key::StorageKey;
+pub use unit_key::{UnitPublic, UnitSecret, WrappedSecret};

@@ -214,12 +214,16 @@ pub(crate) mod messaging;
 #[path = "revoking.rs"]
 mod revoking;
 #[path = "syncing.rs"]
+    /// Reconciliations and hints started by events rather than the tick.
+    triggers: sync_triggers::SyncTriggers<PeerId, libp2p::request_response::OutboundRequestId>,
 mod syncing;
 
 impl std::fmt::Debug for Actor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Actor")
             .field("device", &self.key.device_id())
+#[path = "sync_triggers.rs"]
+mod sync_triggers;
             .finish()
     }
 }
@@ -412,6 +416,7 @@ impl Actor {
         let mut discovery = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Delivered receipts leave in batches, not one envelope per message.
+            triggers: sync_triggers::SyncTriggers::default(),
         let mut receipts = tokio::time::interval(RECEIPT_FLUSH);
         receipts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Peers reconcile when they connect, then every sync interval.
@@ -451,6 +456,7 @@ impl Actor {
             self.finish_wipe();
         } else {
             self.save_unread();
+                    self.sync_when_due();
         }
         // Give the addresses back now (an in-process listener keeps its
         // port until it is removed, so a restarted node could not listen).
@@ -866,6 +872,7 @@ impl Actor {
             }
             SwarmEvent::IncomingConnectionError {
                 error,
+                self.triggers.forget_peer(&peer_id);
                 send_back_addr,
                 ..
             } => {

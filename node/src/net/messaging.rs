@@ -265,6 +265,9 @@ impl Actor {
             tracing::error!(error = %e, "cannot subscribe to a room topic");
         }
         let _ = gossipsub.set_topic_params(topic, topics::score_params());
+        // What was said before we listened, or before peers knew we do.
+        self.triggers.followed(room, std::time::Instant::now());
+        self.sync_when_due();
     }
 
     /// A newly admitted or announced device: remember it, share keys with it.
@@ -370,6 +373,9 @@ impl Actor {
     pub(super) fn on_subscribed(&mut self, peer: PeerId, topic: &TopicHash) {
         if self.carrier.is_some() && *topic != self.control.hash() {
             return self.carry_topic(topic);
+    /// A member that starts listening on a room's topic is hinted to
+    /// reconcile the room with us: what was published before we knew it
+    /// listens never reached it, and gossip does not repeat it.
         }
         let now = self.clock.now();
         let Some(messaging) = self.messaging.as_mut() else {
@@ -417,6 +423,7 @@ impl Actor {
         for envelope in waiting.into_iter().filter(|e| e.body.header.room == room) {
             let id = envelope.id();
             let topic = topics::room(&self.agency.id(), &room.0);
+        let now = std::time::Instant::now();
             if self
                 .swarm
                 .behaviour_mut()
@@ -429,9 +436,23 @@ impl Actor {
                 tracing::info!(room = %room.short(), "queued message sent");
             }
         }
+                // Offered until a member or relay says it holds it.
+                self.triggers.sent(room, id, now);
     }
 
     /// Handles the payload of a valid control frame; `Ok(false)` if it is not
+        let member = self.gate.admitted(&peer).is_some_and(|(device, _)| {
+            self.gate.revocation_of(&device).is_none()
+                && self
+                    .messaging
+                    .as_ref()
+                    .and_then(|m| m.messenger.room(room))
+                    .is_some_and(|r| r.admits(&device))
+        });
+        let scope = SyncScope::Room(room);
+        if member && self.index.items(scope).next().is_some() {
+            self.hint(peer, scope, now);
+        }
     /// a room control message (a plain notice).
     pub(super) fn on_control_payload(
         &mut self,
@@ -1136,3 +1157,5 @@ fn room_of(bytes: &[u8]) -> Option<RoomId> {
         .ok()
         .map(|e| e.body.header.room)
 }
+        // Gossip reaches whoever listens now; the rest are offered it.
+        self.triggers.sent(room, id, std::time::Instant::now());

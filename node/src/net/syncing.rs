@@ -1,15 +1,20 @@
 //! The actor's sync glue: reconciles, with every peer it connects to (and
 //! again every sync interval), the revocation set first, then the control
 //! frames, then each room both may hold; fetches only what is missing and
-//! puts every fetched item through the same validation as gossip. Also the
-//! answering side (what a peer may be given), and a relay's eviction.
+//! puts every fetched item through the same validation as gossip. Between
+//! those rounds, single sets are reconciled when an event says so (see
+//! [`super::sync_triggers`]: a room followed, a peer's hint, a message
+//! without a receipt). Also the answering side (what a peer may be given),
+//! and a relay's eviction.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use libp2p::PeerId;
 use libp2p::request_response::{self, ResponseChannel};
 
 use super::Actor;
+use super::sync_triggers::Due;
 use crate::net::sync_protocol::frame_len;
 use crate::node::{NodeEvent, SyncReport};
 use crate::rooms::RoomId;
@@ -37,6 +42,42 @@ pub(crate) struct PeerSync {
     report: SyncReport,
     /// Another round was asked for while this one ran.
     again: bool,
+    /// A whole round (reported when it ends), not single sets an event asked for.
+    full: bool,
+}
+
+impl PeerSync {
+    /// A whole round: revocations, control frames, then the rooms both hold.
+    fn full(peer: crate::identity::DeviceId) -> Self {
+        let mut session = PeerSync::of(
+            peer,
+            VecDeque::from([SyncScope::Revocations, SyncScope::Control]),
+        );
+        session.full = true;
+        session
+    }
+
+    /// Only the sets in `queue`.
+    fn of(peer: crate::identity::DeviceId, queue: VecDeque<SyncScope>) -> Self {
+        PeerSync {
+            queue,
+            rooms_queued: false,
+            scope: None,
+            reconciler: None,
+            need: Vec::new(),
+            asked: Vec::new(),
+            report: SyncReport {
+                peer,
+                scopes: Vec::new(),
+                fetched: 0,
+                bytes_sent: 0,
+                bytes_received: 0,
+                round_trips: 0,
+            },
+            again: false,
+            full: false,
+        }
+    }
 }
 
 /// What became of one envelope or frame offered by gossip or sync.
@@ -121,22 +162,16 @@ impl Actor {
             running.again = true;
             return;
         }
-        let session = PeerSync {
-            queue: VecDeque::from([SyncScope::Revocations, SyncScope::Control]),
-            rooms_queued: false,
-            scope: None,
-            reconciler: None,
-            need: Vec::new(),
-            asked: Vec::new(),
-            report: SyncReport {
-                peer: device.device,
-                scopes: Vec::new(),
-                fetched: 0,
-                bytes_sent: 0,
-                bytes_received: 0,
-                round_trips: 0,
-            },
-            again: false,
+        self.syncs.insert(peer, PeerSync::full(device.device));
+        self.next_scope(peer);
+    }
+
+    /// Reconciles one set with `peer`: queued in the session running with
+    /// it (once: a set already waiting there is not queued again), or in a
+    /// session of its own.
+    pub(super) fn reconcile_scope(&mut self, peer: PeerId, scope: SyncScope) {
+        let Some((device, _)) = self.gate.admitted(&peer) else {
+            return;
         };
         self.syncs.insert(peer, session);
         self.next_scope(peer);
@@ -189,7 +224,9 @@ impl Actor {
             if let Some(session) = session {
                 tracing::debug!(peer = %session.report.peer.short(), fetched = session.report.fetched, "sync finished");
                 let again = session.again;
-                self.emit(NodeEvent::Synced(session.report));
+                if session.full {
+                    self.emit(NodeEvent::Synced(session.report));
+                }
                 if again {
                     self.start_sync(peer);
                 }
@@ -212,10 +249,112 @@ impl Actor {
     }
 
     fn send_sync(&mut self, peer: PeerId, request: SyncRequest) {
+        if let Some(running) = self.syncs.get_mut(&peer) {
+            if !running.queue.contains(&scope) {
+                running.queue.push_back(scope);
+            }
+            return;
+        }
+        let mut session = PeerSync::of(device.device, VecDeque::from([scope]));
+        session.rooms_queued = true;
         if let Some(session) = self.syncs.get_mut(&peer) {
             session.report.bytes_sent += frame_len(&request) as u64;
             session.report.round_trips += 1;
         }
+    /// Runs what [`super::sync_triggers`] says is due: rooms followed
+    /// lately are reconciled with their peers again, and messages without
+    /// a receipt are offered to their room's peers.
+    pub(super) fn sync_when_due(&mut self) {
+        let now = Instant::now();
+        for due in self.triggers.due(now) {
+            match due {
+                Due::Recheck(room) => {
+                    for peer in self.room_peers(room) {
+                        self.reconcile_scope(peer, SyncScope::Room(room));
+                    }
+                }
+                Due::Offer { room, message } => {
+                    if self.is_held_elsewhere(&message) {
+                        self.triggers.held(&message);
+                        continue;
+                    }
+                    for peer in self.room_peers(room) {
+                        self.hint(peer, SyncScope::Room(room), now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a member or relay said it holds `message` (a receipt of any
+    /// kind); then it also leaves the outbox.
+    fn is_held_elsewhere(&self, message: &[u8; 32]) -> bool {
+        let Some(messaging) = self.messaging.as_ref() else {
+            return true;
+        };
+        let held = messaging
+            .log
+            .receipts(message)
+            .is_ok_and(|receipts| !receipts.is_empty());
+        if held {
+            let _ = messaging.log.pop_outbox(message);
+        }
+        held
+    }
+
+    /// Admitted peers that may hold `room`: those that follow its topic, and relays.
+    pub(super) fn room_peers(&self, room: RoomId) -> Vec<PeerId> {
+        let topic = crate::net::topics::room(&self.agency.id(), &room.0).hash();
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        let mut peers: Vec<PeerId> = gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&topic))
+            .map(|(peer, _)| *peer)
+            .filter(|peer| self.peers.contains_key(peer))
+            .collect();
+        peers.extend(
+            self.peers
+                .iter()
+                .filter(|(_, info)| info.role == Role::Relay)
+                .map(|(peer, _)| *peer),
+        );
+        peers.sort();
+        peers.dedup();
+        peers
+    }
+
+    /// Tells `peer` this node holds items of `scope` it may lack (at most
+    /// once per coalescing interval per peer and set).
+    pub(super) fn hint(&mut self, peer: PeerId, scope: SyncScope, now: Instant) {
+        if !self.triggers.should_hint(&peer, scope, now) {
+            return;
+        }
+        let request = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, SyncRequest::Hint { scope });
+        self.triggers.hint_sent(request);
+    }
+
+    /// A peer's hint: the set is reconciled with it, if this node keeps
+    /// that set with that peer at all, within the peer's hint budget.
+    fn on_hint(&mut self, peer: PeerId, scope: SyncScope) {
+        let Some((device, _)) = self.gate.admitted(&peer) else {
+            return;
+        };
+        if self.wiping.is_some() || self.gate.revocation_of(&device).is_some() {
+            return;
+        }
+        let kept = match scope {
+            SyncScope::Revocations | SyncScope::Control => true,
+            SyncScope::Room(room) => self.rooms_to_sync(&device).contains(&room),
+        };
+        if kept && self.triggers.accept_hint(&peer, Instant::now()) {
+            self.reconcile_scope(peer, scope);
+        }
+    }
+
         self.swarm.behaviour_mut().sync.send_request(&peer, request);
     }
 
@@ -345,6 +484,23 @@ impl Actor {
                     }
                     Err(e) => self.abandon_sync(peer, e.to_string()),
                 }
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request: SyncRequest::Hint { scope },
+                        channel,
+                        ..
+                    },
+                ..
+            } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, SyncResponse::Noted);
+                self.on_hint(peer, scope);
+            }
             }
             SyncResponse::Items(items) => {
                 let Some(scope) = session.scope else {
@@ -353,6 +509,20 @@ impl Actor {
                 let asked = std::mem::take(&mut session.asked);
                 let mut returned = Vec::with_capacity(items.len());
                 for bytes in &items {
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } if !self.raw_syncs.contains_key(&request_id)
+                && self.triggers.was_hint(&request_id) =>
+            {
+                if response != SyncResponse::Noted {
+                    tracing::debug!(%request_id, "a hint was answered with something else");
+                }
+            }
                     let id = item_id(bytes);
                     if !asked.contains(&id) {
                         return self
@@ -370,6 +540,14 @@ impl Actor {
                         }
                         Intake::New | Intake::Held => {
                             if let Some(session) = self.syncs.get_mut(&peer) {
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } if self.triggers.was_hint(&request_id) => {
+                tracing::debug!(%peer, %error, "a sync hint was not delivered");
+            }
                                 session.report.fetched += 1;
                             }
                         }
@@ -461,6 +639,9 @@ impl Actor {
         peer: PeerId,
         request: SyncRequest,
         channel: ResponseChannel<SyncResponse>,
+            SyncResponse::Noted => {
+                self.abandon_sync(peer, "answered a sync request as if it were a hint".into())
+            }
     ) {
         let response = match self.gate.admitted(&peer) {
             None => SyncResponse::Refused("not admitted".into()),
@@ -553,3 +734,5 @@ fn frame_grant(frame: &[u8]) -> Option<crate::rooms::KeyGrant> {
         _ => None,
     }
 }
+            // Taken before serving (see `on_sync_event`); nothing to give.
+            SyncRequest::Hint { .. } => SyncResponse::Noted,

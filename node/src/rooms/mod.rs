@@ -9,6 +9,7 @@ mod carrier;
 mod control;
 mod epochs;
 mod key_grant;
+pub mod key_tree;
 mod messenger;
 mod room;
 

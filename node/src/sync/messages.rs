@@ -29,6 +29,14 @@ pub enum SyncRequest {
         /// Their ids (at most [`MAX_FETCH_IDS`]).
         ids: Vec<[u8; 32]>,
     },
+    /// "I hold items of `scope` you may lack: reconcile it with me." Sent
+    /// when the peer just subscribed to a room's topic, and while a message
+    /// this side wrote has no receipt; answered with
+    /// [`SyncResponse::Noted`], acted on within a rate limit.
+    Hint {
+        /// The set.
+        scope: SyncScope,
+    },
 }
 
 /// From the side that answers.
@@ -42,6 +50,9 @@ pub enum SyncResponse {
     /// This side does not serve that set to the asker (not a member, or it
     /// does not hold the room).
     Refused(String),
+    /// A [`SyncRequest::Hint`] arrived (whether it is acted on is the
+    /// receiver's business).
+    Noted,
 }
 
 impl Format for SyncRequest {

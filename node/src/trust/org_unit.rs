@@ -22,6 +22,13 @@ impl OrgUnit {
         self.0.split('/')
     }
 
+    /// The unit directly above this one, if any.
+    pub fn parent(&self) -> Option<OrgUnit> {
+        self.0
+            .rsplit_once('/')
+            .map(|(parent, _)| OrgUnit(parent.to_string()))
+    }
+
     /// Whether this unit is `ancestor` or lies beneath it.
     pub fn is_within(&self, ancestor: &OrgUnit) -> bool {
         let mut mine = self.units();
@@ -75,6 +82,17 @@ mod tests {
 
     fn unit(s: &str) -> OrgUnit {
         s.parse().expect("valid org unit")
+    }
+
+    #[test]
+    fn the_parent_is_the_path_without_its_last_unit() {
+        let division = unit("MOIS/Digital Government Bureau/Division 2");
+        assert_eq!(
+            division.parent(),
+            Some(unit("MOIS/Digital Government Bureau"))
+        );
+        assert_eq!(unit("MOIS/B").parent(), Some(unit("MOIS")));
+        assert_eq!(unit("MOIS").parent(), None);
     }
 
     #[test]

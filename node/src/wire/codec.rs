@@ -74,6 +74,8 @@ pub enum Kind {
     WipeReceipt = 19,
     /// What a node knows about a revocation it holds (stored only).
     RevocationRecord = 20,
+    /// A re-key of a path of the department key tree.
+    PathRekey = 21,
 }
 
 impl Kind {
@@ -100,6 +102,7 @@ impl Kind {
             18 => Kind::Revocation,
             19 => Kind::WipeReceipt,
             20 => Kind::RevocationRecord,
+            21 => Kind::PathRekey,
             _ => return None,
         })
     }
@@ -128,6 +131,7 @@ impl fmt::Display for Kind {
             Kind::Revocation => "a revocation",
             Kind::WipeReceipt => "a wipe receipt",
             Kind::RevocationRecord => "a revocation record",
+            Kind::PathRekey => "a department key re-key",
         })
     }
 }

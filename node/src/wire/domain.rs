@@ -24,6 +24,11 @@ pub enum Domain {
     Revocation,
     /// A revoked device's receipt that it wiped itself.
     WipeReceipt,
+    /// Context of an org unit's secret wrapped to a child unit or a device,
+    /// and of the department room key derived from it.
+    UnitKeyWrap,
+    /// A device's signature over a re-key of a path of the department key tree.
+    PathRekey,
 }
 
 impl Domain {
@@ -40,6 +45,8 @@ impl Domain {
             Domain::KeyWrap => "baro/key-wrap/v1",
             Domain::Revocation => "baro/revocation/v1",
             Domain::WipeReceipt => "baro/wipe-receipt/v1",
+            Domain::UnitKeyWrap => "baro/unit-key-wrap/v1",
+            Domain::PathRekey => "baro/path-rekey/v1",
         }
     }
 }

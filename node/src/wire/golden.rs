@@ -147,7 +147,7 @@ pub(crate) fn samples() -> Samples {
 }
 
 /// Compares `bytes` with the golden file `name` (rewriting it under BARO_BLESS).
-fn check_bytes(name: &str, bytes: &[u8]) {
+pub(crate) fn check_bytes(name: &str, bytes: &[u8]) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("src/wire/golden_bytes")
         .join(format!("{name}.hex"));

@@ -24,4 +24,6 @@ pub use signature::SignatureBytes;
 #[cfg(test)]
 mod golden;
 #[cfg(test)]
+pub(crate) use golden::check_bytes as check_golden_bytes;
+#[cfg(test)]
 mod robustness;
