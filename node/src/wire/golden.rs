@@ -195,6 +195,11 @@ fn every_format_matches_its_golden_bytes() {
         "sync_response",
         &crate::sync::SyncResponse::Items(vec![encode(&s.envelope)]),
     );
+    check(
+        "sync_request_hint",
+        &crate::sync::SyncRequest::Hint { scope: room },
+    );
+    check("sync_response_noted", &crate::sync::SyncResponse::Noted);
     let revocation = crate::trust::Revocation::sign(
         crate::trust::RevocationBody {
             agency: s.bundle.body.agency.id(),
