@@ -1,15 +1,19 @@
 //! Room traffic from curious insiders and misbehaving peers, over real
 //! in-process meshes: ciphertext that reaches a non-member stays unreadable;
 //! tampered and forged envelopes are rejected and cost their forwarder its
-//! standing; an old envelope replayed after a restart is not shown again.
+//! standing; an old envelope replayed after a restart is not shown again;
+//! an old group definition replayed by a removed member, and a backdated
+//! grant from a revoked device, change nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use baro_node::clock::Clock;
+use baro_node::crypto::RoomKey;
 use baro_node::identity::SeededEntropy;
-use baro_node::rooms::RoomId;
+use baro_node::rooms::{ControlMessage, KeyGrant, RoomId};
 use baro_node::store::{MemoryStore, MessageLog, Store};
-use baro_node::trust::Role;
+use baro_node::trust::{FrameBody, RevocationScope, Role, SignedFrame};
 use baro_node::wire::{self, Content, Domain, Envelope};
 use baro_node::{Node, NodeEvent};
 use baro_tests::mesh::{
@@ -135,7 +139,7 @@ async fn tampered_and_forged_envelopes_are_rejected_and_penalise_the_forwarder()
         &park_key,
         room,
         genuine.body.header.epoch,
-        &baro_node::crypto::RoomKey::generate(&mut SeededEntropy::new(5)),
+        &RoomKey::generate(&mut SeededEntropy::new(5)),
         genuine.body.header.timestamp,
         &Content::Text("let me in".into()),
         &mut SeededEntropy::new(6),
@@ -253,6 +257,259 @@ async fn an_old_envelope_replayed_after_a_restart_is_not_shown_again() {
     texts.sort();
     assert_eq!(texts, vec!["Meeting at 10", "Moved to 11"]);
     for node in [kim, lee, replayer] {
+        node.shutdown().await;
+    }
+}
+
+/// The definition envelopes of `room` among the control frames `store` kept.
+fn stored_definitions(store: &Arc<MemoryStore>, room: RoomId) -> Vec<(Vec<u8>, Envelope)> {
+    let store: Arc<dyn Store> = store.clone();
+    MessageLog::new(store)
+        .control_frames()
+        .expect("control frames")
+        .into_iter()
+        .filter_map(|bytes| {
+            let frame = wire::decode::<SignedFrame>(&bytes).ok()?;
+            match wire::decode::<ControlMessage>(&frame.body.payload).ok()? {
+                ControlMessage::RoomDefinition(envelope) if envelope.body.header.room == room => {
+                    Some((bytes, envelope))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Audit C2 through real nodes: a removed member keeps the envelope of the
+/// definition that still named her and, after the admin's node restarted,
+/// replays it in a frame of her own and as the admin's original frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_replaying_her_old_group_definition_after_a_restart_stays_removed() {
+    let mut agency = TestAgency::new(34);
+    let kim_store = Arc::new(MemoryStore::new());
+    let kim_credentials = agency.member("kim");
+    let kim = agency.spawn_with_store(kim_credentials.clone(), &[], kim_store.clone());
+    let address = listen_address(&kim).await.expect("listening");
+    let lee_credentials = agency.member("lee");
+    let lee = agency.spawn(lee_credentials, std::slice::from_ref(&address));
+    let choi_credentials = agency.member("choi");
+    let choi = agency.spawn(choi_credentials, std::slice::from_ref(&address));
+    for node in [&kim, &lee, &choi] {
+        node.handle()
+            .wait_for_peers(2, SETTLE)
+            .await
+            .expect("peers");
+    }
+    let (mut lee_events, mut choi_events) = (lee.handle().events(), choi.handle().events());
+    let info = kim
+        .handle()
+        .create_group("Budget", vec!["lee".into(), "choi".into()])
+        .await
+        .expect("group");
+    let room: RoomId = info.id.parse().expect("room id");
+    for events in [&mut lee_events, &mut choi_events] {
+        wait_for(
+            events,
+            "the group reaching its members",
+            |event| match event {
+                NodeEvent::RoomJoined(info) if info.name == "Budget" => Some(()),
+                _ => None,
+            },
+        )
+        .await;
+    }
+    let (old_frame, old_definition) = stored_definitions(&kim_store, room)
+        .pop()
+        .expect("kim kept the definition's frame");
+
+    kim.handle()
+        .remove("Budget", "choi")
+        .await
+        .expect("removed");
+    wait_for(&mut lee_events, "the new definition", |event| match event {
+        NodeEvent::RoomJoined(info)
+            if info.name == "Budget" && !info.members.contains(&"choi".to_string()) =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+
+    // Kim's node restarts; its in-memory de-duplication is gone.
+    kim.shutdown().await;
+    let lee_address = listen_address(&lee).await.expect("lee listening");
+    let choi_address = listen_address(&choi).await.expect("choi listening");
+    let kim = agency.spawn_with_store(kim_credentials, &[lee_address, choi_address], kim_store);
+    kim.handle()
+        .wait_for_peers(2, SETTLE)
+        .await
+        .expect("peers again");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut kim_events = kim.handle().events();
+    let choi_device = choi.handle().status().await.expect("status").device;
+
+    // Replayed in a frame of her own: the author is not the signer.
+    choi.handle()
+        .publish_control(wire::encode(&ControlMessage::RoomDefinition(
+            old_definition,
+        )))
+        .await
+        .expect("published");
+    let reason = wait_for(&mut kim_events, "the replay refused", |event| match event {
+        NodeEvent::RoomJoined(info) => panic!("the old definition was taken: {info:?}"),
+        NodeEvent::GossipRejected { from, reason }
+            if from.to_string() == choi_device.to_string() =>
+        {
+            Some(reason.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert!(reason.contains("signed it"), "{reason}");
+    // Replayed as kim's own frame, byte for byte, by a fresh node (its
+    // gossip caches empty): old, so refused, or known as a duplicate.
+    let replayer_credentials = agency.member("replayer");
+    let kim_address = listen_address(&kim).await.expect("kim listening");
+    let replayer = agency.spawn(replayer_credentials, std::slice::from_ref(&kim_address));
+    replayer
+        .handle()
+        .wait_for_peers(1, SETTLE)
+        .await
+        .expect("peer");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    replayer
+        .handle()
+        .publish_raw(old_frame)
+        .await
+        .expect("replayed");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    send(&kim, "Budget", "After choi left").await;
+    wait_for_message(&mut lee_events, "After choi left").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let budget = kim.handle().find_room("Budget").await.expect("room");
+    assert!(!budget.members.contains(&"choi".to_string()), "{budget:?}");
+    let choi_saw = choi
+        .handle()
+        .history("Budget", 10)
+        .await
+        .unwrap_or_default();
+    assert!(
+        choi_saw.iter().all(|m| m.text != "After choi left"),
+        "{choi_saw:?}"
+    );
+    for node in [kim, lee, choi, replayer] {
+        node.shutdown().await;
+    }
+}
+
+/// Audit C1 through real nodes: the thief of a revoked phone signs a grant
+/// of epoch 1000 backdated to before the revocation, in a frame backdated
+/// the same way, and a colluding insider publishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_phone_rekeying_its_room_with_a_backdated_grant_is_refused() {
+    let mut agency = TestAgency::new(35);
+    let kim_store = Arc::new(MemoryStore::new());
+    let kim_credentials = agency.member("kim");
+    let kim_key = kim_credentials.key.public();
+    let kim = agency.spawn_with_store(kim_credentials, &[], kim_store.clone());
+    let address = listen_address(&kim).await.expect("listening");
+    let lee_credentials = agency.member("lee");
+    let lee_key = lee_credentials.key.public();
+    let lee = agency.spawn(lee_credentials, std::slice::from_ref(&address));
+    let mallory_credentials = agency.member("mallory");
+    let mallory = agency.spawn(mallory_credentials, std::slice::from_ref(&address));
+    let phone_credentials = agency.member("choi");
+    let (phone_key, phone_chain) = (
+        phone_credentials.key.clone(),
+        phone_credentials.chain.clone(),
+    );
+    let phone = agency.spawn(phone_credentials, std::slice::from_ref(&address));
+    for node in [&kim, &lee, &mallory, &phone] {
+        node.handle()
+            .wait_for_peers(3, SETTLE)
+            .await
+            .expect("peers");
+    }
+    let room = division_room(&kim).await;
+    let mut lee_events = lee.handle().events();
+    send(&kim, DIV, "Before the loss").await;
+    wait_for_message(&mut lee_events, "Before the loss").await;
+    let topic = {
+        let store: Arc<dyn Store> = kim_store.clone();
+        let frames = MessageLog::new(store).control_frames().expect("frames");
+        let frame = frames.first().expect("a control frame");
+        wire::decode::<SignedFrame>(frame)
+            .expect("frame")
+            .body
+            .topic
+    };
+
+    let mut kim_events = kim.handle().events();
+    let revocation = agency.revocation(&phone_chain, RevocationScope::Device, "lost", false);
+    let revoked_at = agency.clock.now();
+    kim.handle()
+        .submit_revocation(revocation)
+        .await
+        .expect("taken");
+    wait_for(&mut lee_events, "lee enforcing it", |event| {
+        matches!(event, NodeEvent::Revoked(_)).then_some(())
+    })
+    .await;
+    phone.shutdown().await;
+
+    let stolen = RoomKey::generate(&mut SeededEntropy::new(350));
+    let grant = KeyGrant::issue(
+        &phone_key,
+        room,
+        1000,
+        &stolen,
+        &[kim_key, lee_key],
+        revoked_at - 60,
+    )
+    .expect("grant")
+    .remove(0);
+    let frame = SignedFrame::sign(
+        &phone_key,
+        FrameBody {
+            author: phone_chain,
+            topic,
+            sent_at: revoked_at - 60,
+            nonce: [35; 16],
+            payload: wire::encode(&ControlMessage::Grant(grant)),
+        },
+    );
+    let mallory_device = mallory.handle().status().await.expect("status").device;
+    mallory
+        .handle()
+        .publish_raw(wire::encode(&frame))
+        .await
+        .expect("published");
+    let reason = wait_for(
+        &mut kim_events,
+        "the backdated grant refused",
+        |event| match event {
+            NodeEvent::GossipRejected { from, reason }
+                if from.to_string() == mallory_device.to_string() =>
+            {
+                Some(reason.clone())
+            }
+            _ => None,
+        },
+    )
+    .await;
+    assert!(reason.contains("revoked"), "{reason}");
+
+    send(&kim, DIV, "After the loss").await;
+    wait_for_message(&mut lee_events, "After the loss").await;
+    let after = stored_envelopes(&kim_store, room)
+        .into_iter()
+        .filter(|e| e.body.header.sender == kim_key)
+        .max_by_key(|e| e.body.header.timestamp)
+        .expect("kim's message");
+    assert_ne!(after.body.header.epoch.number, 1000);
+    assert!(after.open(&stolen).is_err(), "the thief cannot read it");
+    for node in [kim, lee, mallory] {
         node.shutdown().await;
     }
 }
