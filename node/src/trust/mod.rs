@@ -20,6 +20,7 @@ mod bundle;
 mod certificate;
 mod chain;
 mod chain_cache;
+mod directory;
 mod error;
 mod network_key;
 mod offenders;
@@ -40,6 +41,10 @@ pub(crate) use certificate::validate_user_id;
 pub use certificate::{Certificate, CertificateBody, Role, Subject};
 pub use chain::{CertificateChain, MAX_CHAIN_LEN, VerifiedDevice};
 pub use chain_cache::{CHAIN_CACHE_CAPACITY, ChainCache};
+pub use directory::{
+    Directory, DirectoryAnswer, DirectoryCursor, DirectoryError, DirectoryQuery,
+    MAX_ANSWER_DEVICES, MAX_DIRECTORY_DEVICES, MAX_SEARCH_LEN,
+};
 pub use error::TrustError;
 pub use network_key::NetworkKey;
 pub use offenders::{Ban, OffenderPolicy, Offenders, RemoteAddress};
