@@ -27,6 +27,27 @@ const IDENTIFY_PROTOCOL: &str = "/baro/id/1.0.0";
 /// Kademlia protocol name.
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/baro/kad/1.0.0");
 
+/// Topics one peer may be subscribed to, as this node keeps track of them
+/// (a device's rooms and the control topic; a relay's carried rooms): a
+/// peer subscribing to more is ignored, so it cannot grow our memory
+/// without end (audit M1).
+pub const MAX_PEER_TOPICS: usize = crate::rooms::MAX_CARRIED_ROOMS + 1;
+
+/// Gossipsub with a bound on the topics each peer may subscribe to.
+pub type Gossipsub = gossipsub::Behaviour<gossipsub::IdentityTransform, TopicLimit>;
+
+/// The subscription filter: any topic, at most [`MAX_PEER_TOPICS`] per peer.
+pub type TopicLimit = gossipsub::MaxCountSubscriptionFilter<gossipsub::AllowAllSubscriptionFilter>;
+
+/// The subscription filter every node uses.
+pub fn topic_limit() -> TopicLimit {
+    gossipsub::MaxCountSubscriptionFilter {
+        filter: gossipsub::AllowAllSubscriptionFilter {},
+        max_subscribed_topics: MAX_PEER_TOPICS,
+        max_subscriptions_per_request: MAX_PEER_TOPICS,
+    }
+}
+
 /// Every protocol a node speaks.
 #[allow(missing_debug_implementations)] // the libp2p behaviours do not implement Debug
 #[derive(NetworkBehaviour)]
@@ -38,7 +59,7 @@ pub struct Behaviour {
     /// No new connections while the process uses too much memory.
     pub memory_limit: Toggle<memory_connection_limits::Behaviour>,
     /// Gossip for rooms and the agency control topic.
-    pub gossipsub: gossipsub::Behaviour,
+    pub gossipsub: Gossipsub,
     /// Exchange of listen addresses and protocols.
     pub identify: identify::Behaviour,
     /// Liveness.
@@ -140,9 +161,12 @@ impl Behaviour {
             .heartbeat_interval(Duration::from_secs(1))
             .build()
             .map_err(|e| format!("gossipsub configuration: {e}"))?;
-        let mut gossipsub =
-            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config)
-                .map_err(|e| format!("gossipsub: {e}"))?;
+        let mut gossipsub = Gossipsub::new_with_subscription_filter(
+            gossipsub::MessageAuthenticity::Anonymous,
+            gossip_config,
+            topic_limit(),
+        )
+        .map_err(|e| format!("gossipsub: {e}"))?;
         if let Some(registry) = metrics {
             gossipsub = gossipsub.with_metrics(registry, gossipsub::MetricsConfig::default());
         }

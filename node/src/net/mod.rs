@@ -8,6 +8,7 @@ mod behaviour;
 pub mod diagnostics;
 pub mod inbound;
 pub mod limits;
+mod quotas;
 pub mod shaping;
 pub mod sync_protocol;
 pub mod topics;

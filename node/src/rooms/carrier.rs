@@ -1,20 +1,101 @@
-//! What a relay knows about the rooms it carries but cannot read: from the
-//! key grants it sees, which devices hold each room's newest key, so it
-//! serves a room's stored envelopes only to them (a removed member, or a
-//! device that was never a member, gets nothing).
+//! What a relay knows about the rooms it carries but cannot read, and whom it
+//! serves them to, from what it can verify (audit H5):
+//!
+//! - a **department** room's id is derived from an org unit: a device is a
+//!   member if its certified org unit lies at or under it. The relay knows
+//!   a room is a department room once it met a certificate whose org path
+//!   derives the id, and then serves it by certificate only.
+//! - a **1:1** room's id is derived from two user ids: once a grant's
+//!   issuer and one of its recipients derive the id, the relay knows the two
+//!   users and serves the room to their devices only.
+//! - a **group**'s definition is encrypted: the relay serves it to every
+//!   device a grant from a certified device ever named. Nothing is ever
+//!   taken away by a grant, so no grant (say, for epoch `u64::MAX`) can
+//!   make the relay refuse real members, and there is no "newest epoch" to
+//!   raise. A grant for a department or 1:1 room from a device that is not
+//!   its member is refused.
+//!
+//! Bounded: rooms, holders per room, and groups first named by one issuer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{KeyGrant, RoomId};
 use crate::identity::PublicKey;
+use crate::trust::{AgencyId, OrgUnit, Role, VerifiedDevice};
+
+/// Most rooms a relay carries.
+pub const MAX_CARRIED_ROOMS: usize = 16_384;
+/// Most grant recipients remembered per room.
+pub const MAX_HOLDERS_PER_ROOM: usize = 4_096;
+/// Most groups one issuer may be the first to name to a relay.
+pub const MAX_GROUPS_PER_ISSUER: usize = 256;
+
+/// Who belongs to a carried room, as far as the relay can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Membership {
+    /// Every device certified at or under this unit.
+    Department(OrgUnit),
+    /// The devices of these two users.
+    Direct([String; 2]),
+    /// Unverifiable: the devices grants named.
+    Group,
+}
+
+#[derive(Debug)]
+struct Carried {
+    membership: Membership,
+    /// Devices grants named (serving groups; counting for all kinds).
+    holders: BTreeSet<PublicKey>,
+}
+
+/// Why a relay did not take a grant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CarrierError {
+    /// The issuer is not a member of the department or 1:1 room it grants.
+    #[error("{issuer} grants a key of a room it is not a member of")]
+    NotMember {
+        /// The issuer's user id.
+        issuer: String,
+    },
+    /// Only member devices grant room keys.
+    #[error("a relay does not grant room keys")]
+    RelayIssuer,
+    /// The relay carries as many rooms as it may.
+    #[error("this relay carries {MAX_CARRIED_ROOMS} rooms already")]
+    Full,
+    /// The issuer named more new groups than it may.
+    #[error("{issuer} named {MAX_GROUPS_PER_ISSUER} groups to this relay already")]
+    TooManyGroups {
+        /// The issuer's user id.
+        issuer: String,
+    },
+}
 
 /// Rooms carried by a relay and who may fetch them.
 #[derive(Debug, Default)]
 pub struct Carrier {
-    /// Newest epoch number seen per room.
-    newest: BTreeMap<RoomId, u64>,
-    /// Newest epoch number granted per room and device.
-    granted: BTreeMap<(RoomId, PublicKey), u64>,
+    rooms: BTreeMap<RoomId, Carried>,
+    /// Groups each issuer was the first to name.
+    founded: BTreeMap<PublicKey, usize>,
+}
+
+/// The department rooms of `org` and every unit above it.
+fn department_rooms(
+    agency: &AgencyId,
+    org: &OrgUnit,
+) -> impl Iterator<Item = (RoomId, OrgUnit)> + use<> {
+    let mut path = String::new();
+    let mut out = Vec::new();
+    for unit in org.units() {
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(unit);
+        if let Ok(unit) = path.parse::<OrgUnit>() {
+            out.push((RoomId::department(agency, &unit), unit));
+        }
+    }
+    out.into_iter()
 }
 
 impl Carrier {
@@ -23,49 +104,179 @@ impl Carrier {
         Self::default()
     }
 
-    /// Records a grant whose signature and issuer the caller has checked.
-    pub fn learn_grant(&mut self, grant: &KeyGrant) {
+    /// Learns the department rooms of a certified device's org path; returns
+    /// those new to the relay.
+    pub fn learn_device(&mut self, agency: &AgencyId, device: &VerifiedDevice) -> Vec<RoomId> {
+        if device.role == Role::Relay {
+            return Vec::new();
+        }
+        let mut new = Vec::new();
+        for (room, org) in department_rooms(agency, &device.subject.org_unit) {
+            if self.know(room, Membership::Department(org)) == Ok(true) {
+                new.push(room);
+            }
+        }
+        new
+    }
+
+    /// Records `room` with `membership` (a proven kind replaces `Group`);
+    /// `Ok(true)` if the room is new.
+    fn know(&mut self, room: RoomId, membership: Membership) -> Result<bool, CarrierError> {
+        if let Some(carried) = self.rooms.get_mut(&room) {
+            if carried.membership == Membership::Group && membership != Membership::Group {
+                carried.membership = membership;
+            }
+            return Ok(false);
+        }
+        if self.rooms.len() >= MAX_CARRIED_ROOMS {
+            return Err(CarrierError::Full);
+        }
+        self.rooms.insert(
+            room,
+            Carried {
+                membership,
+                holders: BTreeSet::new(),
+            },
+        );
+        Ok(true)
+    }
+
+    /// Takes a grant whose signature the caller checked, from `issuer`
+    /// (its verified certificate); `known` finds the certificates of its
+    /// recipients the relay has met. Returns whether the room is new here.
+    pub fn learn_grant(
+        &mut self,
+        agency: &AgencyId,
+        grant: &KeyGrant,
+        issuer: &VerifiedDevice,
+        known: impl Fn(&PublicKey) -> Option<VerifiedDevice>,
+    ) -> Result<bool, CarrierError> {
+        if issuer.role == Role::Relay {
+            return Err(CarrierError::RelayIssuer);
+        }
         let room = grant.body.room;
-        let number = grant.body.epoch.number;
-        let newest = self.newest.entry(room).or_insert(number);
-        *newest = (*newest).max(number);
-        for device in grant.recipients() {
-            let held = self.granted.entry((room, *device)).or_insert(number);
-            *held = (*held).max(number);
-        }
-    }
-
-    /// Whether `device` holds the newest key of `room` that this relay knows of.
-    pub fn may_serve(&self, room: RoomId, device: &PublicKey) -> bool {
-        match (self.newest.get(&room), self.granted.get(&(room, *device))) {
-            (Some(newest), Some(held)) => held >= newest,
-            _ => false,
-        }
-    }
-
-    /// How many devices hold `room`'s newest key, as far as grants tell.
-    pub fn holders(&self, room: RoomId) -> usize {
-        let Some(newest) = self.newest.get(&room) else {
-            return 0;
+        let proven = self.prove(agency, room, issuer, grant, &known);
+        let not_member = || CarrierError::NotMember {
+            issuer: issuer.subject.user_id.clone(),
         };
-        self.granted
-            .range((room, PublicKey([0; 32]))..=(room, PublicKey([0xff; 32])))
-            .filter(|(_, held)| *held >= newest)
-            .count()
+        let membership = match (self.rooms.get(&room).map(|c| &c.membership), proven) {
+            (Some(Membership::Group) | None, Some(proven)) => proven,
+            (Some(known), _) => known.clone(),
+            (None, None) => Membership::Group,
+        };
+        let admitted = match &membership {
+            Membership::Department(org) => issuer.subject.org_unit.is_within(org),
+            Membership::Direct(users) => users.contains(&issuer.subject.user_id),
+            Membership::Group => true,
+        };
+        if !admitted {
+            return Err(not_member());
+        }
+        let issuer_key = issuer.device.public_key();
+        let founding = membership == Membership::Group && !self.rooms.contains_key(&room);
+        if founding && self.founded.get(&issuer_key).copied().unwrap_or(0) >= MAX_GROUPS_PER_ISSUER
+        {
+            return Err(CarrierError::TooManyGroups {
+                issuer: issuer.subject.user_id.clone(),
+            });
+        }
+        let new = self.know(room, membership)?;
+        if founding {
+            *self.founded.entry(issuer_key).or_default() += 1;
+        }
+        if let Some(carried) = self.rooms.get_mut(&room) {
+            for device in grant.recipients() {
+                if carried.holders.len() >= MAX_HOLDERS_PER_ROOM {
+                    break;
+                }
+                carried.holders.insert(*device);
+            }
+        }
+        Ok(new)
+    }
+
+    /// What the relay can prove about `room` from the grant's issuer and
+    /// the recipients it knows.
+    fn prove(
+        &self,
+        agency: &AgencyId,
+        room: RoomId,
+        issuer: &VerifiedDevice,
+        grant: &KeyGrant,
+        known: &impl Fn(&PublicKey) -> Option<VerifiedDevice>,
+    ) -> Option<Membership> {
+        if let Some((_, org)) =
+            department_rooms(agency, &issuer.subject.org_unit).find(|(id, _)| *id == room)
+        {
+            return Some(Membership::Department(org));
+        }
+        let me = &issuer.subject.user_id;
+        grant
+            .recipients()
+            .filter_map(known)
+            .filter(|device| device.role != Role::Relay)
+            .find_map(|device| {
+                let other = &device.subject.user_id;
+                (RoomId::direct(agency, me, other) == room).then(|| {
+                    let mut users = [me.clone(), other.clone()];
+                    users.sort();
+                    Membership::Direct(users)
+                })
+            })
+    }
+
+    /// Whether `device` (certified, unrevoked: the caller checks) may fetch
+    /// `room`.
+    pub fn may_serve(&self, agency: &AgencyId, room: RoomId, device: &VerifiedDevice) -> bool {
+        if device.role == Role::Relay {
+            return false;
+        }
+        // A department's member is served whatever grants say.
+        if department_rooms(agency, &device.subject.org_unit).any(|(id, _)| id == room) {
+            return true;
+        }
+        let Some(carried) = self.rooms.get(&room) else {
+            return false;
+        };
+        match &carried.membership {
+            Membership::Department(_) => false,
+            Membership::Direct(users) => users.contains(&device.subject.user_id),
+            Membership::Group => carried.holders.contains(&device.device.public_key()),
+        }
+    }
+
+    /// How many devices grants named for `room`.
+    pub fn holders(&self, room: RoomId) -> usize {
+        self.rooms.get(&room).map_or(0, |c| c.holders.len())
+    }
+
+    /// What the relay knows of `room`'s membership.
+    pub fn membership(&self, room: RoomId) -> Option<&Membership> {
+        self.rooms.get(&room).map(|c| &c.membership)
     }
 
     /// The rooms `device` may fetch.
-    pub fn rooms_of(&self, device: &PublicKey) -> Vec<RoomId> {
-        self.newest
+    pub fn rooms_of(&self, agency: &AgencyId, device: &VerifiedDevice) -> Vec<RoomId> {
+        self.rooms
             .keys()
             .copied()
-            .filter(|room| self.may_serve(*room, device))
+            .filter(|room| self.may_serve(agency, *room, device))
             .collect()
     }
 
-    /// Every room a grant was seen for.
+    /// Every room carried.
     pub fn rooms(&self) -> impl Iterator<Item = RoomId> + '_ {
-        self.newest.keys().copied()
+        self.rooms.keys().copied()
+    }
+
+    /// How many rooms are carried.
+    pub fn len(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Whether no room is carried.
+    pub fn is_empty(&self) -> bool {
+        self.rooms.is_empty()
     }
 }
 
@@ -74,37 +285,178 @@ mod tests {
     use super::*;
     use crate::crypto::RoomKey;
     use crate::identity::{KeyPair, SeededEntropy};
+    use crate::trust::Subject;
+
+    const DIV: &str = "MOIS/Digital Government Bureau/Division 2";
+    const AGENCY: AgencyId = AgencyId([3; 32]);
+
+    struct World {
+        entropy: SeededEntropy,
+        devices: BTreeMap<PublicKey, VerifiedDevice>,
+    }
+
+    impl World {
+        fn new() -> Self {
+            World {
+                entropy: SeededEntropy::new(7),
+                devices: BTreeMap::new(),
+            }
+        }
+
+        fn device(&mut self, user: &str, org: &str) -> (KeyPair, VerifiedDevice) {
+            let key = KeyPair::generate(&mut self.entropy);
+            let device = VerifiedDevice {
+                device: key.device_id(),
+                agency: AGENCY,
+                subject: Subject {
+                    user_id: user.into(),
+                    display_name: user.into(),
+                    org_unit: org.parse().expect("org"),
+                },
+                role: Role::Member,
+                serial: 1,
+                not_before: 0,
+                not_after: u64::MAX,
+                issued_by: "op".into(),
+                issuer: key.public(),
+            };
+            self.devices.insert(key.public(), device.clone());
+            (key, device)
+        }
+
+        fn grant(
+            &mut self,
+            issuer: &KeyPair,
+            room: RoomId,
+            epoch: u64,
+            to: &[&VerifiedDevice],
+        ) -> KeyGrant {
+            let key = RoomKey::generate(&mut self.entropy);
+            let to: Vec<PublicKey> = to.iter().map(|d| d.device.public_key()).collect();
+            let mut grants = KeyGrant::issue(issuer, room, epoch, &key, &to, 0).expect("grant");
+            grants.remove(0)
+        }
+
+        fn learn(
+            &self,
+            carrier: &mut Carrier,
+            grant: &KeyGrant,
+            issuer: &VerifiedDevice,
+        ) -> Result<bool, CarrierError> {
+            carrier.learn_grant(&AGENCY, grant, issuer, |k| self.devices.get(k).cloned())
+        }
+    }
 
     #[test]
-    fn serves_holders_of_the_newest_key_only() {
-        let mut entropy = SeededEntropy::new(7);
-        let admin = KeyPair::generate(&mut entropy);
-        let kim = KeyPair::generate(&mut entropy).public();
-        let lee = KeyPair::generate(&mut entropy).public();
-        let outsider = KeyPair::generate(&mut entropy).public();
-        let room = RoomId([9; 32]);
+    fn a_forged_max_epoch_grant_neither_serves_its_author_nor_refuses_members() {
+        let mut world = World::new();
+        let (kim_key, kim) = world.device("kim", DIV);
+        let (_, lee) = world.device("lee", DIV);
+        let (mallory_key, mallory) = world.device("mallory", "MOIS/Audit Bureau");
+        let department = RoomId::department(&AGENCY, &DIV.parse().expect("org"));
         let mut carrier = Carrier::new();
-        let first = RoomKey::generate(&mut entropy);
-        for grant in KeyGrant::issue(&admin, room, 1, &first, &[kim, lee], 0).expect("grant") {
-            carrier.learn_grant(&grant);
-        }
-        assert!(carrier.may_serve(room, &kim) && carrier.may_serve(room, &lee));
-        assert!(!carrier.may_serve(room, &outsider));
-        assert_eq!(carrier.holders(room), 2);
-        assert_eq!(carrier.holders(RoomId([8; 32])), 0);
-        assert!(!carrier.may_serve(RoomId([8; 32]), &kim), "unknown room");
-        // Lee is removed: epoch 2 is granted to kim only.
-        let second = RoomKey::generate(&mut entropy);
-        for grant in KeyGrant::issue(&admin, room, 2, &second, &[kim], 0).expect("grant") {
-            carrier.learn_grant(&grant);
-        }
-        assert!(carrier.may_serve(room, &kim));
-        assert!(
-            !carrier.may_serve(room, &lee),
-            "a removed member gets nothing"
+        let genuine = world.grant(&kim_key, department, 1, &[&kim, &lee]);
+        world.learn(&mut carrier, &genuine, &kim).expect("genuine");
+        // Mallory grants herself the division room at epoch u64::MAX.
+        let forged = world.grant(&mallory_key, department, u64::MAX, &[&mallory]);
+        assert!(matches!(
+            world.learn(&mut carrier, &forged, &mallory),
+            Err(CarrierError::NotMember { .. })
+        ));
+        assert!(!carrier.may_serve(&AGENCY, department, &mallory));
+        assert!(carrier.may_serve(&AGENCY, department, &kim));
+        assert!(carrier.may_serve(&AGENCY, department, &lee));
+        // Even a forged grant learnt before any genuine one changes nothing.
+        let mut early = Carrier::new();
+        let _ = world.learn(&mut early, &forged, &mallory);
+        world.learn(&mut early, &genuine, &kim).expect("genuine");
+        assert!(!early.may_serve(&AGENCY, department, &mallory));
+        assert!(early.may_serve(&AGENCY, department, &kim));
+    }
+
+    #[test]
+    fn a_forged_grant_for_a_direct_room_does_not_serve_a_third_user() {
+        let mut world = World::new();
+        let (kim_key, kim) = world.device("kim", DIV);
+        let (_, lee) = world.device("lee", "MOIS/Audit Bureau");
+        let (_, kim_phone) = world.device("kim", DIV);
+        let (mallory_key, mallory) = world.device("mallory", DIV);
+        let direct = RoomId::direct(&AGENCY, "kim", "lee");
+        let mut carrier = Carrier::new();
+        // Mallory learns the id and names herself first.
+        let forged = world.grant(&mallory_key, direct, u64::MAX, &[&mallory]);
+        world
+            .learn(&mut carrier, &forged, &mallory)
+            .expect("unverifiable yet: taken as a group");
+        let genuine = world.grant(&kim_key, direct, 1, &[&kim, &lee, &kim_phone]);
+        world.learn(&mut carrier, &genuine, &kim).expect("genuine");
+        assert_eq!(
+            carrier.membership(direct),
+            Some(&Membership::Direct(["kim".into(), "lee".into()]))
         );
-        assert_eq!(carrier.holders(room), 1, "only kim holds the newest key");
-        assert_eq!(carrier.rooms_of(&kim), vec![room]);
-        assert!(carrier.rooms_of(&lee).is_empty());
+        for member in [&kim, &lee, &kim_phone] {
+            assert!(carrier.may_serve(&AGENCY, direct, member));
+        }
+        assert!(!carrier.may_serve(&AGENCY, direct, &mallory));
+        let again = world.grant(&mallory_key, direct, u64::MAX, &[&mallory]);
+        assert!(world.learn(&mut carrier, &again, &mallory).is_err());
+    }
+
+    #[test]
+    fn a_group_is_served_to_every_device_ever_granted_and_a_later_grant_takes_nothing_away() {
+        let mut world = World::new();
+        let (kim_key, kim) = world.device("kim", DIV);
+        let (_, lee) = world.device("lee", DIV);
+        let (mallory_key, mallory) = world.device("mallory", DIV);
+        let (_, outsider) = world.device("oh", "MOIS/Audit Bureau");
+        let group = RoomId([9; 32]);
+        let mut carrier = Carrier::new();
+        let first = world.grant(&kim_key, group, 1, &[&kim, &lee]);
+        assert_eq!(world.learn(&mut carrier, &first, &kim), Ok(true));
+        assert!(carrier.may_serve(&AGENCY, group, &kim) && carrier.may_serve(&AGENCY, group, &lee));
+        assert!(!carrier.may_serve(&AGENCY, group, &outsider));
+        assert_eq!(carrier.holders(group), 2);
+        // A grant naming only mallory at the highest epoch refuses nobody.
+        let forged = world.grant(&mallory_key, group, u64::MAX, &[&mallory]);
+        assert_eq!(world.learn(&mut carrier, &forged, &mallory), Ok(false));
+        assert!(carrier.may_serve(&AGENCY, group, &kim) && carrier.may_serve(&AGENCY, group, &lee));
+        assert_eq!(carrier.rooms_of(&AGENCY, &kim), vec![group]);
+        assert!(carrier.rooms_of(&AGENCY, &outsider).is_empty());
+    }
+
+    #[test]
+    fn a_department_member_is_served_without_any_grant_and_relays_never_are() {
+        let mut world = World::new();
+        let (_, kim) = world.device("kim", DIV);
+        let mut relay = world.device("relay", DIV).1;
+        relay.role = Role::Relay;
+        let carrier = Carrier::new();
+        let bureau = RoomId::department(&AGENCY, &"MOIS".parse().expect("org"));
+        assert!(
+            carrier.may_serve(&AGENCY, bureau, &kim),
+            "the top unit's room"
+        );
+        assert!(!carrier.may_serve(&AGENCY, bureau, &relay));
+    }
+
+    #[test]
+    fn one_issuer_cannot_fill_the_relay_with_invented_groups() {
+        let mut world = World::new();
+        let (mallory_key, mallory) = world.device("mallory", DIV);
+        let mut carrier = Carrier::new();
+        let mut refused = 0;
+        for n in 0..(MAX_GROUPS_PER_ISSUER + 10) {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            let grant = world.grant(&mallory_key, RoomId(id), 1, &[&mallory]);
+            if world.learn(&mut carrier, &grant, &mallory).is_err() {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 10);
+        assert_eq!(carrier.len(), MAX_GROUPS_PER_ISSUER);
+        // Department rooms of certified devices are still learnt.
+        let (_, kim) = world.device("kim", DIV);
+        assert_eq!(carrier.learn_device(&AGENCY, &kim).len(), 3);
     }
 }

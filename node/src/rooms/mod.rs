@@ -13,7 +13,7 @@ pub mod key_tree;
 mod messenger;
 mod room;
 
-pub use carrier::Carrier;
+pub use carrier::{Carrier, CarrierError, MAX_CARRIED_ROOMS, Membership};
 pub use control::ControlMessage;
 pub use epochs::{
     EpochRef, EpochRefusal, EpochState, MAX_EPOCH_STEP, MAX_EPOCHS_PER_ROOM,

@@ -200,6 +200,47 @@ impl MessageLog {
         Ok(out)
     }
 
+    /// Everything held for sync, with who wrote each item (an envelope's
+    /// sender, a control frame's author; revocations: none), so quotas per
+    /// author are restored at start.
+    pub fn holdings(&self) -> Result<Vec<Holding>, StoreError> {
+        let mut out = Vec::new();
+        for tree in [MESSAGES, EXTRAS] {
+            for (key, value) in self.store.scan_prefix(tree, &[], usize::MAX)? {
+                if let Some((room, item)) = envelope_item(&key) {
+                    let author = wire::decode::<Envelope>(&value)
+                        .ok()
+                        .map(|e| e.body.header.sender);
+                    out.push(Holding {
+                        scope: SyncScope::Room(room),
+                        item,
+                        len: value.len(),
+                        author,
+                    });
+                }
+            }
+        }
+        for (tree, scope) in [
+            (CONTROL, SyncScope::Control),
+            (REVOCATIONS, SyncScope::Revocations),
+        ] {
+            for (key, value) in self.store.scan_prefix(tree, &[], usize::MAX)? {
+                if let Some(item) = parse_item_key(&key) {
+                    let author = (scope == SyncScope::Control)
+                        .then(|| frame_author(&value))
+                        .flatten();
+                    out.push(Holding {
+                        scope,
+                        item,
+                        len: value.len(),
+                        author,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The stored bytes of one item.
     pub fn item_bytes(
         &self,
@@ -368,6 +409,25 @@ impl MessageLog {
             })
             .collect())
     }
+}
+
+/// One item held for sync, as [`MessageLog::holdings`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holding {
+    /// Its set.
+    pub scope: SyncScope,
+    /// Its timestamp and id.
+    pub item: SyncItem,
+    /// Its stored size.
+    pub len: usize,
+    /// Who wrote it, if the bytes say.
+    pub author: Option<PublicKey>,
+}
+
+/// The key of the device that signed a control frame's bytes.
+pub fn frame_author(frame: &[u8]) -> Option<PublicKey> {
+    let decoded = wire::decode::<SignedFrame>(frame).ok()?;
+    decoded.body.author.leaf().map(|leaf| leaf.body.key)
 }
 
 /// The sync item of an envelope: its HLC wall time and its id.

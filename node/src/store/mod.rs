@@ -23,7 +23,9 @@ pub use error::StoreError;
 pub use group_commit::{Acknowledgement, GroupCommit};
 pub use home::{Home, HomeFile};
 pub use memory::MemoryStore;
-pub use message_log::{MAX_LISTING, MessageLog, control_item, envelope_sync_item};
+pub use message_log::{
+    Holding, MAX_LISTING, MessageLog, control_item, envelope_sync_item, frame_author,
+};
 pub use revocation_log::{MAX_SEEN_BY, RevocationRecord};
 pub use sled_store::SledStore;
 
