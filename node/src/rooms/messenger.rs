@@ -504,11 +504,13 @@ impl Messenger {
     /// Grants of the current keys this device may share to `device` (a peer
     /// that just started listening on the control topic).
     ///
-    /// Keys someone is known to have granted it already are left out: a
-    /// grant it missed reaches it by reconciliation (control frames are
-    /// reconciled when peers meet), and every connected holder re-granting
-    /// every key to every peer that subscribes flooded the whole agency
-    /// (found by the simulations).
+    /// Keys this device granted it, or that it showed it holds, are left
+    /// out. Where only someone else's grant claims it (unchecked: it may
+    /// wrap junk, audit M3), it is granted by the few holders chosen for it
+    /// ([`GRANTERS_PER_DEVICE`]), not by every connected holder: a grant it
+    /// missed reaches it by reconciliation, and every connected holder
+    /// re-granting every key to every peer that subscribes flooded the
+    /// whole agency (found by the simulations).
     pub fn grants_for(&mut self, device: &PublicKey, now: u64) -> Vec<KeyGrant> {
         let Some(recipient) = self.directory.get(device).cloned() else {
             return Vec::new();
@@ -516,6 +518,7 @@ impl Messenger {
         if self.revoked.contains(device) {
             return Vec::new();
         }
+        let me = self.me.public();
         let mut out = Vec::new();
         for state in self.rooms.values_mut() {
             if !admits(&state.room, &recipient, &self.revoked)
@@ -524,10 +527,27 @@ impl Messenger {
                 continue;
             }
             for (epoch, key) in state.current_keys() {
-                // Someone else's grant claiming this device proves nothing
-                // (it may hold junk for it: audit M3); only our own counts.
                 if state.holds(&epoch, device) {
                     continue;
+                }
+                let claimed = state
+                    .claimed
+                    .get(&epoch)
+                    .is_some_and(|c| c.contains(device));
+                if claimed {
+                    let (directory, revoked) = (&self.directory, &self.revoked);
+                    let empty = BTreeSet::new();
+                    let holders = state.holders.get(&epoch).unwrap_or(&empty);
+                    let known = holders
+                        .union(state.claimed.get(&epoch).unwrap_or(&empty))
+                        .filter(|h| {
+                            directory
+                                .get(h)
+                                .is_some_and(|d| admits(&state.room, d, revoked))
+                        });
+                    if !granter_of(state.room.id, device, known, &me) {
+                        continue;
+                    }
                 }
                 if let Ok(grants) =
                     KeyGrant::issue(&self.me, state.room.id, epoch.number, &key, &[*device], now)

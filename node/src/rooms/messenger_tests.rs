@@ -1330,3 +1330,25 @@ fn a_flood_of_orphan_grants_and_envelopes_stays_bounded_and_blocks_no_invitation
     world.broadcast_grants(&grants);
     assert_eq!(world.devices[lee].find_room("Real"), Some(group));
 }
+
+/// Sparing only proven holders must not bring back the flood: a newcomer
+/// that subscribes is re-granted by none of the holders once its chosen
+/// granters gave it the key (their grants name it for everyone else).
+#[test]
+fn a_newcomer_granted_by_its_chosen_granters_is_not_re_granted_by_every_holder_it_meets() {
+    let mut world = World::new(47);
+    let div = "MOIS/Division 12";
+    let first = world.device("u0", div);
+    for i in 1..8 {
+        world.device(&format!("u{i}"), div);
+    }
+    let room = world.dept(div);
+    world.send(first, room, "first", NOW_MS);
+    let park = world.device("park", div);
+    assert!(world.devices[park].can_send(room), "granted when met");
+    let park_key = world.devices[park].me.public();
+    let regrants: usize = (0..park)
+        .map(|i| world.devices[i].grants_for(&park_key, NOW).len())
+        .sum();
+    assert_eq!(regrants, 0);
+}
