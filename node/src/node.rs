@@ -13,11 +13,11 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::{MessageView, RoomInfo, Sent};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, NodeConfig};
 use crate::identity::{DeviceId, KeyPair};
 use crate::net::{self, Command, TransportKind};
-use crate::net::{MessageView, RoomInfo, Sent};
 use crate::rooms::RoomId;
 use crate::store::{MemoryStore, Store};
 use crate::trust::{AgencyInfo, CertificateChain, EnrollmentBundle, NetworkKey, OrgUnit, Role};

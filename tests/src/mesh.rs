@@ -7,7 +7,7 @@ use std::time::Duration;
 use baro_node::store::{Home, SledStore};
 use libp2p::Multiaddr;
 
-use baro_node::net::MessageView;
+use baro_node::api::MessageView;
 pub use baro_node::testing::*;
 use baro_node::{Node, NodeEvent};
 use tokio::sync::broadcast;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baro_node::net::MessageView;
+use baro_node::api::MessageView;
 use baro_node::node::SyncReport;
 use baro_node::store::MemoryStore;
 use baro_node::sync::{Reconciler, SyncRequest, SyncResponse, SyncScope};

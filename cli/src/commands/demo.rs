@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use baro_node::api::MessageView;
 use baro_node::api::{self, Request, Response};
 use baro_node::clock::{format_utc, unix_now};
 use baro_node::config::RelayConfig;
 use baro_node::crypto::{KdfParams, Passphrase};
 use baro_node::enrollment::{self, AgencyInit};
 use baro_node::identity::{Entropy, KeyPair, OsEntropy};
-use baro_node::net::MessageView;
 use baro_node::revocations::{self, Order, RevocationView, Target};
 use baro_node::store::{Home, SledStore, Store};
 use baro_node::trust::{

@@ -6,8 +6,8 @@ use std::io::BufRead;
 use std::path::Path;
 
 use anyhow::{Result, bail};
+use baro_node::api::MessageView;
 use baro_node::api::{self, Request, Response};
-use baro_node::net::MessageView;
 use baro_node::wire::ReceiptState;
 
 use super::print_json;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::net::{MessageView, RoomInfo, Sent};
+use super::{MessageView, RoomInfo, Sent};
 use crate::node::{BlockedPeer, PeerInfo, Status};
 use crate::revocations::RevocationView;
 

@@ -198,7 +198,7 @@ async fn watch(
 
 /// The newest of `messages` whose answer fits in one line of [`MAX_LINE`]
 /// bytes (a client reads no more): a long history is cut at its oldest end.
-fn newest_that_fit(mut messages: Vec<crate::net::MessageView>) -> Vec<crate::net::MessageView> {
+fn newest_that_fit(mut messages: Vec<crate::api::MessageView>) -> Vec<crate::api::MessageView> {
     // Room for the answer's own framing around the list.
     let mut budget = MAX_LINE - 64;
     let mut keep = 0;
@@ -274,8 +274,8 @@ mod tests {
     use super::*;
     use crate::testing::TestAgency;
 
-    fn message(i: usize, device: crate::DeviceId) -> crate::net::MessageView {
-        crate::net::MessageView {
+    fn message(i: usize, device: crate::DeviceId) -> crate::api::MessageView {
+        crate::api::MessageView {
             id: format!("{i:064x}"),
             room: "ab".repeat(32),
             room_name: "MOIS/Division 2".into(),

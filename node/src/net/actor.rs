@@ -78,11 +78,11 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Option<f64>>,
     },
     Blocked(oneshot::Sender<Vec<BlockedPeer>>),
-    Rooms(oneshot::Sender<Vec<messaging::RoomInfo>>),
+    Rooms(oneshot::Sender<Vec<crate::api::RoomInfo>>),
     CreateGroup {
         name: String,
         members: Vec<String>,
-        reply: oneshot::Sender<Result<messaging::RoomInfo, NodeError>>,
+        reply: oneshot::Sender<Result<crate::api::RoomInfo, NodeError>>,
     },
     Invite {
         room: String,
@@ -101,16 +101,16 @@ pub(crate) enum Command {
     Send {
         room: String,
         text: String,
-        reply: oneshot::Sender<Result<messaging::Sent, NodeError>>,
+        reply: oneshot::Sender<Result<crate::api::Sent, NodeError>>,
     },
     History {
         room: String,
         limit: usize,
-        reply: oneshot::Sender<Result<Vec<messaging::MessageView>, NodeError>>,
+        reply: oneshot::Sender<Result<Vec<crate::api::MessageView>, NodeError>>,
     },
     FindRoom {
         room: String,
-        reply: oneshot::Sender<Result<messaging::RoomInfo, NodeError>>,
+        reply: oneshot::Sender<Result<crate::api::RoomInfo, NodeError>>,
     },
     MarkRead {
         room: String,

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use libp2p::PeerId;
 use libp2p::gossipsub::{self, MessageAcceptance, TopicHash};
-use serde::{Deserialize, Serialize};
 
 use super::Actor;
 use super::syncing::Intake;
@@ -21,6 +20,7 @@ use crate::rooms::{
 use crate::store::{MessageLog, envelope_sync_item};
 use crate::sync::SyncScope;
 use crate::trust::{FrameBody, SignedFrame, VerifiedDevice};
+use crate::api::{MessageView, ReceiptView, RoomInfo, Sent};
 use crate::wire::{self, Content, Envelope, MAX_RECEIPT_IDS, ReceiptState};
 
 /// Control payloads kept while no peer takes them.
@@ -31,79 +31,6 @@ pub const MAX_HISTORY: usize = 10_000;
 const PENDING_RECEIPTS: usize = 4096;
 /// Unread messages remembered per room (the count stops there).
 const MAX_UNREAD: usize = 10_000;
-
-/// A room as listed to the user.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoomInfo {
-    /// Full room id (hex).
-    pub id: String,
-    /// Name.
-    pub name: String,
-    /// "department", "group" or "direct".
-    pub kind: String,
-    /// Member user ids (groups and 1:1), or the org unit (departments).
-    pub members: Vec<String>,
-    /// Whether this device holds the current key.
-    pub can_send: bool,
-    /// Messages from others not read on this device yet.
-    pub unread: usize,
-    /// Whether receipts are exchanged here (rooms of at most
-    /// [`RECEIPT_ROOM_LIMIT`](crate::rooms::RECEIPT_ROOM_LIMIT) member devices).
-    pub receipts: bool,
-}
-
-/// One recipient device's receipt for a message this device wrote.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceiptView {
-    /// The recipient device.
-    pub device: DeviceId,
-    /// Its user id.
-    pub user: String,
-    /// Its user's display name.
-    pub name: String,
-    /// How far the message got on it.
-    pub state: ReceiptState,
-}
-
-/// A message as shown to the user.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageView {
-    /// Message id (hex).
-    pub id: String,
-    /// Room id (hex).
-    pub room: String,
-    /// Room name.
-    pub room_name: String,
-    /// Sending device.
-    pub sender: DeviceId,
-    /// Sender's user id.
-    pub sender_user: String,
-    /// Sender's display name.
-    pub sender_name: String,
-    /// Hybrid logical clock: milliseconds.
-    pub wall_ms: u64,
-    /// Hybrid logical clock: counter.
-    pub counter: u32,
-    /// The text.
-    pub text: String,
-    /// Whether this device wrote it.
-    pub from_me: bool,
-    /// Receipts from recipient devices (for messages this device wrote).
-    pub receipts: Vec<ReceiptView>,
-    /// This device wrote it and no peer has taken it yet: it waits in the
-    /// outbox (it is on disk and leaves when a member is reachable).
-    #[serde(default)]
-    pub queued: bool,
-}
-
-/// What happened to a sent message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sent {
-    /// Message id (hex).
-    pub id: String,
-    /// `true` if no peer could take it yet: it waits in the outbox.
-    pub queued: bool,
-}
 
 /// Messaging state of a node whose own certificate is valid.
 pub(crate) struct Messaging {

@@ -14,7 +14,7 @@ pub mod sync_protocol;
 pub mod topics;
 mod transport;
 
-pub use actor::messaging::{MAX_HISTORY, MessageView, ReceiptView, RoomInfo, Sent};
+pub use actor::messaging::MAX_HISTORY;
 pub(crate) use actor::{Actor, Command};
 pub use behaviour::{Behaviour, Event};
 pub use diagnostics::{Diagnostics, GossipObserver};
