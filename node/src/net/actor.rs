@@ -138,6 +138,9 @@ pub(crate) enum Command {
     },
 }
 
+/// Items kept prepared for answering reconciliations, over all sets.
+const ANSWER_CACHE_ITEMS: usize = 2_000_000;
+
 pub(crate) struct Actor {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
@@ -168,8 +171,12 @@ pub(crate) struct Actor {
     fetching: HashMap<[u8; 32], PeerId>,
     /// On relays: who may fetch which room.
     carrier: Option<crate::rooms::Carrier>,
-    /// On relays: room topics followed because a peer subscribed to them.
+    /// On relays: the topics of the rooms the carrier knows (bounded by it).
     carried: HashSet<gossipsub::TopicHash>,
+    /// What each author may make this node store, and each peer ask of it.
+    quotas: super::quotas::Quotas,
+    /// Each reconciled set prepared once for answering, until it changes.
+    answers: crate::sync::ResponderCache,
     /// Relays this device holds (or asked for) a circuit reservation on.
     reservations: HashSet<PeerId>,
     /// Ids of synced items that failed validation: never fetched again.
@@ -207,23 +214,23 @@ pub(crate) struct Actor {
     wiping: Option<revoking::Wiping>,
     /// Told of accepted gossip (diagnostics; usually none).
     observer: Option<Arc<dyn super::GossipObserver>>,
+    /// Reconciliations and hints started by events rather than the tick.
+    triggers: sync_triggers::SyncTriggers<PeerId, libp2p::request_response::OutboundRequestId>,
 }
 
 #[path = "messaging.rs"]
 pub(crate) mod messaging;
 #[path = "revoking.rs"]
 mod revoking;
+#[path = "sync_triggers.rs"]
+mod sync_triggers;
 #[path = "syncing.rs"]
-    /// Reconciliations and hints started by events rather than the tick.
-    triggers: sync_triggers::SyncTriggers<PeerId, libp2p::request_response::OutboundRequestId>,
 mod syncing;
 
 impl std::fmt::Debug for Actor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Actor")
             .field("device", &self.key.device_id())
-#[path = "sync_triggers.rs"]
-mod sync_triggers;
             .finish()
     }
 }
@@ -361,6 +368,10 @@ impl Actor {
                     .map_err(|e| NodeError::Network(format!("cannot listen on {address}: {e}")))?,
             );
         }
+        let quota_limits = match &config.config.relay {
+            Some(relay) => super::quotas::QuotaLimits::relay(relay.max_store_mb << 20),
+            None => super::quotas::QuotaLimits::device(),
+        };
         Ok(Actor {
             swarm,
             commands,
@@ -387,6 +398,8 @@ impl Actor {
             fetching: HashMap::new(),
             carrier: is_relay.then(crate::rooms::Carrier::new),
             carried: HashSet::new(),
+            quotas: super::quotas::Quotas::new(quota_limits),
+            answers: crate::sync::ResponderCache::new(ANSWER_CACHE_ITEMS),
             reservations: HashSet::new(),
             raw_syncs: HashMap::new(),
             last_dial: HashMap::new(),
@@ -403,6 +416,7 @@ impl Actor {
             unpublished: HashMap::new(),
             wiping: None,
             observer: diagnostics.observer,
+            triggers: sync_triggers::SyncTriggers::default(),
         })
     }
 
@@ -416,7 +430,6 @@ impl Actor {
         let mut discovery = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Delivered receipts leave in batches, not one envelope per message.
-            triggers: sync_triggers::SyncTriggers::default(),
         let mut receipts = tokio::time::interval(RECEIPT_FLUSH);
         receipts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Peers reconcile when they connect, then every sync interval.
@@ -443,6 +456,7 @@ impl Actor {
                     }
                     self.acknowledge_to_peers();
                     self.disconnect_revoked();
+                    self.sync_when_due();
                 }
                 _ = sync.tick() => {
                     self.publish_unpublished();
@@ -456,7 +470,6 @@ impl Actor {
             self.finish_wipe();
         } else {
             self.save_unread();
-                    self.sync_when_due();
         }
         // Give the addresses back now (an in-process listener keeps its
         // port until it is removed, so a restarted node could not listen).
@@ -859,6 +872,7 @@ impl Actor {
             } => {
                 self.gate.forget(&peer_id);
                 self.note_if_full(peer_id);
+                self.triggers.forget_peer(&peer_id);
                 if let Some(peer) = self.peers.remove(&peer_id) {
                     tracing::info!(peer = %peer.device.short(), user = %peer.user_id, "peer disconnected");
                     self.emit(NodeEvent::PeerDisconnected(peer.device));
@@ -872,7 +886,6 @@ impl Actor {
             }
             SwarmEvent::IncomingConnectionError {
                 error,
-                self.triggers.forget_peer(&peer_id);
                 send_back_addr,
                 ..
             } => {
@@ -1033,7 +1046,7 @@ impl Actor {
         if message.topic != self.control.hash() {
             return self.on_room_gossip(source, id, message);
         }
-        match self.take_control(&message.data) {
+        match self.take_control_gossip(&message.data) {
             syncing::Intake::New | syncing::Intake::Held => {
                 self.report(&id, &source, MessageAcceptance::Accept);
             }

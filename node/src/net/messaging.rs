@@ -10,6 +10,7 @@ use libp2p::gossipsub::{self, MessageAcceptance, TopicHash};
 
 use super::Actor;
 use super::syncing::Intake;
+use crate::api::{MessageView, ReceiptView, RoomInfo, Sent};
 use crate::identity::{DeviceId, Entropy, OsEntropy};
 use crate::net::topics;
 use crate::node::{NodeError, NodeEvent};
@@ -20,7 +21,6 @@ use crate::rooms::{
 use crate::store::{MessageLog, envelope_sync_item};
 use crate::sync::SyncScope;
 use crate::trust::{FrameBody, SignedFrame, VerifiedDevice};
-use crate::api::{MessageView, ReceiptView, RoomInfo, Sent};
 use crate::wire::{self, Content, Envelope, MAX_RECEIPT_IDS, ReceiptState};
 
 /// Control payloads kept while no peer takes them.
@@ -205,6 +205,9 @@ impl Actor {
     ) {
         let now = self.clock.now();
         let revoked = self.gate.revocation_of(&device);
+        if revoked.is_none() {
+            self.carry_rooms_of(&device);
+        }
         let Some(messaging) = self.messaging.as_mut() else {
             return;
         };
@@ -297,12 +300,12 @@ impl Actor {
     /// `peer` subscribed to `topic`: send what waited for it. A peer that
     /// starts listening on the control topic is granted the keys it may have
     /// missed (grants published at its admission went out before it listened).
-    pub(super) fn on_subscribed(&mut self, peer: PeerId, topic: &TopicHash) {
-        if self.carrier.is_some() && *topic != self.control.hash() {
-            return self.carry_topic(topic);
     /// A member that starts listening on a room's topic is hinted to
     /// reconcile the room with us: what was published before we knew it
     /// listens never reached it, and gossip does not repeat it.
+    pub(super) fn on_subscribed(&mut self, peer: PeerId, topic: &TopicHash) {
+        if self.carrier.is_some() && *topic != self.control.hash() {
+            return self.carry_topic(topic);
         }
         let now = self.clock.now();
         let Some(messaging) = self.messaging.as_mut() else {
@@ -347,10 +350,10 @@ impl Actor {
             return;
         };
         let waiting = messaging.log.outbox().unwrap_or_default();
+        let now = std::time::Instant::now();
         for envelope in waiting.into_iter().filter(|e| e.body.header.room == room) {
             let id = envelope.id();
             let topic = topics::room(&self.agency.id(), &room.0);
-        let now = std::time::Instant::now();
             if self
                 .swarm
                 .behaviour_mut()
@@ -360,14 +363,11 @@ impl Actor {
                 && let Some(m) = self.messaging.as_ref()
             {
                 let _ = m.log.pop_outbox(&id);
+                // Offered until a member or relay says it holds it.
+                self.triggers.sent(room, id, now);
                 tracing::info!(room = %room.short(), "queued message sent");
             }
         }
-                // Offered until a member or relay says it holds it.
-                self.triggers.sent(room, id, now);
-    }
-
-    /// Handles the payload of a valid control frame; `Ok(false)` if it is not
         let member = self.gate.admitted(&peer).is_some_and(|(device, _)| {
             self.gate.revocation_of(&device).is_none()
                 && self
@@ -380,12 +380,16 @@ impl Actor {
         if member && self.index.items(scope).next().is_some() {
             self.hint(peer, scope, now);
         }
+    }
+
+    /// Handles the payload of a valid control frame; `Ok(false)` if it is not
     /// a room control message (a plain notice).
     pub(super) fn on_control_payload(
         &mut self,
         frame: &SignedFrame,
         author: &VerifiedDevice,
     ) -> Result<bool, String> {
+        self.check_not_ahead(frame.body.sent_at.saturating_mul(1000), "control frame")?;
         self.learn_device(author.clone(), &frame.body.author);
         let Ok(message) = wire::decode::<ControlMessage>(&frame.body.payload) else {
             return Ok(false);
@@ -411,14 +415,7 @@ impl Actor {
                 );
             }
             ControlMessage::Grant(grant) if self.carrier.is_some() => {
-                // A relay only notes who holds which room's key.
-                if messaging.messenger.device(&grant.issuer).is_none() {
-                    return Err("grant issuer is not a known certified device".into());
-                }
-                if let Some(carrier) = self.carrier.as_mut() {
-                    carrier.learn_grant(&grant);
-                }
-                return Ok(true);
+                return self.carry_grant(&grant, author).map(|()| true);
             }
             ControlMessage::RoomDefinition(_) | ControlMessage::Stored(_)
                 if self.carrier.is_some() =>
@@ -474,7 +471,19 @@ impl Actor {
         let Some(room) = room else {
             return self.reject(&id, source, "message on a topic we do not serve".into());
         };
-        match self.take_envelope(room, &message.data) {
+        let now_ms = self.now_ms();
+        let sender = envelope_sender(&message.data);
+        let len = message.data.len();
+        if sender.is_some_and(|sender| !self.quotas.within_rate(&sender, len, now_ms)) {
+            // Over its sender's rate: not passed on, not penalised (sync
+            // brings it later, within the sender's quota).
+            return self.report(&id, &source, MessageAcceptance::Ignore);
+        }
+        let intake = self.take_envelope(room, &message.data);
+        if let (Some(sender), Intake::New | Intake::Held) = (sender, &intake) {
+            let _ = self.quotas.charge(&sender, len, now_ms);
+        }
+        match intake {
             Intake::New | Intake::Held => self.report(&id, &source, MessageAcceptance::Accept),
             Intake::Duplicate | Intake::Unverified => {
                 self.report(&id, &source, MessageAcceptance::Ignore)
@@ -497,6 +506,10 @@ impl Actor {
                 };
             }
         };
+        let sent_ms = envelope.body.header.timestamp.wall_ms;
+        if let Err(reason) = self.check_not_ahead(sent_ms, "envelope") {
+            return Intake::Rejected(reason);
+        }
         if self.carrier.is_some() {
             return self.carry(envelope, bytes.len());
         }
@@ -525,18 +538,89 @@ impl Actor {
         intake
     }
 
-    /// A relay follows every room topic an admitted peer subscribes to (it
-    /// learns the room from the envelopes, and checks the topic matches).
+    /// A peer subscribed to a room topic: a relay follows only the topics of
+    /// rooms it carries (verified by certificates and grants, bounded), so
+    /// subscribing to random topics costs it nothing (audit M1).
     fn carry_topic(&mut self, topic: &TopicHash) {
-        if !self.carried.insert(topic.clone()) {
+        if !self.carried.contains(topic) {
+            tracing::debug!(%topic, "a peer subscribed to a topic of no room this relay carries");
+        }
+    }
+
+    /// A relay follows `room`'s topic (it learns the room from envelopes,
+    /// and checks the topic matches).
+    pub(super) fn carry_room(&mut self, room: RoomId) {
+        // Bounded: only rooms the carrier knows come here, and it bounds them.
+        let topic = topics::room(&self.agency.id(), &room.0);
+        if !self.carried.insert(topic.hash()) {
             return;
         }
-        let topic = gossipsub::IdentTopic::new(topic.as_str());
         let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
         if let Err(e) = gossipsub.subscribe(&topic) {
             tracing::error!(error = %e, "cannot follow a room topic");
         }
         let _ = gossipsub.set_topic_params(topic, topics::score_params());
+    }
+
+    /// On a relay: the department rooms of a certified device are carried.
+    fn carry_rooms_of(&mut self, device: &VerifiedDevice) {
+        let agency = self.agency.id();
+        let Some(carrier) = self.carrier.as_mut() else {
+            return;
+        };
+        for room in carrier.learn_device(&agency, device) {
+            self.carry_room(room);
+        }
+    }
+
+    /// A relay notes who may fetch a room from a grant (it cannot read
+    /// it): only what it can verify (see [`crate::rooms::Carrier`]).
+    fn carry_grant(&mut self, grant: &KeyGrant, issuer: &VerifiedDevice) -> Result<(), String> {
+        let agency = self.agency.id();
+        let (Some(carrier), Some(messaging)) = (self.carrier.as_mut(), self.messaging.as_ref())
+        else {
+            return Ok(());
+        };
+        let messenger = &messaging.messenger;
+        let new = carrier
+            .learn_grant(&agency, grant, issuer, |key| messenger.device(key).cloned())
+            .map_err(|e| e.to_string())?;
+        if new {
+            self.carry_room(grant.body.room);
+        }
+        Ok(())
+    }
+
+    /// Refuses what claims a time (ms) past now plus the allowed clock skew:
+    /// it would sort after everything real and outlive it (audit M13).
+    fn check_not_ahead(&self, claimed_ms: u64, what: &str) -> Result<(), String> {
+        let skew_ms = self.policy.clock_skew_secs.saturating_mul(1000);
+        let limit = self.now_ms().saturating_add(skew_ms);
+        if claimed_ms > limit {
+            return Err(format!(
+                "{what} dated {} s ahead of this device's clock (at most {} s allowed)",
+                (claimed_ms - limit).saturating_add(skew_ms) / 1000,
+                skew_ms / 1000
+            ));
+        }
+        Ok(())
+    }
+
+    /// A control frame from gossip: taken like any other, within its
+    /// author's rate. Past it the frame is ignored, not penalised (an honest
+    /// forwarder may be passing it on); sync brings it later, within the
+    /// author's quota of stored frames.
+    pub(super) fn take_control_gossip(&mut self, data: &[u8]) -> Intake {
+        let now_ms = self.now_ms();
+        let author = crate::store::frame_author(data);
+        if author.is_some_and(|author| !self.quotas.within_rate(&author, data.len(), now_ms)) {
+            return Intake::Duplicate;
+        }
+        let intake = self.take_control(data);
+        if let (Some(author), Intake::New | Intake::Held) = (author, &intake) {
+            let _ = self.quotas.charge(&author, data.len(), now_ms);
+        }
+        intake
     }
 
     /// A relay stores a valid envelope it cannot read, and will tell the
@@ -558,6 +642,7 @@ impl Actor {
             return Intake::Duplicate;
         }
         let room = envelope.body.header.room;
+        let sender = envelope.body.header.sender;
         // Stored notices go to the whole room, like receipts: only in rooms
         // small enough for receipts (in a 500-member room, every relay's
         // notice for every message reached, and was checked by, everyone).
@@ -571,7 +656,7 @@ impl Actor {
                 pending.push(item.1);
             }
         }
-        self.hold(scope, item, len);
+        self.hold_by(scope, item, len, sender);
         Intake::New
     }
 
@@ -1014,6 +1099,8 @@ impl Actor {
         let len = wire::encode(&envelope).len();
         self.hold(SyncScope::Room(room), envelope_sync_item(&envelope), len);
         let queued = self.publish_envelope(&envelope).map_err(room_error)?;
+        // Gossip reaches whoever listens now; the rest are offered it.
+        self.triggers.sent(room, id, std::time::Instant::now());
         Ok(Sent {
             id: hex::encode(id),
             queued,
@@ -1078,11 +1165,16 @@ fn room_error(e: impl std::fmt::Display) -> NodeError {
     NodeError::Room(e.to_string())
 }
 
+/// The device that signed an envelope, if the bytes are an envelope.
+fn envelope_sender(bytes: &[u8]) -> Option<crate::identity::PublicKey> {
+    wire::decode::<Envelope>(bytes)
+        .ok()
+        .map(|e| e.body.header.sender)
+}
+
 /// The room an envelope's header names, if the bytes are an envelope.
 fn room_of(bytes: &[u8]) -> Option<RoomId> {
     wire::decode::<Envelope>(bytes)
         .ok()
         .map(|e| e.body.header.room)
 }
-        // Gossip reaches whoever listens now; the rest are offered it.
-        self.triggers.sent(room, id, std::time::Instant::now());

@@ -21,7 +21,7 @@ use crate::rooms::RoomId;
 use crate::store::envelope_sync_item;
 use crate::sync::{
     MAX_FETCH_IDS, MAX_ITEMS_BYTES, Reconciler, Step, SyncIndex, SyncItem, SyncRequest,
-    SyncResponse, SyncScope, respond,
+    SyncResponse, SyncScope,
 };
 use crate::trust::{Role, VerifiedDevice};
 use crate::wire::{self, Envelope};
@@ -102,27 +102,89 @@ impl Actor {
             return;
         };
         let mut index = SyncIndex::new();
-        match messaging.log.sync_items() {
+        // When each item arrived is not kept: one that claims a time after
+        // the start counts as arriving at the start (none claims much more,
+        // future-dated items are refused), so none outlives real ones.
+        let now_ms = self.clock.now().saturating_mul(1000);
+        let mut over = Vec::new();
+        match messaging.log.holdings() {
             Ok(items) => {
-                for (scope, item, len) in items {
-                    index.insert(scope, item, len);
+                for held in items {
+                    index.insert(held.scope, held.item, held.len);
+                    if let Some(author) = held.author {
+                        let arrived = held.item.0.min(now_ms);
+                        over.extend(
+                            self.quotas
+                                .hold(held.scope, held.item, author, held.len, arrived),
+                        );
+                    }
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot read what is held for sync"),
         }
+        let mut carried = Vec::new();
         if let Some(carrier) = self.carrier.as_mut() {
+            let agency = self.agency.id();
+            let messenger = &messaging.messenger;
             for frame in messaging.log.control_frames().unwrap_or_default() {
-                if let Some(grant) = frame_grant(&frame) {
-                    carrier.learn_grant(&grant);
-                }
+                let Some(grant) = frame_grant(&frame) else {
+                    continue;
+                };
+                let Some(issuer) = messenger.device(&grant.issuer) else {
+                    continue;
+                };
+                let _ = carrier.learn_grant(&agency, &grant, issuer, |key| {
+                    messenger.device(key).cloned()
+                });
             }
+            carried.extend(carrier.rooms());
         }
         self.index = index;
+        self.answers.clear();
+        self.drop_items(over);
+        for room in carried {
+            self.carry_room(room);
+        }
     }
 
     /// Records that an item is held (after it was saved).
     pub(super) fn hold(&mut self, scope: SyncScope, item: SyncItem, len: usize) {
-        self.index.insert(scope, item, len);
+        if self.index.insert(scope, item, len) {
+            self.answers.invalidate(scope);
+        }
+    }
+
+    /// Records that an item by `author` is held (after it was saved), and
+    /// drops what puts the author over its quota (its own oldest received).
+    pub(super) fn hold_by(
+        &mut self,
+        scope: SyncScope,
+        item: SyncItem,
+        len: usize,
+        author: crate::identity::PublicKey,
+    ) {
+        self.hold(scope, item, len);
+        let now_ms = self.clock.now().saturating_mul(1000);
+        let over = self.quotas.hold(scope, item, author, len, now_ms);
+        if !over.is_empty() {
+            tracing::info!(author = %hex::encode(&author.0[..6]), items = over.len(), "an author went over its quota: its oldest items here were dropped");
+        }
+        self.drop_items(over);
+    }
+
+    /// Forgets and deletes items (evicted, or over an author's quota).
+    fn drop_items(&mut self, items: Vec<(SyncScope, SyncItem)>) {
+        for (scope, item) in items {
+            self.quotas.release(scope, item);
+            if self.index.remove(scope, item) {
+                self.answers.invalidate(scope);
+            }
+            if let Some(messaging) = self.messaging.as_ref()
+                && let Err(e) = messaging.log.remove_item(scope, &item)
+            {
+                tracing::error!(error = %e, "cannot drop an item");
+            }
+        }
     }
 
     /// Saves and holds an envelope that is not a text (receipts).
@@ -141,13 +203,25 @@ impl Actor {
         }
     }
 
-    /// Saves and holds a control frame (its bytes as they travel).
+    /// Saves and holds a control frame (its bytes as they travel), within
+    /// its author's quota. A payload that is not a room control message (a
+    /// plain notice) is neither stored nor synced: gossip carries it to
+    /// whoever is online, and that is all.
     pub(super) fn hold_control(&mut self, frame: &[u8]) {
         let Some(messaging) = self.messaging.as_ref() else {
             return;
         };
+        let Ok(decoded) = wire::decode::<crate::trust::SignedFrame>(frame) else {
+            return;
+        };
+        if wire::decode::<crate::rooms::ControlMessage>(&decoded.body.payload).is_err() {
+            return;
+        }
+        let Some(author) = decoded.body.author.leaf().map(|leaf| leaf.body.key) else {
+            return;
+        };
         match messaging.log.save_control(frame) {
-            Ok(Some(item)) => self.hold(SyncScope::Control, item, frame.len()),
+            Ok(Some(item)) => self.hold_by(SyncScope::Control, item, frame.len(), author),
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "cannot save a control frame"),
         }
@@ -173,82 +247,6 @@ impl Actor {
         let Some((device, _)) = self.gate.admitted(&peer) else {
             return;
         };
-        self.syncs.insert(peer, session);
-        self.next_scope(peer);
-    }
-
-    /// Starts a round with every connected peer.
-    pub(super) fn sync_all(&mut self) {
-        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
-        for peer in peers {
-            self.start_sync(peer);
-        }
-    }
-
-    /// The rooms to reconcile with `peer`, decided after the control frames
-    /// (which carry the grants that say who is in which room).
-    fn rooms_to_sync(&self, peer: &VerifiedDevice) -> Vec<RoomId> {
-        let mut rooms: Vec<RoomId> = match (&self.carrier, &self.messaging) {
-            (Some(carrier), _) if peer.role == Role::Relay => carrier
-                .rooms()
-                .chain(self.index.scopes().filter_map(|scope| match scope {
-                    SyncScope::Room(room) => Some(room),
-                    _ => None,
-                }))
-                .collect(),
-            (Some(carrier), _) => carrier.rooms_of(&peer.device.public_key()),
-            (None, Some(messaging)) => messaging.messenger.rooms().map(|r| r.id).collect(),
-            (None, None) => Vec::new(),
-        };
-        rooms.sort();
-        rooms.dedup();
-        rooms
-    }
-
-    /// Moves the session with `peer` to its next set, or ends it.
-    fn next_scope(&mut self, peer: PeerId) {
-        let Some(device) = self.gate.admitted(&peer).map(|(d, _)| d) else {
-            self.syncs.remove(&peer);
-            return;
-        };
-        let rooms = self.rooms_to_sync(&device);
-        let Some(session) = self.syncs.get_mut(&peer) else {
-            return;
-        };
-        if session.queue.is_empty() && !session.rooms_queued {
-            session.rooms_queued = true;
-            session.queue.extend(rooms.into_iter().map(SyncScope::Room));
-        }
-        let Some(scope) = session.queue.pop_front() else {
-            let session = self.syncs.remove(&peer);
-            if let Some(session) = session {
-                tracing::debug!(peer = %session.report.peer.short(), fetched = session.report.fetched, "sync finished");
-                let again = session.again;
-                if session.full {
-                    self.emit(NodeEvent::Synced(session.report));
-                }
-                if again {
-                    self.start_sync(peer);
-                }
-            }
-            return;
-        };
-        let items: Vec<SyncItem> = self.index.items(scope).collect();
-        match Reconciler::initiate(items) {
-            Ok((reconciler, message)) => {
-                session.scope = Some(scope);
-                session.reconciler = Some(reconciler);
-                session.report.scopes.push(scope.to_string());
-                self.send_sync(peer, SyncRequest::Reconcile { scope, message });
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start reconciliation");
-                self.syncs.remove(&peer);
-            }
-        }
-    }
-
-    fn send_sync(&mut self, peer: PeerId, request: SyncRequest) {
         if let Some(running) = self.syncs.get_mut(&peer) {
             if !running.queue.contains(&scope) {
                 running.queue.push_back(scope);
@@ -257,10 +255,10 @@ impl Actor {
         }
         let mut session = PeerSync::of(device.device, VecDeque::from([scope]));
         session.rooms_queued = true;
-        if let Some(session) = self.syncs.get_mut(&peer) {
-            session.report.bytes_sent += frame_len(&request) as u64;
-            session.report.round_trips += 1;
-        }
+        self.syncs.insert(peer, session);
+        self.next_scope(peer);
+    }
+
     /// Runs what [`super::sync_triggers`] says is due: rooms followed
     /// lately are reconciled with their peers again, and messages without
     /// a receipt are offered to their room's peers.
@@ -355,6 +353,82 @@ impl Actor {
         }
     }
 
+    /// Starts a round with every connected peer.
+    pub(super) fn sync_all(&mut self) {
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for peer in peers {
+            self.start_sync(peer);
+        }
+    }
+
+    /// The rooms to reconcile with `peer`, decided after the control frames
+    /// (which carry the grants that say who is in which room).
+    fn rooms_to_sync(&self, peer: &VerifiedDevice) -> Vec<RoomId> {
+        let mut rooms: Vec<RoomId> = match (&self.carrier, &self.messaging) {
+            (Some(carrier), _) if peer.role == Role::Relay => carrier
+                .rooms()
+                .chain(self.index.scopes().filter_map(|scope| match scope {
+                    SyncScope::Room(room) => Some(room),
+                    _ => None,
+                }))
+                .collect(),
+            (Some(carrier), _) => carrier.rooms_of(&self.agency.id(), peer),
+            (None, Some(messaging)) => messaging.messenger.rooms().map(|r| r.id).collect(),
+            (None, None) => Vec::new(),
+        };
+        rooms.sort();
+        rooms.dedup();
+        rooms
+    }
+
+    /// Moves the session with `peer` to its next set, or ends it.
+    fn next_scope(&mut self, peer: PeerId) {
+        let Some(device) = self.gate.admitted(&peer).map(|(d, _)| d) else {
+            self.syncs.remove(&peer);
+            return;
+        };
+        let rooms = self.rooms_to_sync(&device);
+        let Some(session) = self.syncs.get_mut(&peer) else {
+            return;
+        };
+        if session.queue.is_empty() && !session.rooms_queued {
+            session.rooms_queued = true;
+            session.queue.extend(rooms.into_iter().map(SyncScope::Room));
+        }
+        let Some(scope) = session.queue.pop_front() else {
+            let session = self.syncs.remove(&peer);
+            if let Some(session) = session {
+                tracing::debug!(peer = %session.report.peer.short(), fetched = session.report.fetched, "sync finished");
+                let again = session.again;
+                if session.full {
+                    self.emit(NodeEvent::Synced(session.report));
+                }
+                if again {
+                    self.start_sync(peer);
+                }
+            }
+            return;
+        };
+        let items: Vec<SyncItem> = self.index.items(scope).collect();
+        match Reconciler::initiate(items) {
+            Ok((reconciler, message)) => {
+                session.scope = Some(scope);
+                session.reconciler = Some(reconciler);
+                session.report.scopes.push(scope.to_string());
+                self.send_sync(peer, SyncRequest::Reconcile { scope, message });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start reconciliation");
+                self.syncs.remove(&peer);
+            }
+        }
+    }
+
+    fn send_sync(&mut self, peer: PeerId, request: SyncRequest) {
+        if let Some(session) = self.syncs.get_mut(&peer) {
+            session.report.bytes_sent += frame_len(&request) as u64;
+            session.report.round_trips += 1;
+        }
         self.swarm.behaviour_mut().sync.send_request(&peer, request);
     }
 
@@ -414,10 +488,41 @@ impl Actor {
                 peer,
                 message:
                     request_response::Message::Request {
+                        request: SyncRequest::Hint { scope },
+                        channel,
+                        ..
+                    },
+                ..
+            } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, SyncResponse::Noted);
+                self.on_hint(peer, scope);
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
                         request, channel, ..
                     },
                 ..
             } => self.answer_sync(peer, request, channel),
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } if !self.raw_syncs.contains_key(&request_id)
+                && self.triggers.was_hint(&request_id) =>
+            {
+                if response != SyncResponse::Noted {
+                    tracing::debug!(%request_id, "a hint was answered with something else");
+                }
+            }
             request_response::Event::Message {
                 message:
                     request_response::Message::Response {
@@ -435,6 +540,14 @@ impl Actor {
                 message: request_response::Message::Response { response, .. },
                 ..
             } => self.on_sync_response(peer, response),
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } if self.triggers.was_hint(&request_id) => {
+                tracing::debug!(%peer, %error, "a sync hint was not delivered");
+            }
             request_response::Event::OutboundFailure {
                 request_id, error, ..
             } if self.raw_syncs.contains_key(&request_id) => {
@@ -484,23 +597,6 @@ impl Actor {
                     }
                     Err(e) => self.abandon_sync(peer, e.to_string()),
                 }
-            request_response::Event::Message {
-                peer,
-                message:
-                    request_response::Message::Request {
-                        request: SyncRequest::Hint { scope },
-                        channel,
-                        ..
-                    },
-                ..
-            } => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_response(channel, SyncResponse::Noted);
-                self.on_hint(peer, scope);
-            }
             }
             SyncResponse::Items(items) => {
                 let Some(scope) = session.scope else {
@@ -509,20 +605,6 @@ impl Actor {
                 let asked = std::mem::take(&mut session.asked);
                 let mut returned = Vec::with_capacity(items.len());
                 for bytes in &items {
-            request_response::Event::Message {
-                message:
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } if !self.raw_syncs.contains_key(&request_id)
-                && self.triggers.was_hint(&request_id) =>
-            {
-                if response != SyncResponse::Noted {
-                    tracing::debug!(%request_id, "a hint was answered with something else");
-                }
-            }
                     let id = item_id(bytes);
                     if !asked.contains(&id) {
                         return self
@@ -540,14 +622,6 @@ impl Actor {
                         }
                         Intake::New | Intake::Held => {
                             if let Some(session) = self.syncs.get_mut(&peer) {
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } if self.triggers.was_hint(&request_id) => {
-                tracing::debug!(%peer, %error, "a sync hint was not delivered");
-            }
                                 session.report.fetched += 1;
                             }
                         }
@@ -564,6 +638,9 @@ impl Actor {
                     session.need = need;
                 }
                 self.fetch_next(peer);
+            }
+            SyncResponse::Noted => {
+                self.abandon_sync(peer, "answered a sync request as if it were a hint".into())
             }
             SyncResponse::Refused(reason) => {
                 tracing::debug!(%peer, %reason, "peer declined a sync set");
@@ -620,7 +697,7 @@ impl Actor {
         let allowed = match (&self.carrier, &self.messaging) {
             // Relays carry every room's ciphertext.
             _ if peer.role == Role::Relay => true,
-            (Some(carrier), _) => carrier.may_serve(room, &peer.device.public_key()),
+            (Some(carrier), _) => carrier.may_serve(&self.agency.id(), room, peer),
             (None, Some(messaging)) => messaging
                 .messenger
                 .room(room)
@@ -639,12 +716,19 @@ impl Actor {
         peer: PeerId,
         request: SyncRequest,
         channel: ResponseChannel<SyncResponse>,
-            SyncResponse::Noted => {
-                self.abandon_sync(peer, "answered a sync request as if it were a hint".into())
-            }
     ) {
+        let now_ms = self.clock.now().saturating_mul(1000);
         let response = match self.gate.admitted(&peer) {
             None => SyncResponse::Refused("not admitted".into()),
+            Some((device, _))
+                if matches!(request, SyncRequest::Reconcile { .. })
+                    && device.role != Role::Relay
+                    && !self
+                        .quotas
+                        .allow_reconcile(&device.device.public_key(), now_ms) =>
+            {
+                SyncResponse::Refused("too many reconciliation requests: ask again later".into())
+            }
             Some((device, _)) => self.serve(&device, request),
         };
         let _ = self
@@ -654,13 +738,16 @@ impl Actor {
             .send_response(channel, response);
     }
 
-    fn serve(&self, peer: &VerifiedDevice, request: SyncRequest) -> SyncResponse {
+    fn serve(&mut self, peer: &VerifiedDevice, request: SyncRequest) -> SyncResponse {
         match request {
+            // Taken before serving (see `on_sync_event`); nothing to give.
+            SyncRequest::Hint { .. } => SyncResponse::Noted,
             SyncRequest::Reconcile { scope, message } => {
                 if let Err(reason) = self.may_serve(peer, scope) {
                     return SyncResponse::Refused(reason);
                 }
-                match respond(self.index.items(scope), &message) {
+                let index = &self.index;
+                match self.answers.respond(scope, || index.items(scope), &message) {
                     Ok(reply) => SyncResponse::Reconcile(reply),
                     Err(e) => SyncResponse::Refused(e.to_string()),
                 }
@@ -695,28 +782,29 @@ impl Actor {
         }
     }
 
-    /// Drops what a relay no longer keeps: older than the retention period,
-    /// or the oldest beyond the quota.
+    /// Drops what a relay no longer keeps: received before the retention
+    /// period, or the first received beyond the quota. Local receipt time,
+    /// never the time an author claims: a future-dated item does not
+    /// outlive real ones (audit H6, M13).
     pub(super) fn evict(&mut self) {
         let Some(relay) = self.config.config.relay.clone() else {
             return;
         };
         let now_ms = self.clock.now().saturating_mul(1000);
         let oldest = now_ms.saturating_sub(relay.retention_days.saturating_mul(86_400_000));
-        let gone = self
-            .index
-            .evict(oldest, relay.max_store_mb.saturating_mul(1 << 20));
-        let Some(messaging) = self.messaging.as_ref() else {
-            return;
-        };
+        let untracked = self.index.bytes().saturating_sub(self.quotas.bytes());
+        let gone = self.quotas.evict(
+            oldest,
+            relay.max_store_mb.saturating_mul(1 << 20),
+            untracked,
+        );
         if !gone.is_empty() {
-            tracing::info!(items = gone.len(), "relay store: evicted the oldest items");
+            tracing::info!(
+                items = gone.len(),
+                "relay store: evicted the first received items"
+            );
         }
-        for (scope, item) in gone {
-            if let Err(e) = messaging.log.remove_item(scope, &item) {
-                tracing::error!(error = %e, "cannot evict an item");
-            }
-        }
+        self.drop_items(gone);
     }
 }
 
@@ -734,5 +822,3 @@ fn frame_grant(frame: &[u8]) -> Option<crate::rooms::KeyGrant> {
         _ => None,
     }
 }
-            // Taken before serving (see `on_sync_event`); nothing to give.
-            SyncRequest::Hint { .. } => SyncResponse::Noted,
