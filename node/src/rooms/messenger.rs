@@ -538,12 +538,14 @@ impl Messenger {
                     let (directory, revoked) = (&self.directory, &self.revoked);
                     let empty = BTreeSet::new();
                     let holders = state.holders.get(&epoch).unwrap_or(&empty);
+                    // Only devices that may grant here are counted (a plain
+                    // group member holds the key but never grants it).
                     let known = holders
                         .union(state.claimed.get(&epoch).unwrap_or(&empty))
                         .filter(|h| {
                             directory
                                 .get(h)
-                                .is_some_and(|d| admits(&state.room, d, revoked))
+                                .is_some_and(|d| may_grant(&state.room, d, revoked))
                         });
                     if !granter_of(state.room.id, device, known, &me) {
                         continue;
@@ -1368,6 +1370,15 @@ impl Messenger {
                     .get(key)
                     .is_some_and(|device| admits(&state.room, device, revoked))
             };
+            // The granters chosen for a device are among those that may
+            // grant: in a group, its admins' devices (counting members that
+            // hold the key but may not grant left an invited user with no
+            // granter at all, about one time in three with two admin devices).
+            let granter = |key: &PublicKey| {
+                directory
+                    .get(key)
+                    .is_some_and(|device| may_grant(&state.room, device, revoked))
+            };
             let candidates: Vec<PublicKey> = candidates.into_iter().filter(member).collect();
             if candidates.is_empty() {
                 continue;
@@ -1384,7 +1395,7 @@ impl Messenger {
                     .iter()
                     .filter(|d| !holders.contains(d))
                     .filter(|d| {
-                        let known = holders.union(claimed).filter(|h| member(h));
+                        let known = holders.union(claimed).filter(|h| granter(h));
                         granter_of(room, d, known, &me_key)
                     })
                     .copied()
