@@ -418,3 +418,54 @@ pub fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Starts `baro run` on loopback (no mDNS) whose periodic sync comes only
+/// every `sync_secs` seconds, connecting to `bootstrap` if given: with a long
+/// interval, only what the node does on events (admission, subscription, a
+/// new message) can deliver anything within a test.
+pub fn start_with_sync_interval(
+    device: &Baro,
+    bootstrap: Option<&str>,
+    sync_secs: u64,
+) -> RunningNode {
+    let interval = sync_secs.to_string();
+    let mut args = vec![
+        "run",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--sync-interval",
+        &interval,
+    ];
+    if let Some(address) = bootstrap {
+        args.extend(["--bootstrap", address]);
+    }
+    device.spawn(args)
+}
+
+/// Whether a `watch --json` process printed a message with this text.
+pub fn watch_shows(watch: &RunningNode, text: &str) -> bool {
+    watch
+        .log()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .any(|m| m["text"] == text)
+}
+
+/// Polls `check` every 10 ms until it holds and returns how long that took
+/// from `since`, or `None` if it still does not hold after `limit`.
+pub fn time_until(
+    since: std::time::Instant,
+    limit: std::time::Duration,
+    mut check: impl FnMut() -> bool,
+) -> Option<std::time::Duration> {
+    loop {
+        if check() {
+            return Some(since.elapsed());
+        }
+        if since.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
