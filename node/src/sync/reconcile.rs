@@ -453,6 +453,33 @@ mod tests {
         assert_eq!(cache.builds(), 2);
     }
 
+    /// Measures what a flood of requests costs with and without the cache
+    /// (`cargo test --release -p baro-node --lib measure_answers -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn measure_answers_to_a_flood_of_requests() {
+        let items: Vec<SyncItem> = (0..100_000).map(item).collect();
+        for (case, theirs) in [("equal sets", 100_000), ("1,000 missing", 99_000)] {
+            let (_, first) =
+                Reconciler::initiate(items[..theirs].iter().copied()).expect("initiate");
+            let requests = 200;
+            let started = std::time::Instant::now();
+            for _ in 0..requests {
+                respond(items.iter().copied(), &first).expect("respond");
+            }
+            let rebuilt = started.elapsed() / requests;
+            let mut cache = ResponderCache::new(1_000_000);
+            let started = std::time::Instant::now();
+            for _ in 0..requests {
+                cache
+                    .respond(SyncScope::Control, || items.iter().copied(), &first)
+                    .expect("respond");
+            }
+            let cached = started.elapsed() / requests;
+            println!("100,000 items, {case}: {rebuilt:?} an answer rebuilt, {cached:?} cached");
+        }
+    }
+
     #[test]
     fn the_responder_cache_keeps_at_most_its_item_limit() {
         let items: Vec<SyncItem> = (0..1_000).map(item).collect();
