@@ -363,8 +363,7 @@ impl Actor {
                 && let Some(m) = self.messaging.as_ref()
             {
                 let _ = m.log.pop_outbox(&id);
-                // Offered until a member or relay says it holds it.
-                self.triggers.sent(room, id, now);
+                self.offer_until_held(room, id);
                 tracing::info!(room = %room.short(), "queued message sent");
             }
         }
@@ -383,6 +382,20 @@ impl Actor {
     }
 
     /// Handles the payload of a valid control frame; `Ok(false)` if it is not
+    /// Offers a message this device wrote to its room's peers until a
+    /// member or relay says it holds it (see [`super::sync_triggers`]). Only
+    /// where receipts are exchanged: in a larger room nothing would say so,
+    /// and every member's every message would be offered to all its peers.
+    fn offer_until_held(&mut self, room: RoomId, message: [u8; 32]) {
+        let receipts = self
+            .messaging
+            .as_ref()
+            .is_some_and(|m| m.messenger.receipts_enabled(room));
+        if receipts {
+            self.triggers.sent(room, message, std::time::Instant::now());
+        }
+    }
+
     /// a room control message (a plain notice).
     pub(super) fn on_control_payload(
         &mut self,
@@ -1100,7 +1113,7 @@ impl Actor {
         self.hold(SyncScope::Room(room), envelope_sync_item(&envelope), len);
         let queued = self.publish_envelope(&envelope).map_err(room_error)?;
         // Gossip reaches whoever listens now; the rest are offered it.
-        self.triggers.sent(room, id, std::time::Instant::now());
+        self.offer_until_held(room, id);
         Ok(Sent {
             id: hex::encode(id),
             queued,

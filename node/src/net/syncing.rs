@@ -248,7 +248,11 @@ impl Actor {
             return;
         };
         if let Some(running) = self.syncs.get_mut(&peer) {
-            if !running.queue.contains(&scope) {
+            // A whole round that has not listed its rooms yet lists every
+            // room both keep (what an event asks for is among them).
+            let listed_later =
+                running.full && !running.rooms_queued && matches!(scope, SyncScope::Room(_));
+            if !listed_later && !running.queue.contains(&scope) {
                 running.queue.push_back(scope);
             }
             return;
