@@ -45,6 +45,22 @@ pub enum Command {
     Peers,
     /// Show the running node's status.
     Status,
+    /// Find officials in the agency directory, which relays keep: by a
+    /// piece of a name or user id, by user id (--user) or by org unit (--unit).
+    People {
+        /// Text in a display name or user id, e.g. 민지 or kim.
+        #[arg(required_unless_present_any = ["user", "unit"], conflicts_with_all = ["user", "unit"])]
+        text: Option<String>,
+        /// Every device of this user id.
+        #[arg(long, value_name = "ID", conflicts_with = "unit")]
+        user: Option<String>,
+        /// The members of this org unit, e.g. "MOIS/Digital Government Bureau".
+        #[arg(long, value_name = "PATH")]
+        unit: Option<String>,
+        /// With --unit: the members of its sub-units too.
+        #[arg(long, requires = "unit")]
+        below: bool,
+    },
     /// Rooms: create groups, list, invite, remove, leave.
     #[command(subcommand)]
     Room(RoomCommand),

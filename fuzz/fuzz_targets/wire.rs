@@ -11,7 +11,7 @@ use baro_node::rooms::{ControlMessage, KeyGrant, Room};
 use baro_node::store::RevocationRecord;
 use baro_node::sync::{SyncRequest, SyncResponse};
 use baro_node::trust::{
-    AdmissionHello, CertificateChain, EnrollmentBundle, EnrollmentRequest, Revocation,
+    AdmissionHello, CertificateChain, DirectoryAnswer, DirectoryQuery, EnrollmentBundle, EnrollmentRequest, Revocation,
     RevocationSet, SignedFrame, TrustPolicy, WipeReceipt, admit,
 };
 use baro_node::wire::{self, Content, Envelope, Kind};
@@ -78,10 +78,18 @@ fuzz_target!(|data: &[u8]| {
             let _ = UnitKeyring::new(&unit).accept(&f.lee.key, &rekey.body);
         }
     }
+    let _ = decode_canonical::<DirectoryQuery>(data);
+    if let Some(answer) = decode_canonical::<DirectoryAnswer>(data) {
+        for chain in &answer.chains {
+            if let Some(leaf) = chain.leaf() {
+                let _ = chain.verify_for(leaf.body.key.device_id(), agency, NOW, &policy);
+            }
+        }
+    }
     // Stored only (sealed under the storage key). Its sets once decoded
     // from elements in any order or repeated (found by this target); they
     // are now read back only in ascending order, so it has one encoding.
     let _ = decode_canonical::<RevocationRecord>(data);
     // Every kind byte is covered above.
-    debug_assert!((1..=21).all(|k| Kind::from_byte(k).is_some()));
+    debug_assert!((1..=23).all(|k| Kind::from_byte(k).is_some()));
 });

@@ -494,6 +494,15 @@ impl Handle {
         self.ask(Command::Revocations).await
     }
 
+    /// Asks the agency directory (a connected relay's, or this relay's own);
+    /// every chain in the answer is checked here before it is shown.
+    pub async fn people(
+        &self,
+        query: crate::trust::DirectoryQuery,
+    ) -> Result<crate::api::People, NodeError> {
+        self.ask(|reply| Command::People { query, reply }).await?
+    }
+
     /// The certificate chain of a device (or a user's newest device) this node has met.
     pub async fn device_chain(
         &self,

@@ -46,6 +46,12 @@ pub fn run(cli: Cli) -> Result<()> {
         ),
         Command::Peers => node::peers(&home(cli.home)?, json),
         Command::Status => node::status(&home(cli.home)?, json),
+        Command::People {
+            text,
+            user,
+            unit,
+            below,
+        } => node::people(&home(cli.home)?, text, user, unit, below, json),
         Command::Room(RoomCommand::Create { name, members }) => {
             rooms::create(&home(cli.home)?, name, members, json)
         }

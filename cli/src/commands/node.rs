@@ -230,6 +230,46 @@ pub fn peers(home: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
+pub fn people(
+    home: &Path,
+    search: Option<String>,
+    user: Option<String>,
+    unit: Option<String>,
+    below: bool,
+    json: bool,
+) -> Result<()> {
+    let request = Request::People {
+        search,
+        user,
+        unit,
+        below,
+    };
+    let Response::People(found) = api::request(home, &request)? else {
+        bail!("the node answered something else than a directory answer");
+    };
+    if json {
+        return print_json(&serde_json::to_value(&found)?);
+    }
+    if found.people.is_empty() {
+        println!("nobody found");
+        return Ok(());
+    }
+    for person in &found.people {
+        println!(
+            "  {:<24} {:<14} {}  ({} device{})",
+            printable(&person.name),
+            printable(&person.user),
+            printable(&person.org_unit),
+            person.devices.len(),
+            if person.devices.len() == 1 { "" } else { "s" }
+        );
+    }
+    if found.more {
+        println!("(more not shown: narrow the search)");
+    }
+    Ok(())
+}
+
 pub fn status(home: &Path, json: bool) -> Result<()> {
     let Response::Status(status) = api::request(home, &Request::Status)? else {
         bail!("the node answered something else than its status");

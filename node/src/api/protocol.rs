@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MessageView, RoomInfo, Sent};
+use super::{MessageView, People, RoomInfo, Sent};
 use crate::node::{BlockedPeer, PeerInfo, Status};
 use crate::revocations::RevocationView;
 
@@ -97,6 +97,22 @@ pub enum Request {
         /// A user id (when no device is given).
         user: Option<String>,
     },
+    /// Ask the agency directory (kept by relays): exactly one of `search`,
+    /// `user` and `unit`.
+    People {
+        /// Text in a user id or display name.
+        #[serde(default)]
+        search: Option<String>,
+        /// A user id: that user's devices.
+        #[serde(default)]
+        user: Option<String>,
+        /// An org unit path: its members.
+        #[serde(default)]
+        unit: Option<String>,
+        /// With `unit`: its sub-units' members too.
+        #[serde(default)]
+        below: bool,
+    },
 }
 
 /// What the node answers.
@@ -129,6 +145,8 @@ pub enum Response {
     Revocations(Vec<RevocationView>),
     /// Answer to [`Request::DeviceChain`]: the chain's encoding, hex.
     Chain(String),
+    /// Answer to [`Request::People`].
+    People(People),
     /// The request failed.
     Error(String),
 }

@@ -198,6 +198,39 @@ async fn watch(
 
 /// The newest of `messages` whose answer fits in one line of [`MAX_LINE`]
 /// bytes (a client reads no more): a long history is cut at its oldest end.
+/// The directory question a [`Request::People`] asks.
+fn directory_query(
+    search: Option<String>,
+    user: Option<String>,
+    unit: Option<String>,
+    below: bool,
+) -> Result<crate::trust::DirectoryQuery, String> {
+    use crate::trust::{DirectoryQuery, MAX_SEARCH_LEN};
+    match (search, user, unit) {
+        (Some(text), None, None) => {
+            let text = text.trim().to_string();
+            if text.is_empty() || text.len() > MAX_SEARCH_LEN {
+                return Err(format!(
+                    "give 1 to {MAX_SEARCH_LEN} bytes of a name or user id to search for"
+                ));
+            }
+            Ok(DirectoryQuery::Search(text))
+        }
+        (None, Some(user), None) => Ok(DirectoryQuery::User(user)),
+        (None, None, Some(unit)) => Ok(DirectoryQuery::Unit {
+            unit: unit
+                .parse()
+                .map_err(|e: crate::trust::TrustError| e.to_string())?,
+            below,
+            after: None,
+        }),
+        _ => Err(
+            "ask for exactly one of: a search text, a user id (--user), an org unit (--unit)"
+                .into(),
+        ),
+    }
+}
+
 fn newest_that_fit(mut messages: Vec<crate::api::MessageView>) -> Vec<crate::api::MessageView> {
     // Room for the answer's own framing around the list.
     let mut budget = MAX_LINE - 64;
@@ -251,6 +284,15 @@ async fn dispatch(request: Request, handle: &Handle) -> Response {
             Err(e) => Ok(Response::Error(format!("{e}"))),
         },
         Request::Revocations => handle.revocations().await.map(Response::Revocations),
+        Request::People {
+            search,
+            user,
+            unit,
+            below,
+        } => match directory_query(search, user, unit, below) {
+            Ok(query) => handle.people(query).await.map(Response::People),
+            Err(message) => return Response::Error(message),
+        },
         Request::DeviceChain { device, user } => {
             let target = match (device, user) {
                 (Some(device), _) => device.parse().map(crate::revocations::Target::Device),

@@ -79,3 +79,27 @@ pub struct Sent {
     /// `true` if no peer could take it yet: it waits in the outbox.
     pub queued: bool,
 }
+
+/// An official as the agency directory knows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonView {
+    /// User id.
+    pub user: String,
+    /// Display name.
+    pub name: String,
+    /// Org unit.
+    pub org_unit: String,
+    /// Their devices whose certificates checked out here.
+    pub devices: Vec<DeviceId>,
+}
+
+/// What the agency directory answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct People {
+    /// The people found, in the order the directory gave them.
+    pub people: Vec<PersonView>,
+    /// The answer was cut at its size limit: narrow the question.
+    pub more: bool,
+    /// The relay that answered (`None`: this node, a relay itself).
+    pub from: Option<DeviceId>,
+}

@@ -136,6 +136,10 @@ pub(crate) enum Command {
         target: crate::revocations::Target,
         reply: oneshot::Sender<Result<CertificateChain, NodeError>>,
     },
+    People {
+        query: crate::trust::DirectoryQuery,
+        reply: oneshot::Sender<Result<crate::api::People, NodeError>>,
+    },
 }
 
 /// Items kept prepared for answering reconciliations, over all sets.
@@ -216,8 +220,16 @@ pub(crate) struct Actor {
     observer: Option<Arc<dyn super::GossipObserver>>,
     /// Reconciliations and hints started by events rather than the tick.
     triggers: sync_triggers::SyncTriggers<PeerId, libp2p::request_response::OutboundRequestId>,
+    /// The agency directory: kept and served on relays, asked by devices.
+    directory: super::directory_service::DirectoryService<
+        PeerId,
+        libp2p::request_response::OutboundRequestId,
+        oneshot::Sender<Result<crate::api::People, NodeError>>,
+    >,
 }
 
+#[path = "directory_requests.rs"]
+mod directory_requests;
 #[path = "messaging.rs"]
 pub(crate) mod messaging;
 #[path = "revoking.rs"]
@@ -417,6 +429,7 @@ impl Actor {
             wiping: None,
             observer: diagnostics.observer,
             triggers: sync_triggers::SyncTriggers::default(),
+            directory: super::directory_service::DirectoryService::new(is_relay),
         })
     }
 
@@ -645,6 +658,7 @@ impl Actor {
 
     fn on_command(&mut self, command: Command) {
         match command {
+            Command::People { query, reply } => self.ask_directory(query, reply),
             Command::Peers(reply) => {
                 let mut peers: Vec<PeerInfo> = self.peers.values().cloned().collect();
                 peers.sort_by(|a, b| a.user_id.cmp(&b.user_id).then(a.device.cmp(&b.device)));
@@ -992,6 +1006,7 @@ impl Actor {
                 self.dial_peer(peer, addresses.into_vec(), Discovery::Kademlia);
             }
             Event::Sync(event) => self.on_sync_event(event),
+            Event::Directory(event) => self.on_directory_event(event),
             // A peer that stops answering pings is gone (a pulled cable):
             // close the connection now rather than when TCP gives up, many
             // minutes later, so the peer list and redials tell the truth.

@@ -1,5 +1,5 @@
 //! The composed libp2p behaviour: connection and memory limits, gossipsub,
-//! identify, ping, Kademlia, mDNS, the sync protocol, and circuit relay v2
+//! identify, ping, Kademlia, mDNS, the sync and directory protocols, and circuit relay v2
 //! (server on relays, client with DCUtR hole punching on devices).
 //!
 //! Admission is not here: it happens in the transport (see [`super::admission`]),
@@ -17,7 +17,7 @@ use libp2p::{
     memory_connection_limits, ping, relay, request_response,
 };
 
-use super::sync_protocol::{self, SyncCodec};
+use super::sync_protocol::{self, DirectoryCodec, SyncCodec};
 use super::topics;
 use crate::trust::{AgencyId, SignedFrame};
 use crate::wire::Format;
@@ -70,6 +70,8 @@ pub struct Behaviour {
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// Reconciliation of stored sets with each peer.
     pub sync: request_response::Behaviour<SyncCodec>,
+    /// Questions to a relay's agency directory (answered by relays only).
+    pub directory: request_response::Behaviour<DirectoryCodec>,
     /// Circuit relay v2 server (relay nodes only).
     pub relay_server: Toggle<relay::Behaviour>,
     /// Circuit relay v2 client: reservations on relays, relayed dials.
@@ -94,6 +96,8 @@ pub enum Event {
     Mdns(mdns::Event),
     /// From the sync protocol.
     Sync(request_response::Event<crate::sync::SyncRequest, crate::sync::SyncResponse>),
+    /// From the directory protocol.
+    Directory(request_response::Event<crate::trust::DirectoryQuery, crate::trust::DirectoryAnswer>),
     /// From the relay server.
     RelayServer(relay::Event),
     /// From the relay client.
@@ -124,6 +128,7 @@ from_event!(
     Kad(kad::Event),
     Mdns(mdns::Event),
     Sync(request_response::Event<crate::sync::SyncRequest, crate::sync::SyncResponse>),
+    Directory(request_response::Event<crate::trust::DirectoryQuery, crate::trust::DirectoryAnswer>),
     RelayServer(relay::Event),
     RelayClient(relay::client::Event),
     Dcutr(dcutr::Event)
@@ -210,6 +215,7 @@ impl Behaviour {
             kad,
             mdns: mdns.into(),
             sync: sync_protocol::behaviour(),
+            directory: sync_protocol::directory_behaviour(relay_server),
             relay_server: relay_server
                 .then(|| relay::Behaviour::new(peer_id, relay_server_config()))
                 .into(),

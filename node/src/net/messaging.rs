@@ -207,6 +207,7 @@ impl Actor {
         let revoked = self.gate.revocation_of(&device);
         if revoked.is_none() {
             self.carry_rooms_of(&device);
+            self.directory.learn(chain, &device);
         }
         let Some(messaging) = self.messaging.as_mut() else {
             return;

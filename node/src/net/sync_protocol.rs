@@ -1,8 +1,10 @@
-//! The sync protocol on the wire: `/baro/sync/1.0.0` over request-response,
-//! each request and response one length-prefixed frame in the wire codec,
-//! its size checked before a byte of it is read.
+//! The request-response protocols on the wire: sync (`/baro/sync/1.0.0`)
+//! and the relays' agency directory (`/baro/directory/1.0.0`), each request
+//! and response one length-prefixed frame in the wire codec, its size
+//! checked before a byte of it is read.
 
 use std::io;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -10,14 +12,34 @@ use libp2p::StreamProtocol;
 use libp2p::request_response::{self, ProtocolSupport};
 
 use crate::sync::{SyncRequest, SyncResponse};
+use crate::trust::{DirectoryAnswer, DirectoryQuery};
 use crate::wire::{self, Format};
 
-/// The protocol name.
+/// The sync protocol's name.
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/baro/sync/1.0.0");
+/// The directory protocol's name (answered by relays only).
+pub const DIRECTORY_PROTOCOL: StreamProtocol = StreamProtocol::new("/baro/directory/1.0.0");
+
+/// Reads and writes one request frame of type `Q` and one response frame of type `A`.
+#[derive(Debug)]
+pub struct FrameCodec<Q, A>(PhantomData<fn() -> (Q, A)>);
+
+impl<Q, A> Default for FrameCodec<Q, A> {
+    fn default() -> Self {
+        FrameCodec(PhantomData)
+    }
+}
+
+impl<Q, A> Clone for FrameCodec<Q, A> {
+    fn clone(&self) -> Self {
+        FrameCodec(PhantomData)
+    }
+}
 
 /// Reads and writes sync frames.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SyncCodec;
+pub type SyncCodec = FrameCodec<SyncRequest, SyncResponse>;
+/// Reads and writes directory frames.
+pub type DirectoryCodec = FrameCodec<DirectoryQuery, DirectoryAnswer>;
 
 async fn read_frame<T: Format, R: AsyncRead + Unpin + Send>(io: &mut R) -> io::Result<T> {
     let mut len = [0u8; 4];
@@ -27,7 +49,8 @@ async fn read_frame<T: Format, R: AsyncRead + Unpin + Send>(io: &mut R) -> io::R
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "sync frame of {len} bytes is over the {}-byte limit",
+                "{} frame of {len} bytes is over the {}-byte limit",
+                T::KIND,
                 T::MAX_LEN
             ),
         ));
@@ -43,22 +66,26 @@ async fn write_frame<T: Format, W: AsyncWrite + Unpin + Send>(
 ) -> io::Result<()> {
     let bytes = wire::encode(value);
     let len = u32::try_from(bytes.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "sync frame too large"))?;
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
     io.write_all(&len.to_le_bytes()).await?;
     io.write_all(&bytes).await?;
     io.close().await
 }
 
-impl request_response::Codec for SyncCodec {
+impl<Q, A> request_response::Codec for FrameCodec<Q, A>
+where
+    Q: Format + Send + Sync + 'static,
+    A: Format + Send + Sync + 'static,
+{
     type Protocol = StreamProtocol;
-    type Request = SyncRequest;
-    type Response = SyncResponse;
+    type Request = Q;
+    type Response = A;
 
     async fn read_request<T: AsyncRead + Unpin + Send>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-    ) -> io::Result<SyncRequest> {
+    ) -> io::Result<Q> {
         read_frame(io).await
     }
 
@@ -66,7 +93,7 @@ impl request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-    ) -> io::Result<SyncResponse> {
+    ) -> io::Result<A> {
         read_frame(io).await
     }
 
@@ -74,7 +101,7 @@ impl request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        request: SyncRequest,
+        request: Q,
     ) -> io::Result<()> {
         write_frame(io, &request).await
     }
@@ -83,7 +110,7 @@ impl request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        response: SyncResponse,
+        response: A,
     ) -> io::Result<()> {
         write_frame(io, &response).await
     }
@@ -93,11 +120,28 @@ impl request_response::Codec for SyncCodec {
 /// number of concurrent streams, and a timeout.
 pub fn behaviour() -> request_response::Behaviour<SyncCodec> {
     request_response::Behaviour::with_codec(
-        SyncCodec,
+        SyncCodec::default(),
         [(SYNC_PROTOCOL, ProtocolSupport::Full)],
         request_response::Config::default()
             .with_request_timeout(Duration::from_secs(30))
             .with_max_concurrent_streams(32),
+    )
+}
+
+/// The directory behaviour: relays answer, devices only ask; a few
+/// streams at a time and a short timeout (an answer is one lookup).
+pub fn directory_behaviour(answers: bool) -> request_response::Behaviour<DirectoryCodec> {
+    let support = if answers {
+        ProtocolSupport::Full
+    } else {
+        ProtocolSupport::Outbound
+    };
+    request_response::Behaviour::with_codec(
+        DirectoryCodec::default(),
+        [(DIRECTORY_PROTOCOL, support)],
+        request_response::Config::default()
+            .with_request_timeout(Duration::from_secs(10))
+            .with_max_concurrent_streams(8),
     )
 }
 

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CertificateChain, OrgUnit, VerifiedDevice};
 use crate::identity::PublicKey;
+use crate::wire::{Format, Kind};
 
 /// Most devices a directory holds (twice the largest agency we plan for).
 pub const MAX_DIRECTORY_DEVICES: usize = 262_144;
@@ -65,6 +66,16 @@ pub struct DirectoryAnswer {
     pub chains: Vec<CertificateChain>,
     /// Set when the answer was cut at [`MAX_ANSWER_DEVICES`].
     pub next: Option<DirectoryCursor>,
+}
+
+impl Format for DirectoryQuery {
+    const KIND: Kind = Kind::DirectoryQuery;
+    const MAX_LEN: usize = 2 * 1024;
+}
+
+impl Format for DirectoryAnswer {
+    const KIND: Kind = Kind::DirectoryAnswer;
+    const MAX_LEN: usize = MAX_ANSWER_DEVICES * CertificateChain::MAX_LEN + 1024;
 }
 
 /// Why an entry was not taken.
@@ -194,12 +205,18 @@ impl Directory {
         expired.iter().filter(|k| self.remove(k)).count()
     }
 
-    /// Answers `query` with the chains of unexpired devices.
-    pub fn answer(&self, query: &DirectoryQuery, now: u64) -> DirectoryAnswer {
+    /// Answers `query` with the chains of unexpired devices that `keep`
+    /// accepts (the caller's revocation check).
+    pub fn answer(
+        &self,
+        query: &DirectoryQuery,
+        now: u64,
+        keep: impl Fn(&VerifiedDevice) -> bool,
+    ) -> DirectoryAnswer {
         let live = |key: &PublicKey| {
-            self.entries
-                .get(key)
-                .filter(|e| e.device.not_before <= now && now <= e.device.not_after)
+            self.entries.get(key).filter(|e| {
+                e.device.not_before <= now && now <= e.device.not_after && keep(&e.device)
+            })
         };
         match query {
             DirectoryQuery::User(user) => DirectoryAnswer {

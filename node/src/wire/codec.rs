@@ -76,6 +76,10 @@ pub enum Kind {
     RevocationRecord = 20,
     /// A re-key of a path of the department key tree.
     PathRekey = 21,
+    /// A question to a relay's agency directory.
+    DirectoryQuery = 22,
+    /// A relay's directory answer: certificate chains.
+    DirectoryAnswer = 23,
 }
 
 impl Kind {
@@ -103,6 +107,8 @@ impl Kind {
             19 => Kind::WipeReceipt,
             20 => Kind::RevocationRecord,
             21 => Kind::PathRekey,
+            22 => Kind::DirectoryQuery,
+            23 => Kind::DirectoryAnswer,
             _ => return None,
         })
     }
@@ -132,6 +138,8 @@ impl fmt::Display for Kind {
             Kind::WipeReceipt => "a wipe receipt",
             Kind::RevocationRecord => "a revocation record",
             Kind::PathRekey => "a department key re-key",
+            Kind::DirectoryQuery => "a directory query",
+            Kind::DirectoryAnswer => "a directory answer",
         })
     }
 }

@@ -88,7 +88,7 @@ impl World {
 
     fn users(&self, query: &DirectoryQuery) -> Vec<String> {
         self.directory
-            .answer(query, NOW + DAY)
+            .answer(query, NOW + DAY, |_| true)
             .chains
             .iter()
             .filter_map(|c| c.leaf().map(|l| l.body.subject.user_id.clone()))
@@ -155,6 +155,7 @@ fn a_long_listing_comes_in_pages_that_cover_everyone_once() {
                 after: after.clone(),
             },
             NOW + DAY,
+            |_| true,
         );
         assert!(answer.chains.len() <= MAX_ANSWER_DEVICES);
         seen.extend(
@@ -211,14 +212,61 @@ fn revoked_and_expired_devices_are_not_answered() {
         ["kim"],
         "the other device stays"
     );
+    let lee_only = world
+        .directory
+        .answer(&DirectoryQuery::Search("e".into()), NOW + DAY, |d| {
+            d.subject.user_id != "kim"
+        });
+    assert!(
+        lee_only
+            .chains
+            .iter()
+            .all(|c| c.leaf().is_some_and(|l| l.body.subject.user_id != "kim")),
+        "what the caller's revocation check refuses is not answered"
+    );
     assert_eq!(world.directory.remove_user("kim"), 1);
     // Park's one-day certificate has lapsed by the time of the question.
     assert_eq!(
         world
             .directory
-            .answer(&DirectoryQuery::User("park".into()), NOW + 2 * DAY),
+            .answer(&DirectoryQuery::User("park".into()), NOW + 2 * DAY, |_| {
+                true
+            }),
         DirectoryAnswer::default()
     );
     assert_eq!(world.directory.expire(NOW + 2 * DAY), 1);
     assert_eq!(world.directory.len(), 1);
+}
+
+#[test]
+fn the_directory_formats_match_their_golden_bytes() {
+    let mut world = World::new();
+    let (_, chain, _) = world.enroll("kim.minji", "김민지", "MOIS/디지털정부국/2과", NOW, 365);
+    let query = DirectoryQuery::Unit {
+        unit: "MOIS/디지털정부국".parse().expect("org"),
+        below: true,
+        after: Some(DirectoryCursor {
+            unit: "MOIS/디지털정부국/1과".into(),
+            user: "lee.jun".into(),
+            device: PublicKey([5; 32]),
+        }),
+    };
+    let answer = DirectoryAnswer {
+        chains: vec![chain],
+        next: None,
+    };
+    for (name, bytes) in [
+        ("directory_query", crate::wire::encode(&query)),
+        ("directory_answer", crate::wire::encode(&answer)),
+    ] {
+        crate::wire::check_golden_bytes(name, &bytes);
+    }
+    assert_eq!(
+        crate::wire::decode::<DirectoryQuery>(&crate::wire::encode(&query)).expect("query"),
+        query
+    );
+    assert_eq!(
+        crate::wire::decode::<DirectoryAnswer>(&crate::wire::encode(&answer)).expect("answer"),
+        answer
+    );
 }
