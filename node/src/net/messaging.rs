@@ -192,9 +192,12 @@ impl Actor {
             tracing::error!(error = %e, "cannot subscribe to a room topic");
         }
         let _ = gossipsub.set_topic_params(topic, topics::score_params());
-        // What was said before we listened, or before peers knew we do.
-        self.triggers.followed(room, std::time::Instant::now());
-        self.sync_when_due();
+        // What was said before we listened, or before peers knew we do (at
+        // start, with no peer yet, each admission's whole round covers it).
+        if !self.peers.is_empty() {
+            self.triggers.followed(room, std::time::Instant::now());
+            self.sync_when_due();
+        }
     }
 
     /// A newly admitted or announced device: remember it, share keys with it.
@@ -382,7 +385,6 @@ impl Actor {
         }
     }
 
-    /// Handles the payload of a valid control frame; `Ok(false)` if it is not
     /// Offers a message this device wrote to its room's peers until a
     /// member or relay says it holds it (see [`super::sync_triggers`]). Only
     /// where receipts are exchanged: in a larger room nothing would say so,
@@ -397,6 +399,7 @@ impl Actor {
         }
     }
 
+    /// Handles the payload of a valid control frame; `Ok(false)` if it is not
     /// a room control message (a plain notice).
     pub(super) fn on_control_payload(
         &mut self,
