@@ -16,8 +16,8 @@ use baro_node::identity::{Entropy, KeyPair, OsEntropy};
 use baro_node::revocations::{self, Order, RevocationView, Target};
 use baro_node::store::{Home, SledStore, Store};
 use baro_node::trust::{
-    DAY_SECS, Enrollment, EnrollmentBundle, Issuer, Revocation, RevocationScope, Role, Subject,
-    TrustPolicy,
+    DAY_SECS, DirectoryQuery, Enrollment, EnrollmentBundle, Issuer, Revocation, RevocationScope,
+    Role, Subject, TrustPolicy,
 };
 use baro_node::wire;
 use baro_node::{Credentials, DeviceId, Node, NodeBuilder, NodeConfig, NodeEvent};
@@ -558,6 +558,36 @@ async fn say(node: &Node, room: &str, text: &str) -> Result<()> {
     bail!("no key for {room} arrived")
 }
 
+/// Kim looks up a colleague in the agency directory the field-office relay keeps.
+async fn directory_lookup(kim: &Node, kim_name: &str) -> Result<()> {
+    let query = DirectoryQuery::Search("choi".into());
+    let mut found = None;
+    for _ in 0..100 {
+        match kim.handle().people(query.clone()).await {
+            Ok(people) if !people.people.is_empty() => {
+                found = Some(people);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let Some(found) = found else {
+        bail!("the relay's agency directory did not answer");
+    };
+    for person in &found.people {
+        println!(
+            "   {kim_name} looks up \"choi\" in the agency directory: {} ({}), {}, {} device(s)",
+            person.name,
+            person.user,
+            person.org_unit,
+            person.devices.len()
+        );
+    }
+    println!("   ✓ the field-office relay keeps the directory; {kim_name}'s device checked every");
+    println!("     certificate in the answer itself, so a relay cannot invent anyone.");
+    Ok(())
+}
+
 async fn messaging(officials: &[Running]) -> Result<()> {
     let [kim, lee, choi] = officials else {
         bail!("the demo needs three officials");
@@ -596,6 +626,7 @@ async fn messaging(officials: &[Running]) -> Result<()> {
         choi_name,
     )
     .await?;
+    directory_lookup(kim, kim_name).await?;
 
     let group = kim
         .handle()
