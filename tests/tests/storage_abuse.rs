@@ -432,3 +432,46 @@ async fn a_flood_of_reconcile_requests_is_answered_at_a_bounded_rate() {
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_does_not_follow_topics_a_member_subscribes_to_at_random() {
+    let mut agency = TestAgency::new(166);
+    let relay_credentials = agency.relay("relay-seoul");
+    let relay = agency.spawn_relay(relay_credentials, &[], Arc::new(MemoryStore::new()));
+    let address = listen_address(&relay).await.expect("listening");
+    let mallory_credentials = agency.member("mallory");
+    let mallory = agency.spawn(mallory_credentials.clone(), std::slice::from_ref(&address));
+    for node in [&relay, &mallory] {
+        node.handle()
+            .wait_for_peers(1, SETTLE)
+            .await
+            .expect("peers");
+    }
+    let before = stored_items(&relay).await;
+    // Mallory subscribes to rooms nobody granted a key for.
+    let rooms: Vec<RoomId> = (0..50).map(|_| RoomId(OsEntropy.array())).collect();
+    for room in &rooms {
+        mallory.handle().follow(*room).await.expect("follow");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let now_ms = agency.clock.now() * 1000;
+    let mut published = 0;
+    for room in &rooms {
+        let envelope = junk_envelope(&mallory_credentials, *room, now_ms, 100);
+        // No one else listens on these topics: nothing to publish to.
+        if mallory
+            .handle()
+            .publish_raw_to_room(*room, wire::encode(&envelope))
+            .await
+            .is_ok()
+        {
+            published += 1;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(published, 0, "the relay followed mallory's topics");
+    assert_eq!(stored_items(&relay).await, before, "the relay stored them");
+    for node in [relay, mallory] {
+        node.shutdown().await;
+    }
+}
