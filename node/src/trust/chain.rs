@@ -87,9 +87,18 @@ impl CertificateChain {
         let mut signer: PublicKey = agency.root;
         let mut signer_name = format!("the root of agency {}", agency.name);
         let mut issued_by = "agency root".to_string();
+        let mut issuing_keys: Vec<PublicKey> = vec![agency.root];
         for (position, certificate) in self.certificates.iter().enumerate() {
             let body = &certificate.body;
             let what = certificate.describe();
+            // A certificate for the root's or an issuer's own key would let
+            // its maker speak (and be revoked) as that issuer (audit H1).
+            if issuing_keys.contains(&body.key) {
+                return Err(TrustError::invalid(
+                    what,
+                    "certifies an issuing key (the agency root's or an operator's above it)",
+                ));
+            }
             if body.agency != agency_id {
                 return Err(TrustError::UnknownAgency {
                     expected: agency_id,
@@ -108,6 +117,7 @@ impl CertificateChain {
             if !is_leaf {
                 Action::Enroll.check(body.role, what.clone())?;
                 signer = body.key;
+                issuing_keys.push(body.key);
                 signer_name = what;
                 issued_by = body.subject.user_id.clone();
             }

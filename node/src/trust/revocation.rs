@@ -151,6 +151,19 @@ impl Revocation {
             .map(|c| c.body.not_before)
             .ok_or_else(|| TrustError::invalid("revocation", "names no certificate"))?;
         let target = body.target.verify(agency, start, policy)?;
+        // A revocation dated before its target existed is backdated: an
+        // expired or retired key would otherwise keep the power to revoke
+        // (and wipe) devices enrolled after it (audit H3).
+        if body.issued_at < start {
+            return Err(TrustError::invalid(
+                "revocation",
+                format!(
+                    "dated {}, before the certificate it revokes was issued ({})",
+                    format_utc(body.issued_at),
+                    format_utc(start)
+                ),
+            ));
+        }
         let (signer, issuer_device, issued_by) = match &body.issuer {
             Issuer::Root => (agency.root, None, "the agency root".to_string()),
             Issuer::Chain(chain) => {
@@ -193,11 +206,19 @@ impl Revocation {
 }
 
 impl VerifiedRevocation {
-    /// Whether this revocation covers `device`.
+    /// Whether this revocation covers `device`. A device revocation covers
+    /// the certificates of its target key, and, when the target is an
+    /// operator, every certificate that operator issued; a certificate
+    /// someone made for an operator's key as a mere member covers neither
+    /// that operator nor what it enrolled (audit H1).
     pub fn covers(&self, device: &VerifiedDevice, policy: &TrustPolicy) -> bool {
         let key = device.device.public_key();
+        let operator_target = self.target_role == Role::Operator;
         match self.scope {
-            RevocationScope::Device => key == self.target_key || device.issuer == self.target_key,
+            RevocationScope::Device => {
+                (key == self.target_key && (operator_target || device.role != Role::Operator))
+                    || (operator_target && device.issuer == self.target_key)
+            }
             RevocationScope::User => {
                 device.subject.user_id == self.user
                     && device.not_before <= self.issued_at.saturating_add(policy.clock_skew_secs)

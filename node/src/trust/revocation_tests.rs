@@ -2,7 +2,7 @@
 //! way a forged one is refused.
 
 use super::*;
-use crate::identity::{KeyPair, SeededEntropy};
+use crate::identity::{KeyPair, PublicKey, SeededEntropy};
 use crate::wire;
 
 const NOW: u64 = 1_800_000_000;
@@ -444,4 +444,162 @@ fn a_remembered_operator_certificate_vouches_for_no_forged_device() {
         .verify(&laptop.chain, agency.info(), NOW + 10, &agency.policy)
         .expect("genuine");
     assert_eq!(verified, laptop.verified);
+}
+
+/// A second operator certified by the root, with a device it enrolled.
+fn second_operator(agency: &mut Agency) -> (KeyPair, CertificateChain, Device) {
+    let key = KeyPair::generate(&mut agency.entropy);
+    let body = CertificateBody {
+        agency: agency.info().id(),
+        serial: 77,
+        key: key.public(),
+        subject: Subject {
+            user_id: "choi.op".into(),
+            display_name: "Choi".into(),
+            org_unit: "MOIS".parse().expect("org"),
+        },
+        role: Role::Operator,
+        not_before: NOW,
+        not_after: NOW + 365 * DAY_SECS,
+        issuer: agency.new.root.public(),
+    };
+    let chain = CertificateChain {
+        certificates: vec![Certificate::issue(body, &agency.new.root)],
+    };
+    let device_key = KeyPair::generate(&mut agency.entropy);
+    let leaf = CertificateBody {
+        agency: agency.info().id(),
+        serial: 78,
+        key: device_key.public(),
+        subject: Subject {
+            user_id: "lee".into(),
+            display_name: "Lee".into(),
+            org_unit: "MOIS/Division 2".parse().expect("org"),
+        },
+        role: Role::Member,
+        not_before: NOW,
+        not_after: NOW + 365 * DAY_SECS,
+        issuer: key.public(),
+    };
+    let mut device_chain = chain.clone();
+    device_chain
+        .certificates
+        .push(Certificate::issue(leaf, &key));
+    let verified = device_chain
+        .verify_for(
+            device_key.device_id(),
+            agency.info(),
+            NOW + 10,
+            &agency.policy,
+        )
+        .expect("valid");
+    let device = Device {
+        key: device_key,
+        chain: device_chain,
+        verified,
+    };
+    (key, chain, device)
+}
+
+/// Operator A certifies `key` (which it does not hold) as a member and
+/// revokes that certificate.
+fn revoke_a_key_it_does_not_hold(agency: &Agency, key: PublicKey) -> Revocation {
+    let op = &agency.new.operator;
+    let leaf = CertificateBody {
+        agency: agency.info().id(),
+        serial: 99,
+        key,
+        subject: Subject {
+            user_id: "nobody".into(),
+            display_name: "Nobody".into(),
+            org_unit: "MOIS".parse().expect("org"),
+        },
+        role: Role::Member,
+        not_before: NOW,
+        not_after: NOW + 30 * DAY_SECS,
+        issuer: op.key.public(),
+    };
+    let mut target = op.chain.clone();
+    target.certificates.push(Certificate::issue(leaf, &op.key));
+    Revocation::sign(
+        body_for(
+            agency.info(),
+            target,
+            RevocationScope::Device,
+            Issuer::Chain(op.chain.clone()),
+        ),
+        &op.key,
+    )
+}
+
+#[test]
+fn an_operator_revoking_a_certificate_it_made_for_another_operators_key_neither_covers_that_operator_nor_its_devices()
+ {
+    let mut agency = Agency::new(21);
+    let (other_key, other_chain, lee) = second_operator(&mut agency);
+    let mut set = RevocationSet::new();
+    let forged = revoke_a_key_it_does_not_hold(&agency, other_key.public());
+    if let Ok(verified) = set.check(&forged, agency.info(), NOW + 200) {
+        set.insert(verified).expect("room in the set");
+    }
+    assert!(
+        set.covering(&lee.verified).is_none(),
+        "a device the other operator enrolled is not shut out"
+    );
+    // The other operator's own revocations still count.
+    let kim = agency.enroll("kim", Role::Member);
+    let by_other = Revocation::sign(
+        body(
+            agency.info(),
+            &kim,
+            RevocationScope::Device,
+            Issuer::Chain(other_chain),
+        ),
+        &other_key,
+    );
+    set.check(&by_other, agency.info(), NOW + 200)
+        .expect("the other operator is not revoked");
+}
+
+#[test]
+fn a_certificate_for_the_agency_root_key_is_refused() {
+    let agency = Agency::new(22);
+    let forged = revoke_a_key_it_does_not_hold(&agency, agency.new.root.public());
+    let error = RevocationSet::new()
+        .check(&forged, agency.info(), NOW + 200)
+        .expect_err("refused");
+    assert!(error.to_string().contains("issuing key"), "{error}");
+    // An operator certifying its own signing key as a device is refused too.
+    let own = revoke_a_key_it_does_not_hold(&agency, agency.new.operator.key.public());
+    assert!(
+        RevocationSet::new()
+            .check(&own, agency.info(), NOW + 200)
+            .is_err()
+    );
+}
+
+#[test]
+fn a_retired_phone_cannot_revoke_a_pc_enrolled_after_it_with_a_backdated_revocation() {
+    let mut agency = Agency::new(23);
+    // Kim's old phone was certified for a year and has long expired; her PC
+    // was enrolled after that.
+    let old_phone = agency.enroll_at("kim", Role::Member, NOW);
+    let pc = agency.enroll_at("kim", Role::Member, NOW + 400 * DAY_SECS);
+    let mut backdated = body(
+        agency.info(),
+        &pc,
+        RevocationScope::Device,
+        Issuer::Chain(old_phone.chain.clone()),
+    );
+    backdated.issued_at = NOW + 3600;
+    let revocation = Revocation::sign(backdated, &old_phone.key);
+    let error = RevocationSet::new()
+        .check(&revocation, agency.info(), NOW + 401 * DAY_SECS)
+        .expect_err("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("before the certificate it revokes"),
+        "{error}"
+    );
 }
