@@ -280,12 +280,35 @@ impl Actor {
                         self.triggers.held(&message);
                         continue;
                     }
-                    for peer in self.room_peers(room) {
-                        self.hint(peer, SyncScope::Room(room), now);
+                    let listening = self.room_peers(room);
+                    for peer in &listening {
+                        self.hint(*peer, SyncScope::Room(room), now);
+                    }
+                    // A member that is not listening may have missed the
+                    // grant or definition that would make it listen.
+                    for peer in self.members_not_listening(room, &listening) {
+                        self.hint(peer, SyncScope::Control, now);
                     }
                 }
             }
         }
+    }
+
+    /// Admitted peers that belong to `room` but are not among `listening`.
+    fn members_not_listening(&self, room: RoomId, listening: &[PeerId]) -> Vec<PeerId> {
+        let Some(state) = self.messaging.as_ref().and_then(|m| m.messenger.room(room)) else {
+            return Vec::new();
+        };
+        self.peers
+            .keys()
+            .filter(|peer| !listening.contains(peer))
+            .filter(|peer| {
+                self.gate
+                    .admitted(peer)
+                    .is_some_and(|(device, _)| state.admits(&device))
+            })
+            .copied()
+            .collect()
     }
 
     /// Whether a member or relay said it holds `message` (a receipt of any
