@@ -15,8 +15,8 @@ use crate::identity::{DeviceId, Entropy, OsEntropy};
 use crate::net::topics;
 use crate::node::{NodeError, NodeEvent};
 use crate::rooms::{
-    ControlMessage, KeyGrant, Message, Messenger, MessengerError, RECEIPT_ROOM_LIMIT, Room, RoomId,
-    RoomKind, Verdict,
+    CarrierError, ControlMessage, KeyGrant, Message, Messenger, MessengerError, RECEIPT_ROOM_LIMIT,
+    Room, RoomId, RoomKind, Verdict,
 };
 use crate::store::{MessageLog, envelope_sync_item};
 use crate::sync::SyncScope;
@@ -599,9 +599,17 @@ impl Actor {
             return Ok(());
         };
         let messenger = &messaging.messenger;
-        let new = carrier
+        let new = match carrier
             .learn_grant(&agency, grant, issuer, |key| messenger.device(key).cloned())
-            .map_err(|e| e.to_string())?;
+        {
+            Ok(new) => new,
+            // Valid, but past what this relay keeps: not the forwarder's fault.
+            Err(e @ (CarrierError::Full | CarrierError::TooManyGroups { .. })) => {
+                tracing::debug!(error = %e, "a grant's room is not carried");
+                false
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         if new {
             self.carry_room(grant.body.room);
         }
