@@ -13,10 +13,34 @@
 //! [`MAX_EPOCH_STEP`] above the newest one held, at most
 //! [`MAX_SIBLINGS_PER_NUMBER`] keys share a number, and at most
 //! [`MAX_EPOCHS_PER_ROOM`] epochs are kept (the oldest go first).
+//!
+//! Firm and provisional epochs. A device that holds no key for a room takes
+//! the first authorised grant at whatever number it names; otherwise a
+//! member who reached a newcomer first could hand it a lone epoch far from
+//! the one the room uses and cut it off (its messages unreadable, the
+//! room's own keys too far below or above to win). So an epoch is *firm*
+//! when this device created it, restored it from storage, took it while it
+//! held a firm epoch (within [`MAX_EPOCH_STEP`] of the newest firm one), or
+//! saw [`CORROBORATION`] distinct other devices hold it (their grants of it
+//! opened here, or their envelopes under it decrypted: neither can be
+//! forged). Epochs taken while nothing was firm are *provisional*. While
+//! nothing is firm the highest held epoch wins, as it must for a newcomer
+//! (a room's current number is legitimately high after many rotations);
+//! once an epoch is firm, epochs more than [`MAX_EPOCH_STEP`] above the
+//! newest firm one neither win nor move the step bound: the newcomer
+//! converges to the epoch the room's other members use as soon as two of
+//! them show it. (A lone epoch within the step is an ordinary rotation: the
+//! newcomer, now holding it, grants it to the members who miss it.) While
+//! nothing is firm, a grant too far ahead is taken once
+//! [`CORROBORATION`] granters granted it (a lone low epoch cannot hold the
+//! room's real one back either). Colluding insiders can still mislead a
+//! newcomer by numbers (they can read the room anyway); one cannot.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+
+use crate::identity::PublicKey;
 
 /// How far above the newest held epoch a newly granted one may be. A
 /// legitimate rotation is `+1`; devices that missed a few rotations while
@@ -28,6 +52,9 @@ pub const MAX_EPOCH_STEP: u64 = 16;
 pub const MAX_SIBLINGS_PER_NUMBER: usize = 4;
 /// Epochs kept per room; beyond this the oldest are forgotten.
 pub const MAX_EPOCHS_PER_ROOM: usize = 4096;
+/// Distinct other devices that must show they hold an epoch before it is
+/// firm on a device that took it while nothing was firm.
+pub const CORROBORATION: usize = 2;
 
 /// Names one epoch of one room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -66,6 +93,9 @@ pub enum EpochRefusal {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EpochState {
     held: BTreeSet<EpochRef>,
+    /// Held epochs taken while nothing was firm, with the other devices
+    /// seen holding them (fewer than [`CORROBORATION`]).
+    provisional: BTreeMap<EpochRef, BTreeSet<PublicKey>>,
 }
 
 impl EpochState {
@@ -74,7 +104,7 @@ impl EpochState {
         if self.held.contains(epoch) {
             return Ok(());
         }
-        if let Some(newest) = self.newest_number()
+        if let Some(newest) = self.newest_firm().or(self.newest_number())
             && epoch.number > newest.saturating_add(MAX_EPOCH_STEP)
         {
             return Err(EpochRefusal::TooFarAhead {
@@ -82,43 +112,134 @@ impl EpochState {
                 newest,
             });
         }
-        let siblings = self
-            .held
-            .range(
-                EpochRef {
-                    number: epoch.number,
-                    key_id: [0; 16],
-                }..=EpochRef {
-                    number: epoch.number,
-                    key_id: [0xff; 16],
-                },
-            )
-            .count();
-        if siblings >= MAX_SIBLINGS_PER_NUMBER {
+        if self.siblings(epoch.number) >= MAX_SIBLINGS_PER_NUMBER {
             return Err(EpochRefusal::TooManySiblings(epoch.number));
         }
         Ok(())
     }
 
-    /// Records an epoch whose key this device now holds (idempotent).
-    /// Returns the epoch forgotten to stay within [`MAX_EPOCHS_PER_ROOM`].
-    pub fn learn(&mut self, epoch: EpochRef) -> Result<Option<EpochRef>, EpochRefusal> {
-        self.admits(&epoch)?;
-        self.held.insert(epoch);
-        Ok(if self.held.len() > MAX_EPOCHS_PER_ROOM {
-            self.held.pop_first()
-        } else {
-            None
-        })
+    /// Records an epoch whose key this device now holds (idempotent):
+    /// created here (`granter` `None`, firm) or granted by `granter` (firm
+    /// if a firm epoch is held, else provisional). Returns the epoch
+    /// forgotten to stay within [`MAX_EPOCHS_PER_ROOM`].
+    pub fn learn(
+        &mut self,
+        epoch: EpochRef,
+        granter: Option<&PublicKey>,
+    ) -> Result<Option<EpochRef>, EpochRefusal> {
+        if self.held.contains(&epoch) {
+            if granter.is_none() {
+                self.provisional.remove(&epoch);
+            }
+            return Ok(None);
+        }
+        match granter {
+            // A rotation here is one above the current epoch, which may
+            // be a provisional one up to the step above the newest firm.
+            None if self.siblings(epoch.number) >= MAX_SIBLINGS_PER_NUMBER => {
+                return Err(EpochRefusal::TooManySiblings(epoch.number));
+            }
+            None => {}
+            Some(_) => self.admits(&epoch)?,
+        }
+        if let Some(granter) = granter
+            && self.newest_firm().is_none()
+        {
+            self.provisional.insert(epoch, BTreeSet::from([*granter]));
+        }
+        Ok(self.insert(epoch))
+    }
+
+    /// Takes an epoch too far ahead for [`EpochState::learn`] because
+    /// [`CORROBORATION`] granters granted it, while nothing is firm here
+    /// (a lone epoch from one member held a newcomer below the room's own).
+    /// Firm. Refused if a firm epoch is held.
+    pub fn learn_corroborated(
+        &mut self,
+        epoch: EpochRef,
+    ) -> Result<Option<EpochRef>, EpochRefusal> {
+        if let Some(newest) = self.newest_firm()
+            && epoch.number > newest.saturating_add(MAX_EPOCH_STEP)
+        {
+            return Err(EpochRefusal::TooFarAhead {
+                number: epoch.number,
+                newest,
+            });
+        }
+        let siblings = self.siblings(epoch.number);
+        if !self.held.contains(&epoch) && siblings >= MAX_SIBLINGS_PER_NUMBER {
+            return Err(EpochRefusal::TooManySiblings(epoch.number));
+        }
+        self.provisional.remove(&epoch);
+        Ok(self.insert(epoch))
+    }
+
+    /// `device` (not this one) showed it holds `epoch`: a provisional
+    /// epoch seen held by [`CORROBORATION`] devices becomes firm. Returns
+    /// whether it just did.
+    pub fn vouch(&mut self, epoch: &EpochRef, device: &PublicKey) -> bool {
+        let Some(seen) = self.provisional.get_mut(epoch) else {
+            return false;
+        };
+        seen.insert(*device);
+        if seen.len() >= CORROBORATION {
+            self.provisional.remove(epoch);
+            return true;
+        }
+        false
+    }
+
+    /// Whether `epoch` is held and provisional.
+    pub fn is_provisional(&self, epoch: &EpochRef) -> bool {
+        self.provisional.contains_key(epoch)
+    }
+
+    /// Whether some held epoch is firm.
+    pub fn has_firm(&self) -> bool {
+        self.held.len() > self.provisional.len()
     }
 
     /// Records a held epoch loaded from storage: it was checked when it
-    /// arrived, so only the size bound applies.
+    /// arrived, so only the size bound applies. Firm.
     pub fn restore(&mut self, epoch: EpochRef) -> Option<EpochRef> {
+        self.provisional.remove(&epoch);
+        self.insert(epoch)
+    }
+
+    fn insert(&mut self, epoch: EpochRef) -> Option<EpochRef> {
         self.held.insert(epoch);
-        (self.held.len() > MAX_EPOCHS_PER_ROOM)
-            .then(|| self.held.pop_first())
-            .flatten()
+        if self.held.len() > MAX_EPOCHS_PER_ROOM {
+            let forgotten = self.held.pop_first();
+            if let Some(old) = &forgotten {
+                self.provisional.remove(old);
+            }
+            forgotten
+        } else {
+            None
+        }
+    }
+
+    fn siblings(&self, number: u64) -> usize {
+        self.held
+            .range(
+                EpochRef {
+                    number,
+                    key_id: [0; 16],
+                }..=EpochRef {
+                    number,
+                    key_id: [0xff; 16],
+                },
+            )
+            .count()
+    }
+
+    /// The newest firm epoch's number.
+    fn newest_firm(&self) -> Option<u64> {
+        self.held
+            .iter()
+            .rev()
+            .find(|e| !self.provisional.contains_key(e))
+            .map(|e| e.number)
     }
 
     /// Whether this device holds `epoch`'s key.
@@ -126,11 +247,17 @@ impl EpochState {
         self.held.contains(epoch)
     }
 
-    /// The epoch every member sends under: the winner among all held.
+    /// The epoch every member sends under: the winner among the held
+    /// epochs at most [`MAX_EPOCH_STEP`] above the newest firm one (among
+    /// all held while none is firm).
     pub fn current(&self) -> Option<EpochRef> {
+        let ceiling = self
+            .newest_firm()
+            .map_or(u64::MAX, |n| n.saturating_add(MAX_EPOCH_STEP));
         self.held
             .iter()
             .copied()
+            .filter(|e| e.number <= ceiling)
             .reduce(|best, next| if next.precedes(&best) { next } else { best })
     }
 
@@ -146,8 +273,8 @@ impl EpochState {
     /// The number a new rotation must use; `None` once the numbers are
     /// used up (never in practice: each step is an authorised rotation).
     pub fn next_number(&self) -> Option<u64> {
-        match self.newest_number() {
-            Some(newest) => newest.checked_add(1),
+        match self.current() {
+            Some(current) => current.number.checked_add(1),
             None => Some(1),
         }
     }
@@ -169,8 +296,8 @@ mod tests {
         let mut state = EpochState::default();
         assert_eq!(state.next_number(), Some(1));
         assert!(!state.can_send());
-        state.learn(epoch(1, 9)).expect("first");
-        state.learn(epoch(2, 3)).expect("next");
+        state.learn(epoch(1, 9), None).expect("first");
+        state.learn(epoch(2, 3), None).expect("next");
         assert_eq!(state.current(), Some(epoch(2, 3)));
         assert!(state.can_send());
         assert_eq!(state.next_number(), Some(3));
@@ -180,11 +307,11 @@ mod tests {
     fn two_admins_rotating_at_once_converge_whatever_the_arrival_order() {
         let (a, b) = (epoch(2, 0x20), epoch(2, 0x10));
         let mut one = EpochState::default();
-        one.learn(a).expect("a");
-        one.learn(b).expect("b");
+        one.learn(a, None).expect("a");
+        one.learn(b, None).expect("b");
         let mut other = EpochState::default();
-        other.learn(b).expect("b");
-        other.learn(a).expect("a");
+        other.learn(b, None).expect("b");
+        other.learn(a, None).expect("a");
         assert_eq!(one.current(), other.current());
         assert_eq!(
             one.current(),
@@ -197,36 +324,79 @@ mod tests {
     fn an_epoch_far_ahead_of_the_newest_held_is_refused_and_numbers_never_overflow() {
         let mut state = EpochState::default();
         state
-            .learn(epoch(3, 1))
+            .learn(epoch(3, 1), None)
             .expect("first held may be any number");
+        let granter = PublicKey([5; 32]);
         assert_eq!(
-            state.learn(epoch(u64::MAX, 1)),
+            state.learn(epoch(u64::MAX, 1), Some(&granter)),
             Err(EpochRefusal::TooFarAhead {
                 number: u64::MAX,
                 newest: 3
             })
         );
-        state.learn(epoch(3 + MAX_EPOCH_STEP, 1)).expect("in reach");
+        state
+            .learn(epoch(3 + MAX_EPOCH_STEP, 1), Some(&granter))
+            .expect("in reach");
         assert_eq!(state.current().map(|e| e.number), Some(3 + MAX_EPOCH_STEP));
         let mut full = EpochState::default();
-        full.learn(epoch(u64::MAX, 1)).expect("first");
+        full.learn(epoch(u64::MAX, 1), None).expect("first");
         assert_eq!(full.next_number(), None, "checked, not wrapped to 0");
+    }
+
+    #[test]
+    fn a_lone_epoch_handed_to_a_newcomer_loses_to_the_one_two_members_show() {
+        let (mallory, kim, lee) = (PublicKey([1; 32]), PublicKey([2; 32]), PublicKey([3; 32]));
+        let mut high = EpochState::default();
+        high.learn(epoch(1000, 1), Some(&mallory))
+            .expect("a newcomer takes its first grant at any number");
+        assert_eq!(high.current(), Some(epoch(1000, 1)));
+        high.learn(epoch(300, 2), Some(&kim)).expect("lower");
+        assert_eq!(high.current(), Some(epoch(1000, 1)), "nothing firm yet");
+        assert!(
+            !high.vouch(&epoch(300, 2), &kim),
+            "one device is not enough"
+        );
+        assert!(high.vouch(&epoch(300, 2), &lee));
+        assert_eq!(high.current(), Some(epoch(300, 2)));
+        assert_eq!(high.next_number(), Some(301));
+        assert!(
+            high.learn(epoch(1001, 1), Some(&mallory)).is_err(),
+            "the step counts from the firm epoch now"
+        );
+        high.learn(epoch(301, 3), Some(&kim)).expect("a rotation");
+        assert!(!high.is_provisional(&epoch(301, 3)));
+        assert_eq!(high.current(), Some(epoch(301, 3)));
+
+        let mut low = EpochState::default();
+        low.learn(epoch(1, 1), Some(&mallory))
+            .expect("lone low epoch");
+        assert!(matches!(
+            low.learn(epoch(300, 2), Some(&kim)),
+            Err(EpochRefusal::TooFarAhead { .. })
+        ));
+        low.learn_corroborated(epoch(300, 2))
+            .expect("granted by two: taken while nothing is firm");
+        assert_eq!(low.current(), Some(epoch(300, 2)));
+        assert!(
+            low.learn_corroborated(epoch(400, 2)).is_err(),
+            "not once firm"
+        );
     }
 
     #[test]
     fn siblings_and_old_epochs_are_bounded() {
         let mut state = EpochState::default();
         for id in 0..MAX_SIBLINGS_PER_NUMBER as u8 {
-            state.learn(epoch(1, id)).expect("sibling");
+            state.learn(epoch(1, id), None).expect("sibling");
         }
         assert_eq!(
-            state.learn(epoch(1, 0xee)),
+            state.learn(epoch(1, 0xee), None),
             Err(EpochRefusal::TooManySiblings(1))
         );
         let mut long = EpochState::default();
         let mut forgotten = Vec::new();
         for number in 1..=(MAX_EPOCHS_PER_ROOM as u64 + 2) {
-            forgotten.extend(long.learn(epoch(number, 0)).expect("one step"));
+            forgotten.extend(long.learn(epoch(number, 0), None).expect("one step"));
         }
         assert_eq!(forgotten, vec![epoch(1, 0), epoch(2, 0)]);
         assert_eq!(long.held.len(), MAX_EPOCHS_PER_ROOM);

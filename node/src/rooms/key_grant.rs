@@ -1,5 +1,11 @@
 //! Key grants: an epoch's room key, wrapped to each member device, signed by
 //! the member device that created or re-shared it.
+//!
+//! A grant may carry its epoch's [`EpochOrigin`]: the creator's signed
+//! statement of which revoked devices of the room it knew of, and so left
+//! out, when it made the key. Re-grants copy it unchanged. It is how a
+//! device that knows of a revocation tells a key made past it from one the
+//! revoked device may hold (see [`crate::rooms::Messenger`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +16,53 @@ use crate::wire::{Domain, Format, Kind, signing_bytes};
 
 /// Most devices one grant carries; larger rooms get several grants.
 pub const MAX_WRAPS_PER_GRANT: usize = 256;
+/// Most revoked devices one [`EpochOrigin`] names (the devices a room
+/// remembers as revoked, [`crate::rooms::MAX_DEPARTED_PER_ROOM`]).
+pub const MAX_EXCLUDED_PER_ORIGIN: usize = 32;
+
+/// Who created an epoch's key, and the revoked devices of the room it knew
+/// of when it did (none of which it wrapped the key to). Signed by the
+/// creator over the room, the epoch (whose key id names the key) and the
+/// list, so it cannot be moved to another key or claimed for someone else.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochOrigin {
+    /// The device that generated the key.
+    pub creator: PublicKey,
+    /// Revoked devices it left out, at most [`MAX_EXCLUDED_PER_ORIGIN`].
+    pub excluded: Vec<PublicKey>,
+    /// The creator's signature over [`Domain::EpochOrigin`], the room, the
+    /// epoch and `excluded`.
+    pub signature: Signature,
+}
+
+impl EpochOrigin {
+    /// `creator`'s statement that it made `epoch` of `room` leaving out
+    /// `excluded` (the first [`MAX_EXCLUDED_PER_ORIGIN`] are kept).
+    pub fn sign(
+        creator: &KeyPair,
+        room: RoomId,
+        epoch: EpochRef,
+        mut excluded: Vec<PublicKey>,
+    ) -> Self {
+        excluded.truncate(MAX_EXCLUDED_PER_ORIGIN);
+        let signature = creator.sign(Domain::EpochOrigin, &(room, epoch, &excluded));
+        EpochOrigin {
+            creator: creator.public(),
+            excluded,
+            signature,
+        }
+    }
+
+    /// Whether it is the creator's own statement about `epoch` of `room`.
+    pub fn verify(&self, room: &RoomId, epoch: &EpochRef) -> bool {
+        self.excluded.len() <= MAX_EXCLUDED_PER_ORIGIN
+            && self.creator.verify(
+                Domain::EpochOrigin,
+                &(room, epoch, &self.excluded),
+                &self.signature,
+            )
+    }
+}
 
 /// The signed content of a grant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +75,9 @@ pub struct GrantBody {
     pub wraps: Vec<WrappedKey>,
     /// When it was made, Unix seconds.
     pub issued_at: u64,
+    /// Who created the epoch and which revoked devices it left out, when
+    /// the issuer knows (checked by the receiver, see [`EpochOrigin`]).
+    pub origin: Option<EpochOrigin>,
 }
 
 /// A grant, signed by its issuing device.
@@ -70,6 +126,19 @@ impl KeyGrant {
         devices: &[PublicKey],
         now: u64,
     ) -> Result<Vec<KeyGrant>, GrantError> {
+        Self::issue_with_origin(issuer, room, number, key, devices, None, now)
+    }
+
+    /// [`KeyGrant::issue`], carrying the epoch's `origin`.
+    pub fn issue_with_origin(
+        issuer: &KeyPair,
+        room: RoomId,
+        number: u64,
+        key: &RoomKey,
+        devices: &[PublicKey],
+        origin: Option<&EpochOrigin>,
+        now: u64,
+    ) -> Result<Vec<KeyGrant>, GrantError> {
         let epoch = EpochRef {
             number,
             key_id: key.key_id(),
@@ -87,6 +156,7 @@ impl KeyGrant {
                     epoch,
                     wraps,
                     issued_at: now,
+                    origin: origin.cloned(),
                 };
                 let signature = issuer.sign(Domain::KeyGrant, &body);
                 Ok(KeyGrant {
@@ -175,6 +245,47 @@ mod tests {
             grant.key_for(&member),
             Some(Err(GrantError::WrongKey))
         ));
+    }
+
+    #[test]
+    fn an_epoch_origin_cannot_be_moved_to_another_key_or_forged() {
+        let mut entropy = SeededEntropy::new(4);
+        let (creator, other) = (
+            KeyPair::generate(&mut entropy),
+            KeyPair::generate(&mut entropy),
+        );
+        let (room, epoch) = (
+            RoomId([1; 32]),
+            EpochRef {
+                number: 3,
+                key_id: [7; 16],
+            },
+        );
+        let origin = EpochOrigin::sign(&creator, room, epoch, vec![other.public()]);
+        assert!(origin.verify(&room, &epoch));
+        let moved = EpochRef {
+            key_id: [8; 16],
+            ..epoch
+        };
+        assert!(!origin.verify(&room, &moved), "bound to its key");
+        assert!(
+            !origin.verify(&RoomId([2; 32]), &epoch),
+            "bound to its room"
+        );
+        let mut trimmed = origin.clone();
+        trimmed.excluded.clear();
+        assert!(!trimmed.verify(&room, &epoch), "the list is signed");
+        let mut claimed = origin.clone();
+        claimed.creator = other.public();
+        assert!(!claimed.verify(&room, &epoch), "signed by its creator");
+        let long = EpochOrigin::sign(
+            &creator,
+            room,
+            epoch,
+            vec![other.public(); MAX_EXCLUDED_PER_ORIGIN + 5],
+        );
+        assert_eq!(long.excluded.len(), MAX_EXCLUDED_PER_ORIGIN);
+        assert!(long.verify(&room, &epoch));
     }
 
     #[test]

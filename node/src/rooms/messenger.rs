@@ -18,17 +18,55 @@
 //!   epoch not held waits, and teaches nothing;
 //! - once a revocation is known here, everything its device signs is
 //!   refused, whatever time it claims: its clock is not evidence;
+//! - once a revocation is known here, its rooms move past every epoch the
+//!   revoked device introduced or could know (below);
+//! - a device holding no key takes a room's first grant at any number, but
+//!   only provisionally ([`super::EpochState`]): the epoch two other
+//!   members show wins over a lone one far from it;
 //! - only devices this device granted to, or that showed they hold a key
 //!   (a grant that opened here, an envelope that decrypted), are spared a
 //!   grant; what others' grants claim only helps choose who grants;
 //! - what waits (envelopes of epochs or rooms not known yet, grants too
 //!   far ahead) is bounded per room and per sender, and is re-read only
 //!   when what it waits for arrives.
+//!
+//! Moving past a revoked device (audit C1). For each room, this device
+//! remembers the revoked devices that were in it (at most
+//! [`MAX_DEPARTED_PER_ROOM`], oldest forgotten first). Every epoch key
+//! carries, in its grants, its creator's signed [`EpochOrigin`]: the
+//! revoked devices of the room the creator knew of, and left out, when it
+//! made the key. Here, the room's current epoch *settles* the room only if
+//! - its origin is known, verifies, and its creator is allowed to grant in
+//!   the room and not revoked;
+//! - the origin lists every revoked device this device remembers for the
+//!   room (so a key made by a member that had not heard of a revocation,
+//!   and that wrapped it to the revoked device, does not count);
+//! - and it is not *tainted*: no grant of it seen here (from an authorised
+//!   granter, whose signature verified) wraps it to a revoked device, and
+//!   no grant of it from a revoked device opened here.
+//!
+//! Otherwise the room is due a rotation, made by this device before the
+//! next message it sends there (in a group, only by an admin); the new
+//! epoch's origin names every revoked device remembered, so it settles the
+//! room here and on every device that knows no other revocation. A
+//! re-grant of the revoked device's own last key carries its origin (its
+//! creator revoked) or none: it does not settle. A grant arriving later
+//! that taints the current epoch, or names another revoked device, makes
+//! the room due again. Concurrent rotations resolve as any others
+//! ([`super::EpochState::current`]); each settles the room on every device
+//! whose remembered revocations its origin covers, so devices that know of
+//! more revocations rotate once more and everyone converges (a device also
+//! remembers the revoked devices an origin it verified lists, if it knows
+//! of their revocation, so two lists grow into one). The decision
+//! uses only signatures this device verified and what it saw itself.
+//! Origins are not persisted: after a restart, a re-grant carries none, and
+//! a room still due (persisted) rotates at its next message.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    EpochRef, EpochRefusal, EpochState, KeyGrant, MAX_WRAPS_PER_GRANT, Room, RoomError, RoomId,
+    CORROBORATION, EpochOrigin, EpochRef, EpochRefusal, EpochState, KeyGrant,
+    MAX_EXCLUDED_PER_ORIGIN, MAX_WRAPS_PER_GRANT, Room, RoomError, RoomId,
 };
 use crate::crypto::RoomKey;
 use crate::identity::{DeviceId, Entropy, KeyPair, PublicKey, Verifier};
@@ -53,6 +91,11 @@ pub const MAX_ORPHAN_ROOMS_PER_SENDER: usize = 4;
 pub const MAX_ORPHAN_ENVELOPES_PER_ROOM: usize = 16;
 /// Devices remembered per epoch as holding its key (or claimed to).
 pub const MAX_HOLDERS_PER_EPOCH: usize = 8192;
+/// Revoked devices remembered per room, to move past every epoch they may
+/// know (the oldest is forgotten first).
+pub const MAX_DEPARTED_PER_ROOM: usize = MAX_EXCLUDED_PER_ORIGIN;
+/// Epochs remembered per room as known to a revoked device.
+const MAX_TAINTED_PER_ROOM: usize = 64;
 /// Message ids remembered for de-duplication.
 pub const SEEN_CAPACITY: usize = 100_000;
 /// How many key holders hand a room's key to a newly met member: a few,
@@ -141,6 +184,29 @@ struct RoomState {
     pending: Vec<Envelope>,
     /// Grants of epochs too far ahead of the newest key held.
     early: Vec<KeyGrant>,
+    /// Revoked devices that were in the room, oldest first (at most
+    /// [`MAX_DEPARTED_PER_ROOM`]).
+    departed: Vec<PublicKey>,
+    /// Verified origins of the held epochs still handed out.
+    origins: BTreeMap<EpochRef, EpochOrigin>,
+    /// Epochs a revoked device may know (at most [`MAX_TAINTED_PER_ROOM`]).
+    tainted: BTreeSet<EpochRef>,
+    /// A rotation due before a restart (persisted): made whatever the
+    /// current epoch, whose origin is not known any more.
+    forced: bool,
+}
+
+/// How an epoch key came to be held.
+#[derive(Clone, Copy, Debug)]
+enum Taken<'a> {
+    /// Generated here.
+    Created,
+    /// Granted by this device.
+    Granted(&'a PublicKey),
+    /// Granted by [`CORROBORATION`] devices while nothing was firm here.
+    Corroborated,
+    /// Loaded from storage.
+    Restored,
 }
 
 impl RoomState {
@@ -153,21 +219,59 @@ impl RoomState {
             claimed: BTreeMap::new(),
             pending: Vec::new(),
             early: Vec::new(),
+            departed: Vec::new(),
+            origins: BTreeMap::new(),
+            tainted: BTreeSet::new(),
+            forced: false,
         }
+    }
+
+    /// Remembers that revoked `device` was in the room.
+    fn depart(&mut self, device: PublicKey) {
+        if self.departed.contains(&device) {
+            return;
+        }
+        if self.departed.len() >= MAX_DEPARTED_PER_ROOM {
+            self.departed.remove(0);
+        }
+        self.departed.push(device);
+    }
+
+    /// Remembers that a revoked device may know `epoch`.
+    fn taint(&mut self, epoch: EpochRef) {
+        self.tainted.insert(epoch);
+        if self.tainted.len() > MAX_TAINTED_PER_ROOM {
+            self.tainted.pop_first();
+        }
+    }
+
+    /// Whether the current epoch is one every remembered revoked device
+    /// is known to lack (see the module docs).
+    fn settled(&self, revoked: &BTreeSet<PublicKey>) -> bool {
+        if self.forced {
+            return false;
+        }
+        if self.departed.is_empty() {
+            return true;
+        }
+        let Some(current) = self.epochs.current() else {
+            return true;
+        };
+        !self.tainted.contains(&current)
+            && self.origins.get(&current).is_some_and(|origin| {
+                !revoked.contains(&origin.creator)
+                    && self.departed.iter().all(|d| origin.excluded.contains(d))
+            })
     }
 
     /// Takes `key` for `epoch` (checked by the caller, or restored);
     /// forgets whatever the size bound pushes out.
-    fn hold_key(
-        &mut self,
-        epoch: EpochRef,
-        key: RoomKey,
-        checked: bool,
-    ) -> Result<(), EpochRefusal> {
-        let forgotten = if checked {
-            self.epochs.learn(epoch)?
-        } else {
-            self.epochs.restore(epoch)
+    fn hold_key(&mut self, epoch: EpochRef, key: RoomKey, how: Taken) -> Result<(), EpochRefusal> {
+        let forgotten = match how {
+            Taken::Created => self.epochs.learn(epoch, None)?,
+            Taken::Granted(granter) => self.epochs.learn(epoch, Some(granter))?,
+            Taken::Corroborated => self.epochs.learn_corroborated(epoch)?,
+            Taken::Restored => self.epochs.restore(epoch),
         };
         self.keys.insert((epoch.number, epoch.key_id), key);
         if let Some(old) = forgotten {
@@ -177,6 +281,7 @@ impl RoomState {
         if let Some(current) = self.epochs.current() {
             self.holders.retain(|e, _| e.number >= current.number);
             self.claimed.retain(|e, _| e.number >= current.number);
+            self.origins.retain(|e, _| e.number >= current.number);
         }
         Ok(())
     }
@@ -396,7 +501,7 @@ impl Messenger {
     /// Restores an epoch key loaded from storage (checked when it arrived).
     pub fn restore_key(&mut self, room: RoomId, epoch: EpochRef, key: RoomKey) {
         if let Some(state) = self.rooms.get_mut(&room) {
-            let _ = state.hold_key(epoch, key, false);
+            let _ = state.hold_key(epoch, key, Taken::Restored);
         }
     }
 
@@ -551,9 +656,15 @@ impl Messenger {
                         continue;
                     }
                 }
-                if let Ok(grants) =
-                    KeyGrant::issue(&self.me, state.room.id, epoch.number, &key, &[*device], now)
-                {
+                if let Ok(grants) = KeyGrant::issue_with_origin(
+                    &self.me,
+                    state.room.id,
+                    epoch.number,
+                    &key,
+                    &[*device],
+                    state.origins.get(&epoch),
+                    now,
+                ) {
                     state.note_holders(epoch, [device]);
                     out.extend(grants);
                 }
@@ -604,12 +715,18 @@ impl Messenger {
             key_id: key.key_id(),
         };
         state
-            .hold_key(epoch, key.clone(), true)
+            .hold_key(epoch, key.clone(), Taken::Created)
             .map_err(|_| MessengerError::EpochsExhausted)?;
+        // Made past every revocation known here: says so, signed.
+        let origin = EpochOrigin::sign(&self.me, room, epoch, state.departed.clone());
         let grants =
-            KeyGrant::issue(&self.me, room, number, &key, &members, now).unwrap_or_default();
+            KeyGrant::issue_with_origin(&self.me, room, number, &key, &members, Some(&origin), now)
+                .unwrap_or_default();
+        state.origins.insert(epoch, origin);
+        state.forced = false;
         self.unsaved_keys.push((room, epoch, key));
         state.note_holders(epoch, members.iter().chain([&me]));
+        self.refresh_due(room);
         Ok(grants)
     }
 
@@ -889,6 +1006,9 @@ impl Messenger {
                 if let Some(state) = self.rooms.get_mut(&room) {
                     // It sealed under this key: it holds it.
                     state.note_holders(epoch, [&header.sender]);
+                    if state.epochs.vouch(&epoch, &header.sender) {
+                        self.refresh_due(room);
+                    }
                 }
                 Verdict::Deliver(Box::new(Message {
                     id,
@@ -932,6 +1052,16 @@ impl Messenger {
             .cloned()
             .ok_or("grant issuer is not a known certified device")?;
         if self.revoked.contains(&grant.issuer) {
+            // A key of ours it can hand out is one it knows: the room must
+            // move past it, whichever grant brings it here.
+            let room = grant.body.room;
+            if let Some(Ok(_)) = grant.key_for(&self.me)
+                && let Some(state) = self.rooms.get_mut(&room)
+            {
+                state.depart(grant.issuer);
+                state.taint(grant.body.epoch);
+                self.refresh_due(room);
+            }
             // Whatever `issued_at` says: a thief backdates (audit C1).
             return Err(format!(
                 "grant from a revoked device of {}",
@@ -959,6 +1089,10 @@ impl Messenger {
             ));
         }
         let epoch = grant.body.epoch;
+        self.note_revealed(room, grant);
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return Ok(Vec::new());
+        };
         let Some(opened) = grant.key_for(&self.me) else {
             // Nothing here to check: the epoch is not learned (audit H4),
             // and the devices it claims only help choose granters.
@@ -970,14 +1104,33 @@ impl Messenger {
             // Granted again by another holder: it showed it holds the key.
             state.note_holders(epoch, [&grant.issuer]);
             state.note_claims(epoch, grant.recipients());
+            state.epochs.vouch(&epoch, &grant.issuer);
+            self.note_origin(room, grant);
+            self.refresh_due(room);
             return Ok(Vec::new());
         }
-        match state.hold_key(epoch, key.clone(), true) {
+        match state.hold_key(epoch, key.clone(), Taken::Granted(&grant.issuer)) {
             Ok(()) => {}
             Err(EpochRefusal::TooFarAhead { .. }) => {
                 // Epochs in between may still come: kept, not taken.
                 state.hold_early(grant);
-                return Ok(Vec::new());
+                // Unless nothing is firm here (a lone epoch from one member
+                // holds this device below the room's) and enough granters
+                // granted this one.
+                let granters: BTreeSet<&PublicKey> = state
+                    .early
+                    .iter()
+                    .filter(|g| g.body.epoch == epoch)
+                    .map(|g| &g.issuer)
+                    .chain([&grant.issuer])
+                    .collect();
+                if state.epochs.has_firm() || granters.len() < CORROBORATION {
+                    return Ok(Vec::new());
+                }
+                state
+                    .hold_key(epoch, key.clone(), Taken::Corroborated)
+                    .map_err(|e| e.to_string())?;
+                state.early.retain(|g| g.body.epoch != epoch);
             }
             Err(refusal) => return Err(refusal.to_string()),
         }
@@ -991,6 +1144,8 @@ impl Messenger {
             .partition(|e| e.body.header.epoch == epoch);
         state.pending = others;
         let early = std::mem::take(&mut state.early);
+        self.note_origin(room, grant);
+        self.refresh_due(room);
         let mut readable = Vec::new();
         for envelope in waiting {
             if let Verdict::Deliver(message) = self.receive(envelope, now_ms) {
@@ -1204,7 +1359,11 @@ impl Messenger {
                     .directory
                     .get(&issuer)
                     .is_some_and(|d| may_grant(&state.room, d, &self.revoked));
-                if allowed && state.hold_key(epoch, key.clone(), true).is_ok() {
+                if allowed
+                    && state
+                        .hold_key(epoch, key.clone(), Taken::Granted(&issuer))
+                        .is_ok()
+                {
                     state.note_holders(epoch, [&issuer]);
                     self.unsaved_keys.push((header.room, epoch, key));
                 }
@@ -1256,8 +1415,8 @@ impl Messenger {
         let Some(certified) = self.directory.get(&device).cloned() else {
             return;
         };
-        let me = self.my_cert.clone();
-        for (id, state) in &self.rooms {
+        let mut affected = Vec::new();
+        for (id, state) in &mut self.rooms {
             let was_granted = state
                 .holders
                 .values()
@@ -1266,19 +1425,103 @@ impl Messenger {
             if !state.room.admits(&certified) && !was_granted {
                 continue;
             }
-            let Some(current) = state.epochs.current() else {
-                continue;
-            };
-            match &state.room.kind {
-                super::RoomKind::Group { .. } if may_grant(&state.room, &me, &self.revoked) => {
-                    self.rotations.insert(*id);
-                }
-                super::RoomKind::Group { .. } => {}
-                _ => {
-                    self.rotation_due.insert(*id, current.number);
-                    self.unsaved_due.insert(*id);
+            state.depart(device);
+            affected.push(*id);
+        }
+        for room in affected {
+            self.refresh_due(room);
+        }
+    }
+
+    /// Records whether `room` is due a rotation here: this device may
+    /// grant in it and its current epoch does not settle it (see the
+    /// module docs). A group newly due is handed to the caller to rotate
+    /// and announce ([`Messenger::take_rotations`]); other rooms rotate at
+    /// the next message sent there.
+    fn refresh_due(&mut self, room: RoomId) {
+        let Some(state) = self.rooms.get(&room) else {
+            return;
+        };
+        let due =
+            may_grant(&state.room, &self.my_cert, &self.revoked) && !state.settled(&self.revoked);
+        let was = self.rotation_due.contains_key(&room);
+        if due && !was {
+            let number = state.epochs.current().map_or(0, |e| e.number);
+            if matches!(state.room.kind, super::RoomKind::Group { .. }) {
+                self.rotations.insert(room);
+            }
+            self.rotation_due.insert(room, number);
+            self.unsaved_due.insert(room);
+        } else if !due && was {
+            self.rotation_due.remove(&room);
+            self.unsaved_due.insert(room);
+        }
+    }
+
+    /// A grant of `room` from a device allowed to grant there: if it wraps
+    /// its key to a revoked device, or its origin says a revoked device
+    /// made the key, that device may know the epoch.
+    fn note_revealed(&mut self, room: RoomId, grant: &KeyGrant) {
+        let epoch = grant.body.epoch;
+        let mut knowers: Vec<PublicKey> = grant
+            .recipients()
+            .filter(|d| self.revoked.contains(d))
+            .copied()
+            .collect();
+        if let Some(origin) = &grant.body.origin
+            && self.revoked.contains(&origin.creator)
+            && origin.verify(&room, &epoch)
+        {
+            knowers.push(origin.creator);
+        }
+        if knowers.is_empty() {
+            return;
+        }
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        state.taint(epoch);
+        // An old epoch (a grant re-served by sync) no longer matters.
+        let current = state.epochs.current().map_or(0, |e| e.number);
+        if epoch.number >= current {
+            for device in knowers {
+                state.depart(device);
+            }
+        }
+        self.refresh_due(room);
+    }
+
+    /// Keeps the origin a grant of a held epoch carries, if it verifies and
+    /// its creator may grant in the room (the first one kept stays).
+    fn note_origin(&mut self, room: RoomId, grant: &KeyGrant) {
+        let Some(origin) = &grant.body.origin else {
+            return;
+        };
+        let epoch = grant.body.epoch;
+        let Some(state) = self.rooms.get(&room) else {
+            return;
+        };
+        if !state.epochs.holds(&epoch) || state.origins.contains_key(&epoch) {
+            return;
+        }
+        let creator_may_grant = self
+            .directory
+            .get(&origin.creator)
+            .is_some_and(|d| may_grant(&state.room, d, &self.revoked));
+        if creator_may_grant
+            && origin.verify(&room, &epoch)
+            && let Some(state) = self.rooms.get_mut(&room)
+        {
+            // Revoked devices its creator left out that are revoked here
+            // too were in the room: remembered, so that devices which saw
+            // different members go converge on one list (each rotation
+            // then covers the other's) instead of rotating in turn.
+            for device in &origin.excluded {
+                if self.revoked.contains(device) {
+                    state.depart(*device);
                 }
             }
+            state.origins.insert(epoch, origin.clone());
         }
     }
 
@@ -1287,9 +1530,13 @@ impl Messenger {
         self.revoked.contains(device)
     }
 
-    /// Restores a pending rotation loaded from storage.
+    /// Restores a pending rotation loaded from storage: made at the next
+    /// message whatever the current epoch (origins are not persisted).
     pub fn restore_rotation_due(&mut self, room: RoomId, epoch_number: u64) {
-        self.rotation_due.insert(room, epoch_number);
+        if let Some(state) = self.rooms.get_mut(&room) {
+            state.forced = true;
+            self.rotation_due.insert(room, epoch_number);
+        }
     }
 
     /// Pending rotations changed since the last call: `Some(epoch)` to keep,
@@ -1307,20 +1554,15 @@ impl Messenger {
     }
 
     /// Moves `room` to a new epoch first if a revoked device may hold the
-    /// current one (and nobody moved it on since).
+    /// current one (see the module docs).
     fn rotate_if_due(
         &mut self,
         room: RoomId,
         now: u64,
         entropy: &mut impl Entropy,
     ) -> Result<(), MessengerError> {
-        let Some(due) = self.rotation_due.get(&room).copied() else {
-            return Ok(());
-        };
-        let current = self.current_epoch(room).map(|e| e.number).unwrap_or(0);
-        self.rotation_due.remove(&room);
-        self.unsaved_due.insert(room);
-        if current > due {
+        self.refresh_due(room);
+        if !self.rotation_due.contains_key(&room) {
             return Ok(());
         }
         let grants = self.rotate(room, now, entropy)?;
@@ -1403,9 +1645,15 @@ impl Messenger {
                 if missing.is_empty() {
                     continue;
                 }
-                if let Ok(grants) =
-                    KeyGrant::issue(&self.me, room, epoch.number, &key, &missing, now)
-                {
+                if let Ok(grants) = KeyGrant::issue_with_origin(
+                    &self.me,
+                    room,
+                    epoch.number,
+                    &key,
+                    &missing,
+                    state.origins.get(&epoch),
+                    now,
+                ) {
                     note(state.holders.entry(epoch).or_default(), &missing);
                     out.extend(grants);
                 }

@@ -1387,3 +1387,221 @@ fn an_invited_user_is_granted_the_key_by_the_inviting_admin_whatever_members_hol
         );
     }
 }
+
+/// Audit C1, issue 16: lee has not heard yet that choi's phone was revoked
+/// (he knows only of another revoked device) and moves the division room to
+/// a key he also wraps to the phone. Kim, who knows, had already rotated
+/// once: lee's key does not count as having moved on, and kim's next
+/// message goes under a key the phone never gets.
+#[test]
+fn an_unaware_member_rotating_to_the_revoked_device_does_not_end_the_rotation() {
+    let mut world = World::new(60);
+    let div = "MOIS/Division 11";
+    let (kim, lee, phone, tablet) = (
+        world.device("kim", div),
+        world.device("lee", div),
+        world.device("choi", div),
+        world.device("park", div),
+    );
+    let room = world.dept(div);
+    let (before, _) = world.send(kim, room, "before", NOW_MS);
+    let phone_key = world.devices[phone].me.public();
+    let tablet_key = world.devices[tablet].me.public();
+    world.devices[kim].revoke(phone_key, NOW_MS + 1_000, false);
+    world.devices[lee].revoke(tablet_key, NOW_MS + 1_000, false);
+    let (first, verdicts) = world.send(kim, room, "past the phone", NOW_MS + 2_000);
+    assert!(first.body.header.epoch.number > before.body.header.epoch.number);
+    assert_eq!(verdicts[phone], Verdict::Held);
+    // Lee moves the room past the tablet, and hands the phone the new key.
+    let (unaware, verdicts) = world.send(lee, room, "past the tablet", NOW_MS + 3_000);
+    assert!(unaware.body.header.epoch.number > first.body.header.epoch.number);
+    assert!(
+        text(&verdicts[phone]).is_some(),
+        "lee did not know: the phone reads his message"
+    );
+    assert!(text(&verdicts[kim]).is_some());
+    assert_eq!(
+        world.devices[kim].current_epoch(room),
+        Some(unaware.body.header.epoch)
+    );
+    // Kim moves the room on again: the phone cannot read what follows.
+    let (next, verdicts) = world.send(kim, room, "next", NOW_MS + 4_000);
+    assert!(
+        next.body.header.epoch.number > unaware.body.header.epoch.number,
+        "kim rotates past the key lee wrapped to the phone"
+    );
+    assert_eq!(verdicts[phone], Verdict::Held, "the phone cannot read it");
+    assert!(text(&verdicts[lee]).is_some(), "lee reads on");
+    // Once rotated, kim's room is settled: the next message needs no new key.
+    let (again, _) = world.send(kim, room, "again", NOW_MS + 5_000);
+    assert_eq!(again.body.header.epoch, next.body.header.epoch);
+}
+
+/// Audit C1, issue 16: just before it is revoked, the phone moves the room
+/// to a key of its own; lee takes it, kim and park miss it. After the
+/// revocation, lee re-grants that key to them (with the phone's origin, or
+/// without any, as after a restart). It is the room's highest epoch, but
+/// it does not count as having moved past the phone.
+#[test]
+fn a_re_grant_of_the_thiefs_last_epoch_does_not_count_as_moving_on() {
+    let mut world = World::new(61);
+    let div = "MOIS/Division 12";
+    let (kim, lee, phone, park) = (
+        world.device("kim", div),
+        world.device("lee", div),
+        world.device("choi", div),
+        world.device("park", div),
+    );
+    let room = world.dept(div);
+    world.send(kim, room, "before", NOW_MS);
+    let thiefs = world.devices[phone]
+        .rotate(room, NOW, &mut world.entropy)
+        .expect("rotate");
+    world.devices[lee]
+        .receive_grant(&thiefs[0], NOW_MS)
+        .expect("not revoked yet");
+    let stolen = world.devices[phone].current_epoch(room).expect("epoch");
+    assert_eq!(world.devices[lee].current_epoch(room), Some(stolen));
+    let phone_key = world.devices[phone].me.public();
+    for device in [kim, lee, park] {
+        world.devices[device].revoke(phone_key, NOW_MS + 1_000, false);
+    }
+    let kim_key = world.devices[kim].me.public();
+    let with_origin = world.devices[lee].grants_for(&kim_key, NOW + 2);
+    assert_eq!(with_origin.len(), 1);
+    assert_eq!(with_origin[0].body.epoch, stolen);
+    assert_eq!(
+        with_origin[0].body.origin.as_ref().map(|o| o.creator),
+        Some(phone_key),
+        "the re-grant carries the phone's origin"
+    );
+    let stolen_key = world.devices[lee].rooms[&room].keys[&(stolen.number, stolen.key_id)].clone();
+    let lee_pair = world.devices[lee].me.clone();
+    let park_key = world.devices[park].me.public();
+    let bare = KeyGrant::issue(
+        &lee_pair,
+        room,
+        stolen.number,
+        &stolen_key,
+        &[park_key],
+        NOW + 2,
+    )
+    .expect("issue")
+    .remove(0);
+    assert!(bare.body.origin.is_none());
+    world.devices[kim]
+        .receive_grant(&with_origin[0], NOW_MS + 2_000)
+        .expect("an honest holder's grant");
+    world.devices[park]
+        .receive_grant(&bare, NOW_MS + 2_000)
+        .expect("an honest holder's grant");
+    for device in [kim, park] {
+        assert_eq!(world.devices[device].current_epoch(room), Some(stolen));
+        assert!(
+            world.devices[device].rotation_due.contains_key(&room),
+            "the phone's last key is not a move past it"
+        );
+    }
+    let (after, verdicts) = world.send(kim, room, "after", NOW_MS + 3_000);
+    assert!(after.body.header.epoch.number > stolen.number);
+    assert!(after.open(&stolen_key).is_err(), "the thief cannot read");
+    assert_eq!(verdicts[phone], Verdict::Held, "nor can the phone");
+    assert!(text(&verdicts[lee]).is_some());
+    assert!(text(&verdicts[park]).is_some());
+    assert!(
+        !world.devices[park].rotation_due.contains_key(&room),
+        "kim's key, made past the phone, settles the room for park too"
+    );
+}
+
+/// Issue 16: a member who reaches a newcomer first hands it a lone epoch
+/// 1000 numbers ahead of the room's, of a key only she holds. The
+/// newcomer takes it only provisionally: once two members show the room's
+/// real epoch, it sends under that one, and everyone reads it.
+#[test]
+fn a_member_handing_a_newcomer_a_lone_high_epoch_does_not_cut_it_off() {
+    let mut world = World::new(62);
+    let div = "MOIS/Division 13";
+    let (kim, lee, mallory) = (
+        world.device("kim", div),
+        world.device("lee", div),
+        world.device("mallory", div),
+    );
+    let room = world.dept(div);
+    world.send(kim, room, "first", NOW_MS);
+    let real = world.devices[kim].current_epoch(room).expect("epoch");
+    let (park_pair, park_cert) = world.enroll("park", div);
+    let park_key = park_pair.public();
+    let mut park = Messenger::new(park_pair, park_cert.clone());
+    for device in &world.devices {
+        park.learn_device(device.my_cert.clone(), NOW);
+    }
+    let attacker = world.devices[mallory].me.clone();
+    let lone_key = RoomKey::generate(&mut world.entropy);
+    let lone = KeyGrant::issue(
+        &attacker,
+        room,
+        real.number + 1000,
+        &lone_key,
+        &[park_key],
+        NOW,
+    )
+    .expect("issue")
+    .remove(0);
+    park.receive_grant(&lone, NOW_MS)
+        .expect("from a member: taken, provisionally");
+    assert_eq!(
+        park.current_epoch(room).map(|e| e.number),
+        Some(real.number + 1000)
+    );
+    for member in [kim, lee] {
+        for grant in world.devices[member].learn_device(park_cert.clone(), NOW) {
+            park.receive_grant(&grant, NOW_MS).expect("grant");
+        }
+    }
+    for member in [kim, lee] {
+        let welcome = world.devices[member]
+            .send(
+                room,
+                &Content::Text("welcome".into()),
+                NOW_MS + 10,
+                &mut world.entropy,
+            )
+            .expect("send");
+        assert!(text(&park.receive(welcome, NOW_MS + 10)).is_some());
+    }
+    assert_eq!(
+        park.current_epoch(room),
+        Some(real),
+        "the room's epoch wins"
+    );
+    let hello = park
+        .send(
+            room,
+            &Content::Text("hello".into()),
+            NOW_MS + 20,
+            &mut world.entropy,
+        )
+        .expect("send");
+    assert_eq!(hello.body.header.epoch, real);
+    for member in [kim, lee] {
+        assert!(
+            text(&world.devices[member].receive(hello.clone(), NOW_MS + 20)).is_some(),
+            "the room reads the newcomer"
+        );
+    }
+    // Nor can she lift him away again from there.
+    let further = KeyGrant::issue(
+        &attacker,
+        room,
+        real.number + 1001,
+        &lone_key,
+        &[park_key],
+        NOW,
+    )
+    .expect("issue")
+    .remove(0);
+    park.receive_grant(&further, NOW_MS + 30)
+        .expect("held, not taken");
+    assert_eq!(park.current_epoch(room), Some(real));
+}

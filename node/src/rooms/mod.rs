@@ -16,13 +16,16 @@ mod room;
 pub use carrier::{Carrier, CarrierError, MAX_CARRIED_ROOMS, Membership};
 pub use control::ControlMessage;
 pub use epochs::{
-    EpochRef, EpochRefusal, EpochState, MAX_EPOCH_STEP, MAX_EPOCHS_PER_ROOM,
+    CORROBORATION, EpochRef, EpochRefusal, EpochState, MAX_EPOCH_STEP, MAX_EPOCHS_PER_ROOM,
     MAX_SIBLINGS_PER_NUMBER,
 };
-pub use key_grant::{GrantBody, GrantError, KeyGrant, MAX_WRAPS_PER_GRANT};
+pub use key_grant::{
+    EpochOrigin, GrantBody, GrantError, KeyGrant, MAX_EXCLUDED_PER_ORIGIN, MAX_WRAPS_PER_GRANT,
+};
 pub use messenger::{
-    MAX_EARLY_GRANTS_PER_ROOM, MAX_HOLDERS_PER_EPOCH, MAX_ORPHAN_ENVELOPES_PER_ROOM,
-    MAX_ORPHAN_ROOMS, MAX_ORPHAN_ROOMS_PER_SENDER, MAX_PENDING_PER_ROOM, MAX_PENDING_PER_SENDER,
-    Message, Messenger, MessengerError, RECEIPT_ROOM_LIMIT, SEEN_CAPACITY, Verdict,
+    MAX_DEPARTED_PER_ROOM, MAX_EARLY_GRANTS_PER_ROOM, MAX_HOLDERS_PER_EPOCH,
+    MAX_ORPHAN_ENVELOPES_PER_ROOM, MAX_ORPHAN_ROOMS, MAX_ORPHAN_ROOMS_PER_SENDER,
+    MAX_PENDING_PER_ROOM, MAX_PENDING_PER_SENDER, Message, Messenger, MessengerError,
+    RECEIPT_ROOM_LIMIT, SEEN_CAPACITY, Verdict,
 };
 pub use room::{Room, RoomError, RoomId, RoomKind};

@@ -29,6 +29,8 @@ pub enum Domain {
     UnitKeyWrap,
     /// A device's signature over a re-key of a path of the department key tree.
     PathRekey,
+    /// An epoch creator's statement of which revoked devices it left out.
+    EpochOrigin,
 }
 
 impl Domain {
@@ -47,6 +49,7 @@ impl Domain {
             Domain::WipeReceipt => "baro/wipe-receipt/v1",
             Domain::UnitKeyWrap => "baro/unit-key-wrap/v1",
             Domain::PathRekey => "baro/path-rekey/v1",
+            Domain::EpochOrigin => "baro/epoch-origin/v1",
         }
     }
 }

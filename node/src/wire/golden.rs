@@ -123,6 +123,12 @@ pub(crate) fn samples() -> Samples {
             ciphertext: vec![2; 48],
         }],
         issued_at: NOW,
+        origin: Some(crate::rooms::EpochOrigin::sign(
+            &device,
+            room,
+            epoch,
+            vec![crate::identity::PublicKey([3; 32])],
+        )),
     };
     let grant = crate::rooms::KeyGrant {
         signature: device.sign(super::Domain::KeyGrant, &grant_body),
