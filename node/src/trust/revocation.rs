@@ -26,7 +26,7 @@ use crate::wire::{self, Domain, Format, Kind};
 pub const MAX_REASON_LEN: usize = 256;
 
 /// What a revocation covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RevocationScope {
     /// The one device certified by the target chain (or, if that chain is an
     /// operator's signing key, every device it certified).

@@ -3,7 +3,7 @@
 //!
 //! Pure: it decides; the node persists the revocations' bytes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::identity::PublicKey;
 
@@ -31,10 +31,56 @@ pub enum RevocationError {
     Full,
 }
 
+/// What makes two revocations the same act: scope, target (key or user),
+/// the kind of issuer and whether it orders a wipe. The set keeps one
+/// revocation per class, so repeating a revocation with another reason or
+/// date adds nothing (audit C3); a stronger one (an operator's after the
+/// user's own, one that orders a wipe after one that does not) still counts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Class {
+    scope: super::RevocationScope,
+    target: Target,
+    issuer: IssuerKind,
+    wipe: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Target {
+    Key(PublicKey),
+    User(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum IssuerKind {
+    Root,
+    Operator,
+    OwnDevice,
+}
+
+impl Class {
+    fn of(revocation: &VerifiedRevocation) -> Self {
+        Class {
+            scope: revocation.scope,
+            target: match revocation.scope {
+                super::RevocationScope::Device => Target::Key(revocation.target_key),
+                super::RevocationScope::User => Target::User(revocation.user.clone()),
+            },
+            issuer: match &revocation.issuer_device {
+                None => IssuerKind::Root,
+                Some(device) if device.role == super::Role::Operator => IssuerKind::Operator,
+                Some(_) => IssuerKind::OwnDevice,
+            },
+            wipe: revocation.wipe,
+        }
+    }
+}
+
 /// Every revocation a node has accepted.
 #[derive(Debug, Default, Clone)]
 pub struct RevocationSet {
     entries: BTreeMap<[u8; 32], VerifiedRevocation>,
+    /// The class of every entry (at most one entry per class).
+    classes: HashSet<Class>,
     /// Ids of device revocations by target key, and of user revocations by user.
     by_key: HashMap<PublicKey, Vec<[u8; 32]>>,
     by_user: HashMap<String, Vec<[u8; 32]>>,
@@ -66,14 +112,18 @@ impl RevocationSet {
         Ok(verified)
     }
 
-    /// Adds a checked revocation; `Ok(false)` if it was already here.
+    /// Adds a checked revocation; `Ok(false)` if it, or one that does the
+    /// same (same target and scope, same kind of issuer, same wipe order),
+    /// was already here: re-revoking is idempotent.
     pub fn insert(&mut self, verified: VerifiedRevocation) -> Result<bool, RevocationError> {
-        if self.entries.contains_key(&verified.id) {
+        let class = Class::of(&verified);
+        if self.entries.contains_key(&verified.id) || self.classes.contains(&class) {
             return Ok(false);
         }
         if self.entries.len() >= MAX_REVOCATIONS {
             return Err(RevocationError::Full);
         }
+        self.classes.insert(class);
         match verified.scope {
             super::RevocationScope::Device => self
                 .by_key

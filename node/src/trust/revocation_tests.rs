@@ -603,3 +603,44 @@ fn a_retired_phone_cannot_revoke_a_pc_enrolled_after_it_with_a_backdated_revocat
         "{error}"
     );
 }
+
+#[test]
+fn a_flood_of_revocations_of_the_same_device_adds_one_and_the_operator_can_still_revoke() {
+    let mut agency = Agency::new(24);
+    let pc = agency.enroll("kim", Role::Member);
+    let phone = agency.enroll("kim", Role::Member);
+    let mut set = RevocationSet::new();
+    let mut taken = 0;
+    for i in 0..1_000 {
+        let mut flood = body(
+            agency.info(),
+            &phone,
+            RevocationScope::Device,
+            Issuer::Chain(pc.chain.clone()),
+        );
+        flood.reason = format!("r{i}");
+        flood.wipe = false;
+        let revocation = Revocation::sign(flood, &pc.key);
+        let verified = set
+            .check(&revocation, agency.info(), NOW + 200)
+            .expect("each one is valid on its own");
+        if set.insert(verified).expect("never full") {
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 1, "re-revoking the same device adds nothing");
+    assert_eq!(set.len(), 1);
+    // The operator's revocation, with a wipe order, still counts.
+    let by_operator = agency.by_operator(&phone, RevocationScope::Device);
+    let verified = set
+        .check(&by_operator, agency.info(), NOW + 200)
+        .expect("valid");
+    assert!(set.insert(verified).expect("room"));
+    let covering = set.covering(&phone.verified).expect("covered");
+    assert_eq!(covering.scope, RevocationScope::Device);
+    assert!(
+        set.iter().any(|r| r.wipe),
+        "the wipe order is not lost behind the user's own revocation"
+    );
+    assert_eq!(set.len(), 2);
+}
