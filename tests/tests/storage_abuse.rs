@@ -402,7 +402,6 @@ async fn a_flood_of_reconcile_requests_is_answered_at_a_bounded_rate() {
         scope: SyncScope::Control,
         message: first,
     };
-    // The agency clock stands still: no refill during the flood.
     let (mut answered, mut refused) = (0, 0);
     for _ in 0..400 {
         match mallory
@@ -419,8 +418,9 @@ async fn a_flood_of_reconcile_requests_is_answered_at_a_bounded_rate() {
             other => panic!("{other:?}"),
         }
     }
-    assert!(answered <= 256, "{answered} answered");
-    assert!(refused >= 144, "{refused} refused");
+    // A burst of 256, then 20 a second while the flood lasts.
+    assert!(answered < 350, "{answered} answered");
+    assert!(refused >= 50, "{refused} refused");
     // Lee is answered all the same.
     let answer = lee
         .handle()

@@ -488,7 +488,7 @@ impl Actor {
         let Some(room) = room else {
             return self.reject(&id, source, "message on a topic we do not serve".into());
         };
-        let now_ms = self.now_ms();
+        let now_ms = rate_clock_ms();
         let sender = envelope_sender(&message.data);
         let len = message.data.len();
         if sender.is_some_and(|sender| !self.quotas.within_rate(&sender, len, now_ms)) {
@@ -636,7 +636,7 @@ impl Actor {
     /// forwarder may be passing it on); sync brings it later, within the
     /// author's quota of stored frames.
     pub(super) fn take_control_gossip(&mut self, data: &[u8]) -> Intake {
-        let now_ms = self.now_ms();
+        let now_ms = rate_clock_ms();
         let author = crate::store::frame_author(data);
         if author.is_some_and(|author| !self.quotas.within_rate(&author, data.len(), now_ms)) {
             return Intake::Duplicate;
@@ -1188,6 +1188,16 @@ impl Actor {
 
 fn room_error(e: impl std::fmt::Display) -> NodeError {
     NodeError::Room(e.to_string())
+}
+
+/// Milliseconds since this process first asked: the time rates refill by.
+/// Monotonic (a wall clock set back or forward neither empties nor refills
+/// a bucket), and it runs in tests and simulations whose agency clock
+/// stands still (tokio's clock: paused tests control it).
+pub(super) fn rate_clock_ms() -> u64 {
+    static ORIGIN: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let elapsed = ORIGIN.get_or_init(tokio::time::Instant::now).elapsed();
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The device that signed an envelope, if the bytes are an envelope.

@@ -744,7 +744,7 @@ impl Actor {
         request: SyncRequest,
         channel: ResponseChannel<SyncResponse>,
     ) {
-        let now_ms = self.clock.now().saturating_mul(1000);
+        let now_ms = super::messaging::rate_clock_ms();
         let response = match self.gate.admitted(&peer) {
             None => SyncResponse::Refused("not admitted".into()),
             Some((device, _))
