@@ -3,7 +3,8 @@
 //! tampered and forged envelopes are rejected and cost their forwarder its
 //! standing; an old envelope replayed after a restart is not shown again;
 //! an old group definition replayed by a removed member, and a backdated
-//! grant from a revoked device, change nothing.
+//! grant from a revoked device, change nothing; a new key wrapped to a
+//! revoked device after the room moved past it does not end the rotation.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use baro_node::clock::Clock;
 use baro_node::crypto::RoomKey;
 use baro_node::identity::SeededEntropy;
-use baro_node::rooms::{ControlMessage, KeyGrant, RoomId};
+use baro_node::rooms::{ControlMessage, EpochOrigin, EpochRef, KeyGrant, RoomId};
 use baro_node::store::{MemoryStore, MessageLog, Store};
 use baro_node::trust::{FrameBody, RevocationScope, Role, SignedFrame};
 use baro_node::wire::{self, Content, Domain, Envelope};
@@ -509,6 +510,145 @@ async fn a_revoked_phone_rekeying_its_room_with_a_backdated_grant_is_refused() {
         .expect("kim's message");
     assert_ne!(after.body.header.epoch.number, 1000);
     assert!(after.open(&stolen).is_err(), "the thief cannot read it");
+    for node in [kim, lee, mallory] {
+        node.shutdown().await;
+    }
+}
+
+/// Audit C1 (issue 16) through real nodes: after the revocation, the room
+/// moved past the phone; then an insider (standing in for a member that has
+/// not heard of the revocation yet) moves the room to a new key of its own
+/// and wraps it to the revoked phone too. The members who know of the
+/// revocation do not take that key as a move past the phone: the room's
+/// next message goes under a key the phone never gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unaware_member_rotating_to_the_revoked_phone_does_not_end_the_rotation() {
+    let mut agency = TestAgency::new(36);
+    let kim_store = Arc::new(MemoryStore::new());
+    let kim_credentials = agency.member("kim");
+    let kim_key = kim_credentials.key.public();
+    let kim = agency.spawn_with_store(kim_credentials, &[], kim_store.clone());
+    let address = listen_address(&kim).await.expect("listening");
+    let lee_credentials = agency.member("lee");
+    let lee_key = lee_credentials.key.public();
+    let lee = agency.spawn(lee_credentials, std::slice::from_ref(&address));
+    let mallory_credentials = agency.member("mallory");
+    let (mallory_key, mallory_chain) = (
+        mallory_credentials.key.clone(),
+        mallory_credentials.chain.clone(),
+    );
+    let mallory = agency.spawn(mallory_credentials, std::slice::from_ref(&address));
+    let phone_credentials = agency.member("choi");
+    let (phone_key, phone_chain) = (
+        phone_credentials.key.public(),
+        phone_credentials.chain.clone(),
+    );
+    let phone = agency.spawn(phone_credentials, std::slice::from_ref(&address));
+    for node in [&kim, &lee, &mallory, &phone] {
+        node.handle()
+            .wait_for_peers(3, SETTLE)
+            .await
+            .expect("peers");
+    }
+    let room = division_room(&kim).await;
+    let mut lee_events = lee.handle().events();
+    send(&kim, DIV, "Before the loss").await;
+    wait_for_message(&mut lee_events, "Before the loss").await;
+    let topic = {
+        let store: Arc<dyn Store> = kim_store.clone();
+        let frames = MessageLog::new(store).control_frames().expect("frames");
+        let frame = frames.first().expect("a control frame");
+        wire::decode::<SignedFrame>(frame)
+            .expect("frame")
+            .body
+            .topic
+    };
+    let kims_latest = || {
+        stored_envelopes(&kim_store, room)
+            .into_iter()
+            .filter(|e| e.body.header.sender == kim_key)
+            .max_by_key(|e| e.body.header.timestamp)
+            .expect("kim's message")
+    };
+
+    let revocation = agency.revocation(&phone_chain, RevocationScope::Device, "lost", false);
+    kim.handle()
+        .submit_revocation(revocation)
+        .await
+        .expect("taken");
+    wait_for(&mut lee_events, "lee enforcing it", |event| {
+        matches!(event, NodeEvent::Revoked(_)).then_some(())
+    })
+    .await;
+    phone.shutdown().await;
+    send(&kim, DIV, "After the loss").await;
+    wait_for_message(&mut lee_events, "After the loss").await;
+    let moved = kims_latest().body.header.epoch;
+
+    // A new key, one above, made as by a member unaware of the revocation:
+    // its origin leaves nobody out, and it is wrapped to the phone as well.
+    let unaware_key = RoomKey::generate(&mut SeededEntropy::new(360));
+    let epoch = EpochRef {
+        number: moved.number + 1,
+        key_id: unaware_key.key_id(),
+    };
+    let origin = EpochOrigin::sign(&mallory_key, room, epoch, Vec::new());
+    let grant = KeyGrant::issue_with_origin(
+        &mallory_key,
+        room,
+        epoch.number,
+        &unaware_key,
+        &[kim_key, lee_key, mallory_key.public(), phone_key],
+        Some(&origin),
+        agency.clock.now(),
+    )
+    .expect("grant")
+    .remove(0);
+    let frame = wire::encode(&SignedFrame::sign(
+        &mallory_key,
+        FrameBody {
+            author: mallory_chain,
+            topic,
+            sent_at: agency.clock.now(),
+            nonce: [36; 16],
+            payload: wire::encode(&ControlMessage::Grant(grant)),
+        },
+    ));
+    mallory
+        .handle()
+        .publish_raw(frame.clone())
+        .await
+        .expect("published");
+    // Taken by kim (an authorised member's grant): kim stores its frame.
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let store: Arc<dyn Store> = kim_store.clone();
+        if MessageLog::new(store)
+            .control_frames()
+            .expect("frames")
+            .contains(&frame)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "kim never took the grant"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    send(&kim, DIV, "After the insider's key").await;
+    wait_for_message(&mut lee_events, "After the insider's key").await;
+    let after = kims_latest();
+    assert!(
+        after.body.header.epoch.number > epoch.number,
+        "kim moved past the key wrapped to the phone: {:?}",
+        after.body.header.epoch
+    );
+    assert!(
+        after.open(&unaware_key).is_err(),
+        "the phone cannot read it"
+    );
     for node in [kim, lee, mallory] {
         node.shutdown().await;
     }

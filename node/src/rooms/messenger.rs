@@ -409,8 +409,11 @@ pub struct Messenger {
     /// Revoked devices: whatever they sign is refused from the moment the
     /// revocation is known here (their own clock is not evidence).
     revoked: BTreeSet<PublicKey>,
-    /// Rooms a revoked device was in, with the epoch number it may hold: the
-    /// next message sent there first moves the room past it.
+    /// Rooms due a rotation here (their current epoch does not settle
+    /// them: see the module docs), with the epoch number current when they
+    /// became due; the next message sent there first moves the room on.
+    /// Kept in step with each room's state by [`Messenger::refresh_due`],
+    /// and persisted by the caller.
     rotation_due: BTreeMap<RoomId, u64>,
     unsaved_due: BTreeSet<RoomId>,
     /// Grants made by a rotation inside [`Messenger::send`], to publish.
