@@ -351,7 +351,8 @@ impl Actor {
     /// Tells `peer` this node holds items of `scope` it may lack (at most
     /// once per coalescing interval per peer and set).
     pub(super) fn hint(&mut self, peer: PeerId, scope: SyncScope, now: Instant) {
-        if !self.triggers.should_hint(&peer, scope, now) {
+        // A request to a peer not connected would dial it.
+        if !self.peers.contains_key(&peer) || !self.triggers.should_hint(&peer, scope, now) {
             return;
         }
         let request = self
