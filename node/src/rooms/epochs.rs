@@ -48,8 +48,11 @@ use crate::identity::PublicKey;
 /// epochs in between arrive, so nobody can push a room to an epoch number
 /// no rotation can ever follow.
 pub const MAX_EPOCH_STEP: u64 = 16;
-/// Concurrent rotations (keys of one epoch number) kept per number.
-pub const MAX_SIBLINGS_PER_NUMBER: usize = 4;
+/// Concurrent rotations (keys of one epoch number) kept per number. When
+/// more arrive, the weakest goes (the smallest key id wins a number, so
+/// the key every member converges to is always kept); members that rotate at
+/// once after a revocation each make one, so this is generous.
+pub const MAX_SIBLINGS_PER_NUMBER: usize = 32;
 /// Epochs kept per room; beyond this the oldest are forgotten.
 pub const MAX_EPOCHS_PER_ROOM: usize = 4096;
 /// Distinct other devices that must show they hold an epoch before it is
@@ -112,7 +115,7 @@ impl EpochState {
                 newest,
             });
         }
-        if self.siblings(epoch.number) >= MAX_SIBLINGS_PER_NUMBER {
+        if !self.fits_among_siblings(epoch) {
             return Err(EpochRefusal::TooManySiblings(epoch.number));
         }
         Ok(())
@@ -136,7 +139,7 @@ impl EpochState {
         match granter {
             // A rotation here is one above the current epoch, which may
             // be a provisional one up to the step above the newest firm.
-            None if self.siblings(epoch.number) >= MAX_SIBLINGS_PER_NUMBER => {
+            None if !self.fits_among_siblings(&epoch) => {
                 return Err(EpochRefusal::TooManySiblings(epoch.number));
             }
             None => {}
@@ -166,8 +169,7 @@ impl EpochState {
                 newest,
             });
         }
-        let siblings = self.siblings(epoch.number);
-        if !self.held.contains(&epoch) && siblings >= MAX_SIBLINGS_PER_NUMBER {
+        if !self.held.contains(&epoch) && !self.fits_among_siblings(&epoch) {
             return Err(EpochRefusal::TooManySiblings(epoch.number));
         }
         self.provisional.remove(&epoch);
@@ -199,6 +201,20 @@ impl EpochState {
         self.held.len() > self.provisional.len()
     }
 
+    /// Whether nothing is firm and the held epochs disagree: two of them
+    /// more than [`MAX_EPOCH_STEP`] apart with none in between (a lone
+    /// epoch far from the room's). Such a device does not know which is
+    /// the room's, and hands neither on: a newcomer it misled would count
+    /// it towards [`CORROBORATION`].
+    pub fn conflicted(&self) -> bool {
+        !self.has_firm()
+            && self
+                .held
+                .iter()
+                .zip(self.held.iter().skip(1))
+                .any(|(low, high)| high.number.saturating_sub(low.number) > MAX_EPOCH_STEP)
+    }
+
     /// Records a held epoch loaded from storage: it was checked when it
     /// arrived, so only the size bound applies. Firm.
     pub fn restore(&mut self, epoch: EpochRef) -> Option<EpochRef> {
@@ -207,6 +223,16 @@ impl EpochState {
     }
 
     fn insert(&mut self, epoch: EpochRef) -> Option<EpochRef> {
+        if !self.held.contains(&epoch)
+            && self.siblings(epoch.number) >= MAX_SIBLINGS_PER_NUMBER
+            && let Some(weakest) = self.weakest_sibling(epoch.number)
+            && epoch.precedes(&weakest)
+        {
+            self.held.remove(&weakest);
+            self.provisional.remove(&weakest);
+            self.held.insert(epoch);
+            return Some(weakest);
+        }
         self.held.insert(epoch);
         if self.held.len() > MAX_EPOCHS_PER_ROOM {
             let forgotten = self.held.pop_first();
@@ -217,6 +243,30 @@ impl EpochState {
         } else {
             None
         }
+    }
+
+    /// Whether `epoch` would be kept among its number's siblings: there is
+    /// room, or it beats the weakest held one, which it then replaces.
+    fn fits_among_siblings(&self, epoch: &EpochRef) -> bool {
+        self.siblings(epoch.number) < MAX_SIBLINGS_PER_NUMBER
+            || self
+                .weakest_sibling(epoch.number)
+                .is_some_and(|weakest| epoch.precedes(&weakest))
+    }
+
+    fn weakest_sibling(&self, number: u64) -> Option<EpochRef> {
+        self.held
+            .range(
+                EpochRef {
+                    number,
+                    key_id: [0; 16],
+                }..=EpochRef {
+                    number,
+                    key_id: [0xff; 16],
+                },
+            )
+            .next_back()
+            .copied()
     }
 
     fn siblings(&self, number: u64) -> usize {
@@ -350,14 +400,17 @@ mod tests {
         high.learn(epoch(1000, 1), Some(&mallory))
             .expect("a newcomer takes its first grant at any number");
         assert_eq!(high.current(), Some(epoch(1000, 1)));
+        assert!(!high.conflicted());
         high.learn(epoch(300, 2), Some(&kim)).expect("lower");
         assert_eq!(high.current(), Some(epoch(1000, 1)), "nothing firm yet");
+        assert!(high.conflicted(), "two epochs far apart, neither firm");
         assert!(
             !high.vouch(&epoch(300, 2), &kim),
             "one device is not enough"
         );
         assert!(high.vouch(&epoch(300, 2), &lee));
         assert_eq!(high.current(), Some(epoch(300, 2)));
+        assert!(!high.conflicted());
         assert_eq!(high.next_number(), Some(301));
         assert!(
             high.learn(epoch(1001, 1), Some(&mallory)).is_err(),
@@ -386,13 +439,19 @@ mod tests {
     #[test]
     fn siblings_and_old_epochs_are_bounded() {
         let mut state = EpochState::default();
-        for id in 0..MAX_SIBLINGS_PER_NUMBER as u8 {
+        for id in 1..=MAX_SIBLINGS_PER_NUMBER as u8 {
             state.learn(epoch(1, id), None).expect("sibling");
         }
+        // Past the bound, a key that would lose anyway is refused and one
+        // that wins takes the weakest one's place: the winner is never lost.
         assert_eq!(
             state.learn(epoch(1, 0xee), None),
             Err(EpochRefusal::TooManySiblings(1))
         );
+        let weakest = epoch(1, MAX_SIBLINGS_PER_NUMBER as u8);
+        assert_eq!(state.learn(epoch(1, 0), None), Ok(Some(weakest)));
+        assert_eq!(state.siblings(1), MAX_SIBLINGS_PER_NUMBER);
+        assert_eq!(state.current(), Some(epoch(1, 0)));
         let mut long = EpochState::default();
         let mut forgotten = Vec::new();
         for number in 1..=(MAX_EPOCHS_PER_ROOM as u64 + 2) {

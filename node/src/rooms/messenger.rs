@@ -36,8 +36,8 @@
 //! carries, in its grants, its creator's signed [`EpochOrigin`]: the
 //! revoked devices of the room the creator knew of, and left out, when it
 //! made the key. Here, the room's current epoch *settles* the room only if
-//! - its origin is known, verifies, and its creator is allowed to grant in
-//!   the room and not revoked;
+//! - its origin is known and verifies, and its creator is a device known
+//!   here that is allowed to grant in the room and not revoked;
 //! - the origin lists every revoked device this device remembers for the
 //!   room (so a key made by a member that had not heard of a revocation,
 //!   and that wrapped it to the revoked device, does not count);
@@ -247,7 +247,11 @@ impl RoomState {
 
     /// Whether the current epoch is one every remembered revoked device
     /// is known to lack (see the module docs).
-    fn settled(&self, revoked: &BTreeSet<PublicKey>) -> bool {
+    fn settled(
+        &self,
+        directory: &BTreeMap<PublicKey, VerifiedDevice>,
+        revoked: &BTreeSet<PublicKey>,
+    ) -> bool {
         if self.forced {
             return false;
         }
@@ -259,7 +263,11 @@ impl RoomState {
         };
         !self.tainted.contains(&current)
             && self.origins.get(&current).is_some_and(|origin| {
-                !revoked.contains(&origin.creator)
+                // Its creator's authority is checked now: its certificate
+                // may have arrived after the grant.
+                directory
+                    .get(&origin.creator)
+                    .is_some_and(|creator| may_grant(&self.room, creator, revoked))
                     && self.departed.iter().all(|d| origin.excluded.contains(d))
             })
     }
@@ -339,10 +347,15 @@ impl RoomState {
     /// Every key held for the current epoch number: the winner and any
     /// concurrent sibling (devices that rotated at once while apart; their
     /// messages, arriving later by sync, need the sibling's key).
+    /// None while the held epochs conflict ([`EpochState::conflicted`]):
+    /// a device misled by a lone epoch does not pass it on.
     fn current_keys(&self) -> Vec<(EpochRef, RoomKey)> {
         let Some(current) = self.epochs.current() else {
             return Vec::new();
         };
+        if self.epochs.conflicted() {
+            return Vec::new();
+        }
         self.keys
             .iter()
             .filter(|((number, _), _)| *number == current.number)
@@ -1445,8 +1458,8 @@ impl Messenger {
         let Some(state) = self.rooms.get(&room) else {
             return;
         };
-        let due =
-            may_grant(&state.room, &self.my_cert, &self.revoked) && !state.settled(&self.revoked);
+        let due = may_grant(&state.room, &self.my_cert, &self.revoked)
+            && !state.settled(&self.directory, &self.revoked);
         let was = self.rotation_due.contains_key(&room);
         if due && !was {
             let number = state.epochs.current().map_or(0, |e| e.number);
@@ -1494,27 +1507,21 @@ impl Messenger {
         self.refresh_due(room);
     }
 
-    /// Keeps the origin a grant of a held epoch carries, if it verifies and
-    /// its creator may grant in the room (the first one kept stays).
+    /// Keeps the origin a grant of a held epoch carries, if it verifies
+    /// (the first one kept stays; whether its creator may grant is asked
+    /// when it is used, in `RoomState::settled`).
     fn note_origin(&mut self, room: RoomId, grant: &KeyGrant) {
         let Some(origin) = &grant.body.origin else {
             return;
         };
         let epoch = grant.body.epoch;
-        let Some(state) = self.rooms.get(&room) else {
+        let Some(state) = self.rooms.get_mut(&room) else {
             return;
         };
         if !state.epochs.holds(&epoch) || state.origins.contains_key(&epoch) {
             return;
         }
-        let creator_may_grant = self
-            .directory
-            .get(&origin.creator)
-            .is_some_and(|d| may_grant(&state.room, d, &self.revoked));
-        if creator_may_grant
-            && origin.verify(&room, &epoch)
-            && let Some(state) = self.rooms.get_mut(&room)
-        {
+        if origin.verify(&room, &epoch) {
             // Revoked devices its creator left out that are revoked here
             // too were in the room: remembered, so that devices which saw
             // different members go converge on one list (each rotation

@@ -1559,6 +1559,10 @@ fn a_member_handing_a_newcomer_a_lone_high_epoch_does_not_cut_it_off() {
             park.receive_grant(&grant, NOW_MS).expect("grant");
         }
     }
+    // Holding two epochs far apart, neither shown by two members, park
+    // passes neither on (misled, it would count as a second holder).
+    let newcomer = world.enroll("ahn", div).1;
+    assert!(park.learn_device(newcomer, NOW).is_empty());
     for member in [kim, lee] {
         let welcome = world.devices[member]
             .send(
