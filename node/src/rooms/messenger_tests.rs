@@ -1609,3 +1609,86 @@ fn a_member_handing_a_newcomer_a_lone_high_epoch_does_not_cut_it_off() {
         .expect("held, not taken");
     assert_eq!(park.current_epoch(room), Some(real));
 }
+
+/// Issue 16: two members who know of the revocation rotate at once, each
+/// before it sees the other's key. Each key settles the room on the other
+/// device (its origin names the revoked phone), so both converge on one
+/// key and neither rotates again.
+#[test]
+fn members_rotating_at_once_after_a_revocation_settle_on_one_key() {
+    let mut world = World::new(63);
+    let div = "MOIS/Division 14";
+    let (kim, lee, phone) = (
+        world.device("kim", div),
+        world.device("lee", div),
+        world.device("choi", div),
+    );
+    let room = world.dept(div);
+    world.send(kim, room, "before", NOW_MS);
+    let phone_key = world.devices[phone].me.public();
+    for device in [kim, lee] {
+        world.devices[device].revoke(phone_key, NOW_MS + 1_000, false);
+    }
+    let mut sent = Vec::new();
+    for device in [kim, lee] {
+        let envelope = world.devices[device]
+            .send(
+                room,
+                &Content::Text("at once".into()),
+                NOW_MS + 2_000,
+                &mut world.entropy,
+            )
+            .expect("send");
+        let grants = world.devices[device].take_unsent_grants();
+        assert!(!grants.is_empty(), "each rotates first");
+        sent.push((device, envelope, grants));
+    }
+    for (_, _, grants) in &sent {
+        world.broadcast_grants(grants);
+    }
+    for (device, envelope, _) in &sent {
+        let verdicts = world.deliver(*device, envelope);
+        assert_eq!(verdicts[phone], Verdict::Held, "the phone reads neither");
+    }
+    let winner = world.devices[kim].current_epoch(room);
+    assert_eq!(world.devices[lee].current_epoch(room), winner);
+    for device in [kim, lee] {
+        assert!(!world.devices[device].rotation_due.contains_key(&room));
+        let (after, _) = world.send(device, room, "after", NOW_MS + 3_000);
+        assert_eq!(Some(after.body.header.epoch), winner, "no further rotation");
+    }
+}
+
+/// Audit M2 for the revocation state: revoked devices and tainted epochs
+/// remembered per room stay within their bounds, the oldest going first.
+#[test]
+fn revoked_devices_and_tainted_epochs_remembered_per_room_are_bounded() {
+    let world = World::new(64);
+    let div = "MOIS/Division 15";
+    let room = Room::department(
+        &world.agency.operator.agency.id(),
+        div.parse().expect("org"),
+    );
+    let mut state = RoomState::new(room);
+    for i in 0..(MAX_DEPARTED_PER_ROOM + 8) {
+        state.depart(PublicKey([i as u8; 32]));
+        state.depart(PublicKey([i as u8; 32]));
+        state.taint(EpochRef {
+            number: i as u64,
+            key_id: [0; 16],
+        });
+    }
+    for i in 0..(MAX_TAINTED_PER_ROOM + 8) {
+        state.taint(EpochRef {
+            number: i as u64,
+            key_id: [1; 16],
+        });
+    }
+    assert_eq!(state.departed.len(), MAX_DEPARTED_PER_ROOM);
+    assert_eq!(
+        state.departed[0],
+        PublicKey([8; 32]),
+        "the oldest went first"
+    );
+    assert_eq!(state.tainted.len(), MAX_TAINTED_PER_ROOM);
+}
