@@ -46,7 +46,7 @@ fuzz_target!(init: baro_fuzz::tolerate_negentropy_panics(), |data: &[u8]| {
         return;
     };
     let items = &fixture().items;
-    let mut codec = SyncCodec;
+    let mut codec = SyncCodec::default();
     let mut io = Cursor::new(stream);
     if which & 1 == 0 {
         match block_on(codec.read_request(&SYNC_PROTOCOL, &mut io)) {
