@@ -1692,3 +1692,60 @@ fn revoked_devices_and_tainted_epochs_remembered_per_room_are_bounded() {
     );
     assert_eq!(state.tainted.len(), MAX_TAINTED_PER_ROOM);
 }
+
+/// Audit C1 across a restart: a room still due a rotation when the node
+/// stopped (persisted) is moved on at its next message, though the origins
+/// that would tell a settled key are not persisted.
+#[test]
+fn a_rotation_due_before_a_restart_is_made_after_it() {
+    let mut world = World::new(65);
+    let div = "MOIS/Division 16";
+    let (kim, lee, phone) = (
+        world.device("kim", div),
+        world.device("lee", div),
+        world.device("choi", div),
+    );
+    let room = world.dept(div);
+    world.send(lee, room, "before", NOW_MS);
+    let held = world.devices[kim].current_epoch(room).expect("epoch");
+    let phone_key = world.devices[phone].me.public();
+    world.devices[kim].revoke(phone_key, NOW_MS + 1_000, false);
+    assert_eq!(
+        world.devices[kim].take_rotation_due_changes(),
+        vec![(room, Some(held.number))]
+    );
+    let mut restarted = Messenger::new(
+        world.devices[kim].me.clone(),
+        world.devices[kim].my_cert.clone(),
+    );
+    let key = world.devices[kim].rooms[&room].keys[&(held.number, held.key_id)].clone();
+    restarted.restore_key(room, held, key.clone());
+    let certs: Vec<VerifiedDevice> = world.devices.iter().map(|d| d.my_cert.clone()).collect();
+    for cert in certs {
+        restarted.learn_device(cert, NOW);
+    }
+    restarted.revoke(phone_key, NOW_MS + 1_000, true);
+    restarted.restore_rotation_due(room, held.number);
+    let after = restarted
+        .send(
+            room,
+            &Content::Text("after the restart".into()),
+            NOW_MS + 2_000,
+            &mut world.entropy,
+        )
+        .expect("send");
+    assert!(after.body.header.epoch.number > held.number);
+    assert!(after.open(&key).is_err());
+    let grants = restarted.take_unsent_grants();
+    assert!(!grants.is_empty());
+    assert!(
+        grants
+            .iter()
+            .all(|g| g.recipients().all(|d| *d != phone_key))
+    );
+    assert_eq!(
+        restarted.take_rotation_due_changes(),
+        vec![(room, None)],
+        "settled by its own key"
+    );
+}
