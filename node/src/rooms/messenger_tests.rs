@@ -1749,3 +1749,53 @@ fn a_rotation_due_before_a_restart_is_made_after_it() {
         "settled by its own key"
     );
 }
+
+/// Audit C1, issue 16: the room has moved past the revoked phone, then park,
+/// who has not heard of the revocation, hands the phone the current key
+/// (serving a member that misses it). The grant reaches kim later: it shows
+/// the phone holds the current key, and kim's next message moves the room on.
+#[test]
+fn an_unaware_member_handing_the_revoked_phone_the_current_key_re_arms_the_rotation() {
+    let mut world = World::new(66);
+    let div = "MOIS/Division 17";
+    let (kim, lee, phone, park) = (
+        world.device("kim", div),
+        world.device("lee", div),
+        world.device("choi", div),
+        world.device("park", div),
+    );
+    let room = world.dept(div);
+    world.send(kim, room, "before", NOW_MS);
+    let phone_key = world.devices[phone].me.public();
+    for device in [kim, lee] {
+        world.devices[device].revoke(phone_key, NOW_MS + 1_000, false);
+    }
+    let (moved, verdicts) = world.send(kim, room, "past the phone", NOW_MS + 2_000);
+    assert_eq!(verdicts[phone], Verdict::Held);
+    assert!(text(&verdicts[park]).is_some());
+    assert!(
+        !world.devices[kim].rotation_due.contains_key(&room),
+        "settled"
+    );
+    // Park, now holding the new key, serves it to members missing it: the
+    // phone is one, as far as park knows.
+    let leaked: Vec<KeyGrant> = world.devices[park]
+        .take_unsent_grants()
+        .into_iter()
+        .filter(|g| g.recipients().any(|d| *d == phone_key))
+        .collect();
+    assert!(
+        leaked
+            .iter()
+            .any(|g| g.body.epoch == moved.body.header.epoch)
+    );
+    world.broadcast_grants(&leaked);
+    assert!(
+        world.devices[kim].rotation_due.contains_key(&room),
+        "re-armed: the phone holds the current key"
+    );
+    let (next, verdicts) = world.send(kim, room, "next", NOW_MS + 4_000);
+    assert!(next.body.header.epoch.number > moved.body.header.epoch.number);
+    assert_eq!(verdicts[phone], Verdict::Held, "the phone cannot read it");
+    assert!(text(&verdicts[lee]).is_some());
+}
