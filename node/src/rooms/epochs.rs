@@ -254,33 +254,25 @@ impl EpochState {
                 .is_some_and(|weakest| epoch.precedes(&weakest))
     }
 
+    /// The held keys of epoch `number`, strongest (smallest key id) first.
+    fn siblings_of(&self, number: u64) -> impl DoubleEndedIterator<Item = &EpochRef> {
+        self.held.range(
+            EpochRef {
+                number,
+                key_id: [0; 16],
+            }..=EpochRef {
+                number,
+                key_id: [0xff; 16],
+            },
+        )
+    }
+
     fn weakest_sibling(&self, number: u64) -> Option<EpochRef> {
-        self.held
-            .range(
-                EpochRef {
-                    number,
-                    key_id: [0; 16],
-                }..=EpochRef {
-                    number,
-                    key_id: [0xff; 16],
-                },
-            )
-            .next_back()
-            .copied()
+        self.siblings_of(number).next_back().copied()
     }
 
     fn siblings(&self, number: u64) -> usize {
-        self.held
-            .range(
-                EpochRef {
-                    number,
-                    key_id: [0; 16],
-                }..=EpochRef {
-                    number,
-                    key_id: [0xff; 16],
-                },
-            )
-            .count()
+        self.siblings_of(number).count()
     }
 
     /// The newest firm epoch's number.
