@@ -1,0 +1,45 @@
+//! The README's first command: `baro demo` runs every step of its narrated
+//! tour (real homes, real nodes, the relay, revocation and wipe, a killed
+//! process) to the end, in a temporary directory it removes afterwards.
+
+use std::process::Command;
+
+use baro_tests::baro_bin;
+
+#[test]
+fn the_demo_runs_every_step_to_the_end() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(baro_bin())
+        .arg("demo")
+        .current_dir(scratch.path())
+        .env("TMPDIR", scratch.path())
+        .output()
+        .expect("baro demo starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "baro demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for step in 1..=10 {
+        assert!(
+            stdout.contains(&format!("\n{step}. ")),
+            "step {step} is missing:\n{stdout}"
+        );
+    }
+    for shown in [
+        "in the agency directory",
+        "removes Choi Seoyeon: the group moves to a new key",
+        "the phone hears of it",
+        "all 3 messages are there once",
+        "Done.",
+    ] {
+        assert!(stdout.contains(shown), "'{shown}' is missing:\n{stdout}");
+    }
+    let left: Vec<_> = std::fs::read_dir(scratch.path())
+        .expect("scratch dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "the demo left {left:?} behind");
+}
