@@ -316,6 +316,36 @@ mod tests {
     use super::*;
     use crate::testing::TestAgency;
 
+    #[test]
+    fn a_directory_question_needs_exactly_one_well_formed_selector() {
+        use crate::trust::DirectoryQuery;
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            directory_query(some("  민지 "), None, None, false),
+            Ok(DirectoryQuery::Search("민지".into()))
+        );
+        assert_eq!(
+            directory_query(None, some("lee.jun"), None, false),
+            Ok(DirectoryQuery::User("lee.jun".into()))
+        );
+        assert!(matches!(
+            directory_query(None, None, some("MOIS/B1"), true),
+            Ok(DirectoryQuery::Unit { below: true, .. })
+        ));
+        let one_of = "ask for exactly one of";
+        for (search, user, unit, expected) in [
+            (None, None, None, one_of),
+            (some("kim"), some("kim"), None, one_of),
+            (some("   "), None, None, "give 1 to 128 bytes"),
+            (Some("x".repeat(129)), None, None, "give 1 to 128 bytes"),
+            (None, None, some("MOIS//B1"), "org unit"),
+        ] {
+            let error = directory_query(search, user, unit, false).expect_err("refused");
+            assert!(error.contains(expected), "{error}");
+            assert!(!error.contains('\n'), "one line: {error}");
+        }
+    }
+
     fn message(i: usize, device: crate::DeviceId) -> crate::api::MessageView {
         crate::api::MessageView {
             id: format!("{i:064x}"),
