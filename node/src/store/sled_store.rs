@@ -30,19 +30,36 @@ pub(super) struct Open {
     home: Home,
 }
 
+/// Tries to open a locked database, and the wait between them.
+const LOCK_ATTEMPTS: u32 = 20;
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl SledStore {
     /// Opens (or creates) the database of `home` and checks its schema version.
     pub fn open(home: Home) -> Result<Self, StoreError> {
-        let db = sled::open(home.database_dir()).map_err(|e| match e {
-            sled::Error::Io(io)
-                if io.kind() == std::io::ErrorKind::WouldBlock
-                    || io.to_string().contains("lock") =>
-            {
-                StoreError::Locked(home.root().to_path_buf())
+        // A database this process just let go may stay locked for a moment
+        // (sled's background writes still hold its file): try again for a
+        // short while before saying another process has it.
+        let mut attempts = 0;
+        let db = loop {
+            match sled::open(home.database_dir()) {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io))
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    attempts += 1;
+                    if attempts >= LOCK_ATTEMPTS {
+                        return Err(StoreError::Locked(home.root().to_path_buf()));
+                    }
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                Err(sled::Error::Corruption { .. }) => {
+                    return Err(StoreError::Damaged(home.database_dir()));
+                }
+                Err(other) => return Err(StoreError::Database(other)),
             }
-            sled::Error::Corruption { .. } => StoreError::Damaged(home.database_dir()),
-            other => StoreError::Database(other),
-        })?;
+        };
         let meta = db.open_tree(META_TREE)?;
         match meta.get(SCHEMA_KEY)? {
             Some(bytes) => {
