@@ -96,7 +96,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AgencyCommand {
     /// Create a new agency: root key, first operator, network key; this home
-    /// becomes the operator's own device (role operator).
+    /// becomes the operator's own device (role member: enrolling and revoking
+    /// take the passphrase-sealed operator key, never the device key).
     Init(AgencyInit),
     /// Certify a device from its enrollment request and write its bundle.
     Enroll(AgencyEnroll),
@@ -155,7 +156,8 @@ pub struct AgencyEnroll {
     /// Org unit path of the owner, e.g. "MOIS/Digital Government Bureau/Division 2".
     #[arg(long)]
     pub org: String,
-    /// Role: member (officials), relay (field-office relays) or operator.
+    /// Role: member (officials) or relay (field-office relays). Operators are
+    /// certified by the agency root only, never enrolled as devices.
     #[arg(long, default_value = "member")]
     pub role: String,
     /// Days the certificate is valid.

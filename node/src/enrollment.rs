@@ -112,7 +112,9 @@ pub struct InstalledEnrollment {
 
 /// Creates an agency in `root`: root key, first operator key (both
 /// passphrase-sealed), network key, and this home enrolled as the operator's
-/// own device with role operator.
+/// own device with role member: the console's device key, which sits in the
+/// home without a passphrase, issues nothing; enrolling and revoking take
+/// the passphrase-sealed operator key (audit H2).
 pub fn init_agency(
     root: &Path,
     init: AgencyInit,
@@ -148,7 +150,7 @@ pub fn init_agency(
         &request,
         Enrollment {
             subject: init.operator,
-            role: Role::Operator,
+            role: Role::Member,
             days: DEFAULT_DEVICE_CERT_DAYS,
             bootstrap: Vec::new(),
         },

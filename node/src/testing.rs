@@ -97,10 +97,11 @@ impl TestAgency {
         self.credentials(key, chain)
     }
 
-    /// Credentials of the operator's own device (role operator), user `operator`.
+    /// Credentials of the operator's own device (its console; role member,
+    /// as only the root certifies operators), user `operator`.
     pub fn operator_device(&mut self) -> Credentials {
         let key = self.key();
-        let chain = self.certify(&key, "operator", "MOIS", Role::Operator, 365);
+        let chain = self.certify(&key, "operator", "MOIS", Role::Member, 365);
         self.credentials(key, chain)
     }
 

@@ -1,7 +1,7 @@
 //! End to end: an operator and four devices, each its own home, enrolled
 //! with the real `baro` binary as separate processes.
 
-use baro_tests::{Baro, baro_bin, enroll_device, init_agency};
+use baro_tests::{Baro, args, baro_bin, enroll_device, init_agency};
 
 #[test]
 fn operator_enrolls_three_officials_and_a_relay() {
@@ -13,7 +13,9 @@ fn operator_enrolls_three_officials_and_a_relay() {
         .as_str()
         .expect("agency id")
         .to_string();
-    assert_eq!(created["device"]["role"], "operator");
+    // The console's device issues nothing: operator authority is the
+    // passphrase-sealed operator key's (audit H2).
+    assert_eq!(created["device"]["role"], "member");
 
     let console = operator.run(["--json", "whoami"]).json();
     assert_eq!(console["operator_console"], true);
@@ -99,4 +101,32 @@ fn device_keeps_its_identity_across_runs_and_home_files_hold_no_plaintext_secret
             }
         }
     }
+}
+
+#[test]
+fn a_device_enrolled_with_role_operator_is_refused() {
+    // Audit H2: an ordinary device with operator authority would issue
+    // certificates and revocations with a key held without a passphrase.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = baro_bin();
+    let operator = Baro::new(&bin, dir.path().join("console"));
+    init_agency(&operator, "MOIS");
+    let device = Baro::new(&bin, dir.path().join("kim")).with_passphrase(None);
+    let request = dir.path().join("kim.request");
+    let bundle = dir.path().join("kim.bundle");
+    device
+        .run(args(
+            &["device", "init", "--name", "Kim", "--out"],
+            &[&request],
+        ))
+        .success();
+    operator
+        .run(args(
+            &[
+                "agency", "enroll", "--user", "kim", "--org", "MOIS", "--role", "operator", "--out",
+            ],
+            &[&bundle, &request],
+        ))
+        .fails_with("--role operator is refused");
+    assert!(!bundle.exists(), "no bundle is written");
 }

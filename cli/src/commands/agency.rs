@@ -58,6 +58,11 @@ pub fn init(home: &Path, args: args::AgencyInit, json: bool) -> Result<()> {
 
 pub fn enroll(home: &Path, args: args::AgencyEnroll, json: bool) -> Result<()> {
     let role: Role = args.role.parse().map_err(anyhow::Error::msg)?;
+    if role == Role::Operator {
+        anyhow::bail!(
+            "--role operator is refused: a device never gets operator authority (only the agency root certifies operators, and enrolling and revoking take the operator key and its passphrase); enroll this device as member"
+        );
+    }
     let request_bytes = read_input(&args.request, "the enrollment request")?;
     let request: baro_node::trust::EnrollmentRequest =
         wire::decode(&request_bytes).with_context(|| {

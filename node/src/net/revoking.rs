@@ -164,11 +164,15 @@ impl Actor {
     /// What a revocation does here: this device wipes; everyone else shuts
     /// the devices it covers out (connections, envelopes, keys).
     fn apply(&mut self, verified: &VerifiedRevocation, restored: bool) {
-        if self
-            .me
-            .as_ref()
-            .is_some_and(|me| verified.covers(me, &self.policy))
-        {
+        // A revocation of any certificate in a chain (its operator's too)
+        // covers the holder, as in the set's `covering`.
+        let policy = self.policy.clone();
+        let covers = |device: &VerifiedDevice| {
+            device
+                .certificates()
+                .any(|certificate| verified.covers(certificate, &policy))
+        };
+        if self.me.as_ref().is_some_and(covers) {
             if verified.wipe {
                 self.begin_wipe(verified);
             } else {
@@ -181,7 +185,7 @@ impl Actor {
             let covered: Vec<PublicKey> = messaging
                 .messenger
                 .devices()
-                .filter(|device| verified.covers(device, &self.policy))
+                .filter(|device| covers(device))
                 .map(|device| device.device.public_key())
                 .collect();
             for key in covered {
@@ -194,7 +198,7 @@ impl Actor {
             .filter(|peer| {
                 self.gate
                     .admitted(peer)
-                    .is_some_and(|(device, _)| verified.covers(&device, &self.policy))
+                    .is_some_and(|(device, _)| covers(&device))
             })
             .copied()
             .collect();

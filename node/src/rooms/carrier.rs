@@ -319,6 +319,7 @@ mod tests {
                 not_after: u64::MAX,
                 issued_by: "op".into(),
                 issuer: key.public(),
+                authority: None,
             };
             self.devices.insert(key.public(), device.clone());
             (key, device)

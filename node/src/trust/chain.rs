@@ -2,12 +2,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, AgencyId, AgencyInfo, Certificate, Role, Subject, TrustError, TrustPolicy};
+use super::operator::OPERATOR_CERT_DAYS;
+use super::{
+    Action, AgencyId, AgencyInfo, Certificate, DAY_SECS, MAX_DEVICE_CERT_DAYS, Role, Subject,
+    TrustError, TrustPolicy,
+};
 use crate::identity::{DeviceId, PublicKey};
 use crate::wire::{Format, Kind};
 
-/// Longest accepted chain: root → operator → operator device → device.
-pub const MAX_CHAIN_LEN: usize = 3;
+/// Longest accepted chain: root → operator → device. Only the root and
+/// operator certificates the root issued may issue; an operator's own
+/// devices (its console) are ordinary devices and issue nothing (audit H2).
+pub const MAX_CHAIN_LEN: usize = 2;
 
 /// Certificates from the one the root signed down to the holder's own.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +48,18 @@ pub struct VerifiedDevice {
     pub issued_by: String,
     /// The key that signed the holder's certificate (an operator's, or the root).
     pub issuer: PublicKey,
+    /// The verified certificate that issued this one (an operator's), or
+    /// `None` when the root did: a revocation of any certificate in the
+    /// chain covers the holder.
+    pub authority: Option<Box<VerifiedDevice>>,
+}
+
+impl VerifiedDevice {
+    /// This certificate, then each one above it up to the one the root
+    /// signed.
+    pub fn certificates(&self) -> impl Iterator<Item = &VerifiedDevice> {
+        std::iter::successors(Some(self), |device| device.authority.as_deref())
+    }
 }
 
 impl CertificateChain {
@@ -52,8 +70,9 @@ impl CertificateChain {
 
     /// Verifies the chain under `agency` at time `now` (Unix seconds): each
     /// certificate is of this agency, signed (strictly) by the root or the
-    /// certificate above it, valid within the clock-skew tolerance, and every
-    /// issuing certificate has the operator role.
+    /// certificate above it, valid within the clock-skew tolerance and no
+    /// longer than its role allows, and only the root and the operator
+    /// certificates the root issued issue anything.
     pub fn verify(
         &self,
         agency: &AgencyInfo,
@@ -88,6 +107,8 @@ impl CertificateChain {
         let mut signer_name = format!("the root of agency {}", agency.name);
         let mut issued_by = "agency root".to_string();
         let mut issuing_keys: Vec<PublicKey> = vec![agency.root];
+        let mut authority: Option<Box<VerifiedDevice>> = None;
+        let mut holder = None;
         for (position, certificate) in self.certificates.iter().enumerate() {
             let body = &certificate.body;
             let what = certificate.describe();
@@ -114,26 +135,31 @@ impl CertificateChain {
             }
             body.subject.validate()?;
             check_window(&what, body.not_before, body.not_after, now, policy)?;
-            if !is_leaf {
-                Action::Enroll.check(body.role, what.clone())?;
-                signer = body.key;
-                issuing_keys.push(body.key);
-                signer_name = what;
-                issued_by = body.subject.user_id.clone();
+            check_role_limits(&what, position, body.role, body.not_before, body.not_after)?;
+            let verified = VerifiedDevice {
+                device: body.key.device_id(),
+                agency: agency_id,
+                subject: body.subject.clone(),
+                role: body.role,
+                serial: body.serial,
+                not_before: body.not_before,
+                not_after: body.not_after,
+                issued_by: issued_by.clone(),
+                issuer: body.issuer,
+                authority: authority.take(),
+            };
+            if is_leaf {
+                holder = Some(verified);
+                break;
             }
+            Action::Enroll.check(body.role, what.clone())?;
+            signer = body.key;
+            issuing_keys.push(body.key);
+            signer_name = what;
+            issued_by = body.subject.user_id.clone();
+            authority = Some(Box::new(verified));
         }
-        let leaf = &self.certificates[len - 1].body;
-        Ok(VerifiedDevice {
-            device: leaf.key.device_id(),
-            agency: agency_id,
-            subject: leaf.subject.clone(),
-            role: leaf.role,
-            serial: leaf.serial,
-            not_before: leaf.not_before,
-            not_after: leaf.not_after,
-            issued_by,
-            issuer: leaf.issuer,
-        })
+        holder.ok_or_else(|| TrustError::invalid("certificate chain", "has no certificates"))
     }
 
     /// Verifies the chain and that its holder is `presenter`: a chain is
@@ -154,6 +180,36 @@ impl CertificateChain {
         }
         Ok(verified)
     }
+}
+
+/// What verifying enforces whoever issued the certificate (issuing checks
+/// the same, but a chain is only as strict as its verifier): an operator
+/// certificate is the root's to issue, and no certificate outlives the
+/// longest validity its role may be given (audit H2).
+fn check_role_limits(
+    what: &str,
+    position: usize,
+    role: Role,
+    not_before: u64,
+    not_after: u64,
+) -> Result<(), TrustError> {
+    if role == Role::Operator && position > 0 {
+        return Err(TrustError::invalid(
+            what,
+            "makes an operator, which only the agency root may certify",
+        ));
+    }
+    let max_days = match role {
+        Role::Operator => OPERATOR_CERT_DAYS,
+        Role::Member | Role::Relay => MAX_DEVICE_CERT_DAYS,
+    };
+    if not_after.saturating_sub(not_before) > max_days * DAY_SECS {
+        return Err(TrustError::invalid(
+            what,
+            format!("is valid for longer than a {role} certificate may be ({max_days} days)"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_window(

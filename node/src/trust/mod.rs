@@ -2,8 +2,10 @@
 //!
 //! - The **agency root** signs operator certificates; its public key is the
 //!   agency's identity ([`AgencyId`] is its hash).
-//! - An **operator** (a certificate with role [`Role::Operator`]) signs device
-//!   certificates; a member or relay certificate cannot issue anything.
+//! - An **operator** (a certificate with role [`Role::Operator`], which only
+//!   the root issues) signs device certificates; a member or relay
+//!   certificate cannot issue anything, so chains are at most root →
+//!   operator → device. The operator's own console device is a member.
 //! - A **device certificate** binds a device key (its libp2p identity) to a
 //!   user, display name, org unit, role and validity window.
 //! - A **revocation** shuts a device (or a user) out for good; the revoked
@@ -62,6 +64,8 @@ pub use revocation_set::{MAX_REVOCATIONS, RevocationError, RevocationSet};
 pub use signed_frame::{FrameBody, MAX_FRAME_PAYLOAD, SignedFrame};
 pub use wipe_receipt::{WipeReceipt, WipeReceiptBody};
 
+#[cfg(test)]
+mod authority_tests;
 #[cfg(test)]
 mod revocation_tests;
 #[cfg(test)]

@@ -124,6 +124,12 @@ impl Operator {
         self.check_authority(now, policy)?;
         let device = request.verify()?;
         enrollment.subject.validate()?;
+        if enrollment.role == Role::Operator {
+            return Err(TrustError::invalid(
+                "role operator",
+                "only the agency root certifies operators; enroll an operator's own devices as members",
+            ));
+        }
         if enrollment.days == 0 || enrollment.days > MAX_DEVICE_CERT_DAYS {
             return Err(TrustError::invalid(
                 "validity",

@@ -150,20 +150,25 @@ impl RevocationSet {
         self.entries.get(id)
     }
 
-    /// The earliest revocation that covers `device`, if any.
+    /// The earliest revocation that covers `device` or any certificate
+    /// above it in its chain (its operator's), if any: a revoked operator's
+    /// certificate takes down everything under it, at any depth (audit H2).
     pub fn covering(&self, device: &VerifiedDevice) -> Option<&VerifiedRevocation> {
-        let key = device.device.public_key();
-        [
-            self.by_key.get(&key),
-            self.by_key.get(&device.issuer),
-            self.by_user.get(&device.subject.user_id),
-        ]
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|id| self.entries.get(id))
-        .filter(|r| r.covers(device, &self.policy))
-        .min_by_key(|r| (r.issued_at, r.id))
+        device
+            .certificates()
+            .flat_map(|certificate| {
+                [
+                    self.by_key.get(&certificate.device.public_key()),
+                    self.by_key.get(&certificate.issuer),
+                    self.by_user.get(&certificate.subject.user_id),
+                ]
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|id| self.entries.get(id))
+                .filter(move |r| r.covers(certificate, &self.policy))
+            })
+            .min_by_key(|r| (r.issued_at, r.id))
     }
 
     /// Every revocation, oldest first.

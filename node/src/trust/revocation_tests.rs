@@ -77,6 +77,37 @@ impl Agency {
         self.enroll_at(user, role, NOW)
     }
 
+    /// An operator certificate for `user`, issued by the root (only the
+    /// root certifies operators).
+    fn operator(&mut self, user: &str) -> Device {
+        let key = KeyPair::generate(&mut self.entropy);
+        let body = CertificateBody {
+            agency: self.info().id(),
+            serial: 500,
+            key: key.public(),
+            subject: Subject {
+                user_id: user.into(),
+                display_name: format!("Operator {user}"),
+                org_unit: "MOIS".parse().expect("org"),
+            },
+            role: Role::Operator,
+            not_before: NOW,
+            not_after: NOW + 365 * DAY_SECS,
+            issuer: self.new.root.public(),
+        };
+        let chain = CertificateChain {
+            certificates: vec![Certificate::issue(body, &self.new.root)],
+        };
+        let verified = chain
+            .verify_for(key.device_id(), self.info(), NOW, &self.policy)
+            .expect("valid");
+        Device {
+            key,
+            chain,
+            verified,
+        }
+    }
+
     /// A revocation of `target` signed by the operator key.
     fn by_operator(&self, target: &Device, scope: RevocationScope) -> Revocation {
         Revocation::sign(
@@ -186,7 +217,7 @@ fn forged_revocations_are_refused() {
     let pc = agency.enroll("kim", Role::Member);
     let lee = agency.enroll("lee", Role::Member);
     let relay = agency.enroll("relay.sejong", Role::Relay);
-    let operator_device = agency.enroll("park.op", Role::Operator);
+    let operator_device = agency.operator("park.op");
     let set = RevocationSet::new();
     let check = |r: &Revocation| set.check(r, agency.info(), NOW + 200);
 
@@ -303,7 +334,7 @@ fn a_user_revocation_covers_their_devices_certified_until_then() {
     let mut agency = Agency::new(6);
     let phone = agency.enroll("kim", Role::Member);
     let pc = agency.enroll("kim", Role::Member);
-    let console = agency.enroll("kim", Role::Operator);
+    let console = agency.operator("kim");
     let lee = agency.enroll("lee", Role::Member);
     let later = agency.enroll_at("kim", Role::Member, NOW + 30 * DAY_SECS);
     let revocation = agency.by_operator(&phone, RevocationScope::User);
