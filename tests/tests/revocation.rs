@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use baro_node::clock::Clock;
 use baro_node::crypto::RoomKey;
 use baro_node::identity::DeviceId;
 use baro_node::rooms::RoomId;
@@ -295,7 +296,7 @@ async fn forged_revocations_wipe_nothing_and_their_forwarder_is_penalised() {
     for node in [&kim, &lee, &mallory] {
         node.handle().wait_for_peers(2, SETTLE).await.expect("mesh");
     }
-    let now = baro_node::clock::Clock::now(&agency.clock);
+    let now = agency.clock.now();
     let body = |issuer: Issuer| baro_node::trust::RevocationBody {
         agency: agency.agency.operator.agency.id(),
         scope: RevocationScope::Device,
@@ -468,4 +469,55 @@ async fn an_official_revokes_their_lost_phone_from_their_pc_which_keeps_working(
     send(&pc, DIV, "from my PC, phone is gone").await;
     wait_for_message(&mut lee_events, "from my PC, phone is gone").await;
     assert_eq!(pc.handle().peers().await.expect("peers").len(), 1);
+}
+
+/// Audit M10: a restart re-derives the same revocation set. Kim's PC
+/// revokes her phone; then an operator revokes the PC with a revocation
+/// dated earlier. Lee's node took both, in that order. Replaying them by
+/// date at a restart made the PC's revocation look issued by a revoked
+/// device, so the phone was let back in on Lee's node alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_every_revocation_the_node_took_whatever_their_dates() {
+    let mut agency = TestAgency::new(66);
+    let pc = agency.member("kim");
+    let phone = agency.member("kim");
+    let lee_credentials = agency.member("lee");
+    let store = Arc::new(MemoryStore::new());
+    let lee = agency.spawn_with_store(lee_credentials.clone(), &[], store.clone());
+
+    let now = agency.clock.now();
+    let mut body = baro_node::trust::RevocationBody {
+        agency: agency.agency.operator.agency.id(),
+        scope: RevocationScope::Device,
+        target: phone.chain.clone(),
+        reason: "lost my phone".into(),
+        issued_at: now + 200,
+        wipe: true,
+        issuer: Issuer::Chain(pc.chain.clone()),
+    };
+    let by_pc = wire::encode(&Revocation::sign(body.clone(), &pc.key));
+    lee.handle()
+        .submit_revocation(by_pc)
+        .await
+        .expect("the PC revokes the phone");
+    body.target = pc.chain.clone();
+    body.issued_at = now;
+    body.reason = "PC reported stolen".into();
+    body.issuer = Issuer::Chain(agency.agency.operator.chain.clone());
+    let by_operator = wire::encode(&Revocation::sign(body, &agency.agency.operator.key));
+    lee.handle()
+        .submit_revocation(by_operator)
+        .await
+        .expect("then the operator revokes the PC");
+    let before = lee.handle().revocations().await.expect("list");
+    assert_eq!(before.len(), 2);
+    lee.shutdown().await;
+
+    let lee = agency.spawn_with_store(lee_credentials, &[], store);
+    let after = lee.handle().revocations().await.expect("list");
+    assert_eq!(
+        after.iter().map(|v| &v.id).collect::<Vec<_>>(),
+        before.iter().map(|v| &v.id).collect::<Vec<_>>(),
+        "the same set after the restart"
+    );
 }

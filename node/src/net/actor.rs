@@ -214,6 +214,9 @@ pub(crate) struct Actor {
     revoked_peers: HashMap<PeerId, tokio::time::Instant>,
     /// Revocations issued here that no peer has yet, with their bytes.
     unpublished: HashMap<[u8; 32], Vec<u8>>,
+    /// The number the next revocation taken here is saved under (its
+    /// place in the order revocations were taken).
+    next_arrival: u64,
     /// Set when this device was revoked and is about to erase itself.
     wiping: Option<revoking::Wiping>,
     /// Told of accepted gossip (diagnostics; usually none).
@@ -426,6 +429,7 @@ impl Actor {
             store: store_handle,
             revoked_peers: HashMap::new(),
             unpublished: HashMap::new(),
+            next_arrival: 0,
             wiping: None,
             observer: diagnostics.observer,
             triggers: sync_triggers::SyncTriggers::default(),
@@ -472,6 +476,7 @@ impl Actor {
                     self.sync_when_due();
                 }
                 _ = sync.tick() => {
+                    self.prune_revocations();
                     self.publish_unpublished();
                     self.redial_lan_peers();
                     self.evict();

@@ -264,6 +264,46 @@ impl AdmissionGate {
             .check(revocation, &self.agency, self.clock.now())
     }
 
+    /// Checks a revocation as it would have been checked at `at` (Unix
+    /// seconds): a restart replays what the node took, each at the time it
+    /// took it.
+    pub fn check_revocation_at(
+        &self,
+        revocation: &Revocation,
+        at: u64,
+    ) -> Result<VerifiedRevocation, RevocationError> {
+        lock(&self.revocations)
+            .set
+            .check(revocation, &self.agency, at)
+    }
+
+    /// Whether revocation `id` is held but covers nothing (it lost a
+    /// conflict between two devices of one user).
+    pub fn is_overruled(&self, id: &[u8; 32]) -> bool {
+        lock(&self.revocations).set.is_overruled(id)
+    }
+
+    /// Drops every revocation whose certificates have all expired by now
+    /// and returns them.
+    pub fn prune_expired_revocations(&self) -> Vec<VerifiedRevocation> {
+        let now = self.clock.now();
+        let (gone, digest) = {
+            let mut revocations = lock(&self.revocations);
+            let gone = revocations.set.prune_expired(now);
+            if gone.is_empty() {
+                return gone;
+            }
+            for revocation in &gone {
+                revocations.bytes.remove(&revocation.id);
+            }
+            (gone, revocations.set.digest())
+        };
+        let mut own = lock(&self.own_hello);
+        own.0.revocation_digest = digest;
+        own.1 = wire::encode(&own.0);
+        gone
+    }
+
     /// Enforces a checked revocation from now on (its `bytes` are what a
     /// revoked peer is shown); `false` if it was already enforced.
     pub fn enforce(
@@ -310,6 +350,13 @@ impl AdmissionGate {
     pub fn block(&self, peer: &PeerId, reason: String) {
         if let Some(device) = device_id(peer) {
             lock(&self.blocklist).block(device, self.clock.now(), self.block_secs, reason);
+        }
+    }
+
+    /// Lifts the block on `peer` (its revocation was overruled).
+    pub fn unblock(&self, peer: &PeerId) {
+        if let Some(device) = device_id(peer) {
+            lock(&self.blocklist).unblock(&device);
         }
     }
 
@@ -392,7 +439,7 @@ impl AdmissionGate {
         let reason = verified.describe();
         tracing::warn!(%peer, %reason, "a peer refused us with a revocation");
         let receipt = self.signer.as_ref().and_then(|signer| {
-            verified.wipe.then(|| {
+            verified.orders_wipe().then(|| {
                 wire::encode(&crate::trust::WipeReceipt::sign(
                     crate::trust::WipeReceiptBody {
                         agency: self.agency.id(),

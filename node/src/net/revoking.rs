@@ -4,6 +4,7 @@
 //! when a revocation names this device, sends a wipe receipt and erases the
 //! node.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use libp2p::PeerId;
@@ -15,7 +16,7 @@ use crate::clock::format_utc;
 use crate::identity::{DeviceId, PublicKey};
 use crate::node::{NodeError, NodeEvent};
 use crate::revocations::{Order, RevocationView, Target};
-use crate::store::RevocationRecord;
+use crate::store::{Arrival, RevocationRecord};
 use crate::sync::SyncScope;
 use crate::trust::{
     CertificateChain, Issuer, Revocation, RevocationScope, VerifiedDevice, VerifiedRevocation,
@@ -39,21 +40,47 @@ pub(crate) struct Wiping {
 }
 
 impl Actor {
-    /// Loads the revocations and receipts the store holds and enforces them
-    /// (at start, before any connection).
+    /// Loads the revocations the store holds and enforces them (at start,
+    /// before any connection): in the order this node took them, each
+    /// checked at the time it was taken, so the set is the one it had
+    /// before (audit M10). Revocations saved before arrivals were recorded
+    /// come last, oldest first, checked now. Then what has expired goes.
     pub(super) fn load_revocations(&mut self) {
         let Some(messaging) = self.messaging.as_ref() else {
             return;
         };
-        let stored = messaging.log.signed_revocations().unwrap_or_default();
-        for bytes in stored {
+        let mut stored: HashMap<[u8; 32], Vec<u8>> = HashMap::new();
+        let mut unrecorded = Vec::new();
+        for bytes in messaging.log.signed_revocations().unwrap_or_default() {
             if wire::kind_of(&bytes) != Some(Kind::Revocation) {
                 continue;
             }
+            let id = *blake3::hash(&bytes).as_bytes();
+            unrecorded.push(id);
+            stored.insert(id, bytes);
+        }
+        let arrivals = messaging.log.revocation_arrivals().unwrap_or_default();
+        self.next_arrival = arrivals.last().map_or(0, |last| last.number + 1);
+        let now = self.clock.now();
+        let recorded: HashSet<[u8; 32]> = arrivals.iter().map(|arrival| arrival.id).collect();
+        let in_order: Vec<([u8; 32], u64)> = arrivals
+            .iter()
+            .map(|arrival| (arrival.id, arrival.received_at))
+            .chain(
+                unrecorded
+                    .into_iter()
+                    .filter(|id| !recorded.contains(id))
+                    .map(|id| (id, now)),
+            )
+            .collect();
+        for (id, received_at) in in_order {
+            let Some(bytes) = stored.remove(&id) else {
+                continue;
+            };
             let Ok(revocation) = wire::decode::<Revocation>(&bytes) else {
                 continue;
             };
-            let verified = match self.gate.check_revocation(&revocation) {
+            let verified = match self.gate.check_revocation_at(&revocation, received_at) {
                 Ok(verified) => verified,
                 Err(e) => {
                     tracing::warn!(error = %e, "a stored revocation no longer checks out");
@@ -63,12 +90,58 @@ impl Actor {
             if !matches!(self.gate.enforce(verified.clone(), bytes.clone()), Ok(true)) {
                 continue;
             }
+            if !recorded.contains(&id) {
+                self.note_arrival(id);
+            }
             let record = self.record(&verified.id);
             if record.unpublished {
                 self.unpublished.insert(verified.id, bytes);
             }
             self.apply(&verified, true);
         }
+        self.prune_revocations();
+    }
+
+    /// Records that revocation `id` was taken now, after those before it.
+    fn note_arrival(&mut self, id: [u8; 32]) {
+        let arrival = Arrival {
+            id,
+            number: self.next_arrival,
+            received_at: self.clock.now(),
+        };
+        self.next_arrival += 1;
+        if let Some(messaging) = self.messaging.as_ref()
+            && let Err(e) = messaging.log.save_revocation_arrival(&arrival)
+        {
+            tracing::error!(error = %e, "cannot save when a revocation was taken");
+        }
+    }
+
+    /// Drops revocations whose certificates have all expired: from the
+    /// set, the store and what sync offers (the set shrinks).
+    pub(super) fn prune_revocations(&mut self) {
+        let gone = self.gate.prune_expired_revocations();
+        if gone.is_empty() {
+            return;
+        }
+        tracing::info!(
+            count = gone.len(),
+            "revocations expired with the certificates they covered"
+        );
+        let mut items = Vec::new();
+        for revocation in &gone {
+            self.unpublished.remove(&revocation.id);
+            items.push((
+                SyncScope::Revocations,
+                (revocation.issued_at.saturating_mul(1000), revocation.id),
+            ));
+            if let Some(messaging) = self.messaging.as_ref()
+                && let Err(e) = messaging.log.forget_revocation_arrival(&revocation.id)
+            {
+                tracing::error!(error = %e, "cannot forget an expired revocation");
+            }
+        }
+        self.drop_items(items);
     }
 
     /// Takes a revocation or a wipe receipt from gossip or sync (`from`), or
@@ -108,6 +181,7 @@ impl Actor {
                 Err(e) => tracing::error!(error = %e, "cannot save a revocation"),
             }
         }
+        self.note_arrival(id);
         tracing::warn!(revocation = %verified.describe(), "revocation received");
         self.note_seen(&[id], from);
         let record = self.record(&id);
@@ -164,6 +238,11 @@ impl Actor {
     /// What a revocation does here: this device wipes; everyone else shuts
     /// the devices it covers out (connections, envelopes, keys).
     fn apply(&mut self, verified: &VerifiedRevocation, restored: bool) {
+        if self.gate.is_overruled(&verified.id) {
+            tracing::info!(revocation = %verified.describe(), "overruled: the device it names revoked its issuer, and wins");
+            return;
+        }
+        self.reinstate_overruled(verified);
         // A revocation of any certificate in a chain (its operator's too)
         // covers the holder, as in the set's `covering`.
         let policy = self.policy.clone();
@@ -173,7 +252,7 @@ impl Actor {
                 .any(|certificate| verified.covers(certificate, &policy))
         };
         if self.me.as_ref().is_some_and(covers) {
-            if verified.wipe {
+            if verified.orders_wipe() {
                 self.begin_wipe(verified);
             } else {
                 tracing::warn!(revocation = %verified.describe(), "this device was revoked (no wipe ordered): peers will refuse it");
@@ -208,6 +287,31 @@ impl Actor {
         }
         if !restored {
             self.settle_messaging();
+        }
+    }
+
+    /// A revocation that wins a conflict between two devices of one user
+    /// overrules the loser's revocation of its issuer: the issuer, shut out
+    /// until now, is taken back (messenger, connected peers).
+    fn reinstate_overruled(&mut self, verified: &VerifiedRevocation) {
+        let Some(issuer) = verified.issuer_device.as_ref() else {
+            return;
+        };
+        if !verified.is_self_service() || self.gate.revocation_of(issuer).is_some() {
+            return;
+        }
+        let mut was_revoked = self
+            .messaging
+            .as_mut()
+            .is_some_and(|messaging| messaging.messenger.reinstate(issuer.device.public_key()));
+        if let Some(peer) = issuer.device.peer_id() {
+            was_revoked |= self.revoked_peers.remove(&peer).is_some();
+            if was_revoked {
+                self.gate.unblock(&peer);
+            }
+        }
+        if was_revoked {
+            tracing::warn!(device = %issuer.device.short(), user = %issuer.subject.user_id, "a revocation of this device was overruled: it is back");
         }
     }
 

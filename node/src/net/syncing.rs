@@ -173,7 +173,7 @@ impl Actor {
     }
 
     /// Forgets and deletes items (evicted, or over an author's quota).
-    fn drop_items(&mut self, items: Vec<(SyncScope, SyncItem)>) {
+    pub(super) fn drop_items(&mut self, items: Vec<(SyncScope, SyncItem)>) {
         for (scope, item) in items {
             self.quotas.release(scope, item);
             if self.index.remove(scope, item) {

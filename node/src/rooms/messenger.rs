@@ -1427,6 +1427,14 @@ impl Messenger {
         new
     }
 
+    /// Takes back a device whose revocation was overruled (it won a
+    /// conflict with another device of its user); whether it was revoked
+    /// here. Rooms that moved on without it grant it their key again as
+    /// for any member that lacks it.
+    pub fn reinstate(&mut self, device: PublicKey) -> bool {
+        self.revoked.remove(&device)
+    }
+
     fn schedule_rotations(&mut self, device: PublicKey) {
         let Some(certified) = self.directory.get(&device).cloned() else {
             return;

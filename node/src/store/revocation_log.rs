@@ -18,6 +18,22 @@ use crate::wire::{self, Format, Kind};
 const RECORDS: &str = "revocation_records";
 /// Rooms to move to a new key: key = room id, value = epoch number (u64 BE).
 const ROTATION_DUE: &str = "rotation_due";
+/// When and in which order this node took each revocation: key =
+/// revocation id, value = arrival number (u64 BE) then receipt time (u64
+/// BE, Unix seconds). A restart replays the revocations in that order, each
+/// checked at its receipt time, so it derives the same set (audit M10).
+const ARRIVALS: &str = "revocation_arrivals";
+
+/// A revocation as this node took it: in which order, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    /// The revocation's id.
+    pub id: [u8; 32],
+    /// Its place in the order revocations were taken here.
+    pub number: u64,
+    /// When it was taken, Unix seconds (this node's clock).
+    pub received_at: u64,
+}
 
 /// Most peers remembered as having seen one revocation.
 pub const MAX_SEEN_BY: usize = 1024;
@@ -88,6 +104,39 @@ impl MessageLog {
         Ok(item)
     }
 
+    /// Records when and in which order revocation `arrival.id` was taken.
+    pub fn save_revocation_arrival(&self, arrival: &Arrival) -> Result<(), StoreError> {
+        let mut value = arrival.number.to_be_bytes().to_vec();
+        value.extend(arrival.received_at.to_be_bytes());
+        self.store.insert(ARRIVALS, &arrival.id, &value)
+    }
+
+    /// Forgets when revocation `id` was taken (it left the set).
+    pub fn forget_revocation_arrival(&self, id: &[u8; 32]) -> Result<(), StoreError> {
+        self.store.remove(ARRIVALS, id).map(|_| ())
+    }
+
+    /// Every revocation taken here, in the order it was taken.
+    pub fn revocation_arrivals(&self) -> Result<Vec<Arrival>, StoreError> {
+        let mut arrivals: Vec<Arrival> = self
+            .store
+            .scan_prefix(ARRIVALS, &[], MAX_LISTING)?
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let id: [u8; 32] = key.try_into().ok()?;
+                let value: [u8; 16] = value.try_into().ok()?;
+                let (number, at) = value.split_at(8);
+                Some(Arrival {
+                    id,
+                    number: u64::from_be_bytes(number.try_into().ok()?),
+                    received_at: u64::from_be_bytes(at.try_into().ok()?),
+                })
+            })
+            .collect();
+        arrivals.sort_by_key(|arrival| (arrival.number, arrival.id));
+        Ok(arrivals)
+    }
+
     /// Every saved revocation and wipe receipt, oldest first.
     pub fn signed_revocations(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         Ok(self
@@ -146,6 +195,28 @@ impl MessageLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arrivals_come_back_in_the_order_they_were_taken() {
+        let log = MessageLog::new(std::sync::Arc::new(crate::store::MemoryStore::new()));
+        // Taken in this order; the ids sort the other way.
+        for (number, id) in [(0, [9; 32]), (1, [5; 32]), (2, [1; 32])] {
+            let arrival = Arrival {
+                id,
+                number,
+                received_at: 1_000 + number,
+            };
+            log.save_revocation_arrival(&arrival).expect("saved");
+        }
+        log.forget_revocation_arrival(&[5; 32]).expect("forgotten");
+        let back = log.revocation_arrivals().expect("read");
+        assert_eq!(
+            back.iter()
+                .map(|a| (a.id[0], a.number, a.received_at))
+                .collect::<Vec<_>>(),
+            vec![(9, 0, 1_000), (1, 2, 1_002)]
+        );
+    }
 
     fn record_of_two() -> (RevocationRecord, Vec<u8>) {
         let record = RevocationRecord {

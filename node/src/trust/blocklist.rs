@@ -45,6 +45,13 @@ impl Blocklist {
         self.entries.insert(peer, Blocked { until, reason });
     }
 
+    /// Lifts the block on `peer`, if any (a revocation that was overruled).
+    pub fn unblock(&mut self, peer: &DeviceId) {
+        if let Some(old) = self.entries.remove(peer) {
+            self.ends.remove(&(old.until, *peer));
+        }
+    }
+
     /// The block on `peer`, if one is in force at `now`.
     pub fn blocked(&self, peer: &DeviceId, now: u64) -> Option<&Blocked> {
         self.entries.get(peer).filter(|blocked| blocked.until > now)

@@ -93,6 +93,10 @@ pub struct VerifiedRevocation {
     pub display_name: String,
     /// The target's role.
     pub target_role: Role,
+    /// The target's certificate, checked.
+    pub target: VerifiedDevice,
+    /// When the target's certificate starts (how old the target device is).
+    pub target_not_before: u64,
     /// When the target's certificate ends (relays keep the revocation until then).
     pub target_not_after: u64,
     /// Why.
@@ -123,6 +127,12 @@ impl Revocation {
     /// Checks everything that does not depend on other revocations: agency,
     /// reason, time, the target's chain, the issuer's chain and signature,
     /// and the issuer's authority over the target.
+    ///
+    /// `now` is when this node receives it: the issuer's chain must be valid
+    /// then, not at the `issued_at` the issuer chose, so an expired or
+    /// retired key has no power left whatever date it writes (audit H3).
+    /// A node that took a revocation re-checks it at the time it first took
+    /// it (see [`super::RevocationSet`]), so a restart derives the same set.
     pub fn verify(
         &self,
         agency: &AgencyInfo,
@@ -138,10 +148,13 @@ impl Revocation {
         }
         validate_reason(&body.reason)?;
         if body.issued_at > now.saturating_add(policy.clock_skew_secs) {
-            return Err(TrustError::invalid(
-                "revocation",
-                format!("issued in the future ({})", format_utc(body.issued_at)),
-            ));
+            // Typed as a clock matter: a node whose clock is slow takes it
+            // later (audit M4), and does not blame whoever passed it on.
+            return Err(TrustError::NotYetValid {
+                what: "revocation issued in the future".into(),
+                not_before: body.issued_at.saturating_sub(policy.clock_skew_secs),
+                now,
+            });
         }
         // The target's certificate may have expired since: check it as of its
         // own start, which proves who it names.
@@ -167,7 +180,7 @@ impl Revocation {
         let (signer, issuer_device, issued_by) = match &body.issuer {
             Issuer::Root => (agency.root, None, "the agency root".to_string()),
             Issuer::Chain(chain) => {
-                let issuer = chain.verify(agency, body.issued_at, policy)?;
+                let issuer = chain.verify(agency, now, policy)?;
                 let name = match issuer.role {
                     Role::Operator => format!("operator {}", issuer.subject.user_id),
                     _ => format!(
@@ -195,6 +208,8 @@ impl Revocation {
             user: target.subject.user_id.clone(),
             display_name: target.subject.display_name.clone(),
             target_role: target.role,
+            target: target.clone(),
+            target_not_before: target.not_before,
             target_not_after: target.not_after,
             reason: body.reason.clone(),
             issued_at: body.issued_at,
@@ -225,6 +240,48 @@ impl VerifiedRevocation {
                     && (self.issuer_device.is_none() || device.role != Role::Operator)
             }
         }
+    }
+
+    /// Whether another device of the target's own user signed it (not an
+    /// operator, not the root).
+    pub fn is_self_service(&self) -> bool {
+        self.issuer_device
+            .as_ref()
+            .is_some_and(|issuer| issuer.role != Role::Operator)
+    }
+
+    /// The key that signed it (None for the agency root).
+    pub fn issuer_key(&self) -> Option<PublicKey> {
+        self.issuer_device
+            .as_ref()
+            .map(|issuer| issuer.device.public_key())
+    }
+
+    /// Whether the issuing device is older than the target: its certificate
+    /// started earlier (ties go to the smaller key). Only meaningful for
+    /// self-service revocations.
+    pub fn issuer_is_older(&self) -> bool {
+        self.issuer_device.as_ref().is_some_and(|issuer| {
+            (issuer.not_before, issuer.device.public_key())
+                < (self.target_not_before, self.target_key)
+        })
+    }
+
+    /// Whether the target must erase itself. An operator's or the root's
+    /// wipe order always counts. A device's own user may order a wipe only
+    /// of a device no older than the one signing (certified at the same
+    /// time or later): a thief holding the newer phone can shut the owner's
+    /// older PC out for a moment, but never wipe it, and the PC's
+    /// counter-revocation wins (the older device wins;
+    /// [`super::RevocationSet`]). A lost device older than the others is
+    /// wiped by an operator.
+    pub fn orders_wipe(&self) -> bool {
+        self.wipe
+            && (!self.is_self_service()
+                || self
+                    .issuer_device
+                    .as_ref()
+                    .is_some_and(|issuer| issuer.not_before <= self.target_not_before))
     }
 
     /// The device named by the target chain.

@@ -1,9 +1,27 @@
-//! The agency's revocation set as one node knows it: grow-only, checked on
-//! the way in, with a digest two peers compare to see whether they agree.
+//! The agency's revocation set as one node knows it: checked on the way in,
+//! with a digest two peers compare to see whether they agree.
+//!
+//! The rules (issue 17):
+//! - One revocation per act: scope, target, kind of issuer and wipe order
+//!   ([`Class`]); re-revoking is idempotent.
+//! - Each issuer holds a bounded share: an official's device at most
+//!   [`MAX_PER_DEVICE`], an operator at most [`MAX_PER_OPERATOR`] (the root
+//!   is bounded only by [`MAX_REVOCATIONS`]).
+//! - A revocation is checked when it arrives, at that time (see
+//!   [`super::Revocation::verify`]); one whose issuer is revoked here then
+//!   is refused. The node replays what it took in the order and at the
+//!   times it took it, so a restart derives the same set (audit M10).
+//! - Two devices of one user revoking each other: the older device wins
+//!   (its certificate started first), unless an operator or the root
+//!   revoked one of the two, whose word wins. The loser's revocation stays
+//!   held (peers still sync it) but covers nothing. Only the older of two
+//!   devices may order the other's wipe ([`VerifiedRevocation::orders_wipe`]).
+//! - A revocation leaves the set once every certificate it covers has
+//!   expired ([`RevocationSet::prune_expired`]), so the set shrinks.
 //!
 //! Pure: it decides; the node persists the revocations' bytes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::identity::PublicKey;
 
@@ -11,6 +29,13 @@ use super::{AgencyInfo, Revocation, TrustError, TrustPolicy, VerifiedDevice, Ver
 
 /// Most revocations one node keeps (a generous bound on a whole agency's).
 pub const MAX_REVOCATIONS: usize = 100_000;
+/// Most revocations one official's device may have in the set (it can
+/// only revoke its own user's other devices, once each).
+pub const MAX_PER_DEVICE: usize = 32;
+/// Most revocations one operator may have in the set: an operator can
+/// certify keys at will, so without a share a rogue operator could fill
+/// the set and stop every other revocation.
+pub const MAX_PER_OPERATOR: usize = 20_000;
 
 /// Why a revocation is not taken.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -29,6 +54,17 @@ pub enum RevocationError {
     /// The set is full.
     #[error("too many revocations (at most {MAX_REVOCATIONS})")]
     Full,
+    /// Its issuer already has its share of the set.
+    #[error("{issuer} has issued too many revocations (at most {max} in force)")]
+    IssuerFull {
+        /// Who issued it.
+        issuer: String,
+        /// The issuer's share.
+        max: usize,
+    },
+    /// Every certificate it could cover has expired.
+    #[error("revocation of {0} has expired with the certificate it covers")]
+    Expired(String),
 }
 
 /// What makes two revocations the same act: scope, target (key or user),
@@ -79,11 +115,15 @@ impl Class {
 #[derive(Debug, Default, Clone)]
 pub struct RevocationSet {
     entries: BTreeMap<[u8; 32], VerifiedRevocation>,
-    /// The class of every entry (at most one entry per class).
-    classes: HashSet<Class>,
+    /// The entry in force for every class (at most one per class).
+    classes: HashMap<Class, [u8; 32]>,
     /// Ids of device revocations by target key, and of user revocations by user.
     by_key: HashMap<PublicKey, Vec<[u8; 32]>>,
     by_user: HashMap<String, Vec<[u8; 32]>>,
+    /// Ids by issuing device key (not the root's).
+    by_issuer: HashMap<PublicKey, Vec<[u8; 32]>>,
+    /// Overrides of [`MAX_PER_DEVICE`] and [`MAX_PER_OPERATOR`] (tests).
+    shares: Option<(usize, usize)>,
     policy: TrustPolicy,
 }
 
@@ -91,6 +131,15 @@ impl RevocationSet {
     /// An empty set.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty set with other shares per issuer: `per_device` for an
+    /// official's device, `per_operator` for an operator (tests).
+    pub fn with_shares(per_device: usize, per_operator: usize) -> Self {
+        RevocationSet {
+            shares: Some((per_device, per_operator)),
+            ..Self::default()
+        }
     }
 
     /// Verifies `revocation` and checks that its issuer is not revoked here.
@@ -101,15 +150,96 @@ impl RevocationSet {
         now: u64,
     ) -> Result<VerifiedRevocation, RevocationError> {
         let verified = revocation.verify(agency, now, &self.policy)?;
+        if verified
+            .expires_at()
+            .saturating_add(self.policy.clock_skew_secs)
+            < now
+        {
+            return Err(RevocationError::Expired(verified.describe()));
+        }
         if let Some(issuer) = &verified.issuer_device
-            && let Some(against) = self.covering(issuer)
+            && let Some(against) = self.in_force_covering(issuer).find(|against| {
+                !self.answers(&verified, against) && !self.answers(against, &verified)
+            })
         {
             return Err(RevocationError::IssuerRevoked {
                 issuer: verified.issued_by.clone(),
                 revoked: against.describe(),
             });
         }
+        // A self-service revocation that lost its conflict is taken all the
+        // same, overruled: every node then holds the same set whatever the
+        // order the two arrived in.
         Ok(verified)
+    }
+
+    /// Whether `revocation` is the winning answer to `against`, a
+    /// self-service revocation of its issuer by its own target: the older
+    /// device wins, or the one an operator or the root did not revoke.
+    fn answers(&self, revocation: &VerifiedRevocation, against: &VerifiedRevocation) -> bool {
+        revocation.is_self_service()
+            && against.is_self_service()
+            && against.issuer_key() == Some(revocation.target_key)
+            && revocation.issuer_key() == Some(against.target_key)
+            && {
+                // The operator's (or the root's) word first, then age.
+                let mine_struck = self.strongly_covered(&against.target);
+                let theirs_struck = self.strongly_covered(&revocation.target);
+                if mine_struck != theirs_struck {
+                    theirs_struck
+                } else {
+                    revocation.issuer_is_older()
+                }
+            }
+    }
+
+    /// Whether the root or an operator revoked `device`.
+    fn strongly_covered(&self, device: &VerifiedDevice) -> bool {
+        self.candidates(device).any(|r| !r.is_self_service())
+    }
+
+    /// Whether a self-service revocation lost a conflict: its target
+    /// revoked its issuer in return and won ([`Self::answers`]).
+    fn is_void(&self, revocation: &VerifiedRevocation) -> bool {
+        let Some(issuer) = revocation.issuer_key() else {
+            return false;
+        };
+        revocation.is_self_service()
+            && self
+                .by_issuer
+                .get(&revocation.target_key)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| self.entries.get(id))
+                .any(|answer| answer.target_key == issuer && self.answers(answer, revocation))
+    }
+
+    /// Revocations that cover `device` or a certificate above it, in force
+    /// or not.
+    fn candidates<'a>(
+        &'a self,
+        device: &'a VerifiedDevice,
+    ) -> impl Iterator<Item = &'a VerifiedRevocation> + 'a {
+        device.certificates().flat_map(move |certificate| {
+            [
+                self.by_key.get(&certificate.device.public_key()),
+                self.by_key.get(&certificate.issuer),
+                self.by_user.get(&certificate.subject.user_id),
+            ]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|id| self.entries.get(id))
+            .filter(move |r| r.covers(certificate, &self.policy))
+        })
+    }
+
+    /// The revocations in force that cover `device`.
+    fn in_force_covering<'a>(
+        &'a self,
+        device: &'a VerifiedDevice,
+    ) -> impl Iterator<Item = &'a VerifiedRevocation> + 'a {
+        self.candidates(device).filter(|r| !self.is_void(r))
     }
 
     /// Adds a checked revocation; `Ok(false)` if it, or one that does the
@@ -117,13 +247,35 @@ impl RevocationSet {
     /// was already here: re-revoking is idempotent.
     pub fn insert(&mut self, verified: VerifiedRevocation) -> Result<bool, RevocationError> {
         let class = Class::of(&verified);
-        if self.entries.contains_key(&verified.id) || self.classes.contains(&class) {
+        let same_act = self
+            .classes
+            .get(&class)
+            .and_then(|id| self.entries.get(id))
+            .is_some_and(|held| !self.is_void(held));
+        if self.entries.contains_key(&verified.id) || same_act {
             return Ok(false);
         }
         if self.entries.len() >= MAX_REVOCATIONS {
             return Err(RevocationError::Full);
         }
-        self.classes.insert(class);
+        if let Some(issuer) = &verified.issuer_device {
+            let (per_device, per_operator) =
+                self.shares.unwrap_or((MAX_PER_DEVICE, MAX_PER_OPERATOR));
+            let max = if verified.is_self_service() {
+                per_device
+            } else {
+                per_operator
+            };
+            let key = issuer.device.public_key();
+            if self.by_issuer.get(&key).map_or(0, Vec::len) >= max {
+                return Err(RevocationError::IssuerFull {
+                    issuer: verified.issued_by.clone(),
+                    max,
+                });
+            }
+            self.by_issuer.entry(key).or_default().push(verified.id);
+        }
+        self.classes.insert(class, verified.id);
         match verified.scope {
             super::RevocationScope::Device => self
                 .by_key
@@ -150,25 +302,57 @@ impl RevocationSet {
         self.entries.get(id)
     }
 
-    /// The earliest revocation that covers `device` or any certificate
-    /// above it in its chain (its operator's), if any: a revoked operator's
-    /// certificate takes down everything under it, at any depth (audit H2).
-    pub fn covering(&self, device: &VerifiedDevice) -> Option<&VerifiedRevocation> {
-        device
-            .certificates()
-            .flat_map(|certificate| {
-                [
-                    self.by_key.get(&certificate.device.public_key()),
-                    self.by_key.get(&certificate.issuer),
-                    self.by_user.get(&certificate.subject.user_id),
-                ]
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|id| self.entries.get(id))
-                .filter(move |r| r.covers(certificate, &self.policy))
-            })
+    /// The earliest revocation in force that covers `device` or any
+    /// certificate above it in its chain (its operator's), if any: a
+    /// revoked operator's certificate takes down everything under it, at
+    /// any depth (audit H2). A revocation that lost a conflict between two
+    /// devices of one user covers nothing.
+    pub fn covering<'a>(&'a self, device: &'a VerifiedDevice) -> Option<&'a VerifiedRevocation> {
+        self.in_force_covering(device)
             .min_by_key(|r| (r.issued_at, r.id))
+    }
+
+    /// Whether revocation `id` is held but covers nothing: it lost a
+    /// conflict between two devices of one user.
+    pub fn is_overruled(&self, id: &[u8; 32]) -> bool {
+        self.entries.get(id).is_some_and(|r| self.is_void(r))
+    }
+
+    /// Removes every revocation whose certificates have all expired by
+    /// `now` (plus the clock skew), and returns them.
+    pub fn prune_expired(&mut self, now: u64) -> Vec<VerifiedRevocation> {
+        let skew = self.policy.clock_skew_secs;
+        let gone: Vec<[u8; 32]> = self
+            .entries
+            .values()
+            .filter(|r| r.expires_at().saturating_add(skew) < now)
+            .map(|r| r.id)
+            .collect();
+        gone.iter().filter_map(|id| self.remove(id)).collect()
+    }
+
+    fn remove(&mut self, id: &[u8; 32]) -> Option<VerifiedRevocation> {
+        let revocation = self.entries.remove(id)?;
+        let class = Class::of(&revocation);
+        if self.classes.get(&class) == Some(id) {
+            self.classes.remove(&class);
+        }
+        let lists = [
+            match revocation.scope {
+                super::RevocationScope::Device => self.by_key.get_mut(&revocation.target_key),
+                super::RevocationScope::User => self.by_user.get_mut(&revocation.user),
+            },
+            revocation
+                .issuer_key()
+                .and_then(|key| self.by_issuer.get_mut(&key)),
+        ];
+        for list in lists.into_iter().flatten() {
+            list.retain(|other| other != id);
+        }
+        self.by_key.retain(|_, ids| !ids.is_empty());
+        self.by_user.retain(|_, ids| !ids.is_empty());
+        self.by_issuer.retain(|_, ids| !ids.is_empty());
+        Some(revocation)
     }
 
     /// Every revocation, oldest first.

@@ -675,3 +675,182 @@ fn a_flood_of_revocations_of_the_same_device_adds_one_and_the_operator_can_still
     );
     assert_eq!(set.len(), 2);
 }
+
+/// Kim's older PC and her newer phone, which a thief now holds.
+fn pc_and_newer_phone(agency: &mut Agency) -> (Device, Device) {
+    let pc = agency.enroll_at("kim", Role::Member, NOW);
+    let phone = agency.enroll_at("kim", Role::Member, NOW + 30 * DAY_SECS);
+    (pc, phone)
+}
+
+fn dated(agency: &AgencyInfo, issuer: &Device, target: &Device, at: u64) -> Revocation {
+    let mut body = body(
+        agency,
+        target,
+        RevocationScope::Device,
+        Issuer::Chain(issuer.chain.clone()),
+    );
+    body.issued_at = at;
+    Revocation::sign(body, &issuer.key)
+}
+
+#[test]
+fn a_thief_with_the_newer_phone_cannot_wipe_the_older_pc_and_the_pc_s_answer_wins_in_any_order() {
+    let mut agency = Agency::new(25);
+    let (pc, phone) = pc_and_newer_phone(&mut agency);
+    let now = NOW + 40 * DAY_SECS;
+    // The thief strikes first, ordering a wipe; Kim answers from her PC.
+    let strike = dated(agency.info(), &phone, &pc, now - 60);
+    let answer = dated(agency.info(), &pc, &phone, now);
+
+    let mut set = RevocationSet::new();
+    let strike = set.check(&strike, agency.info(), now).expect("valid");
+    assert!(strike.wipe, "the thief asked for a wipe");
+    assert!(
+        !strike.orders_wipe(),
+        "a newer device never wipes an older one of the same user"
+    );
+    set.insert(strike.clone()).expect("taken");
+    assert!(
+        set.covering(&pc.verified).is_some(),
+        "the PC is shut out for now"
+    );
+    // The PC is revoked here, yet its answer to the phone that revoked it counts.
+    let answer = set
+        .check(&answer, agency.info(), now)
+        .expect("the older device wins");
+    assert!(
+        answer.orders_wipe(),
+        "the older PC may wipe the newer phone"
+    );
+    set.insert(answer.clone()).expect("taken");
+    assert!(set.covering(&phone.verified).is_some(), "the thief is out");
+    assert!(set.covering(&pc.verified).is_none(), "the PC is back");
+    assert!(set.is_overruled(&strike.id));
+
+    // Arriving the other way round gives the same set.
+    let mut other = RevocationSet::new();
+    other.insert(answer).expect("taken");
+    let late = other
+        .check(
+            &dated(agency.info(), &phone, &pc, now - 60),
+            agency.info(),
+            now,
+        )
+        .expect("held, so that every node holds the same set");
+    other.insert(late).expect("taken");
+    assert!(other.is_overruled(&strike.id));
+    assert_eq!(other.digest(), set.digest());
+    assert!(other.covering(&pc.verified).is_none());
+    assert!(other.covering(&phone.verified).is_some());
+}
+
+#[test]
+fn an_older_stolen_phone_wins_over_the_pc_until_an_operator_revokes_it() {
+    let mut agency = Agency::new(26);
+    // This time the phone is the older device.
+    let phone = agency.enroll_at("kim", Role::Member, NOW);
+    let pc = agency.enroll_at("kim", Role::Member, NOW + 30 * DAY_SECS);
+    let now = NOW + 40 * DAY_SECS;
+    let mut set = RevocationSet::new();
+    let strike = set
+        .check(&dated(agency.info(), &phone, &pc, now), agency.info(), now)
+        .expect("valid");
+    assert!(
+        strike.orders_wipe(),
+        "the older device wins: the rule is written down"
+    );
+    set.insert(strike.clone()).expect("taken");
+    let answer = dated(agency.info(), &pc, &phone, now);
+    let answer = set
+        .check(&answer, agency.info(), now)
+        .expect("held, like any loser of a conflict, so every node holds the same set");
+    set.insert(answer.clone()).expect("taken");
+    assert!(
+        set.is_overruled(&answer.id),
+        "the newer PC loses to the older phone"
+    );
+    assert!(set.covering(&pc.verified).is_some());
+    assert!(set.covering(&phone.verified).is_none());
+    // Kim calls her operator: the operator's word wins over the phone's.
+    let by_operator = agency.by_operator(&phone, RevocationScope::Device);
+    let by_operator = set.check(&by_operator, agency.info(), now).expect("valid");
+    set.insert(by_operator).expect("taken");
+    assert!(!set.is_overruled(&answer.id), "now the PC's answer counts");
+    assert!(set.covering(&pc.verified).is_none(), "the PC is back");
+    assert!(set.is_overruled(&strike.id));
+}
+
+#[test]
+fn a_phone_whose_certificate_expired_cannot_revoke_whatever_date_it_writes() {
+    let mut agency = Agency::new(27);
+    // Both certified for a year from NOW; the phone's certificate is then
+    // let expire, the PC's renewed (a new certificate of a new key).
+    let phone = agency.enroll_at("kim", Role::Member, NOW);
+    let pc = agency.enroll_at("kim", Role::Member, NOW + 200 * DAY_SECS);
+    // Dated inside the phone's validity and after the PC's start, received
+    // once the phone's certificate has ended.
+    let revocation = dated(agency.info(), &phone, &pc, NOW + 300 * DAY_SECS);
+    let later = NOW + 400 * DAY_SECS;
+    let error = RevocationSet::new()
+        .check(&revocation, agency.info(), later)
+        .expect_err("the issuer's chain is checked when the revocation arrives");
+    assert!(error.to_string().contains("expired"), "{error}");
+    // While the phone was valid, the same revocation counted.
+    RevocationSet::new()
+        .check(&revocation, agency.info(), NOW + 300 * DAY_SECS)
+        .expect("valid then");
+}
+
+#[test]
+fn an_operator_minting_certificates_to_fill_the_set_stops_at_its_share() {
+    let mut agency = Agency::new(28);
+    let mut set = RevocationSet::with_shares(4, 10);
+    let mut refused = 0;
+    for _ in 0..12 {
+        let fake = KeyPair::generate(&mut agency.entropy);
+        let revocation = revoke_a_key_it_does_not_hold(&agency, fake.public());
+        let verified = set
+            .check(&revocation, agency.info(), NOW + 200)
+            .expect("an operator may revoke a device it made up");
+        match set.insert(verified) {
+            Ok(true) => {}
+            Err(RevocationError::IssuerFull { max: 10, .. }) => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((set.len(), refused), (10, 2));
+    // The root, and other issuers, still revoke.
+    let lee = agency.enroll("lee", Role::Member);
+    let by_root = set
+        .check(
+            &agency.by_root(&lee.chain, RevocationScope::Device),
+            agency.info(),
+            NOW + 200,
+        )
+        .expect("valid");
+    assert!(set.insert(by_root).expect("room for the root"));
+}
+
+#[test]
+fn a_revocation_leaves_the_set_once_its_certificate_has_expired() {
+    let mut agency = Agency::new(29);
+    let phone = agency.enroll("kim", Role::Member);
+    let mut set = RevocationSet::new();
+    let revocation = agency.by_operator(&phone, RevocationScope::Device);
+    let verified = set
+        .check(&revocation, agency.info(), NOW + 200)
+        .expect("valid");
+    let ends = verified.expires_at();
+    set.insert(verified.clone()).expect("taken");
+    assert!(set.prune_expired(ends).is_empty(), "still valid at its end");
+    let after = ends + TrustPolicy::default().clock_skew_secs + 1;
+    assert_eq!(set.prune_expired(after), vec![verified]);
+    assert!(set.is_empty());
+    assert_eq!(set.digest(), empty_revocation_digest());
+    // And it is not taken again from a peer that still offers it.
+    assert!(matches!(
+        set.check(&revocation, agency.info(), after),
+        Err(RevocationError::Expired(_))
+    ));
+}
