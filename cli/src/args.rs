@@ -108,6 +108,21 @@ pub enum AgencyCommand {
     /// List the revocations this home knows, with who has seen each and
     /// whether the device confirmed its wipe.
     Revocations,
+    /// Show the agency: its root's fingerprint (to compare out of band when
+    /// installing a bundle), the operator key, and where the root key is.
+    Show,
+    /// Move the agency root key off this console into FILE (still sealed
+    /// with the passphrase), for offline storage; the console keeps only
+    /// the root's public key. Needed again only to revoke an operator.
+    ExportRoot {
+        /// Where to write the root key file (must not exist yet).
+        file: PathBuf,
+    },
+    /// Bring the agency root key back onto this console from FILE.
+    ImportRoot {
+        /// A file written by `baro agency export-root`.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,17 @@ pub enum EnrollmentError {
         "this home holds no operator key: run this on the operator's home (created by `baro agency init`)"
     )]
     NotAnOperator,
+    /// The agency root key was moved off this console.
+    #[error(
+        "the agency root key is offline (moved off this console by `baro agency export-root`): bring it back with `baro agency import-root FILE`, then try again"
+    )]
+    RootKeyOffline,
+    /// The root key file offered is not this agency's root key.
+    #[error("{0} is not the root key of agency {1}")]
+    NotThisRoot(String, String),
+    /// The root key is already on this console.
+    #[error("this console already holds the agency root key")]
+    RootKeyPresent,
     /// The bundle is for another agency than the one already installed.
     #[error(
         "this device is already enrolled in agency {installed}; the bundle is for agency {offered}"
@@ -285,6 +296,30 @@ fn describe(
     })
 }
 
+/// What an operator's console holds of its agency's authority.
+#[derive(Debug, Clone)]
+pub struct AgencyStatus {
+    /// The agency (name and root public key).
+    pub agency: AgencyInfo,
+    /// The operator certificate kept here (none on a device's home).
+    pub operator: Option<crate::trust::CertificateBody>,
+    /// Whether the agency root key is on this console (not exported).
+    pub root_key_here: bool,
+}
+
+/// The agency, operator and root key of the console in `root`.
+pub fn agency_status(root: &Path) -> Result<AgencyStatus, EnrollmentError> {
+    let home = Home::open(root)?;
+    let agency = load_bundle(&home)?.body.agency;
+    let operator =
+        load_operator_chain(&home)?.and_then(|chain| chain.leaf().map(|leaf| leaf.body.clone()));
+    Ok(AgencyStatus {
+        agency,
+        operator,
+        root_key_here: home.has(HomeFile::RootKey),
+    })
+}
+
 /// Loads this home's device key.
 pub fn load_device_key(home: &Home) -> Result<KeyPair, EnrollmentError> {
     let bytes = home
@@ -304,16 +339,103 @@ pub fn load_bundle(home: &Home) -> Result<EnrollmentBundle, EnrollmentError> {
 
 /// Loads and unlocks this home's agency root key (to revoke operators).
 pub fn load_root_key(home: &Home, passphrase: &Passphrase) -> Result<KeyPair, EnrollmentError> {
-    let sealed_bytes = home
-        .read(HomeFile::RootKey)?
-        .ok_or(EnrollmentError::NotAnOperator)?;
-    let sealed: PassphraseSealed = decode_as("the root key file", &sealed_bytes)?;
+    let Some(sealed_bytes) = home.read(HomeFile::RootKey)? else {
+        return Err(if home.has(HomeFile::OperatorKey) {
+            EnrollmentError::RootKeyOffline
+        } else {
+            EnrollmentError::NotAnOperator
+        });
+    };
+    open_root_key(&sealed_bytes, passphrase, "the root key file")
+}
+
+fn open_root_key(
+    sealed_bytes: &[u8],
+    passphrase: &Passphrase,
+    what: &str,
+) -> Result<KeyPair, EnrollmentError> {
+    let sealed: PassphraseSealed = decode_as(what, sealed_bytes)?;
     let secret_bytes = sealed.open(passphrase, ROOT_KEY_PURPOSE)?;
     let secret = SecretBytes(
         <[u8; 32]>::try_from(secret_bytes.as_slice())
             .map_err(|_| EnrollmentError::NotAnOperator)?,
     );
     Ok(KeyPair::from_secret(&secret))
+}
+
+/// The agency root key as it leaves the console (audit L5): the
+/// passphrase-sealed file's bytes, after checking that the passphrase
+/// opens them and that they hold this agency's root. Nothing is removed:
+/// once the caller has stored them safely, [`forget_root_key`].
+pub fn export_root_key(root: &Path, passphrase: &Passphrase) -> Result<Vec<u8>, EnrollmentError> {
+    let home = Home::open(root)?;
+    let key = load_root_key(&home, passphrase)?;
+    let agency = load_bundle(&home)?.body.agency;
+    if key.public() != agency.root {
+        return Err(EnrollmentError::NotThisRoot(
+            "this console's root key file".into(),
+            agency.name,
+        ));
+    }
+    let sealed = home
+        .read(HomeFile::RootKey)?
+        .ok_or(EnrollmentError::RootKeyOffline)?;
+    Ok(sealed.to_vec())
+}
+
+/// Removes the agency root key from the console, keeping only its public
+/// key (in the bundle), which is all verifying needs; `exported` must be
+/// what [`export_root_key`] returned and opens with `passphrase`.
+pub fn forget_root_key(
+    root: &Path,
+    exported: &[u8],
+    passphrase: &Passphrase,
+) -> Result<(), EnrollmentError> {
+    let home = Home::open(root)?;
+    let agency = load_bundle(&home)?.body.agency;
+    if open_root_key(exported, passphrase, "the exported root key")?.public() != agency.root {
+        return Err(EnrollmentError::NotThisRoot(
+            "the exported file".into(),
+            agency.name,
+        ));
+    }
+    Ok(home.remove(HomeFile::RootKey)?)
+}
+
+/// Brings the agency root key back onto the console from `bytes` (a file
+/// written by `baro agency export-root`), after checking that it opens with
+/// `passphrase` and is this agency's root.
+pub fn import_root_key(
+    root: &Path,
+    bytes: &[u8],
+    passphrase: &Passphrase,
+) -> Result<AgencyInfo, EnrollmentError> {
+    let home = Home::open(root)?;
+    if !home.has(HomeFile::OperatorKey) {
+        return Err(EnrollmentError::NotAnOperator);
+    }
+    if home.has(HomeFile::RootKey) {
+        return Err(EnrollmentError::RootKeyPresent);
+    }
+    let agency = load_bundle(&home)?.body.agency;
+    let key = open_root_key(bytes, passphrase, "the root key file")?;
+    if key.public() != agency.root {
+        return Err(EnrollmentError::NotThisRoot(
+            "this file".into(),
+            format!("{} ({})", agency.name, agency.id()),
+        ));
+    }
+    home.write(HomeFile::RootKey, bytes)?;
+    Ok(agency)
+}
+
+/// This home's operator certificate chain, if it is an operator's console
+/// (no passphrase needed: the chain is public).
+pub fn load_operator_chain(home: &Home) -> Result<Option<CertificateChain>, EnrollmentError> {
+    match home.read(HomeFile::OperatorChain)? {
+        Some(bytes) => Ok(Some(decode_as("the operator certificate chain", &bytes)?)),
+        None => Ok(None),
+    }
 }
 
 /// Loads and unlocks this home's operator credentials.

@@ -209,13 +209,21 @@ fn open_log(root: &Path) -> Result<(MessageLog, AgencyInfo), RevocationFlowError
 }
 
 /// The certificate chain of `target` among the devices this (stopped)
-/// node has met, or its own.
+/// node has met, its own, or (on an operator's console) the operator's.
 pub fn find_target(root: &Path, target: &Target) -> Result<CertificateChain, RevocationFlowError> {
-    let own = enrollment::load_bundle(&Home::open(root)?)?.body.chain;
+    let home = Home::open(root)?;
+    let own = enrollment::load_bundle(&home)?.body.chain;
+    // The operator's chain is named only by its key: revoking a user never
+    // picks it (that would take down every device the operator enrolled).
+    let operator = match target {
+        Target::Device(_) => enrollment::load_operator_chain(&home)?,
+        Target::User(_) => None,
+    };
+    drop(home);
     let (log, _) = open_log(root)?;
     let known = log.devices()?;
     target
-        .pick(known.into_iter().chain([own]))
+        .pick(known.into_iter().chain([own]).chain(operator))
         .ok_or_else(|| RevocationFlowError::UnknownTarget(target.describe()))
 }
 

@@ -1,4 +1,5 @@
-//! `baro agency init` and `baro agency enroll`: the operator's side.
+//! `baro agency init`, `enroll`, `show`, `export-root` and `import-root`:
+//! the operator's side.
 
 use std::path::Path;
 
@@ -49,6 +50,9 @@ pub fn init(home: &Path, args: args::AgencyInit, json: bool) -> Result<()> {
     );
     println!("  home:         {}", home.display());
     println!("  root key and operator key sealed with your passphrase (argon2id)");
+    println!(
+        "  keep the root key offline: `baro agency export-root FILE` moves it off this console"
+    );
     println!("This home is the operator's own device:");
     println!("{}", device_lines(&device));
     println!("Next: on each new device run `baro device init --name NAME --out REQUEST`,");
@@ -115,5 +119,92 @@ pub fn enroll(home: &Path, args: args::AgencyEnroll, json: bool) -> Result<()> {
         "On the device: `baro device install {}`",
         args.out.display()
     );
+    Ok(())
+}
+
+/// Moves the root key into `file`: written and read back first, removed
+/// from the home only once the file holds it.
+pub fn export_root(home: &Path, file: &Path, json: bool) -> Result<()> {
+    let passphrase = passphrase::existing()?;
+    let sealed = enrollment::export_root_key(home, &passphrase)?;
+    write_new(file, &sealed, "root key file")?;
+    let written = read_input(file, "the root key file")?;
+    enrollment::forget_root_key(home, &written, &passphrase)?;
+    if json {
+        return print_json(&json!({
+            "exported": file.display().to_string(),
+            "root_key_on_console": false,
+        }));
+    }
+    println!(
+        "The agency root key is now only in {} (sealed with your passphrase).",
+        file.display()
+    );
+    println!("Store it offline (e.g. on a removable disk in a safe) and delete other copies.");
+    println!("This console still enrolls and revokes devices with the operator key;");
+    println!(
+        "to revoke an operator, bring the root key back: `baro agency import-root {}`.",
+        file.display()
+    );
+    Ok(())
+}
+
+pub fn import_root(home: &Path, file: &Path, json: bool) -> Result<()> {
+    let bytes = read_input(file, "the root key file")?;
+    let passphrase = passphrase::existing()?;
+    let agency = enrollment::import_root_key(home, &bytes, &passphrase)?;
+    if json {
+        return print_json(&json!({
+            "imported": file.display().to_string(),
+            "agency": { "name": agency.name, "id": full_id(&agency.id()) },
+            "root_key_on_console": true,
+        }));
+    }
+    println!(
+        "The root key of \"{}\" is back on this console.",
+        printable(&agency.name)
+    );
+    println!(
+        "Move it off again when done: `baro agency export-root FILE` (then remove {}).",
+        file.display()
+    );
+    Ok(())
+}
+
+pub fn show(home: &Path, json: bool) -> Result<()> {
+    let status = enrollment::agency_status(home)?;
+    let id = status.agency.id();
+    let operator_key = status.operator.as_ref().map(|op| op.key.device_id());
+    if json {
+        return print_json(&json!({
+            "agency": { "name": status.agency.name, "id": full_id(&id) },
+            "root_fingerprint": id.fingerprint(),
+            "root_key_on_console": status.root_key_here,
+            "operator": status.operator.as_ref().map(|op| json!({
+                "user_id": op.subject.user_id,
+                "key": op.key.device_id().to_string(),
+                "not_after": op.not_after,
+            })),
+        }));
+    }
+    println!("Agency \"{}\" ({id})", printable(&status.agency.name));
+    println!("  root fingerprint:  {}", id.fingerprint());
+    println!("    (read it to each new device's owner, who installs with --expect-root)");
+    if let (Some(op), Some(key)) = (&status.operator, operator_key) {
+        println!(
+            "  operator:          {} (key {key}), certified until {}",
+            printable(&op.subject.user_id),
+            baro_node::clock::format_utc(op.not_after)
+        );
+        if status.root_key_here {
+            println!(
+                "  root key:          on this console (move it offline: `baro agency export-root FILE`)"
+            );
+        } else {
+            println!(
+                "  root key:          offline (bring it back with `baro agency import-root FILE`)"
+            );
+        }
+    }
     Ok(())
 }

@@ -27,6 +27,13 @@ pub fn run(cli: Cli) -> Result<()> {
             revoke::agency_revoke(&home(cli.home)?, args, json)
         }
         Command::Agency(AgencyCommand::Revocations) => revoke::list(&home(cli.home)?, json),
+        Command::Agency(AgencyCommand::Show) => agency::show(&home(cli.home)?, json),
+        Command::Agency(AgencyCommand::ExportRoot { file }) => {
+            agency::export_root(&home(cli.home)?, &file, json)
+        }
+        Command::Agency(AgencyCommand::ImportRoot { file }) => {
+            agency::import_root(&home(cli.home)?, &file, json)
+        }
         Command::Device(DeviceCommand::Revoke { device, reason }) => {
             revoke::device_revoke(&home(cli.home)?, &device, &reason, json)
         }

@@ -165,6 +165,17 @@ impl Home {
         )?))
     }
 
+    /// Deletes `file` (the agency root key moved to offline storage); `Ok`
+    /// if it was not there.
+    pub fn remove(&self, file: HomeFile) -> Result<(), StoreError> {
+        let path = self.root.join(file.relative());
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("removing", &path)(e)),
+        }
+    }
+
     /// Erases the home: records the intent, destroys the storage key first
     /// (so whatever remains is unreadable), then deletes the database, then
     /// the identity and agency files, then the intent marker.
