@@ -9,7 +9,7 @@ use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{self, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, identify, identity, kad, mdns};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, identity, kad};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -310,10 +310,19 @@ impl Actor {
         )
         .map_err(|e| NodeError::Network(e.to_string()))?;
         let is_relay = config.config.relay.is_some();
-        let mdns = config
-            .config
-            .mdns
-            .then(|| Duration::from_secs(config.config.mdns_query_secs));
+        // LAN discovery needs the network key: beacons are sealed under it.
+        let lan = match (&credentials.network_key, config.config.mdns) {
+            (Some(network), true) => Some(
+                super::lan_discovery::LanDiscovery::new(
+                    keypair.public().to_peer_id(),
+                    super::lan_beacon::BeaconKey::derive(network),
+                    Duration::from_secs(config.config.mdns_query_secs),
+                    clock.clone(),
+                )
+                .map_err(|e| NodeError::Network(format!("LAN discovery: {e}")))?,
+            ),
+            _ => None,
+        };
         let mut registry = match &diagnostics.metrics {
             Some(metrics) => Some(
                 metrics
@@ -325,7 +334,7 @@ impl Actor {
         let behaviour = Behaviour::new(
             &keypair,
             agency_id,
-            mdns,
+            lan,
             is_relay,
             relay_client,
             registry.as_deref_mut(),
@@ -513,15 +522,15 @@ impl Actor {
         }
     }
 
-    /// Dials peers mDNS found earlier that are not connected now (a link
-    /// that went down and came back: mDNS reports a peer only once per
-    /// record lifetime, minutes, so it would not say so again).
+    /// Dials peers LAN discovery found earlier that are not connected now
+    /// (a link that went down and came back: discovery reports a peer only
+    /// when it is new or moved, so it would not say so again).
     fn redial_lan_peers(&mut self) {
-        let Some(mdns) = self.swarm.behaviour().mdns.as_ref() else {
+        let Some(lan) = self.swarm.behaviour().lan.as_ref() else {
             return;
         };
-        let lost: Vec<PeerId> = mdns
-            .discovered_nodes()
+        let lost: Vec<PeerId> = lan
+            .discovered()
             .filter(|peer| !self.peers.contains_key(peer))
             .copied()
             .collect();
@@ -1026,14 +1035,8 @@ impl Actor {
             Event::RelayClient(event) => tracing::debug!(?event, "relay client"),
             Event::RelayServer(event) => tracing::debug!(?event, "relay server"),
             Event::Dcutr(event) => tracing::debug!(?event, "direct connection upgrade"),
-            Event::Mdns(mdns::Event::Discovered(found)) => {
-                let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
-                for (peer, address) in found {
-                    by_peer.entry(peer).or_default().push(address);
-                }
-                for (peer, addresses) in by_peer {
-                    self.dial_peer(peer, addresses, Discovery::Mdns);
-                }
+            Event::Lan(super::lan_discovery::Event::Discovered(found)) => {
+                self.dial_peer(found.peer, found.addresses, Discovery::Mdns);
             }
             _ => {}
         }

@@ -1,5 +1,5 @@
 //! The composed libp2p behaviour: connection and memory limits, gossipsub,
-//! identify, ping, Kademlia, mDNS, the sync and directory protocols, and circuit relay v2
+//! identify, ping, Kademlia, LAN discovery (sealed beacons), the sync and directory protocols, and circuit relay v2
 //! (server on relays, client with DCUtR hole punching on devices).
 //!
 //! Admission is not here: it happens in the transport (see [`super::admission`]),
@@ -13,9 +13,11 @@ use std::time::Duration;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, connection_limits, dcutr, gossipsub, identify, identity, kad, mdns,
+    StreamProtocol, connection_limits, dcutr, gossipsub, identify, identity, kad,
     memory_connection_limits, ping, relay, request_response,
 };
+
+use super::lan_discovery::{self, LanDiscovery};
 
 use super::sync_protocol::{self, DirectoryCodec, SyncCodec};
 use super::topics;
@@ -66,8 +68,8 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     /// Peer routing beyond direct neighbours.
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
-    /// LAN discovery, if enabled.
-    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// LAN discovery by sealed beacons, if enabled.
+    pub lan: Toggle<LanDiscovery>,
     /// Reconciliation of stored sets with each peer.
     pub sync: request_response::Behaviour<SyncCodec>,
     /// Questions to a relay's agency directory (answered by relays only).
@@ -92,8 +94,8 @@ pub enum Event {
     Ping(ping::Event),
     /// From Kademlia.
     Kad(kad::Event),
-    /// From mDNS.
-    Mdns(mdns::Event),
+    /// From LAN discovery.
+    Lan(lan_discovery::Event),
     /// From the sync protocol.
     Sync(request_response::Event<crate::sync::SyncRequest, crate::sync::SyncResponse>),
     /// From the directory protocol.
@@ -126,7 +128,7 @@ from_event!(
     Identify(identify::Event),
     Ping(ping::Event),
     Kad(kad::Event),
-    Mdns(mdns::Event),
+    Lan(lan_discovery::Event),
     Sync(request_response::Event<crate::sync::SyncRequest, crate::sync::SyncResponse>),
     Directory(request_response::Event<crate::trust::DirectoryQuery, crate::trust::DirectoryAnswer>),
     RelayServer(relay::Event),
@@ -135,14 +137,15 @@ from_event!(
 );
 
 impl Behaviour {
-    /// Builds the behaviour for a node of `agency`; `relay_server` on relay
+    /// Builds the behaviour for a node of `agency`; `lan` discovery if
+    /// enabled (see [`super::lan_discovery`]); `relay_server` on relay
     /// nodes; `relay_client` comes with the transport (see
     /// [`super::build_transport`]); gossipsub's counters go to `metrics`
     /// if given (diagnostics).
     pub fn new(
         keypair: &identity::Keypair,
         agency: AgencyId,
-        mdns: Option<Duration>,
+        lan: Option<LanDiscovery>,
         relay_server: bool,
         relay_client: relay::client::Behaviour,
         metrics: Option<&mut super::diagnostics::Registry>,
@@ -190,19 +193,6 @@ impl Behaviour {
         // often have no public address to confirm server mode automatically.
         kad.set_mode(Some(kad::Mode::Server));
 
-        let mdns = match mdns {
-            Some(query_interval) => Some(
-                mdns::tokio::Behaviour::new(
-                    mdns::Config {
-                        query_interval,
-                        ..mdns::Config::default()
-                    },
-                    peer_id,
-                )
-                .map_err(|e| format!("mDNS: {e}"))?,
-            ),
-            None => None,
-        };
         Ok(Behaviour {
             connection_limits: limits.connection_limits(),
             memory_limit: limits.memory_limit().into(),
@@ -213,7 +203,7 @@ impl Behaviour {
             )),
             ping: ping::Behaviour::default(),
             kad,
-            mdns: mdns.into(),
+            lan: lan.into(),
             sync: sync_protocol::behaviour(),
             directory: sync_protocol::directory_behaviour(relay_server),
             relay_server: relay_server

@@ -1,4 +1,5 @@
 //! Networking: the transport stack with its inbound guard and admission,
+//! LAN discovery by sealed beacons,
 //! the limits on what others can make a node spend, the composed behaviour,
 //! topic names, and the actor that owns the swarm.
 
@@ -8,6 +9,8 @@ mod behaviour;
 pub mod diagnostics;
 mod directory_service;
 pub mod inbound;
+pub mod lan_beacon;
+pub mod lan_discovery;
 pub mod limits;
 mod quotas;
 pub mod shaping;

@@ -80,6 +80,8 @@ pub enum Kind {
     DirectoryQuery = 22,
     /// A relay's directory answer: certificate chains.
     DirectoryAnswer = 23,
+    /// What a LAN discovery beacon carries, sealed under the network key.
+    LanBeacon = 27,
 }
 
 impl Kind {
@@ -109,6 +111,7 @@ impl Kind {
             21 => Kind::PathRekey,
             22 => Kind::DirectoryQuery,
             23 => Kind::DirectoryAnswer,
+            27 => Kind::LanBeacon,
             _ => return None,
         })
     }
@@ -140,6 +143,7 @@ impl fmt::Display for Kind {
             Kind::PathRekey => "a department key re-key",
             Kind::DirectoryQuery => "a directory query",
             Kind::DirectoryAnswer => "a directory answer",
+            Kind::LanBeacon => "a LAN discovery beacon",
         })
     }
 }
