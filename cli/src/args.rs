@@ -217,6 +217,11 @@ pub struct DeviceInit {
 pub struct DeviceInstall {
     /// The bundle file from the operator.
     pub bundle: PathBuf,
+    /// Refuse the bundle unless its agency root has this fingerprint (as
+    /// `baro agency show` prints it on the operator's console; spaces and
+    /// case do not matter). Get it from your operator in person or by phone.
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub expect_root: Option<String>,
 }
 
 #[derive(Debug, Args)]

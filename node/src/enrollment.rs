@@ -67,6 +67,18 @@ pub enum EnrollmentError {
     /// The root key is already on this console.
     #[error("this console already holds the agency root key")]
     RootKeyPresent,
+    /// The bundle's agency root is not the one the user was told to expect.
+    #[error(
+        "this bundle's agency \"{agency}\" has root fingerprint {found}, not the {expected} you expected: it is not from your agency; do not install it and tell your operator"
+    )]
+    UnexpectedRoot {
+        /// The name the bundle claims.
+        agency: String,
+        /// Its root's fingerprint.
+        found: String,
+        /// What the user typed.
+        expected: String,
+    },
     /// The bundle is for another agency than the one already installed.
     #[error(
         "this device is already enrolled in agency {installed}; the bundle is for agency {offered}"
@@ -241,7 +253,30 @@ pub fn install(
     bundle_bytes: &[u8],
     now: u64,
 ) -> Result<VerifiedDevice, EnrollmentError> {
+    install_expecting(root, bundle_bytes, now, None)
+}
+
+/// [`install`], refusing a bundle whose agency root does not have the
+/// fingerprint `expect_root` (as [`crate::trust::AgencyId::fingerprint`]
+/// shows it, read out by the operator): a first bundle is otherwise
+/// trusted on first use, and a fake agency's would be taken (audit L8).
+pub fn install_expecting(
+    root: &Path,
+    bundle_bytes: &[u8],
+    now: u64,
+    expect_root: Option<&str>,
+) -> Result<VerifiedDevice, EnrollmentError> {
     let bundle: EnrollmentBundle = decode_as("the enrollment bundle", bundle_bytes)?;
+    let offered = bundle.body.agency.id();
+    if let Some(expected) = expect_root
+        && !offered.matches_fingerprint(expected)
+    {
+        return Err(EnrollmentError::UnexpectedRoot {
+            agency: bundle.body.agency.name.clone(),
+            found: offered.fingerprint(),
+            expected: expected.trim().to_string(),
+        });
+    }
     let home = Home::open(root)?;
     let device = load_device_key(&home)?;
     if let Ok(installed) = load_bundle(&home) {

@@ -88,3 +88,81 @@ fn the_root_key_moves_off_the_console_and_back_and_is_needed_only_to_revoke_an_o
     assert!(root_file.exists());
     console.run(revoke).success();
 }
+
+#[test]
+fn a_fake_agencys_bundle_is_refused_with_the_real_root_fingerprint() {
+    // Audit L8: a first bundle was trusted on first use, so a fake
+    // "Ministry" bundle handed to a new official was accepted.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = baro_bin();
+    let console = Baro::new(&bin, dir.path().join("console"));
+    init_agency(&console, "Ministry of the Interior and Safety");
+    let fingerprint = console.run(["--json", "agency", "show"]).json()["root_fingerprint"]
+        .as_str()
+        .expect("fingerprint")
+        .to_string();
+    assert_eq!(fingerprint.split(' ').count(), 10, "{fingerprint}");
+    let fake = Baro::new(&bin, dir.path().join("fake-console"));
+    init_agency(&fake, "Ministry of the Interior and Safety");
+
+    let kim = Baro::new(&bin, dir.path().join("kim")).with_passphrase(None);
+    let request = dir.path().join("kim.request");
+    kim.run(args(
+        &["device", "init", "--name", "Kim", "--out"],
+        &[&request],
+    ))
+    .success();
+    let enroll = |operator: &Baro, bundle: &std::path::Path| {
+        operator
+            .run(args(
+                &[
+                    "agency", "enroll", "--user", "kim", "--org", "MOIS", "--out",
+                ],
+                &[bundle, &request],
+            ))
+            .success();
+    };
+    let fake_bundle = dir.path().join("fake.bundle");
+    let real_bundle = dir.path().join("real.bundle");
+    enroll(&fake, &fake_bundle);
+    enroll(&console, &real_bundle);
+
+    // The official types the fingerprint the operator read out, without
+    // spaces and in capitals.
+    let typed = fingerprint.replace(' ', "").to_uppercase();
+    kim.run(args(
+        &["device", "install", "--expect-root", &typed],
+        &[&fake_bundle],
+    ))
+    .fails_with("not from your agency");
+    assert_eq!(kim.run(["--json", "whoami"]).json()["enrolled"], false);
+    let installed = kim
+        .run(args(
+            &["--json", "device", "install", "--expect-root", &typed],
+            &[&real_bundle],
+        ))
+        .json();
+    assert_eq!(installed["root_fingerprint"], fingerprint.as_str());
+    assert_eq!(installed["root_checked"], true);
+
+    // Without --expect-root, a first install shows the fingerprint to compare.
+    let lee = Baro::new(&bin, dir.path().join("lee")).with_passphrase(None);
+    let request = dir.path().join("lee.request");
+    let bundle = dir.path().join("lee.bundle");
+    lee.run(args(
+        &["device", "init", "--name", "Lee", "--out"],
+        &[&request],
+    ))
+    .success();
+    console
+        .run(args(
+            &[
+                "agency", "enroll", "--user", "lee", "--org", "MOIS", "--out",
+            ],
+            &[&bundle, &request],
+        ))
+        .success();
+    let text = lee.run(args(&["device", "install"], &[&bundle])).success();
+    assert!(text.contains(&fingerprint), "{text}");
+    assert!(text.contains("Compare this fingerprint"), "{text}");
+}

@@ -45,12 +45,32 @@ pub fn install(home: &Path, args: args::DeviceInstall, json: bool) -> Result<()>
             args.bundle.display()
         )
     })?;
-    let device = enrollment::install(home, &bytes, unix_now())?;
+    let first = enrollment::status(home, unix_now())
+        .map(|status| status.enrollment.is_none())
+        .unwrap_or(true);
+    let device =
+        enrollment::install_expecting(home, &bytes, unix_now(), args.expect_root.as_deref())?;
+    let fingerprint = device.agency.fingerprint();
     if json {
-        return print_json(&json!({ "installed": true, "device": device_json(&device) }));
+        return print_json(&json!({
+            "installed": true,
+            "first": first,
+            "root_fingerprint": fingerprint,
+            "root_checked": args.expect_root.is_some(),
+            "device": device_json(&device),
+        }));
     }
     println!("Bundle verified and installed. This device is now:");
     println!("{}", device_lines(&device));
+    println!("  agency root fingerprint: {fingerprint}");
+    if args.expect_root.is_some() {
+        println!("  (it matches the fingerprint you expected)");
+    } else if first {
+        println!("Compare this fingerprint with the one your operator gives you in person or by");
+        println!("phone (`baro agency show` on the console). If they differ, the bundle is from");
+        println!("another agency: do not use this device and tell your operator. With");
+        println!("--expect-root FINGERPRINT the bundle is checked before it is installed.");
+    }
     Ok(())
 }
 
