@@ -12,7 +12,10 @@ use baro_fuzz::{NOW, admission_frame, fixture, sync_frame};
 use baro_node::api::{Request, Response};
 use baro_node::rooms::{ControlMessage, Room};
 use baro_node::sync::{Reconciler, SyncRequest, SyncResponse, SyncScope, respond};
-use baro_node::trust::{AdmissionHello, Revocation, WipeReceipt, WipeReceiptBody};
+use baro_node::trust::{
+    AdmissionHello, AgencyPolicy, AgencyPolicyBody, POLICY_FORMAT, PolicySettings, Revocation,
+    WipeReceipt, WipeReceiptBody,
+};
 use baro_node::wire;
 
 fn main() {
@@ -70,6 +73,7 @@ fn main() {
         room,
         wire::encode(&ControlMessage::Presence),
     ]);
+    wire_seeds.push(agency_policy());
     wire_seeds.extend(f.frames.iter().cloned());
     wire_seeds.extend(control);
     wire_seeds.push(f.envelopes[0].clone());
@@ -138,6 +142,27 @@ fn items(which: usize) -> Vec<baro_node::sync::SyncItem> {
         })
         .map(|(_, item)| *item)
         .collect()
+}
+
+/// A valid agency policy of the fixture's agency (a lease of 14 days).
+fn agency_policy() -> Vec<u8> {
+    let operator = &fixture().agency.agency.operator;
+    wire::encode(&AgencyPolicy::sign(
+        AgencyPolicyBody {
+            agency: operator.agency.id(),
+            format: POLICY_FORMAT,
+            version: 1,
+            issued_at: NOW,
+            settings: PolicySettings {
+                lease_days: 14,
+                lease_warning_days: 3,
+                max_pin_attempts: 10,
+            },
+            extensions: Vec::new(),
+            issuer: operator.chain.clone(),
+        },
+        &operator.key,
+    ))
 }
 
 fn sync_requests() -> Vec<SyncRequest> {

@@ -11,7 +11,7 @@ use baro_node::rooms::{ControlMessage, KeyGrant, Room};
 use baro_node::store::RevocationRecord;
 use baro_node::sync::{SyncRequest, SyncResponse};
 use baro_node::trust::{
-    AdmissionHello, CertificateChain, DirectoryAnswer, DirectoryQuery, EnrollmentBundle, EnrollmentRequest, Revocation,
+    AdmissionHello, AgencyPolicy, CertificateChain, PolicyInForce, DirectoryAnswer, DirectoryQuery, EnrollmentBundle, EnrollmentRequest, Revocation,
     RevocationSet, SignedFrame, TrustPolicy, WipeReceipt, admit,
 };
 use baro_node::wire::{self, Content, Envelope, Kind};
@@ -86,10 +86,14 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    if let Some(agency_policy) = decode_canonical::<AgencyPolicy>(data) {
+        let _ = agency_policy.id();
+        let _ = PolicyInForce::new().offer(&agency_policy, agency, NOW, &policy, |_| None);
+    }
     // Stored only (sealed under the storage key). Its sets once decoded
     // from elements in any order or repeated (found by this target); they
     // are now read back only in ascending order, so it has one encoding.
     let _ = decode_canonical::<RevocationRecord>(data);
     // Every kind byte is covered above.
-    debug_assert!((1..=23).all(|k| Kind::from_byte(k).is_some()));
+    debug_assert!((1..=24).all(|k| Kind::from_byte(k).is_some()));
 });

@@ -10,6 +10,9 @@
 //!   user, display name, org unit, role and validity window.
 //! - A **revocation** shuts a device (or a user) out for good; the revoked
 //!   device answers with a **wipe receipt**.
+//! - The **agency policy**, signed by an operator, sets the **lease** (how
+//!   long a device may go without meeting a peer before it erases itself)
+//!   and the wrong-PIN limit.
 //!
 //! Pure: time comes in as `now` (Unix seconds), randomness as
 //! [`Entropy`](crate::identity::Entropy); every check returns a typed
@@ -17,6 +20,7 @@
 
 mod admission;
 mod agency;
+mod agency_policy;
 mod blocklist;
 mod bundle;
 mod certificate;
@@ -24,6 +28,7 @@ mod chain;
 mod chain_cache;
 mod directory;
 mod error;
+mod lease;
 mod network_key;
 mod offenders;
 mod operator;
@@ -37,6 +42,11 @@ mod wipe_receipt;
 
 pub use admission::{AdmissionHello, admit, empty_revocation_digest};
 pub use agency::{AgencyId, AgencyInfo};
+pub use agency_policy::{
+    AgencyPolicy, AgencyPolicyBody, DEFAULT_MAX_PIN_ATTEMPTS, MAX_EXTENSION_LEN, MAX_LEASE_DAYS,
+    MAX_PIN_ATTEMPTS, MAX_POLICY_EXTENSIONS, POLICY_FORMAT, PolicyExtension, PolicyInForce,
+    PolicyOffer, PolicySettings, VerifiedPolicy,
+};
 pub use blocklist::{Blocked, Blocklist};
 pub use bundle::{BundleBody, EnrollmentBundle};
 pub(crate) use certificate::validate_user_id;
@@ -48,6 +58,7 @@ pub use directory::{
     MAX_ANSWER_DEVICES, MAX_DIRECTORY_DEVICES, MAX_SEARCH_LEN,
 };
 pub use error::TrustError;
+pub use lease::{Lease, LeaseState, lease_applies_to};
 pub use network_key::NetworkKey;
 pub use offenders::{Ban, OffenderPolicy, Offenders, RemoteAddress};
 pub use operator::{
@@ -64,6 +75,8 @@ pub use revocation_set::{MAX_REVOCATIONS, RevocationError, RevocationSet};
 pub use signed_frame::{FrameBody, MAX_FRAME_PAYLOAD, SignedFrame};
 pub use wipe_receipt::{WipeReceipt, WipeReceiptBody};
 
+#[cfg(test)]
+mod agency_policy_tests;
 #[cfg(test)]
 mod authority_tests;
 #[cfg(test)]

@@ -80,6 +80,8 @@ pub enum Kind {
     DirectoryQuery = 22,
     /// A relay's directory answer: certificate chains.
     DirectoryAnswer = 23,
+    /// An operator-signed agency policy (lease, wrong-PIN limit).
+    AgencyPolicy = 24,
     /// What a LAN discovery beacon carries, sealed under the network key.
     LanBeacon = 27,
 }
@@ -111,6 +113,7 @@ impl Kind {
             21 => Kind::PathRekey,
             22 => Kind::DirectoryQuery,
             23 => Kind::DirectoryAnswer,
+            24 => Kind::AgencyPolicy,
             27 => Kind::LanBeacon,
             _ => return None,
         })
@@ -143,6 +146,7 @@ impl fmt::Display for Kind {
             Kind::PathRekey => "a department key re-key",
             Kind::DirectoryQuery => "a directory query",
             Kind::DirectoryAnswer => "a directory answer",
+            Kind::AgencyPolicy => "an agency policy",
             Kind::LanBeacon => "a LAN discovery beacon",
         })
     }

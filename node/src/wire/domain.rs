@@ -31,6 +31,8 @@ pub enum Domain {
     PathRekey,
     /// An epoch creator's statement of which revoked devices it left out.
     EpochOrigin,
+    /// An operator's agency policy (lease, wrong-PIN limit).
+    AgencyPolicy,
 }
 
 impl Domain {
@@ -50,6 +52,7 @@ impl Domain {
             Domain::UnitKeyWrap => "baro/unit-key-wrap/v1",
             Domain::PathRekey => "baro/path-rekey/v1",
             Domain::EpochOrigin => "baro/epoch-origin/v1",
+            Domain::AgencyPolicy => "baro/agency-policy/v1",
         }
     }
 }

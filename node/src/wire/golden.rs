@@ -240,6 +240,28 @@ fn every_format_matches_its_golden_bytes() {
             wiped: [(device.public(), NOW + 61)].into_iter().collect(),
         },
     );
+    check(
+        "agency_policy",
+        &crate::trust::AgencyPolicy::sign(
+            crate::trust::AgencyPolicyBody {
+                agency: s.bundle.body.agency.id(),
+                format: crate::trust::POLICY_FORMAT,
+                version: 3,
+                issued_at: NOW + 62,
+                settings: crate::trust::PolicySettings {
+                    lease_days: 14,
+                    lease_warning_days: 3,
+                    max_pin_attempts: 10,
+                },
+                extensions: vec![crate::trust::PolicyExtension {
+                    tag: 1,
+                    value: vec![5; 4],
+                }],
+                issuer: s.chain.clone(),
+            },
+            &device,
+        ),
+    );
     // Secrets have no PartialEq; compare their encodings.
     check_bytes("storage_key", &encode(&s.storage_key));
     check_bytes("secret_key", &encode(&s.secret));
