@@ -134,6 +134,11 @@ pub struct AgencyRevoke {
     /// Revoke every device of this user id instead.
     #[arg(long, value_name = "ID")]
     pub user: Option<String>,
+    /// With --device: retire only this certificate (its serial) of the
+    /// device, e.g. the old one of an official who moved to another org
+    /// unit and was certified again; the device stays in under its newer one.
+    #[arg(long, value_name = "SERIAL", requires = "device")]
+    pub serial: Option<u64>,
     /// Why, e.g. "phone lost on the train" (shown to operators).
     #[arg(long)]
     pub reason: String,

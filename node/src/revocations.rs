@@ -20,7 +20,7 @@ use crate::trust::{
     AgencyInfo, CertificateChain, Issuer, Revocation, RevocationBody, RevocationError,
     RevocationScope, RevocationSet, TrustError, TrustPolicy, VerifiedRevocation, WipeReceipt,
 };
-use crate::wire::{self, Kind};
+use crate::wire;
 
 /// One device's wipe receipt, as shown.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +68,7 @@ impl RevocationView {
             scope: match verified.scope {
                 RevocationScope::Device => "device".into(),
                 RevocationScope::User => "user".into(),
+                RevocationScope::Certificate => "certificate".into(),
             },
             device: verified.target_device(),
             user: verified.user.clone(),
@@ -119,6 +120,9 @@ pub enum Target {
     Device(DeviceId),
     /// Every device of a user.
     User(String),
+    /// One certificate (by serial) of a device, which keeps its others: a
+    /// user who moved to another org unit or role (audit M12).
+    Certificate(DeviceId, u64),
 }
 
 impl Target {
@@ -127,6 +131,7 @@ impl Target {
         match self {
             Target::Device(_) => RevocationScope::Device,
             Target::User(_) => RevocationScope::User,
+            Target::Certificate(..) => RevocationScope::Certificate,
         }
     }
 
@@ -142,6 +147,9 @@ impl Target {
             let matches = match self {
                 Target::Device(device) => leaf.body.key.device_id() == *device,
                 Target::User(user) => leaf.body.subject.user_id == *user,
+                Target::Certificate(device, serial) => {
+                    leaf.body.key.device_id() == *device && leaf.body.serial == *serial
+                }
             };
             if matches
                 && best
@@ -159,6 +167,9 @@ impl Target {
         match self {
             Target::Device(device) => format!("device {device}"),
             Target::User(user) => format!("user {user}"),
+            Target::Certificate(device, serial) => {
+                format!("certificate #{serial} of device {device}")
+            }
         }
     }
 }
@@ -216,7 +227,7 @@ pub fn find_target(root: &Path, target: &Target) -> Result<CertificateChain, Rev
     // The operator's chain is named only by its key: revoking a user never
     // picks it (that would take down every device the operator enrolled).
     let operator = match target {
-        Target::Device(_) => enrollment::load_operator_chain(&home)?,
+        Target::Device(_) | Target::Certificate(..) => enrollment::load_operator_chain(&home)?,
         Target::User(_) => None,
     };
     drop(home);
@@ -234,16 +245,15 @@ fn load(
     agency: &AgencyInfo,
     now: u64,
 ) -> Result<Vec<(VerifiedRevocation, RevocationRecord)>, RevocationFlowError> {
+    // As the running node does: in the order the node took them, each
+    // checked at the time it took it (audit M10).
     let mut set = RevocationSet::new();
     let mut out = Vec::new();
-    for bytes in log.signed_revocations()? {
-        if wire::kind_of(&bytes) != Some(Kind::Revocation) {
-            continue;
-        }
-        let Ok(revocation) = wire::decode::<Revocation>(&bytes) else {
+    for taken in log.revocations_as_taken(now)? {
+        let Ok(revocation) = wire::decode::<Revocation>(&taken.bytes) else {
             continue;
         };
-        let Ok(verified) = set.check(&revocation, agency, now) else {
+        let Ok(verified) = set.check(&revocation, agency, taken.received_at) else {
             continue;
         };
         if set.insert(verified.clone())? {
@@ -269,6 +279,11 @@ pub fn keep_for_next_start(
     let verified = set.check(revocation, &agency, now)?;
     let bytes = wire::encode(revocation);
     log.save_signed_revocation(&bytes, verified.issued_at)?;
+    log.save_revocation_arrival(&crate::store::Arrival {
+        id: verified.id,
+        number: log.next_arrival_number()?,
+        received_at: now,
+    })?;
     let mut record = log.revocation_record(&verified.id)?;
     if record.seen_by.is_empty() {
         record.unpublished = true;

@@ -24,7 +24,7 @@ use crate::sanitize::printable;
 /// node's store. `Ok((chain, running))`.
 fn target_chain(home: &Path, target: &Target) -> Result<(CertificateChain, bool)> {
     let request = match target {
-        Target::Device(device) => Request::DeviceChain {
+        Target::Device(device) | Target::Certificate(device, _) => Request::DeviceChain {
             device: Some(device.to_string()),
             user: None,
         },
@@ -36,7 +36,16 @@ fn target_chain(home: &Path, target: &Target) -> Result<(CertificateChain, bool)
     match api::request(home, &request) {
         Ok(Response::Chain(hex)) => {
             let bytes = hex::decode(hex).context("the node sent a damaged certificate chain")?;
-            Ok((wire::decode(&bytes)?, true))
+            let chain: CertificateChain = wire::decode(&bytes)?;
+            if let Target::Certificate(_, serial) = target
+                && chain.leaf().map(|leaf| leaf.body.serial) != Some(*serial)
+            {
+                bail!(
+                    "the node knows another certificate of this device (#{}), not #{serial}: stop `baro run` and try again, or check the serial",
+                    chain.leaf().map_or(0, |leaf| leaf.body.serial)
+                );
+            }
+            Ok((chain, true))
         }
         Ok(_) => bail!("the node answered something else than a certificate chain"),
         Err(ApiError::NotRunning(_)) => Ok((revocations::find_target(home, target)?, false)),
@@ -65,7 +74,10 @@ fn submit(home: &Path, revocation: &Revocation, running: bool) -> Result<Revocat
 
 pub fn agency_revoke(home: &Path, args: AgencyRevoke, json: bool) -> Result<()> {
     let target = match (args.device, args.user) {
-        (Some(device), _) => Target::Device(device.parse()?),
+        (Some(device), _) => match args.serial {
+            Some(serial) => Target::Certificate(device.parse()?, serial),
+            None => Target::Device(device.parse()?),
+        },
         (None, Some(user)) => Target::User(user),
         (None, None) => bail!("name what to revoke: --device ID or --user ID"),
     };

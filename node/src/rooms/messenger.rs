@@ -614,8 +614,17 @@ impl Messenger {
         self.grants_for_missing(now, Some(&key))
     }
 
+    /// Keeps `device`'s certificate unless a newer one of the same key is
+    /// known: someone who moved to another org unit or role keeps their
+    /// key, and presenting the old certificate again must not put them
+    /// back in their old department (audit M12).
     fn remember(&mut self, device: VerifiedDevice) {
         let key = device.device.public_key();
+        if let Some(known) = self.directory.get(&key)
+            && (known.not_before, known.serial) > (device.not_before, device.serial)
+        {
+            return;
+        }
         if let Some(verifier) = key.verifier() {
             self.verifiers.insert(key, verifier);
         }

@@ -1799,3 +1799,53 @@ fn an_unaware_member_handing_the_revoked_phone_the_current_key_re_arms_the_rotat
     assert_eq!(verdicts[phone], Verdict::Held, "the phone cannot read it");
     assert!(text(&verdicts[lee]).is_some());
 }
+
+#[test]
+fn a_moved_official_showing_their_old_certificate_again_is_not_let_back_into_the_old_department() {
+    let mut world = World::new(41);
+    let kim = world.device("kim", "MOIS/Division 2");
+    let division_2 = world.dept("MOIS/Division 2");
+    world.send(kim, division_2, "before the move", NOW_MS);
+    // Lee's one key, certified for Division 2, then again for Division 3.
+    let key = KeyPair::generate(&mut world.entropy);
+    let certify = |world: &mut World, org: &str, at: u64| {
+        let request = EnrollmentRequest::new(&key, "lee", at).expect("request");
+        world
+            .agency
+            .operator
+            .enroll(
+                &request,
+                Enrollment {
+                    subject: Subject {
+                        user_id: "lee".into(),
+                        display_name: "Lee".into(),
+                        org_unit: org.parse().expect("org"),
+                    },
+                    role: Role::Member,
+                    days: 365,
+                    bootstrap: vec![],
+                },
+                &world.agency.network_key,
+                at,
+                &TrustPolicy::default(),
+                &mut world.entropy,
+            )
+            .expect("enroll")
+            .verify_for(key.device_id(), at, &TrustPolicy::default())
+            .expect("valid")
+    };
+    let old = certify(&mut world, "MOIS/Division 2", NOW);
+    let new = certify(&mut world, "MOIS/Division 3", NOW + 60);
+    world.devices[kim].learn_device(new.clone(), NOW + 60);
+    // Lee presents the old certificate, still valid for months.
+    let grants = world.devices[kim].learn_device(old, NOW + 60);
+    assert!(
+        grants.is_empty(),
+        "no key of Division 2 for Lee: {grants:?}"
+    );
+    let known = world.devices[kim]
+        .devices()
+        .find(|d| d.device == key.device_id())
+        .expect("known");
+    assert_eq!(known, &new, "the newest certificate of a key wins");
+}

@@ -26,7 +26,7 @@ pub use memory::MemoryStore;
 pub use message_log::{
     Holding, MAX_LISTING, MessageLog, control_item, envelope_sync_item, frame_author,
 };
-pub use revocation_log::{Arrival, MAX_SEEN_BY, RevocationRecord};
+pub use revocation_log::{Arrival, MAX_SEEN_BY, RevocationRecord, TakenRevocation};
 pub use sled_store::SledStore;
 
 /// Version of the database layout this build writes and understands.

@@ -24,6 +24,17 @@ const ROTATION_DUE: &str = "rotation_due";
 /// checked at its receipt time, so it derives the same set (audit M10).
 const ARRIVALS: &str = "revocation_arrivals";
 
+/// A saved revocation as this node took it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TakenRevocation {
+    /// Its encoding, as it travelled.
+    pub bytes: Vec<u8>,
+    /// When this node took it, Unix seconds.
+    pub received_at: u64,
+    /// Whether that time was recorded (false: saved by an older version).
+    pub recorded: bool,
+}
+
 /// A revocation as this node took it: in which order, and when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Arrival {
@@ -135,6 +146,51 @@ impl MessageLog {
             .collect();
         arrivals.sort_by_key(|arrival| (arrival.number, arrival.id));
         Ok(arrivals)
+    }
+
+    /// Every saved revocation (not wipe receipts) in the order this node
+    /// took them, each with the time it was taken and whether that was
+    /// recorded: revocations saved before arrivals were recorded come
+    /// last, oldest first, dated `now`.
+    pub fn revocations_as_taken(&self, now: u64) -> Result<Vec<TakenRevocation>, StoreError> {
+        let mut stored: std::collections::HashMap<[u8; 32], Vec<u8>> = Default::default();
+        let mut unrecorded = Vec::new();
+        for bytes in self.signed_revocations()? {
+            if wire::kind_of(&bytes) != Some(Kind::Revocation) {
+                continue;
+            }
+            let id = *blake3::hash(&bytes).as_bytes();
+            unrecorded.push(id);
+            stored.insert(id, bytes);
+        }
+        let mut taken = Vec::new();
+        for arrival in self.revocation_arrivals()? {
+            if let Some(bytes) = stored.remove(&arrival.id) {
+                taken.push(TakenRevocation {
+                    bytes,
+                    received_at: arrival.received_at,
+                    recorded: true,
+                });
+            }
+        }
+        for id in unrecorded {
+            if let Some(bytes) = stored.remove(&id) {
+                taken.push(TakenRevocation {
+                    bytes,
+                    received_at: now,
+                    recorded: false,
+                });
+            }
+        }
+        Ok(taken)
+    }
+
+    /// The number the next revocation taken here gets.
+    pub fn next_arrival_number(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .revocation_arrivals()?
+            .last()
+            .map_or(0, |last| last.number + 1))
     }
 
     /// Every saved revocation and wipe receipt, oldest first.

@@ -34,6 +34,11 @@ pub enum RevocationScope {
     /// Every device of the target chain's user certified up to the
     /// revocation's issue time.
     User,
+    /// Only the target's certificate (by its key, serial and issuer): an
+    /// operator retires it when the holder moves to another org unit or
+    /// changes role and gets a new one for the same key (audit M12). The
+    /// same key under its newer certificate stays in.
+    Certificate,
 }
 
 /// Who signed a revocation.
@@ -239,6 +244,12 @@ impl VerifiedRevocation {
                     && device.not_before <= self.issued_at.saturating_add(policy.clock_skew_secs)
                     && (self.issuer_device.is_none() || device.role != Role::Operator)
             }
+            RevocationScope::Certificate => {
+                key == self.target_key
+                    && device.serial == self.target.serial
+                    && device.issuer == self.target.issuer
+                    && device.not_before == self.target.not_before
+            }
         }
     }
 
@@ -293,7 +304,7 @@ impl VerifiedRevocation {
     /// expired anyway (Unix seconds).
     pub fn expires_at(&self) -> u64 {
         match self.scope {
-            RevocationScope::Device => self.target_not_after,
+            RevocationScope::Device | RevocationScope::Certificate => self.target_not_after,
             RevocationScope::User => self
                 .issued_at
                 .saturating_add(super::MAX_DEVICE_CERT_DAYS * super::DAY_SECS),
@@ -308,6 +319,13 @@ impl VerifiedRevocation {
                 format!("device {} of {}", self.target_device().short(), self.user)
             }
             RevocationScope::User => format!("every device of {}", self.user),
+            RevocationScope::Certificate => format!(
+                "certificate #{} of device {} of {} ({})",
+                self.target.serial,
+                self.target_device().short(),
+                self.user,
+                self.target.subject.org_unit
+            ),
         };
         format!(
             "{what}, revoked by {} at {}: {}",

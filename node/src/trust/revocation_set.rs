@@ -84,6 +84,7 @@ struct Class {
 enum Target {
     Key(PublicKey),
     User(String),
+    Certificate(PublicKey, u64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -100,6 +101,9 @@ impl Class {
             target: match revocation.scope {
                 super::RevocationScope::Device => Target::Key(revocation.target_key),
                 super::RevocationScope::User => Target::User(revocation.user.clone()),
+                super::RevocationScope::Certificate => {
+                    Target::Certificate(revocation.target_key, revocation.target.serial)
+                }
             },
             issuer: match &revocation.issuer_device {
                 None => IssuerKind::Root,
@@ -277,7 +281,7 @@ impl RevocationSet {
         }
         self.classes.insert(class, verified.id);
         match verified.scope {
-            super::RevocationScope::Device => self
+            super::RevocationScope::Device | super::RevocationScope::Certificate => self
                 .by_key
                 .entry(verified.target_key)
                 .or_default()
@@ -339,7 +343,9 @@ impl RevocationSet {
         }
         let lists = [
             match revocation.scope {
-                super::RevocationScope::Device => self.by_key.get_mut(&revocation.target_key),
+                super::RevocationScope::Device | super::RevocationScope::Certificate => {
+                    self.by_key.get_mut(&revocation.target_key)
+                }
                 super::RevocationScope::User => self.by_user.get_mut(&revocation.user),
             },
             revocation

@@ -854,3 +854,81 @@ fn a_revocation_leaves_the_set_once_its_certificate_has_expired() {
         Err(RevocationError::Expired(_))
     ));
 }
+
+#[test]
+fn revoking_a_moved_official_s_old_certificate_leaves_the_new_one_of_the_same_key_in() {
+    let mut agency = Agency::new(30);
+    let key = KeyPair::generate(&mut agency.entropy);
+    let mut certify = |org: &str, at: u64| {
+        let request = EnrollmentRequest::new(&key, "lee", at).expect("request");
+        let bundle = agency
+            .new
+            .operator
+            .enroll(
+                &request,
+                Enrollment {
+                    subject: Subject {
+                        user_id: "lee".into(),
+                        display_name: "Lee".into(),
+                        org_unit: org.parse().expect("org"),
+                    },
+                    role: Role::Member,
+                    days: 365,
+                    bootstrap: Vec::new(),
+                },
+                &agency.new.network_key,
+                at,
+                &agency.policy,
+                &mut agency.entropy,
+            )
+            .expect("enroll");
+        let verified = bundle
+            .verify_for(key.device_id(), at, &agency.policy)
+            .expect("valid");
+        (bundle.body.chain, verified)
+    };
+    let (old_chain, old) = certify("MOIS/Division 2", NOW);
+    let (_, new) = certify("MOIS/Division 3", NOW + 60);
+    let mut retire = body_for(
+        agency.info(),
+        old_chain,
+        RevocationScope::Certificate,
+        Issuer::Chain(agency.new.operator.chain.clone()),
+    );
+    retire.reason = "moved to Division 3".into();
+    retire.wipe = false;
+    let revocation = Revocation::sign(retire, &agency.new.operator.key);
+    let mut set = RevocationSet::new();
+    let verified = set
+        .check(&revocation, agency.info(), NOW + 200)
+        .expect("valid");
+    assert!(
+        verified.describe().contains("MOIS/Division 2"),
+        "{}",
+        verified.describe()
+    );
+    set.insert(verified).expect("taken");
+    assert!(set.covering(&old).is_some(), "the old certificate is out");
+    assert!(
+        set.covering(&new).is_none(),
+        "the same key under its new one is in"
+    );
+    // A member cannot retire certificates: only whole devices of their own.
+    let kim_pc = agency.enroll("kim", Role::Member);
+    let kim_phone = agency.enroll("kim", Role::Member);
+    let mut own = body(
+        agency.info(),
+        &kim_phone,
+        RevocationScope::Certificate,
+        Issuer::Chain(kim_pc.chain.clone()),
+    );
+    own.wipe = false;
+    assert!(
+        set.check(
+            &Revocation::sign(own, &kim_pc.key),
+            agency.info(),
+            NOW + 200
+        )
+        .is_err()
+    );
+}
