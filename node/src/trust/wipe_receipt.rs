@@ -49,11 +49,12 @@ impl WipeReceipt {
         *blake3::hash(&wire::encode(self)).as_bytes()
     }
 
-    /// Checks the receipt answers `revocation`, comes from a device it
-    /// covers, and is signed by that device.
-    pub fn verify(
+    /// Checks what a receipt proves without its revocation: it is of this
+    /// agency and signed by the device its chain certifies (checked as of
+    /// the certificate's start: the device may have expired since). A
+    /// receipt that fails this is junk, whatever revocation it names.
+    pub fn verify_signer(
         &self,
-        revocation: &VerifiedRevocation,
         agency: &AgencyInfo,
         policy: &TrustPolicy,
     ) -> Result<VerifiedDevice, TrustError> {
@@ -63,12 +64,6 @@ impl WipeReceipt {
                 found: self.body.agency,
             });
         }
-        if self.body.revocation != revocation.id {
-            return Err(TrustError::invalid(
-                "wipe receipt",
-                "answers another revocation",
-            ));
-        }
         let start = self
             .body
             .device
@@ -76,12 +71,6 @@ impl WipeReceipt {
             .map(|c| c.body.not_before)
             .ok_or_else(|| TrustError::invalid("wipe receipt", "names no device"))?;
         let device = self.body.device.verify(agency, start, policy)?;
-        if !revocation.covers(&device, policy) {
-            return Err(TrustError::invalid(
-                "wipe receipt",
-                "from a device the revocation does not cover",
-            ));
-        }
         if !device
             .device
             .public_key()
@@ -91,6 +80,31 @@ impl WipeReceipt {
                 what: "wipe receipt".into(),
                 signer: format!("device {}", device.device.short()),
             });
+        }
+        Ok(device)
+    }
+
+    /// Checks the receipt answers `revocation`, comes from a device it
+    /// covers, and is signed by that device. It proves that the revoked
+    /// key signed it, not that the device's data was erased.
+    pub fn verify(
+        &self,
+        revocation: &VerifiedRevocation,
+        agency: &AgencyInfo,
+        policy: &TrustPolicy,
+    ) -> Result<VerifiedDevice, TrustError> {
+        if self.body.revocation != revocation.id {
+            return Err(TrustError::invalid(
+                "wipe receipt",
+                "answers another revocation",
+            ));
+        }
+        let device = self.verify_signer(agency, policy)?;
+        if !revocation.covers(&device, policy) {
+            return Err(TrustError::invalid(
+                "wipe receipt",
+                "from a device the revocation does not cover",
+            ));
         }
         Ok(device)
     }
