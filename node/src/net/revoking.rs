@@ -4,7 +4,6 @@
 //! when a revocation names this device, sends a wipe receipt and erases the
 //! node.
 
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use libp2p::PeerId;
@@ -16,7 +15,7 @@ use crate::clock::format_utc;
 use crate::identity::{DeviceId, PublicKey};
 use crate::node::{NodeError, NodeEvent};
 use crate::revocations::{Order, RevocationView, Target};
-use crate::store::{Arrival, RevocationRecord};
+use crate::store::{Arrival, RevocationRecord, TakenRevocation};
 use crate::sync::SyncScope;
 use crate::trust::{
     CertificateChain, Issuer, Revocation, RevocationScope, VerifiedDevice, VerifiedRevocation,
@@ -49,34 +48,15 @@ impl Actor {
         let Some(messaging) = self.messaging.as_ref() else {
             return;
         };
-        let mut stored: HashMap<[u8; 32], Vec<u8>> = HashMap::new();
-        let mut unrecorded = Vec::new();
-        for bytes in messaging.log.signed_revocations().unwrap_or_default() {
-            if wire::kind_of(&bytes) != Some(Kind::Revocation) {
-                continue;
-            }
-            let id = *blake3::hash(&bytes).as_bytes();
-            unrecorded.push(id);
-            stored.insert(id, bytes);
-        }
-        let arrivals = messaging.log.revocation_arrivals().unwrap_or_default();
-        self.next_arrival = arrivals.last().map_or(0, |last| last.number + 1);
         let now = self.clock.now();
-        let recorded: HashSet<[u8; 32]> = arrivals.iter().map(|arrival| arrival.id).collect();
-        let in_order: Vec<([u8; 32], u64)> = arrivals
-            .iter()
-            .map(|arrival| (arrival.id, arrival.received_at))
-            .chain(
-                unrecorded
-                    .into_iter()
-                    .filter(|id| !recorded.contains(id))
-                    .map(|id| (id, now)),
-            )
-            .collect();
-        for (id, received_at) in in_order {
-            let Some(bytes) = stored.remove(&id) else {
-                continue;
-            };
+        let taken = messaging.log.revocations_as_taken(now).unwrap_or_default();
+        self.next_arrival = messaging.log.next_arrival_number().unwrap_or_default();
+        for TakenRevocation {
+            bytes,
+            received_at,
+            recorded,
+        } in taken
+        {
             let Ok(revocation) = wire::decode::<Revocation>(&bytes) else {
                 continue;
             };
@@ -90,8 +70,8 @@ impl Actor {
             if !matches!(self.gate.enforce(verified.clone(), bytes.clone()), Ok(true)) {
                 continue;
             }
-            if !recorded.contains(&id) {
-                self.note_arrival(id);
+            if !recorded {
+                self.note_arrival(verified.id);
             }
             let record = self.record(&verified.id);
             if record.unpublished {
