@@ -108,6 +108,11 @@ pub enum AgencyCommand {
     /// List the revocations this home knows, with who has seen each and
     /// whether the device confirmed its wipe.
     Revocations,
+    /// The agency policy every device obeys: the lease (how long a device
+    /// may go without meeting a peer before it erases itself) and the
+    /// wrong-PIN limit.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Show the agency: its root's fingerprint (to compare out of band when
     /// installing a bundle), the operator key, and where the root key is.
     Show,
@@ -123,6 +128,31 @@ pub enum AgencyCommand {
         /// A file written by `baro agency export-root`.
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Sign a new agency policy with the operator key; every device takes
+    /// it when it next meets the mesh (published at once if this home's
+    /// node runs, else at its next start).
+    Set(PolicySet),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicySet {
+    /// Longest time in days a device may go without meeting any admitted
+    /// peer; past it, it erases itself (0: no lease). Relays hold no lease.
+    #[arg(long, value_name = "DAYS")]
+    pub lease_days: u32,
+    /// Days before the end of its lease a device starts warning its user.
+    #[arg(long, value_name = "DAYS", default_value_t = 3)]
+    pub warn_days: u32,
+    /// Wrong PINs a device accepts before it erases itself.
+    #[arg(long, value_name = "N", default_value_t = baro_node::trust::DEFAULT_MAX_PIN_ATTEMPTS)]
+    pub max_pin_attempts: u32,
+    /// The policy's version [default: one above the policy this home holds].
+    #[arg(long, value_name = "N")]
+    pub policy_version: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -26,12 +26,16 @@
 //! - [`enrollment`] *(I/O)*: the enrollment flows the CLI offers, on a home.
 //! - [`revocations`] *(I/O)*: signing, keeping and listing revocations on a
 //!   home whose node is not running; the view shared with the running node.
+//! - [`agency_policy`] *(I/O)*: the operator-signed agency policy and the
+//!   device's lease on its store; the start check that wipes a device past
+//!   its lease.
 //!
 //! Pure modules import neither tokio, libp2p's Swarm nor sled: time and
 //! randomness are inputs, so they are tested with plain unit tests.
 
 #![deny(missing_docs)]
 
+pub mod agency_policy;
 pub mod api;
 pub mod clock;
 pub mod config;

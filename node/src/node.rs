@@ -74,6 +74,9 @@ pub enum NodeError {
     /// A change was made but could not be made durable: it may be lost.
     #[error("{0}")]
     Storage(String),
+    /// This device erased itself at start (its lease had ended); the notice says why.
+    #[error("{0}")]
+    Wiped(String),
 }
 
 /// How a peer was found.
@@ -153,6 +156,9 @@ pub struct Status {
     pub stored_items: usize,
     /// Their bytes.
     pub stored_bytes: u64,
+    /// The agency policy in force and this device's lease.
+    #[serde(default)]
+    pub policy: crate::agency_policy::PolicyView,
 }
 
 /// A peer refused at admission and blocked for a while.
@@ -238,6 +244,11 @@ pub enum NodeEvent {
         /// What `baro` will say from now on.
         notice: String,
     },
+    /// A newer agency policy is in force.
+    PolicyChanged(crate::agency_policy::PolicyView),
+    /// This device's lease ends soon: it must meet a peer of the agency or
+    /// it erases itself (given once per day left).
+    LeaseEnding(crate::agency_policy::PolicyView),
     /// This device erased its data; the node has stopped.
     Wiped {
         /// By whom and when it was revoked.
@@ -487,6 +498,16 @@ impl Handle {
             reply,
         })
         .await?
+    }
+
+    /// Takes an agency policy signed by an operator's tools: in force here
+    /// if newer than the one in force, and published.
+    pub async fn submit_policy(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<crate::agency_policy::PolicyView, NodeError> {
+        self.ask(|reply| Command::SubmitPolicy { bytes, reply })
+            .await?
     }
 
     /// Every revocation this node enforces, with what it knows of each.

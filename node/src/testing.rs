@@ -131,6 +131,29 @@ impl TestAgency {
         crate::wire::encode(&revocation)
     }
 
+    /// An agency policy with a lease of `lease_days` (warning
+    /// `warning_days` ahead), signed by the operator key at the agency
+    /// clock's time; its encoding, as it travels.
+    pub fn policy(&self, version: u64, lease_days: u32, warning_days: u32) -> Vec<u8> {
+        let operator = &self.agency.operator;
+        crate::wire::encode(&crate::trust::AgencyPolicy::sign(
+            crate::trust::AgencyPolicyBody {
+                agency: operator.agency.id(),
+                format: crate::trust::POLICY_FORMAT,
+                version,
+                issued_at: self.clock.now(),
+                settings: crate::trust::PolicySettings {
+                    lease_days,
+                    lease_warning_days: warning_days,
+                    ..crate::trust::PolicySettings::default()
+                },
+                extensions: Vec::new(),
+                issuer: operator.chain.clone(),
+            },
+            &operator.key,
+        ))
+    }
+
     /// Credentials of a new field-office relay named `name`.
     pub fn relay(&mut self, name: &str) -> Credentials {
         let key = self.key();

@@ -5,6 +5,7 @@ mod demo;
 mod device;
 mod files;
 mod node;
+mod policy;
 mod revoke;
 mod rooms;
 
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
-use crate::args::{AgencyCommand, Cli, Command, DeviceCommand, RoomCommand};
+use crate::args::{AgencyCommand, Cli, Command, DeviceCommand, PolicyCommand, RoomCommand};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -27,6 +28,9 @@ pub fn run(cli: Cli) -> Result<()> {
             revoke::agency_revoke(&home(cli.home)?, args, json)
         }
         Command::Agency(AgencyCommand::Revocations) => revoke::list(&home(cli.home)?, json),
+        Command::Agency(AgencyCommand::Policy(PolicyCommand::Set(args))) => {
+            policy::set(&home(cli.home)?, args, json)
+        }
         Command::Agency(AgencyCommand::Show) => agency::show(&home(cli.home)?, json),
         Command::Agency(AgencyCommand::ExportRoot { file }) => {
             agency::export_root(&home(cli.home)?, &file, json)

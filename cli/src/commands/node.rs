@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use baro_node::api::{self, Request, Response};
-use baro_node::clock::unix_now;
+use baro_node::clock::{Clock, unix_now};
 use baro_node::config::RelayConfig;
 use baro_node::enrollment;
 use baro_node::store::{Home, SledStore, Store};
@@ -16,13 +16,34 @@ use super::print_json;
 use crate::args::RunArgs;
 use crate::sanitize::{CONTINUATION, printable, printable_lines};
 
+/// Test hook: seconds added to the wall clock, so a process test of the
+/// lease moves time on without waiting days. It gives a thief nothing: the
+/// system clock can be set as easily, and lease time never goes back.
+pub const CLOCK_SKIP_ENV: &str = "BARO_TEST_CLOCK_SKIP_SECS";
+
+/// The wall clock, moved on by [`CLOCK_SKIP_ENV`] seconds.
+#[derive(Debug)]
+struct NodeClock(u64);
+
+impl Clock for NodeClock {
+    fn now(&self) -> u64 {
+        unix_now().saturating_add(self.0)
+    }
+}
+
 /// Runs the node in the foreground; `relay` makes it a field-office relay.
 pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result<()> {
+    let clock = NodeClock(
+        std::env::var(CLOCK_SKIP_ENV)
+            .ok()
+            .and_then(|secs| secs.parse().ok())
+            .unwrap_or(0),
+    );
     let home = Home::open(home_dir)?;
     let key = enrollment::load_device_key(&home)?;
     let bundle = enrollment::load_bundle(&home)?;
     let me = bundle
-        .verify_for(key.device_id(), unix_now(), &TrustPolicy::default())
+        .verify_for(key.device_id(), clock.now(), &TrustPolicy::default())
         .context("this device's certificate is not valid; ask an operator for a new bundle")?;
     match (&relay, me.role) {
         (Some(_), role) if role != Role::Relay => bail!(
@@ -67,9 +88,11 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
         let socket = api::bind(home_dir.join(api::SOCKET_NAME))
             .await
             .context("cannot open the control socket")?;
+        // A device past its lease erases itself here, before anything is shown.
         let node = NodeBuilder::new(Credentials::from_bundle(key, &bundle))
             .config(config)
             .store(store.clone())
+            .clock(std::sync::Arc::new(clock))
             .spawn()?;
         let handle = node.handle();
         let mut events = handle.events();
@@ -83,6 +106,15 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
             printable(&bundle.body.agency.name)
         );
         println!("device id: {}", handle.device());
+        // The lease warning, once per day left.
+        let mut warned = None;
+        if let Ok(status) = handle.status().await
+            && status.policy.lease_days_left.is_some()
+            && let Some(lease) = &status.policy.lease
+        {
+            println!("warning: {}", printable(lease));
+            warned = status.policy.lease_days_left;
+        }
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
         let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut wiped = None;
@@ -95,7 +127,13 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
                         wiped = Some(notice);
                         break;
                     }
-                    Ok(event) => print_event(&event, &handle.device().to_string()),
+                    Ok(NodeEvent::LeaseEnding(view)) if view.lease_days_left == warned => {}
+                    Ok(event) => {
+                        if let NodeEvent::LeaseEnding(view) = &event {
+                            warned = view.lease_days_left;
+                        }
+                        print_event(&event, &handle.device().to_string());
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         println!("({n} events not shown)");
                     }
@@ -189,6 +227,15 @@ fn print_event(event: &NodeEvent, me: &str) {
         ),
         NodeEvent::WipeConfirmed { device, .. } => {
             println!("wipe receipt: device {} erased itself", device.short())
+        }
+        NodeEvent::PolicyChanged(view) => println!(
+            "agency policy: {}",
+            printable(view.policy.as_deref().unwrap_or("none"))
+        ),
+        NodeEvent::LeaseEnding(view) => {
+            if let Some(lease) = &view.lease {
+                println!("warning: {}", printable(lease));
+            }
         }
         NodeEvent::Wiping { notice } | NodeEvent::Wiped { notice } => {
             println!("{}", printable(notice))
@@ -309,6 +356,16 @@ pub fn status(home: &Path, json: bool) -> Result<()> {
             "  bootstrap:    {}",
             printable(&status.bootstrap.join(", "))
         );
+    }
+    match &status.policy.policy {
+        Some(policy) => println!("  policy:       {}", printable(policy)),
+        None => println!(
+            "  policy:       none received yet (no lease, {} wrong PINs)",
+            status.policy.max_pin_attempts
+        ),
+    }
+    if let Some(lease) = &status.policy.lease {
+        println!("  lease:        {}", printable(lease));
     }
     Ok(())
 }

@@ -90,6 +90,11 @@ pub enum Request {
     },
     /// Every revocation the node enforces.
     Revocations,
+    /// Put a signed agency policy in force and publish it.
+    SetPolicy {
+        /// The policy's encoding, hex.
+        policy: String,
+    },
     /// The certificate chain of a device, or of a user's newest device.
     DeviceChain {
         /// A device id.
@@ -147,6 +152,8 @@ pub enum Response {
     Chain(String),
     /// Answer to [`Request::People`].
     People(People),
+    /// Answer to [`Request::SetPolicy`]: the policy now in force.
+    Policy(crate::agency_policy::PolicyView),
     /// The request failed.
     Error(String),
 }

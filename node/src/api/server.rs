@@ -269,6 +269,10 @@ async fn dispatch(request: Request, handle: &Handle) -> Response {
         Request::FindRoom { room } => handle.find_room(&room).await.map(Response::Room),
         Request::MarkRead { room } => handle.mark_read(&room).await.map(Response::MarkedRead),
         Request::Watch { .. } => Ok(Response::Error("watch is a stream".into())),
+        Request::SetPolicy { policy } => match hex::decode(policy.trim()) {
+            Ok(bytes) => handle.submit_policy(bytes).await.map(Response::Policy),
+            Err(_) => Ok(Response::Error("the agency policy is not hex".into())),
+        },
         Request::Revoke { revocation } => match hex::decode(revocation.trim()) {
             Ok(bytes) => handle
                 .submit_revocation(bytes)

@@ -132,6 +132,10 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<crate::revocations::RevocationView, NodeError>>,
     },
     Revocations(oneshot::Sender<Vec<crate::revocations::RevocationView>>),
+    SubmitPolicy {
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<crate::agency_policy::PolicyView, NodeError>>,
+    },
     DeviceChain {
         target: crate::revocations::Target,
         reply: oneshot::Sender<Result<CertificateChain, NodeError>>,
@@ -219,6 +223,8 @@ pub(crate) struct Actor {
     next_arrival: u64,
     /// Set when this device was revoked and is about to erase itself.
     wiping: Option<revoking::Wiping>,
+    /// The agency policy in force and this device's lease.
+    leasing: leasing::Leasing,
     /// Told of accepted gossip (diagnostics; usually none).
     observer: Option<Arc<dyn super::GossipObserver>>,
     /// Reconciliations and hints started by events rather than the tick.
@@ -233,6 +239,8 @@ pub(crate) struct Actor {
 
 #[path = "directory_requests.rs"]
 mod directory_requests;
+#[path = "leasing.rs"]
+mod leasing;
 #[path = "messaging.rs"]
 pub(crate) mod messaging;
 #[path = "revoking.rs"]
@@ -263,6 +271,12 @@ impl Actor {
         shutdown: CancellationToken,
         diagnostics: super::Diagnostics,
     ) -> Result<Self, NodeError> {
+        // Before anything else: a device past its lease erases itself here.
+        let role = credentials
+            .chain
+            .leaf()
+            .map_or(Role::Member, |c| c.body.role);
+        let leasing = leasing::Leasing::start(&store, &credentials.agency, role, clock.now())?;
         let keypair = identity::Keypair::ed25519_from_bytes(credentials.key.secret().0)
             .map_err(|e| NodeError::Network(format!("device key: {e}")))?;
         let agency_id = credentials.agency.id();
@@ -440,6 +454,7 @@ impl Actor {
             unpublished: HashMap::new(),
             next_arrival: 0,
             wiping: None,
+            leasing,
             observer: diagnostics.observer,
             triggers: sync_triggers::SyncTriggers::default(),
             directory: super::directory_service::DirectoryService::new(is_relay),
@@ -449,6 +464,8 @@ impl Actor {
     pub(crate) async fn run(mut self) {
         self.load_sync_index();
         self.load_revocations();
+        self.load_policy();
+        self.check_lease();
         self.settle_messaging();
         self.dial_bootstrap();
         let period = Duration::from_secs(self.config.config.discovery_interval_secs);
@@ -477,6 +494,7 @@ impl Actor {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = discovery.tick() => self.discover(),
                 _ = receipts.tick() => {
+                    self.check_lease();
                     if self.wipe_due() {
                         break;
                     }
@@ -497,6 +515,7 @@ impl Actor {
             self.finish_wipe();
         } else {
             self.save_unread();
+            self.save_lease();
         }
         // Give the addresses back now (an in-process listener keeps its
         // port until it is removed, so a restarted node could not listen).
@@ -699,6 +718,7 @@ impl Actor {
                     relay: self.carrier.is_some(),
                     stored_items: self.index.total(),
                     stored_bytes: self.index.bytes(),
+                    policy: self.policy_view(),
                 });
             }
             Command::PublishControl { payload, reply } => {
@@ -801,6 +821,9 @@ impl Actor {
             }
             Command::Revocations(reply) => {
                 let _ = reply.send(self.revocation_views());
+            }
+            Command::SubmitPolicy { bytes, reply } => {
+                let _ = reply.send(self.submit_policy(bytes));
             }
             Command::DeviceChain { target, reply } => {
                 let _ = reply.send(self.device_chain(&target));
@@ -964,6 +987,7 @@ impl Actor {
             self.dialled.insert(peer_id);
         }
         self.peers.insert(peer_id, info.clone());
+        self.lease_met_peer();
         self.emit(NodeEvent::PeerAdmitted(info));
         self.reserve_circuit(peer_id, verified.role, endpoint);
         self.start_sync(peer_id);
@@ -1049,7 +1073,7 @@ impl Actor {
         let revocation_item = message.topic == self.control.hash()
             && matches!(
                 wire::kind_of(&message.data),
-                Some(wire::Kind::Revocation | wire::Kind::WipeReceipt)
+                Some(wire::Kind::Revocation | wire::Kind::WipeReceipt | wire::Kind::AgencyPolicy)
             );
         if revocation_item {
             // Self-signed: anyone may pass it on, even a revoked device its receipt.

@@ -130,6 +130,7 @@ impl Actor {
         match wire::kind_of(bytes) {
             Some(Kind::Revocation) => self.take_revocation(bytes, from),
             Some(Kind::WipeReceipt) => self.take_wipe_receipt(bytes, from),
+            Some(Kind::AgencyPolicy) => self.take_policy(bytes, from),
             _ => Intake::Rejected("not a revocation or wipe receipt".into()),
         }
     }
