@@ -279,6 +279,9 @@ fn api() -> Vec<Vec<u8>> {
             device: Some(device),
             user: None,
         },
+        Request::SetPolicy {
+            policy: hex::encode(agency_policy()),
+        },
     ];
     let mut lines: Vec<Vec<u8>> = requests
         .iter()
