@@ -2,16 +2,15 @@
 
 use anyhow::{Context, Result, bail};
 use baro_node::crypto::Passphrase;
-use zeroize::Zeroizing;
 
-use crate::secrets;
+const ENV: &str = "BARO_PASSPHRASE";
 
 /// The passphrase for existing key files.
 pub fn existing() -> Result<Passphrase> {
     if let Some(from_env) = from_env() {
         return Ok(from_env);
     }
-    prompt("Operator passphrase: ").map(Passphrase::from_zeroizing)
+    prompt("Operator passphrase: ")
 }
 
 /// A new passphrase, asked twice when prompting.
@@ -19,21 +18,22 @@ pub fn new() -> Result<Passphrase> {
     if let Some(from_env) = from_env() {
         return Ok(from_env);
     }
-    let first = prompt("New passphrase for the agency keys: ")?;
-    let second = prompt("Repeat the passphrase: ")?;
-    if *first != *second {
+    let first = rpassword::prompt_password("New passphrase for the agency keys: ")
+        .context("no passphrase: set BARO_PASSPHRASE or run in a terminal")?;
+    let second = rpassword::prompt_password("Repeat the passphrase: ")
+        .context("no passphrase: set BARO_PASSPHRASE or run in a terminal")?;
+    if first != second {
         bail!("the two passphrases differ; nothing was created");
     }
-    Ok(Passphrase::from_zeroizing(first))
+    Ok(Passphrase::new(first))
 }
 
-/// `BARO_PASSPHRASE`, taken from the environment at start.
 fn from_env() -> Option<Passphrase> {
-    secrets::passphrase().map(Passphrase::from_zeroizing)
+    std::env::var(ENV).ok().map(Passphrase::new)
 }
 
-fn prompt(text: &str) -> Result<Zeroizing<String>> {
+fn prompt(text: &str) -> Result<Passphrase> {
     rpassword::prompt_password(text)
-        .map(Zeroizing::new)
+        .map(Passphrase::new)
         .context("no passphrase: set BARO_PASSPHRASE or run in a terminal")
 }

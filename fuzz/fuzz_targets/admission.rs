@@ -7,6 +7,10 @@
 //! revocation of itself with a wipe receipt); the rest is every byte the
 //! remote sends (length-prefixed frames: its hello, its verdict, a
 //! revocation, a wipe receipt). The remote is Kim, a certified device.
+//! The gate's nonce is fresh each run, so the remote's network proof (the
+//! first step) never checks: this target covers the framing and the proof
+//! check of every first frame; the later steps are covered by the unit
+//! tests in `net::admission`.
 #![no_main]
 
 use std::io;
@@ -18,6 +22,7 @@ use std::time::Duration;
 use baro_fuzz::{NOW, fixture};
 use baro_node::clock::ManualClock;
 use baro_node::net::admission::{AdmissionGate, AdmissionUpgrade, PROTOCOL, ReceiptSigner};
+use baro_node::net::membership_proof::MembershipKey;
 use baro_node::trust::{AdmissionHello, empty_revocation_digest};
 use futures::{AsyncRead, AsyncWrite};
 use libfuzzer_sys::fuzz_target;
@@ -85,6 +90,8 @@ fuzz_target!(|data: &[u8]| {
     let mut gate = AdmissionGate::new(
         lee.agency.clone(),
         &own_hello,
+        lee.key.device_id().peer_id().expect("lee's peer id"),
+        MembershipKey::derive(&f.agency.agency.network_key),
         Arc::new(ManualClock::new(NOW)),
         Duration::from_secs(10),
         300,

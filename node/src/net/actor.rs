@@ -288,9 +288,15 @@ impl Actor {
         let (refusal_tx, refusals) = mpsc::channel(256);
         let timeout = Duration::from_secs(config.config.admission_timeout_secs);
         let limits = super::limits::Limits::for_config(&config.config);
+        let membership = match &credentials.network_key {
+            Some(network) => super::membership_proof::MembershipKey::derive(network),
+            None => super::membership_proof::MembershipKey::without_network(),
+        };
         let gate = AdmissionGate::new(
             credentials.agency.clone(),
             &hello,
+            keypair.public().to_peer_id(),
+            membership,
             clock.clone(),
             timeout,
             config.config.block_secs,

@@ -12,6 +12,7 @@ pub mod inbound;
 pub mod lan_beacon;
 pub mod lan_discovery;
 pub mod limits;
+pub mod membership_proof;
 mod quotas;
 pub mod shaping;
 pub mod sync_protocol;
