@@ -12,6 +12,17 @@ pub struct Cli {
     #[arg(long, global = true, env = "BARO_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// Services such as relays: keep the storage key in this owner-only file
+    /// (created with the home) instead of sealing it under a device PIN.
+    /// Without it, the PIN is read from BARO_PIN or asked at the terminal.
+    #[arg(
+        long,
+        global = true,
+        env = "BARO_STORAGE_KEY_FILE",
+        value_name = "PATH"
+    )]
+    pub storage_key_file: Option<PathBuf>,
+
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,

@@ -7,17 +7,23 @@ mod args;
 mod commands;
 mod output;
 mod passphrase;
+mod pin;
 mod sanitize;
+mod secrets;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // First, while this is the only thread.
+    secrets::take_from_environment();
     let args = args::Cli::parse();
     // The demo narrates on stdout; its refusals would repeat as warnings.
     let quiet = matches!(args.command, args::Command::Demo);
     init_tracing(args.verbose, quiet);
+    secrets::forbid_core_dumps();
+    pin::install(args.storage_key_file.clone());
     match commands::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

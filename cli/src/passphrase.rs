@@ -2,15 +2,16 @@
 
 use anyhow::{Context, Result, bail};
 use baro_node::crypto::Passphrase;
+use zeroize::Zeroizing;
 
-const ENV: &str = "BARO_PASSPHRASE";
+use crate::secrets;
 
 /// The passphrase for existing key files.
 pub fn existing() -> Result<Passphrase> {
     if let Some(from_env) = from_env() {
         return Ok(from_env);
     }
-    prompt("Operator passphrase: ")
+    prompt("Operator passphrase: ").map(Passphrase::from_zeroizing)
 }
 
 /// A new passphrase, asked twice when prompting.
@@ -18,22 +19,21 @@ pub fn new() -> Result<Passphrase> {
     if let Some(from_env) = from_env() {
         return Ok(from_env);
     }
-    let first = rpassword::prompt_password("New passphrase for the agency keys: ")
-        .context("no passphrase: set BARO_PASSPHRASE or run in a terminal")?;
-    let second = rpassword::prompt_password("Repeat the passphrase: ")
-        .context("no passphrase: set BARO_PASSPHRASE or run in a terminal")?;
-    if first != second {
+    let first = prompt("New passphrase for the agency keys: ")?;
+    let second = prompt("Repeat the passphrase: ")?;
+    if *first != *second {
         bail!("the two passphrases differ; nothing was created");
     }
-    Ok(Passphrase::new(first))
+    Ok(Passphrase::from_zeroizing(first))
 }
 
+/// `BARO_PASSPHRASE`, taken from the environment at start.
 fn from_env() -> Option<Passphrase> {
-    std::env::var(ENV).ok().map(Passphrase::new)
+    secrets::passphrase().map(Passphrase::from_zeroizing)
 }
 
-fn prompt(text: &str) -> Result<Passphrase> {
+fn prompt(text: &str) -> Result<Zeroizing<String>> {
     rpassword::prompt_password(text)
-        .map(Passphrase::new)
+        .map(Zeroizing::new)
         .context("no passphrase: set BARO_PASSPHRASE or run in a terminal")
 }

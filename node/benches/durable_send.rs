@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use baro_node::api::{self, Request, Response};
 use baro_node::net::TransportKind;
-use baro_node::store::{Entry, Home, SledStore, Store, StoreError};
+use baro_node::store::{Entry, Home, SledStore, Store, StoreError, Unlock};
 use baro_node::testing::{TestAgency, memory_config};
 use baro_node::{NodeBuilder, NodeConfig};
 use tokio_util::sync::CancellationToken;
@@ -82,7 +82,8 @@ fn start(dir: &Path, durable: bool) -> Running {
     let key = agency.key();
     let chain = agency.certify(&key, "kim", ROOM, baro_node::Role::Member, 365);
     let credentials = agency.credentials(key, chain);
-    let home = Home::open_or_create(&dir.join("home")).expect("home");
+    let home = Home::open_or_create_with(&dir.join("home"), &Unlock::KeyFile(dir.join("home.key")))
+        .expect("home");
     let store = Arc::new(Counted {
         inner: SledStore::open(home).expect("store"),
         flushes: AtomicU64::new(0),
@@ -159,8 +160,14 @@ fn main() {
     // The disk alone: one sealed record written and flushed.
     {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SledStore::open(Home::open_or_create(&dir.path().join("h")).expect("home"))
-            .expect("store");
+        let store = SledStore::open(
+            Home::open_or_create_with(
+                &dir.path().join("h"),
+                &Unlock::KeyFile(dir.path().join("h.key")),
+            )
+            .expect("home"),
+        )
+        .expect("store");
         let per_second = rate(1, sends, |_, i| {
             store
                 .insert("bench", &i.to_be_bytes(), &[7u8; 400])

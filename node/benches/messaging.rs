@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use baro_node::identity::OsEntropy;
 use baro_node::rooms::{Messenger, RoomId, Verdict};
-use baro_node::store::{Home, MessageLog, SledStore};
+use baro_node::store::{Home, MessageLog, SledStore, Unlock};
 use baro_node::sync::Hlc;
 use baro_node::testing::{T0, TestAgency};
 use baro_node::trust::{Role, TrustPolicy};
@@ -94,7 +94,11 @@ fn messaging(c: &mut Criterion) {
 
     // The receiver's store: a real sled database, values sealed at rest.
     let dir = tempfile::tempdir().expect("tempdir");
-    let home = Home::open_or_create(&dir.path().join("home")).expect("home");
+    let home = Home::open_or_create_with(
+        &dir.path().join("home"),
+        &Unlock::KeyFile(dir.path().join("home.key")),
+    )
+    .expect("home");
     let log = MessageLog::new(Arc::new(SledStore::open(home).expect("sled")));
 
     // Bare verify over the same 1 KiB.

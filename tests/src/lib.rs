@@ -26,6 +26,24 @@ pub fn texts(history: &serde_json::Value) -> Vec<String> {
 /// Passphrase used for agency keys in tests.
 pub const PASSPHRASE: &str = "test passphrase, long enough";
 
+/// Device PIN every test home is locked with (`BARO_PIN` of every `baro`
+/// the helpers start).
+pub const PIN: &str = "test pin 2468";
+
+/// Unlocks a home opened inside the test process itself with [`PIN`], with
+/// tiny argon2id costs (as `baro` under `BARO_TEST_FAST_KDF=1`).
+pub fn test_unlock() -> baro_node::store::Unlock {
+    baro_node::store::Unlock::Pin {
+        pin: baro_node::crypto::Passphrase::new(PIN.into()),
+        kdf: baro_node::crypto::KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        max_attempts: baro_node::store::MAX_PIN_ATTEMPTS,
+    }
+}
+
 /// Finds the `baro` binary: `BARO_BIN`, else next to this test executable's
 /// directory (`target/<profile>/baro`), building it if it is not there yet.
 pub fn baro_bin() -> PathBuf {
@@ -118,6 +136,7 @@ pub struct Baro {
     bin: PathBuf,
     home: PathBuf,
     passphrase: Option<String>,
+    pin: Option<String>,
     env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
@@ -128,6 +147,7 @@ impl Baro {
             bin: bin.into(),
             home: home.into(),
             passphrase: Some(PASSPHRASE.into()),
+            pin: Some(PIN.into()),
             env: Vec::new(),
         }
     }
@@ -149,6 +169,14 @@ impl Baro {
     pub fn with_passphrase(&self, passphrase: Option<&str>) -> Self {
         Baro {
             passphrase: passphrase.map(str::to_string),
+            ..self.clone()
+        }
+    }
+
+    /// The same home with another device PIN (`None`: not set at all).
+    pub fn with_pin(&self, pin: Option<&str>) -> Self {
+        Baro {
+            pin: pin.map(str::to_string),
             ..self.clone()
         }
     }
@@ -192,10 +220,16 @@ impl Baro {
             .args(args)
             .env_remove("BARO_HOME")
             .env_remove("BARO_PASSPHRASE")
+            .env_remove("BARO_PIN")
+            .env_remove("BARO_STORAGE_KEY_FILE")
+            .env("BARO_TEST_FAST_KDF", "1")
             .env_remove("RUST_LOG")
             .stdin(std::process::Stdio::null());
         if let Some(passphrase) = &self.passphrase {
             command.env("BARO_PASSPHRASE", passphrase);
+        }
+        if let Some(pin) = &self.pin {
+            command.env("BARO_PIN", pin);
         }
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command

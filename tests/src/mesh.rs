@@ -100,7 +100,8 @@ pub async fn lee_restarted_on_sled(
 ) -> Node {
     let credentials = agency.member("lee");
     let open_store = || {
-        let home = Home::open_or_create(&dir.join("lee")).expect("home");
+        let home =
+            Home::open_or_create_with(&dir.join("lee"), &crate::test_unlock()).expect("home");
         Arc::new(SledStore::open(home).expect("sled"))
     };
     let bootstrap = std::slice::from_ref(address);

@@ -21,7 +21,7 @@ fn the_demo_runs_every_step_to_the_end() {
         "baro demo failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for step in 1..=10 {
+    for step in 1..=11 {
         assert!(
             stdout.contains(&format!("\n{step}. ")),
             "step {step} is missing:\n{stdout}"
@@ -32,6 +32,9 @@ fn the_demo_runs_every_step_to_the_end() {
         "removes Choi Seoyeon: the group moves to a new key",
         "the phone hears of it",
         "all 3 messages are there once",
+        "the copy is unreadable without her PIN",
+        "no file in the copy names Kim",
+        "erased its data after 10 wrong PINs",
         "Done.",
     ] {
         assert!(stdout.contains(shown), "'{shown}' is missing:\n{stdout}");

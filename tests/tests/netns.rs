@@ -179,6 +179,8 @@ impl NsNode {
             .args(["--sync-interval", "2", "--mdns-interval", "2"])
             .env_remove("BARO_HOME")
             .env_remove("BARO_PASSPHRASE")
+            .env("BARO_PIN", baro_tests::PIN)
+            .env("BARO_TEST_FAST_KDF", "1")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(out)

@@ -61,7 +61,7 @@ fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 }
 
 fn sled_store(home: &Path) -> Arc<SledStore> {
-    let home = Home::open_or_create(home).expect("home");
+    let home = Home::open_or_create_with(home, &baro_tests::test_unlock()).expect("home");
     Arc::new(SledStore::open(home).expect("sled"))
 }
 

@@ -1,6 +1,7 @@
 //! `baro demo`: a narrated tour of what Baro Mesh can do so far, run on real
 //! homes in a temporary directory with the same code the commands use.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use baro_node::crypto::{KdfParams, Passphrase};
 use baro_node::enrollment::{self, AgencyInit};
 use baro_node::identity::{Entropy, KeyPair, OsEntropy};
 use baro_node::revocations::{self, Order, RevocationView, Target};
-use baro_node::store::{Home, SledStore, Store};
+use baro_node::store::{Home, MAX_PIN_ATTEMPTS, SledStore, Store, StoreError, Unlock, set_unlock};
 use baro_node::trust::{
     DAY_SECS, DirectoryQuery, Enrollment, EnrollmentBundle, Issuer, Revocation, RevocationScope,
     Role, Subject, TrustPolicy,
@@ -81,6 +82,14 @@ pub fn run() -> Result<()> {
     let now = unix_now();
     let passphrase_text = hex::encode(OsEntropy.array::<12>());
     let passphrase = || Passphrase::new(passphrase_text.clone());
+    // Every device's storage key is sealed under its PIN (phone-class
+    // argon2id costs); one PIN serves all of them here.
+    let pin_text = hex::encode(OsEntropy.array::<6>());
+    set_unlock(Unlock::Pin {
+        pin: Passphrase::new(pin_text.clone()),
+        kdf: KdfParams::PHONE,
+        max_attempts: MAX_PIN_ATTEMPTS,
+    });
 
     println!("Baro Mesh demo: a temporary agency in {}", dir.display());
 
@@ -248,7 +257,13 @@ pub fn run() -> Result<()> {
         10,
         "Sent means saved: Kim's laptop loses power right after she presses send",
     );
-    power_cut(&bundles[0].0)?;
+    power_cut(&bundles[0].0, &pin_text)?;
+
+    step(
+        11,
+        "A thief copies Kim's laptop while it is off: the copy is unreadable without her PIN",
+    );
+    stolen_laptop(&bundles[0].0, &dir.join("thief"))?;
 
     println!("\nDone.");
     println!("(The temporary directory is removed now.)");
@@ -259,11 +274,13 @@ pub fn run() -> Result<()> {
 /// socket while no colleague is reachable, kills the process with SIGKILL
 /// (a dead battery, a phone killing the app), starts it again and shows that
 /// every message it had answered "sent" for is still there, queued.
-fn power_cut(home: &Path) -> Result<()> {
+fn power_cut(home: &Path, pin: &str) -> Result<()> {
     let run = || -> Result<std::process::Child> {
         std::process::Command::new(std::env::current_exe()?)
             .arg("--home")
             .arg(home)
+            .env("BARO_PIN", pin)
+            .env_remove("BARO_STORAGE_KEY_FILE")
             .args(["run", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -335,6 +352,87 @@ fn power_cut(home: &Path) -> Result<()> {
     node.kill()?;
     node.wait()?;
     Ok(())
+}
+
+/// Copies Kim's home as a thief would, fails to open the copy with guessed
+/// PINs and a forged key file, finds no name in it, and lets the tenth
+/// wrong PIN erase it; Kim, with her PIN, opens her laptop as before.
+fn stolen_laptop(kim_home: &Path, copy: &Path) -> Result<()> {
+    copy_dir(kim_home, copy)?;
+    println!(
+        "   the copy holds {}: the storage key only sealed under Kim's PIN (argon2id)",
+        home_contents(copy)?.join(", ")
+    );
+    let guess = |pin: &str| Unlock::Pin {
+        pin: Passphrase::new(pin.into()),
+        kdf: KdfParams::PHONE,
+        max_attempts: MAX_PIN_ATTEMPTS,
+    };
+    for pin in ["000000", "123456", "kim.minji"] {
+        let started = Instant::now();
+        let outcome = Home::open_with(copy, &guess(pin));
+        let took = started.elapsed().as_millis();
+        refused(&format!("the PIN \"{pin}\" ({took} ms a guess)"), outcome)?;
+    }
+    refused(
+        "a storage key file made up by the thief",
+        Home::open_with(copy, &Unlock::KeyFile(copy.with_extension("key"))),
+    )?;
+    let mut named = 0;
+    for (_, bytes) in files_in(copy)? {
+        for name in ["kim.minji", "Kim Minji", "Lee Junho", "two more pumps"] {
+            named += usize::from(bytes.windows(name.len()).any(|w| w == name.as_bytes()));
+        }
+    }
+    if named != 0 {
+        bail!("the copy names Kim, a colleague or a message in the clear");
+    }
+    println!("   ✓ no file in the copy names Kim, her colleagues or what they wrote");
+    let mut outcome = Home::open_with(copy, &guess("999999"));
+    while let Err(StoreError::WrongPin { .. }) = outcome {
+        outcome = Home::open_with(copy, &guess("999999"));
+    }
+    refused("the tenth wrong PIN in a row", outcome)?;
+    println!(
+        "   the copy now holds only: {} (on the laptop, baro does the same; a thief's own\n   \
+         tools ignore the count, so each guess at a copy still costs argon2id's time and memory)",
+        home_contents(copy)?.join(", ")
+    );
+    let (_, name) = credentials(kim_home)?;
+    println!("   ✓ {name}, with her PIN, opens her laptop's home as before");
+    Ok(())
+}
+
+/// `cp -r`: every file under `from`, copied to the same place under `to`.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700))?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every file under `dir`, with its bytes.
+fn files_in(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                stack.push(entry?.path());
+            }
+        } else {
+            out.push((path.clone(), std::fs::read(&path)?));
+        }
+    }
+    Ok(out)
 }
 
 /// The operator's home (agency init) and the passphrase sealing its keys.

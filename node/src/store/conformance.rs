@@ -216,11 +216,13 @@ fn wipe_leaves_no_plaintext_and_no_key_bytes_in_the_home() {
             .expect("insert");
     }
     store.flush().expect("flush");
+    // The storage key is sealed under the PIN: not in the clear even
+    // before the wipe (audit H7).
     assert!(
-        files_under(&root)
+        !files_under(&root)
             .iter()
             .any(|(_, b)| contains(b, &key_bytes)),
-        "key file present before wipe"
+        "storage key in the clear in the home"
     );
 
     store.wipe(None).expect("wipe");
@@ -298,7 +300,7 @@ fn home_without_its_storage_key_is_reported_not_recreated() {
     let root = dir.path().join("home");
     let home = Home::open_or_create(&root).expect("home");
     home.write(HomeFile::DeviceKey, b"k").expect("write");
-    std::fs::remove_file(root.join("storage.key")).expect("rm");
+    std::fs::remove_file(root.join("storage.sealed")).expect("rm");
     assert!(matches!(
         Home::open_or_create(&root),
         Err(StoreError::MissingStorageKey(_))

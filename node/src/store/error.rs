@@ -42,9 +42,47 @@ pub enum StoreError {
     Revoked(String),
     /// The home has data but its storage key is gone.
     #[error(
-        "the storage key of {0} is missing: this home was wiped or damaged and its data cannot be read"
+        "the storage key of {0} is missing: this home was wiped or damaged and its data cannot be read (a service's home opens only with its --storage-key-file)"
     )]
     MissingStorageKey(PathBuf),
+    /// No PIN was given and none can be asked for.
+    #[error(
+        "this home is locked by a device PIN: set BARO_PIN or run in a terminal (services: --storage-key-file)"
+    )]
+    PinRequired,
+    /// The PIN is wrong; `left` more wrong ones wipe the device.
+    #[error("wrong PIN: {left} more wrong attempts erase this device's data")]
+    WrongPin {
+        /// Attempts left before the wipe.
+        left: u32,
+    },
+    /// A new PIN was typed differently the second time.
+    #[error("the two PINs differ; nothing was changed")]
+    PinMismatch,
+    /// A new PIN is too short.
+    #[error("the device PIN must have at least {min} characters; nothing was changed")]
+    ShortPin {
+        /// Minimum length.
+        min: usize,
+    },
+    /// A key file was given for a home locked by a PIN.
+    #[error(
+        "{0} is locked by a device PIN: unlock it with its PIN (BARO_PIN or the terminal), not a key file"
+    )]
+    PinLocked(PathBuf),
+    /// A key file was given for an old home whose key lies in plaintext inside it.
+    #[error(
+        "this home keeps its storage key in plaintext at {key}: move it out (`mv {key} {key_file}`) to use it as the key file, or unlock the home with a PIN to seal it"
+    )]
+    PlaintextKey {
+        /// The plaintext key in the home.
+        key: PathBuf,
+        /// The key file asked for.
+        key_file: PathBuf,
+    },
+    /// The storage key file given does not exist.
+    #[error("no storage key file at {0}: give the file this home was created with")]
+    MissingKeyFile(PathBuf),
     /// The database was written by a newer version.
     #[error(
         "the database uses schema version {found}, newer than this baro supports ({supported}): upgrade baro"

@@ -1,8 +1,12 @@
-//! The node's home directory: layout, the storage key in its own file,
-//! sealed identity and agency files, and the wipe sequence.
+//! The node's home directory: layout, the storage key sealed under the
+//! device PIN (see [`unlock`](super::unlock)), sealed identity and agency
+//! files, and the wipe sequence.
 //!
 //! ```text
-//! HOME/storage.key        the storage key (owner-only); destroying it shreds the rest
+//! HOME/storage.sealed     the storage key sealed under the device PIN (argon2id);
+//!                         destroying it shreds the rest. Services may keep the key
+//!                         in a file of their own outside the home instead
+//! HOME/pin.attempts       wrong PINs in a row (the last allowed one wipes the home)
 //! HOME/db/                sled database, every value sealed under the storage key
 //! HOME/identity/*         device key and installed bundle, sealed under the storage key
 //! HOME/agency/*           operator homes only: root and operator keys (passphrase-sealed,
@@ -19,11 +23,17 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::StoreError;
-use crate::crypto::{SealedFile, StorageKey};
+use super::unlock::{
+    self, MIN_PIN_LEN, PIN_ATTEMPTS, STORAGE_KEY_PURPOSE, Unlock, UnlockFor, process_unlock,
+};
+use crate::crypto::{CryptoError, KdfParams, Passphrase, PassphraseSealed, SealedFile, StorageKey};
 use crate::identity::{Entropy, OsEntropy};
 use crate::wire;
 
+/// An old home's storage key in plaintext (migrated on first unlock).
 const STORAGE_KEY: &str = "storage.key";
+/// The storage key sealed under the device PIN.
+const SEALED_KEY: &str = "storage.sealed";
 const DATABASE: &str = "db";
 const WIPE_INTENT: &str = "wipe.intent";
 const REVOKED: &str = "revoked";
@@ -68,49 +78,117 @@ impl HomeFile {
 pub struct Home {
     root: PathBuf,
     storage_key: StorageKey,
+    /// The key file it was unlocked with, if not a PIN: a wipe destroys it.
+    key_file: Option<PathBuf>,
 }
 
 impl Home {
     /// Opens the home at `root`, creating the directory and a storage key if
-    /// this is a new home. An interrupted wipe is finished first.
+    /// this is a new home, unlocked as the process says
+    /// ([`set_unlock_source`](super::set_unlock_source)). An interrupted
+    /// wipe is finished first.
     pub fn open_or_create(root: &Path) -> Result<Home, StoreError> {
         Self::finish_interrupted_wipe(root)?;
         Self::refuse_if_revoked(root)?;
-        create_private_dir(root)?;
-        let key_path = root.join(STORAGE_KEY);
-        if !key_path.exists() {
-            if root.join(DATABASE).exists() || root.join(IDENTITY_DIR).exists() {
-                return Err(StoreError::MissingStorageKey(root.to_path_buf()));
-            }
-            let key = StorageKey::generate(&mut OsEntropy);
-            write_atomic(&key_path, &Zeroizing::new(wire::encode(&key)))?;
-        }
-        Self::open(root)
+        let purpose = if is_new(root) || needs_wrapping(root) {
+            UnlockFor::New
+        } else {
+            UnlockFor::Existing
+        };
+        Self::open_or_create_with(root, &*process_unlock(purpose)?)
     }
 
-    /// Opens an existing home; fails with a clear error if there is none,
-    /// or if other users can reach it.
+    /// [`open_or_create`](Self::open_or_create) with an explicit unlock.
+    pub fn open_or_create_with(root: &Path, unlock: &Unlock) -> Result<Home, StoreError> {
+        Self::finish_interrupted_wipe(root)?;
+        Self::refuse_if_revoked(root)?;
+        create_private_dir(root)?;
+        if is_new(root) {
+            match unlock {
+                Unlock::Pin { pin, kdf, .. } => {
+                    let key = StorageKey::generate(&mut OsEntropy);
+                    write_sealed_key(root, &key, pin, *kdf)?;
+                }
+                Unlock::KeyFile(path) if !path.exists() => {
+                    let key = StorageKey::generate(&mut OsEntropy);
+                    write_atomic(path, &Zeroizing::new(wire::encode(&key)))?;
+                }
+                Unlock::KeyFile(_) => {}
+            }
+        }
+        Self::open_with(root, unlock)
+    }
+
+    /// Opens an existing home, unlocked as the process says; fails with a
+    /// clear error if there is none, or if other users can reach it.
     pub fn open(root: &Path) -> Result<Home, StoreError> {
         Self::finish_interrupted_wipe(root)?;
         Self::refuse_if_revoked(root)?;
-        let key_path = root.join(STORAGE_KEY);
-        if !key_path.exists() {
-            if root.join(IDENTITY_DIR).exists() || root.join(DATABASE).exists() {
-                return Err(StoreError::MissingStorageKey(root.to_path_buf()));
-            }
+        if is_new(root) {
             return Err(StoreError::NoHome(root.to_path_buf()));
         }
-        refuse_if_not_private(root)?;
-        let bytes =
-            Zeroizing::new(fs::read(&key_path).map_err(StoreError::io("reading", &key_path))?);
-        let storage_key =
-            wire::decode::<StorageKey>(&bytes).map_err(|source| StoreError::Corrupt {
-                path: key_path.display().to_string(),
-                source,
-            })?;
+        let purpose = if needs_wrapping(root) {
+            UnlockFor::New
+        } else {
+            UnlockFor::Existing
+        };
+        Self::open_with(root, &*process_unlock(purpose)?)
+    }
+
+    /// [`open`](Self::open) with an explicit unlock. A wrong PIN counts
+    /// (persisted before the check); the last allowed one wipes the home.
+    /// An old home whose storage key lies in plaintext is migrated: the key
+    /// is sealed under the PIN and the plaintext file destroyed.
+    pub fn open_with(root: &Path, unlock: &Unlock) -> Result<Home, StoreError> {
+        Self::finish_interrupted_wipe(root)?;
+        Self::refuse_if_revoked(root)?;
+        let sealed_path = root.join(SEALED_KEY);
+        let plain_path = root.join(STORAGE_KEY);
+        let has_data = root.join(DATABASE).exists() || root.join(IDENTITY_DIR).exists();
+        let (storage_key, key_file) = match unlock {
+            Unlock::KeyFile(path) => {
+                if sealed_path.exists() {
+                    return Err(StoreError::PinLocked(root.to_path_buf()));
+                }
+                if plain_path.exists() {
+                    return Err(StoreError::PlaintextKey {
+                        key: plain_path,
+                        key_file: path.clone(),
+                    });
+                }
+                if !path.exists() && !has_data {
+                    return Err(StoreError::NoHome(root.to_path_buf()));
+                }
+                refuse_if_not_private(root)?;
+                (read_key_file(path)?, Some(path.clone()))
+            }
+            Unlock::Pin {
+                pin,
+                kdf,
+                max_attempts,
+            } => {
+                if !sealed_path.exists() {
+                    if !plain_path.exists() {
+                        return Err(match has_data {
+                            true => StoreError::MissingStorageKey(root.to_path_buf()),
+                            false => StoreError::NoHome(root.to_path_buf()),
+                        });
+                    }
+                    refuse_if_not_private(root)?;
+                    let key = read_key_file(&plain_path)?;
+                    write_sealed_key(root, &key, pin, *kdf)?;
+                    tracing::info!(home = %root.display(), "the storage key is now sealed under the PIN");
+                }
+                refuse_if_not_private(root)?;
+                // Left by a migration that stopped before destroying it.
+                destroy_file(&plain_path)?;
+                (unseal_key(root, pin, *max_attempts)?, None)
+            }
+        };
         Ok(Home {
             root: root.to_path_buf(),
             storage_key,
+            key_file,
         })
     }
 
@@ -183,12 +261,12 @@ impl Home {
     /// Any open database handle on this home must be dropped before calling.
     /// With a `notice` (a revocation ordered it), the notice is kept in
     /// the intent marker and left behind as the home's only content.
+    /// A key file outside the home (services) is destroyed too.
     pub fn wipe(self, notice: Option<&str>) -> Result<(), StoreError> {
         let root = self.root.clone();
+        let key_file = self.key_file.clone();
         drop(self);
-        let intent = format!("{WIPE_INTENT_HEADER}{}", notice.unwrap_or_default());
-        write_atomic(&root.join(WIPE_INTENT), intent.as_bytes())?;
-        Self::finish_interrupted_wipe(&root)
+        wipe_root(&root, notice, key_file.as_deref())
     }
 
     /// The notice a revocation left in `root` after the wipe, if any.
@@ -225,6 +303,7 @@ impl Home {
                 std::thread::sleep(pause);
             }
         };
+        destroy_file(&root.join(SEALED_KEY))?;
         destroy_file(&root.join(STORAGE_KEY))?;
         step();
         remove_dir(&root.join(DATABASE))?;
@@ -243,6 +322,116 @@ impl Home {
         }
         fs::remove_file(&marker).map_err(StoreError::io("removing", &marker))
     }
+}
+
+/// Records the intent to wipe `root`, destroys `key_file` (if the key lies
+/// outside the home), then wipes.
+fn wipe_root(root: &Path, notice: Option<&str>, key_file: Option<&Path>) -> Result<(), StoreError> {
+    let intent = format!("{WIPE_INTENT_HEADER}{}", notice.unwrap_or_default());
+    write_atomic(&root.join(WIPE_INTENT), intent.as_bytes())?;
+    if let Some(path) = key_file {
+        destroy_file(path)?;
+    }
+    Home::finish_interrupted_wipe(root)
+}
+
+/// No key and no data yet: a home to create.
+fn is_new(root: &Path) -> bool {
+    ![SEALED_KEY, STORAGE_KEY, DATABASE, IDENTITY_DIR]
+        .iter()
+        .any(|name| root.join(name).exists())
+}
+
+/// An old home whose storage key lies in plaintext, to be sealed under a PIN.
+fn needs_wrapping(root: &Path) -> bool {
+    root.join(STORAGE_KEY).exists() && !root.join(SEALED_KEY).exists()
+}
+
+/// Seals `key` under `pin` into the home's key file.
+fn write_sealed_key(
+    root: &Path,
+    key: &StorageKey,
+    pin: &Passphrase,
+    kdf: KdfParams,
+) -> Result<(), StoreError> {
+    pin.check_len(MIN_PIN_LEN)
+        .map_err(|_| StoreError::ShortPin { min: MIN_PIN_LEN })?;
+    let plain = Zeroizing::new(wire::encode(key));
+    let sealed = PassphraseSealed::wrap(pin, STORAGE_KEY_PURPOSE, &plain, kdf, &mut OsEntropy)?;
+    write_atomic(&root.join(SEALED_KEY), &wire::encode(&sealed))
+}
+
+/// Opens the home's PIN-sealed storage key. The attempt is counted on disk
+/// before the PIN is checked, so killing the process mid-check does not
+/// give the attempt back; success resets the count; the last allowed wrong
+/// PIN wipes the home.
+fn unseal_key(root: &Path, pin: &Passphrase, max_attempts: u32) -> Result<StorageKey, StoreError> {
+    let path = root.join(SEALED_KEY);
+    let bytes = fs::read(&path).map_err(StoreError::io("reading", &path))?;
+    let sealed =
+        wire::decode::<PassphraseSealed>(&bytes).map_err(|source| StoreError::Corrupt {
+            path: path.display().to_string(),
+            source,
+        })?;
+    let max_attempts = max_attempts.max(1);
+    let failed = unlock::failures(root, max_attempts);
+    let wiped = || {
+        let notice = format!(
+            "this device erased its data after {max_attempts} wrong PINs in a row; \
+             ask an operator to enroll it again"
+        );
+        wipe_root(root, Some(&notice), None)?;
+        Err(StoreError::Revoked(notice))
+    };
+    if failed >= max_attempts {
+        return wiped();
+    }
+    let counter = root.join(PIN_ATTEMPTS);
+    write_atomic(&counter, format!("{}\n", failed + 1).as_bytes())?;
+    match sealed.open(pin, STORAGE_KEY_PURPOSE) {
+        Ok(plain) => {
+            let key = wire::decode::<StorageKey>(&plain).map_err(|source| StoreError::Corrupt {
+                path: path.display().to_string(),
+                source,
+            })?;
+            write_atomic(&counter, b"0\n")?;
+            Ok(key)
+        }
+        Err(CryptoError::WrongPassphrase) if failed + 1 >= max_attempts => wiped(),
+        Err(CryptoError::WrongPassphrase) => Err(StoreError::WrongPin {
+            left: max_attempts - failed - 1,
+        }),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Reads a plaintext storage key file (a service's key file, or an old
+/// home's `storage.key`), refusing one other users can read.
+fn read_key_file(path: &Path) -> Result<StorageKey, StoreError> {
+    let mode = match fs::metadata(path) {
+        Ok(meta) => meta.permissions().mode(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StoreError::MissingKeyFile(path.to_path_buf()));
+        }
+        Err(e) => return Err(StoreError::io("inspecting", path)(e)),
+    };
+    if mode & 0o077 != 0 {
+        return Err(StoreError::io("refusing to use", path)(
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "other users can read this storage key (mode {:o}); make it owner-only with `chmod 600 {}`",
+                    mode & 0o777,
+                    path.display()
+                ),
+            ),
+        ));
+    }
+    let bytes = Zeroizing::new(fs::read(path).map_err(StoreError::io("reading", path))?);
+    wire::decode::<StorageKey>(&bytes).map_err(|source| StoreError::Corrupt {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Creates `dir` (and parents) with owner-only permissions.
@@ -473,5 +662,197 @@ mod tests {
         // `open_or_create` makes it owner-only again.
         Home::open_or_create(&root).expect("restricted again");
         assert_eq!(mode(&root), 0o700);
+    }
+
+    const FAST: KdfParams = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    fn pin(text: &str) -> Unlock {
+        Unlock::Pin {
+            pin: Passphrase::new(text.into()),
+            kdf: FAST,
+            max_attempts: MAX_PIN_ATTEMPTS_FOR_TESTS,
+        }
+    }
+
+    const MAX_PIN_ATTEMPTS_FOR_TESTS: u32 = unlock::MAX_PIN_ATTEMPTS;
+
+    fn enrolled_home(root: &Path) -> Home {
+        let home = Home::open_or_create_with(root, &pin("right pin")).expect("new home");
+        home.write(HomeFile::DeviceKey, b"device secret")
+            .expect("write");
+        home
+    }
+
+    #[test]
+    fn a_copied_home_is_unreadable_without_the_pin() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("home");
+        drop(enrolled_home(&root));
+        // Nothing in the home holds the storage key in the clear.
+        assert!(!root.join(STORAGE_KEY).exists());
+        let copy = dir.path().join("stolen");
+        fs::create_dir(&copy).expect("mkdir");
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o700)).expect("chmod");
+        fs::create_dir(copy.join("identity")).expect("mkdir");
+        for name in [SEALED_KEY, "identity/device.key"] {
+            fs::copy(root.join(name), copy.join(name)).expect("copy");
+        }
+        for guess in ["000000", "123456", "wrong pin"] {
+            let error = Home::open_with(&copy, &pin(guess)).expect_err("refused");
+            assert!(matches!(error, StoreError::WrongPin { .. }), "{error}");
+        }
+        let error = Home::open_with(&copy, &Unlock::KeyFile(dir.path().join("none")))
+            .expect_err("a key file does not open a PIN-locked home");
+        assert!(
+            error.to_string().contains("locked by a device PIN"),
+            "{error}"
+        );
+        let home = Home::open_with(&copy, &pin("right pin")).expect("the owner opens it");
+        assert_eq!(
+            home.read(HomeFile::DeviceKey)
+                .expect("read")
+                .as_deref()
+                .map(Vec::as_slice),
+            Some(&b"device secret"[..])
+        );
+    }
+
+    #[test]
+    fn wrong_pins_count_and_the_last_allowed_one_wipes_the_home() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("home");
+        drop(enrolled_home(&root));
+        // A success resets the count.
+        for _ in 0..5 {
+            Home::open_with(&root, &pin("bad guess")).expect_err("wrong");
+        }
+        assert_eq!(unlock::failures(&root, 10), 5);
+        Home::open_with(&root, &pin("right pin")).expect("right pin");
+        assert_eq!(unlock::failures(&root, 10), 0);
+        for n in 1..MAX_PIN_ATTEMPTS_FOR_TESTS {
+            match Home::open_with(&root, &pin("bad guess")) {
+                Err(StoreError::WrongPin { left }) => {
+                    assert_eq!(left, MAX_PIN_ATTEMPTS_FOR_TESTS - n)
+                }
+                other => panic!("attempt {n}: {other:?}"),
+            }
+        }
+        let error = Home::open_with(&root, &pin("bad guess")).expect_err("tenth");
+        assert!(error.to_string().contains("wrong PINs"), "{error}");
+        assert!(!root.join(SEALED_KEY).exists() && !root.join("identity").exists());
+        // Even the right PIN finds nothing now.
+        let error = Home::open_with(&root, &pin("right pin")).expect_err("wiped");
+        assert!(
+            error
+                .to_string()
+                .contains("erased its data after 10 wrong PINs")
+        );
+        assert!(!error.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn an_attempt_is_counted_before_the_pin_is_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("home");
+        drop(enrolled_home(&root));
+        // As if the process were killed during the check: the count written
+        // before it stays.
+        fs::write(root.join(PIN_ATTEMPTS), "9\n").expect("write");
+        let error = Home::open_with(&root, &pin("bad guess")).expect_err("last");
+        assert!(matches!(error, StoreError::Revoked(_)), "{error}");
+        // A damaged count leaves one attempt, not ten.
+        drop(enrolled_home(&dir.path().join("second")));
+        fs::write(dir.path().join("second").join(PIN_ATTEMPTS), "garbage").expect("write");
+        let error = Home::open_with(&dir.path().join("second"), &pin("bad guess"));
+        assert!(matches!(error, Err(StoreError::Revoked(_))), "{error:?}");
+    }
+
+    #[test]
+    fn an_old_plaintext_key_is_sealed_under_the_pin_at_first_unlock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("home");
+        let key_file = dir.path().join("relay.key");
+        let home =
+            Home::open_or_create_with(&root, &Unlock::KeyFile(key_file.clone())).expect("new");
+        home.write(HomeFile::DeviceKey, b"old secret")
+            .expect("write");
+        drop(home);
+        assert_eq!(mode(&key_file), 0o600);
+        // An old home: the key lay in plaintext inside it.
+        fs::rename(&key_file, root.join(STORAGE_KEY)).expect("mv");
+        let error = Home::open_with(&root, &Unlock::KeyFile(key_file.clone()))
+            .expect_err("plaintext key inside the home");
+        assert!(error.to_string().contains("mv "), "{error}");
+        let error = Home::open_with(&root, &pin("12345")).expect_err("short");
+        assert!(matches!(error, StoreError::ShortPin { .. }), "{error}");
+        let home = Home::open_with(&root, &pin("new pin 42")).expect("migrated");
+        assert_eq!(
+            home.read(HomeFile::DeviceKey)
+                .expect("read")
+                .as_deref()
+                .map(Vec::as_slice),
+            Some(&b"old secret"[..])
+        );
+        assert!(!root.join(STORAGE_KEY).exists() && root.join(SEALED_KEY).exists());
+        drop(home);
+        assert!(Home::open_with(&root, &pin("another")).is_err());
+        Home::open_with(&root, &pin("new pin 42")).expect("reopened");
+    }
+
+    #[test]
+    fn a_key_file_opens_a_service_home_and_the_wipe_destroys_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("relay");
+        let key_file = dir.path().join("relay.key");
+        let unlock = Unlock::KeyFile(key_file.clone());
+        let home = Home::open_or_create_with(&root, &unlock).expect("new");
+        home.write(HomeFile::DeviceKey, b"relay secret")
+            .expect("write");
+        drop(home);
+        assert!(!root.join(SEALED_KEY).exists() && !root.join(STORAGE_KEY).exists());
+        let error = Home::open_with(&root, &pin("some pin")).expect_err("no PIN here");
+        assert!(matches!(error, StoreError::MissingStorageKey(_)), "{error}");
+        fs::set_permissions(&key_file, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let error = Home::open_with(&root, &unlock).expect_err("readable by others");
+        assert!(error.to_string().contains("chmod 600"), "{error}");
+        fs::set_permissions(&key_file, fs::Permissions::from_mode(0o600)).expect("chmod");
+        Home::open_with(&root, &unlock)
+            .expect("open")
+            .wipe(None)
+            .expect("wipe");
+        assert!(!key_file.exists());
+    }
+
+    /// Unlock times with the production costs on this machine:
+    /// `cargo test -p baro-node --lib unlock_times -- --ignored --nocapture`
+    /// (argon2 is optimised even in debug builds).
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn unlock_times() {
+        for (class, kdf) in [("phone", KdfParams::PHONE), ("PC", KdfParams::PC)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let root = dir.path().join("home");
+            let unlock = Unlock::Pin {
+                pin: Passphrase::new("measured pin".into()),
+                kdf,
+                max_attempts: 10,
+            };
+            drop(Home::open_or_create_with(&root, &unlock).expect("new"));
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let start = std::time::Instant::now();
+                drop(Home::open_with(&root, &unlock).expect("open"));
+                times.push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+            times.sort_by(f64::total_cmp);
+            println!(
+                "{class}-class {kdf:?}: unlock median {:.0} ms (min {:.0}, max {:.0})",
+                times[2], times[0], times[4]
+            );
+        }
     }
 }

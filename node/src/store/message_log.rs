@@ -14,6 +14,7 @@ use crate::sync::{SyncItem, SyncScope};
 use crate::trust::CertificateChain;
 use crate::trust::SignedFrame;
 use crate::wire::{self, Envelope, ReceiptState};
+use zeroize::Zeroizing;
 
 const ROOMS: &str = "rooms";
 const KEYS: &str = "room_keys";
@@ -93,13 +94,16 @@ impl MessageLog {
     pub fn keys(&self) -> Result<Vec<(RoomId, EpochRef, RoomKey)>, StoreError> {
         let mut out = Vec::new();
         for (id, bytes) in self.store.scan_prefix(KEYS, &[], MAX_LISTING)? {
+            // The decrypted buffer itself (the sled store moves it here):
+            // erased when done, as is the copy in `key`.
+            let bytes = Zeroizing::new(bytes);
             let (Ok(room), Ok(number), Ok(key_id), Ok(key)) = (
                 <[u8; 32]>::try_from(&id[..id.len().min(32)]),
                 id.get(32..40)
                     .map_or(Err(()), |b| <[u8; 8]>::try_from(b).map_err(|_| ())),
                 id.get(40..56)
                     .map_or(Err(()), |b| <[u8; 16]>::try_from(b).map_err(|_| ())),
-                <[u8; 32]>::try_from(bytes.as_slice()),
+                <[u8; 32]>::try_from(bytes.as_slice()).map(Zeroizing::new),
             ) else {
                 continue;
             };
@@ -109,7 +113,7 @@ impl MessageLog {
                     number: u64::from_be_bytes(number),
                     key_id,
                 },
-                RoomKey::from_bytes(key),
+                RoomKey::from_bytes(*key),
             ));
         }
         Ok(out)

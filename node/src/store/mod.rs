@@ -1,7 +1,8 @@
 //! Everything that touches disk: the node's home directory and its database.
 //!
-//! - [`Home`]: the directory layout, the storage key kept in its own file,
-//!   identity and agency files sealed under it, and the wipe sequence.
+//! - [`Home`]: the directory layout, the storage key sealed under the
+//!   device PIN (or, for services, a key file: [`Unlock`]), identity and
+//!   agency files sealed under it, and the wipe sequence.
 //! - [`Store`]: the record store trait, with a sled backend ([`SledStore`],
 //!   records encrypted at rest) and an in-memory one ([`MemoryStore`]); one
 //!   conformance suite runs against both.
@@ -15,6 +16,7 @@ mod memory;
 mod message_log;
 mod revocation_log;
 mod sled_store;
+mod unlock;
 
 #[cfg(test)]
 mod conformance;
@@ -28,6 +30,7 @@ pub use message_log::{
 };
 pub use revocation_log::{Arrival, MAX_SEEN_BY, RevocationRecord, TakenRevocation};
 pub use sled_store::SledStore;
+pub use unlock::{MAX_PIN_ATTEMPTS, MIN_PIN_LEN, Unlock, UnlockFor, set_unlock, set_unlock_source};
 
 /// Version of the database layout this build writes and understands.
 pub const SCHEMA_VERSION: u32 = 1;

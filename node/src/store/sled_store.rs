@@ -6,6 +6,7 @@ use super::{Entry, Home, SCHEMA_VERSION, Store, StoreError, check_tree, check_va
 use crate::crypto::SealedRecord;
 use crate::identity::OsEntropy;
 use crate::wire;
+use zeroize::Zeroizing;
 
 /// Reserved tree holding the (unencrypted) schema version.
 const META_TREE: &str = "__baro_meta";
@@ -196,7 +197,16 @@ impl Open {
         wire::encode(&SealedRecord(sealed))
     }
 
-    fn unseal(&self, tree: &str, key: &[u8], stored: &[u8]) -> Result<Vec<u8>, StoreError> {
+    /// The plaintext in zeroized memory. [`Store::get`] and
+    /// [`Store::scan_prefix`] hand this very buffer over (moved, not copied),
+    /// so a caller that keeps a secret in it (room keys) wraps it again and
+    /// no copy is left behind un-erased.
+    fn unseal(
+        &self,
+        tree: &str,
+        key: &[u8],
+        stored: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         let record =
             wire::decode::<SealedRecord>(stored).map_err(|source| StoreError::Corrupt {
                 path: format!("record in tree '{tree}'"),
@@ -206,8 +216,14 @@ impl Open {
             .home
             .storage_key()
             .open(&aad(tree, key), &record.0, "stored record")?;
-        Ok(plain.to_vec())
+        Ok(plain)
     }
+}
+
+/// The buffer itself out of its zeroizing wrapper (the wrapper is left
+/// empty): moved, not copied.
+fn take(mut plain: Zeroizing<Vec<u8>>) -> Vec<u8> {
+    std::mem::take(&mut *plain)
 }
 
 impl Store for SledStore {
@@ -217,7 +233,7 @@ impl Store for SledStore {
             open.db
                 .open_tree(tree)?
                 .get(key)?
-                .map(|stored| open.unseal(tree, key, &stored))
+                .map(|stored| open.unseal(tree, key, &stored).map(take))
                 .transpose()
         })
     }
@@ -252,7 +268,7 @@ impl Store for SledStore {
                 .take(limit)
                 .map(|entry| {
                     let (key, stored) = entry?;
-                    let value = open.unseal(tree, &key, &stored)?;
+                    let value = take(open.unseal(tree, &key, &stored)?);
                     Ok((key.to_vec(), value))
                 })
                 .collect()
