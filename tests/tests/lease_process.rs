@@ -64,6 +64,38 @@ fn a_phone_past_its_lease_erases_its_home_at_start_and_warns_before() {
             && shown.contains("lease runs until"),
         "{shown}"
     );
+    // With the console running, a new version is published at once.
+    let set = operator.run([
+        "agency",
+        "policy",
+        "set",
+        "--lease-days",
+        "14",
+        "--warn-days",
+        "3",
+        "--max-pin-attempts",
+        "5",
+    ]);
+    let said = set.success();
+    assert!(
+        said.contains("Agency policy version 2") && said.contains("published:    now"),
+        "{said}"
+    );
+    eventually(30, "the phone takes version 2", || {
+        policy_of(&phone).filter(|p| p["version"] == 2 && p["max_pin_attempts"] == 5)
+    });
+    // An older version is refused before anything is signed.
+    operator
+        .run([
+            "agency",
+            "policy",
+            "set",
+            "--lease-days",
+            "0",
+            "--policy-version",
+            "1",
+        ])
+        .fails_with("already holds policy version 2");
     assert!(node.stop());
     assert!(console.stop());
 
