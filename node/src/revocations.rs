@@ -22,13 +22,28 @@ use crate::trust::{
 };
 use crate::wire;
 
-/// One device's wipe receipt, as shown.
+/// One device's wipe receipt, as shown. A receipt proves that the revoked
+/// device's key signed it, i.e. that the device acknowledged the wipe
+/// order; it cannot prove that the data was erased (a thief's copy of the
+/// key signs one just as well).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WipeView {
-    /// The device that erased itself.
+    /// The device that acknowledged the wipe order.
     pub device: DeviceId,
-    /// When, Unix seconds.
+    /// When it says it began to wipe, Unix seconds.
     pub wiped_at: u64,
+}
+
+/// A peer known to hold a revocation, with who it is when this node has
+/// met its certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderView {
+    /// Its device id.
+    pub device: DeviceId,
+    /// Its user id, if its certificate is known here.
+    pub user: Option<String>,
+    /// "member", "relay" or "operator", if known.
+    pub role: Option<String>,
 }
 
 /// A revocation as shown to operators and officials.
@@ -56,7 +71,14 @@ pub struct RevocationView {
     pub published: bool,
     /// Peers known to hold it.
     pub seen_by: Vec<DeviceId>,
-    /// Wipe receipts received.
+    /// The same peers, with who they are (relays and devices).
+    pub held_by: Vec<HolderView>,
+    /// When this node last saw the device it names (it tried to connect
+    /// and was shown it, was connected when it arrived, or acknowledged
+    /// it), Unix seconds.
+    pub device_last_seen: Option<u64>,
+    /// Wipe receipts received: acknowledgements signed by the device's
+    /// key, not proof of erasure.
     pub wiped: Vec<WipeView>,
 }
 
@@ -79,6 +101,16 @@ impl RevocationView {
             wipe: verified.wipe,
             published: !record.unpublished,
             seen_by: record.seen_by.iter().map(|k| k.device_id()).collect(),
+            held_by: record
+                .seen_by
+                .iter()
+                .map(|k| HolderView {
+                    device: k.device_id(),
+                    user: None,
+                    role: None,
+                })
+                .collect(),
+            device_last_seen: None,
             wiped: record
                 .wiped
                 .iter()
@@ -88,6 +120,26 @@ impl RevocationView {
                 })
                 .collect(),
         }
+    }
+}
+
+impl RevocationView {
+    /// Adds what this node knows of the coverage: who the holders are
+    /// (from `known`, the chains of devices it has met) and when the
+    /// revoked device was last seen.
+    pub fn with_coverage(mut self, known: &[CertificateChain], last_seen: Option<u64>) -> Self {
+        for holder in &mut self.held_by {
+            if let Some(leaf) = known
+                .iter()
+                .filter_map(CertificateChain::leaf)
+                .find(|leaf| leaf.body.key.device_id() == holder.device)
+            {
+                holder.user = Some(leaf.body.subject.user_id.clone());
+                holder.role = Some(leaf.body.role.to_string());
+            }
+        }
+        self.device_last_seen = last_seen;
+        self
     }
 }
 
@@ -297,10 +349,14 @@ pub fn keep_for_next_start(
 /// Every revocation the (stopped) node holds, with what it knows of each.
 pub fn list(root: &Path, now: u64) -> Result<Vec<RevocationView>, RevocationFlowError> {
     let (log, agency) = open_log(root)?;
-    Ok(load(&log, &agency, now)?
+    let known = log.devices()?;
+    load(&log, &agency, now)?
         .iter()
-        .map(|(verified, record)| RevocationView::new(verified, record))
-        .collect())
+        .map(|(verified, record)| {
+            let seen = log.revoked_device_last_seen(&verified.id)?;
+            Ok(RevocationView::new(verified, record).with_coverage(&known, seen))
+        })
+        .collect()
 }
 
 /// Checks a wipe receipt's bytes against `revocations` (for tests and tools).

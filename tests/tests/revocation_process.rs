@@ -179,6 +179,22 @@ fn kill_9_in_the_middle_of_a_wipe_is_finished_by_the_next_start() {
     assert_eq!(revocation["wipe"], true);
     assert_eq!(revocation["published"], true);
     assert_eq!(revocation["reason"], "phone lost");
+    // Honest reporting (deliverable 7): a receipt is the device's
+    // acknowledgement, signed by its key; the operator is told no more, and
+    // sees who holds the revocation and when the phone was last seen.
+    assert!(revocation["device_last_seen"].is_u64(), "{revocation}");
+    let listing = operator.run(["agency", "revocations"]).success();
+    assert!(listing.contains("acknowledged by the device"), "{listing}");
+    assert!(
+        listing.contains("not that its data was erased"),
+        "{listing}"
+    );
+    assert!(!listing.contains("erased itself"), "{listing}");
+    assert!(listing.contains("held by"), "{listing}");
+    assert!(
+        listing.contains("device last seen by this node: 20"),
+        "{listing}"
+    );
 
     // A clean wipe, without the test hook: revoke → the process has exited.
     let mut tablet_node = start_on_loopback(&tablet, Some(&bootstrap));

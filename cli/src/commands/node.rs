@@ -226,7 +226,10 @@ fn print_event(event: &NodeEvent, me: &str) {
             if view.wipe { " [wipe]" } else { "" }
         ),
         NodeEvent::WipeConfirmed { device, .. } => {
-            println!("wipe receipt: device {} erased itself", device.short())
+            println!(
+                "wipe acknowledged by device {} (a receipt its key signed; not proof its data was erased)",
+                device.short()
+            )
         }
         NodeEvent::PolicyChanged(view) => println!(
             "agency policy: {}",

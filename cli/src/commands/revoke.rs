@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use baro_node::api::{self, ApiError, Request, Response};
 use baro_node::clock::{format_utc, unix_now};
 use baro_node::enrollment;
-use baro_node::revocations::{self, Order, RevocationView, Target};
+use baro_node::revocations::{self, HolderView, Order, RevocationView, Target};
 use baro_node::store::Home;
 use baro_node::trust::{CertificateChain, Issuer, Revocation, Role, validate_reason};
 use baro_node::{DeviceId, wire};
@@ -236,28 +236,64 @@ pub fn list(home: &Path, json: bool) -> Result<()> {
             format_utc(view.issued_at),
             printable(&view.reason)
         );
-        let seen: Vec<String> = view.seen_by.iter().map(|d| d.short()).collect();
         println!(
-            "    wipe: {}   published: {}   seen by {} peer(s){}",
-            if view.wipe { "yes" } else { "no" },
+            "    wipe: {}   published: {}",
+            if view.wipe { "ordered" } else { "no" },
             if view.published { "yes" } else { "not yet" },
-            seen.len(),
-            if seen.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", seen.join(", "))
-            }
         );
+        println!("    {}", coverage(&view));
+        match &view.device_last_seen {
+            Some(at) => println!("    device last seen by this node: {}", format_utc(*at)),
+            None => println!("    device last seen by this node: not since the revocation"),
+        }
         match view.wiped.first() {
             Some(wiped) => println!(
-                "    wipe receipt: device {} erased itself at {}",
+                "    acknowledged by the device at {}: device {} signed a wipe receipt (proof its key got the order, not that its data was erased)",
+                format_utc(wiped.wiped_at),
                 wiped.device.short(),
-                format_utc(wiped.wiped_at)
             ),
-            None if view.wipe => println!("    wipe receipt: not received yet"),
+            None if view.wipe => println!("    not acknowledged by the device yet"),
             None => {}
         }
         println!("    id {}", printable(&view.id));
     }
     Ok(())
+}
+
+/// "held by 3 known peers: relays relay.sejong (12D3…); devices kim (12D3…), …".
+fn coverage(view: &RevocationView) -> String {
+    if view.held_by.is_empty() {
+        return "held by no peer known to this node yet".into();
+    }
+    let name = |h: &HolderView| {
+        format!(
+            "{} ({})",
+            printable(h.user.as_deref().unwrap_or("unknown device")),
+            h.device.short()
+        )
+    };
+    let relays: Vec<String> = view
+        .held_by
+        .iter()
+        .filter(|h| h.role.as_deref() == Some("relay"))
+        .map(name)
+        .collect();
+    let devices: Vec<String> = view
+        .held_by
+        .iter()
+        .filter(|h| h.role.as_deref() != Some("relay"))
+        .map(name)
+        .collect();
+    let mut parts = Vec::new();
+    if !relays.is_empty() {
+        parts.push(format!("relays {}", relays.join(", ")));
+    }
+    if !devices.is_empty() {
+        parts.push(format!("devices {}", devices.join(", ")));
+    }
+    format!(
+        "held by {} peer(s) known to this node: {}",
+        view.held_by.len(),
+        parts.join("; ")
+    )
 }

@@ -198,6 +198,7 @@ impl Actor {
         }
         record.wiped.insert(key, receipt.body.wiped_at);
         record.note_seen(key);
+        self.note_revoked_device_seen(&revocation.id);
         if let Some(messaging) = self.messaging.as_ref() {
             if let Err(e) = messaging
                 .log
@@ -269,6 +270,9 @@ impl Actor {
             })
             .copied()
             .collect();
+        if !connected.is_empty() && !restored {
+            self.note_revoked_device_seen(&verified.id);
+        }
         let until = Instant::now() + REVOKED_GRACE;
         for peer in connected {
             self.revoked_peers.entry(peer).or_insert(until);
@@ -361,6 +365,7 @@ impl Actor {
         }
         if let Some(id) = refusal.shown {
             self.note_seen(&[id], Some(refusal.peer));
+            self.note_revoked_device_seen(&id);
         }
         if let Some(receipt) = &refusal.receipt
             && self.take_revocation_item(receipt, Some(refusal.peer)) == Intake::New
@@ -541,13 +546,31 @@ impl Actor {
             })
     }
 
-    /// Every revocation here, with what is known of each.
+    /// Every revocation here, with what is known of each: who holds it
+    /// and when the device it names was last seen.
     pub(super) fn revocation_views(&self) -> Vec<RevocationView> {
+        let log = self.messaging.as_ref().map(|m| &m.log);
+        let known = log.and_then(|log| log.devices().ok()).unwrap_or_default();
         self.gate
             .revocations()
             .iter()
-            .map(|verified| RevocationView::new(verified, &self.record(&verified.id)))
+            .map(|verified| {
+                let seen = log
+                    .and_then(|log| log.revoked_device_last_seen(&verified.id).ok())
+                    .flatten();
+                RevocationView::new(verified, &self.record(&verified.id))
+                    .with_coverage(&known, seen)
+            })
             .collect()
+    }
+
+    /// Notes that the device revocation `id` covers was seen now.
+    fn note_revoked_device_seen(&self, id: &[u8; 32]) {
+        if let Some(messaging) = self.messaging.as_ref()
+            && let Err(e) = messaging.log.note_revoked_device_seen(id, self.clock.now())
+        {
+            tracing::error!(error = %e, "cannot save when a revoked device was seen");
+        }
     }
 
     /// This device was revoked with a wipe order: say so, send the wipe

@@ -24,6 +24,12 @@ const ROTATION_DUE: &str = "rotation_due";
 /// checked at its receipt time, so it derives the same set (audit M10).
 const ARRIVALS: &str = "revocation_arrivals";
 
+/// When this node last saw a device a revocation covers (it tried to
+/// connect and was shown the revocation, it was connected when the
+/// revocation arrived, or its wipe receipt came): key = revocation id,
+/// value = Unix seconds (u64 BE).
+const SIGHTINGS: &str = "revocation_sightings";
+
 /// A saved revocation as this node took it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TakenRevocation {
@@ -120,6 +126,27 @@ impl MessageLog {
         let mut value = arrival.number.to_be_bytes().to_vec();
         value.extend(arrival.received_at.to_be_bytes());
         self.store.insert(ARRIVALS, &arrival.id, &value)
+    }
+
+    /// Notes that a device revocation `id` covers was seen at `at` (Unix
+    /// seconds); an earlier time than the one kept changes nothing.
+    pub fn note_revoked_device_seen(&self, id: &[u8; 32], at: u64) -> Result<(), StoreError> {
+        if self
+            .revoked_device_last_seen(id)?
+            .is_some_and(|kept| kept >= at)
+        {
+            return Ok(());
+        }
+        self.store.insert(SIGHTINGS, id, &at.to_be_bytes())
+    }
+
+    /// When a device revocation `id` covers was last seen here, if ever.
+    pub fn revoked_device_last_seen(&self, id: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .store
+            .get(SIGHTINGS, id)?
+            .and_then(|value| <[u8; 8]>::try_from(value.as_slice()).ok())
+            .map(u64::from_be_bytes))
     }
 
     /// Forgets when revocation `id` was taken (it left the set).
