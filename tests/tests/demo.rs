@@ -1,6 +1,7 @@
 //! The README's first command: `baro demo` runs every step of its narrated
 //! tour (real homes, real nodes, the relay, revocation and wipe, a killed
-//! process) to the end, in a temporary directory it removes afterwards.
+//! process, a thief's copy, a phone past its lease) to the end, in a
+//! temporary directory it removes afterwards.
 
 use std::process::Command;
 
@@ -21,7 +22,7 @@ fn the_demo_runs_every_step_to_the_end() {
         "baro demo failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for step in 1..=11 {
+    for step in 1..=12 {
         assert!(
             stdout.contains(&format!("\n{step}. ")),
             "step {step} is missing:\n{stdout}"
@@ -35,6 +36,8 @@ fn the_demo_runs_every_step_to_the_end() {
         "the copy is unreadable without her PIN",
         "no file in the copy names Kim",
         "erased its data after 10 wrong PINs",
+        "at start the phone warns: lease ends in 2 days",
+        "longer than the agency's lease of 14 days: local data erased",
         "Done.",
     ] {
         assert!(stdout.contains(shown), "'{shown}' is missing:\n{stdout}");

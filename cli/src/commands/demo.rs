@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use baro_node::agency_policy::{self, NewPolicy};
 use baro_node::api::MessageView;
 use baro_node::api::{self, Request, Response};
-use baro_node::clock::{format_utc, unix_now};
+use baro_node::clock::{ManualClock, format_utc, unix_now};
 use baro_node::config::RelayConfig;
 use baro_node::crypto::{KdfParams, Passphrase};
 use baro_node::enrollment::{self, AgencyInit};
@@ -17,8 +18,8 @@ use baro_node::identity::{Entropy, KeyPair, OsEntropy};
 use baro_node::revocations::{self, Order, RevocationView, Target};
 use baro_node::store::{Home, MAX_PIN_ATTEMPTS, SledStore, Store, StoreError, Unlock, set_unlock};
 use baro_node::trust::{
-    DAY_SECS, DirectoryQuery, Enrollment, EnrollmentBundle, Issuer, Revocation, RevocationScope,
-    Role, Subject, TrustPolicy,
+    DAY_SECS, DirectoryQuery, Enrollment, EnrollmentBundle, Issuer, PolicySettings, Revocation,
+    RevocationScope, Role, Subject, TrustPolicy,
 };
 use baro_node::wire;
 use baro_node::{Credentials, DeviceId, Node, NodeBuilder, NodeConfig, NodeEvent};
@@ -264,6 +265,12 @@ pub fn run() -> Result<()> {
         "A thief copies Kim's laptop while it is off: the copy is unreadable without her PIN",
     );
     stolen_laptop(&bundles[0].0, &dir.join("thief"))?;
+
+    step(
+        12,
+        "Lee's phone meets no colleague for longer than the agency's lease: it erases itself",
+    );
+    lease_ends(&console, &passphrase(), &bundles[1].0)?;
 
     println!("\nDone.");
     println!("(The temporary directory is removed now.)");
@@ -1503,4 +1510,97 @@ fn indent(text: &str) -> String {
         .map(|l| format!("   {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The operator sets a 14-day lease; Lee's phone takes it when it meets the
+/// operator's console, then lies in a drawer. Twelve days later it warns;
+/// started after fifteen, it erases itself before showing anything. The
+/// days pass on a controlled clock (a [`ManualClock`] the nodes are given),
+/// not on the wall clock.
+fn lease_ends(console: &Path, passphrase: &Passphrase, lee_home: &Path) -> Result<()> {
+    let now = unix_now();
+    let settings = PolicySettings {
+        lease_days: 14,
+        lease_warning_days: 3,
+        ..PolicySettings::default()
+    };
+    let (policy, verified) = agency_policy::sign(
+        console,
+        passphrase,
+        NewPolicy {
+            settings,
+            version: None,
+            now,
+        },
+        agency_policy::held_version(console)?,
+    )?;
+    agency_policy::keep_for_next_start(console, &policy, now)?;
+    println!(
+        "   The operator signs agency policy version {}: {}",
+        verified.version,
+        settings.describe()
+    );
+    let clock = ManualClock::new(now);
+    let start_at = |home: &Path, bootstrap: Vec<String>| -> Result<Running> {
+        let (creds, name) = credentials(home)?;
+        let store = Arc::new(SledStore::open(Home::open(home)?)?);
+        let node = NodeBuilder::new(creds)
+            .config(node_config(bootstrap, false))
+            .store(store.clone())
+            .clock(Arc::new(clock.clone()))
+            .spawn()?;
+        Ok(Running { name, node, store })
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let operator = start_at(console, vec![])?;
+        let address = baro_node::testing::listen_address(&operator.node).await?;
+        let lee = start_at(lee_home, vec![address.to_string()])?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let policy = loop {
+            let status = lee.node.handle().status().await?;
+            if status.policy.version >= verified.version {
+                break status.policy;
+            }
+            if Instant::now() > deadline {
+                bail!("Lee's phone did not receive the agency policy");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        println!(
+            "   ✓ {} meets the operator's console and takes it; {}",
+            lee.name,
+            policy.lease.unwrap_or_default()
+        );
+        lee.stop().await?;
+        operator.stop().await?;
+
+        clock.advance(12 * DAY_SECS);
+        let lee = start_at(lee_home, vec![])?;
+        let status = lee.node.handle().status().await?;
+        println!("   Twelve days in a drawer later (a controlled clock moves the days):");
+        println!(
+            "   ✓ at start the phone warns: {}",
+            status.policy.lease.unwrap_or_default()
+        );
+        lee.stop().await?;
+
+        clock.advance(3 * DAY_SECS);
+        match start_at(lee_home, vec![]) {
+            Ok(_) => bail!("Lee's phone outlived its lease: this is a bug"),
+            Err(e) => println!(
+                "   ✓ fifteen days: at its next start, before showing anything, it erases itself:\n     {e}"
+            ),
+        }
+        println!(
+            "   what is left of its home: {}",
+            home_contents(lee_home)?.join(", ")
+        );
+        println!("   (A clock set back buys no time: lease time never goes back. Relays hold no lease.)");
+        Ok(())
+    })
 }
