@@ -4,11 +4,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use baro_node::api::{self, Request, Response};
-use baro_node::clock::{Clock, unix_now};
+use baro_node::clock::{Clock, format_utc, unix_now};
 use baro_node::config::RelayConfig;
 use baro_node::enrollment;
 use baro_node::store::{Home, SledStore, Store};
-use baro_node::trust::{Role, TrustPolicy};
+use baro_node::trust::{Role, TrustError, TrustPolicy};
 use baro_node::{Credentials, NodeBuilder, NodeConfig, NodeEvent};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -31,6 +31,9 @@ impl Clock for NodeClock {
     }
 }
 
+/// How long an expired device runs to obey what it holds.
+const RESTRICTED_RUN: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Runs the node in the foreground; `relay` makes it a field-office relay.
 pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result<()> {
     let clock = NodeClock(
@@ -42,9 +45,28 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
     let home = Home::open(home_dir)?;
     let key = enrollment::load_device_key(&home)?;
     let bundle = enrollment::load_bundle(&home)?;
-    let me = bundle
-        .verify_for(key.device_id(), clock.now(), &TrustPolicy::default())
-        .context("this device's certificate is not valid; ask an operator for a new bundle")?;
+    // Issue 17, deliverable 6: an expired device still obeys what it holds.
+    // No peer admits it (its chain no longer verifies), so it starts in a
+    // restricted mode: no network, no control API; the node takes the
+    // revocations and the lease kept in its store, wipes if one orders it,
+    // and stops. A chain that is wrong in any other way is refused.
+    let invalid = "this device's certificate is not valid; ask an operator for a new bundle";
+    let policy = TrustPolicy::default();
+    let (me, expired) = match bundle.verify_for(key.device_id(), clock.now(), &policy) {
+        Ok(me) => (me, None),
+        Err(TrustError::Expired { not_after, .. }) => {
+            let start = bundle
+                .body
+                .chain
+                .leaf()
+                .map_or(0, |leaf| leaf.body.not_before);
+            let me = bundle
+                .verify_for(key.device_id(), start, &policy)
+                .context(invalid)?;
+            (me, Some(not_after))
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(invalid)),
+    };
     match (&relay, me.role) {
         (Some(_), role) if role != Role::Relay => bail!(
             "`baro relay` needs a relay certificate, and this device is certified as {role}; \
@@ -72,6 +94,11 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
         .cloned()
         .chain(args.bootstrap)
         .collect();
+    if expired.is_some() {
+        config.bootstrap.clear();
+        config.mdns = false;
+        config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    }
     let config = config.validate()?.config;
     // Holding the database marks this home as in use by this process.
     let store = std::sync::Arc::new(SledStore::open(home)?);
@@ -96,6 +123,34 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
             .spawn()?;
         let handle = node.handle();
         let mut events = handle.events();
+        if let Some(not_after) = expired {
+            println!(
+                "This device's certificate expired at {}: no peer admits it and it shows nothing.",
+                format_utc(not_after)
+            );
+            println!("It started only to obey what it holds (a revocation naming it, its lease).");
+            // Stored revocations are taken at start; a wipe they order runs
+            // at the node's first tick.
+            let wiped = tokio::time::timeout(RESTRICTED_RUN, async {
+                loop {
+                    match events.recv().await {
+                        Ok(NodeEvent::Wiped { notice }) => return Some(notice),
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                        _ => {}
+                    }
+                }
+            })
+            .await;
+            node.shutdown().await;
+            if let Some(notice) = wiped.ok().flatten().or_else(|| Home::revoked_notice(home_dir)) {
+                anyhow::bail!("{notice}");
+            }
+            store.flush()?;
+            anyhow::bail!(
+                "this device's certificate expired at {} and it holds no revocation of itself: ask an operator for a new bundle",
+                format_utc(not_after)
+            );
+        }
         let shutdown = node.shutdown_token();
         let server = tokio::spawn(socket.serve(handle.clone(), shutdown.clone()));
         println!(
