@@ -275,15 +275,17 @@ async fn old_forged_and_revoked_operators_policies_are_refused() {
     let lee = agency.spawn(lee_credentials.clone(), &bootstrap);
     kim.handle().wait_for_peers(1, SETTLE).await.expect("mesh");
     let handle = kim.handle();
+    let v5 = agency.policy(5, 14, 3);
     handle
-        .submit_policy(agency.policy(5, 14, 3))
+        .submit_policy(v5.clone())
         .await
         .expect("version 5 taken");
 
-    // An older version (a replay of the policy before the lease) and an equal one.
-    for version in [4, 5] {
+    // An older version (a replay of the policy before the lease), and the
+    // same policy again.
+    for replay in [agency.policy(4, 0, 0), v5] {
         let error = handle
-            .submit_policy(agency.policy(version, 0, 0))
+            .submit_policy(replay)
             .await
             .expect_err("not newer")
             .to_string();

@@ -8,7 +8,11 @@
 //!   PINs a device accepts before it erases itself.
 //!
 //! A policy carries a `version`: a newer one replaces the one in force,
-//! an older or equal one is ignored ([`PolicyInForce::offer`]). Its signer
+//! an older one, or the same one again, is ignored ([`PolicyInForce::offer`]).
+//! Two operators who sign different policies under the same version (their
+//! consoles had not met) are settled the same way on every node: the one
+//! whose id (the hash of its encoding) is higher wins, so the mesh converges
+//! on one policy and the other version is replaced by the next. Its signer
 //! must hold an operator chain to the agency root, valid when the policy
 //! arrives and not revoked then. A policy's `format` says how to read its
 //! settings: a node refuses a format it does not know (its meaning may
@@ -330,12 +334,14 @@ impl PolicyInForce {
         trust: &TrustPolicy,
         revoked: impl Fn(&VerifiedDevice) -> Option<String>,
     ) -> Result<PolicyOffer, TrustError> {
-        if let Some(current) = &self.current
-            && policy.body.version <= current.version
-        {
-            return Ok(PolicyOffer::NotNewer {
-                in_force: current.version,
-            });
+        if let Some(current) = &self.current {
+            let version = policy.body.version;
+            let loses_tie = version == current.version && policy.id() <= current.id;
+            if version < current.version || loses_tie {
+                return Ok(PolicyOffer::NotNewer {
+                    in_force: current.version,
+                });
+            }
         }
         let verified = policy.verify(agency, now, trust)?;
         if let Some(revocation) = revoked(&verified.issuer) {

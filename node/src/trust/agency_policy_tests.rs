@@ -81,9 +81,8 @@ fn a_newer_policy_replaces_the_one_in_force_and_an_older_or_equal_one_is_ignored
         offer(&mut in_force, &new, &v1),
         PolicyOffer::NotNewer { in_force: 2 }
     );
-    let other_v2 = by_operator(&new, 2, lease(30, 3));
     assert_eq!(
-        offer(&mut in_force, &new, &other_v2),
+        offer(&mut in_force, &new, &v2),
         PolicyOffer::NotNewer { in_force: 2 }
     );
     assert_eq!(in_force.settings().lease_days, 14);
@@ -111,6 +110,27 @@ fn a_newer_policy_replaces_the_one_in_force_and_an_older_or_equal_one_is_ignored
             .describe()
             .contains("version 3 by operator park.op")
     );
+}
+
+#[test]
+fn two_policies_of_the_same_version_settle_on_the_same_one_in_any_order() {
+    let (new, _) = agency();
+    let a = by_operator(&new, 2, lease(14, 3));
+    let b = by_operator(&new, 2, lease(30, 3));
+    let winner = if a.id() > b.id() { &a } else { &b };
+    for (first, second) in [(&a, &b), (&b, &a)] {
+        let mut in_force = PolicyInForce::new();
+        offer(&mut in_force, &new, first);
+        offer(&mut in_force, &new, second);
+        assert_eq!(in_force.current().map(|p| p.id), Some(winner.id()));
+        // Neither is taken again once the winner is in force.
+        for again in [&a, &b] {
+            assert_eq!(
+                offer(&mut in_force, &new, again),
+                PolicyOffer::NotNewer { in_force: 2 }
+            );
+        }
+    }
 }
 
 #[test]
