@@ -153,6 +153,16 @@ impl PolicyStore {
     }
 }
 
+/// Wrong PINs the agency policy kept in `store` allows ([`PolicySettings`]'s
+/// default without one). The PIN check runs before the store can be
+/// opened, so it keeps this number where it can read it then, refreshed
+/// at each unlock.
+pub fn max_pin_attempts(store: &Arc<dyn Store>, agency: &AgencyInfo) -> Result<u32, StoreError> {
+    Ok(PolicyStore::new(store.clone())
+        .in_force(agency)?
+        .max_pin_attempts())
+}
+
 /// Decodes and re-checks a kept policy as of its own date.
 fn restore(bytes: &[u8], agency: &AgencyInfo) -> Option<VerifiedPolicy> {
     let policy = wire::decode::<AgencyPolicy>(bytes).ok()?;
@@ -286,4 +296,59 @@ pub fn keep_for_next_start(
     store.flush()?;
     tracing::info!(policy = %verified.describe(), at = %format_utc(now), "agency policy kept for the next start");
     Ok(verified)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use crate::testing::TestAgency;
+    use crate::trust::{DAY_SECS, DEFAULT_MAX_PIN_ATTEMPTS};
+
+    fn policy(agency: &TestAgency, max_pin_attempts: u32) -> Vec<u8> {
+        let operator = &agency.agency.operator;
+        wire::encode(&AgencyPolicy::sign(
+            AgencyPolicyBody {
+                agency: operator.agency.id(),
+                format: POLICY_FORMAT,
+                version: 1,
+                issued_at: crate::testing::T0,
+                settings: PolicySettings {
+                    lease_days: 14,
+                    lease_warning_days: 3,
+                    max_pin_attempts,
+                },
+                extensions: Vec::new(),
+                issuer: operator.chain.clone(),
+            },
+            &operator.key,
+        ))
+    }
+
+    #[test]
+    fn the_kept_policy_and_lease_come_back_and_a_device_past_its_lease_must_wipe() {
+        let agency = TestAgency::new(5);
+        let info = &agency.agency.operator.agency;
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let t = crate::testing::T0;
+        assert_eq!(
+            max_pin_attempts(&store, info).expect("read"),
+            DEFAULT_MAX_PIN_ATTEMPTS
+        );
+        let first = check_at_start(&store, info, Role::Member, t).expect("start");
+        assert_eq!((first.lease.last_met, first.state), (t, LeaseState::None));
+        PolicyStore::new(store.clone())
+            .save_policy(&policy(&agency, 4))
+            .expect("saved");
+        assert_eq!(max_pin_attempts(&store, info).expect("read"), 4);
+        let later = check_at_start(&store, info, Role::Member, t + 15 * DAY_SECS).expect("start");
+        assert!(matches!(later.state, LeaseState::Ended { .. }), "{later:?}");
+        // Started again with the clock set back: lease time stays where it was.
+        let back = check_at_start(&store, info, Role::Member, t + DAY_SECS).expect("start");
+        assert_eq!(back.lease.latest, t + 15 * DAY_SECS);
+        assert!(matches!(back.state, LeaseState::Ended { .. }));
+        // A relay keeps its data.
+        let relay = check_at_start(&store, info, Role::Relay, t + 15 * DAY_SECS).expect("start");
+        assert_eq!(relay.state, LeaseState::None);
+    }
 }
