@@ -62,8 +62,21 @@ impl TestAgency {
         role: Role,
         days: u64,
     ) -> CertificateChain {
+        self.certify_at(key, user, org, role, days, T0)
+    }
+
+    /// Certifies `key` like [`Self::certify`], valid for `days` from `at`.
+    pub fn certify_at(
+        &mut self,
+        key: &KeyPair,
+        user: &str,
+        org: &str,
+        role: Role,
+        days: u64,
+        at: u64,
+    ) -> CertificateChain {
         let request =
-            EnrollmentRequest::new(key, &format!("Official {user}"), T0).expect("request");
+            EnrollmentRequest::new(key, &format!("Official {user}"), at).expect("request");
         self.agency
             .operator
             .enroll(
@@ -75,7 +88,7 @@ impl TestAgency {
                     bootstrap: vec![],
                 },
                 &self.agency.network_key,
-                T0,
+                at,
                 &TrustPolicy::default(),
                 &mut self.entropy,
             )
@@ -93,6 +106,21 @@ impl TestAgency {
             "MOIS/Digital Government Bureau",
             Role::Member,
             365,
+        );
+        self.credentials(key, chain)
+    }
+
+    /// Credentials of a new member device for `user`, certified at `at`
+    /// (a device enrolled later than another of the same user).
+    pub fn member_at(&mut self, user: &str, at: u64) -> Credentials {
+        let key = self.key();
+        let chain = self.certify_at(
+            &key,
+            user,
+            "MOIS/Digital Government Bureau",
+            Role::Member,
+            365,
+            at,
         );
         self.credentials(key, chain)
     }

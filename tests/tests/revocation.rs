@@ -33,6 +33,22 @@ async fn until_gone(node: &Node, device: DeviceId) {
     }
 }
 
+/// Polls until `node` is connected to `device` again.
+async fn until_connected(node: &Node, device: DeviceId) {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let peers = node.handle().peers().await.expect("peers");
+        if peers.iter().any(|p| p.device == device) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{device} did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn department(agency: &TestAgency) -> RoomId {
     RoomId::department(
         &agency.agency.operator.agency.id(),
@@ -520,4 +536,68 @@ async fn a_restart_keeps_every_revocation_the_node_took_whatever_their_dates() {
         before.iter().map(|v| &v.id).collect::<Vec<_>>(),
         "the same set after the restart"
     );
+}
+
+/// Audit H3(b), with the rule that the older of a user's two devices wins:
+/// a thief holding Kim's newer phone revokes her PC and orders its wipe.
+/// The PC is shut out but not wiped; its answer (its own revocation of the
+/// phone) overrules the phone's, wherever it arrives, and takes the PC back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thief_with_the_newer_phone_cannot_wipe_the_pc_and_the_pc_s_answer_takes_it_back() {
+    let mut agency = TestAgency::new(67);
+    let lee_credentials = agency.member("lee");
+    let lee = agency.spawn(lee_credentials, &[]);
+    let bootstrap = [listen_address(&lee).await.expect("listening")];
+    let pc_credentials = agency.member("kim");
+    let pc = agency.spawn(pc_credentials.clone(), &bootstrap);
+    // The phone was enrolled an hour after the PC.
+    let phone_credentials = agency.member_at("kim", baro_node::testing::T0 + 3_600);
+    let both = [
+        bootstrap[0].clone(),
+        listen_address(&pc).await.expect("listening"),
+    ];
+    let phone = agency.spawn(phone_credentials.clone(), &both);
+    for node in [&lee, &pc, &phone] {
+        node.handle().wait_for_peers(2, SETTLE).await.expect("mesh");
+    }
+    let mut pc_events = pc.handle().events();
+    let strike = phone
+        .handle()
+        .revoke_own_device(pc.handle().device(), "stolen")
+        .await
+        .expect("the phone may revoke Kim's other device");
+    assert!(strike.wipe, "a wipe was asked for");
+    wait_for(&mut pc_events, "the PC hears of it", |event| {
+        matches!(event, NodeEvent::Revoked(view) if view.id == strike.id).then_some(())
+    })
+    .await;
+    until_gone(&lee, pc.handle().device()).await;
+
+    // Kim answers from the PC, which still runs: it was not wiped.
+    let answer = pc
+        .handle()
+        .revoke_own_device(phone.handle().device(), "my phone was stolen")
+        .await
+        .expect("the PC is still running and may answer");
+    // However the answer reaches Lee (here handed over directly: the PC is
+    // shut out of Lee's node), it takes the PC back and the phone out.
+    let body = baro_node::trust::RevocationBody {
+        agency: agency.agency.operator.agency.id(),
+        scope: RevocationScope::Device,
+        target: phone_credentials.chain.clone(),
+        reason: answer.reason.clone(),
+        issued_at: answer.issued_at,
+        wipe: true,
+        issuer: Issuer::Chain(pc_credentials.chain.clone()),
+    };
+    let bytes = wire::encode(&Revocation::sign(body, &pc_credentials.key));
+    lee.handle()
+        .submit_revocation(bytes)
+        .await
+        .expect("Lee takes the PC's answer");
+    let mut lee_events = lee.handle().events();
+    until_gone(&lee, phone.handle().device()).await;
+    until_connected(&lee, pc.handle().device()).await;
+    send(&pc, DIV, "I am back, the phone is not").await;
+    wait_for_message(&mut lee_events, "I am back, the phone is not").await;
 }
