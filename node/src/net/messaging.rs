@@ -450,7 +450,7 @@ impl Actor {
                 match messaging.messenger.receive(envelope.clone(), now_ms) {
                     Verdict::Deliver(message) => self.take_in(vec![*message]),
                     Verdict::Reject(reason) => return Err(reason),
-                    Verdict::Held | Verdict::Duplicate | Verdict::Unverified => {}
+                    Verdict::Held | Verdict::Duplicate | Verdict::Unverified | Verdict::Later => {}
                 }
             }
         }
@@ -548,7 +548,8 @@ impl Actor {
                 Intake::Held
             }
             Verdict::Duplicate => Intake::Duplicate,
-            Verdict::Unverified => Intake::Unverified,
+            // Not taken, not passed on, nothing recorded: asked for again.
+            Verdict::Unverified | Verdict::Later => Intake::Unverified,
             Verdict::Reject(reason) => Intake::Rejected(reason),
         };
         self.settle_messaging();

@@ -79,6 +79,11 @@ pub const MAX_PENDING_PER_ROOM: usize = 1024;
 /// Of those, at most this many from one sender (so one member cannot push
 /// everyone else's out).
 pub const MAX_PENDING_PER_SENDER: usize = 64;
+/// Envelopes held from devices not met yet, in all rooms together.
+pub const MAX_UNVERIFIED: usize = 1024;
+/// Of those, at most this many naming one sender (anyone can name a key
+/// nobody has met: one such name must not crowd out the others).
+pub const MAX_UNVERIFIED_PER_SENDER: usize = 256;
 /// Grants held per room because their epoch is too far ahead of the newest
 /// key held (two per issuer); tried again whenever a key arrives.
 pub const MAX_EARLY_GRANTS_PER_ROOM: usize = 16;
@@ -143,6 +148,11 @@ pub enum Verdict {
     Unverified,
     /// Seen before.
     Duplicate,
+    /// Not taken now: the bounded buffer it would wait in is full. Nothing
+    /// about it is recorded here, so it is asked for again (sync) and
+    /// taken once there is room, or once it can be read at once. Never
+    /// penalised, not passed on.
+    Later,
     /// Invalid: the forwarding peer should be penalised.
     Reject(String),
 }
@@ -316,17 +326,21 @@ impl RoomState {
         self.holders.get(epoch).is_some_and(|h| h.contains(device))
     }
 
-    /// Holds an envelope of an epoch not held yet, within the bounds.
-    fn hold_pending(&mut self, envelope: Envelope) {
+    /// Holds an envelope of an epoch not held yet, within the bounds;
+    /// whether it was held (if not, it is left to be fetched again).
+    fn hold_pending(&mut self, envelope: Envelope) -> bool {
         let sender = envelope.body.header.sender;
         let from_sender = self
             .pending
             .iter()
             .filter(|e| e.body.header.sender == sender)
             .count();
-        if self.pending.len() < MAX_PENDING_PER_ROOM && from_sender < MAX_PENDING_PER_SENDER {
+        let fits =
+            self.pending.len() < MAX_PENDING_PER_ROOM && from_sender < MAX_PENDING_PER_SENDER;
+        if fits {
             self.pending.push(envelope);
         }
+        fits
     }
 
     /// Holds a grant too far ahead, within the bounds (the same grant once).
@@ -413,7 +427,8 @@ pub struct Messenger {
     orphans: BTreeMap<RoomId, Orphan>,
     /// Counts orphan rooms as they are opened, so the oldest goes first.
     orphan_counter: u64,
-    /// Envelopes from devices not met yet (bounded).
+    /// Envelopes from devices not met yet, oldest first (bounded: past
+    /// the bound new ones are not taken, see [`Verdict::Later`]).
     unverified: Vec<Envelope>,
     left: BTreeSet<RoomId>,
     rotations: BTreeSet<RoomId>,
@@ -968,11 +983,7 @@ impl Messenger {
             self.directory.get(&header.sender),
             self.verifiers.get(&header.sender),
         ) else {
-            if self.unverified.len() >= MAX_PENDING_PER_ROOM {
-                self.unverified.remove(0);
-            }
-            self.unverified.push(envelope);
-            return Verdict::Unverified;
+            return self.hold_unverified(envelope);
         };
         if let Err(e) = envelope.verify_signature_with(verifier) {
             return Verdict::Reject(e.to_string());
@@ -1002,8 +1013,11 @@ impl Messenger {
         let Some(key) = state.keys.get(&(epoch.number, epoch.key_id)) else {
             // An epoch named by an envelope is not learned: only a grant
             // carrying its key teaches one (audit H4).
-            state.hold_pending(envelope);
-            return Verdict::Held;
+            return if state.hold_pending(envelope) {
+                Verdict::Held
+            } else {
+                Verdict::Later
+            };
         };
         match envelope.open(key) {
             Ok(Content::Receipt { state, messages })
@@ -1048,6 +1062,24 @@ impl Messenger {
             }
             Err(e) => Verdict::Reject(e.to_string()),
         }
+    }
+
+    /// Keeps an envelope from a device not met yet, within the bounds. Past
+    /// them it is not taken ([`Verdict::Later`]) rather than pushing out one
+    /// taken before: whichever went, dropping it here must leave it to be
+    /// fetched again, and what is kept is shown as soon as its sender is met.
+    fn hold_unverified(&mut self, envelope: Envelope) -> Verdict {
+        let sender = envelope.body.header.sender;
+        let from_sender = self
+            .unverified
+            .iter()
+            .filter(|e| e.body.header.sender == sender)
+            .count();
+        if self.unverified.len() >= MAX_UNVERIFIED || from_sender >= MAX_UNVERIFIED_PER_SENDER {
+            return Verdict::Later;
+        }
+        self.unverified.push(envelope);
+        Verdict::Unverified
     }
 
     /// Takes a key grant: records the epoch, opens the key if it is for this
@@ -1351,12 +1383,16 @@ impl Messenger {
                     && from_sender < MAX_ORPHAN_ENVELOPES_PER_ROOM / 4
                 {
                     orphan.envelopes.push(envelope);
+                    return Verdict::Held;
                 }
             }
-            return Verdict::Held;
+            // Not kept: asked for again once the room is known.
+            return Verdict::Later;
         };
         let Ok(Content::RoomState(room)) = envelope.open(&key) else {
-            return Verdict::Held;
+            // A message of a room not adopted yet, not kept: asked for
+            // again once its definition has arrived.
+            return Verdict::Later;
         };
         let sender = self
             .directory
