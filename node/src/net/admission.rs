@@ -704,7 +704,20 @@ impl AdmissionUpgrade {
             // checked (see the module docs).
             if !dialer {
                 write_frame(&mut socket, &gate.own_hello()).await?;
-                let theirs = gate.read_from(&mut socket, remote).await?;
+                // A dialer that reads our chain and hangs up without showing
+                // its own refused us (another agency, say) or came only to
+                // read it: either way an offence, so an address harvesting
+                // chains is soon refused on arrival.
+                let theirs = gate
+                    .read_from(&mut socket, remote)
+                    .await
+                    .map_err(|e| match e {
+                        AdmissionError::Io(_) => gate.refuse(
+                            remote,
+                            "it hung up after our certificate without showing its own".into(),
+                        ),
+                        other => other,
+                    })?;
                 match gate.check(remote, &theirs)? {
                     Checked::Admitted(admitted) => {
                         write_frame(&mut socket, &[]).await?;
@@ -1336,7 +1349,12 @@ mod tests {
             .await;
         let _hello = dialer.read().await;
         drop(dialer.stream);
-        let _ = listening.await;
+        let result = listening.await.expect("task");
+        assert!(
+            matches!(result, Err(AdmissionError::Refused(ref r)) if r.contains("hung up")),
+            "{result:?}"
+        );
+        assert!(lee.blocked(&dialer_peer).is_some(), "the reader is blocked");
         assert!(
             Remote {
                 stream: tokio::io::duplex(1).0,
