@@ -100,3 +100,107 @@ fn an_expired_phone_that_holds_nothing_against_it_stops_without_showing_anything
     // Its home is intact: a new bundle brings it back.
     assert!(phone.run(["whoami"]).success().contains("kim"));
 }
+
+/// Opens `home`'s message log in this process (the home is locked with the
+/// test PIN, as every `baro` the helpers start locks it).
+fn message_log(home: &Path) -> baro_node::store::MessageLog {
+    let home = baro_node::store::Home::open_with(home, &baro_tests::test_unlock()).expect("home");
+    let store = baro_node::store::SledStore::open(home).expect("sled");
+    baro_node::store::MessageLog::new(std::sync::Arc::new(store))
+}
+
+#[test]
+fn an_expired_phone_obeys_a_revocation_it_holds_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = baro_bin();
+    let console = Baro::new(&bin, dir.path().join("console"));
+    init_agency(&console, "MOIS");
+    let phone = Baro::new(&bin, dir.path().join("phone")).with_passphrase(None);
+    let request = dir.path().join("phone.request");
+    let bundle = dir.path().join("phone.bundle");
+    phone
+        .run(args(
+            &["device", "init", "--name", "Kim", "--out"],
+            &[&request],
+        ))
+        .success();
+    console
+        .run(args(
+            &[
+                "agency", "enroll", "--user", "kim", "--org", "MOIS", "--days", "2", "--out",
+            ],
+            &[&bundle, &request],
+        ))
+        .success();
+    phone
+        .run(args(&["device", "install"], &[&bundle]))
+        .success();
+    let phone_id = phone.run(["--json", "whoami"]).json()["device_id"]
+        .as_str()
+        .expect("device id")
+        .to_string();
+    // The two met once, so the console knows the phone's certificate.
+    let console_node = start_on_loopback(&console, None);
+    let address = listen_address(&console);
+    let phone_node = start_on_loopback(&phone, Some(&address));
+    eventually(30, "the console meets the phone", || {
+        let peers = console.run(["--json", "peers"]);
+        (peers.output.status.success() && peers.stdout().contains(&phone_id)).then_some(())
+    });
+    assert!(phone_node.stop());
+    assert!(console_node.stop());
+    // The phone is lost; the operator revokes it (kept on the console),
+    // and the revocation reaches the phone's store while the phone is off
+    // (brought in, or taken just before the process was killed).
+    console
+        .run([
+            "agency",
+            "revoke",
+            "--device",
+            &phone_id,
+            "--reason",
+            "phone lost",
+            "--wipe",
+        ])
+        .success();
+    let held = message_log(console.home())
+        .signed_revocations()
+        .expect("revocations");
+    assert_eq!(held.len(), 1);
+    {
+        let log = message_log(phone.home());
+        let at = baro_node::clock::unix_now();
+        log.save_signed_revocation(&held[0], at).expect("saved");
+        log.save_revocation_arrival(&baro_node::store::Arrival {
+            id: baro_node::wire::decode::<baro_node::trust::Revocation>(&held[0])
+                .expect("a revocation")
+                .id(),
+            number: 0,
+            received_at: at,
+        })
+        .expect("arrival");
+        log.flush().expect("flush");
+    }
+    // Three days later the phone's certificate has expired: it starts
+    // anyway, obeys the revocation it holds, and erases itself.
+    let run = phone.with_env(SKIP, (3 * DAY).to_string()).run([
+        "run",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+    ]);
+    // (The node also logs the wipe as a warning, so not `fails_with`.)
+    assert!(!run.output.status.success(), "{}", run.stdout());
+    let said = run.stderr();
+    assert!(
+        said.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("error: this device was revoked by operator park")),
+        "{said}"
+    );
+    assert_eq!(
+        entries(phone.home()),
+        ["revoked"],
+        "only the notice is left"
+    );
+}

@@ -45,12 +45,15 @@ impl Actor {
     /// before (audit M10). Revocations saved before arrivals were recorded
     /// come last, oldest first, checked now. Then what has expired goes.
     pub(super) fn load_revocations(&mut self) {
-        let Some(messaging) = self.messaging.as_ref() else {
-            return;
+        // A device whose certificate expired has no messaging, but still
+        // obeys the revocations its store holds (issue 17, deliverable 6).
+        let log = match self.messaging.as_ref() {
+            Some(messaging) => messaging.log.clone(),
+            None => crate::store::MessageLog::new(self.store.clone()),
         };
         let now = self.clock.now();
-        let taken = messaging.log.revocations_as_taken(now).unwrap_or_default();
-        self.next_arrival = messaging.log.next_arrival_number().unwrap_or_default();
+        let taken = log.revocations_as_taken(now).unwrap_or_default();
+        self.next_arrival = log.next_arrival_number().unwrap_or_default();
         for TakenRevocation {
             bytes,
             received_at,
