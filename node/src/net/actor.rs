@@ -187,8 +187,9 @@ pub(crate) struct Actor {
     answers: crate::sync::ResponderCache,
     /// Relays this device holds (or asked for) a circuit reservation on.
     reservations: HashSet<PeerId>,
-    /// Ids of synced items that failed validation: never fetched again.
-    refused: Dedup<[u8; 32]>,
+    /// Ids of synced items that failed validation: not fetched again (for
+    /// a while only, if they failed for a reason of this node's own).
+    refused: crate::net::refusals::Refused,
     /// When each peer was last dialled by discovery.
     last_dial: HashMap<PeerId, tokio::time::Instant>,
     /// When Kademlia may look for more peers next, and the wait after that
@@ -450,7 +451,7 @@ impl Actor {
             next_lookup: (tokio::time::Instant::now(), Duration::ZERO),
             admitted_at: HashMap::new(),
             dialled: HashSet::new(),
-            refused: Dedup::new(SEEN_CAPACITY),
+            refused: crate::net::refusals::Refused::new(),
             me,
             listeners,
             chains: crate::trust::ChainCache::new(),
@@ -1091,6 +1092,7 @@ impl Actor {
                     self.report(&id, &source, MessageAcceptance::Ignore)
                 }
                 syncing::Intake::Rejected(reason) => self.reject(&id, source, reason),
+                syncing::Intake::Deferred(reason) => self.defer(&id, source, reason),
             };
         }
         if self.is_revoked_peer(&source) {
@@ -1107,6 +1109,7 @@ impl Actor {
                 self.report(&id, &source, MessageAcceptance::Ignore)
             }
             syncing::Intake::Rejected(reason) => self.reject(&id, source, reason),
+            syncing::Intake::Deferred(reason) => self.defer(&id, source, reason),
         }
     }
 
@@ -1120,17 +1123,24 @@ impl Actor {
         }
         let (frame, author) = match self.verify_control(data) {
             Ok(valid) => valid,
-            Err(reason) => return syncing::Intake::Rejected(reason),
+            Err(refused) => return refused,
         };
         if let Err(reason) = self.check_not_revoked(&author, frame.body.sent_at) {
-            return syncing::Intake::Rejected(reason);
+            // Revoked here: a peer that has not heard yet passes it on honestly.
+            return syncing::Intake::Deferred(reason);
         }
-        if !self.seen.insert(id) {
+        if !self.seen.insert(id.clone()) {
             return syncing::Intake::Duplicate;
         }
         let handled = match self.on_control_payload(&frame, &author) {
             Ok(handled) => handled,
-            Err(reason) => return syncing::Intake::Rejected(reason),
+            Err((why, reason)) => {
+                if why == crate::net::refusals::Refusal::Local {
+                    // To be judged again when it comes back.
+                    self.seen.remove(&id);
+                }
+                return syncing::Intake::refused(why, reason);
+            }
         };
         self.hold_control(data);
         if !handled {
@@ -1165,6 +1175,14 @@ impl Actor {
     }
 
     /// Rejects a message (its forwarder is penalised) and says why.
+    /// A gossip message this node cannot take now for a reason of its own
+    /// (see [`syncing::Intake::Deferred`]): not passed on, and its honest
+    /// forwarder is not penalised (audit M4).
+    pub(super) fn defer(&mut self, id: &gossipsub::MessageId, source: PeerId, reason: String) {
+        self.report(id, &source, MessageAcceptance::Ignore);
+        tracing::info!(from = %source, %reason, "gossip message not taken for now");
+    }
+
     pub(super) fn reject(&mut self, id: &gossipsub::MessageId, source: PeerId, reason: String) {
         self.report(id, &source, MessageAcceptance::Reject);
         tracing::warn!(from = %source, %reason, "gossip message rejected");
@@ -1174,9 +1192,12 @@ impl Actor {
         });
     }
 
-    fn verify_control(&mut self, data: &[u8]) -> Result<(SignedFrame, VerifiedDevice), String> {
+    fn verify_control(
+        &mut self,
+        data: &[u8],
+    ) -> Result<(SignedFrame, VerifiedDevice), syncing::Intake> {
         let frame = wire::decode::<SignedFrame>(data)
-            .map_err(|e| format!("malformed gossip frame: {e}"))?;
+            .map_err(|e| syncing::Intake::Rejected(format!("malformed gossip frame: {e}")))?;
         let author = frame
             .verify_cached(
                 &self.control.hash().to_string(),
@@ -1185,7 +1206,9 @@ impl Actor {
                 &self.policy,
                 &mut self.chains,
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                syncing::Intake::refused(crate::net::refusals::Refusal::of_trust(&e), e.to_string())
+            })?;
         Ok((frame, author))
     }
 

@@ -221,7 +221,7 @@ impl Actor {
                 "this node already holds agency policy version {}: give a higher version",
                 self.leasing.view().version
             ))),
-            Intake::Rejected(reason) => Err(NodeError::Room(reason)),
+            Intake::Rejected(reason) | Intake::Deferred(reason) => Err(NodeError::Room(reason)),
             _ => Err(NodeError::Room("the agency policy was not taken".into())),
         }
     }

@@ -12,6 +12,7 @@ use super::Actor;
 use super::syncing::Intake;
 use crate::api::{MessageView, ReceiptView, RoomInfo, Sent};
 use crate::identity::{DeviceId, Entropy, OsEntropy};
+use crate::net::refusals::Refusal;
 use crate::net::topics;
 use crate::node::{NodeError, NodeEvent};
 use crate::rooms::{
@@ -405,8 +406,10 @@ impl Actor {
         &mut self,
         frame: &SignedFrame,
         author: &VerifiedDevice,
-    ) -> Result<bool, String> {
-        self.check_not_ahead(frame.body.sent_at.saturating_mul(1000), "control frame")?;
+    ) -> Result<bool, (Refusal, String)> {
+        // Our clock may be the slow one: a local refusal (audit M4).
+        self.check_not_ahead(frame.body.sent_at.saturating_mul(1000), "control frame")
+            .map_err(|reason| (Refusal::Local, reason))?;
         self.learn_device(author.clone(), &frame.body.author);
         let Ok(message) = wire::decode::<ControlMessage>(&frame.body.payload) else {
             return Ok(false);
@@ -420,19 +423,26 @@ impl Actor {
             // The frame's signature, checked, covers the grant: its issuer
             // must be the frame's author.
             ControlMessage::Grant(grant) if grant.issuer != author.device.public_key() => {
-                return Err("a key grant must be published by the device that issued it".into());
+                return Err((
+                    Refusal::Invalid,
+                    "a key grant must be published by the device that issued it".into(),
+                ));
             }
             // A definition is taken only from the frame of the device that
             // signed it: anyone else wrapping it is replaying (audit C2).
             ControlMessage::RoomDefinition(envelope)
                 if envelope.body.header.sender != author.device.public_key() =>
             {
-                return Err(
+                return Err((
+                    Refusal::Invalid,
                     "a group definition must be published by the device that signed it".into(),
-                );
+                ));
             }
             ControlMessage::Grant(grant) if self.carrier.is_some() => {
-                return self.carry_grant(&grant, author).map(|()| true);
+                return self
+                    .carry_grant(&grant, author)
+                    .map(|()| true)
+                    .map_err(|reason| (Refusal::Invalid, reason));
             }
             ControlMessage::RoomDefinition(_) | ControlMessage::Stored(_)
                 if self.carrier.is_some() =>
@@ -440,16 +450,23 @@ impl Actor {
                 return Ok(true);
             }
             ControlMessage::Stored(_) => {
-                return Err("stored receipts belong on room topics".into());
+                return Err((
+                    Refusal::Invalid,
+                    "stored receipts belong on room topics".into(),
+                ));
             }
             ControlMessage::Grant(grant) => {
-                let shown = messaging.messenger.receive_signed_grant(&grant, now_ms)?;
+                let shown = messaging
+                    .messenger
+                    .receive_signed_grant(&grant, now_ms)
+                    .map_err(|e| (Refusal::Invalid, e))?;
                 self.take_in(shown);
             }
             ControlMessage::RoomDefinition(envelope) => {
                 match messaging.messenger.receive(envelope.clone(), now_ms) {
                     Verdict::Deliver(message) => self.take_in(vec![*message]),
-                    Verdict::Reject(reason) => return Err(reason),
+                    Verdict::Reject(reason) => return Err((Refusal::Invalid, reason)),
+                    Verdict::Defer(reason) => return Err((Refusal::Local, reason)),
                     Verdict::Held | Verdict::Duplicate | Verdict::Unverified | Verdict::Later => {}
                 }
             }
@@ -506,6 +523,7 @@ impl Actor {
                 self.report(&id, &source, MessageAcceptance::Ignore)
             }
             Intake::Rejected(reason) => self.reject(&id, source, reason),
+            Intake::Deferred(reason) => self.defer(&id, source, reason),
         }
     }
 
@@ -525,7 +543,8 @@ impl Actor {
         };
         let sent_ms = envelope.body.header.timestamp.wall_ms;
         if let Err(reason) = self.check_not_ahead(sent_ms, "envelope") {
-            return Intake::Rejected(reason);
+            // Our clock may be the slow one.
+            return Intake::Deferred(reason);
         }
         if self.carrier.is_some() {
             return self.carry(envelope, bytes.len());
@@ -551,6 +570,7 @@ impl Actor {
             // Not taken, not passed on, nothing recorded: asked for again.
             Verdict::Unverified | Verdict::Later => Intake::Unverified,
             Verdict::Reject(reason) => Intake::Rejected(reason),
+            Verdict::Defer(reason) => Intake::Deferred(reason),
         };
         self.settle_messaging();
         intake

@@ -14,6 +14,7 @@ pub mod lan_discovery;
 pub mod limits;
 pub mod membership_proof;
 mod quotas;
+pub mod refusals;
 pub mod shaping;
 pub mod sync_protocol;
 pub mod topics;

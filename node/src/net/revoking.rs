@@ -145,7 +145,10 @@ impl Actor {
         };
         let verified = match self.gate.check_revocation(&revocation) {
             Ok(verified) => verified,
-            Err(e) => return Intake::Rejected(e.to_string()),
+            Err(e) => {
+                let why = crate::net::refusals::Refusal::of_revocation(&e);
+                return Intake::refused(why, e.to_string());
+            }
         };
         let id = verified.id;
         match self.gate.enforce(verified.clone(), bytes.to_vec()) {
@@ -154,7 +157,10 @@ impl Actor {
                 self.note_seen(&[id], from);
                 return Intake::Duplicate;
             }
-            Err(e) => return Intake::Rejected(e.to_string()),
+            Err(e) => {
+                let why = crate::net::refusals::Refusal::of_revocation(&e);
+                return Intake::refused(why, e.to_string());
+            }
         }
         if let Some(messaging) = self.messaging.as_ref() {
             match messaging
@@ -471,7 +477,9 @@ impl Actor {
             Intake::Held | Intake::Unverified => {
                 return Err(NodeError::Room("not a revocation".into()));
             }
-            Intake::Rejected(reason) => return Err(NodeError::Room(reason)),
+            Intake::Rejected(reason) | Intake::Deferred(reason) => {
+                return Err(NodeError::Room(reason));
+            }
         }
         if self.wiping.is_none() && !self.publish_bare(bytes.clone()) {
             let mut record = self.record(&id);

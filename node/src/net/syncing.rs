@@ -15,6 +15,7 @@ use libp2p::request_response::{self, ResponseChannel};
 
 use super::Actor;
 use super::sync_triggers::Due;
+use crate::net::refusals::Refusal;
 use crate::net::sync_protocol::frame_len;
 use crate::node::{NodeEvent, SyncReport};
 use crate::rooms::RoomId;
@@ -91,8 +92,23 @@ pub(super) enum Intake {
     Duplicate,
     /// From a device not met yet: kept aside, not passed on, asked again later.
     Unverified,
-    /// Invalid.
+    /// Invalid for everyone (bad signature, undecodable): the sender or
+    /// forwarder is penalised, and sync never fetches it again.
     Rejected(String),
+    /// Invalid here and now because of this node's own state (its clock, a
+    /// revocation or room definition it holds or lacks): not passed on, but
+    /// nobody is penalised, and sync asks for it again later (audit M4).
+    Deferred(String),
+}
+
+impl Intake {
+    /// A refusal, as [`Intake::Rejected`] or [`Intake::Deferred`] by `why`.
+    pub(super) fn refused(why: Refusal, reason: String) -> Intake {
+        match why {
+            Refusal::Invalid => Intake::Rejected(reason),
+            Refusal::Local => Intake::Deferred(reason),
+        }
+    }
 }
 
 impl Actor {
@@ -619,8 +635,8 @@ impl Actor {
                         };
                         session.reconciler = None;
                         session.need = need;
-                        let refused = &self.refused;
-                        session.need.retain(|id| !refused.contains(id));
+                        let (refused, now) = (&self.refused, self.clock.now());
+                        session.need.retain(|id| !refused.contains(id, now));
                         self.fetch_next(peer);
                     }
                     Err(e) => self.abandon_sync(peer, e.to_string()),
@@ -645,8 +661,12 @@ impl Actor {
                         // rest of the session goes on (a receipt from a member
                         // removed since, stored by a relay, must not stall sync).
                         Intake::Rejected(reason) => {
-                            self.refused.insert(id);
+                            self.refused.insert(id, Refusal::Invalid, self.clock.now());
                             self.report_rejected(peer, reason);
+                        }
+                        Intake::Deferred(reason) => {
+                            self.refused.insert(id, Refusal::Local, self.clock.now());
+                            tracing::info!(%peer, %reason, "sync item refused for now; asked again later");
                         }
                         Intake::New | Intake::Held => {
                             if let Some(session) = self.syncs.get_mut(&peer) {

@@ -155,6 +155,10 @@ pub enum Verdict {
     Later,
     /// Invalid: the forwarding peer should be penalised.
     Reject(String),
+    /// Not taken here because of this device's own state (a revocation or
+    /// room definition it holds or lacks), which an honest forwarder may
+    /// not share: not penalised (audit M4).
+    Defer(String),
 }
 
 /// Why a local request cannot be done.
@@ -992,7 +996,7 @@ impl Messenger {
             // Judged by when it arrives, never by the time it claims (a
             // thief backdates: audit C1). What it wrote before the loss
             // and did not reach this device by then is lost with it.
-            return Verdict::Reject(format!(
+            return Verdict::Defer(format!(
                 "the device of {} that sent it was revoked",
                 sender.subject.user_id
             ));
@@ -1004,7 +1008,7 @@ impl Messenger {
             return Verdict::Held;
         };
         if !admits(&state.room, sender, &self.revoked) {
-            return Verdict::Reject(format!(
+            return Verdict::Defer(format!(
                 "{} is not a member of this room",
                 sender.subject.user_id
             ));
@@ -1038,7 +1042,7 @@ impl Messenger {
                         epoch.number,
                     )
                 {
-                    return Verdict::Reject(reason);
+                    return Verdict::Defer(reason);
                 }
                 self.seen.insert(id);
                 self.clock.observe(header.timestamp, now_ms);
@@ -1407,7 +1411,7 @@ impl Messenger {
             || !from_admin
             || !room.has_member(self.user(), &self.my_cert.subject.org_unit)
         {
-            return Verdict::Reject("room definition not from an admin of that room".into());
+            return Verdict::Defer("room definition not from an admin of that room".into());
         }
         let orphan = self.orphans.remove(&header.room);
         self.add_room(room);

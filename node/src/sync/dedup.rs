@@ -36,6 +36,13 @@ impl<T: Clone + Eq + Hash> Dedup<T> {
         true
     }
 
+    /// Forgets `id` (an item to be judged again when it comes back).
+    pub fn remove(&mut self, id: &T) {
+        if self.set.remove(id) {
+            self.order.retain(|x| x != id);
+        }
+    }
+
     /// Whether `id` is remembered.
     pub fn contains(&self, id: &T) -> bool {
         self.set.contains(id)
