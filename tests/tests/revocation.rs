@@ -601,3 +601,66 @@ async fn a_thief_with_the_newer_phone_cannot_wipe_the_pc_and_the_pc_s_answer_tak
     send(&pc, DIV, "I am back, the phone is not").await;
     wait_for_message(&mut lee_events, "I am back, the phone is not").await;
 }
+
+/// Issue 17, deliverable 6: a phone revoked while it was off, and whose
+/// certificate ran out before it came back, is still shown its revocation
+/// at its first contact (peers keep a revocation 90 days past the
+/// certificates it covers) and wipes itself, although no peer admits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_whose_certificate_ran_out_while_it_was_off_still_learns_its_revocation_and_wipes()
+{
+    let mut agency = TestAgency::new(68);
+    let lee_key = agency.key();
+    let lee_chain = agency.certify(
+        &lee_key,
+        "lee",
+        "MOIS/Digital Government Bureau",
+        baro_node::trust::Role::Member,
+        365,
+    );
+    let lee = agency.spawn(agency.credentials(lee_key, lee_chain), &[]);
+    let bootstrap = [listen_address(&lee).await.expect("listening")];
+    // Choi's phone is certified for 30 days only.
+    let phone_key = agency.key();
+    let phone_chain = agency.certify(
+        &phone_key,
+        "choi",
+        "MOIS/Digital Government Bureau",
+        baro_node::trust::Role::Member,
+        30,
+    );
+    let phone_credentials = agency.credentials(phone_key, phone_chain);
+    let phone_store = Arc::new(MemoryStore::new());
+    let phone = agency.spawn_with_store(phone_credentials.clone(), &bootstrap, phone_store.clone());
+    phone
+        .handle()
+        .wait_for_peers(1, SETTLE)
+        .await
+        .expect("peer");
+    phone.shutdown().await;
+
+    // Revoked while off; back two months later, its certificate expired.
+    let revocation = agency.revocation(
+        &phone_credentials.chain,
+        RevocationScope::Device,
+        "phone lost on the KTX",
+        true,
+    );
+    lee.handle()
+        .submit_revocation(revocation)
+        .await
+        .expect("Lee takes it");
+    agency.clock.advance(60 * 86_400);
+    let phone = agency.spawn_with_store(phone_credentials, &bootstrap, phone_store);
+    let mut events = phone.handle().events();
+    let notice = wait_for(
+        &mut events,
+        "the expired phone's wipe",
+        |event| match event {
+            NodeEvent::Wiped { notice } => Some(notice.clone()),
+            _ => None,
+        },
+    )
+    .await;
+    assert!(notice.contains("revoked by operator"), "{notice}");
+}

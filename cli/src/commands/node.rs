@@ -31,8 +31,8 @@ impl Clock for NodeClock {
     }
 }
 
-/// How long an expired device runs to obey what it holds.
-const RESTRICTED_RUN: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long an expired device runs to obey what it holds or is shown.
+const RESTRICTED_RUN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs the node in the foreground; `relay` makes it a field-office relay.
 pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result<()> {
@@ -45,11 +45,13 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
     let home = Home::open(home_dir)?;
     let key = enrollment::load_device_key(&home)?;
     let bundle = enrollment::load_bundle(&home)?;
-    // Issue 17, deliverable 6: an expired device still obeys what it holds.
+    // Issue 17, deliverable 6: an expired device still obeys its revocation.
     // No peer admits it (its chain no longer verifies), so it starts in a
-    // restricted mode: no network, no control API; the node takes the
-    // revocations and the lease kept in its store, wipes if one orders it,
-    // and stops. A chain that is wrong in any other way is refused.
+    // restricted mode: no control API, nothing shown, listening on loopback
+    // only; it takes the revocations and the lease kept in its store, and
+    // dials its peers, which show it a revocation naming it (they keep one
+    // 90 days past the certificates it covers) and refuse it. It wipes if
+    // one orders it, and stops. A chain wrong in any other way is refused.
     let invalid = "this device's certificate is not valid; ask an operator for a new bundle";
     let policy = TrustPolicy::default();
     let (me, expired) = match bundle.verify_for(key.device_id(), clock.now(), &policy) {
@@ -95,8 +97,6 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
         .chain(args.bootstrap)
         .collect();
     if expired.is_some() {
-        config.bootstrap.clear();
-        config.mdns = false;
         config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
     }
     let config = config.validate()?.config;
@@ -128,7 +128,9 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
                 "This device's certificate expired at {}: no peer admits it and it shows nothing.",
                 format_utc(not_after)
             );
-            println!("It started only to obey what it holds (a revocation naming it, its lease).");
+            println!(
+                "It started only to learn and obey a revocation naming it (held, or shown by a peer) and its lease."
+            );
             // Stored revocations are taken at start; a wipe they order runs
             // at the node's first tick.
             let wiped = tokio::time::timeout(RESTRICTED_RUN, async {

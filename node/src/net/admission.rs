@@ -73,7 +73,7 @@ use crate::identity::{DeviceId, Entropy, OsEntropy, PublicKey};
 use crate::node::BlockedPeer;
 use crate::trust::{
     AdmissionHello, AgencyInfo, Blocklist, CertificateChain, Revocation, RevocationError,
-    RevocationSet, TrustPolicy, VerifiedDevice, VerifiedRevocation, admit,
+    RevocationSet, TrustError, TrustPolicy, VerifiedDevice, VerifiedRevocation, admit,
 };
 use crate::wire::{self, Format, Kind};
 
@@ -528,8 +528,23 @@ impl AdmissionGate {
         }
         let hello =
             wire::decode::<AdmissionHello>(bytes).map_err(|e| self.refuse(peer, e.to_string()))?;
-        let verified = admit(&hello, device, &self.agency, self.clock.now(), &self.policy)
-            .map_err(|e| self.refuse(peer, e.to_string()))?;
+        let verified = match admit(&hello, device, &self.agency, self.clock.now(), &self.policy) {
+            Ok(verified) => verified,
+            Err(e) => {
+                // A device whose certificate ran out while it was off is
+                // still shown a revocation that names it (issue 17,
+                // deliverable 6): checked as of its certificate's end,
+                // its chain still proves who it is. It is refused anyway.
+                if matches!(e, TrustError::Expired { .. })
+                    && let Some(end) = hello.chain.leaf().map(|leaf| leaf.body.not_after)
+                    && let Ok(expired) = admit(&hello, device, &self.agency, end, &self.policy)
+                    && let Some(revoked) = self.revocation_bytes_for(&expired)
+                {
+                    return Ok(revoked);
+                }
+                return Err(self.refuse(peer, e.to_string()));
+            }
+        };
         if let Some(revoked) = self.revocation_bytes_for(&verified) {
             return Ok(revoked);
         }

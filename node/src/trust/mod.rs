@@ -71,7 +71,7 @@ pub use revocation::{
     Issuer, MAX_REASON_LEN, Revocation, RevocationBody, RevocationScope, VerifiedRevocation,
     validate_reason,
 };
-pub use revocation_set::{MAX_REVOCATIONS, RevocationError, RevocationSet};
+pub use revocation_set::{KEPT_AFTER_EXPIRY_SECS, MAX_REVOCATIONS, RevocationError, RevocationSet};
 pub use signed_frame::{FrameBody, MAX_FRAME_PAYLOAD, SignedFrame};
 pub use wipe_receipt::{WipeReceipt, WipeReceiptBody};
 

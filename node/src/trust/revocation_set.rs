@@ -16,8 +16,10 @@
 //!   revoked one of the two, whose word wins. The loser's revocation stays
 //!   held (peers still sync it) but covers nothing. Only the older of two
 //!   devices may order the other's wipe ([`VerifiedRevocation::orders_wipe`]).
-//! - A revocation leaves the set once every certificate it covers has
-//!   expired ([`RevocationSet::prune_expired`]), so the set shrinks.
+//! - A revocation leaves the set [`KEPT_AFTER_EXPIRY_SECS`] after every
+//!   certificate it covers has expired ([`RevocationSet::prune_expired`]),
+//!   so the set shrinks; until then a device that was off past its
+//!   certificate's end is still shown its revocation at first contact.
 //!
 //! Pure: it decides; the node persists the revocations' bytes.
 
@@ -29,6 +31,11 @@ use super::{AgencyInfo, Revocation, TrustError, TrustPolicy, VerifiedDevice, Ver
 
 /// Most revocations one node keeps (a generous bound on a whole agency's).
 pub const MAX_REVOCATIONS: usize = 100_000;
+/// How long a revocation stays in the set after every certificate it
+/// covers has expired: a device that was off past its certificate's end
+/// still learns its revocation at its first contact (and wipes), and then
+/// the set shrinks.
+pub const KEPT_AFTER_EXPIRY_SECS: u64 = 90 * super::DAY_SECS;
 /// Most revocations one official's device may have in the set (it can
 /// only revoke its own user's other devices, once each).
 pub const MAX_PER_DEVICE: usize = 32;
@@ -154,11 +161,7 @@ impl RevocationSet {
         now: u64,
     ) -> Result<VerifiedRevocation, RevocationError> {
         let verified = revocation.verify(agency, now, &self.policy)?;
-        if verified
-            .expires_at()
-            .saturating_add(self.policy.clock_skew_secs)
-            < now
-        {
+        if self.kept_until(&verified) < now {
             return Err(RevocationError::Expired(verified.describe()));
         }
         if let Some(issuer) = &verified.issuer_device
@@ -322,17 +325,25 @@ impl RevocationSet {
         self.entries.get(id).is_some_and(|r| self.is_void(r))
     }
 
-    /// Removes every revocation whose certificates have all expired by
-    /// `now` (plus the clock skew), and returns them.
+    /// Removes every revocation whose certificates all expired more than
+    /// [`KEPT_AFTER_EXPIRY_SECS`] before `now` (plus the clock skew), and
+    /// returns them.
     pub fn prune_expired(&mut self, now: u64) -> Vec<VerifiedRevocation> {
-        let skew = self.policy.clock_skew_secs;
         let gone: Vec<[u8; 32]> = self
             .entries
             .values()
-            .filter(|r| r.expires_at().saturating_add(skew) < now)
+            .filter(|r| self.kept_until(r) < now)
             .map(|r| r.id)
             .collect();
         gone.iter().filter_map(|id| self.remove(id)).collect()
+    }
+
+    /// Until when `revocation` is kept.
+    fn kept_until(&self, revocation: &VerifiedRevocation) -> u64 {
+        revocation
+            .expires_at()
+            .saturating_add(self.policy.clock_skew_secs)
+            .saturating_add(KEPT_AFTER_EXPIRY_SECS)
     }
 
     fn remove(&mut self, id: &[u8; 32]) -> Option<VerifiedRevocation> {

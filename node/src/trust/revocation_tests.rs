@@ -844,7 +844,12 @@ fn a_revocation_leaves_the_set_once_its_certificate_has_expired() {
     let ends = verified.expires_at();
     set.insert(verified.clone()).expect("taken");
     assert!(set.prune_expired(ends).is_empty(), "still valid at its end");
-    let after = ends + TrustPolicy::default().clock_skew_secs + 1;
+    let kept = ends + TrustPolicy::default().clock_skew_secs + KEPT_AFTER_EXPIRY_SECS;
+    assert!(
+        set.prune_expired(kept).is_empty(),
+        "kept a while for devices that were off past their certificate's end"
+    );
+    let after = kept + 1;
     assert_eq!(set.prune_expired(after), vec![verified]);
     assert!(set.is_empty());
     assert_eq!(set.digest(), empty_revocation_digest());
