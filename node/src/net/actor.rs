@@ -1126,8 +1126,7 @@ impl Actor {
             Err(refused) => return refused,
         };
         if let Err(reason) = self.check_not_revoked(&author, frame.body.sent_at) {
-            // Revoked here: a peer that has not heard yet passes it on honestly.
-            return syncing::Intake::Deferred(reason);
+            return syncing::Intake::Rejected(reason);
         }
         if !self.seen.insert(id.clone()) {
             return syncing::Intake::Duplicate;

@@ -155,9 +155,9 @@ pub enum Verdict {
     Later,
     /// Invalid: the forwarding peer should be penalised.
     Reject(String),
-    /// Not taken here because of this device's own state (a revocation or
-    /// room definition it holds or lacks), which an honest forwarder may
-    /// not share: not penalised (audit M4).
+    /// Not taken here because of this device's own state (the group or
+    /// room definition it holds), which an honest forwarder may not share:
+    /// not penalised (audit M4).
     Defer(String),
 }
 
@@ -996,7 +996,7 @@ impl Messenger {
             // Judged by when it arrives, never by the time it claims (a
             // thief backdates: audit C1). What it wrote before the loss
             // and did not reach this device by then is lost with it.
-            return Verdict::Defer(format!(
+            return Verdict::Reject(format!(
                 "the device of {} that sent it was revoked",
                 sender.subject.user_id
             ));
@@ -1008,10 +1008,14 @@ impl Messenger {
             return Verdict::Held;
         };
         if !admits(&state.room, sender, &self.revoked) {
-            return Verdict::Defer(format!(
-                "{} is not a member of this room",
-                sender.subject.user_id
-            ));
+            let reason = format!("{} is not a member of this room", sender.subject.user_id);
+            // A group's members are the definition this device holds, which
+            // an honest forwarder may not share yet (audit M4); department
+            // and 1:1 membership follow from certificates, the same for all.
+            return match state.room.kind {
+                super::RoomKind::Group { .. } => Verdict::Defer(reason),
+                _ => Verdict::Reject(reason),
+            };
         }
         let epoch = header.epoch;
         let Some(key) = state.keys.get(&(epoch.number, epoch.key_id)) else {

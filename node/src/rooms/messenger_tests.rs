@@ -261,7 +261,7 @@ fn both_devices_of_a_user_read_and_a_removed_member_cannot_read_what_follows() {
         .expect("sealed under the old key");
     assert!(matches!(
         world.devices[kim].receive(stale, NOW_MS + 3),
-        Verdict::Defer(reason) if reason.contains("not a member")
+        Verdict::Reject(reason) | Verdict::Defer(reason) if reason.contains("not a member")
     ));
 }
 
@@ -310,7 +310,7 @@ fn tampered_forged_foreign_and_replayed_envelopes_are_refused() {
     )
     .expect("seal");
     assert!(
-        matches!(world.devices[lee].receive(intruding, NOW_MS), Verdict::Defer(r) if r.contains("not a member"))
+        matches!(world.devices[lee].receive(intruding, NOW_MS), Verdict::Reject(r) | Verdict::Defer(r) if r.contains("not a member"))
     );
     assert_eq!(
         world.devices[lee].receive(envelope, NOW_MS),
@@ -664,7 +664,7 @@ fn a_revoked_device_is_shut_out_and_the_room_moves_to_a_key_it_never_gets() {
     // phone wrote before the loss and reaches park only now is refused too.
     assert!(matches!(
         world.devices[park].receive(early, NOW_MS),
-        Verdict::Defer(reason) if reason.contains("revoked")
+        Verdict::Reject(reason) if reason.contains("revoked")
     ));
     // What the thief writes with the phone from now on is refused.
     let stolen = world.devices[phone]
@@ -677,7 +677,7 @@ fn a_revoked_device_is_shut_out_and_the_room_moves_to_a_key_it_never_gets() {
         .expect("the phone can still seal under its old key");
     assert!(matches!(
         world.devices[kim].receive(stolen, NOW_MS),
-        Verdict::Defer(reason) if reason.contains("revoked")
+        Verdict::Reject(reason) if reason.contains("revoked")
     ));
     // The next message moves the room to a new epoch first.
     let (after, verdicts) = world.send(lee, room, "after", revoked_at + 10);
@@ -1173,7 +1173,7 @@ fn a_revoked_device_rekeying_its_room_with_a_backdated_grant_is_refused() {
     for forged in [envelope, definition] {
         assert!(matches!(
             world.devices[kim].receive(forged, NOW_MS + 20),
-            Verdict::Defer(reason) if reason.contains("revoked")
+            Verdict::Reject(reason) if reason.contains("revoked")
         ));
     }
     assert_eq!(world.devices[kim].room(group).cloned(), before);
