@@ -12,7 +12,7 @@ use super::Actor;
 use super::syncing::Intake;
 use crate::api::{MessageView, ReceiptView, RoomInfo, Sent};
 use crate::identity::{DeviceId, Entropy, OsEntropy};
-use crate::net::refusals::Refusal;
+use crate::net::refusals::{AHEAD_LOCAL_SECS, Refusal};
 use crate::net::topics;
 use crate::node::{NodeError, NodeEvent};
 use crate::rooms::{
@@ -407,9 +407,9 @@ impl Actor {
         frame: &SignedFrame,
         author: &VerifiedDevice,
     ) -> Result<bool, (Refusal, String)> {
-        // Our clock may be the slow one: a local refusal (audit M4).
-        self.check_not_ahead(frame.body.sent_at.saturating_mul(1000), "control frame")
-            .map_err(|reason| (Refusal::Local, reason))?;
+        let sent_ms = frame.body.sent_at.saturating_mul(1000);
+        self.check_not_ahead(sent_ms, "control frame")
+            .map_err(|reason| (self.ahead_refusal(sent_ms), reason))?;
         self.learn_device(author.clone(), &frame.body.author);
         let Ok(message) = wire::decode::<ControlMessage>(&frame.body.payload) else {
             return Ok(false);
@@ -543,8 +543,7 @@ impl Actor {
         };
         let sent_ms = envelope.body.header.timestamp.wall_ms;
         if let Err(reason) = self.check_not_ahead(sent_ms, "envelope") {
-            // Our clock may be the slow one.
-            return Intake::Deferred(reason);
+            return Intake::refused(self.ahead_refusal(sent_ms), reason);
         }
         if self.carrier.is_some() {
             return self.carry(envelope, bytes.len());
@@ -639,6 +638,21 @@ impl Actor {
 
     /// Refuses what claims a time (ms) past now plus the allowed clock skew:
     /// it would sort after everything real and outlive it (audit M13).
+    /// Why an item dated `claimed_ms`, ahead of this device's clock, is
+    /// refused: within [`AHEAD_LOCAL_SECS`] our clock may be the slow one
+    /// (audit M4: not held against whoever passed it on); further ahead
+    /// no honest clock is that far off, so it is invalid for everyone.
+    fn ahead_refusal(&self, claimed_ms: u64) -> Refusal {
+        let limit = self
+            .now_ms()
+            .saturating_add(AHEAD_LOCAL_SECS.saturating_mul(1000));
+        if claimed_ms > limit {
+            Refusal::Invalid
+        } else {
+            Refusal::Local
+        }
+    }
+
     fn check_not_ahead(&self, claimed_ms: u64, what: &str) -> Result<(), String> {
         let skew_ms = self.policy.clock_skew_secs.saturating_mul(1000);
         let limit = self.now_ms().saturating_add(skew_ms);

@@ -20,6 +20,10 @@ use crate::trust::{RevocationError, TrustError};
 pub const MAX_REFUSED: usize = 16_384;
 /// How long an item refused for a local reason is not asked for again.
 pub const RETRY_SECS: u64 = 300;
+/// How far ahead of this node's clock an item may be dated and still be
+/// refused only as a local matter (our clock may be slow); further ahead,
+/// no honest clock is that wrong, so it is invalid for everyone.
+pub const AHEAD_LOCAL_SECS: u64 = 3_600;
 
 /// Why an item was refused, as far as sync and gossip scoring care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
