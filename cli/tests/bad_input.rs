@@ -171,6 +171,9 @@ fn wrong_passphrase_and_missing_passphrase_are_refused() {
 
 #[test]
 fn expired_certificate_is_refused() {
+    // The old console below is made in this process: its home is sealed
+    // under the tests' PIN, which the `baro` runs are given too.
+    baro_node::store::set_unlock(baro_tests::test_unlock());
     let s = Setup::new();
     let request = std::fs::read(s.request()).expect("request");
     // An agency whose operator enrolled this device 30 days ago for 1 day.
