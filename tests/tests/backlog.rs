@@ -58,3 +58,61 @@ async fn a_late_device_gets_every_message_of_a_backlog_larger_than_the_held_buff
     assert_eq!(ids.len(), history.len(), "each message once");
     assert_eq!(history.len(), BACKLOG, "nothing else, nothing twice");
 }
+
+/// Groups Kim created while Lee was away, across restarts of Kim's node,
+/// each with messages: Lee, once it appears, must join every one and read
+/// every message (the 1,000-round crash soak found a group Lee never joined).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_device_joins_every_group_made_while_it_was_away() {
+    const GROUPS: usize = 8;
+    const PER_GROUP: usize = 40;
+    let mut agency = TestAgency::new(92);
+    let (kim_credentials, lee_credentials) = (agency.member("kim"), agency.member("lee"));
+    let kim_store = Arc::new(MemoryStore::new());
+    let mut groups = Vec::new();
+    for batch in 0..GROUPS {
+        let kim = agency.spawn_with_store(kim_credentials.clone(), &[], kim_store.clone());
+        let name = format!("crash batch {batch}");
+        let group = kim
+            .handle()
+            .create_group(&name, vec!["lee".into()])
+            .await
+            .expect("group");
+        for i in 0..PER_GROUP {
+            kim.handle()
+                .send(&group.id, &format!("{name} message {i}"))
+                .await
+                .expect("send");
+        }
+        groups.push(group.id);
+        kim.shutdown().await;
+    }
+    let kim = agency.spawn_with_store(kim_credentials, &[], kim_store);
+    let bootstrap = [listen_address(&kim).await.expect("kim listens")];
+    let lee = agency.spawn(lee_credentials, &bootstrap);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut complete = 0;
+        for group in &groups {
+            if let Ok(history) = lee.handle().history(group, 1_000).await
+                && history.len() == PER_GROUP
+            {
+                complete += 1;
+            }
+        }
+        if complete == GROUPS {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let rooms = lee.handle().rooms().await.expect("rooms");
+            panic!(
+                "Lee has {complete} of {GROUPS} groups complete; its rooms: {:?}",
+                rooms
+                    .iter()
+                    .map(|r| (&r.name, r.can_send))
+                    .collect::<Vec<_>>()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

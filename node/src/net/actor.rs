@@ -1134,7 +1134,7 @@ impl Actor {
         let handled = match self.on_control_payload(&frame, &author) {
             Ok(handled) => handled,
             Err((why, reason)) => {
-                if why == crate::net::refusals::Refusal::Local {
+                if why != crate::net::refusals::Refusal::Invalid {
                     // To be judged again when it comes back.
                     self.seen.remove(&id);
                 }

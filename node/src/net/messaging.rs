@@ -455,6 +455,12 @@ impl Actor {
                     "stored receipts belong on room topics".into(),
                 ));
             }
+            ControlMessage::Grant(grant) if messaging.messenger.no_room_for_orphan(&grant) => {
+                return Err((
+                    Refusal::Later,
+                    "a grant for a room not known yet, past its issuer's share of them".into(),
+                ));
+            }
             ControlMessage::Grant(grant) => {
                 let shown = messaging
                     .messenger
@@ -467,7 +473,14 @@ impl Actor {
                     Verdict::Deliver(message) => self.take_in(vec![*message]),
                     Verdict::Reject(reason) => return Err((Refusal::Invalid, reason)),
                     Verdict::Defer(reason) => return Err((Refusal::Local, reason)),
-                    Verdict::Held | Verdict::Duplicate | Verdict::Unverified | Verdict::Later => {}
+                    Verdict::Later => {
+                        return Err((
+                            Refusal::Later,
+                            "a group definition whose key has not arrived, past the bounded buffers"
+                                .into(),
+                        ));
+                    }
+                    Verdict::Held | Verdict::Duplicate | Verdict::Unverified => {}
                 }
             }
         }

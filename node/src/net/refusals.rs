@@ -33,6 +33,10 @@ pub enum Refusal {
     /// Invalid for this node now, because of its own state: an honest peer
     /// may hold and pass it on.
     Local,
+    /// Valid as far as this node can tell, but not taken now because a
+    /// bounded buffer is full (rooms not known yet, per sender): neither
+    /// kept nor remembered, so the next sync round asks for it again.
+    Later,
 }
 
 impl Refusal {
@@ -90,6 +94,7 @@ impl Refused {
                     }
                 }
             }
+            Refusal::Later => {}
             Refusal::Local => {
                 let retry = now.saturating_add(RETRY_SECS);
                 if self.local.insert(id, retry).is_none() {

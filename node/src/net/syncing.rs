@@ -107,6 +107,10 @@ impl Intake {
         match why {
             Refusal::Invalid => Intake::Rejected(reason),
             Refusal::Local => Intake::Deferred(reason),
+            Refusal::Later => {
+                tracing::debug!(%reason, "not taken for now");
+                Intake::Unverified
+            }
         }
     }
 }

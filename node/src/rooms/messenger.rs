@@ -1307,6 +1307,36 @@ impl Messenger {
     /// The orphan entry for `room`, opened by `sender` if new; `None` if
     /// `sender` has opened its share already. The oldest entry makes way
     /// when all are taken.
+    /// Whether `grant` opens to this device a room it does not know yet and
+    /// its issuer already has its share of such rooms held here: it would
+    /// be dropped, so the caller leaves it to be fetched again once an
+    /// earlier one is settled (a colleague who made many groups while this
+    /// device was away; the crash soak found groups never joined).
+    pub fn no_room_for_orphan(&self, grant: &KeyGrant) -> bool {
+        let room = grant.body.room;
+        if self.rooms.contains_key(&room) || self.orphans.contains_key(&room) {
+            return false;
+        }
+        if grant.key_for(&self.me).is_none() {
+            return false;
+        }
+        let direct = self.directory.get(&grant.issuer).is_some_and(|issuer| {
+            Room::direct(
+                &self.agency,
+                &self.my_cert.subject.user_id,
+                &issuer.subject.user_id,
+            )
+            .id == room
+        });
+        !direct
+            && self
+                .orphans
+                .values()
+                .filter(|o| o.opened_by == grant.issuer)
+                .count()
+                >= MAX_ORPHAN_ROOMS_PER_SENDER
+    }
+
     fn orphan_for(&mut self, room: RoomId, sender: &PublicKey) -> Option<&mut Orphan> {
         if !self.orphans.contains_key(&room) {
             let opened_by_sender = self
