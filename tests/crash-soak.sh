@@ -20,4 +20,4 @@ BARO_CRASH_ROUNDS="$rounds" BARO_CRASH_MIN_MS="${BARO_CRASH_MIN_MS:-0}" \
     BARO_CRASH_ROUNDS_PER_ROOM="${BARO_CRASH_ROUNDS_PER_ROOM:-40}" \
     cargo test --release -p baro-tests --test crash \
     no_acknowledged_message_is_lost_when_the_node_is_killed -- --nocapture 2>&1 \
-    | grep --line-buffered -E "rounds|kills|received each|lost|panicked|test result"
+    | grep --line-buffered -E "rounds|kills|received each|lost|did not receive|panicked|test result"

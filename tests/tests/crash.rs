@@ -61,17 +61,32 @@ fn new_group(kim: &Baro, name: &str) -> String {
     room.id
 }
 
-/// Whether `home`'s history of `room` holds every text of `expected`.
-fn holds_all(home: &std::path::Path, room: &str, expected: &[String]) -> bool {
+/// Whether `home`'s history of `room` holds every text of `expected`; if
+/// not, why (the room unknown there, or how many are missing).
+fn holds_all(home: &std::path::Path, room: &str, expected: &[String]) -> Result<(), String> {
     let request = Request::History {
         room: room.into(),
         limit: baro_node::net::MAX_HISTORY,
     };
-    let Ok(Response::History(messages)) = api::request(home, &request) else {
-        return false;
+    let messages = match api::request(home, &request) {
+        Ok(Response::History(messages)) => messages,
+        Ok(other) => return Err(format!("history answered {other:?}")),
+        Err(e) => return Err(format!("no history: {e}")),
     };
     let texts: std::collections::HashSet<&str> = messages.iter().map(|m| m.text.as_str()).collect();
-    expected.iter().all(|text| texts.contains(text.as_str()))
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|text| !texts.contains(text.as_str()))
+        .collect();
+    match missing.first() {
+        None => Ok(()),
+        Some(first) => Err(format!(
+            "{} of {} held, {} missing, the first {first:?}",
+            messages.len(),
+            expected.len(),
+            missing.len()
+        )),
+    }
 }
 
 #[test]
@@ -140,9 +155,14 @@ fn no_acknowledged_message_is_lost_when_the_node_is_killed() {
     wait_until_answering(lee.home());
     for (room, acknowledged) in &rooms {
         let patience = 120 + acknowledged.len() as u64 / 50;
-        eventually(patience, "lee received every acknowledged message", || {
-            holds_all(lee.home(), room, acknowledged).then_some(())
-        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(patience);
+        while let Err(why) = holds_all(lee.home(), room, acknowledged) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "lee did not receive every acknowledged message of {room}: {why}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         assert_each_once(&history(lee.home(), room), acknowledged);
     }
     eprintln!("lee received each of the {total} messages once");
