@@ -434,10 +434,24 @@ async fn a_device_keeps_at_most_twice_max_peers_connections() {
         .wait_for_peers(2, SETTLE)
         .await
         .expect("two admitted");
-    // The other three keep redialling it (discovery runs every second).
+    // The other three keep redialling it (discovery runs every second). A
+    // redial may be admitted between two rounds; the next round lets the
+    // surplus go, so the hub comes back to two (a single sample after a
+    // fixed wait caught a redial in between once, on a loaded machine).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let peers = hub.handle().peers().await.expect("peers");
-    assert_eq!(peers.len(), 2, "hub holds {} connections", peers.len());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let peers = hub.handle().peers().await.expect("peers");
+        if peers.len() == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "hub holds {} connections",
+            peers.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for node in others {
         node.shutdown().await;
     }
