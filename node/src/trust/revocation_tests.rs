@@ -479,24 +479,7 @@ fn a_remembered_operator_certificate_vouches_for_no_forged_device() {
 
 /// A second operator certified by the root, with a device it enrolled.
 fn second_operator(agency: &mut Agency) -> (KeyPair, CertificateChain, Device) {
-    let key = KeyPair::generate(&mut agency.entropy);
-    let body = CertificateBody {
-        agency: agency.info().id(),
-        serial: 77,
-        key: key.public(),
-        subject: Subject {
-            user_id: "choi.op".into(),
-            display_name: "Choi".into(),
-            org_unit: "MOIS".parse().expect("org"),
-        },
-        role: Role::Operator,
-        not_before: NOW,
-        not_after: NOW + 365 * DAY_SECS,
-        issuer: agency.new.root.public(),
-    };
-    let chain = CertificateChain {
-        certificates: vec![Certificate::issue(body, &agency.new.root)],
-    };
+    let Device { key, chain, .. } = agency.operator("choi.op");
     let device_key = KeyPair::generate(&mut agency.entropy);
     let leaf = CertificateBody {
         agency: agency.info().id(),
