@@ -3,14 +3,16 @@
 //! the mesh; a device that meets no admitted peer for longer than its lease
 //! erases itself at its next start, or at the next tick while it runs, and
 //! warns ahead; meeting a peer renews the lease; a clock set back does not
-//! buy time; old, forged and revoked operators' policies are refused.
+//! buy time; old, forged and revoked operators' policies are refused; the
+//! policy's wrong-PIN limit applies at the device's next unlock.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use baro_node::clock::Clock;
+use baro_node::crypto::{KdfParams, Passphrase};
 use baro_node::identity::KeyPair;
-use baro_node::store::{MemoryStore, Store, StoreError};
+use baro_node::store::{Home, MAX_PIN_ATTEMPTS, MemoryStore, SledStore, Store, StoreError, Unlock};
 use baro_node::trust::{
     AgencyPolicy, AgencyPolicyBody, Certificate, CertificateBody, CertificateChain, DAY_SECS,
     Issuer, POLICY_FORMAT, PolicySettings, Revocation, RevocationBody, RevocationScope, Role,
@@ -366,4 +368,77 @@ async fn old_forged_and_revoked_operators_policies_are_refused() {
     for node in [kim, lee, relay] {
         node.shutdown().await;
     }
+}
+
+/// A PIN unlock with tiny argon2id costs (the limit is under test, not the KDF).
+fn pin(text: &str) -> Unlock {
+    Unlock::Pin {
+        pin: Passphrase::new(text.into()),
+        kdf: KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        max_attempts: MAX_PIN_ATTEMPTS,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agencys_wrong_pin_limit_reaches_the_device_and_applies_at_its_next_unlock() {
+    let mut agency = TestAgency::new(175);
+    let kim = agency.member("kim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("kim");
+    let home = Home::open_or_create_with(&root, &pin("kim 2468 pin")).expect("home");
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(home).expect("store"));
+
+    // The operator allows 3 wrong PINs (the default is 10); Kim's phone
+    // learns the policy from Lee.
+    let lee_credentials = agency.member("lee");
+    let lee = agency.spawn(lee_credentials, &[]);
+    let operator = &agency.agency.operator;
+    let strict = wire::encode(&AgencyPolicy::sign(
+        AgencyPolicyBody {
+            agency: operator.agency.id(),
+            format: POLICY_FORMAT,
+            version: 1,
+            issued_at: agency.clock.now(),
+            settings: PolicySettings {
+                max_pin_attempts: 3,
+                ..PolicySettings::default()
+            },
+            extensions: Vec::new(),
+            issuer: operator.chain.clone(),
+        },
+        &operator.key,
+    ));
+    lee.handle().submit_policy(strict).await.expect("taken");
+    let address = listen_address(&lee).await.expect("listening");
+    let node = start(&agency, kim, store.clone(), &[address]).expect("starts");
+    let mut events = node.handle().events();
+    let view = wait_for(&mut events, "the policy", |event| match event {
+        NodeEvent::PolicyChanged(view) => Some(view.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!((view.version, view.max_pin_attempts), (1, 3));
+    node.shutdown().await;
+    drop(store);
+    lee.shutdown().await;
+
+    // The phone is stolen; the thief guesses PINs.
+    for left in [2, 1] {
+        match Home::open_with(&root, &pin("000000")) {
+            Err(StoreError::WrongPin { left: l }) => assert_eq!(l, left),
+            other => panic!("expected a wrong PIN with {left} left, got {other:?}"),
+        }
+    }
+    let erased = Home::open_with(&root, &pin("000000")).expect_err("erased");
+    assert!(
+        matches!(&erased, StoreError::Revoked(notice) if notice.contains("3 wrong PINs")),
+        "{erased}"
+    );
+    // Even the right PIN opens nothing now.
+    let after = Home::open_with(&root, &pin("kim 2468 pin")).expect_err("gone");
+    assert!(matches!(after, StoreError::Revoked(_)), "{after}");
 }

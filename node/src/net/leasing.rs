@@ -64,6 +64,7 @@ impl Leasing {
             }
             return Err(NodeError::Wiped(notice));
         }
+        keep_pin_limit(store, &at_start.in_force);
         let records = PolicyStore::new(store.clone());
         let bytes = records
             .policy_bytes()
@@ -110,6 +111,13 @@ impl Leasing {
             .lease
             .state(&self.in_force.settings(), self.role, self.lease.latest);
         PolicyView::new(&self.in_force, state, self.lease.last_met)
+    }
+}
+
+/// Copies the policy's wrong-PIN limit to where the next unlock reads it.
+fn keep_pin_limit(store: &Arc<dyn Store>, in_force: &PolicyInForce) {
+    if let Err(e) = store.keep_pin_limit(in_force.max_pin_attempts()) {
+        tracing::error!(error = %e, "cannot keep the wrong-PIN limit");
     }
 }
 
@@ -184,6 +192,7 @@ impl Actor {
         if let Err(e) = self.leasing.records.save_policy(bytes) {
             tracing::error!(error = %e, "cannot save the agency policy");
         }
+        keep_pin_limit(&self.store, &self.leasing.in_force);
         if let Some((_, old)) = self.leasing.bytes.take() {
             self.drop_policy_item(old);
         }

@@ -7,6 +7,7 @@
 //!                         destroying it shreds the rest. Services may keep the key
 //!                         in a file of their own outside the home instead
 //! HOME/pin.attempts       wrong PINs in a row (the last allowed one wipes the home)
+//! HOME/pin.limit          the agency policy's wrong-PIN limit (default 10), kept by the node
 //! HOME/db/                sled database, every value sealed under the storage key
 //! HOME/identity/*         device key and installed bundle, sealed under the storage key
 //! HOME/agency/*           operator homes only: root and operator keys (passphrase-sealed,
@@ -24,7 +25,8 @@ use zeroize::Zeroizing;
 
 use super::StoreError;
 use super::unlock::{
-    self, MIN_PIN_LEN, PIN_ATTEMPTS, STORAGE_KEY_PURPOSE, Unlock, UnlockFor, process_unlock,
+    self, MIN_PIN_LEN, PIN_ATTEMPTS, PIN_LIMIT, STORAGE_KEY_PURPOSE, Unlock, UnlockFor,
+    process_unlock,
 };
 use crate::crypto::{CryptoError, KdfParams, Passphrase, PassphraseSealed, SealedFile, StorageKey};
 use crate::identity::{Entropy, OsEntropy};
@@ -212,6 +214,15 @@ impl Home {
         self.root.join(file.relative()).exists()
     }
 
+    /// Keeps the agency policy's wrong-PIN limit for the next unlock.
+    pub fn keep_pin_limit(&self, attempts: u32) -> Result<(), StoreError> {
+        let path = self.root.join(PIN_LIMIT);
+        if unlock::attempt_limit(&self.root, 0) == attempts {
+            return Ok(());
+        }
+        write_atomic(&path, format!("{attempts}\n").as_bytes())
+    }
+
     /// Seals `plaintext` under the storage key and writes it atomically, owner-only.
     pub fn write(&self, file: HomeFile, plaintext: &[u8]) -> Result<(), StoreError> {
         let path = self.root.join(file.relative());
@@ -373,7 +384,7 @@ fn unseal_key(root: &Path, pin: &Passphrase, max_attempts: u32) -> Result<Storag
             path: path.display().to_string(),
             source,
         })?;
-    let max_attempts = max_attempts.max(1);
+    let max_attempts = unlock::attempt_limit(root, max_attempts).max(1);
     let failed = unlock::failures(root, max_attempts);
     let wiped = || {
         let notice = format!(

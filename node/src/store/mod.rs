@@ -63,6 +63,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn schema_version(&self) -> Result<u32, StoreError>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Keeps the agency policy's wrong-PIN limit where the next unlock
+    /// reads it, before the store is open (a backend without a PIN has
+    /// nothing to do).
+    fn keep_pin_limit(&self, _attempts: u32) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Destroys everything: afterwards every operation fails with
     /// [`StoreError::Wiped`]. A backend on disk erases its whole home and,
     /// given a `notice` (why: a revocation), leaves only that sentence behind.

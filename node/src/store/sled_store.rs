@@ -292,6 +292,10 @@ impl Store for SledStore {
         })
     }
 
+    fn keep_pin_limit(&self, attempts: u32) -> Result<(), StoreError> {
+        self.with(|open| open.home.keep_pin_limit(attempts))
+    }
+
     fn wipe(&self, notice: Option<&str>) -> Result<(), StoreError> {
         let open = self
             .inner

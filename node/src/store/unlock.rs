@@ -27,6 +27,11 @@ pub(super) const STORAGE_KEY_PURPOSE: &str = "baro device storage key";
 /// The file counting wrong PINs in a row, in the home.
 pub(super) const PIN_ATTEMPTS: &str = "pin.attempts";
 
+/// The file holding the agency policy's wrong-PIN limit, in the home: the
+/// PIN is checked before the database (where the policy lives) can be
+/// opened, so the node copies the limit here whenever it takes a policy.
+pub(super) const PIN_LIMIT: &str = "pin.limit";
+
 /// What unlocks a home's storage key.
 #[derive(Debug)]
 pub enum Unlock {
@@ -109,6 +114,18 @@ pub(super) fn process_unlock(purpose: UnlockFor) -> Result<Arc<Unlock>, StoreErr
         #[cfg(not(test))]
         None => Err(StoreError::PinRequired),
     }
+}
+
+/// The wrong-PIN limit the agency policy set for the home at `root`, if the
+/// node has kept one; else `default` (the unlock's own). Plaintext, like
+/// the count: both guard against guessing through this program on the
+/// device; a thief who copies the home faces argon2id instead.
+pub(super) fn attempt_limit(root: &Path, default: u32) -> u32 {
+    fs::read_to_string(root.join(PIN_LIMIT))
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .filter(|limit| (1..=crate::trust::MAX_PIN_ATTEMPTS).contains(limit))
+        .unwrap_or(default)
 }
 
 /// Wrong PINs counted so far; an unreadable count leaves one attempt.
