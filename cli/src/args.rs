@@ -314,7 +314,11 @@ pub enum RoomCommand {
         members: Vec<String>,
     },
     /// List your rooms (department rooms are joined automatically).
-    List,
+    List {
+        /// Also list the rooms you hid.
+        #[arg(long)]
+        all: bool,
+    },
     /// Add a user to a group (admins).
     Invite {
         /// Room name or id.
@@ -331,6 +335,25 @@ pub enum RoomCommand {
     },
     /// Leave a group.
     Leave {
+        /// Room name or id.
+        room: String,
+    },
+    /// Make a member of a group an admin too (admins): they can then
+    /// invite, remove and hand over in turn, and you can leave.
+    Admin {
+        /// Room name or id.
+        room: String,
+        /// User id of a member.
+        user: String,
+    },
+    /// Hide a room from `room list` on this device (a 1:1 or group made by
+    /// mistake); its messages still arrive. `room unhide` shows it again.
+    Hide {
+        /// Room name or id.
+        room: String,
+    },
+    /// Show a hidden room in `room list` again.
+    Unhide {
         /// Room name or id.
         room: String,
     },

@@ -159,6 +159,23 @@ pub struct Status {
     /// The agency policy in force and this device's lease.
     #[serde(default)]
     pub policy: crate::agency_policy::PolicyView,
+    /// Messages this device wrote that no peer has taken yet.
+    #[serde(default)]
+    pub outbox: usize,
+    /// Display names of the relays admitted now.
+    #[serde(default)]
+    pub relays: Vec<String>,
+    /// When this node last finished reconciling with a peer (Unix seconds).
+    #[serde(default)]
+    pub last_sync: Option<u64>,
+    /// Whether the node has any way to find peers: a bootstrap address or
+    /// LAN discovery.
+    #[serde(default)]
+    pub discovery: bool,
+    /// Revocations of this user's other devices (one of theirs was lost,
+    /// or revoked by an operator): shown so the owner learns of it.
+    #[serde(default)]
+    pub own_devices_revoked: Vec<crate::revocations::RevocationView>,
 }
 
 /// A peer refused at admission and blocked for a while.
@@ -480,8 +497,27 @@ impl Handle {
         &self,
         bytes: Vec<u8>,
     ) -> Result<crate::revocations::RevocationView, NodeError> {
-        self.ask(|reply| Command::SubmitRevocation { bytes, reply })
-            .await?
+        self.ask(|reply| Command::SubmitRevocation {
+            bytes,
+            new_only: false,
+            reply,
+        })
+        .await?
+    }
+
+    /// Like [`Handle::submit_revocation`], but refused, adding nothing, when
+    /// a revocation in force already covers its target (with a wipe order
+    /// if it has one): what a user revoking by hand is told.
+    pub async fn submit_new_revocation(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<crate::revocations::RevocationView, NodeError> {
+        self.ask(|reply| Command::SubmitRevocation {
+            bytes,
+            new_only: true,
+            reply,
+        })
+        .await?
     }
 
     /// Revokes another device of this device's user (a lost phone), which
@@ -587,6 +623,26 @@ impl Handle {
     pub async fn leave(&self, room: &str) -> Result<(), NodeError> {
         let room = room.to_string();
         self.ask(|reply| Command::Leave { room, reply }).await?
+    }
+
+    /// Makes `user`, a member of a group, an admin too (admins only); the
+    /// new definition is announced, signed, like every group change.
+    pub async fn make_admin(&self, room: &str, user: &str) -> Result<RoomInfo, NodeError> {
+        let (room, user) = (room.to_string(), user.to_string());
+        self.ask(|reply| Command::MakeAdmin { room, user, reply })
+            .await?
+    }
+
+    /// Hides a room from the room list on this device (`hidden`), or shows
+    /// it again; nothing is announced and its messages still arrive.
+    pub async fn hide_room(&self, room: &str, hidden: bool) -> Result<RoomInfo, NodeError> {
+        let room = room.to_string();
+        self.ask(|reply| Command::HideRoom {
+            room,
+            hidden,
+            reply,
+        })
+        .await?
     }
 
     /// Sends a text message to a room (by name or id).

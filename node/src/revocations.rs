@@ -44,6 +44,9 @@ pub struct HolderView {
     pub user: Option<String>,
     /// "member", "relay" or "operator", if known.
     pub role: Option<String>,
+    /// Its display name (device label to come), if its certificate is known here.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// A revocation as shown to operators and officials.
@@ -108,6 +111,7 @@ impl RevocationView {
                     device: k.device_id(),
                     user: None,
                     role: None,
+                    name: None,
                 })
                 .collect(),
             device_last_seen: None,
@@ -135,12 +139,34 @@ impl RevocationView {
                 .find(|leaf| leaf.body.key.device_id() == holder.device)
             {
                 holder.user = Some(leaf.body.subject.user_id.clone());
+                holder.name = Some(leaf.body.subject.display_name.clone());
                 holder.role = Some(leaf.body.role.to_string());
             }
         }
         self.device_last_seen = last_seen;
         self
     }
+}
+
+/// What a user revoking a device that is already revoked is told: by whom
+/// and when, and whether the device acknowledged a wipe (`wiped_at`).
+pub fn already_revoked(existing: &VerifiedRevocation, wiped_at: Option<u64>) -> String {
+    let wipe = match (existing.wipe, wiped_at) {
+        (true, Some(at)) => format!(
+            "; the device acknowledged the wipe at {}",
+            crate::clock::format_utc(at)
+        ),
+        (true, None) => "; wipe ordered, not acknowledged yet".to_string(),
+        (false, _) => String::new(),
+    };
+    format!(
+        "device {} of {} ({}) is already revoked by {} at {}{wipe}: nothing was added",
+        existing.target.device.short(),
+        existing.user,
+        existing.display_name,
+        existing.issued_by,
+        crate::clock::format_utc(existing.issued_at),
+    )
 }
 
 /// Why a revocation flow failed; one line saying what to do.
@@ -155,6 +181,9 @@ pub enum RevocationFlowError {
     /// The revocation does not check out.
     #[error(transparent)]
     Revocation(#[from] RevocationError),
+    /// A revocation in force already does what this one would.
+    #[error("{0}")]
+    Already(String),
     /// A certificate check failed.
     #[error(transparent)]
     Trust(#[from] TrustError),
@@ -329,6 +358,17 @@ pub fn keep_for_next_start(
         set.insert(verified)?;
     }
     let verified = set.check(revocation, &agency, now)?;
+    if let Some(existing) = set.already_revoked(&verified) {
+        let wiped = log
+            .revocation_record(&existing.id)?
+            .wiped
+            .values()
+            .next()
+            .copied();
+        return Err(RevocationFlowError::Already(already_revoked(
+            existing, wiped,
+        )));
+    }
     let bytes = wire::encode(revocation);
     log.save_signed_revocation(&bytes, verified.issued_at)?;
     log.save_revocation_arrival(&crate::store::Arrival {

@@ -66,7 +66,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Room(RoomCommand::Create { name, members }) => {
             rooms::create(&home(cli.home)?, name, members, json)
         }
-        Command::Room(RoomCommand::List) => rooms::list(&home(cli.home)?, json),
+        Command::Room(RoomCommand::List { all }) => rooms::list(&home(cli.home)?, all, json),
+        Command::Room(RoomCommand::Admin { room, user }) => {
+            rooms::make_admin(&home(cli.home)?, room, user, json)
+        }
+        Command::Room(RoomCommand::Hide { room }) => {
+            rooms::hide(&home(cli.home)?, room, true, json)
+        }
+        Command::Room(RoomCommand::Unhide { room }) => {
+            rooms::hide(&home(cli.home)?, room, false, json)
+        }
         Command::Room(RoomCommand::Invite { room, user }) => {
             rooms::invite(&home(cli.home)?, room, user)
         }

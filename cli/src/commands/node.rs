@@ -100,6 +100,7 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
         config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
     }
     let config = config.validate()?.config;
+    let config_summary = (config.bootstrap.is_empty(), config.mdns);
     // Holding the database marks this home as in use by this process.
     let store = std::sync::Arc::new(SledStore::open(home)?);
     if let Some(damage) = store.damage() {
@@ -163,6 +164,9 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
             printable(&bundle.body.agency.name)
         );
         println!("device id: {}", handle.device());
+        if let Some(warning) = no_discovery_warning(&config_summary) {
+            println!("{warning}");
+        }
         // The lease warning, once per day left.
         let mut warned = None;
         if let Ok(status) = handle.status().await
@@ -377,6 +381,16 @@ pub fn people(
     Ok(())
 }
 
+/// The warning `baro run` prints when the node cannot find any peer by
+/// itself: no bootstrap address (bundle or `--bootstrap`) and no LAN
+/// discovery (finding 20, 28). `(no_bootstrap, mdns)`.
+fn no_discovery_warning(&(no_bootstrap, mdns): &(bool, bool)) -> Option<&'static str> {
+    (no_bootstrap && !mdns).then_some(
+        "warning: this device has no way to find peers: its bundle has no bootstrap address and LAN discovery is off (--no-mdns); \
+         add --bootstrap ADDRESS of a relay, or run without --no-mdns",
+    )
+}
+
 pub fn status(home: &Path, json: bool) -> Result<()> {
     let Response::Status(status) = api::request(home, &Request::Status)? else {
         bail!("the node answered something else than its status");
@@ -401,6 +415,38 @@ pub fn status(home: &Path, json: bool) -> Result<()> {
         status.devices_met
     );
     println!("  mDNS:         {}", if status.mdns { "on" } else { "off" });
+    println!(
+        "  outbox:       {}",
+        match status.outbox {
+            0 => "empty".to_string(),
+            n => format!("{n} message(s) no member or relay holds yet"),
+        }
+    );
+    println!(
+        "  relays:       {}",
+        if status.relays.is_empty() {
+            "none reachable".to_string()
+        } else {
+            printable(&status.relays.join(", ")).into_owned()
+        }
+    );
+    println!(
+        "  last sync:    {}",
+        status
+            .last_sync
+            .map_or_else(|| "never since start".to_string(), format_utc)
+    );
+    for view in &status.own_devices_revoked {
+        println!(
+            "  revoked:      {}",
+            super::rooms::own_revocation_notice(view)
+        );
+    }
+    if !status.discovery {
+        println!(
+            "  discovery:    none: no bootstrap address and mDNS is off, so no peer can be found"
+        );
+    }
     println!(
         "  stored:       {} item(s), {} KiB{}",
         status.stored_items,

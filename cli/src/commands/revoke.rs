@@ -265,12 +265,19 @@ fn coverage(view: &RevocationView) -> String {
     if view.held_by.is_empty() {
         return "held by no peer known to this node yet".into();
     }
-    let name = |h: &HolderView| {
-        format!(
+    // "이준호 (lee.junho, 4VJdGapZ)": who, then which device.
+    let name = |h: &HolderView| match (&h.name, &h.user) {
+        (Some(name), Some(user)) => format!(
+            "{} ({}, {})",
+            printable(name),
+            printable(user),
+            h.device.short()
+        ),
+        _ => format!(
             "{} ({})",
             printable(h.user.as_deref().unwrap_or("unknown device")),
             h.device.short()
-        )
+        ),
     };
     let relays: Vec<String> = view
         .held_by

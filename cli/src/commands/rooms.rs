@@ -33,15 +33,22 @@ pub fn create(home: &Path, name: String, members: Vec<String>, json: bool) -> Re
     Ok(())
 }
 
-pub fn list(home: &Path, json: bool) -> Result<()> {
-    let Response::Rooms(rooms) = ask(home, Request::Rooms)? else {
+pub fn list(home: &Path, all: bool, json: bool) -> Result<()> {
+    let Response::Rooms(mut rooms) = ask(home, Request::Rooms)? else {
         bail!("the node answered something else than a room list");
     };
+    let hidden = rooms.iter().filter(|r| r.hidden).count();
+    if !all {
+        rooms.retain(|r| !r.hidden);
+    }
     if json {
         return print_json(&serde_json::to_value(&rooms)?);
     }
     for room in rooms {
         let mut notes = Vec::new();
+        if room.hidden {
+            notes.push("hidden".to_string());
+        }
         if room.unread > 0 {
             notes.push(format!("{} unread", room.unread));
         }
@@ -60,6 +67,61 @@ pub fn list(home: &Path, json: bool) -> Result<()> {
                 format!("  ({})", notes.join(", "))
             }
         );
+    }
+    if hidden > 0 && !all {
+        println!("  ({hidden} hidden: `baro room list --all` shows them)");
+    }
+    Ok(())
+}
+
+/// How a room is named in confirmations: `"name" (kind 0123456789ab)`.
+fn named(room: &api::RoomInfo) -> String {
+    format!(
+        "\"{}\" ({} {})",
+        printable(&room.name),
+        printable(&room.kind),
+        printable(room.id.get(..12).unwrap_or(&room.id))
+    )
+}
+
+pub fn make_admin(home: &Path, room: String, user: String, json: bool) -> Result<()> {
+    let Response::Room(room) = ask(
+        home,
+        Request::MakeAdmin {
+            room,
+            user: user.clone(),
+        },
+    )?
+    else {
+        bail!("the node answered something else than a room");
+    };
+    if json {
+        return print_json(&serde_json::to_value(&room)?);
+    }
+    println!(
+        "{} is now an admin of {}; admins: {}",
+        printable(&user),
+        named(&room),
+        printable(&room.admins.join(", "))
+    );
+    Ok(())
+}
+
+pub fn hide(home: &Path, room: String, hidden: bool, json: bool) -> Result<()> {
+    let Response::Room(room) = ask(home, Request::HideRoom { room, hidden })? else {
+        bail!("the node answered something else than a room");
+    };
+    if json {
+        return print_json(&serde_json::to_value(&room)?);
+    }
+    if hidden {
+        println!(
+            "{} is hidden from `room list` on this device; its messages still arrive (`baro room unhide {}` shows it again)",
+            named(&room),
+            printable(room.id.get(..12).unwrap_or(&room.id))
+        );
+    } else {
+        println!("{} is shown in `room list` again", named(&room));
     }
     Ok(())
 }
@@ -112,12 +174,28 @@ pub fn send(home: &Path, room: String, text: String, json: bool) -> Result<()> {
     if json {
         return print_json(&serde_json::to_value(&sent)?);
     }
-    if sent.queued {
-        println!("queued: no peer is reachable; it leaves as soon as one is");
-    } else {
-        println!("sent");
-    }
+    println!("{}", sent_line(&sent));
     Ok(())
+}
+
+/// "sent to "행정안전부" (department, 12 members)": always names the room
+/// posted to (finding 3).
+fn sent_line(sent: &api::Sent) -> String {
+    let members = match sent.members {
+        1 => "1 member".to_string(),
+        n => format!("{n} members"),
+    };
+    let room = format!(
+        "\"{}\" ({}, {members}, {})",
+        printable(&sent.room_name),
+        printable(&sent.room_kind),
+        printable(sent.room.get(..12).unwrap_or(&sent.room))
+    );
+    if sent.queued {
+        format!("queued for {room}: no peer is reachable; it leaves as soon as one is")
+    } else {
+        format!("sent to {room}")
+    }
 }
 
 /// One message for people: its text may span lines, each continuation
@@ -132,11 +210,20 @@ fn line(message: &MessageView) -> String {
     )
 }
 
-/// "  ✓ delivered to Lee · read by Kim" for this device's own messages:
-/// each user once, at the furthest state any of their devices reached.
+/// How far this device's own message got: "  ⏳ waiting to send" (no
+/// member or relay holds it), "  ✓ sent", or "  ✓ stored by relay.sejong ·
+/// delivered to Lee · read by Kim": each user (or relay) once, at the
+/// furthest state any of their devices reached.
 fn receipts(message: &MessageView) -> String {
-    if !message.from_me || message.receipts.is_empty() {
+    if !message.from_me {
         return String::new();
+    }
+    if message.receipts.is_empty() {
+        return if message.queued {
+            "  ⏳ waiting to send".to_string()
+        } else {
+            "  ✓ sent".to_string()
+        };
     }
     let mut best: BTreeMap<&str, ReceiptState> = BTreeMap::new();
     for receipt in &message.receipts {
@@ -150,13 +237,15 @@ fn receipts(message: &MessageView) -> String {
             .collect()
     };
     let mut parts = Vec::new();
-    let delivered = names(ReceiptState::Delivered);
-    if !delivered.is_empty() {
-        parts.push(format!("delivered to {}", printable(&delivered.join(", "))));
-    }
-    let read = names(ReceiptState::Read);
-    if !read.is_empty() {
-        parts.push(format!("read by {}", printable(&read.join(", "))));
+    for (state, label) in [
+        (ReceiptState::StoredByRelay, "stored by"),
+        (ReceiptState::Delivered, "delivered to"),
+        (ReceiptState::Read, "read by"),
+    ] {
+        let who = names(state);
+        if !who.is_empty() {
+            parts.push(format!("{label} {}", printable(&who.join(", "))));
+        }
     }
     format!("  ✓ {}", parts.join(" · "))
 }
@@ -197,8 +286,38 @@ pub fn history(home: &Path, room: String, limit: usize, json: bool) -> Result<()
     Ok(())
 }
 
+/// "one of your devices was revoked: …" (finding 30): how `watch`, `chat`
+/// and `status` tell the owner.
+pub fn own_revocation_notice(view: &baro_node::revocations::RevocationView) -> String {
+    let wipe = match (view.wipe, view.wiped.first()) {
+        (true, Some(wiped)) => format!(
+            "; it acknowledged the wipe at {}",
+            baro_node::clock::format_utc(wiped.wiped_at)
+        ),
+        (true, None) => "; wipe ordered".to_string(),
+        (false, _) => String::new(),
+    };
+    format!(
+        "one of your devices was revoked: {} ({}) by {} at {}: {}{wipe}",
+        view.device.short(),
+        printable(&view.display_name),
+        printable(&view.issued_by),
+        baro_node::clock::format_utc(view.issued_at),
+        printable(&view.reason),
+    )
+}
+
 pub fn watch(home: &Path, room: Option<String>, json: bool) -> Result<()> {
     api::stream(home, &Request::Watch { room }, |response| {
+        if let Response::Revocation(view) = &response {
+            if json {
+                if let Ok(text) = serde_json::to_string(&response) {
+                    println!("{text}");
+                }
+            } else {
+                println!("! {}", own_revocation_notice(view));
+            }
+        }
         if let Response::Message(message) = response {
             if json {
                 if let Ok(text) = serde_json::to_string(&message) {
@@ -218,6 +337,7 @@ pub fn chat(home: &Path, room: String) -> Result<()> {
     let Response::Room(this) = ask(home, Request::FindRoom { room: room.clone() })? else {
         bail!("the node answered something else than a room");
     };
+    let header = named(&this);
     let this = this.id;
     let Response::History(messages) = ask(
         home,
@@ -232,14 +352,11 @@ pub fn chat(home: &Path, room: String) -> Result<()> {
     let Response::Rooms(rooms) = ask(home, Request::Rooms)? else {
         bail!("the node answered something else than a room list");
     };
-    println!(
-        "— {} — type a message and press Enter; Ctrl-D leaves",
-        printable(&room)
-    );
+    println!("— {header} — type a message and press Enter; Ctrl-D leaves");
     for message in &messages {
         println!("{}", line(message));
     }
-    mark_read(home, &room);
+    mark_read(home, &this);
     let mut unread: BTreeMap<String, usize> = rooms
         .iter()
         .filter(|r| r.id != this && r.unread > 0)
@@ -253,8 +370,13 @@ pub fn chat(home: &Path, room: String) -> Result<()> {
         println!("  (unread elsewhere — {})", summary.join(", "));
     }
     let watch_home = home.to_path_buf();
+    // Every line goes to the room found above, by its full id.
+    let target = this.clone();
     std::thread::spawn(move || {
         let _ = api::stream(&watch_home, &Request::Watch { room: None }, |response| {
+            if let Response::Revocation(view) = &response {
+                println!("  ! {}", own_revocation_notice(view));
+            }
             if let Response::Message(message) = response {
                 if message.room == this {
                     println!("{}", line(&message));
@@ -279,13 +401,11 @@ pub fn chat(home: &Path, room: String) -> Result<()> {
         match ask(
             home,
             Request::Send {
-                room: room.clone(),
+                room: target.clone(),
                 text: typed,
             },
         ) {
-            Ok(Response::Sent(sent)) if sent.queued => {
-                println!("  (queued until a peer is reachable)")
-            }
+            Ok(Response::Sent(sent)) if sent.queued => println!("  ({})", sent_line(&sent)),
             Ok(_) => {}
             Err(e) => eprintln!("  not sent: {}", printable(&e.to_string())),
         }

@@ -47,6 +47,20 @@ pub enum Request {
         /// Room name or id.
         room: String,
     },
+    /// Make a member of a group an admin too.
+    MakeAdmin {
+        /// Room name or id.
+        room: String,
+        /// User id.
+        user: String,
+    },
+    /// Hide a room from the room list on this device, or show it again.
+    HideRoom {
+        /// Room name or id.
+        room: String,
+        /// `true` hides, `false` shows again.
+        hidden: bool,
+    },
     /// Send a text message.
     Send {
         /// Room name or id.
@@ -132,7 +146,8 @@ pub enum Response {
     Blocked(Vec<BlockedPeer>),
     /// Answer to [`Request::Rooms`].
     Rooms(Vec<RoomInfo>),
-    /// Answer to [`Request::CreateRoom`] and [`Request::FindRoom`].
+    /// Answer to [`Request::CreateRoom`], [`Request::FindRoom`],
+    /// [`Request::MakeAdmin`] and [`Request::HideRoom`].
     Room(RoomInfo),
     /// The request was carried out.
     Done,

@@ -171,6 +171,8 @@ async fn watch(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let mut events = handle.events();
+    // Revocations of this user's devices are shown too (finding 30).
+    let me = handle.status().await.map(|s| s.user_id).unwrap_or_default();
     // Resolve what the user typed to a room id once.
     let room_id = match &room {
         Some(room) => match handle.find_room(room).await {
@@ -188,6 +190,9 @@ async fn watch(
                     if room_id.as_ref().is_none_or(|id| *id == message.room) {
                         write_line(&mut writer, &Response::Message(message)).await?;
                     }
+                }
+                Ok(NodeEvent::Revoked(view)) if !me.is_empty() && view.user == me => {
+                    write_line(&mut writer, &Response::Revocation(view)).await?;
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
@@ -261,6 +266,12 @@ async fn dispatch(request: Request, handle: &Handle) -> Response {
         Request::Invite { room, user } => done(handle.invite(&room, &user).await),
         Request::Remove { room, user } => done(handle.remove(&room, &user).await),
         Request::Leave { room } => done(handle.leave(&room).await),
+        Request::MakeAdmin { room, user } => {
+            handle.make_admin(&room, &user).await.map(Response::Room)
+        }
+        Request::HideRoom { room, hidden } => {
+            handle.hide_room(&room, hidden).await.map(Response::Room)
+        }
         Request::Send { room, text } => handle.send(&room, &text).await.map(Response::Sent),
         Request::History { room, limit } => handle
             .history(&room, limit)
@@ -275,7 +286,7 @@ async fn dispatch(request: Request, handle: &Handle) -> Response {
         },
         Request::Revoke { revocation } => match hex::decode(revocation.trim()) {
             Ok(bytes) => handle
-                .submit_revocation(bytes)
+                .submit_new_revocation(bytes)
                 .await
                 .map(Response::Revocation),
             Err(_) => Ok(Response::Error("the revocation is not hex".into())),
@@ -364,6 +375,7 @@ mod tests {
             from_me: true,
             receipts: Vec::new(),
             queued: true,
+            progress: None,
         }
     }
 

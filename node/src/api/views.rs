@@ -25,6 +25,12 @@ pub struct RoomInfo {
     /// Whether receipts are exchanged here (rooms of at most
     /// [`RECEIPT_ROOM_LIMIT`](crate::rooms::RECEIPT_ROOM_LIMIT) member devices).
     pub receipts: bool,
+    /// A group's admins (user ids); empty for other rooms.
+    #[serde(default)]
+    pub admins: Vec<String>,
+    /// Hidden from the room list on this device (`baro room hide`).
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 /// One recipient device's receipt for a message this device wrote.
@@ -69,6 +75,43 @@ pub struct MessageView {
     /// outbox (it is on disk and leaves when a member is reachable).
     #[serde(default)]
     pub queued: bool,
+    /// How far a message this device wrote got, at best (`None` for
+    /// others' messages); the receipts say by whom.
+    #[serde(default)]
+    pub progress: Option<Progress>,
+}
+
+/// How far a message this device wrote got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Progress {
+    /// In the outbox: no member or relay holds it yet.
+    Waiting,
+    /// Out to the mesh; no receipt yet (or none in rooms too large for them).
+    Sent,
+    /// A relay stored it.
+    StoredByRelay,
+    /// A recipient device decrypted it.
+    Delivered,
+    /// A recipient read it.
+    Read,
+}
+
+impl Progress {
+    /// The progress of a message this device wrote: waiting while `queued`,
+    /// else the furthest of its receipts, else sent.
+    pub fn of(queued: bool, receipts: &[ReceiptView]) -> Self {
+        let furthest = receipts.iter().map(|r| match r.state {
+            ReceiptState::StoredByRelay => Progress::StoredByRelay,
+            ReceiptState::Delivered => Progress::Delivered,
+            ReceiptState::Read => Progress::Read,
+        });
+        match furthest.max() {
+            Some(progress) => progress,
+            None if queued => Progress::Waiting,
+            None => Progress::Sent,
+        }
+    }
 }
 
 /// What happened to a sent message.
@@ -78,6 +121,18 @@ pub struct Sent {
     pub id: String,
     /// `true` if no peer could take it yet: it waits in the outbox.
     pub queued: bool,
+    /// The room it was posted to: id (hex).
+    #[serde(default)]
+    pub room: String,
+    /// The room's name.
+    #[serde(default)]
+    pub room_name: String,
+    /// The room's kind: "department", "group" or "direct".
+    #[serde(default)]
+    pub room_kind: String,
+    /// Member user ids of a group or 1:1 room (1 for a department: its unit).
+    #[serde(default)]
+    pub members: usize,
 }
 
 /// An official as the agency directory knows them.

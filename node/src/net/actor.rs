@@ -98,6 +98,16 @@ pub(crate) enum Command {
         room: String,
         reply: oneshot::Sender<Result<(), NodeError>>,
     },
+    MakeAdmin {
+        room: String,
+        user: String,
+        reply: oneshot::Sender<Result<crate::api::RoomInfo, NodeError>>,
+    },
+    HideRoom {
+        room: String,
+        hidden: bool,
+        reply: oneshot::Sender<Result<crate::api::RoomInfo, NodeError>>,
+    },
     Send {
         room: String,
         text: String,
@@ -124,6 +134,8 @@ pub(crate) enum Command {
     SyncNow(oneshot::Sender<()>),
     SubmitRevocation {
         bytes: Vec<u8>,
+        /// Refuse it if a revocation in force already does what it does.
+        new_only: bool,
         reply: oneshot::Sender<Result<crate::revocations::RevocationView, NodeError>>,
     },
     RevokeOwnDevice {
@@ -236,6 +248,8 @@ pub(crate) struct Actor {
         libp2p::request_response::OutboundRequestId,
         oneshot::Sender<Result<crate::api::People, NodeError>>,
     >,
+    /// When this node last finished reconciling with a peer (Unix seconds).
+    last_sync: Option<u64>,
 }
 
 #[path = "directory_requests.rs"]
@@ -465,6 +479,7 @@ impl Actor {
             observer: diagnostics.observer,
             triggers: sync_triggers::SyncTriggers::default(),
             directory: super::directory_service::DirectoryService::new(is_relay),
+            last_sync: None,
         })
     }
 
@@ -726,6 +741,19 @@ impl Actor {
                     stored_items: self.index.total(),
                     stored_bytes: self.index.bytes(),
                     policy: self.policy_view(),
+                    outbox: self
+                        .messaging
+                        .as_ref()
+                        .map_or(0, |m| m.log.outbox_len().unwrap_or(0)),
+                    relays: self
+                        .peers
+                        .values()
+                        .filter(|p| p.role == Role::Relay)
+                        .map(|p| p.display_name.clone())
+                        .collect(),
+                    last_sync: self.last_sync,
+                    discovery: !self.bootstrap.is_empty() || self.config.config.mdns,
+                    own_devices_revoked: self.own_devices_revoked(),
                 });
             }
             Command::PublishControl { payload, reply } => {
@@ -781,6 +809,18 @@ impl Actor {
                 let result = self.leave(&room);
                 self.acknowledge(reply, result);
             }
+            Command::MakeAdmin { room, user, reply } => {
+                let result = self.make_admin(&room, &user);
+                self.acknowledge(reply, result);
+            }
+            Command::HideRoom {
+                room,
+                hidden,
+                reply,
+            } => {
+                let result = self.set_hidden(&room, hidden);
+                self.acknowledge(reply, result);
+            }
             Command::Send { room, text, reply } => {
                 let result = self.send_text(&room, text);
                 self.acknowledge(reply, result);
@@ -814,8 +854,16 @@ impl Actor {
                 self.sync_all();
                 let _ = reply.send(());
             }
-            Command::SubmitRevocation { bytes, reply } => {
-                let result = self.submit_revocation(bytes);
+            Command::SubmitRevocation {
+                bytes,
+                new_only,
+                reply,
+            } => {
+                let result = if new_only {
+                    self.submit_new_revocation(bytes)
+                } else {
+                    self.submit_revocation(bytes)
+                };
                 self.acknowledge(reply, result);
             }
             Command::RevokeOwnDevice {

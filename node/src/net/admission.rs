@@ -380,6 +380,12 @@ impl AdmissionGate {
         lock(&self.revocations).set.iter().cloned().collect()
     }
 
+    /// The revocation in force that already does what `new` would (see
+    /// [`crate::trust::RevocationSet::already_revoked`]).
+    pub fn already_revoked(&self, new: &VerifiedRevocation) -> Option<VerifiedRevocation> {
+        lock(&self.revocations).set.already_revoked(new).cloned()
+    }
+
     /// The revocation that covers `device`, if any.
     pub fn revocation_of(&self, device: &VerifiedDevice) -> Option<VerifiedRevocation> {
         lock(&self.revocations).set.covering(device).cloned()

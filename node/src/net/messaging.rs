@@ -10,7 +10,7 @@ use libp2p::gossipsub::{self, MessageAcceptance, TopicHash};
 
 use super::Actor;
 use super::syncing::Intake;
-use crate::api::{MessageView, ReceiptView, RoomInfo, Sent};
+use crate::api::{MessageView, Progress, ReceiptView, RoomInfo, Sent};
 use crate::identity::{DeviceId, Entropy, OsEntropy};
 use crate::net::refusals::{AHEAD_LOCAL_SECS, Refusal};
 use crate::net::topics;
@@ -48,6 +48,8 @@ pub(crate) struct Messaging {
     unread_changed: BTreeSet<RoomId>,
     /// Envelopes a relay stored whose "stored" receipt has not left yet.
     stored: BTreeMap<RoomId, Vec<[u8; 32]>>,
+    /// Rooms the user hid from the room list (kept in the log).
+    hidden: BTreeSet<RoomId>,
 }
 
 impl Messaging {
@@ -79,6 +81,7 @@ impl Messaging {
         let _ = messenger.take_new_keys();
         let _ = messenger.take_changed_rooms();
         let unread = log.unread().unwrap_or_default().into_iter().collect();
+        let hidden = log.hidden().unwrap_or_default().into_iter().collect();
         Messaging {
             messenger,
             log,
@@ -90,6 +93,7 @@ impl Messaging {
             unread,
             unread_changed: BTreeSet::new(),
             stored: BTreeMap::new(),
+            hidden,
         }
     }
 }
@@ -102,6 +106,7 @@ fn view(message: &Message, room_name: &str, me: DeviceId) -> Option<MessageView>
         from_me: message.sender == me,
         receipts: Vec::new(),
         queued: false,
+        progress: None,
         id: hex::encode(message.id),
         room: message.room.to_string(),
         room_name: room_name.to_string(),
@@ -114,13 +119,19 @@ fn view(message: &Message, room_name: &str, me: DeviceId) -> Option<MessageView>
     })
 }
 
-fn room_info(room: &Room, can_send: bool, unread: usize, receipts: bool) -> RoomInfo {
+fn room_info(room: &Room, can_send: bool, unread: usize, receipts: bool, hidden: bool) -> RoomInfo {
     let (kind, members) = match &room.kind {
         RoomKind::Department { org } => ("department", vec![org.to_string()]),
         RoomKind::Group { members, .. } => ("group", members.iter().cloned().collect()),
         RoomKind::Direct { users } => ("direct", users.to_vec()),
     };
+    let admins = match &room.kind {
+        RoomKind::Group { admins, .. } => admins.iter().cloned().collect(),
+        _ => Vec::new(),
+    };
     RoomInfo {
+        admins,
+        hidden,
         id: room.id.to_string(),
         name: room.name.clone(),
         kind: kind.into(),
@@ -914,7 +925,13 @@ impl Actor {
             match &message.content {
                 Content::RoomState(room) => {
                     let m = &messaging.messenger;
-                    let info = room_info(room, m.can_send(room.id), 0, m.receipts_enabled(room.id));
+                    let info = room_info(
+                        room,
+                        m.can_send(room.id),
+                        0,
+                        m.receipts_enabled(room.id),
+                        messaging.hidden.contains(&room.id),
+                    );
                     self.emit(NodeEvent::RoomJoined(info));
                 }
                 _ => {
@@ -1041,16 +1058,51 @@ impl Actor {
         self.find_room(room)
     }
 
-    /// A room by name, id, id prefix, or `@USER` for an existing 1:1 room.
+    /// A room by name, id prefix, a department's last segment, a name
+    /// prefix, or `@USER` for an existing 1:1 room (see `rooms::lookup`).
     fn find_room(&self, room: &str) -> Result<RoomId, NodeError> {
-        self.messaging
-            .as_ref()
-            .and_then(|m| m.messenger.find_room(room))
-            .ok_or_else(|| {
-                NodeError::Room(format!(
-                    "no room named or with id '{room}' (see `baro room list`)"
-                ))
-            })
+        match self.messaging.as_ref() {
+            Some(m) => m.messenger.find_room(room).map_err(room_error),
+            None => Err(NodeError::Room(format!(
+                "no room named or with id '{room}' (see `baro room list`)"
+            ))),
+        }
+    }
+
+    /// Whether a member device of `room` or a relay is admitted now.
+    fn can_reach(&self, room: RoomId) -> bool {
+        let listening = self.room_peers(room);
+        !listening.is_empty() || !self.members_not_listening(room, &listening).is_empty()
+    }
+
+    /// How many users are in `room`: a group's or 1:1 room's members, or
+    /// for a department the users known here whose unit is in it.
+    fn member_count(&self, room: RoomId) -> usize {
+        let Some(messaging) = self.messaging.as_ref() else {
+            return 0;
+        };
+        let Some(definition) = messaging.messenger.room(room) else {
+            return 0;
+        };
+        match &definition.kind {
+            RoomKind::Group { members, .. } => members.len(),
+            RoomKind::Direct { users } => users.len(),
+            RoomKind::Department { .. } => messaging
+                .messenger
+                .devices()
+                .filter(|d| definition.admits(d))
+                .map(|d| d.subject.user_id.as_str())
+                .collect::<BTreeSet<_>>()
+                .len(),
+        }
+    }
+
+    /// The room `id` as listed to the user.
+    fn info_of(&self, id: RoomId) -> Result<RoomInfo, NodeError> {
+        self.rooms()
+            .into_iter()
+            .find(|info| info.id == id.to_string())
+            .ok_or_else(|| NodeError::Room(format!("no room {}", id.short())))
     }
 
     fn messaging_mut(&mut self) -> Result<&mut Messaging, NodeError> {
@@ -1062,10 +1114,7 @@ impl Actor {
     /// The room a user named (by name, id, id prefix or `@USER`).
     pub(super) fn room_info(&mut self, room: &str) -> Result<RoomInfo, NodeError> {
         let id = self.open_room(room)?;
-        self.rooms()
-            .into_iter()
-            .find(|info| info.id == id.to_string())
-            .ok_or_else(|| NodeError::Room(format!("no room '{room}'")))
+        self.info_of(id)
     }
 
     pub(super) fn rooms(&self) -> Vec<RoomInfo> {
@@ -1084,6 +1133,7 @@ impl Actor {
                     m.can_send(room.id) || m.current_epoch(room.id).is_none(),
                     unread,
                     m.receipts_enabled(room.id),
+                    messaging.hidden.contains(&room.id),
                 )
             })
             .collect();
@@ -1099,6 +1149,10 @@ impl Actor {
         let now = self.clock.now();
         let now_ms = self.now_ms();
         let messaging = self.messaging_mut()?;
+        messaging
+            .messenger
+            .check_new_group_name(name)
+            .map_err(room_error)?;
         let (room, grants) = messaging
             .messenger
             .create_group(name, members, now, &mut OsEntropy);
@@ -1114,6 +1168,7 @@ impl Actor {
             true,
             0,
             messaging.messenger.receipts_enabled(room),
+            false,
         );
         self.publish_grants(grants);
         self.publish_control_message(&ControlMessage::RoomDefinition(definition));
@@ -1124,6 +1179,29 @@ impl Actor {
         self.change_group(room, |messenger, room, now| {
             messenger.invite(room, user, now)
         })
+    }
+
+    /// Makes `user` an admin of a group too (this device's user must be one).
+    pub(super) fn make_admin(&mut self, room: &str, user: &str) -> Result<RoomInfo, NodeError> {
+        self.change_group(room, |messenger, room, _| {
+            messenger.make_admin(room, user).map(|()| Vec::new())
+        })?;
+        let id = self.find_room(room)?;
+        self.info_of(id)
+    }
+
+    /// Hides a room from the room list, or shows it again (this device
+    /// only: nothing is announced, messages still arrive).
+    pub(super) fn set_hidden(&mut self, room: &str, hidden: bool) -> Result<RoomInfo, NodeError> {
+        let id = self.find_room(room)?;
+        let messaging = self.messaging_mut()?;
+        messaging.log.set_hidden(id, hidden).map_err(room_error)?;
+        if hidden {
+            messaging.hidden.insert(id);
+        } else {
+            messaging.hidden.remove(&id);
+        }
+        self.info_of(id)
     }
 
     pub(super) fn remove(&mut self, room: &str, user: &str) -> Result<(), NodeError> {
@@ -1171,12 +1249,22 @@ impl Actor {
         messaging.log.mark_mine(&id).map_err(room_error)?;
         let len = wire::encode(&envelope).len();
         self.hold(SyncScope::Room(room), envelope_sync_item(&envelope), len);
-        let queued = self.publish_envelope(&envelope).map_err(room_error)?;
+        let unpublished = self.publish_envelope(&envelope).map_err(room_error)?;
         // Gossip reaches whoever listens now; the rest are offered it.
         self.offer_until_held(room, id);
+        // "Queued" only when nobody who could take it is connected: a
+        // member that does not listen on a new room's topic yet (a first
+        // 1:1 message) is offered it at once (finding 2). It stays in the
+        // outbox until someone holds it either way.
+        let queued = unpublished && !self.can_reach(room);
+        let info = self.info_of(room)?;
         Ok(Sent {
             id: hex::encode(id),
             queued,
+            members: self.member_count(room),
+            room: info.id,
+            room_name: info.name,
+            room_kind: info.kind,
         })
     }
 
@@ -1205,6 +1293,7 @@ impl Actor {
             if shown.from_me {
                 shown.receipts = self.receipt_views(messaging, &message.id)?;
                 shown.queued = messaging.log.is_queued(&message.id).map_err(room_error)?;
+                shown.progress = Some(Progress::of(shown.queued, &shown.receipts));
             }
             views.push(shown);
         }

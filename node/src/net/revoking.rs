@@ -498,6 +498,42 @@ impl Actor {
         Ok(RevocationView::new(&verified, &self.record(&id)))
     }
 
+    /// Revocations in force of this user's other devices (not of single
+    /// certificates), oldest first.
+    pub(super) fn own_devices_revoked(&self) -> Vec<RevocationView> {
+        let Some(me) = self.me.as_ref() else {
+            return Vec::new();
+        };
+        self.gate
+            .revocations()
+            .into_iter()
+            .filter(|r| {
+                r.user == me.subject.user_id
+                    && r.scope != RevocationScope::Certificate
+                    && r.target.device != me.device
+            })
+            .map(|r| RevocationView::new(&r, &self.record(&r.id)))
+            .collect()
+    }
+
+    /// A revocation a user asked for by hand: refused, adding nothing, when
+    /// one in force already covers its target (finding 29).
+    pub(super) fn submit_new_revocation(
+        &mut self,
+        bytes: Vec<u8>,
+    ) -> Result<RevocationView, NodeError> {
+        if let Ok(revocation) = wire::decode::<Revocation>(&bytes)
+            && let Ok(verified) = self.gate.check_revocation(&revocation)
+            && let Some(existing) = self.gate.already_revoked(&verified)
+        {
+            let wiped = self.record(&existing.id).wiped.values().next().copied();
+            return Err(NodeError::Room(crate::revocations::already_revoked(
+                &existing, wiped,
+            )));
+        }
+        self.submit_revocation(bytes)
+    }
+
     /// This device's user revokes another of their own devices (self-service).
     pub(super) fn revoke_own_device(
         &mut self,
@@ -536,7 +572,7 @@ impl Actor {
             &self.key,
         )
         .map_err(|e| NodeError::Room(e.to_string()))?;
-        self.submit_revocation(wire::encode(&revocation))
+        self.submit_new_revocation(wire::encode(&revocation))
     }
 
     /// The certificate chain of a device (or a user's newest device) this

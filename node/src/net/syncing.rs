@@ -315,7 +315,7 @@ impl Actor {
     }
 
     /// Admitted peers that belong to `room` but are not among `listening`.
-    fn members_not_listening(&self, room: RoomId, listening: &[PeerId]) -> Vec<PeerId> {
+    pub(super) fn members_not_listening(&self, room: RoomId, listening: &[PeerId]) -> Vec<PeerId> {
         let Some(state) = self.messaging.as_ref().and_then(|m| m.messenger.room(room)) else {
             return Vec::new();
         };
@@ -448,6 +448,7 @@ impl Actor {
             if let Some(session) = session {
                 tracing::debug!(peer = %session.report.peer.short(), fetched = session.report.fetched, "sync finished");
                 let again = session.again;
+                self.last_sync = Some(self.clock.now());
                 if session.full {
                     self.emit(NodeEvent::Synced(session.report));
                 }

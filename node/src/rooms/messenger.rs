@@ -65,7 +65,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    CORROBORATION, EpochOrigin, EpochRef, EpochRefusal, EpochState, KeyGrant,
+    CORROBORATION, EpochOrigin, EpochRef, EpochRefusal, EpochState, KeyGrant, LookupError,
     MAX_EXCLUDED_PER_ORIGIN, MAX_WRAPS_PER_GRANT, Room, RoomError, RoomId,
 };
 use crate::crypto::RoomKey;
@@ -570,30 +570,38 @@ impl Messenger {
         Ok(id)
     }
 
-    /// Looks a room up by id (hex, or a unique prefix of it) or by exact name;
+    /// Looks a room up by what a user typed (see [`super::lookup`]);
     /// `@USER` names the 1:1 room with USER, if it exists here.
-    pub fn find_room(&self, name_or_id: &str) -> Option<RoomId> {
+    pub fn find_room(&self, name_or_id: &str) -> Result<RoomId, LookupError> {
         if let Some(user) = name_or_id.strip_prefix('@') {
             let id = RoomId::direct(&self.agency, self.user(), user);
-            return self.rooms.contains_key(&id).then_some(id);
+            return if self.rooms.contains_key(&id) {
+                Ok(id)
+            } else {
+                Err(LookupError::NotFound(name_or_id.to_string()))
+            };
         }
-        let by_name: Vec<_> = self
-            .rooms
-            .values()
-            .filter(|s| s.room.name == name_or_id)
-            .collect();
-        if let [one] = by_name.as_slice() {
-            return Some(one.room.id);
+        super::lookup::find(self.rooms.values().map(|s| &s.room), name_or_id)
+    }
+
+    /// Refuses a new group named like a room this device is already in:
+    /// the name would then find neither (finding 4).
+    pub fn check_new_group_name(&self, name: &str) -> Result<(), RoomError> {
+        match self.rooms().find(|room| room.name == name) {
+            Some(room) => Err(RoomError::NameTaken(super::lookup::describe(room))),
+            None => Ok(()),
         }
-        let by_id: Vec<_> = self
-            .rooms
-            .keys()
-            .filter(|id| !name_or_id.is_empty() && id.to_string().starts_with(name_or_id))
-            .collect();
-        match by_id.as_slice() {
-            [one] => Some(**one),
-            _ => None,
-        }
+    }
+
+    /// `admin` (this device's user) makes `user`, a member, an admin of a
+    /// group too; the caller announces the new definition, which members
+    /// take only because an admin signed it.
+    pub fn make_admin(&mut self, room: RoomId, user: &str) -> Result<(), MessengerError> {
+        let me = self.my_cert.subject.user_id.clone();
+        let state = self.rooms.get_mut(&room).ok_or_else(|| unknown(room))?;
+        state.room.make_admin(&me, user)?;
+        self.unsaved_rooms.insert(room);
+        Ok(())
     }
 
     /// Records a certified device; returns grants of current keys for the

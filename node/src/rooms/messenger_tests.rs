@@ -478,7 +478,7 @@ fn an_invited_user_adopts_the_group_from_its_grant_and_definition() {
         ),
         "{shown:?}"
     );
-    assert_eq!(world.devices[lee].find_room("Budget"), Some(room));
+    assert_eq!(world.devices[lee].find_room("Budget").ok(), Some(room));
     // A colleague who was not invited learns nothing.
     world.devices[choi]
         .receive_grant(&grants[0], NOW_MS)
@@ -487,7 +487,7 @@ fn an_invited_user_adopts_the_group_from_its_grant_and_definition() {
         world.devices[choi].receive(definition, NOW_MS),
         Verdict::Held
     );
-    assert_eq!(world.devices[choi].find_room("Budget"), None);
+    assert_eq!(world.devices[choi].find_room("Budget").ok(), None);
     let (_, verdicts) = world.send(kim, room, "welcome", NOW_MS + 5);
     assert_eq!(text(&verdicts[lee]).map(|t| t.1), Some("welcome".into()));
     assert_eq!(verdicts[choi], Verdict::Held);
@@ -502,7 +502,10 @@ fn a_one_to_one_room_appears_on_the_other_side_with_the_first_grant() {
     world.devices[kim].add_room(room.clone());
     let (_, verdicts) = world.send(kim, room.id, "hi Lee", NOW_MS);
     assert_eq!(text(&verdicts[lee]).map(|t| t.1), Some("hi Lee".into()));
-    assert_eq!(world.devices[lee].find_room("kim & lee"), Some(room.id));
+    assert_eq!(
+        world.devices[lee].find_room("kim & lee").ok(),
+        Some(room.id)
+    );
 }
 
 #[test]
@@ -528,7 +531,7 @@ fn a_member_who_leaves_is_dropped_by_the_admin_and_cannot_read_what_follows() {
     let leaving = world.devices[choi]
         .leave(room, NOW_MS + 1, &mut world.entropy)
         .expect("leave");
-    assert!(world.devices[choi].find_room("Ops").is_none());
+    assert!(world.devices[choi].find_room("Ops").is_err());
     assert_eq!(world.devices[choi].take_left_rooms(), vec![room]);
     world.deliver(choi, &leaving);
     assert_eq!(
@@ -1337,7 +1340,7 @@ fn a_flood_of_orphan_grants_and_envelopes_stays_bounded_and_blocks_no_invitation
         Verdict::Held
     );
     world.broadcast_grants(&grants);
-    assert_eq!(world.devices[lee].find_room("Real"), Some(group));
+    assert_eq!(world.devices[lee].find_room("Real").ok(), Some(group));
 }
 
 /// Sparing only proven holders must not bring back the flood: a newcomer
@@ -1947,4 +1950,104 @@ fn a_backlog_past_the_bounded_buffers_is_left_to_be_fetched_again_and_shown_once
     let delivered = again.iter().filter(|v| text(v).is_some()).count();
     let duplicates = again.iter().filter(|v| **v == Verdict::Duplicate).count();
     assert_eq!((delivered, duplicates), (100, MAX_UNVERIFIED_PER_SENDER));
+}
+
+/// Finding 6: the creator hands the group over, then leaves. Members take
+/// the new admin only from an admin's signed definition.
+#[test]
+fn an_admin_makes_a_member_admin_and_every_member_takes_it_from_the_admin() {
+    use super::super::RoomKind;
+    let mut world = World::new(61);
+    let div = "MOIS/Division 6";
+    let (kim, lee, choi) = (
+        world.device("kim", div),
+        world.device("lee", div),
+        world.device("choi", div),
+    );
+    let room = world.group(kim, "예산 검토", &["lee", "choi"], 61);
+    world.send(kim, room, "첫 메시지", NOW_MS);
+    world.devices[kim]
+        .make_admin(room, "lee")
+        .expect("kim is admin");
+    let definition = world.devices[kim]
+        .announce_room(room, NOW_MS + 1, &mut world.entropy)
+        .expect("announced");
+    world.deliver(kim, &definition);
+    for device in [lee, choi] {
+        let Some(Room {
+            kind: RoomKind::Group { admins, .. },
+            ..
+        }) = world.devices[device].room(room)
+        else {
+            panic!("a group");
+        };
+        assert!(admins.contains("lee"), "device {device}: {admins:?}");
+    }
+    // Lee, now an admin, may change the group; Kim may leave.
+    world.devices[lee]
+        .invite(room, "park", NOW)
+        .expect("lee is admin now");
+    let left = world.devices[kim]
+        .leave(room, NOW_MS + 2, &mut world.entropy)
+        .expect("no longer the last admin");
+    world.deliver(kim, &left);
+    assert!(
+        !world.devices[choi]
+            .room(room)
+            .is_some_and(|r| r.has_member("kim", &"MOIS".parse().expect("org")))
+    );
+}
+
+/// The attack: a plain member announces a definition that makes them an
+/// admin (or makes a friend one). It is sealed under the room's key and
+/// signed by a member, but no admin signed it: every member refuses it.
+#[test]
+fn a_member_who_makes_themselves_admin_is_refused_by_every_member() {
+    use super::super::RoomKind;
+    let mut world = World::new(62);
+    let div = "MOIS/Division 6";
+    let (kim, lee, choi) = (
+        world.device("kim", div),
+        world.device("lee", div),
+        world.device("choi", div),
+    );
+    let room = world.group(kim, "예산 검토", &["lee", "choi"], 62);
+    world.send(kim, room, "첫 메시지", NOW_MS);
+    let before = world.devices[kim].room(room).cloned().expect("room");
+    // Lee's own device refuses the change outright...
+    assert!(matches!(
+        world.devices[lee].make_admin(room, "lee"),
+        Err(MessengerError::Room(RoomError::NotAdmin(_)))
+    ));
+    // ...so Lee forges the definition by hand and seals it himself.
+    let current = world.devices[lee].current_epoch(room).expect("epoch");
+    let mut forged = before.clone();
+    if let RoomKind::Group { admins, .. } = &mut forged.kind {
+        admins.insert("lee".into());
+    }
+    forged.version += 1;
+    forged.epoch = current.number;
+    let envelope = world.devices[lee]
+        .send(
+            room,
+            &Content::RoomState(forged),
+            NOW_MS + 1,
+            &mut world.entropy,
+        )
+        .expect("sealed");
+    for device in [kim, choi] {
+        let verdict = world.devices[device].receive(envelope.clone(), NOW_MS + 1);
+        assert!(
+            matches!(verdict, Verdict::Reject(_) | Verdict::Defer(_)),
+            "device {device} took a self-made admin"
+        );
+        let Some(Room {
+            kind: RoomKind::Group { admins, .. },
+            ..
+        }) = world.devices[device].room(room)
+        else {
+            panic!("a group");
+        };
+        assert!(!admins.contains("lee"), "device {device}: {admins:?}");
+    }
 }

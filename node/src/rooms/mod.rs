@@ -10,6 +10,7 @@ mod control;
 mod epochs;
 mod key_grant;
 pub mod key_tree;
+mod lookup;
 mod messenger;
 mod room;
 
@@ -22,6 +23,7 @@ pub use epochs::{
 pub use key_grant::{
     EpochOrigin, GrantBody, GrantError, KeyGrant, MAX_EXCLUDED_PER_ORIGIN, MAX_WRAPS_PER_GRANT,
 };
+pub use lookup::{LookupError, MIN_ID_PREFIX, MIN_NAME_PREFIX};
 pub use messenger::{
     MAX_DEPARTED_PER_ROOM, MAX_EARLY_GRANTS_PER_ROOM, MAX_HOLDERS_PER_EPOCH,
     MAX_ORPHAN_ENVELOPES_PER_ROOM, MAX_ORPHAN_ROOMS, MAX_ORPHAN_ROOMS_PER_SENDER,

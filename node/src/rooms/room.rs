@@ -129,6 +129,12 @@ pub enum RoomError {
     /// A 1:1 room needs another valid user id.
     #[error("cannot open a 1:1 room with '{0}': give another official's user id")]
     BadPeer(String),
+    /// The user is an admin already.
+    #[error("{0} is already an admin of this group")]
+    AlreadyAdmin(String),
+    /// This device is already in a room of that name.
+    #[error("you are already in a room named {0}: pick another name")]
+    NameTaken(String),
     /// The definition's version cannot be raised any further.
     #[error("this group has been changed too often to change again: create a new group")]
     VersionExhausted,
@@ -204,6 +210,23 @@ impl Room {
             return Err(RoomError::NotAdmin(admin.to_string()));
         }
         members.insert(user.to_string());
+        self.version = next;
+        Ok(())
+    }
+
+    /// `admin` makes `user` (a member) an admin too.
+    pub fn make_admin(&mut self, admin: &str, user: &str) -> Result<(), RoomError> {
+        let next = self.next_version()?;
+        let (members, admins) = self.group_mut()?;
+        if !admins.contains(admin) {
+            return Err(RoomError::NotAdmin(admin.to_string()));
+        }
+        if !members.contains(user) {
+            return Err(RoomError::NotMember(user.to_string()));
+        }
+        if !admins.insert(user.to_string()) {
+            return Err(RoomError::AlreadyAdmin(user.to_string()));
+        }
         self.version = next;
         Ok(())
     }
@@ -310,5 +333,37 @@ mod tests {
         assert_eq!(room.remove("kim", "kim"), Err(RoomError::LastAdmin));
         let mut dept = Room::department(&AgencyId([0; 32]), org("MOIS"));
         assert_eq!(dept.invite("kim", "lee"), Err(RoomError::Fixed));
+    }
+
+    #[test]
+    fn an_admin_hands_over_and_the_creator_can_then_leave() {
+        let mut room = Room::group(
+            "예산 검토",
+            "kim",
+            ["lee".to_string(), "choi".to_string()],
+            &mut SeededEntropy::new(2),
+        );
+        let version = room.version;
+        assert_eq!(
+            room.make_admin("lee", "lee"),
+            Err(RoomError::NotAdmin("lee".into())),
+            "a member cannot make themselves admin"
+        );
+        assert_eq!(
+            room.make_admin("kim", "park"),
+            Err(RoomError::NotMember("park".into()))
+        );
+        assert_eq!(room.version, version, "a refused change changes nothing");
+        room.make_admin("kim", "lee").expect("admin hands over");
+        assert_eq!(room.version, version + 1);
+        assert_eq!(
+            room.make_admin("kim", "lee"),
+            Err(RoomError::AlreadyAdmin("lee".into()))
+        );
+        room.remove("kim", "kim").expect("no longer the last admin");
+        room.remove("lee", "choi").expect("the new admin removes");
+        assert_eq!(room.remove("lee", "lee"), Err(RoomError::LastAdmin));
+        let mut direct = Room::direct(&AgencyId([0; 32]), "kim", "lee");
+        assert_eq!(direct.make_admin("kim", "lee"), Err(RoomError::Fixed));
     }
 }

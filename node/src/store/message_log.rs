@@ -25,6 +25,8 @@ const OUTBOX: &str = "outbox";
 const MINE: &str = "mine";
 const RECEIPTS: &str = "receipts";
 const UNREAD: &str = "unread";
+/// Rooms this device's user hid from the room list (local only).
+const HIDDEN: &str = "hidden_rooms";
 /// Envelopes that are not texts (receipts), kept for sync.
 const EXTRAS: &str = "extras";
 /// Signed control frames, kept for sync: key = sent_at ms || id.
@@ -331,6 +333,11 @@ impl MessageLog {
             .collect())
     }
 
+    /// How many envelopes wait in the outbox.
+    pub fn outbox_len(&self) -> Result<usize, StoreError> {
+        Ok(self.store.scan_prefix(OUTBOX, &[], MAX_LISTING)?.len())
+    }
+
     /// Whether envelope `id` still waits in the outbox.
     pub fn is_queued(&self, id: &[u8; 32]) -> Result<bool, StoreError> {
         Ok(self.store.get(OUTBOX, id)?.is_some())
@@ -372,6 +379,8 @@ impl MessageLog {
             return Ok(false);
         }
         self.store.insert(RECEIPTS, &key, &[state_byte(state)])?;
+        // Someone holds it now: it no longer waits to leave.
+        self.store.remove(OUTBOX, id)?;
         Ok(true)
     }
 
@@ -395,6 +404,25 @@ impl MessageLog {
             return self.store.remove(UNREAD, &room.0).map(|_| ());
         }
         self.store.insert(UNREAD, &room.0, &ids.concat())
+    }
+
+    /// Hides `room` from the room list, or shows it again.
+    pub fn set_hidden(&self, room: RoomId, hidden: bool) -> Result<(), StoreError> {
+        if hidden {
+            self.store.insert(HIDDEN, &room.0, &[])
+        } else {
+            self.store.remove(HIDDEN, &room.0).map(|_| ())
+        }
+    }
+
+    /// The rooms hidden from the room list.
+    pub fn hidden(&self) -> Result<Vec<RoomId>, StoreError> {
+        Ok(self
+            .store
+            .scan_prefix(HIDDEN, &[], MAX_LISTING)?
+            .into_iter()
+            .filter_map(|(room, _)| <[u8; 32]>::try_from(room.as_slice()).ok().map(RoomId))
+            .collect())
     }
 
     /// The messages not yet read here, by room.

@@ -319,6 +319,24 @@ impl RevocationSet {
             .min_by_key(|r| (r.issued_at, r.id))
     }
 
+    /// The revocation in force that already does what `new` would: one
+    /// that covers `new`'s target device (or certificate) and orders a
+    /// wipe if `new` does. Revoking again adds nothing then (finding 29);
+    /// adding a wipe order to a revocation without one is not redundant.
+    /// A user revocation is never redundant here: it also covers devices
+    /// the user is enrolled on later.
+    pub fn already_revoked<'a>(
+        &'a self,
+        new: &'a VerifiedRevocation,
+    ) -> Option<&'a VerifiedRevocation> {
+        if new.scope == super::RevocationScope::User {
+            return None;
+        }
+        self.in_force_covering(&new.target)
+            .filter(|existing| existing.wipe || !new.wipe)
+            .min_by_key(|r| (r.issued_at, r.id))
+    }
+
     /// Whether revocation `id` is held but covers nothing: it lost a
     /// conflict between two devices of one user.
     pub fn is_overruled(&self, id: &[u8; 32]) -> bool {

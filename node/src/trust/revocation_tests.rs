@@ -920,3 +920,75 @@ fn revoking_a_moved_official_s_old_certificate_leaves_the_new_one_of_the_same_ke
         .is_err()
     );
 }
+
+#[test]
+fn revoking_a_device_already_revoked_with_a_wipe_adds_nothing() {
+    let mut agency = Agency::new(41);
+    let phone = agency.enroll("kim", Role::Member);
+    let pc = agency.enroll("kim", Role::Member);
+    let mut set = RevocationSet::new();
+    // Kim revoked her own phone from her PC, with a wipe.
+    let by_pc = set
+        .check(
+            &by_device(agency.info(), &pc, &phone),
+            agency.info(),
+            NOW + 200,
+        )
+        .expect("self-service");
+    assert!(
+        set.already_revoked(&by_pc).is_none(),
+        "the first one is new"
+    );
+    set.insert(by_pc.clone()).expect("room");
+    // The operator's later revocation of the same phone would add nothing.
+    let mut body = body(
+        agency.info(),
+        &phone,
+        RevocationScope::Device,
+        Issuer::Chain(agency.new.operator.chain.clone()),
+    );
+    body.issued_at = NOW + 150;
+    let by_operator = set
+        .check(
+            &Revocation::sign(body.clone(), &agency.new.operator.key),
+            agency.info(),
+            NOW + 200,
+        )
+        .expect("valid");
+    let existing = set.already_revoked(&by_operator).expect("already revoked");
+    assert_eq!(existing.id, by_pc.id);
+    assert!(
+        existing.issued_by.starts_with("kim's device"),
+        "{}",
+        existing.issued_by
+    );
+    // Another device of hers is not covered.
+    let other = set
+        .check(
+            &agency.by_operator(&pc, RevocationScope::Device),
+            agency.info(),
+            NOW + 200,
+        )
+        .expect("valid");
+    assert!(set.already_revoked(&other).is_none());
+
+    // A revocation without a wipe does not make a wipe order redundant.
+    let mut quiet_set = RevocationSet::new();
+    body.wipe = false;
+    let quiet = quiet_set
+        .check(
+            &Revocation::sign(body.clone(), &agency.new.operator.key),
+            agency.info(),
+            NOW + 200,
+        )
+        .expect("valid");
+    quiet_set.insert(quiet.clone()).expect("room");
+    assert!(
+        quiet_set.already_revoked(&by_pc).is_none(),
+        "adding a wipe order is new"
+    );
+    assert_eq!(
+        quiet_set.already_revoked(&quiet).map(|r| r.id),
+        Some(quiet.id)
+    );
+}
