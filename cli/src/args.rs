@@ -4,6 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Names typed at the command line, in Unicode NFC (Korean typed as
+/// conjoining jamo names the same thing as precomposed syllables).
+fn nfc(text: &str) -> Result<String, std::convert::Infallible> {
+    Ok(baro_node::text::nfc_string(text))
+}
+
 /// Baro Mesh: a peer-to-peer, offline-capable messenger for government officials.
 #[derive(Debug, Parser)]
 #[command(name = "baro", version, about, propagate_version = true)]
@@ -56,17 +62,19 @@ pub enum Command {
     Peers,
     /// Show the running node's status.
     Status,
-    /// Find officials in the agency directory, which relays keep: by a
-    /// piece of a name or user id, by user id (--user) or by org unit (--unit).
+    /// Find officials: those this device knows, and those the agency
+    /// directory of a connected relay answers; by a piece of a name, user
+    /// id or org unit, by user id (--user) or by org unit (--unit). With
+    /// nothing to look for, everyone this device knows.
     People {
-        /// Text in a display name or user id, e.g. 민지 or kim.
-        #[arg(required_unless_present_any = ["user", "unit"], conflicts_with_all = ["user", "unit"])]
+        /// Text in a display name, user id or org unit, e.g. 민지, kim or 2과.
+        #[arg(conflicts_with_all = ["user", "unit"], value_parser = nfc)]
         text: Option<String>,
         /// Every device of this user id.
-        #[arg(long, value_name = "ID", conflicts_with = "unit")]
+        #[arg(long, value_name = "ID", conflicts_with = "unit", value_parser = nfc)]
         user: Option<String>,
         /// The members of this org unit, e.g. "MOIS/Digital Government Bureau".
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", value_parser = nfc)]
         unit: Option<String>,
         /// With --unit: the members of its sub-units too.
         #[arg(long, requires = "unit")]
@@ -77,14 +85,18 @@ pub enum Command {
     Room(RoomCommand),
     /// Send a text message to a room (by name or id).
     Send {
-        /// Room name, id (or a prefix of it), or @USER for the 1:1 room with USER.
+        /// Room name, id (or a prefix of it), or @USER for the 1:1 room with
+        /// USER (a user id, or a display name only one official has).
+        #[arg(value_parser = nfc)]
         room: String,
         /// The message.
         text: String,
     },
     /// Show the last messages of a room.
     History {
-        /// Room name, id (or a prefix of it), or @USER for the 1:1 room with USER.
+        /// Room name, id (or a prefix of it), or @USER for the 1:1 room with
+        /// USER (a user id, or a display name only one official has).
+        #[arg(value_parser = nfc)]
         room: String,
         /// How many messages.
         #[arg(long, default_value_t = 50)]
@@ -93,11 +105,14 @@ pub enum Command {
     /// Print messages as they arrive (one room, or all); Ctrl-C stops.
     Watch {
         /// Room name, id, or @USER; all rooms if absent.
+        #[arg(value_parser = nfc)]
         room: Option<String>,
     },
     /// Chat in a room: history, live messages, and every line you type is sent.
     Chat {
-        /// Room name, id (or a prefix of it), or @USER for the 1:1 room with USER.
+        /// Room name, id (or a prefix of it), or @USER for the 1:1 room with
+        /// USER (a user id, or a display name only one official has).
+        #[arg(value_parser = nfc)]
         room: String,
     },
     /// Run a narrated demonstration in a temporary directory.
@@ -173,7 +188,7 @@ pub struct AgencyRevoke {
     #[arg(long, value_name = "ID")]
     pub device: Option<String>,
     /// Revoke every device of this user id instead.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = nfc)]
     pub user: Option<String>,
     /// With --device: retire only this certificate (its serial) of the
     /// device, e.g. the old one of an official who moved to another org
@@ -191,16 +206,16 @@ pub struct AgencyRevoke {
 #[derive(Debug, Args)]
 pub struct AgencyInit {
     /// Agency name, e.g. "Ministry of the Interior and Safety".
-    #[arg(long)]
+    #[arg(long, value_parser = nfc)]
     pub name: String,
     /// The first operator's user id.
-    #[arg(long)]
+    #[arg(long, value_parser = nfc)]
     pub user: String,
     /// The first operator's display name.
-    #[arg(long)]
+    #[arg(long, value_parser = nfc)]
     pub display_name: String,
     /// The first operator's org unit path, e.g. "MOIS/Digital Government Bureau".
-    #[arg(long)]
+    #[arg(long, value_parser = nfc)]
     pub org: String,
 }
 
@@ -209,13 +224,13 @@ pub struct AgencyEnroll {
     /// The enrollment request file made by `baro device init`.
     pub request: PathBuf,
     /// User id of the device's owner.
-    #[arg(long)]
+    #[arg(long, value_parser = nfc)]
     pub user: String,
     /// Display name [default: the name in the request].
-    #[arg(long)]
+    #[arg(long, value_parser = nfc)]
     pub display_name: Option<String>,
     /// Org unit path of the owner, e.g. "MOIS/Digital Government Bureau/Division 2".
-    #[arg(long)]
+    #[arg(long, value_parser = nfc)]
     pub org: String,
     /// Role: member (officials) or relay (field-office relays). Operators are
     /// certified by the agency root only, never enrolled as devices.
@@ -252,7 +267,7 @@ pub enum DeviceCommand {
 #[derive(Debug, Args)]
 pub struct DeviceInit {
     /// Your name as other officials will see it.
-    #[arg(long)]
+    #[arg(long, value_parser = nfc)]
     pub name: String,
     /// Where to write the enrollment request.
     #[arg(long)]
@@ -308,9 +323,11 @@ pub enum RoomCommand {
     /// Create a group; you are its admin.
     Create {
         /// The group's name.
+        #[arg(value_parser = nfc)]
         name: String,
-        /// A member's user id (repeatable).
-        #[arg(long = "member", value_name = "USER")]
+        /// A member: a user id, or a display name only one official has
+        /// (repeatable); unknown names are refused.
+        #[arg(long = "member", value_name = "USER", value_parser = nfc)]
         members: Vec<String>,
     },
     /// List your rooms (department rooms are joined automatically).
@@ -322,39 +339,48 @@ pub enum RoomCommand {
     /// Add a user to a group (admins).
     Invite {
         /// Room name or id.
+        #[arg(value_parser = nfc)]
         room: String,
-        /// User id.
+        /// A user id, or a display name only one official has.
+        #[arg(value_parser = nfc)]
         user: String,
     },
     /// Remove a user from a group (admins): they cannot read what follows.
     Remove {
         /// Room name or id.
+        #[arg(value_parser = nfc)]
         room: String,
-        /// User id.
+        /// A user id, or a display name only one official has.
+        #[arg(value_parser = nfc)]
         user: String,
     },
     /// Leave a group.
     Leave {
         /// Room name or id.
+        #[arg(value_parser = nfc)]
         room: String,
     },
     /// Make a member of a group an admin too (admins): they can then
     /// invite, remove and hand over in turn, and you can leave.
     Admin {
         /// Room name or id.
+        #[arg(value_parser = nfc)]
         room: String,
         /// User id of a member.
+        #[arg(value_parser = nfc)]
         user: String,
     },
     /// Hide a room from `room list` on this device (a 1:1 or group made by
     /// mistake); its messages still arrive. `room unhide` shows it again.
     Hide {
         /// Room name or id.
+        #[arg(value_parser = nfc)]
         room: String,
     },
     /// Show a hidden room in `room list` again.
     Unhide {
         /// Room name or id.
+        #[arg(value_parser = nfc)]
         room: String,
     },
 }

@@ -22,6 +22,7 @@
 //! - [`sync`] *(pure)*: de-duplication, clocks, range-based reconciliation.
 //! - [`net`] *(I/O)*: transport with admission inside the upgrade, behaviours,
 //!   topics, and the actor that owns the swarm.
+//! - [`text`] *(pure)*: Unicode NFC for every name that comes in.
 //! - [`testing`]: seeded agencies and in-memory nodes for tests and simulations.
 //! - [`enrollment`] *(I/O)*: the enrollment flows the CLI offers, on a home.
 //! - [`revocations`] *(I/O)*: signing, keeping and listing revocations on a
@@ -49,6 +50,7 @@ pub mod rooms;
 pub mod store;
 pub mod sync;
 pub mod testing;
+pub mod text;
 pub mod trust;
 pub mod wire;
 

@@ -551,13 +551,26 @@ impl Handle {
         self.ask(Command::Revocations).await
     }
 
-    /// Asks the agency directory (a connected relay's, or this relay's own);
-    /// every chain in the answer is checked here before it is shown.
+    /// The officials `query` finds: those this device knows, and those a
+    /// connected relay's agency directory answers (this relay's own, on a
+    /// relay); every chain in a relay's answer is checked here before it is
+    /// shown, and its devices are then known here.
     pub async fn people(
         &self,
         query: crate::trust::DirectoryQuery,
     ) -> Result<crate::api::People, NodeError> {
-        self.ask(|reply| Command::People { query, reply }).await?
+        self.ask(|reply| Command::People {
+            query: Some(query),
+            reply,
+        })
+        .await?
+    }
+
+    /// Every official this device knows (whose certificate it holds, not
+    /// revoked or expired), without asking a relay.
+    pub async fn known_people(&self) -> Result<crate::api::People, NodeError> {
+        self.ask(|reply| Command::People { query: None, reply })
+            .await?
     }
 
     /// The certificate chain of a device (or a user's newest device) this node has met.
@@ -604,8 +617,9 @@ impl Handle {
         .await?
     }
 
-    /// Adds `user` to a group (admins only).
-    pub async fn invite(&self, room: &str, user: &str) -> Result<(), NodeError> {
+    /// Adds `user` (a user id, or a display name only one official has)
+    /// to a group (admins only); the group as it is now.
+    pub async fn invite(&self, room: &str, user: &str) -> Result<RoomInfo, NodeError> {
         let (room, user) = (room.to_string(), user.to_string());
         self.ask(|reply| Command::Invite { room, user, reply })
             .await?

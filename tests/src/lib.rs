@@ -503,3 +503,31 @@ pub fn time_until(
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// Runs every device's node on loopback until each has met the others
+/// (holds their certificates), then stops them: officials who have met
+/// can name each other in groups and 1:1 rooms while apart later (a user
+/// this device does not know is refused).
+pub fn introduce(devices: &[&Baro]) {
+    let Some((first, others)) = devices.split_first() else {
+        return;
+    };
+    let first_node = start_on_loopback(first, None);
+    let address = listen_address(first);
+    let nodes: Vec<RunningNode> = others
+        .iter()
+        .map(|device| start_on_loopback(device, Some(&address)))
+        .collect();
+    for device in devices {
+        eventually(60, "the devices met", || {
+            let status = device.run(["--json", "status"]);
+            (status.output.status.success()
+                && status.json()["devices_met"].as_u64() >= Some(others.len() as u64))
+            .then_some(())
+        });
+    }
+    for node in nodes {
+        assert!(node.stop(), "a node stops cleanly");
+    }
+    assert!(first_node.stop(), "a node stops cleanly");
+}

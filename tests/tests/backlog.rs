@@ -69,6 +69,25 @@ async fn a_late_device_joins_every_group_made_while_it_was_away() {
     let mut agency = TestAgency::new(92);
     let (kim_credentials, lee_credentials) = (agency.member("kim"), agency.member("lee"));
     let kim_store = Arc::new(MemoryStore::new());
+    // Kim and Lee met once before Lee went away: Kim can name Lee in a
+    // group (a user she never met would be refused).
+    {
+        let kim = agency.spawn_with_store(kim_credentials.clone(), &[], kim_store.clone());
+        let bootstrap = [listen_address(&kim).await.expect("kim listens")];
+        let lee = agency.spawn(lee_credentials.clone(), &bootstrap);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !kim
+            .handle()
+            .known_people()
+            .await
+            .is_ok_and(|known| known.people.iter().any(|p| p.user == "lee"))
+        {
+            assert!(tokio::time::Instant::now() < deadline, "kim never met lee");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        lee.shutdown().await;
+        kim.shutdown().await;
+    }
     let mut groups = Vec::new();
     for batch in 0..GROUPS {
         let kim = agency.spawn_with_store(kim_credentials.clone(), &[], kim_store.clone());

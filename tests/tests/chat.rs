@@ -91,7 +91,7 @@ fn two_officials_chat_through_the_commands() {
         .fails_with("no room named or with id 'nowhere'");
     // Looking a 1:1 room up does not create one; sending does.
     kim.run(["history", "@nobody"])
-        .fails_with("no room named or with id '@nobody'");
+        .fails_with("no official 'nobody' is known to this device");
     kim.run(["watch", "nowhere"])
         .fails_with("no room named or with id 'nowhere'");
 

@@ -15,15 +15,17 @@ use baro_tests::crash::{
     assert_each_once, history, random_below, sends_until_killed, start_alone, wait_until_answering,
 };
 use baro_tests::{
-    Baro, agency_with, baro_bin, enroll_device, eventually, init_agency, listen_address,
+    Baro, agency_with, baro_bin, enroll_device, eventually, init_agency, introduce, listen_address,
     start_on_loopback,
 };
 
 const ROOM: &str = "MOIS/Division 2";
 
 /// An agency with two officials of one division, Kim and Lee.
+/// Kim and Lee have met once, so each can name the other in a group.
 fn agency(dir: &std::path::Path) -> (Baro, Baro, Baro) {
     let (operator, [kim, lee]) = agency_with(dir, ROOM, ["kim", "lee"]);
+    introduce(&[&kim, &lee]);
     (operator, kim, lee)
 }
 

@@ -363,7 +363,6 @@ pub fn people(
     }
     if found.people.is_empty() {
         println!("nobody found");
-        return Ok(());
     }
     for person in &found.people {
         println!(
@@ -377,6 +376,11 @@ pub fn people(
     }
     if found.more {
         println!("(more not shown: narrow the search)");
+    }
+    if found.local_only {
+        println!(
+            "(only the officials this device knows: no relay's agency directory was asked or reachable)"
+        );
     }
     Ok(())
 }

@@ -127,17 +127,21 @@ pub fn hide(home: &Path, room: String, hidden: bool, json: bool) -> Result<()> {
 }
 
 pub fn invite(home: &Path, room: String, user: String) -> Result<()> {
-    ask(
+    let Response::Room(group) = ask(
         home,
         Request::Invite {
-            room: room.clone(),
+            room,
             user: user.clone(),
         },
-    )?;
+    )?
+    else {
+        bail!("the node answered something else than a room");
+    };
     println!(
-        "{} added to {}; their devices get the key",
+        "{} added to \"{}\" ({}); their devices get the key",
         printable(&user),
-        printable(&room)
+        printable(&group.name),
+        printable(group.id.get(..12).unwrap_or(&group.id))
     );
     Ok(())
 }

@@ -28,7 +28,8 @@ pub enum Request {
         /// Member user ids (the creator is added as admin).
         members: Vec<String>,
     },
-    /// Add a user to a group.
+    /// Add a user (a user id, or a display name only one person has) to a
+    /// group; answered with the group.
     Invite {
         /// Room name or id.
         room: String,
@@ -116,8 +117,9 @@ pub enum Request {
         /// A user id (when no device is given).
         user: Option<String>,
     },
-    /// Ask the agency directory (kept by relays): exactly one of `search`,
-    /// `user` and `unit`.
+    /// Find officials: at most one of `search`, `user` and `unit`, asked
+    /// of the people this device knows and of a relay's agency directory;
+    /// none of them lists everyone this device knows.
     People {
         /// Text in a user id or display name.
         #[serde(default)]
@@ -147,7 +149,7 @@ pub enum Response {
     /// Answer to [`Request::Rooms`].
     Rooms(Vec<RoomInfo>),
     /// Answer to [`Request::CreateRoom`], [`Request::FindRoom`],
-    /// [`Request::MakeAdmin`] and [`Request::HideRoom`].
+    /// [`Request::Invite`], [`Request::MakeAdmin`] and [`Request::HideRoom`].
     Room(RoomInfo),
     /// The request was carried out.
     Done,
@@ -171,4 +173,73 @@ pub enum Response {
     Policy(crate::agency_policy::PolicyView),
     /// The request failed.
     Error(String),
+}
+
+impl Request {
+    /// The request with every name in it (rooms, users, group and search
+    /// text, org units) in Unicode NFC ([`crate::text`]), as the node
+    /// compares names; message text and encoded items are left as sent.
+    pub fn normalized(self) -> Request {
+        use crate::text::nfc_string as nfc;
+        let opt = |s: Option<String>| s.map(nfc);
+        match self {
+            Request::CreateRoom { name, members } => Request::CreateRoom {
+                name: nfc(name),
+                members: members.into_iter().map(nfc).collect(),
+            },
+            Request::Invite { room, user } => Request::Invite {
+                room: nfc(room),
+                user: nfc(user),
+            },
+            Request::Remove { room, user } => Request::Remove {
+                room: nfc(room),
+                user: nfc(user),
+            },
+            Request::Leave { room } => Request::Leave { room: nfc(room) },
+            Request::MakeAdmin { room, user } => Request::MakeAdmin {
+                room: nfc(room),
+                user: nfc(user),
+            },
+            Request::HideRoom { room, hidden } => Request::HideRoom {
+                room: nfc(room),
+                hidden,
+            },
+            Request::Send { room, text } => Request::Send {
+                room: nfc(room),
+                text,
+            },
+            Request::History { room, limit } => Request::History {
+                room: nfc(room),
+                limit,
+            },
+            Request::FindRoom { room } => Request::FindRoom { room: nfc(room) },
+            Request::MarkRead { room } => Request::MarkRead { room: nfc(room) },
+            Request::Watch { room } => Request::Watch { room: opt(room) },
+            Request::RevokeOwnDevice { device, reason } => {
+                Request::RevokeOwnDevice { device, reason }
+            }
+            Request::DeviceChain { device, user } => Request::DeviceChain {
+                device,
+                user: opt(user),
+            },
+            Request::People {
+                search,
+                user,
+                unit,
+                below,
+            } => Request::People {
+                search: opt(search),
+                user: opt(user),
+                unit: opt(unit),
+                below,
+            },
+            plain @ (Request::Status
+            | Request::Peers
+            | Request::Blocked
+            | Request::Rooms
+            | Request::Revoke { .. }
+            | Request::Revocations
+            | Request::SetPolicy { .. }) => plain,
+        }
+    }
 }

@@ -143,7 +143,7 @@ async fn answer(
     BufReader::new(reader.take(MAX_LINE as u64))
         .read_line(&mut line)
         .await?;
-    let response = match serde_json::from_str::<Request>(&line) {
+    let response = match serde_json::from_str::<Request>(&line).map(Request::normalized) {
         Err(e) => Response::Error(format!("bad request: {e}")),
         Ok(Request::Watch { room }) => return watch(writer, handle, room, shutdown).await,
         Ok(request) => dispatch(request, handle).await,
@@ -203,15 +203,17 @@ async fn watch(
 
 /// The newest of `messages` whose answer fits in one line of [`MAX_LINE`]
 /// bytes (a client reads no more): a long history is cut at its oldest end.
-/// The directory question a [`Request::People`] asks.
+/// The directory question a [`Request::People`] asks; `None` (nothing
+/// asked) for everyone this device knows.
 fn directory_query(
     search: Option<String>,
     user: Option<String>,
     unit: Option<String>,
     below: bool,
-) -> Result<crate::trust::DirectoryQuery, String> {
+) -> Result<Option<crate::trust::DirectoryQuery>, String> {
     use crate::trust::{DirectoryQuery, MAX_SEARCH_LEN};
     match (search, user, unit) {
+        (None, None, None) => Ok(None),
         (Some(text), None, None) => {
             let text = text.trim().to_string();
             if text.is_empty() || text.len() > MAX_SEARCH_LEN {
@@ -219,18 +221,18 @@ fn directory_query(
                     "give 1 to {MAX_SEARCH_LEN} bytes of a name or user id to search for"
                 ));
             }
-            Ok(DirectoryQuery::Search(text))
+            Ok(Some(DirectoryQuery::Search(text)))
         }
-        (None, Some(user), None) => Ok(DirectoryQuery::User(user)),
-        (None, None, Some(unit)) => Ok(DirectoryQuery::Unit {
+        (None, Some(user), None) => Ok(Some(DirectoryQuery::User(user))),
+        (None, None, Some(unit)) => Ok(Some(DirectoryQuery::Unit {
             unit: unit
                 .parse()
                 .map_err(|e: crate::trust::TrustError| e.to_string())?,
             below,
             after: None,
-        }),
+        })),
         _ => Err(
-            "ask for exactly one of: a search text, a user id (--user), an org unit (--unit)"
+            "ask for at most one of: a search text, a user id (--user), an org unit (--unit)"
                 .into(),
         ),
     }
@@ -263,7 +265,7 @@ async fn dispatch(request: Request, handle: &Handle) -> Response {
             .create_group(&name, members)
             .await
             .map(Response::Room),
-        Request::Invite { room, user } => done(handle.invite(&room, &user).await),
+        Request::Invite { room, user } => handle.invite(&room, &user).await.map(Response::Room),
         Request::Remove { room, user } => done(handle.remove(&room, &user).await),
         Request::Leave { room } => done(handle.leave(&room).await),
         Request::MakeAdmin { room, user } => {
@@ -305,7 +307,8 @@ async fn dispatch(request: Request, handle: &Handle) -> Response {
             unit,
             below,
         } => match directory_query(search, user, unit, below) {
-            Ok(query) => handle.people(query).await.map(Response::People),
+            Ok(Some(query)) => handle.people(query).await.map(Response::People),
+            Ok(None) => handle.known_people().await.map(Response::People),
             Err(message) => return Response::Error(message),
         },
         Request::DeviceChain { device, user } => {
@@ -337,19 +340,24 @@ mod tests {
         let some = |s: &str| Some(s.to_string());
         assert_eq!(
             directory_query(some("  민지 "), None, None, false),
-            Ok(DirectoryQuery::Search("민지".into()))
+            Ok(Some(DirectoryQuery::Search("민지".into())))
         );
         assert_eq!(
             directory_query(None, some("lee.jun"), None, false),
-            Ok(DirectoryQuery::User("lee.jun".into()))
+            Ok(Some(DirectoryQuery::User("lee.jun".into())))
         );
         assert!(matches!(
             directory_query(None, None, some("MOIS/B1"), true),
-            Ok(DirectoryQuery::Unit { below: true, .. })
+            Ok(Some(DirectoryQuery::Unit { below: true, .. }))
         ));
-        let one_of = "ask for exactly one of";
+        assert_eq!(
+            directory_query(None, None, None, false),
+            Ok(None),
+            "nothing asked: everyone this device knows"
+        );
+        let one_of = "ask for at most one of";
         for (search, user, unit, expected) in [
-            (None, None, None, one_of),
+            (some("kim"), None, some("MOIS"), one_of),
             (some("kim"), some("kim"), None, one_of),
             (some("   "), None, None, "give 1 to 128 bytes"),
             (Some("x".repeat(129)), None, None, "give 1 to 128 bytes"),

@@ -155,6 +155,11 @@ pub struct People {
     pub people: Vec<PersonView>,
     /// The answer was cut at its size limit: narrow the question.
     pub more: bool,
-    /// The relay that answered (`None`: this node, a relay itself).
+    /// The relay that answered (`None`: this node, a relay itself, or no
+    /// relay was asked).
     pub from: Option<DeviceId>,
+    /// No relay answered: only the people this device knows are listed
+    /// (officials whose certificates it holds).
+    #[serde(default)]
+    pub local_only: bool,
 }

@@ -87,7 +87,7 @@ pub(crate) enum Command {
     Invite {
         room: String,
         user: String,
-        reply: oneshot::Sender<Result<(), NodeError>>,
+        reply: oneshot::Sender<Result<crate::api::RoomInfo, NodeError>>,
     },
     Remove {
         room: String,
@@ -152,8 +152,9 @@ pub(crate) enum Command {
         target: crate::revocations::Target,
         reply: oneshot::Sender<Result<CertificateChain, NodeError>>,
     },
+    /// `None`: everyone this device knows (no relay is asked).
     People {
-        query: crate::trust::DirectoryQuery,
+        query: Option<crate::trust::DirectoryQuery>,
         reply: oneshot::Sender<Result<crate::api::People, NodeError>>,
     },
 }
@@ -246,7 +247,7 @@ pub(crate) struct Actor {
     directory: super::directory_service::DirectoryService<
         PeerId,
         libp2p::request_response::OutboundRequestId,
-        oneshot::Sender<Result<crate::api::People, NodeError>>,
+        directory_requests::Asked,
     >,
     /// When this node last finished reconciling with a peer (Unix seconds).
     last_sync: Option<u64>,

@@ -1,4 +1,6 @@
-//! The actor's directory glue: asks a connected relay (or its own
+//! The actor's people glue: the officials this device knows (the
+//! certificates it holds), names typed for them (`@이준호`) resolved to user
+//! ids, and the agency directory: asks a connected relay (or its own
 //! directory, on a relay) and answers admitted peers' queries, moving the
 //! [`DirectoryService`](super::super::directory_service::DirectoryService)'s
 //! decisions onto the directory protocol.
@@ -7,25 +9,118 @@ use libp2p::request_response::{self, OutboundRequestId};
 use tokio::sync::oneshot;
 
 use super::Actor;
-use crate::api::People;
-use crate::net::directory_service::people;
+use crate::api::{People, PersonView};
+use crate::net::directory_service::verified;
 use crate::node::NodeError;
-use crate::trust::{DirectoryAnswer, DirectoryQuery, Role};
+use crate::trust::{DirectoryAnswer, DirectoryQuery, Person, Role};
 
-type Reply = oneshot::Sender<Result<People, NodeError>>;
+/// Most people in one answer drawn from what this device knows (a control
+/// API answer is one line of at most 1 MiB).
+const MAX_LOCAL_PEOPLE: usize = 1000;
+
+/// A question waiting for a relay: who asked, and what this device knew.
+pub(crate) type Asked = (oneshot::Sender<Result<People, NodeError>>, People);
+
+fn view(person: &Person) -> PersonView {
+    PersonView {
+        user: person.user_id.clone(),
+        name: person.display_name.clone(),
+        org_unit: person.org_unit.to_string(),
+        devices: person.devices.iter().map(|d| d.device).collect(),
+    }
+}
+
+/// `local` and what a relay answered, one entry per user (user id order).
+fn merge(mut local: People, relay: People) -> People {
+    for person in relay.people {
+        match local.people.iter_mut().find(|p| p.user == person.user) {
+            Some(known) => {
+                for device in person.devices {
+                    if !known.devices.contains(&device) {
+                        known.devices.push(device);
+                    }
+                }
+            }
+            None => local.people.push(person),
+        }
+    }
+    local.people.sort_by(|a, b| a.user.cmp(&b.user));
+    local.more |= relay.more;
+    local.from = relay.from;
+    local.local_only = false;
+    local
+}
 
 impl Actor {
-    /// The user asks the directory: a relay answers from its own; a device
-    /// asks one connected relay and checks what comes back.
-    pub(super) fn ask_directory(&mut self, query: DirectoryQuery, reply: Reply) {
+    /// The officials this device knows: the certified devices it holds,
+    /// not revoked and not expired, by user.
+    pub(super) fn known_people(&self) -> Vec<Person> {
         let now = self.clock.now();
+        let Some(messaging) = self.messaging.as_ref() else {
+            return Vec::new();
+        };
+        let gate = &self.gate;
+        crate::trust::people(messaging.messenger.devices().filter(|d| {
+            d.not_before <= now.saturating_add(self.policy.clock_skew_secs)
+                && now <= d.not_after
+                && gate.revocation_of(d).is_none()
+        }))
+    }
+
+    /// The user id a typed name stands for: a user id this device knows,
+    /// or a display name only one of them has; else a one-line refusal
+    /// with suggestions.
+    pub(super) fn resolve_user(&self, typed: &str) -> Result<String, NodeError> {
+        crate::trust::lookup(&self.known_people(), typed)
+            .into_user(typed)
+            .map_err(|e| NodeError::Room(e.to_string()))
+    }
+
+    /// What this device itself knows in answer to `query` (`None`: everyone).
+    fn local_people(&self, query: Option<&DirectoryQuery>) -> People {
+        let known = self.known_people();
+        let found: Vec<Person> = match query {
+            None => known,
+            Some(DirectoryQuery::Search(text)) => crate::trust::search(&known, text),
+            Some(DirectoryQuery::User(user)) => {
+                known.into_iter().filter(|p| p.user_id == *user).collect()
+            }
+            Some(DirectoryQuery::Unit { unit, below, .. }) => known
+                .into_iter()
+                .filter(|p| p.org_unit == *unit || *below && p.org_unit.is_within(unit))
+                .collect(),
+        };
+        People {
+            more: found.len() > MAX_LOCAL_PEOPLE,
+            people: found.iter().take(MAX_LOCAL_PEOPLE).map(view).collect(),
+            from: None,
+            local_only: true,
+        }
+    }
+
+    /// The user looks for officials: what this device knows, together with
+    /// what a relay's agency directory answers (a relay's own, on a relay;
+    /// one connected relay's, checked here, on a device). With no relay
+    /// reachable, what this device knows, saying so.
+    pub(super) fn ask_directory(
+        &mut self,
+        query: Option<DirectoryQuery>,
+        reply: oneshot::Sender<Result<People, NodeError>>,
+    ) {
+        let now = self.clock.now();
+        let local = self.local_people(query.as_ref());
+        let Some(query) = query else {
+            let _ = reply.send(Ok(local));
+            return;
+        };
         if self.directory.serves() {
             let gate = &self.gate;
             let answer = self
                 .directory
                 .answer_locally(&query, now, |d| gate.revocation_of(d).is_none())
                 .unwrap_or_default();
-            let _ = reply.send(Ok(self.checked_people(answer, None)));
+            let relay = self.checked_people(answer, None);
+            let _ = reply.send(Ok(merge(local, relay)));
             return;
         }
         let relay = self
@@ -35,15 +130,11 @@ impl Actor {
             .map(|(peer, _)| *peer)
             .min();
         let Some(relay) = relay else {
-            let _ = reply.send(Err(NodeError::Network(
-                "no relay is reachable: the agency directory is kept by relays; try again once one is connected (baro peers)".into(),
-            )));
+            let _ = reply.send(Ok(local));
             return;
         };
         if !self.directory.may_ask() {
-            let _ = reply.send(Err(NodeError::Network(
-                "too many directory questions are waiting; try again in a moment".into(),
-            )));
+            let _ = reply.send(Ok(local));
             return;
         }
         let request = self
@@ -51,10 +142,8 @@ impl Actor {
             .behaviour_mut()
             .directory
             .send_request(&relay, query);
-        if let Err(reply) = self.directory.asked(request, reply) {
-            let _ = reply.send(Err(NodeError::Network(
-                "too many directory questions are waiting; try again in a moment".into(),
-            )));
+        if let Err((reply, local)) = self.directory.asked(request, (reply, local)) {
+            let _ = reply.send(Ok(local));
         }
     }
 
@@ -94,9 +183,10 @@ impl Actor {
                     },
                 ..
             } => {
-                if let Some(reply) = self.directory.answered(&request_id) {
+                if let Some((reply, local)) = self.directory.answered(&request_id) {
                     let from = crate::net::admission::device_id(&peer);
-                    let _ = reply.send(Ok(self.checked_people(response, from)));
+                    let relay = self.checked_people(response, from);
+                    let _ = reply.send(Ok(merge(local, relay)));
                 }
             }
             request_response::Event::OutboundFailure {
@@ -107,25 +197,38 @@ impl Actor {
         }
     }
 
+    /// The relay did not answer: what this device knows, saying so.
     fn directory_failed(&mut self, request: OutboundRequestId, error: String) {
-        if let Some(reply) = self.directory.answered(&request) {
-            let _ = reply.send(Err(NodeError::Network(format!(
-                "the relay did not answer the directory question: {error}"
-            ))));
+        if let Some((reply, local)) = self.directory.answered(&request) {
+            tracing::info!(%error, "the relay did not answer a directory question");
+            let _ = reply.send(Ok(local));
         }
     }
 
-    /// Every chain checked here (agency, validity, revocations), grouped by person.
+    /// Every chain checked here (agency, validity, revocations), grouped by
+    /// person; the devices are known here from now on (`@` finds them, and
+    /// they are granted the keys of rooms they belong to).
     fn checked_people(
-        &self,
+        &mut self,
         answer: DirectoryAnswer,
         from: Option<crate::identity::DeviceId>,
     ) -> People {
+        let more = answer.next.is_some() || answer.chains.len() >= crate::trust::MAX_ANSWER_DEVICES;
         let gate = &self.gate;
-        let mut people = people(answer, &self.agency, self.clock.now(), &self.policy, |d| {
+        let checked = verified(answer, &self.agency, self.clock.now(), &self.policy, |d| {
             gate.revocation_of(d).is_none()
         });
-        people.from = from;
-        people
+        if from.is_some() {
+            for (chain, device) in &checked {
+                self.learn_device(device.clone(), chain);
+            }
+        }
+        let people = crate::trust::people(checked.iter().map(|(_, device)| device));
+        People {
+            people: people.iter().map(view).collect(),
+            more,
+            from,
+            local_only: false,
+        }
     }
 }

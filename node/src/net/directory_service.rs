@@ -7,9 +7,8 @@
 //! A component with its own state: the actor feeds it verified chains,
 //! queries and answers, and moves the bytes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use crate::api::{People, PersonView};
 use crate::trust::{
     AgencyInfo, CertificateChain, Directory, DirectoryAnswer, DirectoryQuery, TrustPolicy,
     VerifiedDevice,
@@ -119,44 +118,41 @@ impl<Peer: Ord + Clone, Request: std::hash::Hash + Eq, Reply>
 }
 
 /// Checks every chain of a relay's answer (against the agency, now, and
-/// `keep`, the revocation check) and groups the devices by person; chains
-/// that do not check out are dropped.
-pub(crate) fn people(
+/// `keep`, the revocation check); chains that do not check out are dropped.
+pub(crate) fn verified(
     answer: DirectoryAnswer,
     agency: &AgencyInfo,
     now: u64,
     policy: &TrustPolicy,
     keep: impl Fn(&VerifiedDevice) -> bool,
-) -> People {
-    let mut by_user: BTreeMap<String, usize> = BTreeMap::new();
-    let mut people: Vec<PersonView> = Vec::new();
-    for chain in &answer.chains {
-        let Some(leaf) = chain.leaf() else { continue };
-        let Ok(device) = chain.verify_for(leaf.body.key.device_id(), agency, now, policy) else {
-            continue;
-        };
-        if !keep(&device) {
-            continue;
-        }
-        let user = device.subject.user_id.clone();
-        let index = *by_user.entry(user.clone()).or_insert_with(|| {
-            people.push(PersonView {
-                user,
-                name: device.subject.display_name.clone(),
-                org_unit: device.subject.org_unit.to_string(),
-                devices: Vec::new(),
-            });
-            people.len() - 1
-        });
-        if !people[index].devices.contains(&device.device) {
-            people[index].devices.push(device.device);
-        }
-    }
-    People {
-        people,
-        more: answer.next.is_some() || answer.chains.len() >= crate::trust::MAX_ANSWER_DEVICES,
-        from: None,
-    }
+) -> Vec<(CertificateChain, VerifiedDevice)> {
+    answer
+        .chains
+        .into_iter()
+        .filter_map(|chain| {
+            let leaf = chain.leaf()?;
+            let device = chain
+                .verify_for(leaf.body.key.device_id(), agency, now, policy)
+                .ok()?;
+            keep(&device).then_some((chain, device))
+        })
+        .collect()
+}
+
+/// [`verified`], grouped by person.
+#[cfg(test)]
+fn people(
+    answer: DirectoryAnswer,
+    agency: &AgencyInfo,
+    now: u64,
+    policy: &TrustPolicy,
+    keep: impl Fn(&VerifiedDevice) -> bool,
+) -> Vec<String> {
+    let checked = verified(answer, agency, now, policy, keep);
+    crate::trust::people(checked.iter().map(|(_, d)| d))
+        .into_iter()
+        .map(|p| p.user_id)
+        .collect()
 }
 
 #[cfg(test)]
@@ -233,13 +229,11 @@ mod tests {
         let found = people(answer, &ours.operator.agency, NOW + 10, &policy, |d| {
             d.device != lee_device.device
         });
-        let users: Vec<&str> = found.people.iter().map(|p| p.user.as_str()).collect();
         assert_eq!(
-            users,
+            found,
             ["kim"],
             "another agency's, altered and revoked chains are dropped"
         );
-        assert!(!found.more);
     }
 
     #[test]

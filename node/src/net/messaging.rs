@@ -1046,11 +1046,13 @@ impl Actor {
     /// Like [`Actor::find_room`], but `@USER` opens the 1:1 room with USER
     /// if it is new (sending to someone, or opening a chat with them).
     fn open_room(&mut self, room: &str) -> Result<RoomId, NodeError> {
-        if let Some(user) = room.strip_prefix('@') {
+        if let Some(typed) = room.strip_prefix('@') {
+            // Never a room with somebody who does not exist (a typo).
+            let user = self.resolve_user(typed)?;
             let id = self
                 .messaging_mut()?
                 .messenger
-                .open_direct(user)
+                .open_direct(&user)
                 .map_err(room_error)?;
             self.settle_messaging();
             return Ok(id);
@@ -1059,13 +1061,24 @@ impl Actor {
     }
 
     /// A room by name, id prefix, a department's last segment, a name
-    /// prefix, or `@USER` for an existing 1:1 room (see `rooms::lookup`).
+    /// prefix, or `@USER` for an existing 1:1 room (see `rooms::lookup`;
+    /// USER: a user id, or a display name only one official has).
     fn find_room(&self, room: &str) -> Result<RoomId, NodeError> {
-        match self.messaging.as_ref() {
-            Some(m) => m.messenger.find_room(room).map_err(room_error),
-            None => Err(NodeError::Room(format!(
+        let Some(m) = self.messaging.as_ref() else {
+            return Err(NodeError::Room(format!(
                 "no room named or with id '{room}' (see `baro room list`)"
-            ))),
+            )));
+        };
+        let Some(typed) = room.strip_prefix('@') else {
+            return m.messenger.find_room(room).map_err(room_error);
+        };
+        match self.resolve_user(typed) {
+            Ok(user) => m
+                .messenger
+                .find_room(&format!("@{user}"))
+                .map_err(room_error),
+            // A 1:1 room with someone no longer known here still opens.
+            Err(unknown) => m.messenger.find_room(room).map_err(|_| unknown),
         }
     }
 
@@ -1146,6 +1159,17 @@ impl Actor {
         name: &str,
         members: Vec<String>,
     ) -> Result<RoomInfo, NodeError> {
+        // Members are officials this device knows, by user id or a display
+        // name only one of them has: a typo adds nobody.
+        let mut users = Vec::with_capacity(members.len());
+        for member in &members {
+            let user = self
+                .resolve_user(member)
+                .map_err(|e| NodeError::Room(format!("group not created: {e}")))?;
+            if !users.contains(&user) {
+                users.push(user);
+            }
+        }
         let now = self.clock.now();
         let now_ms = self.now_ms();
         let messaging = self.messaging_mut()?;
@@ -1155,7 +1179,7 @@ impl Actor {
             .map_err(room_error)?;
         let (room, grants) = messaging
             .messenger
-            .create_group(name, members, now, &mut OsEntropy);
+            .create_group(name, users, now, &mut OsEntropy);
         let definition = messaging
             .messenger
             .announce_room(room, now_ms, &mut OsEntropy)
@@ -1175,16 +1199,22 @@ impl Actor {
         Ok(info)
     }
 
-    pub(super) fn invite(&mut self, room: &str, user: &str) -> Result<(), NodeError> {
+    /// Invites an official this device knows (by user id, or a display
+    /// name only one of them has); the group as it is now.
+    pub(super) fn invite(&mut self, room: &str, user: &str) -> Result<RoomInfo, NodeError> {
+        let user = self.resolve_user(user)?;
         self.change_group(room, |messenger, room, now| {
-            messenger.invite(room, user, now)
-        })
+            messenger.invite(room, &user, now)
+        })?;
+        let id = self.find_room(room)?;
+        self.info_of(id)
     }
 
     /// Makes `user` an admin of a group too (this device's user must be one).
     pub(super) fn make_admin(&mut self, room: &str, user: &str) -> Result<RoomInfo, NodeError> {
+        let user = self.resolve_user(user).unwrap_or_else(|_| user.to_string());
         self.change_group(room, |messenger, room, _| {
-            messenger.make_admin(room, user).map(|()| Vec::new())
+            messenger.make_admin(room, &user).map(|()| Vec::new())
         })?;
         let id = self.find_room(room)?;
         self.info_of(id)
@@ -1204,9 +1234,22 @@ impl Actor {
         self.info_of(id)
     }
 
+    /// Removes a member: by the user id the group holds, or by a name
+    /// [`Actor::resolve_user`] knows.
     pub(super) fn remove(&mut self, room: &str, user: &str) -> Result<(), NodeError> {
+        let member = self
+            .find_room(room)
+            .ok()
+            .and_then(|id| self.messaging.as_ref()?.messenger.room(id).cloned())
+            .is_some_and(
+                |r| matches!(&r.kind, RoomKind::Group { members, .. } if members.contains(user)),
+            );
+        let user = match member {
+            true => user.to_string(),
+            false => self.resolve_user(user).unwrap_or_else(|_| user.to_string()),
+        };
         self.change_group(room, |messenger, room, now| {
-            messenger.remove_member(room, user, now, &mut OsEntropy)
+            messenger.remove_member(room, &user, now, &mut OsEntropy)
         })
     }
 

@@ -123,6 +123,9 @@ pub enum RoomError {
     /// The user is not in the room.
     #[error("{0} is not a member of this room")]
     NotMember(String),
+    /// The user is in the group already.
+    #[error("{0} is already a member of this group")]
+    AlreadyMember(String),
     /// The last admin cannot leave.
     #[error("the last admin cannot leave; make someone else admin first")]
     LastAdmin,
@@ -208,6 +211,9 @@ impl Room {
         let (members, admins) = self.group_mut()?;
         if !admins.contains(admin) {
             return Err(RoomError::NotAdmin(admin.to_string()));
+        }
+        if members.contains(user) {
+            return Err(RoomError::AlreadyMember(user.to_string()));
         }
         members.insert(user.to_string());
         self.version = next;

@@ -63,6 +63,17 @@ impl Subject {
     /// Longest accepted display name, in bytes.
     pub const MAX_DISPLAY_NAME_LEN: usize = 128;
 
+    /// The same subject with every name in Unicode NFC ([`crate::text`]):
+    /// what an operator certifies, so that a path typed as conjoining jamo
+    /// names the same department as the precomposed one.
+    pub fn normalized(self) -> Subject {
+        Subject {
+            user_id: crate::text::nfc_string(&self.user_id),
+            display_name: crate::text::nfc_string(&self.display_name),
+            org_unit: self.org_unit.normalized(),
+        }
+    }
+
     /// Checks every field; decoding alone does not.
     pub fn validate(&self) -> Result<(), TrustError> {
         validate_user_id(&self.user_id)?;

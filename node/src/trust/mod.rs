@@ -33,6 +33,7 @@ mod network_key;
 mod offenders;
 mod operator;
 mod org_unit;
+mod people;
 mod policy;
 mod request;
 mod revocation;
@@ -65,6 +66,7 @@ pub use operator::{
     DAY_SECS, DEFAULT_DEVICE_CERT_DAYS, Enrollment, MAX_DEVICE_CERT_DAYS, NewAgency, Operator,
 };
 pub use org_unit::OrgUnit;
+pub use people::{Lookup, MAX_SUGGESTIONS, PeopleError, Person, lookup, people, search};
 pub use policy::{Action, TrustPolicy};
 pub use request::{EnrollmentRequest, RequestBody};
 pub use revocation::{

@@ -42,10 +42,11 @@ impl NewAgency {
                 "use 1 to 128 bytes",
             ));
         }
+        let subject = subject.normalized();
         subject.validate()?;
         let root = KeyPair::generate(entropy);
         let agency = AgencyInfo {
-            name: name.to_string(),
+            name: crate::text::nfc_string(name),
             root: root.public(),
         };
         let operator_key = KeyPair::generate(entropy);
@@ -123,7 +124,9 @@ impl Operator {
     ) -> Result<EnrollmentBundle, TrustError> {
         self.check_authority(now, policy)?;
         let device = request.verify()?;
-        enrollment.subject.validate()?;
+        // Certified in NFC whatever form the names were typed in.
+        let subject = enrollment.subject.normalized();
+        subject.validate()?;
         if enrollment.role == Role::Operator {
             return Err(TrustError::invalid(
                 "role operator",
@@ -140,7 +143,7 @@ impl Operator {
             agency: self.agency.id(),
             serial: u64::from_le_bytes(entropy.array()),
             key: request.body.device_key,
-            subject: enrollment.subject,
+            subject,
             role: enrollment.role,
             not_before: now,
             not_after: now + enrollment.days * DAY_SECS,

@@ -35,6 +35,14 @@ impl OrgUnit {
         ancestor.units().all(|unit| mine.next() == Some(unit))
     }
 
+    /// The same path in Unicode NFC (see [`crate::text`]).
+    pub fn normalized(self) -> OrgUnit {
+        match crate::text::nfc(&self.0) {
+            std::borrow::Cow::Borrowed(_) => self,
+            std::borrow::Cow::Owned(normalized) => OrgUnit(normalized),
+        }
+    }
+
     /// The path as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -63,8 +71,9 @@ impl OrgUnit {
 impl FromStr for OrgUnit {
     type Err = TrustError;
 
+    /// Parses a path typed by someone: kept in NFC.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let unit = OrgUnit(s.to_string());
+        let unit = OrgUnit(crate::text::nfc_string(s));
         unit.validate()?;
         Ok(unit)
     }

@@ -35,10 +35,11 @@ impl Format for EnrollmentRequest {
 impl EnrollmentRequest {
     /// A request for `device`, signed by it.
     pub fn new(device: &KeyPair, display_name: &str, now: u64) -> Result<Self, TrustError> {
-        validate_display_name(display_name)?;
+        let display_name = crate::text::nfc(display_name);
+        validate_display_name(&display_name)?;
         let body = RequestBody {
             device_key: device.public(),
-            display_name: display_name.to_string(),
+            display_name: display_name.into_owned(),
             created_at: now,
         };
         let signature = device.sign(Domain::EnrollmentRequest, &body);

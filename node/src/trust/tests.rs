@@ -312,3 +312,60 @@ fn bad_subject_fields_are_refused_at_enrollment() {
     assert!(err.to_string().contains("user id"), "{err}");
     assert!(EnrollmentRequest::new(&device, "", NOW).is_err());
 }
+
+/// "행정안전부/디지털정부국/2과" and "김민지" typed as conjoining jamo (macOS).
+const DECOMPOSED_ORG: &str = "\u{1112}\u{1162}\u{11bc}\u{110c}\u{1165}\u{11bc}\u{110b}\u{1161}\u{11ab}\u{110c}\u{1165}\u{11ab}\u{1107}\u{116e}/\u{1103}\u{1175}\u{110c}\u{1175}\u{1110}\u{1165}\u{11af}\u{110c}\u{1165}\u{11bc}\u{1107}\u{116e}\u{1100}\u{116e}\u{11a8}/2\u{1100}\u{116a}";
+const DECOMPOSED_NAME: &str = "\u{1100}\u{1175}\u{11b7}\u{1106}\u{1175}\u{11ab}\u{110c}\u{1175}";
+
+#[test]
+fn decomposed_hangul_is_certified_in_nfc_and_lands_in_the_real_department() {
+    let typed: OrgUnit = DECOMPOSED_ORG.parse().expect("parses");
+    assert_eq!(
+        typed.as_str(),
+        "행정안전부/디지털정부국/2과",
+        "parsing normalizes"
+    );
+    // An org unit that reaches the operator undecoded-and-unparsed (the
+    // control API's JSON, a library caller) is normalized at enrollment.
+    let raw: OrgUnit = serde_json::from_str(&format!("\"{DECOMPOSED_ORG}\"")).expect("json");
+    assert_ne!(raw.as_str(), "행정안전부/디지털정부국/2과");
+    let mut world = World::new(40);
+    let device = world.device();
+    let request = EnrollmentRequest::new(&device, DECOMPOSED_NAME, NOW).expect("request");
+    assert_eq!(request.body.display_name, "김민지");
+    let bundle = world
+        .agency
+        .operator
+        .enroll(
+            &request,
+            Enrollment {
+                subject: Subject {
+                    user_id: "kim.minji".into(),
+                    display_name: DECOMPOSED_NAME.into(),
+                    org_unit: raw,
+                },
+                role: Role::Member,
+                days: 30,
+                bootstrap: vec![],
+            },
+            &world.agency.network_key,
+            NOW,
+            &world.policy,
+            &mut world.entropy,
+        )
+        .expect("enroll");
+    let verified = bundle
+        .verify_for(device.device_id(), NOW + 10, &world.policy)
+        .expect("valid");
+    assert_eq!(verified.subject.display_name, "김민지");
+    assert_eq!(verified.subject.org_unit, typed);
+    let agency = world.info().id();
+    assert_eq!(
+        crate::rooms::RoomId::department(&agency, &verified.subject.org_unit),
+        crate::rooms::RoomId::department(
+            &agency,
+            &"행정안전부/디지털정부국/2과".parse().expect("org")
+        ),
+        "the same department room, not a phantom one"
+    );
+}
