@@ -205,6 +205,13 @@ pub enum NodeEvent {
     },
     /// The last connection to a peer closed.
     PeerDisconnected(DeviceId),
+    /// A bootstrap address did not answer (told once, until it answers).
+    BootstrapUnreachable {
+        /// The address.
+        address: String,
+        /// Why, in one line.
+        error: String,
+    },
     /// A valid gossip frame arrived.
     Gossip {
         /// Topic hash string.
@@ -348,7 +355,10 @@ impl NodeBuilder {
     pub fn spawn(self) -> Result<Node, NodeError> {
         let config = self.config.validate()?;
         let (command_tx, command_rx) = mpsc::channel(COMMAND_CAPACITY);
-        let (events, _) = broadcast::channel(config.config.event_capacity);
+        // Subscribed before the actor runs: its first events (the listen
+        // addresses, a bootstrap that does not answer) come within a
+        // millisecond, before a caller of `spawn` could subscribe.
+        let (events, first_events) = broadcast::channel(config.config.event_capacity);
         let shutdown = CancellationToken::new();
         let device = self.credentials.key.device_id();
         let actor = net::Actor::new(
@@ -373,6 +383,7 @@ impl NodeBuilder {
             },
             shutdown,
             tasks,
+            first_events: std::sync::Mutex::new(Some(first_events)),
         })
     }
 }
@@ -383,9 +394,20 @@ pub struct Node {
     handle: Handle,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    first_events: std::sync::Mutex<Option<broadcast::Receiver<NodeEvent>>>,
 }
 
 impl Node {
+    /// The node's events from its very start (the first call; later calls,
+    /// like [`Handle::events`], get those from now on).
+    pub fn events_from_start(&self) -> broadcast::Receiver<NodeEvent> {
+        self.first_events
+            .lock()
+            .ok()
+            .and_then(|mut first| first.take())
+            .unwrap_or_else(|| self.handle.events())
+    }
+
     /// A handle to talk to the node.
     pub fn handle(&self) -> Handle {
         self.handle.clone()

@@ -404,3 +404,34 @@ fn a_revoked_device_is_not_revoked_twice_and_its_owner_is_told() {
             .then_some(())
     });
 }
+
+/// Finding 20: with its relay down, a node said nothing about the bootstrap
+/// address it could not reach.
+#[test]
+fn a_node_says_when_its_bootstrap_address_does_not_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_operator, [kim]) = agency_with(dir.path(), DIVISION, ["kim"]);
+    // A port nobody listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port();
+    let address = format!("/ip4/127.0.0.1/tcp/{port}");
+    let node = start_on_loopback(&kim, Some(&address));
+    let line = eventually(30, "the unreachable bootstrap line", || {
+        node.log()
+            .lines()
+            .find(|l| l.starts_with(&format!("bootstrap {address} does not answer (")))
+            .map(str::to_string)
+    });
+    assert!(line.contains("keeps trying"), "{line}");
+    let status = kim.run(["status"]).success();
+    assert!(status.contains("relays:       none reachable"), "{status}");
+    assert_eq!(
+        node.log().matches("does not answer").count(),
+        1,
+        "one line, not one per dial: {}",
+        node.log()
+    );
+}

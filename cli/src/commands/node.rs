@@ -123,7 +123,7 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
             .clock(std::sync::Arc::new(clock))
             .spawn()?;
         let handle = node.handle();
-        let mut events = handle.events();
+        let mut events = node.events_from_start();
         if let Some(not_after) = expired {
             println!(
                 "This device's certificate expired at {}: no peer admits it and it shows nothing.",
@@ -237,6 +237,11 @@ fn print_event(event: &NodeEvent, me: &str) {
             println!("refused {peer}: {}", printable(reason))
         }
         NodeEvent::PeerDisconnected(device) => println!("disconnected {device}"),
+        NodeEvent::BootstrapUnreachable { address, error } => println!(
+            "bootstrap {} does not answer ({}); the node keeps trying while no peer is connected",
+            printable(address),
+            printable(error)
+        ),
         NodeEvent::Gossip {
             author_user,
             payload,

@@ -251,6 +251,8 @@ pub(crate) struct Actor {
     >,
     /// When this node last finished reconciling with a peer (Unix seconds).
     last_sync: Option<u64>,
+    /// Bootstrap addresses that did not answer, told once until they do.
+    unreachable_bootstrap: HashSet<Multiaddr>,
 }
 
 #[path = "directory_requests.rs"]
@@ -481,6 +483,7 @@ impl Actor {
             triggers: sync_triggers::SyncTriggers::default(),
             directory: super::directory_service::DirectoryService::new(is_relay),
             last_sync: None,
+            unreachable_bootstrap: HashSet::new(),
         })
     }
 
@@ -971,7 +974,13 @@ impl Actor {
                 endpoint,
                 num_established,
                 ..
-            } => self.on_connected(peer_id, &endpoint, num_established.get()),
+            } => {
+                if let ConnectedPoint::Dialer { address, .. } = &endpoint {
+                    self.unreachable_bootstrap
+                        .retain(|b| !address.iter().zip(b.iter()).all(|(x, y)| x == y));
+                }
+                self.on_connected(peer_id, &endpoint, num_established.get())
+            }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
@@ -990,6 +999,7 @@ impl Actor {
                 if let Some(peer) = peer_id {
                     self.pending.remove(&peer);
                 }
+                self.note_unreachable_bootstrap(&error);
             }
             SwarmEvent::IncomingConnectionError {
                 error,
@@ -1066,6 +1076,31 @@ impl Actor {
             // Kademlia dials peers it learns of during its own queries.
             (None, ConnectedPoint::Dialer { .. }) => Discovery::Kademlia,
             (None, ConnectedPoint::Listener { .. }) => Discovery::Inbound,
+        }
+    }
+
+    /// Tells the user, once until it answers again, that a bootstrap
+    /// address does not answer (finding 20: a node with its relay down
+    /// said nothing).
+    fn note_unreachable_bootstrap(&mut self, error: &swarm::DialError) {
+        let swarm::DialError::Transport(errors) = error else {
+            return;
+        };
+        for (address, why) in errors {
+            let Some(bootstrap) = self
+                .bootstrap
+                .iter()
+                .find(|b| address.iter().zip(b.iter()).all(|(x, y)| x == y))
+                .cloned()
+            else {
+                continue;
+            };
+            if self.unreachable_bootstrap.insert(bootstrap.clone()) {
+                self.emit(NodeEvent::BootstrapUnreachable {
+                    address: bootstrap.to_string(),
+                    error: transport_error_line(why),
+                });
+            }
         }
     }
 
@@ -1290,4 +1325,16 @@ impl Actor {
             Err(e) => tracing::debug!(%circuit, error = %e, "cannot reserve a relayed address"),
         }
     }
+}
+
+/// A dial's transport error in one line, innermost cause last ("connection
+/// refused" rather than a chain of wrappers).
+fn transport_error_line(error: &libp2p::TransportError<std::io::Error>) -> String {
+    let mut line = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        line = cause.to_string();
+        source = cause.source();
+    }
+    line.lines().next().unwrap_or_default().to_string()
 }
