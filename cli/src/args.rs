@@ -2,7 +2,12 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use anyhow::{Result, bail};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, Parser, Subcommand};
+
+/// The heading of the options every command takes, apart from its own.
+const GLOBAL: &str = "Global options (any command)";
 
 /// Names typed at the command line, in Unicode NFC (Korean typed as
 /// conjoining jamo names the same thing as precomposed syllables).
@@ -15,7 +20,13 @@ fn nfc(text: &str) -> Result<String, std::convert::Infallible> {
 #[command(name = "baro", version, about, propagate_version = true)]
 pub struct Cli {
     /// The node's home directory [default: $HOME/.baro].
-    #[arg(long, global = true, env = "BARO_HOME", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "BARO_HOME",
+        value_name = "DIR",
+        help_heading = GLOBAL
+    )]
     pub home: Option<PathBuf>,
 
     /// Services such as relays: keep the storage key in this owner-only file
@@ -25,20 +36,44 @@ pub struct Cli {
         long,
         global = true,
         env = "BARO_STORAGE_KEY_FILE",
-        value_name = "PATH"
+        value_name = "PATH",
+        help_heading = GLOBAL
     )]
     pub storage_key_file: Option<PathBuf>,
 
     /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
     /// More log output on stderr (-v, -vv); RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Refuses global options the command would ignore: `demo` makes its own
+/// homes in a temporary directory and narrates in text. (`BARO_HOME` and
+/// `BARO_STORAGE_KEY_FILE` in the environment are for other commands and
+/// are left alone.)
+pub fn refuse_unused(matches: &ArgMatches) -> Result<()> {
+    let Some(("demo", demo)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let typed = |id: &str| demo.value_source(id) == Some(ValueSource::CommandLine);
+    for (id, option) in [
+        ("home", "--home"),
+        ("storage_key_file", "--storage-key-file"),
+        ("json", "--json"),
+    ] {
+        if typed(id) {
+            bail!(
+                "`baro demo` does not take {option}: it makes its own homes in a temporary directory, removes them at the end and narrates in text"
+            );
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,8 +86,14 @@ pub enum Command {
     Device(DeviceCommand),
     /// Show this device's id, owner, agency, org unit, role and validity.
     Whoami,
-    /// Run this device as a mesh node in the foreground (Ctrl-C stops it).
+    /// Run this device as a mesh node: in the foreground (Ctrl-C stops
+    /// it), or in the background with --detach (`baro stop` stops it).
+    /// `chat`, `send` and `history` start one in the background when none runs.
     Run(RunArgs),
+    /// Stop the node running on this home (started with --detach, by
+    /// `chat`/`send`/`history`, or in another terminal) and wait until it
+    /// has exited.
+    Stop,
     /// Run this device as a field-office relay (needs a relay certificate):
     /// always on, bootstrap for devices, circuit relay for devices behind
     /// NAT, and store-and-forward of every room's ciphertext for devices
@@ -115,7 +156,8 @@ pub enum Command {
         #[arg(value_parser = nfc)]
         room: String,
     },
-    /// Run a narrated demonstration in a temporary directory.
+    /// Run a narrated demonstration with Korean officials, in a temporary
+    /// directory of its own (removed at the end; --home is not used).
     Demo,
 }
 
@@ -303,6 +345,53 @@ pub struct RunArgs {
     /// Seconds between mDNS queries on the local network.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub mdns_interval: u64,
+    /// Run in the background: return once the node answers, its lines go
+    /// to node.log in the home (without message text); `baro stop` stops it.
+    #[arg(long)]
+    pub detach: bool,
+    /// Internal: this process is the background node `--detach` started.
+    #[arg(long, hide = true)]
+    pub background: bool,
+}
+
+impl RunArgs {
+    /// These options as words for the background node, without --detach.
+    pub fn to_words(&self) -> Vec<std::ffi::OsString> {
+        let mut words: Vec<String> = Vec::new();
+        for listen in &self.listen {
+            words.extend(["--listen".into(), listen.clone()]);
+        }
+        for bootstrap in &self.bootstrap {
+            words.extend(["--bootstrap".into(), bootstrap.clone()]);
+        }
+        if self.no_mdns {
+            words.push("--no-mdns".into());
+        }
+        words.extend([
+            "--sync-interval".into(),
+            self.sync_interval.to_string(),
+            "--mdns-interval".into(),
+            self.mdns_interval.to_string(),
+        ]);
+        words.into_iter().map(Into::into).collect()
+    }
+}
+
+impl RelayArgs {
+    /// These options as words for the background relay, without --detach.
+    pub fn to_words(&self) -> Vec<std::ffi::OsString> {
+        let mut words = self.network.to_words();
+        words.extend(
+            [
+                "--retention-days".to_string(),
+                self.retention_days.to_string(),
+                "--max-store-mb".to_string(),
+                self.max_store_mb.to_string(),
+            ]
+            .map(Into::into),
+        );
+        words
+    }
 }
 
 #[derive(Debug, Args)]

@@ -4,21 +4,32 @@
 //! exit code and one line on stderr saying what was wrong.
 
 mod args;
+mod closed_pipe;
 mod commands;
+mod display_width;
+mod local_time;
+mod message_size;
 mod output;
 mod passphrase;
 mod pin;
 mod sanitize;
 mod secrets;
+mod table;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     // First, while this is the only thread.
     secrets::take_from_environment();
-    let args = args::Cli::parse();
+    closed_pipe::end_quietly();
+    let matches = args::Cli::command().get_matches();
+    let args = args::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let json = args.json;
+    if let Err(error) = args::refuse_unused(&matches) {
+        return fail(&error, json);
+    }
     // The demo narrates on stdout; its refusals would repeat as warnings.
     let quiet = matches!(args.command, args::Command::Demo);
     init_tracing(args.verbose, quiet);
@@ -26,14 +37,23 @@ fn main() -> ExitCode {
     pin::install(args.storage_key_file.clone());
     match commands::run(args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            // `{:#}` joins the cause chain into one line; the node's
-            // errors can quote names and text from the network.
-            let message = one_line(&format!("{error:#}"));
-            eprintln!("error: {}", sanitize::printable(&message));
-            ExitCode::FAILURE
-        }
+        Err(error) => fail(&error, json),
     }
+}
+
+/// One line on stderr: `error: …`, or with `--json` an object
+/// `{"error": "…"}` for scripts.
+fn fail(error: &anyhow::Error, json: bool) -> ExitCode {
+    // `{:#}` joins the cause chain into one line; the node's errors can
+    // quote names and text from the network.
+    let message = one_line(&format!("{error:#}"));
+    if json {
+        // JSON escapes control characters itself.
+        eprintln!("{}", serde_json::json!({ "error": message }));
+    } else {
+        eprintln!("error: {}", sanitize::printable(&message));
+    }
+    ExitCode::FAILURE
 }
 
 fn one_line(message: &str) -> String {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::sanitize::printable;
 
-pub use baro_node::clock::format_utc as date;
+pub use crate::local_time::date;
 
 /// JSON for a verified certificate.
 pub fn device_json(device: &VerifiedDevice) -> Value {

@@ -39,7 +39,13 @@ pub fn install(key_file: Option<PathBuf>) {
         }
         let pin = match secrets::pin() {
             Some(pin) => pin,
-            None => ask(purpose)?,
+            None => {
+                let pin = ask(purpose)?;
+                // Asked once: a node this command starts in the background
+                // gets it too ([`existing`]).
+                secrets::set_pin(pin.clone());
+                pin
+            }
         };
         let unlock = Arc::new(Unlock::Pin {
             pin: Passphrase::from_zeroizing(pin),
@@ -49,6 +55,15 @@ pub fn install(key_file: Option<PathBuf>) {
         *known = Some(Arc::clone(&unlock));
         Ok(unlock)
     });
+}
+
+/// The PIN of an existing home, for a node started in the background:
+/// `BARO_PIN` or the one already asked for, else asked at the terminal.
+pub fn existing() -> Result<Zeroizing<String>, StoreError> {
+    match secrets::pin() {
+        Some(pin) => Ok(pin),
+        None => ask(UnlockFor::Existing),
+    }
 }
 
 fn ask(purpose: UnlockFor) -> Result<Zeroizing<String>, StoreError> {

@@ -43,6 +43,12 @@ pub fn pin() -> Option<Zeroizing<String>> {
     PIN.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
+/// Keeps `pin` as if it had come in `BARO_PIN` (the background node gets
+/// it on a pipe from the command that started it).
+pub fn set_pin(pin: Zeroizing<String>) {
+    *PIN.lock().unwrap_or_else(|p| p.into_inner()) = Some(pin);
+}
+
 /// The passphrase given in `BARO_PASSPHRASE`, if any.
 pub fn passphrase() -> Option<Zeroizing<String>> {
     PASSPHRASE.lock().unwrap_or_else(|p| p.into_inner()).clone()

@@ -1,5 +1,5 @@
 //! The README's first command: `baro demo` runs every step of its narrated
-//! tour (real homes, real nodes, the relay, revocation and wipe, a killed
+//! tour with Korean officials, org units and messages (real homes, real nodes, the relay, revocation and wipe, a killed
 //! process, a thief's copy, a phone past its lease) to the end, in a
 //! temporary directory it removes afterwards.
 
@@ -30,7 +30,7 @@ fn the_demo_runs_every_step_to_the_end() {
     }
     for shown in [
         "in the agency directory",
-        "removes Choi Seoyeon: the group moves to a new key",
+        "removes 최서연: the group moves to a new key",
         "the phone hears of it",
         "all 3 messages are there once",
         "the copy is unreadable without her PIN",

@@ -90,18 +90,19 @@ fn terminal_escapes_from_another_member_are_shown_not_executed() {
     assert_no_escape("room list", &rooms.output.stdout);
     assert!(rooms.stdout().contains(GROUP_SHOWN), "{}", rooms.stdout());
 
-    // `baro run` prints the message and the group it joined; its log also
-    // holds stderr (where log lines may be coloured), so only the lines
-    // that carry the attacker's text are checked.
+    // `baro run` prints the message (one line, cut to 60 columns, its line
+    // feed shown as `\n`) and the group it joined; its log also holds
+    // stderr (where log lines may be coloured), so only the lines that
+    // carry the attacker's text are checked.
     let log = eventually(30, "lee's node prints both", || {
         let log = lee_node.log();
-        (log.contains("approved") && log.contains("joined room")).then_some(log)
+        (log.contains("FAKE") && log.contains("joined room")).then_some(log)
     });
     let attacker_lines: Vec<&str> = log
         .lines()
         .filter(|line| line.contains("FAKE") || line.contains("approved") || line.contains("Ops"))
         .collect();
-    assert!(attacker_lines.len() >= 3, "{log}");
+    assert!(attacker_lines.len() >= 2, "{log}");
     for line in &attacker_lines {
         assert_no_escape("baro run", line.as_bytes());
     }

@@ -81,7 +81,7 @@ pub fn enroll(home: &Path, args: args::AgencyEnroll, json: bool) -> Result<()> {
         org_unit: args.org.parse()?,
     };
     subject.validate()?;
-    let passphrase = passphrase::existing()?;
+    let passphrase = passphrase::existing(home)?;
     let bundle = enrollment::enroll(
         home,
         &passphrase,
@@ -125,7 +125,7 @@ pub fn enroll(home: &Path, args: args::AgencyEnroll, json: bool) -> Result<()> {
 /// Moves the root key into `file`: written and read back first, removed
 /// from the home only once the file holds it.
 pub fn export_root(home: &Path, file: &Path, json: bool) -> Result<()> {
-    let passphrase = passphrase::existing()?;
+    let passphrase = passphrase::existing(home)?;
     let sealed = enrollment::export_root_key(home, &passphrase)?;
     write_new(file, &sealed, "root key file")?;
     let written = read_input(file, "the root key file")?;
@@ -151,7 +151,7 @@ pub fn export_root(home: &Path, file: &Path, json: bool) -> Result<()> {
 
 pub fn import_root(home: &Path, file: &Path, json: bool) -> Result<()> {
     let bytes = read_input(file, "the root key file")?;
-    let passphrase = passphrase::existing()?;
+    let passphrase = passphrase::existing(home)?;
     let agency = enrollment::import_root_key(home, &bytes, &passphrase)?;
     if json {
         return print_json(&json!({
@@ -194,7 +194,7 @@ pub fn show(home: &Path, json: bool) -> Result<()> {
         println!(
             "  operator:          {} (key {key}), certified until {}",
             printable(&op.subject.user_id),
-            baro_node::clock::format_utc(op.not_after)
+            crate::local_time::date(op.not_after)
         );
         if status.root_key_here {
             println!(

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use baro_node::agency_policy::{self, NewPolicy};
 use baro_node::api::MessageView;
 use baro_node::api::{self, Request, Response};
-use baro_node::clock::{ManualClock, format_utc, unix_now};
+use baro_node::clock::{ManualClock, unix_now};
 use baro_node::config::RelayConfig;
 use baro_node::crypto::{KdfParams, Passphrase};
 use baro_node::enrollment::{self, AgencyInit};
@@ -24,9 +24,10 @@ use baro_node::trust::{
 use baro_node::wire;
 use baro_node::{Credentials, DeviceId, Node, NodeBuilder, NodeConfig, NodeEvent};
 
+use crate::display_width::pad;
 use crate::output::{date, device_lines};
 
-const AGENCY: &str = "Ministry of the Interior and Safety (demo)";
+const AGENCY: &str = "행정안전부 (데모)";
 
 struct Official {
     user: &'static str,
@@ -38,26 +39,26 @@ struct Official {
 const DEVICES: [Official; 4] = [
     Official {
         user: "kim.minji",
-        name: "Kim Minji",
-        org: "MOIS/Digital Government Bureau/Division 2",
+        name: "김민지",
+        org: DIVISION,
         role: Role::Member,
     },
     Official {
         user: "lee.junho",
-        name: "Lee Junho",
-        org: "MOIS/Digital Government Bureau/Division 2",
+        name: "이준호",
+        org: DIVISION,
         role: Role::Member,
     },
     Official {
         user: "choi.seoyeon",
-        name: "Choi Seoyeon",
-        org: "MOIS/Local Autonomy Office",
+        name: "최서연",
+        org: "행정안전부/자치분권실",
         role: Role::Member,
     },
     Official {
         user: "relay.sejong",
-        name: "Sejong field-office relay",
-        org: "MOIS/Field Offices/Sejong",
+        name: "세종 현장사무소 중계기",
+        org: "행정안전부/현장사무소/세종",
         role: Role::Relay,
     },
 ];
@@ -100,7 +101,7 @@ pub fn run() -> Result<()> {
         &console,
         AgencyInit {
             name: AGENCY.into(),
-            operator: subject("park.jiwoo", "Park Jiwoo", "MOIS/Digital Government Bureau")?,
+            operator: subject("park.jiwoo", "박지우", "행정안전부/디지털정부국")?,
             kdf: KdfParams::default(),
         },
         &passphrase(),
@@ -123,8 +124,8 @@ pub fn run() -> Result<()> {
         let request_file = home.with_extension("request");
         std::fs::write(&request_file, wire::encode(&request))?;
         println!(
-            "   {:<26} device {}  request {} bytes",
-            official.name,
+            "   {} device {}  request {} bytes",
+            pad(official.name, 22),
             request.body.device_key.device_id(),
             wire::encode(&request).len()
         );
@@ -142,10 +143,10 @@ pub fn run() -> Result<()> {
         std::fs::write(&bundle_file, wire::encode(&bundle))?;
         let device = enrollment::install(home, &wire::encode(&bundle), now)?;
         println!(
-            "   ✓ {:<26} {:<8} {:<42} valid until {}",
-            device.subject.display_name,
+            "   ✓ {} {:<8} {} valid until {}",
+            pad(&device.subject.display_name, 22),
             device.role.to_string(),
-            device.subject.org_unit.to_string(),
+            pad(device.subject.org_unit.as_str(), 28),
             date(device.not_after)
         );
         bundles.push((home.clone(), bundle_file));
@@ -191,7 +192,7 @@ pub fn run() -> Result<()> {
     )?;
 
     let late = dir.join("late-device");
-    let request = enrollment::init_device(&late, "Jung Haneul", now)?;
+    let request = enrollment::init_device(&late, "정하늘", now)?;
     let request_file = late.with_extension("request");
     std::fs::write(&request_file, wire::encode(&request))?;
     let stale = enroll(&console, &passphrase(), &request_file, &DEVICES[0], 1, now)?;
@@ -312,9 +313,9 @@ fn power_cut(home: &Path, pin: &str) -> Result<()> {
         node.id()
     );
     let texts = [
-        "Photos of the flood damage at the Sejong site: 14 houses",
-        "Road to the site is closed; use the north bridge",
-        "Request: two more pumps by tonight",
+        "세종 현장 침수 피해 사진: 주택 14채",
+        "현장 진입로가 통제되었습니다. 북쪽 다리를 이용하세요",
+        "요청: 오늘 밤까지 양수기 2대 추가",
     ];
     for text in texts {
         let request = Request::Send {
@@ -387,7 +388,7 @@ fn stolen_laptop(kim_home: &Path, copy: &Path) -> Result<()> {
     )?;
     let mut named = 0;
     for (_, bytes) in files_in(copy)? {
-        for name in ["kim.minji", "Kim Minji", "Lee Junho", "two more pumps"] {
+        for name in ["kim.minji", "김민지", "이준호", "양수기 2대 추가"] {
             named += usize::from(bytes.windows(name.len()).any(|w| w == name.as_bytes()));
         }
     }
@@ -449,7 +450,7 @@ struct Console<'a> {
 }
 
 /// The department room Kim and Lee share.
-const DIVISION: &str = "MOIS/Digital Government Bureau/Division 2";
+const DIVISION: &str = "행정안전부/디지털정부국/2과";
 
 /// A device running as a node, with its encrypted store on disk.
 struct Running {
@@ -541,8 +542,8 @@ async fn mesh(
             .map(|p| format!("{} via {}", p.user_id, p.found_by))
             .collect();
         println!(
-            "   ✓ {:<14} admitted {}: {}",
-            device.name,
+            "   ✓ {} admitted {}: {}",
+            pad(&device.name, 22),
             peers.len(),
             seen.join(", ")
         );
@@ -665,7 +666,7 @@ async fn say(node: &Node, room: &str, text: &str) -> Result<()> {
 
 /// Kim looks up a colleague in the agency directory the field-office relay keeps.
 async fn directory_lookup(kim: &Node, kim_name: &str) -> Result<()> {
-    let query = DirectoryQuery::Search("choi".into());
+    let query = DirectoryQuery::Search("서연".into());
     let mut found = None;
     for _ in 0..100 {
         match kim.handle().people(query.clone()).await {
@@ -681,7 +682,7 @@ async fn directory_lookup(kim: &Node, kim_name: &str) -> Result<()> {
     };
     for person in &found.people {
         println!(
-            "   {kim_name} looks up \"choi\" in the agency directory: {} ({}), {}, {} device(s)",
+            "   {kim_name} looks up \"서연\" in the agency directory: {} ({}), {}, {} device(s)",
             person.name,
             person.user,
             person.org_unit,
@@ -702,7 +703,7 @@ async fn messaging(officials: &[Running]) -> Result<()> {
     let (choi_name, choi) = (&choi.name, &choi.node);
     let division = DIVISION;
     let (mut lee_events, mut choi_events) = (lee.handle().events(), choi.handle().events());
-    let text = "Draft budget is in the shared folder";
+    let text = "예산안 초안은 공유 폴더에 있습니다";
     say(kim, division, text).await?;
     if !arrives(&mut lee_events, text, 10).await {
         bail!("{lee_name} did not receive the department message");
@@ -718,7 +719,7 @@ async fn messaging(officials: &[Running]) -> Result<()> {
         .map(|r| r.name)
         .collect();
     println!(
-        "   ✓ {choi_name} (Local Autonomy Office) is not in that room: her rooms are {}",
+        "   ✓ {choi_name} (자치분권실) is not in that room: her rooms are {}",
         choi_rooms.join(", ")
     );
     outsider_sees_nothing(kim, lee, choi, choi_name, division).await?;
@@ -735,10 +736,7 @@ async fn messaging(officials: &[Running]) -> Result<()> {
 
     let group = kim
         .handle()
-        .create_group(
-            "Budget review",
-            vec!["lee.junho".into(), "choi.seoyeon".into()],
-        )
+        .create_group("예산 검토", vec!["lee.junho".into(), "choi.seoyeon".into()])
         .await?;
     println!(
         "   {kim_name} creates the group \"{}\" with {lee_name} and {choi_name}",
@@ -762,8 +760,8 @@ async fn messaging(officials: &[Running]) -> Result<()> {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     println!("   ✓ both members' devices received the group key and joined");
-    let hello = "Can you both check the figures by Friday?";
-    say(kim, "Budget review", hello).await?;
+    let hello = "금요일까지 두 분 모두 수치를 확인해 주시겠어요?";
+    say(kim, "예산 검토", hello).await?;
     let lee_read = arrives(&mut lee_events, hello, 10).await;
     let choi_read = arrives(&mut choi_events, hello, 10).await;
     if !(lee_read && choi_read) {
@@ -771,11 +769,11 @@ async fn messaging(officials: &[Running]) -> Result<()> {
     }
     // Choi's delivery receipt is a room message too: it must be in before
     // she is removed, or members would refuse it as coming from a non-member.
-    delivered_to(kim, "Budget review", hello, &["lee.junho", "choi.seoyeon"]).await?;
+    delivered_to(kim, "예산 검토", hello, &["lee.junho", "choi.seoyeon"]).await?;
     println!("   ✓ both members read \"{hello}\"; {kim_name} sees it delivered to both");
-    kim.handle().remove("Budget review", "choi.seoyeon").await?;
-    let after = "Choi has moved to another project; figures attached";
-    say(kim, "Budget review", after).await?;
+    kim.handle().remove("예산 검토", "choi.seoyeon").await?;
+    let after = "최서연 주무관은 다른 과제로 이동했습니다. 수치를 첨부합니다";
+    say(kim, "예산 검토", after).await?;
     let lee_read = arrives(&mut lee_events, after, 10).await;
     let choi_read = arrives(&mut choi_events, after, 2).await;
     if !lee_read || choi_read {
@@ -785,7 +783,7 @@ async fn messaging(officials: &[Running]) -> Result<()> {
     }
     println!("   {kim_name} removes {choi_name}: the group moves to a new key she never receives");
     println!("   ✓ {lee_name} reads the next message; {choi_name}'s device cannot decrypt it");
-    let history = lee.handle().history("Budget review", 10).await?;
+    let history = lee.handle().history("예산 검토", 10).await?;
     println!("   {lee_name}'s history of \"Budget review\" (kept encrypted at rest):");
     for message in history {
         println!("     {}: {}", message.sender_name, message.text);
@@ -827,7 +825,7 @@ async fn outsider_sees_nothing(
     choi.handle().follow(room_id).await?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (mut choi_events, mut lee_events) = (choi.handle().events(), lee.handle().events());
-    let text = "Personnel evaluations are due on Monday";
+    let text = "인사 평가는 월요일 마감입니다";
     say(kim, division, text).await?;
     if !arrives(&mut lee_events, text, 10).await {
         bail!("the division did not receive the message");
@@ -894,12 +892,12 @@ async fn direct_chat(
     choi_name: &str,
 ) -> Result<()> {
     let mut kim_events = kim.handle().events();
-    let ask = "Can we go over the evaluations before lunch?";
+    let ask = "점심 전에 평가를 함께 검토할 수 있을까요?";
     say(kim, "@lee.junho", ask).await?;
     if !arrives(lee_events, ask, 10).await {
         bail!("the 1:1 message did not arrive");
     }
-    let reply = "Sure, 11:30 in my office";
+    let reply = "네, 11시 30분에 제 사무실에서 뵙겠습니다";
     say(lee, "@kim.minji", reply).await?;
     if !arrives(&mut kim_events, reply, 10).await {
         bail!("the 1:1 reply did not arrive");
@@ -940,8 +938,8 @@ async fn offline_catch_up(
     let before = relay.node.handle().status().await?;
     let notes = [
         "The review moved to 2 pm tomorrow, room 3-204",
-        "The director wants the figures in won, not thousands",
-        "Lee, please bring the printed annex",
+        "국장님께서 수치를 천 원 단위가 아닌 원 단위로 원하십니다",
+        "이 주무관님, 인쇄한 부록을 가져와 주세요",
     ];
     for note in notes {
         say(&kim.node, DIVISION, note).await?;
@@ -1109,7 +1107,7 @@ async fn lost_phone(
     println!("   ✓ all five devices admitted each other");
 
     holds_key(&phone.node, DIVISION).await?;
-    let text = "Busan site visit on Thursday: the KTX tickets are in the shared folder";
+    let text = "목요일 부산 현장 방문: KTX 표는 공유 폴더에 있습니다";
     say(&kim.node, DIVISION, text).await?;
     if !arrives(&mut phone_events, text, 10).await {
         bail!("the phone did not receive the department message");
@@ -1196,7 +1194,7 @@ async fn lost_phone(
     println!(
         "   ✓ the console receives the wipe receipt of {} (wiped at {})",
         label(&receipt_device),
-        format_utc(wiped_at)
+        date(wiped_at)
     );
     let record = revocation_record(&operator_node.node, &view.id, labels.len() - 2).await?;
     let seen: Vec<String> = record.seen_by.iter().map(&label).collect();
@@ -1206,20 +1204,20 @@ async fn lost_phone(
         record.device.short(),
         record.user,
         record.issued_by,
-        format_utc(record.issued_at),
+        date(record.issued_at),
         record.reason
     );
     for wiped in &record.wiped {
         println!(
             "     wipe receipt: {} erased itself at {}",
             label(&wiped.device),
-            format_utc(wiped.wiped_at)
+            date(wiped.wiped_at)
         );
     }
     println!("     seen by {} peer(s): {}", seen.len(), seen.join(", "));
 
     let (mut kim_events, mut lee_events) = (kim.node.handle().events(), lee.node.handle().events());
-    let next = "Kim's phone is revoked; the Busan plan stands";
+    let next = "김민지 주무관의 휴대폰은 회수되었습니다. 부산 계획은 그대로입니다";
     say(&lee.node, DIVISION, next).await?;
     if !arrives(&mut kim_events, next, 10).await {
         bail!(

@@ -1,6 +1,8 @@
 //! One function per command; each returns `anyhow::Result` and prints its result.
 
 mod agency;
+mod background;
+mod chat;
 mod demo;
 mod device;
 mod files;
@@ -18,6 +20,7 @@ use crate::args::{AgencyCommand, Cli, Command, DeviceCommand, PolicyCommand, Roo
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let json = cli.json;
+    let key_file = cli.storage_key_file.as_deref();
     match cli.command {
         Command::Demo => demo::run(),
         Command::Agency(AgencyCommand::Init(args)) => agency::init(&home(cli.home)?, args, json),
@@ -46,6 +49,24 @@ pub fn run(cli: Cli) -> Result<()> {
             device::install(&home(cli.home)?, args, json)
         }
         Command::Whoami => device::whoami(&home(cli.home)?, json),
+        Command::Run(args) if args.detach => {
+            let home = home(cli.home)?;
+            let words = [vec!["run".into()], verbosity(cli.verbose), args.to_words()].concat();
+            background::start(&home, &words, key_file)?;
+            detached(&home, json)
+        }
+        Command::Relay(args) if args.network.detach => {
+            let home = home(cli.home)?;
+            let words = [
+                vec!["relay".into()],
+                verbosity(cli.verbose),
+                args.to_words(),
+            ]
+            .concat();
+            background::start(&home, &words, key_file)?;
+            detached(&home, json)
+        }
+        Command::Stop => background::stop(&home(cli.home)?, json),
         Command::Run(args) => node::run(&home(cli.home)?, args, None),
         Command::Relay(args) => node::run(
             &home(cli.home)?,
@@ -83,11 +104,42 @@ pub fn run(cli: Cli) -> Result<()> {
             rooms::remove(&home(cli.home)?, room, user)
         }
         Command::Room(RoomCommand::Leave { room }) => rooms::leave(&home(cli.home)?, room),
-        Command::Send { room, text } => rooms::send(&home(cli.home)?, room, text, json),
-        Command::History { room, limit } => rooms::history(&home(cli.home)?, room, limit, json),
+        Command::Send { room, text } => {
+            let home = home(cli.home)?;
+            // Refused before a node is started for it.
+            crate::message_size::check(&text)?;
+            background::ensure_running(&home, key_file)?;
+            rooms::send(&home, room, text, json)
+        }
+        Command::History { room, limit } => {
+            let home = home(cli.home)?;
+            background::ensure_running(&home, key_file)?;
+            rooms::history(&home, room, limit, json)
+        }
         Command::Watch { room } => rooms::watch(&home(cli.home)?, room, json),
-        Command::Chat { room } => rooms::chat(&home(cli.home)?, room),
+        Command::Chat { room } => chat::chat(&home(cli.home)?, room, key_file),
     }
+}
+
+/// `-v`, `-vv` for the background node.
+fn verbosity(verbose: u8) -> Vec<std::ffi::OsString> {
+    (0..verbose).map(|_| "-v".into()).collect()
+}
+
+/// After `run --detach`: where the node is and how to stop it.
+fn detached(home: &std::path::Path, json: bool) -> Result<()> {
+    let log = home.join(background::LOG_NAME);
+    if json {
+        return print_json(&serde_json::json!({
+            "running": true,
+            "log": log.display().to_string(),
+        }));
+    }
+    println!(
+        "The node runs in the background: `baro stop` stops it; its log is {}",
+        log.display()
+    );
+    Ok(())
 }
 
 /// `--home`, else `BARO_HOME` (clap reads it), else `$HOME/.baro`. A wipe

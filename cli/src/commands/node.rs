@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use baro_node::api::{self, Request, Response};
-use baro_node::clock::{Clock, format_utc, unix_now};
+use baro_node::clock::{Clock, unix_now};
 use baro_node::config::RelayConfig;
 use baro_node::enrollment;
 use baro_node::store::{Home, SledStore, Store};
@@ -14,7 +14,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::print_json;
 use crate::args::RunArgs;
-use crate::sanitize::{CONTINUATION, printable, printable_lines};
+use crate::display_width::truncate;
+use crate::local_time::{LocalTime, date};
+use crate::sanitize::printable;
+use crate::table::Table;
 
 /// Test hook: seconds added to the wall clock, so a process test of the
 /// lease moves time on without waiting days. It gives a thief nothing: the
@@ -36,6 +39,9 @@ const RESTRICTED_RUN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs the node in the foreground; `relay` makes it a field-office relay.
 pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result<()> {
+    if args.background {
+        super::background::become_background()?;
+    }
     let clock = NodeClock(
         std::env::var(CLOCK_SKIP_ENV)
             .ok()
@@ -127,7 +133,7 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
         if let Some(not_after) = expired {
             println!(
                 "This device's certificate expired at {}: no peer admits it and it shows nothing.",
-                format_utc(not_after)
+                date(not_after)
             );
             println!(
                 "It started only to learn and obey a revocation naming it (held, or shown by a peer) and its lease."
@@ -151,7 +157,7 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
             store.flush()?;
             anyhow::bail!(
                 "this device's certificate expired at {} and it holds no revocation of itself: ask an operator for a new bundle",
-                format_utc(not_after)
+                date(not_after)
             );
         }
         let shutdown = node.shutdown_token();
@@ -179,6 +185,11 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
         let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut wiped = None;
+        let mut lines = EventLines {
+            without_text: args.background,
+            ..EventLines::default()
+        };
+        let me_id = handle.device().to_string();
         loop {
             tokio::select! {
                 _ = interrupt.recv() => break,
@@ -193,7 +204,9 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
                         if let NodeEvent::LeaseEnding(view) = &event {
                             warned = view.lease_days_left;
                         }
-                        print_event(&event, &handle.device().to_string());
+                        if let Some(line) = lines.line(&event, &me_id) {
+                            println!("{line}");
+                        }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         println!("({n} events not shown)");
@@ -217,105 +230,157 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
     })
 }
 
-/// Prints one node event; every name, reason and text in it came from
-/// the network and is shown through [`printable`].
-fn print_event(event: &NodeEvent, me: &str) {
-    match event {
-        NodeEvent::Listening(address) => {
-            println!("listening on {}/p2p/{me}", printable(&address.to_string()))
-        }
-        NodeEvent::PeerAdmitted(peer) => println!(
-            "admitted {} ({}, {}, {}) via {} at {}",
-            printable(&peer.display_name),
-            printable(&peer.user_id),
-            peer.role,
-            printable(peer.org_unit.as_str()),
-            peer.found_by,
-            printable(&peer.address)
-        ),
-        NodeEvent::PeerRefused { peer, reason } => {
-            println!("refused {peer}: {}", printable(reason))
-        }
-        NodeEvent::PeerDisconnected(device) => println!("disconnected {device}"),
-        NodeEvent::BootstrapUnreachable { address, error } => println!(
-            "bootstrap {} does not answer ({}); the node keeps trying while no peer is connected",
-            printable(address),
-            printable(error)
-        ),
-        NodeEvent::Gossip {
-            author_user,
-            payload,
-            ..
-        } => println!(
-            "notice from {}: {}",
-            printable(author_user),
-            printable(&String::from_utf8_lossy(payload))
-        ),
-        NodeEvent::Message(message) => println!(
-            "[{}] {}: {}",
-            printable(&message.room_name),
-            printable(&message.sender_name),
-            printable_lines(&message.text, CONTINUATION)
-        ),
-        NodeEvent::RoomJoined(room) => println!(
-            "joined room \"{}\" ({})",
-            printable(&room.name),
-            printable(&room.kind)
-        ),
-        NodeEvent::Unreadable { room, .. } => {
-            tracing::debug!(room = %room, "kept a message this device cannot read")
-        }
-        NodeEvent::GossipRejected { from, reason } => {
-            println!(
+/// The `run` terminal: one human line per event, peers by name once
+/// admitted, each room's join once (a group moving to a new key shows its
+/// state again), and a message as one line cut to the terminal's usual
+/// width (a device that catches up must not dump whole documents). Every
+/// name, reason and text came from the network and goes through
+/// [`printable`].
+#[derive(Debug, Default)]
+struct EventLines {
+    names: std::collections::HashMap<baro_node::DeviceId, String>,
+    joined: std::collections::HashSet<String>,
+    /// In the background node's log file: who wrote in which room, not
+    /// what (message text stays encrypted at rest).
+    without_text: bool,
+}
+
+/// Columns of a message's text in the `run` terminal.
+const RUN_TEXT_COLUMNS: usize = 60;
+
+impl EventLines {
+    /// "이준호 (lee.junho)" for an admitted peer, else its short id.
+    fn name(&self, device: &baro_node::DeviceId) -> String {
+        self.names
+            .get(device)
+            .cloned()
+            .unwrap_or_else(|| format!("device {}", device.short()))
+    }
+
+    /// The line for `event`, if it gets one.
+    fn line(&mut self, event: &NodeEvent, me: &str) -> Option<String> {
+        Some(match event {
+            NodeEvent::Listening(address) => {
+                format!("listening on {}", printable(&with_own_id(address, me)))
+            }
+            NodeEvent::PeerAdmitted(peer) => {
+                let name = format!(
+                    "{} ({})",
+                    printable(&peer.display_name),
+                    printable(&peer.user_id)
+                );
+                self.names.insert(peer.device, name.clone());
+                format!(
+                    "admitted {name}, {}, {}, via {} at {}",
+                    peer.role,
+                    printable(peer.org_unit.as_str()),
+                    peer.found_by,
+                    printable(&peer.address)
+                )
+            }
+            NodeEvent::PeerRefused { peer, reason } => {
+                format!("refused {peer}: {}", printable(reason))
+            }
+            NodeEvent::PeerDisconnected(device) => format!("disconnected {}", self.name(device)),
+            NodeEvent::BootstrapUnreachable { address, error } => format!(
+                "bootstrap {} does not answer ({}); the node keeps trying while no peer is connected",
+                printable(address),
+                printable(error)
+            ),
+            NodeEvent::Gossip {
+                author_user,
+                payload,
+                ..
+            } => format!(
+                "notice from {}: {}",
+                printable(author_user),
+                truncate(
+                    &printable(&String::from_utf8_lossy(payload)),
+                    RUN_TEXT_COLUMNS
+                )
+            ),
+            NodeEvent::Message(message) => format!(
+                "[{}] {} {}: {}",
+                printable(&message.room_name),
+                LocalTime::system().short(message.wall_ms / 1000),
+                printable(&message.sender_name),
+                if self.without_text {
+                    "(a message)".to_string()
+                } else {
+                    truncate(&printable(&message.text), RUN_TEXT_COLUMNS)
+                }
+            ),
+            NodeEvent::RoomJoined(room) => {
+                if !self.joined.insert(room.id.clone()) {
+                    return None;
+                }
+                format!(
+                    "joined room \"{}\" ({})",
+                    printable(&room.name),
+                    printable(&room.kind)
+                )
+            }
+            NodeEvent::Unreadable { room, .. } => {
+                tracing::debug!(room = %room, "kept a message this device cannot read");
+                return None;
+            }
+            NodeEvent::GossipRejected { from, reason } => format!(
                 "rejected a message forwarded by {from}: {}",
                 printable(reason)
-            )
-        }
-        NodeEvent::Synced(report) if report.fetched > 0 => println!(
-            "synced with {}: {} item(s) fetched ({} bytes sent, {} received, {} round trips)",
-            report.peer.short(),
-            report.fetched,
-            report.bytes_sent,
-            report.bytes_received,
-            report.round_trips
-        ),
-        NodeEvent::Synced(report) => {
-            tracing::debug!(peer = %report.peer.short(), "in sync")
-        }
-        NodeEvent::Revoked(view) => println!(
-            "revocation: device {} of {} ({}), by {}: {}{}",
-            view.device.short(),
-            printable(&view.user),
-            printable(&view.scope),
-            printable(&view.issued_by),
-            printable(&view.reason),
-            if view.wipe { " [wipe]" } else { "" }
-        ),
-        NodeEvent::WipeConfirmed { device, .. } => {
-            println!(
-                "wipe acknowledged by device {} (a receipt its key signed; not proof its data was erased)",
-                device.short()
-            )
-        }
-        NodeEvent::PolicyChanged(view) => println!(
-            "agency policy: {}",
-            printable(view.policy.as_deref().unwrap_or("none"))
-        ),
-        NodeEvent::LeaseEnding(view) => {
-            if let Some(lease) = &view.lease {
-                println!("warning: {}", printable(lease));
+            ),
+            NodeEvent::Synced(report) if report.fetched > 0 => format!(
+                "synced with {}: {} item(s) fetched ({} bytes sent, {} received, {} round trips)",
+                self.name(&report.peer),
+                report.fetched,
+                report.bytes_sent,
+                report.bytes_received,
+                report.round_trips
+            ),
+            NodeEvent::Synced(report) => {
+                tracing::debug!(peer = %report.peer.short(), "in sync");
+                return None;
             }
-        }
-        NodeEvent::Wiping { notice } | NodeEvent::Wiped { notice } => {
-            println!("{}", printable(notice))
-        }
-        NodeEvent::SyncRejected { from, reason } => {
-            println!(
+            NodeEvent::Revoked(view) => format!(
+                "revocation: {} of {} ({}), by {}: {}{}",
+                self.name(&view.device),
+                printable(&view.user),
+                printable(&view.scope),
+                printable(&view.issued_by),
+                printable(&view.reason),
+                if view.wipe { " [wipe]" } else { "" }
+            ),
+            NodeEvent::WipeConfirmed { device, .. } => format!(
+                "wipe acknowledged by {} (a receipt its key signed; not proof its data was erased)",
+                self.name(device)
+            ),
+            NodeEvent::PolicyChanged(view) => format!(
+                "agency policy: {}",
+                printable(view.policy.as_deref().unwrap_or("none"))
+            ),
+            NodeEvent::LeaseEnding(view) => {
+                format!("warning: {}", printable(view.lease.as_deref()?))
+            }
+            NodeEvent::Wiping { notice } | NodeEvent::Wiped { notice } => {
+                printable(notice).into_owned()
+            }
+            NodeEvent::SyncRejected { from, reason } => format!(
                 "sync with {} stopped: it sent an invalid item: {}",
-                from.short(),
+                self.name(from),
                 printable(reason)
-            )
-        }
+            ),
+        })
+    }
+}
+
+/// A listening address with this node's id at its end, once: a relayed
+/// address already ends in `/p2p-circuit/p2p/<id>` (audit finding 21: the
+/// id was appended a second time, and the address did not parse).
+fn with_own_id(address: &impl std::fmt::Display, me: &str) -> String {
+    let address = address.to_string();
+    if address.ends_with(&format!("/p2p/{me}")) {
+        address
+    } else {
+        format!("{address}/p2p/{me}")
     }
 }
 
@@ -331,18 +396,21 @@ pub fn peers(home: &Path, json: bool) -> Result<()> {
         return Ok(());
     }
     println!("{} admitted peer(s):", peers.len());
+    let mut table = Table::new(&[
+        "NAME", "USER", "ROLE", "ORG UNIT", "FOUND BY", "ADDRESS", "DEVICE",
+    ]);
     for peer in peers {
-        println!(
-            "  {:<24} {:<14} {:<8} {:<36} {:<10} {}\n    device {}",
-            printable(&peer.display_name),
-            printable(&peer.user_id),
+        table.row(vec![
+            printable(&peer.display_name).into_owned(),
+            printable(&peer.user_id).into_owned(),
             peer.role.to_string(),
-            printable(peer.org_unit.as_str()),
+            printable(peer.org_unit.as_str()).into_owned(),
             peer.found_by.to_string(),
-            printable(&peer.address),
-            peer.device
-        );
+            printable(&peer.address).into_owned(),
+            peer.device.to_string(),
+        ]);
     }
+    println!("{table}");
     Ok(())
 }
 
@@ -368,16 +436,17 @@ pub fn people(
     }
     if found.people.is_empty() {
         println!("nobody found");
-    }
-    for person in &found.people {
-        println!(
-            "  {:<24} {:<14} {}  ({} device{})",
-            printable(&person.name),
-            printable(&person.user),
-            printable(&person.org_unit),
-            person.devices.len(),
-            if person.devices.len() == 1 { "" } else { "s" }
-        );
+    } else {
+        let mut table = Table::new(&["NAME", "USER", "ORG UNIT", "DEVICES"]);
+        for person in &found.people {
+            table.row(vec![
+                printable(&person.name).into_owned(),
+                printable(&person.user).into_owned(),
+                printable(&person.org_unit).into_owned(),
+                person.devices.len().to_string(),
+            ]);
+        }
+        println!("{table}");
     }
     if found.more {
         println!("(more not shown: narrow the search)");
@@ -443,7 +512,7 @@ pub fn status(home: &Path, json: bool) -> Result<()> {
         "  last sync:    {}",
         status
             .last_sync
-            .map_or_else(|| "never since start".to_string(), format_utc)
+            .map_or_else(|| "never since start".to_string(), date)
     );
     for view in &status.own_devices_revoked {
         println!(

@@ -43,7 +43,7 @@ pub fn set(home: &Path, args: PolicySet, json: bool) -> Result<()> {
         Err(ApiError::NotRunning(_)) => (agency_policy::held_version(home)?, false),
         Err(e) => return Err(e.into()),
     };
-    let passphrase = passphrase::existing()?;
+    let passphrase = passphrase::existing(home)?;
     let now = unix_now();
     let (policy, verified) = agency_policy::sign(
         home,

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use baro_node::api::{self, ApiError, Request, Response};
-use baro_node::clock::{format_utc, unix_now};
+use baro_node::clock::unix_now;
 use baro_node::enrollment;
 use baro_node::revocations::{self, HolderView, Order, RevocationView, Target};
 use baro_node::store::Home;
@@ -17,6 +17,7 @@ use baro_node::{DeviceId, wire};
 
 use super::print_json;
 use crate::args::AgencyRevoke;
+use crate::local_time::date;
 use crate::passphrase;
 use crate::sanitize::printable;
 
@@ -89,7 +90,7 @@ pub fn agency_revoke(home: &Path, args: AgencyRevoke, json: bool) -> Result<()> 
         );
     }
     let (chain, running) = target_chain(home, &target)?;
-    let passphrase = passphrase::existing()?;
+    let passphrase = passphrase::existing(home)?;
     let operator = enrollment::load_operator(&opened, &passphrase)?;
     let target_role = chain.leaf().map(|c| c.body.role);
     // Operators are revoked by the agency root.
@@ -233,7 +234,7 @@ pub fn list(home: &Path, json: bool) -> Result<()> {
         println!(
             "  {what}, by {} at {}: {}",
             printable(&view.issued_by),
-            format_utc(view.issued_at),
+            date(view.issued_at),
             printable(&view.reason)
         );
         println!(
@@ -243,13 +244,13 @@ pub fn list(home: &Path, json: bool) -> Result<()> {
         );
         println!("    {}", coverage(&view));
         match &view.device_last_seen {
-            Some(at) => println!("    device last seen by this node: {}", format_utc(*at)),
+            Some(at) => println!("    device last seen by this node: {}", date(*at)),
             None => println!("    device last seen by this node: not since the revocation"),
         }
         match view.wiped.first() {
             Some(wiped) => println!(
                 "    acknowledged by the device at {}: device {} signed a wipe receipt (proof its key got the order, not that its data was erased)",
-                format_utc(wiped.wiped_at),
+                date(wiped.wiped_at),
                 wiped.device.short(),
             ),
             None if view.wipe => println!("    not acknowledged by the device yet"),

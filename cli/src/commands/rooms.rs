@@ -2,16 +2,18 @@
 //! all asking the running node over its control socket.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::Path;
 
 use anyhow::{Result, bail};
 use baro_node::api::MessageView;
-use baro_node::api::{self, Request, Response};
+use baro_node::api::{self, ApiError, Request, Response};
 use baro_node::wire::ReceiptState;
 
 use super::print_json;
+use crate::local_time::LocalTime;
+use crate::message_size;
 use crate::sanitize::{CONTINUATION, printable, printable_lines};
+use crate::table::Table;
 
 fn ask(home: &Path, request: Request) -> Result<Response> {
     Ok(api::request(home, &request)?)
@@ -44,6 +46,11 @@ pub fn list(home: &Path, all: bool, json: bool) -> Result<()> {
     if json {
         return print_json(&serde_json::to_value(&rooms)?);
     }
+    if rooms.is_empty() {
+        println!("no rooms yet");
+        return Ok(());
+    }
+    let mut table = Table::new(&["ROOM", "KIND", "ID", "MEMBERS", "NOTES"]);
     for room in rooms {
         let mut notes = Vec::new();
         if room.hidden {
@@ -55,19 +62,21 @@ pub fn list(home: &Path, all: bool, json: bool) -> Result<()> {
         if !room.can_send {
             notes.push("waiting for a key".to_string());
         }
-        println!(
-            "  {:<40} {:<10} {:<12} {}{}",
-            printable(&room.name),
-            printable(&room.kind),
-            printable(room.id.get(..12).unwrap_or(&room.id)),
-            printable(&room.members.join(", ")),
-            if notes.is_empty() {
-                String::new()
-            } else {
-                format!("  ({})", notes.join(", "))
-            }
-        );
+        // A department's members are everyone in it: its name says so.
+        let members = if room.kind == "department" {
+            "(everyone in it)".to_string()
+        } else {
+            printable(&room.members.join(", ")).into_owned()
+        };
+        table.row(vec![
+            printable(&room.name).into_owned(),
+            printable(&room.kind).into_owned(),
+            printable(room.id.get(..12).unwrap_or(&room.id)).into_owned(),
+            members,
+            notes.join(", "),
+        ]);
     }
+    println!("{table}");
     if hidden > 0 && !all {
         println!("  ({hidden} hidden: `baro room list --all` shows them)");
     }
@@ -75,7 +84,7 @@ pub fn list(home: &Path, all: bool, json: bool) -> Result<()> {
 }
 
 /// How a room is named in confirmations: `"name" (kind 0123456789ab)`.
-fn named(room: &api::RoomInfo) -> String {
+pub(super) fn named(room: &api::RoomInfo) -> String {
     format!(
         "\"{}\" ({} {})",
         printable(&room.name),
@@ -172,6 +181,7 @@ pub fn send(home: &Path, room: String, text: String, json: bool) -> Result<()> {
     if text.trim().is_empty() {
         bail!("nothing to send: the message is empty");
     }
+    message_size::check(&text)?;
     let Response::Sent(sent) = ask(home, Request::Send { room, text })? else {
         bail!("the node answered something else than a sent message");
     };
@@ -184,7 +194,7 @@ pub fn send(home: &Path, room: String, text: String, json: bool) -> Result<()> {
 
 /// "sent to "행정안전부" (department, 12 members)": always names the room
 /// posted to (finding 3).
-fn sent_line(sent: &api::Sent) -> String {
+pub(super) fn sent_line(sent: &api::Sent) -> String {
     let members = match sent.members {
         1 => "1 member".to_string(),
         n => format!("{n} members"),
@@ -204,10 +214,10 @@ fn sent_line(sent: &api::Sent) -> String {
 
 /// One message for people: its text may span lines, each continuation
 /// line indented (see [`crate::sanitize`]).
-fn line(message: &MessageView) -> String {
+pub(super) fn line(message: &MessageView) -> String {
     format!(
         "{} {}: {}{}",
-        baro_node::clock::format_utc(message.wall_ms / 1000),
+        LocalTime::system().short(message.wall_ms / 1000),
         printable(&message.sender_name),
         printable_lines(&message.text, CONTINUATION),
         receipts(message)
@@ -218,7 +228,7 @@ fn line(message: &MessageView) -> String {
 /// member or relay holds it), "  ✓ sent", or "  ✓ stored by relay.sejong ·
 /// delivered to Lee · read by Kim": each user (or relay) once, at the
 /// furthest state any of their devices reached.
-fn receipts(message: &MessageView) -> String {
+pub(super) fn receipts(message: &MessageView) -> String {
     if !message.from_me {
         return String::new();
     }
@@ -296,7 +306,7 @@ pub fn own_revocation_notice(view: &baro_node::revocations::RevocationView) -> S
     let wipe = match (view.wipe, view.wiped.first()) {
         (true, Some(wiped)) => format!(
             "; it acknowledged the wipe at {}",
-            baro_node::clock::format_utc(wiped.wiped_at)
+            crate::local_time::date(wiped.wiped_at)
         ),
         (true, None) => "; wipe ordered".to_string(),
         (false, _) => String::new(),
@@ -306,113 +316,66 @@ pub fn own_revocation_notice(view: &baro_node::revocations::RevocationView) -> S
         view.device.short(),
         printable(&view.display_name),
         printable(&view.issued_by),
-        baro_node::clock::format_utc(view.issued_at),
+        crate::local_time::date(view.issued_at),
         printable(&view.reason),
     )
 }
 
+/// Prints messages as they arrive, and revocations of the user's other
+/// devices. When the node stops, says so, waits for it to come back and
+/// goes on (Ctrl-C leaves); with `--json` those notices are lines
+/// `{"node": "stopped"}` and `{"node": "running"}`.
 pub fn watch(home: &Path, room: Option<String>, json: bool) -> Result<()> {
-    api::stream(home, &Request::Watch { room }, |response| {
-        if let Response::Revocation(view) = &response {
-            if json {
-                if let Ok(text) = serde_json::to_string(&response) {
-                    println!("{text}");
-                }
-            } else {
-                println!("! {}", own_revocation_notice(view));
-            }
-        }
-        if let Response::Message(message) = response {
-            if json {
-                if let Ok(text) = serde_json::to_string(&message) {
-                    println!("{text}");
-                }
-            } else {
-                println!("[{}] {}", printable(&message.room_name), line(&message));
-            }
-        }
-        true
-    })?;
-    Ok(())
-}
-
-pub fn chat(home: &Path, room: String) -> Result<()> {
-    // Found (or, for a new @USER, opened) first, then addressed by id.
-    let Response::Room(this) = ask(home, Request::FindRoom { room: room.clone() })? else {
-        bail!("the node answered something else than a room");
-    };
-    let header = named(&this);
-    let this = this.id;
-    let Response::History(messages) = ask(
-        home,
-        Request::History {
-            room: this.clone(),
-            limit: 20,
-        },
-    )?
-    else {
-        bail!("the node answered something else than a history");
-    };
-    let Response::Rooms(rooms) = ask(home, Request::Rooms)? else {
-        bail!("the node answered something else than a room list");
-    };
-    println!("— {header} — type a message and press Enter; Ctrl-D leaves");
-    for message in &messages {
-        println!("{}", line(message));
-    }
-    mark_read(home, &this);
-    let mut unread: BTreeMap<String, usize> = rooms
-        .iter()
-        .filter(|r| r.id != this && r.unread > 0)
-        .map(|r| (r.name.clone(), r.unread))
-        .collect();
-    if !unread.is_empty() {
-        let summary: Vec<String> = unread
-            .iter()
-            .map(|(r, n)| format!("{}: {n}", printable(r)))
-            .collect();
-        println!("  (unread elsewhere — {})", summary.join(", "));
-    }
-    let watch_home = home.to_path_buf();
-    // Every line goes to the room found above, by its full id.
-    let target = this.clone();
-    std::thread::spawn(move || {
-        let _ = api::stream(&watch_home, &Request::Watch { room: None }, |response| {
+    let request = Request::Watch { room };
+    let mut first = true;
+    loop {
+        let watched = api::stream(home, &request, |response| {
             if let Response::Revocation(view) = &response {
-                println!("  ! {}", own_revocation_notice(view));
+                if json {
+                    if let Ok(text) = serde_json::to_string(&response) {
+                        println!("{text}");
+                    }
+                } else {
+                    println!("! {}", own_revocation_notice(view));
+                }
             }
             if let Response::Message(message) = response {
-                if message.room == this {
-                    println!("{}", line(&message));
-                    mark_read(&watch_home, &this);
+                if json {
+                    if let Ok(text) = serde_json::to_string(&message) {
+                        println!("{text}");
+                    }
                 } else {
-                    *unread.entry(message.room_name.clone()).or_default() += 1;
-                    let summary: Vec<String> = unread
-                        .iter()
-                        .map(|(r, n)| format!("{}: {n}", printable(r)))
-                        .collect();
-                    println!("  (unread elsewhere — {})", summary.join(", "));
+                    println!("[{}] {}", printable(&message.room_name), line(&message));
                 }
             }
             true
         });
-    });
-    for typed in std::io::stdin().lock().lines() {
-        let typed = typed?;
-        if typed.trim().is_empty() {
-            continue;
+        match watched {
+            // Nothing to watch yet, or a room the node does not know.
+            Err(e @ (ApiError::NotRunning(_) | ApiError::Node(_))) if first => return Err(e.into()),
+            Err(ApiError::Node(message)) => bail!("the node says: {message}"),
+            _ => {}
         }
-        match ask(
-            home,
-            Request::Send {
-                room: target.clone(),
-                text: typed,
-            },
-        ) {
-            Ok(Response::Sent(sent)) if sent.queued => println!("  ({})", sent_line(&sent)),
-            Ok(_) => {}
-            Err(e) => eprintln!("  not sent: {}", printable(&e.to_string())),
+        first = false;
+        notice(
+            json,
+            "stopped",
+            "the node stopped: waiting for it to come back (Ctrl-C leaves)",
+        );
+        while !super::background::is_running(home) {
+            std::thread::sleep(WATCH_RETRY);
         }
+        notice(json, "running", "the node is back");
     }
-    Ok(())
+}
+
+/// How often `watch` looks for a node that stopped.
+const WATCH_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn notice(json: bool, state: &str, text: &str) {
+    if json {
+        println!("{}", serde_json::json!({ "node": state }));
+    } else {
+        println!("({text})");
+    }
 }

@@ -172,7 +172,8 @@ impl Actor {
             }
         }
         self.note_arrival(id);
-        tracing::warn!(revocation = %verified.describe(), "revocation received");
+        // `baro run` shows the event as a line of its own (not twice).
+        tracing::info!(revocation = %verified.describe(), "revocation received");
         self.note_seen(&[id], from);
         let record = self.record(&id);
         self.emit(NodeEvent::Revoked(RevocationView::new(&verified, &record)));
@@ -631,7 +632,8 @@ impl Actor {
             verified.issued_by,
             format_utc(verified.issued_at)
         );
-        tracing::warn!(%notice, reason = %verified.reason, "wiping this device");
+        // Shown to the user by the Wiping event.
+        tracing::info!(%notice, reason = %verified.reason, "wiping this device");
         let receipt = WipeReceipt::sign(
             WipeReceiptBody {
                 agency: self.agency.id(),
