@@ -24,8 +24,10 @@ fn main() -> ExitCode {
     // First, while this is the only thread.
     secrets::take_from_environment();
     closed_pipe::end_quietly();
-    let matches = args::Cli::command().get_matches();
-    let args = args::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let matches = args::Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| usage_error(e));
+    let args = args::Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage_error(e));
     let json = args.json;
     if let Err(error) = args::refuse_unused(&matches) {
         return fail(&error, json);
@@ -39,6 +41,31 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error, json),
     }
+}
+
+/// A command line clap refused: its own text, or with `--json` anywhere
+/// on it one JSON object on stderr (what was wrong and the usage line);
+/// exit status 2 as clap's. `--help` and `--version` print as usual.
+fn usage_error(error: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let asked = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if asked || !std::env::args_os().any(|arg| arg == "--json") {
+        error.exit();
+    }
+    let text = error.to_string();
+    let (what, rest) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let what = one_line(what.trim_start_matches("error: "));
+    let message = match rest.lines().find(|line| line.starts_with("Usage:")) {
+        Some(usage) => format!("{what} ({usage})"),
+        None => what,
+    };
+    eprintln!("{}", serde_json::json!({ "error": message }));
+    std::process::exit(2);
 }
 
 /// One line on stderr: `error: …`, or with `--json` an object

@@ -134,11 +134,19 @@ fn times_are_local_and_tables_align_korean_names() {
         let day = (secs + offset) % 86_400;
         format!("{:02}:{:02} 김민지:", day / 3600, day % 3600 / 60)
     };
+    // A POSIX zone needs no time zone database; Asia/Seoul needs tzdata.
     let seoul = lee
-        .with_env("TZ", "Asia/Seoul")
+        .with_env("TZ", "KST-9")
         .run(["history", DIVISION])
         .success();
     assert!(seoul.contains(&hh_mm(9 * 3600)), "{seoul}");
+    if Path::new("/usr/share/zoneinfo/Asia/Seoul").exists() {
+        let named = lee
+            .with_env("TZ", "Asia/Seoul")
+            .run(["history", DIVISION])
+            .success();
+        assert!(named.contains(&hh_mm(9 * 3600)), "{named}");
+    }
     let utc = lee
         .with_env("TZ", "UTC")
         .run(["history", DIVISION])
@@ -222,11 +230,21 @@ fn json_errors_help_and_demo_options() {
     assert!(!failed.output.status.success());
     let error: serde_json::Value =
         serde_json::from_str(failed.stderr().trim()).expect("the error is JSON");
+    let text = error["error"].as_str().expect("error text");
+    assert!(
+        text.contains("no Baro Mesh home at") && text.contains("kim-pcc"),
+        "{error}"
+    );
+    // A mistyped command line too, with clap's usage exit status.
+    let misused = nobody.run(["--json", "send", "2과"]);
+    assert_eq!(misused.output.status.code(), Some(2));
+    let error: serde_json::Value =
+        serde_json::from_str(misused.stderr().trim()).expect("the usage error is JSON");
     assert!(
         error["error"]
             .as_str()
             .expect("error text")
-            .contains("kim-pcc"),
+            .contains("<TEXT>"),
         "{error}"
     );
 

@@ -294,10 +294,14 @@ impl EventLines {
             } => format!(
                 "notice from {}: {}",
                 printable(author_user),
-                truncate(
-                    &printable(&String::from_utf8_lossy(payload)),
-                    RUN_TEXT_COLUMNS
-                )
+                if self.without_text {
+                    "(a notice)".to_string()
+                } else {
+                    truncate(
+                        &printable(&String::from_utf8_lossy(payload)),
+                        RUN_TEXT_COLUMNS,
+                    )
+                }
             ),
             NodeEvent::Message(message) => format!(
                 "[{}] {} {}: {}",
