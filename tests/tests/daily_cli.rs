@@ -764,3 +764,72 @@ impl Drop for Chat {
         let _ = self.child.wait();
     }
 }
+
+/// Finding 22: a device that was away does not dump what it missed into
+/// the `run` terminal: one line says it is catching up. Lee's node runs
+/// half an hour ahead (the clock test hook), so Kim's messages of a moment
+/// ago were written well before it started, as after a long absence.
+#[test]
+fn run_sums_up_a_catch_up_in_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_operator, kim, lee) = korean_agency(dir.path());
+    let _kim_node = kim.spawn(["run"].into_iter().chain(NETWORK));
+    let kim_address = listen_address(&kim);
+    let missed = ["부재 중 메시지 1", "부재 중 메시지 2", "부재 중 메시지 3"];
+    for text in missed {
+        kim.run(["send", DIVISION, text]).success();
+    }
+    let lee_node = lee.with_env("BARO_TEST_CLOCK_SKIP_SECS", "1800").spawn(
+        ["run"]
+            .into_iter()
+            .chain(NETWORK)
+            .chain(["--bootstrap", &kim_address]),
+    );
+    eventually(30, "Lee caught up", || {
+        let history = lee.run(["--json", "history", DIVISION]).json();
+        (baro_tests::texts(&history).len() == missed.len()).then_some(())
+    });
+    let log = lee_node.log();
+    assert_eq!(log.matches("catching up on messages").count(), 1, "{log}");
+    assert!(!log.contains("부재 중 메시지"), "{log}");
+}
+
+/// Finding 22: a revocation is one line in `run`, not a log line and a
+/// human line.
+#[test]
+fn run_shows_a_revocation_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (operator, kim, lee) = korean_agency(dir.path());
+    // The console meets both, so it knows Lee's certificate.
+    let _console_node = operator.spawn(["run"].into_iter().chain(NETWORK));
+    let console_address = listen_address(&operator);
+    let with_console = |device: &Baro| {
+        device.spawn(
+            ["run"]
+                .into_iter()
+                .chain(NETWORK)
+                .chain(["--bootstrap", &console_address]),
+        )
+    };
+    let kim_node = with_console(&kim);
+    let _lee_node = with_console(&lee);
+    eventually(30, "Kim and Lee admitted by the console", || {
+        (operator.run(["--json", "status"]).json()["peers"] == 2).then_some(())
+    });
+    operator
+        .run([
+            "agency",
+            "revoke",
+            "--user",
+            "lee.junho",
+            "--reason",
+            "퇴직",
+        ])
+        .success();
+    let log = eventually(30, "Kim's node shows the revocation", || {
+        let log = kim_node.log();
+        log.contains("revocation: ").then_some(log)
+    });
+    assert_eq!(log.matches("퇴직").count(), 1, "{log}");
+    assert!(!log.contains("revocation received"), "{log}");
+}

@@ -54,7 +54,20 @@ fn assert_wiped(device: &Baro) {
         vec!["--json", "history", ROOM],
     ] {
         let outcome = device.run(&args);
-        outcome.fails_with(NOTICE);
+        if args.contains(&"--json") {
+            // With --json the one line is a JSON object.
+            assert!(!outcome.output.status.success());
+            let error: serde_json::Value =
+                serde_json::from_str(outcome.stderr().trim()).expect("a JSON error");
+            assert!(
+                error["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with(NOTICE)),
+                "{error}"
+            );
+        } else {
+            outcome.fails_with(NOTICE);
+        }
         assert!(
             outcome.stderr().contains("local data erased"),
             "{args:?}: {}",

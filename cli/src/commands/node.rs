@@ -113,6 +113,7 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
         eprintln!("warning: {damage}");
     }
 
+    let started = clock.now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -187,6 +188,7 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
         let mut wiped = None;
         let mut lines = EventLines {
             without_text: args.background,
+            started,
             ..EventLines::default()
         };
         let me_id = handle.device().to_string();
@@ -232,8 +234,9 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
 
 /// The `run` terminal: one human line per event, peers by name once
 /// admitted, each room's join once (a group moving to a new key shows its
-/// state again), and a message as one line cut to the terminal's usual
-/// width (a device that catches up must not dump whole documents). Every
+/// state again), and a new message as one line cut to the terminal's usual
+/// width; messages written while the device was away are one line in all
+/// (a device that catches up must not dump whole documents). Every
 /// name, reason and text came from the network and goes through
 /// [`printable`].
 #[derive(Debug, Default)]
@@ -243,7 +246,16 @@ struct EventLines {
     /// In the background node's log file: who wrote in which room, not
     /// what (message text stays encrypted at rest).
     without_text: bool,
+    /// When this node started (Unix seconds): messages written well before
+    /// are a catch-up, not news.
+    started: u64,
+    /// Whether the catch-up was mentioned.
+    caught_up: bool,
 }
+
+/// Messages written this long before the node started are a catch-up
+/// (clocks of other devices may be a little behind).
+const CATCH_UP_SECS: u64 = 300;
 
 /// Columns of a message's text in the `run` terminal.
 const RUN_TEXT_COLUMNS: usize = 60;
@@ -303,6 +315,16 @@ impl EventLines {
                     )
                 }
             ),
+            NodeEvent::Message(message)
+                if message.wall_ms / 1000 + CATCH_UP_SECS < self.started =>
+            {
+                if std::mem::replace(&mut self.caught_up, true) {
+                    return None;
+                }
+                "catching up on messages written while this device was away: \
+                 not shown here (`baro history ROOM` or `baro chat ROOM` shows them)"
+                    .to_string()
+            }
             NodeEvent::Message(message) => format!(
                 "[{}] {} {}: {}",
                 printable(&message.room_name),
