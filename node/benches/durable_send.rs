@@ -57,6 +57,9 @@ impl Store for Counted {
     ) -> Result<Vec<Entry>, StoreError> {
         self.inner.scan_prefix(tree, prefix, limit)
     }
+    fn tag(&self, parts: &[&[u8]]) -> Result<[u8; 32], StoreError> {
+        self.inner.tag(parts)
+    }
     fn schema_version(&self) -> Result<u32, StoreError> {
         self.inner.schema_version()
     }

@@ -13,7 +13,9 @@
 //!   domain-separated signing bytes.
 //! - [`crypto`] *(pure)*: storage-key sealing and passphrase (argon2id) sealing.
 //! - [`store`] *(I/O)*: the node's home directory, the [`store::Store`] trait
-//!   with sled and in-memory backends, encryption at rest, and wipe.
+//!   with sled and in-memory backends, encryption at rest (values sealed,
+//!   keys keyed hashes that reveal no room, device or time), schema
+//!   migration, and wipe.
 //! - [`api`] *(I/O)*: the local control API (Unix socket) used by the CLI.
 //! - [`clock`]: the wall clock (read only at the edges) and injectable clocks.
 //! - [`config`]: [`NodeConfig`], plain data with defaults, validated once.

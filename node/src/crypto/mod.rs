@@ -19,5 +19,5 @@ pub use key_wrap::{WrappedKey, unwrap, wrap};
 pub use passphrase::{KdfParams, Passphrase, PassphraseSealed};
 pub use room_key::RoomKey;
 pub use sealed::{Sealed, SealedFile, SealedRecord};
-pub use storage_key::StorageKey;
+pub use storage_key::{IndexKey, StorageKey};
 pub use unit_key::{UnitPublic, UnitSecret, WrappedSecret};

@@ -98,6 +98,18 @@ macro_rules! store_conformance {
             }
 
             #[test]
+            fn tags_are_deterministic_and_depend_on_every_part() {
+                let (store, _guard) = $make;
+                let tag = store.tag(&[b"rooms", b"id", b"x"]).expect("tag");
+                assert_eq!(store.tag(&[b"rooms", b"id", b"x"]).expect("tag"), tag);
+                assert_ne!(store.tag(&[b"rooms", b"id", b"y"]).expect("tag"), tag);
+                assert_ne!(store.tag(&[b"rooms", b"idx"]).expect("tag"), tag);
+                assert_ne!(store.tag(&[b"messages", b"id", b"x"]).expect("tag"), tag);
+                store.wipe(None).expect("wipe");
+                assert!(matches!(store.tag(&[b"x"]), Err(StoreError::Wiped)));
+            }
+
+            #[test]
             fn wiped_store_refuses_everything() {
                 let (store, _guard) = $make;
                 store.insert("t", b"k", b"v").expect("insert");

@@ -93,6 +93,16 @@ pub enum StoreError {
         /// Version this build supports.
         supported: u32,
     },
+    /// A schema version no migration starts from.
+    #[error(
+        "the database uses schema version {found}, which this baro cannot migrate to version {supported}: restore the home from a backup or enroll the device again"
+    )]
+    SchemaTooOld {
+        /// Version on disk.
+        found: u32,
+        /// Version this build supports.
+        supported: u32,
+    },
     /// Another process holds the database.
     #[error(
         "the database in {0} is in use by another baro process: is `baro run` already running on this home?"

@@ -165,6 +165,9 @@ mod tests {
         fn scan_prefix(&self, t: &str, p: &[u8], l: usize) -> Result<Vec<Entry>, StoreError> {
             self.inner.scan_prefix(t, p, l)
         }
+        fn tag(&self, parts: &[&[u8]]) -> Result<[u8; 32], StoreError> {
+            self.inner.tag(parts)
+        }
         fn schema_version(&self) -> Result<u32, StoreError> {
             self.inner.schema_version()
         }

@@ -8,7 +8,10 @@
 //!                         in a file of their own outside the home instead
 //! HOME/pin.attempts       wrong PINs in a row (the last allowed one wipes the home)
 //! HOME/pin.limit          the agency policy's wrong-PIN limit (default 10), kept by the node
-//! HOME/db/                sled database, every value sealed under the storage key
+//! HOME/db/                sled database, every value sealed under the storage key,
+//!                         every key a keyed hash (schema v2, see `store`)
+//! HOME/db.v2-partial/     only while a schema v1 database is rewritten, with
+//! HOME/db.v2/, db.v1/     the steps of that rewrite (see `migration`)
 //! HOME/identity/*         device key and installed bundle, sealed under the storage key
 //! HOME/agency/*           operator homes only: root and operator keys (passphrase-sealed,
 //!                         then storage-sealed) and the operator's chain
@@ -37,6 +40,11 @@ const STORAGE_KEY: &str = "storage.key";
 /// The storage key sealed under the device PIN.
 const SEALED_KEY: &str = "storage.sealed";
 const DATABASE: &str = "db";
+/// A schema migration's new database while it is written (discarded if
+/// found at start), once complete, and the old one on its way out.
+const DATABASE_PARTIAL: &str = "db.v2-partial";
+const DATABASE_NEW: &str = "db.v2";
+const DATABASE_OLD: &str = "db.v1";
 const WIPE_INTENT: &str = "wipe.intent";
 const REVOKED: &str = "revoked";
 const WIPE_INTENT_HEADER: &str = "wipe in progress\n";
@@ -204,6 +212,17 @@ impl Home {
         self.root.join(DATABASE)
     }
 
+    /// Where a schema migration writes the new database (`partial`), where
+    /// it lies once complete (`new`) and where the old one waits to be
+    /// deleted (`old`): `(partial, new, old)`.
+    pub(super) fn migration_dirs(&self) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            self.root.join(DATABASE_PARTIAL),
+            self.root.join(DATABASE_NEW),
+            self.root.join(DATABASE_OLD),
+        )
+    }
+
     /// The storage key.
     pub fn storage_key(&self) -> &StorageKey {
         &self.storage_key
@@ -318,6 +337,9 @@ impl Home {
         destroy_file(&root.join(STORAGE_KEY))?;
         step();
         remove_dir(&root.join(DATABASE))?;
+        for dir in [DATABASE_PARTIAL, DATABASE_NEW, DATABASE_OLD] {
+            remove_dir(&root.join(dir))?;
+        }
         step();
         remove_dir(&root.join(IDENTITY_DIR))?;
         remove_dir(&root.join(AGENCY_DIR))?;
@@ -546,7 +568,7 @@ fn sync_dir(path: &Path) -> Result<(), StoreError> {
 }
 
 /// Overwrites a file with zeros, syncs, then unlinks it.
-fn destroy_file(path: &Path) -> Result<(), StoreError> {
+pub(super) fn destroy_file(path: &Path) -> Result<(), StoreError> {
     let len = match fs::metadata(path) {
         Ok(meta) => meta.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -564,7 +586,14 @@ fn destroy_file(path: &Path) -> Result<(), StoreError> {
     sync_dir(path)
 }
 
-fn remove_dir(dir: &Path) -> Result<(), StoreError> {
+/// Renames `from` to `to` and makes the rename durable.
+pub(super) fn rename_durably(from: &Path, to: &Path) -> Result<(), StoreError> {
+    fs::rename(from, to).map_err(StoreError::io("renaming", from))?;
+    sync_dir(to)
+}
+
+/// Removes a directory and all it holds; `Ok` if it was not there.
+pub(super) fn remove_dir(dir: &Path) -> Result<(), StoreError> {
     match fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

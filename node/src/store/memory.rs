@@ -4,13 +4,22 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{Entry, SCHEMA_VERSION, Store, StoreError, check_tree, check_value};
+use crate::crypto::IndexKey;
 
 type Trees = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
 
 /// A [`Store`] held in memory.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     trees: Mutex<Option<Trees>>,
+    /// Fixed: nothing here reaches disk, and simulations stay reproducible.
+    index: IndexKey,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MemoryStore {
@@ -18,6 +27,7 @@ impl MemoryStore {
     pub fn new() -> Self {
         MemoryStore {
             trees: Mutex::new(Some(Trees::new())),
+            index: IndexKey::in_memory(),
         }
     }
 
@@ -77,6 +87,10 @@ impl Store for MemoryStore {
                 })
                 .unwrap_or_default()
         })
+    }
+
+    fn tag(&self, parts: &[&[u8]]) -> Result<[u8; 32], StoreError> {
+        self.with(|_| self.index.tag(parts))
     }
 
     fn schema_version(&self) -> Result<u32, StoreError> {

@@ -3,10 +3,37 @@
 //! this device's own messages, and what this device has not read yet.
 //!
 //! Every value goes through the store, so on sled it is sealed at rest.
+//!
+//! # Record keys (schema v2)
+//!
+//! Each record has a *logical key*, the key schema v1 stored in the clear:
+//! `room id || wall_ms || counter || msg id` for a message, `msg id ||
+//! device` for a receipt, `time ms || id` for a control frame or a
+//! revocation, a room id, a device key or a message id for the rest. It
+//! is no longer the database key: [`layout`] splits it into a *group*
+//! (what listings scan together: a message's room, a receipt's message;
+//! empty for trees only ever listed whole) and an *identity* (what finds
+//! one record: a message id, a whole receipt key, a frame's hash), and
+//! the record is filed under
+//!
+//! ```text
+//! tag(tree, "group", group) || tag(tree, "id", identity)   (a tree with groups)
+//!                              tag(tree, "id", identity)   (otherwise)
+//! ```
+//!
+//! ([`Store::tag`]: keyed BLAKE3 under a key derived from the storage key),
+//! with the value `len(logical key) as u8 || logical key || payload`, all
+//! of it sealed. Listings read a group (or a tree), open the values and
+//! sort them by logical key, so they come back in exactly the order v1
+//! gave: messages of a room by timestamp, control frames and revocations
+//! oldest first. Timestamps thus never order anything on disk: a room's
+//! records lie in the order of their ids' tags. The agency policy tree
+//! (fixed keys such as `policy`, `last_met`) reveals nothing and keeps its
+//! keys as they are.
 
 use std::sync::Arc;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, revocation_log};
 use crate::crypto::RoomKey;
 use crate::identity::PublicKey;
 use crate::rooms::{EpochRef, Room, RoomId};
@@ -34,6 +61,123 @@ const CONTROL: &str = "control";
 /// Signed revocations, kept for sync: key = issued ms || id.
 pub(super) const REVOCATIONS: &str = "revocations";
 
+/// A message key: room (32) || wall ms (8) || counter (4) || id (32).
+const MESSAGE_KEY_LEN: usize = 76;
+
+/// Where a record of `tree` with logical key `key` is filed: its group and
+/// its identity (see the module docs); `None` for a tree this module does
+/// not keep, whose keys are stored as given. A key of the wrong shape for
+/// its tree gives an empty identity, which no record is filed under.
+pub(super) fn layout<'k>(tree: &str, key: &'k [u8]) -> Option<(&'k [u8], &'k [u8])> {
+    let shaped = |group: Option<&'k [u8]>, id: Option<&'k [u8]>| match (group, id) {
+        (Some(group), Some(id)) => (group, id),
+        _ => (&[][..], &[][..]),
+    };
+    Some(match tree {
+        MESSAGES | EXTRAS if key.len() == MESSAGE_KEY_LEN => shaped(key.get(..32), key.get(44..)),
+        MESSAGES | EXTRAS => shaped(None, None),
+        RECEIPTS if key.len() == 64 => (&key[..32], key),
+        RECEIPTS => shaped(None, None),
+        CONTROL | REVOCATIONS if key.len() == 40 => (&[][..], &key[8..]),
+        CONTROL | REVOCATIONS => shaped(None, None),
+        ROOMS | KEYS | DEVICES | SEEN | OUTBOX | MINE | UNREAD | HIDDEN => (&[][..], key),
+        tree if revocation_log::TREES.contains(&tree) => (&[][..], key),
+        _ => return None,
+    })
+}
+
+/// The database key of a record of `tree` in `group` with `identity`.
+fn record_key(
+    tree: &str,
+    group: &[u8],
+    identity: &[u8],
+    tag: impl Fn(&[&[u8]]) -> Result<[u8; 32], StoreError>,
+) -> Result<Vec<u8>, StoreError> {
+    let mut key = Vec::with_capacity(64);
+    if !group.is_empty() {
+        key.extend(tag(&[tree.as_bytes(), b"group", group])?);
+    }
+    key.extend(tag(&[tree.as_bytes(), b"id", identity])?);
+    Ok(key)
+}
+
+/// The database prefix of `group` in `tree` (empty: the whole tree).
+fn group_prefix(
+    tree: &str,
+    group: &[u8],
+    tag: impl Fn(&[&[u8]]) -> Result<[u8; 32], StoreError>,
+) -> Result<Vec<u8>, StoreError> {
+    if group.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(tag(&[tree.as_bytes(), b"group", group])?.to_vec())
+}
+
+/// The value holding `payload` filed under logical key `key`.
+fn wrap(key: &[u8], payload: &[u8]) -> Zeroizing<Vec<u8>> {
+    debug_assert!(key.len() <= usize::from(u8::MAX));
+    let mut value = Zeroizing::new(Vec::with_capacity(1 + key.len() + payload.len()));
+    value.push(key.len() as u8);
+    value.extend_from_slice(key);
+    value.extend_from_slice(payload);
+    value
+}
+
+/// A record of schema v1 as schema v2 files it (see [`refile`]).
+pub(super) enum Refiled {
+    /// Filed under `key`, holding `value`.
+    Keyed {
+        /// The database key.
+        key: Vec<u8>,
+        /// The value, to be sealed.
+        value: Zeroizing<Vec<u8>>,
+    },
+    /// A tree whose keys stay as they are.
+    AsIs,
+    /// A key of the wrong shape for its tree (v1 never read it back).
+    Malformed,
+}
+
+/// How the v1 record `key` → `value` of `tree` is filed in v2: the v1 key
+/// is the logical key.
+pub(super) fn refile(
+    tree: &str,
+    key: &[u8],
+    value: &[u8],
+    tag: impl Fn(&[&[u8]]) -> Result<[u8; 32], StoreError>,
+) -> Result<Refiled, StoreError> {
+    Ok(match layout(tree, key) {
+        None => Refiled::AsIs,
+        Some((_, [])) => Refiled::Malformed,
+        Some((group, identity)) => Refiled::Keyed {
+            key: record_key(tree, group, identity, tag)?,
+            value: wrap(key, value),
+        },
+    })
+}
+
+/// One record read back: its logical key and payload, in the buffer the
+/// store opened (erased when dropped: some hold room keys).
+pub(super) struct Record(Zeroizing<Vec<u8>>);
+
+impl Record {
+    fn parse(value: Vec<u8>) -> Option<Record> {
+        let value = Zeroizing::new(value);
+        let len = usize::from(*value.first()?);
+        (value.len() > len).then_some(Record(value))
+    }
+
+    /// The logical key.
+    pub(super) fn key(&self) -> &[u8] {
+        &self.0[1..1 + usize::from(self.0[0])]
+    }
+
+    /// The payload.
+    pub(super) fn value(&self) -> &[u8] {
+        &self.0[1 + usize::from(self.0[0])..]
+    }
+}
+
 /// One room's unread message ids.
 pub type RoomUnread = (RoomId, Vec<[u8; 32]>);
 
@@ -49,6 +193,14 @@ pub struct MessageLog {
 impl std::fmt::Debug for MessageLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("MessageLog")
+    }
+}
+
+/// A logical key of the wrong shape for its tree (a bug of this module).
+fn malformed(tree: &str) -> StoreError {
+    StoreError::Corrupt {
+        path: format!("key for tree '{tree}'"),
+        source: wire::WireError::Truncated { len: 0 },
     }
 }
 
@@ -70,17 +222,87 @@ impl MessageLog {
         self.store.flush()
     }
 
+    fn tagger(&self) -> impl Fn(&[&[u8]]) -> Result<[u8; 32], StoreError> + '_ {
+        |parts: &[&[u8]]| self.store.tag(parts)
+    }
+
+    /// Writes `payload` under logical key `key` of `tree`.
+    pub(super) fn put(&self, tree: &str, key: &[u8], payload: &[u8]) -> Result<(), StoreError> {
+        match layout(tree, key) {
+            None => self.store.insert(tree, key, payload),
+            Some((_, [])) => Err(malformed(tree)),
+            Some((group, identity)) => self.store.insert(
+                tree,
+                &record_key(tree, group, identity, self.tagger())?,
+                &wrap(key, payload),
+            ),
+        }
+    }
+
+    /// The record of `tree` in `group` with `identity`.
+    pub(super) fn find(
+        &self,
+        tree: &str,
+        group: &[u8],
+        identity: &[u8],
+    ) -> Result<Option<Record>, StoreError> {
+        let key = record_key(tree, group, identity, self.tagger())?;
+        Ok(self.store.get(tree, &key)?.and_then(Record::parse))
+    }
+
+    /// The payload filed under logical key `key` of `tree`.
+    pub(super) fn fetch(&self, tree: &str, key: &[u8]) -> Result<Option<Record>, StoreError> {
+        let Some((group, identity)) = layout(tree, key) else {
+            return Err(malformed(tree));
+        };
+        Ok(self
+            .find(tree, group, identity)?
+            .filter(|record| record.key() == key))
+    }
+
+    /// Removes the record filed under logical key `key` of `tree`.
+    pub(super) fn delete(&self, tree: &str, key: &[u8]) -> Result<bool, StoreError> {
+        let Some((group, identity)) = layout(tree, key) else {
+            return Err(malformed(tree));
+        };
+        self.store
+            .remove(tree, &record_key(tree, group, identity, self.tagger())?)
+    }
+
+    /// Up to `limit` records of `group` in `tree` (the whole tree if
+    /// `group` is empty), in logical key order.
+    pub(super) fn list(
+        &self,
+        tree: &str,
+        group: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let prefix = group_prefix(tree, group, self.tagger())?;
+        let mut records: Vec<Record> = self
+            .store
+            .scan_prefix(tree, &prefix, usize::MAX)?
+            .into_iter()
+            .filter_map(|(_, value)| Record::parse(value))
+            // Filed where it belongs (a record moved by hand would not open).
+            .filter(|record| {
+                group.is_empty() || layout(tree, record.key()).is_some_and(|(g, _)| g == group)
+            })
+            .collect();
+        records.sort_unstable_by(|a, b| a.key().cmp(b.key()));
+        records.truncate(limit);
+        Ok(records)
+    }
+
     /// Saves (or replaces) a room definition.
     pub fn save_room(&self, room: &Room) -> Result<(), StoreError> {
-        self.store.insert(ROOMS, &room.id.0, &wire::encode(room))
+        self.put(ROOMS, &room.id.0, &wire::encode(room))
     }
 
     /// Every saved room.
     pub fn rooms(&self) -> Result<Vec<Room>, StoreError> {
-        self.store
-            .scan_prefix(ROOMS, &[], MAX_LISTING)?
-            .into_iter()
-            .map(|(_, bytes)| wire::decode(&bytes).map_err(|e| corrupt("stored room", e)))
+        self.list(ROOMS, &[], MAX_LISTING)?
+            .iter()
+            .map(|record| wire::decode(record.value()).map_err(|e| corrupt("stored room", e)))
             .collect()
     }
 
@@ -89,23 +311,23 @@ impl MessageLog {
         let mut id = room.0.to_vec();
         id.extend(epoch.number.to_be_bytes());
         id.extend(epoch.key_id);
-        self.store.insert(KEYS, &id, key.expose_bytes())
+        self.put(KEYS, &id, key.expose_bytes())
     }
 
     /// Every saved epoch key.
     pub fn keys(&self) -> Result<Vec<(RoomId, EpochRef, RoomKey)>, StoreError> {
         let mut out = Vec::new();
-        for (id, bytes) in self.store.scan_prefix(KEYS, &[], MAX_LISTING)? {
+        for record in self.list(KEYS, &[], MAX_LISTING)? {
             // The decrypted buffer itself (the sled store moves it here):
-            // erased when done, as is the copy in `key`.
-            let bytes = Zeroizing::new(bytes);
+            // erased when done (`Record`), as is the copy in `key`.
+            let (id, bytes) = (record.key(), record.value());
             let (Ok(room), Ok(number), Ok(key_id), Ok(key)) = (
                 <[u8; 32]>::try_from(&id[..id.len().min(32)]),
                 id.get(32..40)
                     .map_or(Err(()), |b| <[u8; 8]>::try_from(b).map_err(|_| ())),
                 id.get(40..56)
                     .map_or(Err(()), |b| <[u8; 16]>::try_from(b).map_err(|_| ())),
-                <[u8; 32]>::try_from(bytes.as_slice()).map(Zeroizing::new),
+                <[u8; 32]>::try_from(bytes).map(Zeroizing::new),
             ) else {
                 continue;
             };
@@ -127,16 +349,15 @@ impl MessageLog {
         device: &PublicKey,
         chain: &CertificateChain,
     ) -> Result<(), StoreError> {
-        self.store.insert(DEVICES, &device.0, &wire::encode(chain))
+        self.put(DEVICES, &device.0, &wire::encode(chain))
     }
 
     /// Every saved certificate chain.
     pub fn devices(&self) -> Result<Vec<CertificateChain>, StoreError> {
         Ok(self
-            .store
-            .scan_prefix(DEVICES, &[], MAX_LISTING)?
-            .into_iter()
-            .filter_map(|(_, bytes)| wire::decode(&bytes).ok())
+            .list(DEVICES, &[], MAX_LISTING)?
+            .iter()
+            .filter_map(|record| wire::decode(record.value()).ok())
             .collect())
     }
 
@@ -159,7 +380,7 @@ impl MessageLog {
         key.extend(header.timestamp.wall_ms.to_be_bytes());
         key.extend(header.timestamp.counter.to_be_bytes());
         key.extend(id);
-        self.store.insert(tree, &key, &wire::encode(envelope))?;
+        self.put(tree, &key, &wire::encode(envelope))?;
         Ok(id)
     }
 
@@ -169,17 +390,16 @@ impl MessageLog {
         let Some(item) = control_item(frame) else {
             return Ok(None);
         };
-        self.store.insert(CONTROL, &item_key(&item), frame)?;
+        self.put(CONTROL, &item_key(&item), frame)?;
         Ok(Some(item))
     }
 
     /// Every stored control frame, oldest first.
     pub fn control_frames(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         Ok(self
-            .store
-            .scan_prefix(CONTROL, &[], usize::MAX)?
-            .into_iter()
-            .map(|(_, frame)| frame)
+            .list(CONTROL, &[], usize::MAX)?
+            .iter()
+            .map(|record| record.value().to_vec())
             .collect())
     }
 
@@ -187,9 +407,9 @@ impl MessageLog {
     pub fn sync_items(&self) -> Result<Vec<(SyncScope, SyncItem, usize)>, StoreError> {
         let mut out = Vec::new();
         for tree in [MESSAGES, EXTRAS] {
-            for (key, value) in self.store.scan_prefix(tree, &[], usize::MAX)? {
-                if let Some((room, item)) = envelope_item(&key) {
-                    out.push((SyncScope::Room(room), item, value.len()));
+            for record in self.list(tree, &[], usize::MAX)? {
+                if let Some((room, item)) = envelope_item(record.key()) {
+                    out.push((SyncScope::Room(room), item, record.value().len()));
                 }
             }
         }
@@ -197,9 +417,9 @@ impl MessageLog {
             (CONTROL, SyncScope::Control),
             (REVOCATIONS, SyncScope::Revocations),
         ] {
-            for (key, value) in self.store.scan_prefix(tree, &[], usize::MAX)? {
-                if let Some(item) = parse_item_key(&key) {
-                    out.push((scope, item, value.len()));
+            for record in self.list(tree, &[], usize::MAX)? {
+                if let Some(item) = parse_item_key(record.key()) {
+                    out.push((scope, item, record.value().len()));
                 }
             }
         }
@@ -212,15 +432,15 @@ impl MessageLog {
     pub fn holdings(&self) -> Result<Vec<Holding>, StoreError> {
         let mut out = Vec::new();
         for tree in [MESSAGES, EXTRAS] {
-            for (key, value) in self.store.scan_prefix(tree, &[], usize::MAX)? {
-                if let Some((room, item)) = envelope_item(&key) {
-                    let author = wire::decode::<Envelope>(&value)
+            for record in self.list(tree, &[], usize::MAX)? {
+                if let Some((room, item)) = envelope_item(record.key()) {
+                    let author = wire::decode::<Envelope>(record.value())
                         .ok()
                         .map(|e| e.body.header.sender);
                     out.push(Holding {
                         scope: SyncScope::Room(room),
                         item,
-                        len: value.len(),
+                        len: record.value().len(),
                         author,
                     });
                 }
@@ -230,15 +450,15 @@ impl MessageLog {
             (CONTROL, SyncScope::Control),
             (REVOCATIONS, SyncScope::Revocations),
         ] {
-            for (key, value) in self.store.scan_prefix(tree, &[], usize::MAX)? {
-                if let Some(item) = parse_item_key(&key) {
+            for record in self.list(tree, &[], usize::MAX)? {
+                if let Some(item) = parse_item_key(record.key()) {
                     let author = (scope == SyncScope::Control)
-                        .then(|| frame_author(&value))
+                        .then(|| frame_author(record.value()))
                         .flatten();
                     out.push(Holding {
                         scope,
                         item,
-                        len: value.len(),
+                        len: record.value().len(),
                         author,
                     });
                 }
@@ -253,20 +473,35 @@ impl MessageLog {
         scope: SyncScope,
         item: &SyncItem,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .find_item(scope, item)?
+            .map(|(_, record)| record.value().to_vec()))
+    }
+
+    /// The record of one item, and its tree: found by its id, and only if
+    /// its time is the item's too.
+    fn find_item(
+        &self,
+        scope: SyncScope,
+        item: &SyncItem,
+    ) -> Result<Option<(&'static str, Record)>, StoreError> {
         match scope {
-            SyncScope::Control => self.store.get(CONTROL, &item_key(item)),
-            SyncScope::Revocations => self.store.get(REVOCATIONS, &item_key(item)),
+            SyncScope::Control | SyncScope::Revocations => {
+                let tree = match scope {
+                    SyncScope::Control => CONTROL,
+                    _ => REVOCATIONS,
+                };
+                Ok(self
+                    .fetch(tree, &item_key(item))?
+                    .map(|record| (tree, record)))
+            }
             SyncScope::Room(room) => {
-                let mut prefix = room.0.to_vec();
-                prefix.extend(item.0.to_be_bytes());
                 for tree in [MESSAGES, EXTRAS] {
                     let found = self
-                        .store
-                        .scan_prefix(tree, &prefix, usize::MAX)?
-                        .into_iter()
-                        .find(|(key, _)| key.ends_with(&item.1));
-                    if let Some((_, bytes)) = found {
-                        return Ok(Some(bytes));
+                        .find(tree, &room.0, &item.1)?
+                        .filter(|record| envelope_item(record.key()) == Some((room, *item)));
+                    if let Some(record) = found {
+                        return Ok(Some((tree, record)));
                     }
                 }
                 Ok(None)
@@ -276,86 +511,72 @@ impl MessageLog {
 
     /// Deletes one item (a relay evicting what is too old or over quota).
     pub fn remove_item(&self, scope: SyncScope, item: &SyncItem) -> Result<(), StoreError> {
-        match scope {
-            SyncScope::Control => self.store.remove(CONTROL, &item_key(item)).map(|_| ()),
-            SyncScope::Revocations => self.store.remove(REVOCATIONS, &item_key(item)).map(|_| ()),
-            SyncScope::Room(room) => {
-                let mut prefix = room.0.to_vec();
-                prefix.extend(item.0.to_be_bytes());
-                for tree in [MESSAGES, EXTRAS] {
-                    for (key, _) in self.store.scan_prefix(tree, &prefix, usize::MAX)? {
-                        if key.ends_with(&item.1) {
-                            self.store.remove(tree, &key)?;
-                        }
-                    }
-                }
-                Ok(())
-            }
+        if let Some((tree, record)) = self.find_item(scope, item)? {
+            self.delete(tree, record.key())?;
         }
+        Ok(())
     }
 
     /// The last `limit` envelopes of `room`, oldest first.
     pub fn history(&self, room: RoomId, limit: usize) -> Result<Vec<Envelope>, StoreError> {
-        let all = self.store.scan_prefix(MESSAGES, &room.0, MAX_LISTING)?;
+        let all = self.list(MESSAGES, &room.0, usize::MAX)?;
         let skip = all.len().saturating_sub(limit);
-        all.into_iter()
+        all.iter()
             .skip(skip)
-            .map(|(_, bytes)| wire::decode(&bytes).map_err(|e| corrupt("stored message", e)))
+            .map(|record| wire::decode(record.value()).map_err(|e| corrupt("stored message", e)))
             .collect()
     }
 
     /// Ids of every stored message and seen receipt (to refuse replays
     /// after a restart).
     pub fn seen(&self) -> Result<Vec<[u8; 32]>, StoreError> {
-        let stored = self.store.scan_prefix(MESSAGES, &[], MAX_LISTING)?;
-        let receipts = self.store.scan_prefix(SEEN, &[], MAX_LISTING)?;
+        let stored = self.list(MESSAGES, &[], MAX_LISTING)?;
+        let receipts = self.list(SEEN, &[], MAX_LISTING)?;
         Ok(stored
-            .into_iter()
-            .map(|(key, _)| key)
-            .chain(receipts.into_iter().map(|(id, _)| id))
+            .iter()
+            .chain(&receipts)
+            .map(Record::key)
             .filter_map(|key| <[u8; 32]>::try_from(key.get(key.len().checked_sub(32)?..)?).ok())
             .collect())
     }
 
     /// Queues an envelope that could not leave yet.
     pub fn push_outbox(&self, envelope: &Envelope) -> Result<(), StoreError> {
-        self.store
-            .insert(OUTBOX, &envelope.id(), &wire::encode(envelope))
+        self.put(OUTBOX, &envelope.id(), &wire::encode(envelope))
     }
 
     /// Everything waiting to leave.
     pub fn outbox(&self) -> Result<Vec<Envelope>, StoreError> {
         Ok(self
-            .store
-            .scan_prefix(OUTBOX, &[], MAX_LISTING)?
-            .into_iter()
-            .filter_map(|(_, bytes)| wire::decode(&bytes).ok())
+            .list(OUTBOX, &[], MAX_LISTING)?
+            .iter()
+            .filter_map(|record| wire::decode(record.value()).ok())
             .collect())
     }
 
     /// How many envelopes wait in the outbox.
     pub fn outbox_len(&self) -> Result<usize, StoreError> {
-        Ok(self.store.scan_prefix(OUTBOX, &[], MAX_LISTING)?.len())
+        Ok(self.list(OUTBOX, &[], MAX_LISTING)?.len())
     }
 
     /// Whether envelope `id` still waits in the outbox.
     pub fn is_queued(&self, id: &[u8; 32]) -> Result<bool, StoreError> {
-        Ok(self.store.get(OUTBOX, id)?.is_some())
+        Ok(self.fetch(OUTBOX, id)?.is_some())
     }
 
     /// Removes an envelope from the outbox once it has left.
     pub fn pop_outbox(&self, id: &[u8; 32]) -> Result<(), StoreError> {
-        self.store.remove(OUTBOX, id).map(|_| ())
+        self.delete(OUTBOX, id).map(|_| ())
     }
 
     /// Marks an envelope seen without storing it (a receipt).
     pub fn mark_seen(&self, id: &[u8; 32]) -> Result<(), StoreError> {
-        self.store.insert(SEEN, id, &[])
+        self.put(SEEN, id, &[])
     }
 
     /// Records that this device wrote message `id` (receipts are kept for it).
     pub fn mark_mine(&self, id: &[u8; 32]) -> Result<(), StoreError> {
-        self.store.insert(MINE, id, &[])
+        self.put(MINE, id, &[])
     }
 
     /// Records `device`'s receipt for message `id` if this device wrote it and
@@ -366,33 +587,31 @@ impl MessageLog {
         device: &PublicKey,
         state: ReceiptState,
     ) -> Result<bool, StoreError> {
-        if self.store.get(MINE, id)?.is_none() {
+        if self.fetch(MINE, id)?.is_none() {
             return Ok(false);
         }
         let mut key = id.to_vec();
         key.extend(device.0);
         let earlier = self
-            .store
-            .get(RECEIPTS, &key)?
-            .and_then(|v| v.first().copied().and_then(state_from_byte));
+            .fetch(RECEIPTS, &key)?
+            .and_then(|record| record.value().first().copied().and_then(state_from_byte));
         if earlier.is_some_and(|e| e >= state) {
             return Ok(false);
         }
-        self.store.insert(RECEIPTS, &key, &[state_byte(state)])?;
+        self.put(RECEIPTS, &key, &[state_byte(state)])?;
         // Someone holds it now: it no longer waits to leave.
-        self.store.remove(OUTBOX, id)?;
+        self.delete(OUTBOX, id)?;
         Ok(true)
     }
 
     /// The receipts for message `id`, by device.
     pub fn receipts(&self, id: &[u8; 32]) -> Result<Vec<(PublicKey, ReceiptState)>, StoreError> {
         Ok(self
-            .store
-            .scan_prefix(RECEIPTS, id, MAX_LISTING)?
-            .into_iter()
-            .filter_map(|(key, value)| {
-                let device = <[u8; 32]>::try_from(key.get(32..)?).ok()?;
-                let state = state_from_byte(*value.first()?)?;
+            .list(RECEIPTS, id, MAX_LISTING)?
+            .iter()
+            .filter_map(|record| {
+                let device = <[u8; 32]>::try_from(record.key().get(32..)?).ok()?;
+                let state = state_from_byte(*record.value().first()?)?;
                 Some((PublicKey(device), state))
             })
             .collect())
@@ -401,39 +620,38 @@ impl MessageLog {
     /// Saves the messages of `room` not yet read here (replacing the list).
     pub fn save_unread(&self, room: RoomId, ids: &[[u8; 32]]) -> Result<(), StoreError> {
         if ids.is_empty() {
-            return self.store.remove(UNREAD, &room.0).map(|_| ());
+            return self.delete(UNREAD, &room.0).map(|_| ());
         }
-        self.store.insert(UNREAD, &room.0, &ids.concat())
+        self.put(UNREAD, &room.0, &ids.concat())
     }
 
     /// Hides `room` from the room list, or shows it again.
     pub fn set_hidden(&self, room: RoomId, hidden: bool) -> Result<(), StoreError> {
         if hidden {
-            self.store.insert(HIDDEN, &room.0, &[])
+            self.put(HIDDEN, &room.0, &[])
         } else {
-            self.store.remove(HIDDEN, &room.0).map(|_| ())
+            self.delete(HIDDEN, &room.0).map(|_| ())
         }
     }
 
     /// The rooms hidden from the room list.
     pub fn hidden(&self) -> Result<Vec<RoomId>, StoreError> {
         Ok(self
-            .store
-            .scan_prefix(HIDDEN, &[], MAX_LISTING)?
-            .into_iter()
-            .filter_map(|(room, _)| <[u8; 32]>::try_from(room.as_slice()).ok().map(RoomId))
+            .list(HIDDEN, &[], MAX_LISTING)?
+            .iter()
+            .filter_map(|record| <[u8; 32]>::try_from(record.key()).ok().map(RoomId))
             .collect())
     }
 
     /// The messages not yet read here, by room.
     pub fn unread(&self) -> Result<Vec<RoomUnread>, StoreError> {
         Ok(self
-            .store
-            .scan_prefix(UNREAD, &[], MAX_LISTING)?
-            .into_iter()
-            .filter_map(|(room, ids)| {
-                let room = RoomId(<[u8; 32]>::try_from(room.as_slice()).ok()?);
-                let ids = ids
+            .list(UNREAD, &[], MAX_LISTING)?
+            .iter()
+            .filter_map(|record| {
+                let room = RoomId(<[u8; 32]>::try_from(record.key()).ok()?);
+                let ids = record
+                    .value()
                     .chunks_exact(32)
                     .filter_map(|id| <[u8; 32]>::try_from(id).ok())
                     .collect();

@@ -30,6 +30,10 @@ const ARRIVALS: &str = "revocation_arrivals";
 /// value = Unix seconds (u64 BE).
 const SIGHTINGS: &str = "revocation_sightings";
 
+/// The trees of this module, all keyed by one id or room id (filed as
+/// [`layout`](super::message_log) says: under its tag).
+pub(super) const TREES: [&str; 4] = [RECORDS, ROTATION_DUE, ARRIVALS, SIGHTINGS];
+
 /// A saved revocation as this node took it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TakenRevocation {
@@ -117,7 +121,7 @@ impl MessageLog {
     /// travelled), dated `at` (Unix seconds); returns its sync item.
     pub fn save_signed_revocation(&self, bytes: &[u8], at: u64) -> Result<SyncItem, StoreError> {
         let item = (at.saturating_mul(1000), *blake3::hash(bytes).as_bytes());
-        self.store.insert(REVOCATIONS, &item_key(&item), bytes)?;
+        self.put(REVOCATIONS, &item_key(&item), bytes)?;
         Ok(item)
     }
 
@@ -125,7 +129,7 @@ impl MessageLog {
     pub fn save_revocation_arrival(&self, arrival: &Arrival) -> Result<(), StoreError> {
         let mut value = arrival.number.to_be_bytes().to_vec();
         value.extend(arrival.received_at.to_be_bytes());
-        self.store.insert(ARRIVALS, &arrival.id, &value)
+        self.put(ARRIVALS, &arrival.id, &value)
     }
 
     /// Notes that a device revocation `id` covers was seen at `at` (Unix
@@ -137,32 +141,30 @@ impl MessageLog {
         {
             return Ok(());
         }
-        self.store.insert(SIGHTINGS, id, &at.to_be_bytes())
+        self.put(SIGHTINGS, id, &at.to_be_bytes())
     }
 
     /// When a device revocation `id` covers was last seen here, if ever.
     pub fn revoked_device_last_seen(&self, id: &[u8; 32]) -> Result<Option<u64>, StoreError> {
         Ok(self
-            .store
-            .get(SIGHTINGS, id)?
-            .and_then(|value| <[u8; 8]>::try_from(value.as_slice()).ok())
+            .fetch(SIGHTINGS, id)?
+            .and_then(|record| <[u8; 8]>::try_from(record.value()).ok())
             .map(u64::from_be_bytes))
     }
 
     /// Forgets when revocation `id` was taken (it left the set).
     pub fn forget_revocation_arrival(&self, id: &[u8; 32]) -> Result<(), StoreError> {
-        self.store.remove(ARRIVALS, id).map(|_| ())
+        self.delete(ARRIVALS, id).map(|_| ())
     }
 
     /// Every revocation taken here, in the order it was taken.
     pub fn revocation_arrivals(&self) -> Result<Vec<Arrival>, StoreError> {
         let mut arrivals: Vec<Arrival> = self
-            .store
-            .scan_prefix(ARRIVALS, &[], MAX_LISTING)?
-            .into_iter()
-            .filter_map(|(key, value)| {
-                let id: [u8; 32] = key.try_into().ok()?;
-                let value: [u8; 16] = value.try_into().ok()?;
+            .list(ARRIVALS, &[], MAX_LISTING)?
+            .iter()
+            .filter_map(|record| {
+                let id: [u8; 32] = record.key().try_into().ok()?;
+                let value: [u8; 16] = record.value().try_into().ok()?;
                 let (number, at) = value.split_at(8);
                 Some(Arrival {
                     id,
@@ -223,18 +225,17 @@ impl MessageLog {
     /// Every saved revocation and wipe receipt, oldest first.
     pub fn signed_revocations(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         Ok(self
-            .store
-            .scan_prefix(REVOCATIONS, &[], MAX_LISTING)?
-            .into_iter()
-            .map(|(_, bytes)| bytes)
+            .list(REVOCATIONS, &[], MAX_LISTING)?
+            .iter()
+            .map(|record| record.value().to_vec())
             .collect())
     }
 
     /// What is known about revocation `id` (empty if nothing yet).
     pub fn revocation_record(&self, id: &[u8; 32]) -> Result<RevocationRecord, StoreError> {
-        match self.store.get(RECORDS, id)? {
+        match self.fetch(RECORDS, id)? {
             None => Ok(RevocationRecord::default()),
-            Some(bytes) => wire::decode(&bytes).map_err(|source| StoreError::Corrupt {
+            Some(record) => wire::decode(record.value()).map_err(|source| StoreError::Corrupt {
                 path: "revocation record".into(),
                 source,
             }),
@@ -247,28 +248,25 @@ impl MessageLog {
         id: &[u8; 32],
         record: &RevocationRecord,
     ) -> Result<(), StoreError> {
-        self.store.insert(RECORDS, id, &wire::encode(record))
+        self.put(RECORDS, id, &wire::encode(record))
     }
 
     /// Records (or with `None` clears) that `room` must move past `epoch`.
     pub fn save_rotation_due(&self, room: RoomId, epoch: Option<u64>) -> Result<(), StoreError> {
         match epoch {
-            Some(number) => self
-                .store
-                .insert(ROTATION_DUE, &room.0, &number.to_be_bytes()),
-            None => self.store.remove(ROTATION_DUE, &room.0).map(|_| ()),
+            Some(number) => self.put(ROTATION_DUE, &room.0, &number.to_be_bytes()),
+            None => self.delete(ROTATION_DUE, &room.0).map(|_| ()),
         }
     }
 
     /// Rooms that must move to a new key, with the epoch to move past.
     pub fn rotations_due(&self) -> Result<Vec<(RoomId, u64)>, StoreError> {
         Ok(self
-            .store
-            .scan_prefix(ROTATION_DUE, &[], MAX_LISTING)?
-            .into_iter()
-            .filter_map(|(key, value)| {
-                let room = RoomId(key.try_into().ok()?);
-                let number = u64::from_be_bytes(value.try_into().ok()?);
+            .list(ROTATION_DUE, &[], MAX_LISTING)?
+            .iter()
+            .filter_map(|record| {
+                let room = RoomId(record.key().try_into().ok()?);
+                let number = u64::from_be_bytes(record.value().try_into().ok()?);
                 Some((room, number))
             })
             .collect())

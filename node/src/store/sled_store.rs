@@ -1,20 +1,23 @@
-//! sled backend: values sealed under the home's storage key, bound to tree and key.
+//! sled backend: values sealed under the home's storage key, bound to tree
+//! and key; [`Store::tag`] keyed under a key derived from it.
 
 use std::sync::{RwLock, RwLockReadGuard};
 
-use super::{Entry, Home, SCHEMA_VERSION, Store, StoreError, check_tree, check_value};
-use crate::crypto::SealedRecord;
+use std::path::Path;
+
+use super::{Entry, Home, SCHEMA_VERSION, Store, StoreError, check_tree, check_value, migration};
+use crate::crypto::{IndexKey, SealedRecord, StorageKey};
 use crate::identity::OsEntropy;
 use crate::wire;
 use zeroize::Zeroizing;
 
 /// Reserved tree holding the (unencrypted) schema version.
-const META_TREE: &str = "__baro_meta";
-const SCHEMA_KEY: &[u8] = b"schema_version";
+pub(super) const META_TREE: &str = "__baro_meta";
+pub(super) const SCHEMA_KEY: &[u8] = b"schema_version";
 /// Present while the database is closed after a clean stop; removed (and
 /// flushed) at every open, so its absence at open means the last run died
 /// (a crash, a kill, a power cut) and the records are checked.
-const CLEAN_KEY: &[u8] = b"closed_cleanly";
+pub(super) const CLEAN_KEY: &[u8] = b"closed_cleanly";
 
 /// A [`Store`] on sled in the home's `db/` directory. Owns the [`Home`] so
 /// that [`Store::wipe`] can destroy key, database and identity in order.
@@ -29,62 +32,112 @@ pub struct SledStore {
 pub(super) struct Open {
     pub(super) db: sled::Db,
     home: Home,
+    /// Key of the tags that stand in for identifying parts of record keys.
+    index: IndexKey,
 }
 
 /// Tries to open a locked database, and the wait between them.
 const LOCK_ATTEMPTS: u32 = 20;
 const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// Opens the sled database in `dir` (of `home`).
+pub(super) fn open_db(home: &Home, dir: &Path) -> Result<sled::Db, StoreError> {
+    // A database this process just let go may stay locked for a moment
+    // (sled's background writes still hold its file): try again for a
+    // short while before saying another process has it.
+    let mut attempts = 0;
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(io))
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("lock") =>
+            {
+                attempts += 1;
+                if attempts >= LOCK_ATTEMPTS {
+                    return Err(StoreError::Locked(home.root().to_path_buf()));
+                }
+                std::thread::sleep(LOCK_RETRY);
+            }
+            Err(sled::Error::Corruption { .. }) => {
+                return Err(StoreError::Damaged(dir.to_path_buf()));
+            }
+            Err(other) => return Err(StoreError::Database(other)),
+        }
+    }
+}
+
+/// Locks the home directory (flock) while its database is opened, so that
+/// two processes never rearrange its database directories at once (a
+/// migration, or finishing one); the lock goes with the returned file.
+fn lock_home(home: &Home) -> Result<std::fs::File, StoreError> {
+    use fs2::FileExt;
+    let root = home.root();
+    let dir = std::fs::File::open(root).map_err(StoreError::io("opening", root))?;
+    let mut attempts = 0;
+    loop {
+        match dir.try_lock_exclusive() {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
+                attempts += 1;
+                if attempts >= LOCK_ATTEMPTS {
+                    return Err(StoreError::Locked(root.to_path_buf()));
+                }
+                std::thread::sleep(LOCK_RETRY);
+            }
+            Err(e) => return Err(StoreError::io("locking", root)(e)),
+        }
+    }
+}
+
+/// The schema version recorded in a database's meta tree, if any.
+pub(super) fn read_version(meta: &sled::Tree) -> Result<Option<u32>, StoreError> {
+    meta.get(SCHEMA_KEY)?
+        .map(|bytes| {
+            <[u8; 4]>::try_from(bytes.as_ref())
+                .map(u32::from_le_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    path: "database schema version".into(),
+                    source: wire::WireError::Truncated { len: bytes.len() },
+                })
+        })
+        .transpose()
+}
+
 impl SledStore {
-    /// Opens (or creates) the database of `home` and checks its schema version.
+    /// Opens (or creates) the database of `home` and checks its schema
+    /// version; a database of an older schema is migrated first (and a
+    /// migration a crash interrupted is finished), see `migration`.
     pub fn open(home: Home) -> Result<Self, StoreError> {
-        // A database this process just let go may stay locked for a moment
-        // (sled's background writes still hold its file): try again for a
-        // short while before saying another process has it.
-        let mut attempts = 0;
-        let db = loop {
-            match sled::open(home.database_dir()) {
-                Ok(db) => break db,
-                Err(sled::Error::Io(io))
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("lock") =>
-                {
-                    attempts += 1;
-                    if attempts >= LOCK_ATTEMPTS {
-                        return Err(StoreError::Locked(home.root().to_path_buf()));
-                    }
-                    std::thread::sleep(LOCK_RETRY);
-                }
-                Err(sled::Error::Corruption { .. }) => {
-                    return Err(StoreError::Damaged(home.database_dir()));
-                }
-                Err(other) => return Err(StoreError::Database(other)),
+        let home_lock = lock_home(&home)?;
+        migration::finish_interrupted(&home)?;
+        let mut db = open_db(&home, &home.database_dir())?;
+        let mut meta = db.open_tree(META_TREE)?;
+        match read_version(&meta)? {
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
             }
-        };
-        let meta = db.open_tree(META_TREE)?;
-        match meta.get(SCHEMA_KEY)? {
-            Some(bytes) => {
-                let found = <[u8; 4]>::try_from(bytes.as_ref())
-                    .map(u32::from_le_bytes)
-                    .map_err(|_| StoreError::Corrupt {
-                        path: "database schema version".into(),
-                        source: wire::WireError::Truncated { len: bytes.len() },
-                    })?;
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::SchemaTooNew {
-                        found,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
+            Some(found) if found < SCHEMA_VERSION => {
+                drop(meta);
+                drop(db);
+                migration::run(&home, found, migration::Until::End)?;
+                db = open_db(&home, &home.database_dir())?;
+                meta = db.open_tree(META_TREE)?;
             }
+            Some(_) => {}
             None => {
                 meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_le_bytes())?;
                 meta.flush()?;
             }
         }
+        drop(home_lock);
         let closed_cleanly = meta.remove(CLEAN_KEY)?.is_some();
         meta.flush()?;
-        let open = Open { db, home };
+        let index = home.storage_key().index_key();
+        let open = Open { db, home, index };
         let damage = if closed_cleanly {
             None
         } else {
@@ -190,11 +243,7 @@ impl Open {
     }
 
     fn seal(&self, tree: &str, key: &[u8], value: &[u8]) -> Vec<u8> {
-        let sealed = self
-            .home
-            .storage_key()
-            .seal(&aad(tree, key), value, &mut OsEntropy);
-        wire::encode(&SealedRecord(sealed))
+        seal_record(self.home.storage_key(), tree, key, value)
     }
 
     /// The plaintext in zeroized memory. [`Store::get`] and
@@ -207,17 +256,33 @@ impl Open {
         key: &[u8],
         stored: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        let record =
-            wire::decode::<SealedRecord>(stored).map_err(|source| StoreError::Corrupt {
-                path: format!("record in tree '{tree}'"),
-                source,
-            })?;
-        let plain = self
-            .home
-            .storage_key()
-            .open(&aad(tree, key), &record.0, "stored record")?;
-        Ok(plain)
+        unseal_record(self.home.storage_key(), tree, key, stored)
     }
+}
+
+/// `value` sealed under `storage_key`, bound to its tree and key.
+pub(super) fn seal_record(
+    storage_key: &StorageKey,
+    tree: &str,
+    key: &[u8],
+    value: &[u8],
+) -> Vec<u8> {
+    let sealed = storage_key.seal(&aad(tree, key), value, &mut OsEntropy);
+    wire::encode(&SealedRecord(sealed))
+}
+
+/// What [`seal_record`] sealed, in zeroized memory.
+pub(super) fn unseal_record(
+    storage_key: &StorageKey,
+    tree: &str,
+    key: &[u8],
+    stored: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    let record = wire::decode::<SealedRecord>(stored).map_err(|source| StoreError::Corrupt {
+        path: format!("record in tree '{tree}'"),
+        source,
+    })?;
+    Ok(storage_key.open(&aad(tree, key), &record.0, "stored record")?)
 }
 
 /// The buffer itself out of its zeroizing wrapper (the wrapper is left
@@ -275,6 +340,10 @@ impl Store for SledStore {
         })
     }
 
+    fn tag(&self, parts: &[&[u8]]) -> Result<[u8; 32], StoreError> {
+        self.with(|open| Ok(open.index.tag(parts)))
+    }
+
     fn schema_version(&self) -> Result<u32, StoreError> {
         self.with(|open| {
             let bytes = open.db.open_tree(META_TREE)?.get(SCHEMA_KEY)?;
@@ -303,7 +372,8 @@ impl Store for SledStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
         match open {
-            Some(Open { db, home }) => {
+            Some(Open { db, home, index }) => {
+                drop(index);
                 // sled keeps files open until the last handle drops.
                 drop(db);
                 home.wipe(notice)
