@@ -281,7 +281,7 @@ fn send_history_and_status_say_what_happened_to_a_message() {
         "행정안전부/현장",
         "relay",
     );
-    let _relay_node = relay.spawn([
+    let relay_node = relay.spawn([
         "relay",
         "--listen",
         "/ip4/127.0.0.1/tcp/0",
@@ -317,6 +317,29 @@ fn send_history_and_status_say_what_happened_to_a_message() {
         .expect("the message")
         .clone();
     assert_eq!(stored["progress"], "stored_by_relay", "{stored}");
+
+    // Kim listens through the relay too; once the relay is gone, neither
+    // it nor its relayed address is shown any more.
+    let circuits = |status: &serde_json::Value| {
+        status["listen"].as_array().map_or(0, |l| {
+            l.iter()
+                .filter(|a| a.as_str().is_some_and(|a| a.contains("/p2p-circuit")))
+                .count()
+        })
+    };
+    // (Kim asks a relay she dialled for a circuit: restart her towards it.)
+    let relay_address = listen_address(&relay);
+    kim_node.stop();
+    let kim_node = start_on_loopback(&kim, Some(&relay_address));
+    listen_address(&kim);
+    eventually(30, "a relayed address", || {
+        (circuits(&kim.run(["--json", "status"]).json()) > 0).then_some(())
+    });
+    relay_node.stop();
+    eventually(30, "the relay and its address gone from status", || {
+        let status = kim.run(["--json", "status"]).json();
+        (circuits(&status) == 0 && status["relays"] == serde_json::json!([])).then_some(())
+    });
     drop(kim_node);
 }
 
@@ -398,11 +421,17 @@ fn a_revoked_device_is_not_revoked_twice_and_its_owner_is_told() {
     assert_eq!(listed.as_array().expect("list").len(), 1, "{listed}");
 
     // Holders are named by who they are.
-    eventually(30, "holders named", || {
+    let plain = eventually(30, "holders named", || {
         let plain = operator.run(["agency", "revocations"]).success();
         (plain.contains("Official lee (lee, ") && plain.contains("Official kim (kim, "))
-            .then_some(())
+            .then_some(plain)
     });
+    assert!(
+        plain.contains(&format!(
+            "device {short} of Official kim (kim), by operator park"
+        )),
+        "{plain}"
+    );
 }
 
 /// Finding 20: with its relay down, a node said nothing about the bootstrap

@@ -226,8 +226,9 @@ pub fn list(home: &Path, json: bool) -> Result<()> {
             format!("user {} (every device)", printable(&view.user))
         } else {
             format!(
-                "device {} of {}",
+                "device {} of {} ({})",
                 view.device.short(),
+                printable(&view.display_name),
                 printable(&view.user)
             )
         };

@@ -198,8 +198,9 @@ pub(crate) struct Actor {
     quotas: super::quotas::Quotas,
     /// Each reconciled set prepared once for answering, until it changes.
     answers: crate::sync::ResponderCache,
-    /// Relays this device holds (or asked for) a circuit reservation on.
-    reservations: HashSet<PeerId>,
+    /// Relays this device holds (or asked for) a circuit reservation on,
+    /// by the listener that asked.
+    reservations: HashMap<libp2p::core::transport::ListenerId, PeerId>,
     /// Ids of synced items that failed validation: not fetched again (for
     /// a while only, if they failed for a reason of this node's own).
     refused: crate::net::refusals::Refused,
@@ -462,7 +463,7 @@ impl Actor {
             carried: HashSet::new(),
             quotas: super::quotas::Quotas::new(quota_limits),
             answers: crate::sync::ResponderCache::new(ANSWER_CACHE_ITEMS),
-            reservations: HashSet::new(),
+            reservations: HashMap::new(),
             raw_syncs: HashMap::new(),
             last_dial: HashMap::new(),
             next_lookup: (tokio::time::Instant::now(), Duration::ZERO),
@@ -969,6 +970,19 @@ impl Actor {
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listening.retain(|a| a != &address);
             }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                addresses,
+                ..
+            } => {
+                // A relayed address whose relay went away is no longer ours
+                // (finding 20: `status` kept showing it), and the relay is
+                // asked again when it is back.
+                self.listening.retain(|a| !addresses.contains(a));
+                if let Some(relay) = self.reservations.remove(&listener_id) {
+                    tracing::info!(relay = %relay, "circuit reservation ended");
+                }
+            }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 endpoint,
@@ -1298,7 +1312,10 @@ impl Actor {
     /// A device that dialed a relay asks it for a circuit reservation, so
     /// peers that cannot reach it directly can through the relay.
     fn reserve_circuit(&mut self, peer: PeerId, role: Role, endpoint: &ConnectedPoint) {
-        if self.carrier.is_some() || role != Role::Relay || self.reservations.contains(&peer) {
+        if self.carrier.is_some()
+            || role != Role::Relay
+            || self.reservations.values().any(|relay| *relay == peer)
+        {
             return;
         }
         let ConnectedPoint::Dialer { address, .. } = endpoint else {
@@ -1318,8 +1335,8 @@ impl Actor {
             .with(libp2p::multiaddr::Protocol::P2p(peer))
             .with(libp2p::multiaddr::Protocol::P2pCircuit);
         match self.swarm.listen_on(circuit.clone()) {
-            Ok(_) => {
-                self.reservations.insert(peer);
+            Ok(listener) => {
+                self.reservations.insert(listener, peer);
                 tracing::info!(%circuit, "asked a relay for a circuit reservation");
             }
             Err(e) => tracing::debug!(%circuit, error = %e, "cannot reserve a relayed address"),
