@@ -259,6 +259,13 @@ pub struct AgencyInit {
     /// The first operator's org unit path, e.g. "MOIS/Digital Government Bureau".
     #[arg(long, value_parser = nfc)]
     pub org: String,
+    /// Relay address this console's node dials (a multiaddr); repeatable,
+    /// as for `agency enroll`.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<String>,
+    /// This console device's label, e.g. "console" (as `device init --label`).
+    #[arg(long, value_parser = nfc)]
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -295,10 +302,15 @@ pub enum DeviceCommand {
     Init(DeviceInit),
     /// Verify an enrollment bundle from an operator and install it.
     Install(DeviceInstall),
+    /// List your own devices (label, id, last seen, revoked or not), as
+    /// this device knows them.
+    List,
     /// Revoke another of your own devices (a lost phone, from your PC): it
     /// is shut out and erases itself when the revocation reaches it.
     Revoke {
-        /// The lost device's id (PeerId); `baro peers` or `baro whoami` on it shows it.
+        /// The lost device: its label (e.g. 휴대폰), its id, or 6 or more
+        /// characters of the start or end of its id (`baro device list`).
+        #[arg(value_parser = nfc)]
         device: String,
         /// Why, e.g. "lost my phone".
         #[arg(long)]
@@ -311,6 +323,10 @@ pub struct DeviceInit {
     /// Your name as other officials will see it.
     #[arg(long, value_parser = nfc)]
     pub name: String,
+    /// What this device is, to tell your devices apart, e.g. PC or 휴대폰
+    /// (shown wherever the device is named; 1 to 32 bytes).
+    #[arg(long, value_parser = nfc)]
+    pub label: Option<String>,
     /// Where to write the enrollment request.
     #[arg(long)]
     pub out: PathBuf,

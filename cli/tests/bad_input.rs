@@ -191,6 +191,8 @@ fn expired_certificate_is_refused() {
             name: "MOIS".into(),
             operator: subject("park"),
             kdf: KdfParams::default(),
+            bootstrap: Vec::new(),
+            label: None,
         },
         &passphrase,
         past,
@@ -248,7 +250,7 @@ fn bundle_of_another_agency_is_refused_once_enrolled() {
 }
 
 #[test]
-fn someone_elses_bundle_is_a_key_mismatch() {
+fn someone_elses_bundle_says_whose_it_is() {
     let s = Setup::new();
     let bundle = s.bundle();
     let other = baro(&s.path("other-device"));
@@ -260,7 +262,7 @@ fn someone_elses_bundle_is_a_key_mismatch() {
         .success();
     other
         .run(args(&["device", "install"], &[&bundle]))
-        .fails_with("key mismatch");
+        .fails_with("this bundle is for Kim Minji (kim)'s device");
 }
 
 #[test]

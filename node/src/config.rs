@@ -67,6 +67,8 @@ pub struct NodeConfig {
     pub address_failures: u32,
     /// Seconds of one counting window of `address_failures`.
     pub address_window_secs: u64,
+    /// This device's label ("PC", "휴대폰"), announced with its presence.
+    pub label: Option<String>,
 }
 
 /// What a relay keeps for devices that are offline.
@@ -111,6 +113,7 @@ impl Default for NodeConfig {
             max_memory_percent: Some(75),
             address_failures: 20,
             address_window_secs: 60,
+            label: None,
         }
     }
 }

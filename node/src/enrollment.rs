@@ -43,6 +43,18 @@ pub enum EnrollmentError {
     /// The home already holds an identity.
     #[error("{0} already holds a device identity; use another --home")]
     AlreadyInitialised(String),
+    /// The bundle certifies another device.
+    #[error(
+        "this bundle is for {name} ({user})'s device {device}, not this device: install it on that device, or ask the operator for this device's own bundle"
+    )]
+    NotThisDevice {
+        /// The display name it certifies.
+        name: String,
+        /// Its user id.
+        user: String,
+        /// The device it is for.
+        device: DeviceId,
+    },
     /// The home has no device key yet.
     #[error("this home has no device key: run `baro device init` first")]
     NoDeviceKey,
@@ -107,6 +119,11 @@ pub struct AgencyInit {
     pub operator: Subject,
     /// argon2id cost for the root and operator key files.
     pub kdf: KdfParams,
+    /// Relay addresses the console's own node dials (as `agency enroll
+    /// --bootstrap` puts in a device's bundle).
+    pub bootstrap: Vec<String>,
+    /// The console device's label (e.g. "console"), if any.
+    pub label: Option<String>,
 }
 
 /// The device in a home, and its enrollment if installed.
@@ -145,6 +162,12 @@ pub fn init_agency(
     now: u64,
 ) -> Result<VerifiedDevice, EnrollmentError> {
     passphrase.check_strength()?;
+    crate::trust::check_bootstrap(&init.bootstrap)?;
+    let label = init
+        .label
+        .as_deref()
+        .map(crate::trust::device_label)
+        .transpose()?;
     let home = Home::open_or_create(root)?;
     if home.has(HomeFile::DeviceKey) || home.has(HomeFile::RootKey) {
         return Err(EnrollmentError::AlreadyInitialised(
@@ -175,7 +198,7 @@ pub fn init_agency(
             subject: init.operator,
             role: Role::Member,
             days: DEFAULT_DEVICE_CERT_DAYS,
-            bootstrap: Vec::new(),
+            bootstrap: init.bootstrap,
         },
         &agency.network_key,
         now,
@@ -193,16 +216,28 @@ pub fn init_agency(
         &Zeroizing::new(wire::encode(&device.secret())),
     )?;
     home.write(HomeFile::Bundle, &wire::encode(&bundle))?;
+    if let Some(label) = label {
+        home.write(HomeFile::Label, label.as_bytes())?;
+    }
     Ok(bundle.verify_for(device.device_id(), now, &TrustPolicy::default())?)
 }
 
-/// Creates this home's device key (or reuses the one already there) and
-/// returns a signed enrollment request for it.
+/// This device's label ("PC", "휴대폰"), if its owner set one.
+pub fn load_label(home: &Home) -> Result<Option<String>, EnrollmentError> {
+    Ok(home
+        .read(HomeFile::Label)?
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok()))
+}
+
+/// Creates this home's device key (or reuses the one already there), keeps
+/// its `label` if given, and returns a signed enrollment request for it.
 pub fn init_device(
     root: &Path,
     display_name: &str,
+    label: Option<&str>,
     now: u64,
 ) -> Result<EnrollmentRequest, EnrollmentError> {
+    let label = label.map(crate::trust::device_label).transpose()?;
     let home = Home::open_or_create(root)?;
     if home.has(HomeFile::Bundle) {
         return Err(EnrollmentError::AlreadyInitialised(
@@ -221,6 +256,9 @@ pub fn init_device(
         }
         Err(other) => return Err(other),
     };
+    if let Some(label) = label {
+        home.write(HomeFile::Label, label.as_bytes())?;
+    }
     Ok(EnrollmentRequest::new(&device, display_name, now)?)
 }
 
@@ -237,14 +275,32 @@ pub fn enroll(
     let home = Home::open(root)?;
     let operator = load_operator(&home, passphrase)?;
     let own: EnrollmentBundle = load_bundle(&home)?;
-    Ok(operator.enroll(
+    let bundle = operator.enroll(
         &request,
         enrollment,
         &own.body.network_key,
         now,
         &TrustPolicy::default(),
         &mut OsEntropy,
-    )?)
+    )?;
+    // The console keeps what it issued: it can revoke the device at once,
+    // whether or not its node has met it (usability finding 27).
+    home.keep_issued(
+        &request.body.device_key.device_id(),
+        &wire::encode(&bundle.body.chain),
+    )?;
+    Ok(bundle)
+}
+
+/// The certificate chains this operator home issued (`agency enroll`),
+/// oldest first; unreadable ones are skipped.
+pub fn issued_chains(root: &Path) -> Result<Vec<CertificateChain>, EnrollmentError> {
+    let home = Home::open(root)?;
+    Ok(home
+        .issued()?
+        .iter()
+        .filter_map(|bytes| wire::decode::<CertificateChain>(bytes).ok())
+        .collect())
 }
 
 /// Verifies `bundle_bytes` for this home's device and installs it.
@@ -287,6 +343,16 @@ pub fn install_expecting(
                 offered: format!("{} ({})", offered.name, offered.id()),
             });
         }
+    }
+    // Someone else's bundle: say whose (usability finding 26).
+    if let Some(leaf) = bundle.body.chain.leaf()
+        && leaf.body.key.device_id() != device.device_id()
+    {
+        return Err(EnrollmentError::NotThisDevice {
+            name: leaf.body.subject.display_name.clone(),
+            user: leaf.body.subject.user_id.clone(),
+            device: leaf.body.key.device_id(),
+        });
     }
     let verified = bundle.verify_for(device.device_id(), now, &TrustPolicy::default())?;
     home.write(HomeFile::Bundle, bundle_bytes)?;

@@ -124,6 +124,9 @@ pub struct PeerInfo {
     pub address: String,
     /// How it was found.
     pub found_by: Discovery,
+    /// Its label ("PC", "휴대폰"), once it announced one.
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 /// The node's own state.
@@ -586,6 +589,12 @@ impl Handle {
             reply,
         })
         .await?
+    }
+
+    /// This device's user's devices (this one included): label, id, when
+    /// last met, revoked or not.
+    pub async fn devices(&self) -> Result<Vec<crate::api::DeviceView>, NodeError> {
+        self.ask(Command::Devices).await
     }
 
     /// Every official this device knows (whose certificate it holds, not

@@ -83,6 +83,9 @@ pub struct RevocationView {
     /// Wipe receipts received: acknowledgements signed by the device's
     /// key, not proof of erasure.
     pub wiped: Vec<WipeView>,
+    /// The revoked device's label ("휴대폰"), if it announced one here.
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 impl RevocationView {
@@ -115,6 +118,7 @@ impl RevocationView {
                 })
                 .collect(),
             device_last_seen: None,
+            label: None,
             wiped: record
                 .wiped
                 .iter()
@@ -144,6 +148,18 @@ impl RevocationView {
             }
         }
         self.device_last_seen = last_seen;
+        self
+    }
+
+    /// Names the revoked device and each holder by its label too, where
+    /// `label` knows one ("김민지 (휴대폰)").
+    pub fn with_labels(mut self, label: impl Fn(&DeviceId) -> Option<String>) -> Self {
+        self.label = label(&self.device);
+        for holder in &mut self.held_by {
+            if let (Some(name), Some(label)) = (&holder.name, label(&holder.device)) {
+                holder.name = Some(format!("{name} ({label})"));
+            }
+        }
         self
     }
 }
@@ -301,7 +317,8 @@ fn open_log(root: &Path) -> Result<(MessageLog, AgencyInfo), RevocationFlowError
 }
 
 /// The certificate chain of `target` among the devices this (stopped)
-/// node has met, its own, or (on an operator's console) the operator's.
+/// node has met, its own, or (on an operator's console) the operator's
+/// and those it issued.
 pub fn find_target(root: &Path, target: &Target) -> Result<CertificateChain, RevocationFlowError> {
     let home = Home::open(root)?;
     let own = enrollment::load_bundle(&home)?.body.chain;
@@ -312,10 +329,20 @@ pub fn find_target(root: &Path, target: &Target) -> Result<CertificateChain, Rev
         Target::User(_) => None,
     };
     drop(home);
+    let issued = enrollment::issued_chains(root)?;
     let (log, _) = open_log(root)?;
     let known = log.devices()?;
     target
-        .pick(known.into_iter().chain([own]).chain(operator))
+        .pick(known.into_iter().chain([own]).chain(operator).chain(issued))
+        .ok_or_else(|| RevocationFlowError::UnknownTarget(target.describe()))
+}
+
+/// The chain of `target` among those this operator home issued (`agency
+/// enroll` keeps them), whether or not its node has met the device; read
+/// from files, so it works while the node runs.
+pub fn find_issued(root: &Path, target: &Target) -> Result<CertificateChain, RevocationFlowError> {
+    target
+        .pick(enrollment::issued_chains(root)?)
         .ok_or_else(|| RevocationFlowError::UnknownTarget(target.describe()))
 }
 
@@ -390,13 +417,89 @@ pub fn keep_for_next_start(
 pub fn list(root: &Path, now: u64) -> Result<Vec<RevocationView>, RevocationFlowError> {
     let (log, agency) = open_log(root)?;
     let known = log.devices()?;
+    let labels: std::collections::HashMap<DeviceId, String> = log
+        .labels()?
+        .into_iter()
+        .map(|(key, _, label)| (key.device_id(), label))
+        .collect();
     load(&log, &agency, now)?
         .iter()
         .map(|(verified, record)| {
             let seen = log.revoked_device_last_seen(&verified.id)?;
-            Ok(RevocationView::new(verified, record).with_coverage(&known, seen))
+            Ok(RevocationView::new(verified, record)
+                .with_coverage(&known, seen)
+                .with_labels(|device| labels.get(device).cloned()))
         })
         .collect()
+}
+
+/// This (stopped) node's user's devices, as its store knows them: what
+/// `baro device list` shows while `baro run` is not running. Each chain is
+/// read at its own start (an expired one still names its device).
+pub fn own_devices(
+    root: &Path,
+    now: u64,
+) -> Result<Vec<crate::api::DeviceView>, RevocationFlowError> {
+    let home = Home::open(root)?;
+    let me = enrollment::load_device_key(&home)?.device_id();
+    let own = enrollment::load_bundle(&home)?.body.chain;
+    let own_label = enrollment::load_label(&home)?;
+    drop(home);
+    let (log, agency) = open_log(root)?;
+    let policy = TrustPolicy::default();
+    let user = own
+        .leaf()
+        .map(|leaf| leaf.body.subject.user_id.clone())
+        .unwrap_or_default();
+    let mut set = RevocationSet::new();
+    for (verified, _) in load(&log, &agency, now)? {
+        set.insert(verified)?;
+    }
+    let labels: std::collections::HashMap<_, _> = log
+        .labels()?
+        .into_iter()
+        .map(|(key, _, label)| (key, label))
+        .collect();
+    let seen: std::collections::HashMap<_, _> = log.last_seen()?.into_iter().collect();
+    let mut devices: std::collections::BTreeMap<DeviceId, crate::api::DeviceView> =
+        std::collections::BTreeMap::new();
+    for chain in log.devices()?.into_iter().chain([own]) {
+        let Some(leaf) = chain.leaf() else { continue };
+        if leaf.body.subject.user_id != user || leaf.body.role == crate::trust::Role::Relay {
+            continue;
+        }
+        let Ok(device) = chain.verify(&agency, leaf.body.not_before, &policy) else {
+            continue;
+        };
+        let key = device.device.public_key();
+        let label = if device.device == me {
+            own_label.clone()
+        } else {
+            labels.get(&key).cloned()
+        };
+        devices.insert(
+            device.device,
+            crate::api::DeviceView {
+                device: device.device,
+                label,
+                name: device.subject.display_name.clone(),
+                this_device: device.device == me,
+                connected: false,
+                last_seen: seen.get(&key).copied(),
+                not_after: device.not_after,
+                revoked: set.covering(&device).map(|r| r.issued_by.clone()),
+                revoked_at: set.covering(&device).map(|r| r.issued_at),
+            },
+        );
+    }
+    let mut devices: Vec<_> = devices.into_values().collect();
+    devices.sort_by(|a, b| {
+        b.this_device
+            .cmp(&a.this_device)
+            .then_with(|| a.label.cmp(&b.label))
+            .then_with(|| a.device.cmp(&b.device))
+    });
+    Ok(devices)
 }
 
 /// Checks a wipe receipt's bytes against `revocations` (for tests and tools).

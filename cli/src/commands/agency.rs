@@ -25,6 +25,10 @@ pub fn init(home: &Path, args: args::AgencyInit, json: bool) -> Result<()> {
         org_unit: args.org.parse()?,
     };
     operator.validate()?;
+    baro_node::trust::check_bootstrap(&args.bootstrap)?;
+    if let Some(label) = &args.label {
+        baro_node::trust::device_label(label)?;
+    }
     let passphrase = passphrase::new()?;
     let device = enrollment::init_agency(
         home,
@@ -32,6 +36,8 @@ pub fn init(home: &Path, args: args::AgencyInit, json: bool) -> Result<()> {
             name: args.name.clone(),
             operator,
             kdf: KdfParams::default(),
+            bootstrap: args.bootstrap,
+            label: args.label,
         },
         &passphrase,
         unix_now(),

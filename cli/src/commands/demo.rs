@@ -103,6 +103,8 @@ pub fn run() -> Result<()> {
             name: AGENCY.into(),
             operator: subject("park.jiwoo", "박지우", "행정안전부/디지털정부국")?,
             kdf: KdfParams::default(),
+            bootstrap: Vec::new(),
+            label: None,
         },
         &passphrase(),
         now,
@@ -120,7 +122,7 @@ pub fn run() -> Result<()> {
     let mut homes = Vec::new();
     for official in &DEVICES {
         let home = dir.join(official.user);
-        let request = enrollment::init_device(&home, official.name, now)?;
+        let request = enrollment::init_device(&home, official.name, None, now)?;
         let request_file = home.with_extension("request");
         std::fs::write(&request_file, wire::encode(&request))?;
         println!(
@@ -192,7 +194,7 @@ pub fn run() -> Result<()> {
     )?;
 
     let late = dir.join("late-device");
-    let request = enrollment::init_device(&late, "정하늘", now)?;
+    let request = enrollment::init_device(&late, "정하늘", None, now)?;
     let request_file = late.with_extension("request");
     std::fs::write(&request_file, wire::encode(&request))?;
     let stale = enroll(&console, &passphrase(), &request_file, &DEVICES[0], 1, now)?;
@@ -208,6 +210,8 @@ pub fn run() -> Result<()> {
             name: "Rogue Agency".into(),
             operator: subject("mallory", "Mallory", "Rogue")?,
             kdf: KdfParams::default(),
+            bootstrap: Vec::new(),
+            label: None,
         },
         &passphrase(),
         now,
@@ -1050,7 +1054,8 @@ async fn lost_phone(
 
     let kim_official = &DEVICES[0];
     let phone_home = kim_home.with_file_name(format!("{}-phone", kim_official.user));
-    let request = enrollment::init_device(&phone_home, kim_official.name, unix_now())?;
+    let request =
+        enrollment::init_device(&phone_home, kim_official.name, Some("phone"), unix_now())?;
     let request_file = phone_home.with_extension("request");
     std::fs::write(&request_file, wire::encode(&request))?;
     let bundle = enroll(

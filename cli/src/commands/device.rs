@@ -15,13 +15,14 @@ use crate::output::{device_json, device_lines, status_json, status_text};
 use crate::sanitize::printable;
 
 pub fn init(home: &Path, args: args::DeviceInit, json: bool) -> Result<()> {
-    let request = enrollment::init_device(home, &args.name, unix_now())?;
+    let request = enrollment::init_device(home, &args.name, args.label.as_deref(), unix_now())?;
     write_new(&args.out, &wire::encode(&request), "enrollment request")?;
     let device = request.body.device_key.device_id();
     if json {
         return print_json(&json!({
             "device_id": device.to_string(),
             "display_name": request.body.display_name,
+            "label": args.label,
             "request": args.out.display().to_string(),
             "home": home.display().to_string(),
         }));
@@ -29,6 +30,9 @@ pub fn init(home: &Path, args: args::DeviceInit, json: bool) -> Result<()> {
     println!("Device key created in {}", home.display());
     println!("  device id:    {device}");
     println!("  name:         {}", printable(&request.body.display_name));
+    if let Some(label) = &args.label {
+        println!("  label:        {}", printable(label.trim()));
+    }
     println!("Enrollment request written to {}.", args.out.display());
     println!(
         "Give it to an operator; install the bundle you get back with `baro device install BUNDLE`."

@@ -45,6 +45,7 @@ pub fn run(cli: Cli) -> Result<()> {
             revoke::device_revoke(&home(cli.home)?, &device, &reason, json)
         }
         Command::Device(DeviceCommand::Init(args)) => device::init(&home(cli.home)?, args, json),
+        Command::Device(DeviceCommand::List) => revoke::device_list(&home(cli.home)?, json),
         Command::Device(DeviceCommand::Install(args)) => {
             device::install(&home(cli.home)?, args, json)
         }

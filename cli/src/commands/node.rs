@@ -90,6 +90,7 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
         sync_interval_secs: args.sync_interval,
         mdns_query_secs: args.mdns_interval,
         relay,
+        label: enrollment::load_label(&home)?,
         ..NodeConfig::default()
     };
     if !args.listen.is_empty() {
@@ -433,7 +434,10 @@ pub fn peers(home: &Path, json: bool) -> Result<()> {
             printable(peer.org_unit.as_str()).into_owned(),
             peer.found_by.to_string(),
             printable(&peer.address).into_owned(),
-            peer.device.to_string(),
+            match &peer.label {
+                Some(label) => format!("{} ({})", peer.device, printable(label)),
+                None => peer.device.to_string(),
+            },
         ]);
     }
     println!("{table}");

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use baro_node::api::{self, ApiError, Request, Response};
+use baro_node::api::{self, ApiError, DeviceView, Request, Response};
 use baro_node::clock::unix_now;
 use baro_node::enrollment;
 use baro_node::revocations::{self, HolderView, Order, RevocationView, Target};
@@ -50,7 +50,12 @@ fn target_chain(home: &Path, target: &Target) -> Result<(CertificateChain, bool)
         }
         Ok(_) => bail!("the node answered something else than a certificate chain"),
         Err(ApiError::NotRunning(_)) => Ok((revocations::find_target(home, target)?, false)),
-        Err(e) => Err(e.into()),
+        // The running node never met it: an operator's console still
+        // holds every chain it issued.
+        Err(e) => match revocations::find_issued(home, target) {
+            Ok(chain) => Ok((chain, true)),
+            Err(_) => Err(e.into()),
+        },
     }
 }
 
@@ -119,9 +124,118 @@ pub fn agency_revoke(home: &Path, args: AgencyRevoke, json: bool) -> Result<()> 
     report(&view, running, json)
 }
 
+/// This user's devices: from the running node, or from the stopped node's store.
+pub fn own_devices(home: &Path) -> Result<Vec<DeviceView>> {
+    match api::request(home, &Request::Devices) {
+        Ok(Response::Devices(devices)) => Ok(devices),
+        Ok(_) => bail!("the node answered something else than a device list"),
+        Err(ApiError::NotRunning(_)) => Ok(revocations::own_devices(home, unix_now())?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// "휴대폰 (…GdapZ)", or the short id alone.
+pub fn device_name(device: &DeviceView) -> String {
+    match &device.label {
+        Some(label) => format!("{} (…{})", printable(label), device.device.short()),
+        None => format!("…{}", device.device.short()),
+    }
+}
+
+/// The device `typed` names among this user's own: a full device id, its
+/// label (as `device list` shows it), or at least 6 characters of the
+/// start or end of its id (usability finding 26).
+fn own_device(home: &Path, typed: &str) -> Result<DeviceId> {
+    if let Ok(device) = typed.parse::<DeviceId>() {
+        return Ok(device);
+    }
+    let devices = own_devices(home)?;
+    let folded = baro_node::text::fold(typed);
+    let by_label: Vec<&DeviceView> = devices
+        .iter()
+        .filter(|d| d.label.as_deref().map(baro_node::text::fold) == Some(folded.clone()))
+        .collect();
+    let by_id: Vec<&DeviceView> = devices
+        .iter()
+        .filter(|d| {
+            let id = d.device.to_string();
+            typed.chars().count() >= 6 && (id.starts_with(typed) || id.ends_with(typed))
+        })
+        .collect();
+    let found = if by_label.is_empty() { by_id } else { by_label };
+    let yours = || {
+        devices
+            .iter()
+            .map(|d| {
+                let mut name = device_name(d);
+                if d.this_device {
+                    name.push_str(", this device");
+                }
+                name
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    match found.as_slice() {
+        [one] => Ok(one.device),
+        [] => bail!(
+            "no device of yours is labelled '{}' or has an id starting or ending with it; yours: {} (`baro device list`)",
+            printable(typed),
+            yours()
+        ),
+        _ => bail!(
+            "'{}' names {} of your devices: {}; give its full id (`baro device list`)",
+            printable(typed),
+            found.len(),
+            found
+                .iter()
+                .map(|d| d.device.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `baro device list`: this user's devices, this one first.
+pub fn device_list(home: &Path, json: bool) -> Result<()> {
+    let devices = own_devices(home)?;
+    if json {
+        return print_json(&serde_json::to_value(&devices)?);
+    }
+    let mut table = crate::table::Table::new(&["LABEL", "DEVICE", "STATE"]);
+    for device in &devices {
+        let state = match (&device.revoked, device.this_device, device.connected) {
+            (Some(by), _, _) => format!(
+                "revoked by {}{}",
+                printable(by),
+                device
+                    .revoked_at
+                    .map(|at| format!(" at {}", date(at)))
+                    .unwrap_or_default()
+            ),
+            (None, true, _) => "this device".to_string(),
+            (None, false, true) => "connected now".to_string(),
+            (None, false, false) => match device.last_seen {
+                Some(at) => format!("last seen {}", date(at)),
+                None => "not met by this device yet".to_string(),
+            },
+        };
+        table.row(vec![
+            printable(device.label.as_deref().unwrap_or("-")).into_owned(),
+            device.device.to_string(),
+            state,
+        ]);
+    }
+    println!("{table}");
+    println!(
+        "Revoke a lost one from here: `baro device revoke LABEL --reason ...` (its label or id)."
+    );
+    Ok(())
+}
+
 pub fn device_revoke(home: &Path, device: &str, reason: &str, json: bool) -> Result<()> {
-    let device: DeviceId = device.parse()?;
     validate_reason(reason)?;
+    let device: DeviceId = own_device(home, device)?;
     let request = Request::RevokeOwnDevice {
         device: device.to_string(),
         reason: reason.to_string(),
@@ -182,8 +296,12 @@ fn report(view: &RevocationView, running: bool, json: bool) -> Result<()> {
         )
     } else {
         format!(
-            "device {} of {} ({})",
+            "device {}{} of {} ({})",
             view.device,
+            view.label
+                .as_deref()
+                .map(|label| format!(" ({})", printable(label)))
+                .unwrap_or_default(),
             printable(&view.user),
             printable(&view.display_name)
         )
@@ -226,8 +344,12 @@ pub fn list(home: &Path, json: bool) -> Result<()> {
             format!("user {} (every device)", printable(&view.user))
         } else {
             format!(
-                "device {} of {} ({})",
+                "device {}{} of {} ({})",
                 view.device.short(),
+                view.label
+                    .as_deref()
+                    .map(|label| format!(" ({})", printable(label)))
+                    .unwrap_or_default(),
                 printable(&view.display_name),
                 printable(&view.user)
             )

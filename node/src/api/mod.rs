@@ -12,7 +12,9 @@ mod views;
 pub use client::{ApiError, request, stream};
 pub use protocol::{MAX_LINE, Request, Response};
 pub use server::{ControlSocket, bind};
-pub use views::{MessageView, People, PersonView, Progress, ReceiptView, RoomInfo, Sent};
+pub use views::{
+    DeviceView, MessageView, People, PersonView, Progress, ReceiptView, RoomInfo, Sent,
+};
 
 /// The socket's file name inside the home.
 pub const SOCKET_NAME: &str = "control.sock";

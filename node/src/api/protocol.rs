@@ -117,6 +117,8 @@ pub enum Request {
         /// A user id (when no device is given).
         user: Option<String>,
     },
+    /// This user's devices (label, id, last seen, revoked).
+    Devices,
     /// Find officials: at most one of `search`, `user` and `unit`, asked
     /// of the people this device knows and of a relay's agency directory;
     /// none of them lists everyone this device knows.
@@ -167,6 +169,8 @@ pub enum Response {
     Revocations(Vec<RevocationView>),
     /// Answer to [`Request::DeviceChain`]: the chain's encoding, hex.
     Chain(String),
+    /// Answer to [`Request::Devices`].
+    Devices(Vec<super::DeviceView>),
     /// Answer to [`Request::People`].
     People(People),
     /// Answer to [`Request::SetPolicy`]: the policy now in force.
@@ -234,6 +238,7 @@ impl Request {
                 below,
             },
             plain @ (Request::Status
+            | Request::Devices
             | Request::Peers
             | Request::Blocked
             | Request::Rooms
@@ -241,5 +246,48 @@ impl Request {
             | Request::Revocations
             | Request::SetPolicy { .. }) => plain,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_in_a_request_are_normalized_and_message_text_is_not() {
+        // "2과" typed as conjoining jamo.
+        let decomposed = "2\u{1100}\u{116a}";
+        let send = Request::Send {
+            room: format!("@{decomposed}"),
+            text: decomposed.into(),
+        }
+        .normalized();
+        assert_eq!(
+            send,
+            Request::Send {
+                room: "@2과".into(),
+                text: decomposed.into(),
+            }
+        );
+        let create = Request::CreateRoom {
+            name: decomposed.into(),
+            members: vec![decomposed.into()],
+        }
+        .normalized();
+        assert_eq!(
+            create,
+            Request::CreateRoom {
+                name: "2과".into(),
+                members: vec!["2과".into()],
+            }
+        );
+        let people = Request::People {
+            search: None,
+            user: None,
+            unit: Some(format!("MOIS/{decomposed}")),
+            below: true,
+        }
+        .normalized();
+        assert!(matches!(people, Request::People { unit: Some(u), .. } if u == "MOIS/2과"));
     }
 }

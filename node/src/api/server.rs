@@ -259,6 +259,7 @@ async fn dispatch(request: Request, handle: &Handle) -> Response {
     let result = match request {
         Request::Status => handle.status().await.map(Response::Status),
         Request::Peers => handle.peers().await.map(Response::Peers),
+        Request::Devices => handle.devices().await.map(Response::Devices),
         Request::Blocked => handle.blocked().await.map(Response::Blocked),
         Request::Rooms => handle.rooms().await.map(Response::Rooms),
         Request::CreateRoom { name, members } => handle

@@ -148,6 +148,29 @@ pub struct PersonView {
     pub devices: Vec<DeviceId>,
 }
 
+/// One of the user's own devices, as `baro device list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceView {
+    /// Its device id.
+    pub device: DeviceId,
+    /// Its label ("PC", "휴대폰"), if it announced one.
+    pub label: Option<String>,
+    /// The display name on its certificate.
+    pub name: String,
+    /// Whether it is the device answering.
+    pub this_device: bool,
+    /// Whether it is connected now.
+    pub connected: bool,
+    /// When this node last met it (admitted or left), Unix seconds.
+    pub last_seen: Option<u64>,
+    /// When its certificate ends, Unix seconds.
+    pub not_after: u64,
+    /// If revoked: by whom (the issuer's name, e.g. "operator park.jiwoo").
+    pub revoked: Option<String>,
+    /// If revoked: when, Unix seconds.
+    pub revoked_at: Option<u64>,
+}
+
 /// What the agency directory answered.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct People {

@@ -152,6 +152,8 @@ pub(crate) enum Command {
         target: crate::revocations::Target,
         reply: oneshot::Sender<Result<CertificateChain, NodeError>>,
     },
+    /// This user's devices.
+    Devices(oneshot::Sender<Vec<crate::api::DeviceView>>),
     /// `None`: everyone this device knows (no relay is asked).
     People {
         query: Option<crate::trust::DirectoryQuery>,
@@ -411,12 +413,19 @@ impl Actor {
             .ok()
             .map(|me| {
                 let agency = credentials.agency.clone();
-                messaging::Messaging::restore(
+                let mut messaging = messaging::Messaging::restore(
                     Messenger::new(credentials.key.clone(), me),
                     MessageLog::new(store),
                     |chain| chain.verify(&agency, now, &policy).ok(),
                     now,
-                )
+                );
+                // Its own label, as it announces it.
+                if let Some(label) = &config.config.label {
+                    messaging
+                        .labels
+                        .insert(credentials.key.public(), (now, label.clone()));
+                }
+                messaging
             });
         swarm
             .behaviour_mut()
@@ -719,8 +728,19 @@ impl Actor {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::People { query, reply } => self.ask_directory(query, reply),
+            Command::Devices(reply) => {
+                let _ = reply.send(self.own_devices());
+            }
             Command::Peers(reply) => {
-                let mut peers: Vec<PeerInfo> = self.peers.values().cloned().collect();
+                let mut peers: Vec<PeerInfo> = self
+                    .peers
+                    .values()
+                    .cloned()
+                    .map(|mut peer| {
+                        peer.label = self.label_of(&peer.device);
+                        peer
+                    })
+                    .collect();
                 peers.sort_by(|a, b| a.user_id.cmp(&b.user_id).then(a.device.cmp(&b.device)));
                 let _ = reply.send(peers);
             }
@@ -1004,6 +1024,7 @@ impl Actor {
                 self.note_if_full(peer_id);
                 self.triggers.forget_peer(&peer_id);
                 if let Some(peer) = self.peers.remove(&peer_id) {
+                    self.note_device_met(peer.device);
                     tracing::info!(peer = %peer.device.short(), user = %peer.user_id, "peer disconnected");
                     self.emit(NodeEvent::PeerDisconnected(peer.device));
                 }
@@ -1053,6 +1074,7 @@ impl Actor {
             role: verified.role,
             address: endpoint.get_remote_address().to_string(),
             found_by,
+            label: None,
         };
         tracing::info!(
             peer = %info.device.short(),
@@ -1067,6 +1089,7 @@ impl Actor {
             self.dialled.insert(peer_id);
         }
         self.peers.insert(peer_id, info.clone());
+        self.note_device_met(info.device);
         self.lease_met_peer();
         self.emit(NodeEvent::PeerAdmitted(info));
         self.reserve_circuit(peer_id, verified.role, endpoint);

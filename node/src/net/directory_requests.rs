@@ -67,6 +67,68 @@ impl Actor {
         }))
     }
 
+    /// Records that this node met `device` now (kept for `device list`).
+    pub(super) fn note_device_met(&mut self, device: crate::identity::DeviceId) {
+        let now = self.clock.now();
+        let Some(messaging) = self.messaging.as_mut() else {
+            return;
+        };
+        let key = device.public_key();
+        // Only devices whose certificate verified here: bounded by the agency.
+        if messaging.messenger.device(&key).is_none() {
+            return;
+        }
+        if let Err(e) = messaging.log.save_last_seen(&key, now) {
+            tracing::error!(error = %e, "cannot save when a device was last seen");
+        }
+        messaging.last_seen.insert(key, now);
+    }
+
+    /// The label `device` announced, if any.
+    pub(super) fn label_of(&self, device: &crate::identity::DeviceId) -> Option<String> {
+        self.messaging
+            .as_ref()?
+            .labels
+            .get(&device.public_key())
+            .map(|(_, label)| label.clone())
+    }
+
+    /// This user's devices as this node knows them, this one first, then
+    /// by label and id; revoked ones included, marked.
+    pub(super) fn own_devices(&self) -> Vec<crate::api::DeviceView> {
+        let Some(messaging) = self.messaging.as_ref() else {
+            return Vec::new();
+        };
+        let me = self.key.device_id();
+        let user = messaging.messenger.user();
+        let mut devices: Vec<crate::api::DeviceView> = messaging
+            .messenger
+            .devices()
+            .filter(|d| d.subject.user_id == user && d.role != Role::Relay)
+            .map(|d| {
+                let key = d.device.public_key();
+                crate::api::DeviceView {
+                    device: d.device,
+                    label: self.label_of(&d.device),
+                    name: d.subject.display_name.clone(),
+                    this_device: d.device == me,
+                    connected: self.peers.values().any(|p| p.device == d.device),
+                    last_seen: messaging.last_seen.get(&key).copied(),
+                    not_after: d.not_after,
+                    revoked: self.gate.revocation_of(d).map(|r| r.issued_by.clone()),
+                    revoked_at: self.gate.revocation_of(d).map(|r| r.issued_at),
+                }
+            })
+            .collect();
+        devices.sort_by(|a, b| {
+            b.this_device
+                .cmp(&a.this_device)
+                .then_with(|| a.label.cmp(&b.label))
+                .then_with(|| a.device.cmp(&b.device))
+        });
+        devices
+    }
+
     /// The user id a typed name stands for: a user id this device knows,
     /// or a display name only one of them has; else a one-line refusal
     /// with suggestions.

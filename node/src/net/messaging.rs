@@ -50,6 +50,11 @@ pub(crate) struct Messaging {
     stored: BTreeMap<RoomId, Vec<[u8; 32]>>,
     /// Rooms the user hid from the room list (kept in the log).
     hidden: BTreeSet<RoomId>,
+    /// Devices' labels, as their newest signed frame said: (sent_at,
+    /// label); only devices whose certificate verified here (kept in the log).
+    pub(crate) labels: HashMap<crate::identity::PublicKey, (u64, String)>,
+    /// When this node last met each device (kept in the log).
+    pub(crate) last_seen: HashMap<crate::identity::PublicKey, u64>,
 }
 
 impl Messaging {
@@ -82,6 +87,13 @@ impl Messaging {
         let _ = messenger.take_changed_rooms();
         let unread = log.unread().unwrap_or_default().into_iter().collect();
         let hidden = log.hidden().unwrap_or_default().into_iter().collect();
+        let labels = log
+            .labels()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(device, at, label)| (device, (at, label)))
+            .collect();
+        let last_seen = log.last_seen().unwrap_or_default().into_iter().collect();
         Messaging {
             messenger,
             log,
@@ -94,6 +106,8 @@ impl Messaging {
             unread_changed: BTreeSet::new(),
             stored: BTreeMap::new(),
             hidden,
+            labels,
+            last_seen,
         }
     }
 }
@@ -353,7 +367,12 @@ impl Actor {
                 }
             }
             if announce {
-                let frame = self.sign_frame(wire::encode(&ControlMessage::Presence));
+                // The label says "I am here" too, and names the device.
+                let presence = match &self.config.config.label {
+                    Some(label) => ControlMessage::Label(label.clone()),
+                    None => ControlMessage::Presence,
+                };
+                let frame = self.sign_frame(wire::encode(&presence));
                 if self.publish(frame).is_ok()
                     && let Some(m) = self.messaging.as_mut()
                 {
@@ -431,6 +450,22 @@ impl Actor {
         };
         match message {
             ControlMessage::Presence => {}
+            ControlMessage::Label(label) => {
+                let label = crate::trust::device_label(&label)
+                    .map_err(|e| (Refusal::Invalid, e.to_string()))?;
+                let device = author.device.public_key();
+                let at = frame.body.sent_at;
+                if messaging
+                    .labels
+                    .get(&device)
+                    .is_none_or(|(held, _)| *held < at)
+                {
+                    if let Err(e) = messaging.log.save_label(&device, at, &label) {
+                        tracing::error!(error = %e, "cannot save a device label");
+                    }
+                    messaging.labels.insert(device, (at, label));
+                }
+            }
             // The frame's signature, checked, covers the grant: its issuer
             // must be the frame's author.
             ControlMessage::Grant(grant) if grant.issuer != author.device.public_key() => {

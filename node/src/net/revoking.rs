@@ -608,6 +608,7 @@ impl Actor {
                     .flatten();
                 RevocationView::new(verified, &self.record(&verified.id))
                     .with_coverage(&known, seen)
+                    .with_labels(|device| self.label_of(device))
             })
             .collect()
     }

@@ -19,6 +19,11 @@ pub enum ControlMessage {
     /// "I stored these envelopes": a relay's receipt, published in a signed
     /// frame on the room's own topic (at most `MAX_RECEIPT_IDS` ids).
     Stored(Vec<[u8; 32]>),
+    /// Presence with the device's label ("PC", "휴대폰"), chosen by its
+    /// owner at `device init`: the carrying frame's signature (the device's
+    /// own key) covers it, and the newest frame's label wins. Builds that
+    /// predate it pass the frame on without keeping it.
+    Label(String),
 }
 
 impl Format for ControlMessage {

@@ -15,6 +15,7 @@
 //! HOME/identity/*         device key and installed bundle, sealed under the storage key
 //! HOME/agency/*           operator homes only: root and operator keys (passphrase-sealed,
 //!                         then storage-sealed) and the operator's chain
+//! HOME/agency/issued/*    operator homes only: each device chain `agency enroll` issued
 //! HOME/wipe.intent        present only while a wipe is in progress
 //! HOME/revoked            after a wipe ordered by a revocation: by whom and when
 //! ```
@@ -32,7 +33,7 @@ use super::unlock::{
     process_unlock,
 };
 use crate::crypto::{CryptoError, KdfParams, Passphrase, PassphraseSealed, SealedFile, StorageKey};
-use crate::identity::{Entropy, OsEntropy};
+use crate::identity::{DeviceId, Entropy, OsEntropy};
 use crate::wire;
 
 /// An old home's storage key in plaintext (migrated on first unlock).
@@ -53,6 +54,10 @@ const WIPE_INTENT_HEADER: &str = "wipe in progress\n";
 pub const WIPE_STEP_DELAY_ENV: &str = "BARO_TEST_WIPE_STEP_DELAY_MS";
 const IDENTITY_DIR: &str = "identity";
 const AGENCY_DIR: &str = "agency";
+/// Operator homes: the chains issued by `agency enroll`, one file per device.
+const ISSUED_DIR: &str = "agency/issued";
+/// Most issued chains read back (an operator enrolling a whole ministry).
+pub const MAX_ISSUED: usize = 262_144;
 
 /// A file in the home, sealed under the storage key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +72,8 @@ pub enum HomeFile {
     OperatorKey,
     /// The operator's certificate chain.
     OperatorChain,
+    /// The device's label ("PC", "휴대폰"), as its owner set it.
+    Label,
 }
 
 impl HomeFile {
@@ -79,6 +86,7 @@ impl HomeFile {
             HomeFile::RootKey => "agency/root.key",
             HomeFile::OperatorKey => "agency/operator.key",
             HomeFile::OperatorChain => "agency/operator.chain",
+            HomeFile::Label => "identity/label",
         }
     }
 }
@@ -271,6 +279,63 @@ impl Home {
             &sealed.0,
             "home file",
         )?))
+    }
+
+    /// Keeps the certificate chain (its encoding) an operator home issued
+    /// to `device`, in `agency/issued/`, sealed like every home file (the
+    /// path is the associated data); the file is named by a keyed tag of
+    /// the device, so a copied home does not list the devices it enrolled
+    /// (audit M11); the wipe removes it with `agency/`.
+    pub fn keep_issued(&self, device: &DeviceId, chain: &[u8]) -> Result<(), StoreError> {
+        let tag = self
+            .storage_key
+            .index_key()
+            .tag(&[b"issued chain", &device.public_key().0]);
+        let relative = format!("{ISSUED_DIR}/{}", hex::encode(tag));
+        let path = self.root.join(&relative);
+        if let Some(dir) = path.parent() {
+            create_private_dir(dir)?;
+        }
+        let sealed = self
+            .storage_key
+            .seal(relative.as_bytes(), chain, &mut OsEntropy);
+        write_atomic(&path, &wire::encode(&SealedFile(sealed)))
+    }
+
+    /// The encodings of every chain [`Home::keep_issued`] kept (at most
+    /// [`MAX_ISSUED`]), in no particular order; files that do not open are
+    /// skipped.
+    pub fn issued(&self) -> Result<Vec<Zeroizing<Vec<u8>>>, StoreError> {
+        let dir = self.root.join(ISSUED_DIR);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io("reading", &dir)(e)),
+        };
+        let mut chains = Vec::new();
+        for entry in entries.flatten().take(MAX_ISSUED) {
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            // Temporary files of an interrupted write are not chains.
+            if name.contains('.') {
+                continue;
+            }
+            let relative = format!("{ISSUED_DIR}/{name}");
+            let Ok(bytes) = fs::read(entry.path()) else {
+                continue;
+            };
+            let Ok(sealed) = wire::decode::<SealedFile>(&bytes) else {
+                continue;
+            };
+            if let Ok(chain) = self
+                .storage_key
+                .open(relative.as_bytes(), &sealed.0, "issued chain")
+            {
+                chains.push(chain);
+            }
+        }
+        Ok(chains)
     }
 
     /// Deletes `file` (the agency root key moved to offline storage); `Ok`

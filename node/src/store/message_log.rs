@@ -54,6 +54,12 @@ const RECEIPTS: &str = "receipts";
 const UNREAD: &str = "unread";
 /// Rooms this device's user hid from the room list (local only).
 const HIDDEN: &str = "hidden_rooms";
+/// Devices' labels as their own signed frames said, by device key:
+/// sent_at (u64 LE) || label.
+const LABELS: &str = "device_labels";
+/// When this node last met each device (admitted, or left), by device key:
+/// Unix seconds (u64 LE).
+const LAST_SEEN: &str = "device_last_seen";
 /// Envelopes that are not texts (receipts), kept for sync.
 const EXTRAS: &str = "extras";
 /// Signed control frames, kept for sync: key = sent_at ms || id.
@@ -80,7 +86,9 @@ pub(super) fn layout<'k>(tree: &str, key: &'k [u8]) -> Option<(&'k [u8], &'k [u8
         RECEIPTS => shaped(None, None),
         CONTROL | REVOCATIONS if key.len() == 40 => (&[][..], &key[8..]),
         CONTROL | REVOCATIONS => shaped(None, None),
-        ROOMS | KEYS | DEVICES | SEEN | OUTBOX | MINE | UNREAD | HIDDEN => (&[][..], key),
+        ROOMS | KEYS | DEVICES | SEEN | OUTBOX | MINE | UNREAD | HIDDEN | LABELS | LAST_SEEN => {
+            (&[][..], key)
+        }
         tree if revocation_log::TREES.contains(&tree) => (&[][..], key),
         _ => return None,
     })
@@ -632,6 +640,49 @@ impl MessageLog {
         } else {
             self.delete(HIDDEN, &room.0).map(|_| ())
         }
+    }
+
+    /// Keeps `device`'s label, as its frame sent at `sent_at` said.
+    pub fn save_label(
+        &self,
+        device: &PublicKey,
+        sent_at: u64,
+        label: &str,
+    ) -> Result<(), StoreError> {
+        let mut value = sent_at.to_le_bytes().to_vec();
+        value.extend_from_slice(label.as_bytes());
+        self.put(LABELS, &device.0, &value)
+    }
+
+    /// Every kept device label: (device, sent_at, label).
+    pub fn labels(&self) -> Result<Vec<(PublicKey, u64, String)>, StoreError> {
+        Ok(self
+            .list(LABELS, &[], MAX_LISTING)?
+            .iter()
+            .filter_map(|record| {
+                let key = PublicKey(<[u8; 32]>::try_from(record.key()).ok()?);
+                let (at, label) = record.value().split_at_checked(8)?;
+                let at = u64::from_le_bytes(at.try_into().ok()?);
+                Some((key, at, String::from_utf8(label.to_vec()).ok()?))
+            })
+            .collect())
+    }
+
+    /// Records that this node met `device` at `at` (Unix seconds).
+    pub fn save_last_seen(&self, device: &PublicKey, at: u64) -> Result<(), StoreError> {
+        self.put(LAST_SEEN, &device.0, &at.to_le_bytes())
+    }
+
+    /// When this node last met each device it recorded.
+    pub fn last_seen(&self) -> Result<Vec<(PublicKey, u64)>, StoreError> {
+        Ok(self
+            .list(LAST_SEEN, &[], MAX_LISTING)?
+            .iter()
+            .filter_map(|record| {
+                let key = PublicKey(<[u8; 32]>::try_from(record.key()).ok()?);
+                Some((key, u64::from_le_bytes(record.value().try_into().ok()?)))
+            })
+            .collect())
     }
 
     /// The rooms hidden from the room list.

@@ -75,18 +75,7 @@ impl EnrollmentBundle {
                 "too many or too long bootstrap addresses",
             ));
         }
-        if let Some(bad) = body
-            .bootstrap
-            .iter()
-            .find(|addr| addr.parse::<libp2p::Multiaddr>().is_err())
-        {
-            return Err(TrustError::invalid(
-                "bundle",
-                format!(
-                    "bootstrap address '{bad}' is not a multiaddr (e.g. /ip4/10.0.0.1/tcp/4001)"
-                ),
-            ));
-        }
+        check_bootstrap(&body.bootstrap)?;
         let verified = body.chain.verify_for(device, &body.agency, now, policy)?;
         let leaf = body
             .chain
@@ -103,5 +92,19 @@ impl EnrollmentBundle {
             });
         }
         Ok(verified)
+    }
+}
+
+/// Checks relay addresses for a bundle: each must be a multiaddr.
+pub fn check_bootstrap(addresses: &[String]) -> Result<(), TrustError> {
+    match addresses
+        .iter()
+        .find(|addr| addr.parse::<libp2p::Multiaddr>().is_err())
+    {
+        Some(bad) => Err(TrustError::invalid(
+            "bundle",
+            format!("bootstrap address '{bad}' is not a multiaddr (e.g. /ip4/10.0.0.1/tcp/4001)"),
+        )),
+        None => Ok(()),
     }
 }

@@ -114,6 +114,25 @@ pub(crate) fn validate_display_name(name: &str) -> Result<(), TrustError> {
     }
 }
 
+/// Longest device label, in bytes ("PC", "휴대폰", "office laptop").
+pub const MAX_DEVICE_LABEL_LEN: usize = 32;
+
+/// A device label as typed (NFC, surrounding spaces dropped) if it is 1–32
+/// bytes of printable text: it tells one official's devices apart.
+pub fn device_label(label: &str) -> Result<String, TrustError> {
+    let label = crate::text::nfc_string(label.trim());
+    if label.is_empty()
+        || label.len() > MAX_DEVICE_LABEL_LEN
+        || label.chars().any(|c| c.is_control())
+    {
+        return Err(TrustError::invalid(
+            format!("device label '{label}'"),
+            "use 1 to 32 bytes of printable text, e.g. PC or 휴대폰",
+        ));
+    }
+    Ok(label)
+}
+
 /// The signed part of a certificate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificateBody {

@@ -49,9 +49,11 @@ pub use agency_policy::{
     PolicyOffer, PolicySettings, VerifiedPolicy,
 };
 pub use blocklist::{Blocked, Blocklist};
-pub use bundle::{BundleBody, EnrollmentBundle};
+pub use bundle::{BundleBody, EnrollmentBundle, check_bootstrap};
 pub(crate) use certificate::validate_user_id;
-pub use certificate::{Certificate, CertificateBody, Role, Subject};
+pub use certificate::{
+    Certificate, CertificateBody, MAX_DEVICE_LABEL_LEN, Role, Subject, device_label,
+};
 pub use chain::{CertificateChain, MAX_CHAIN_LEN, VerifiedDevice};
 pub use chain_cache::{CHAIN_CACHE_CAPACITY, ChainCache};
 pub use directory::{

@@ -369,3 +369,17 @@ fn decomposed_hangul_is_certified_in_nfc_and_lands_in_the_real_department() {
         "the same department room, not a phantom one"
     );
 }
+
+#[test]
+fn a_device_label_is_short_printable_text_in_nfc() {
+    assert_eq!(device_label(" PC ").expect("label"), "PC");
+    assert_eq!(
+        device_label("\u{1112}\u{1172}\u{1103}\u{1162}\u{1111}\u{1169}\u{11ab}").expect("label"),
+        "휴대폰",
+        "decomposed Hangul is kept in NFC"
+    );
+    for bad in ["", "   ", "phone\u{1b}[2J", "a\nb", &"x".repeat(33)] {
+        let error = device_label(bad).expect_err("refused");
+        assert!(error.to_string().contains("1 to 32 bytes"), "{error}");
+    }
+}

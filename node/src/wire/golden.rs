@@ -294,6 +294,10 @@ fn group_definitions_match_their_golden_bytes() {
     assert_eq!((room.version, room.epoch), (3, 2));
     check("room_record", &room);
     check(
+        "control_message_label",
+        &crate::rooms::ControlMessage::Label("휴대폰".into()),
+    );
+    check(
         "room_definition_content",
         &super::Content::RoomState(room.clone()),
     );

@@ -1,0 +1,239 @@
+//! End to end (real `baro` processes on loopback), usability report
+//! findings 24 to 28: devices carry a label set at `device init` ("PC",
+//! "휴대폰") shown in `peers` and `device list`; the owner's PC lists her
+//! devices with when each was last seen, and revokes the lost phone by its
+//! label; a mistyped or shortened device id says which devices there are;
+//! the console revokes a device it enrolled that no node has met, with its
+//! node stopped or running; and `agency init` takes `--bootstrap`.
+
+use std::path::Path;
+
+use baro_tests::{Baro, args, baro_bin, eventually, listen_address, start_on_loopback};
+
+/// `device init --name NAME --label LABEL`, `agency enroll --user USER`,
+/// `device install`; returns the device and its id.
+fn enroll(operator: &Baro, dir: &Path, home: &str, user: &str, label: &str) -> (Baro, String) {
+    let device = Baro::new(baro_bin(), dir.join(home)).with_passphrase(None);
+    let request = dir.join(format!("{home}.request"));
+    let bundle = dir.join(format!("{home}.bundle"));
+    let init = device
+        .run(args(
+            &[
+                "--json",
+                "device",
+                "init",
+                "--name",
+                "김민지",
+                "--label",
+                label,
+                "--out",
+            ],
+            &[&request],
+        ))
+        .json();
+    assert_eq!(init["label"], label, "{init}");
+    operator
+        .run(args(
+            &[
+                "agency",
+                "enroll",
+                "--user",
+                user,
+                "--org",
+                "행정안전부/디지털정부국/2과",
+                "--out",
+            ],
+            &[&bundle, &request],
+        ))
+        .success();
+    device
+        .run(args(&["device", "install"], &[&bundle]))
+        .success();
+    let id = init["device_id"].as_str().expect("device id").to_string();
+    (device, id)
+}
+
+fn listed(device: &Baro) -> Vec<serde_json::Value> {
+    device
+        .run(["--json", "device", "list"])
+        .json()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn entry(devices: &[serde_json::Value], label: &str) -> serde_json::Value {
+    devices
+        .iter()
+        .find(|d| d["label"] == label)
+        .cloned()
+        .unwrap_or_else(|| panic!("no device labelled {label}: {devices:?}"))
+}
+
+#[test]
+fn the_pc_lists_its_owners_devices_by_label_and_revokes_the_lost_phone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let operator = Baro::new(baro_bin(), dir.path().join("console"));
+    // Finding 28: the console is told where the relay is, like a device.
+    operator
+        .run([
+            "agency",
+            "init",
+            "--name",
+            "행정안전부",
+            "--user",
+            "park.jiwoo",
+            "--display-name",
+            "박지우",
+            "--org",
+            "행정안전부",
+            "--bootstrap",
+            "nonsense",
+        ])
+        .fails_with("bootstrap address 'nonsense' is not a multiaddr");
+    operator
+        .run([
+            "agency",
+            "init",
+            "--name",
+            "행정안전부",
+            "--user",
+            "park.jiwoo",
+            "--display-name",
+            "박지우",
+            "--org",
+            "행정안전부",
+            "--label",
+            "콘솔",
+            "--bootstrap",
+            "/ip4/127.0.0.1/tcp/47001",
+        ])
+        .success();
+    let console = operator.run(["--json", "whoami"]).json();
+    assert_eq!(
+        console["bootstrap"][0], "/ip4/127.0.0.1/tcp/47001",
+        "{console}"
+    );
+
+    let (pc, pc_id) = enroll(&operator, dir.path(), "kim-pc", "kim.minji", "PC");
+    let (phone, phone_id) = enroll(&operator, dir.path(), "kim-phone", "kim.minji", "휴대폰");
+
+    let pc_node = start_on_loopback(&pc, None);
+    let address = listen_address(&pc);
+    let phone_node = start_on_loopback(&phone, Some(&address));
+
+    // Finding 24: the two devices of one official are told apart.
+    let peers = eventually(30, "the phone's label reaches the PC", || {
+        let peers = pc.run(["--json", "peers"]).json();
+        (peers[0]["label"] == "휴대폰").then_some(peers)
+    });
+    assert_eq!(peers[0]["device"], phone_id.as_str());
+    let shown = pc.run(["peers"]).success();
+    assert!(shown.contains("(휴대폰)"), "{shown}");
+
+    // Finding 25: the PC lists its owner's devices.
+    let devices = listed(&pc);
+    assert_eq!(devices.len(), 2, "{devices:?}");
+    let own = entry(&devices, "PC");
+    assert_eq!(own["this_device"], true);
+    assert_eq!(own["device"], pc_id.as_str());
+    let lost = entry(&devices, "휴대폰");
+    assert_eq!(lost["connected"], true);
+    assert_eq!(lost["device"], phone_id.as_str());
+    assert!(lost["revoked"].is_null());
+
+    // The phone goes away; the PC remembers when it last saw it.
+    assert!(phone_node.stop(), "the phone stops cleanly");
+    let lost = eventually(30, "the phone is gone", || {
+        let lost = entry(&listed(&pc), "휴대폰");
+        (lost["connected"] == false).then_some(lost)
+    });
+    assert!(lost["last_seen"].as_u64().is_some(), "{lost}");
+    let text = pc.run(["device", "list"]).success();
+    assert!(text.contains("휴대폰"), "{text}");
+    assert!(text.contains("last seen"), "{text}");
+
+    // Finding 26: a wrong or shortened id says which devices there are.
+    pc.run(["device", "revoke", "노트북", "--reason", "분실"])
+        .fails_with("no device of yours is labelled '노트북'");
+    pc.run(["device", "revoke", "12D3KooW", "--reason", "분실"])
+        .fails_with("names 2 of your devices");
+    pc.run(["device", "revoke", "PC", "--reason", "분실"])
+        .fails_with("a device cannot revoke itself");
+
+    // Revoked by its label, from the PC.
+    pc.run(["device", "revoke", "휴대폰", "--reason", "지하철에서 분실"])
+        .success();
+    let lost = entry(&listed(&pc), "휴대폰");
+    assert!(
+        lost["revoked"]
+            .as_str()
+            .is_some_and(|r| r.contains("kim.minji")),
+        "{lost}"
+    );
+    assert!(pc_node.stop(), "the PC stops cleanly");
+    // With the node stopped, the list comes from the PC's store.
+    let at_rest = listed(&pc);
+    assert_eq!(at_rest.len(), 2, "{at_rest:?}");
+    assert!(entry(&at_rest, "휴대폰")["revoked"].is_string());
+    assert_eq!(entry(&at_rest, "PC")["this_device"], true);
+}
+
+#[test]
+fn the_console_revokes_devices_it_enrolled_that_no_node_has_met() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let operator = Baro::new(baro_bin(), dir.path().join("console"));
+    operator
+        .run([
+            "agency",
+            "init",
+            "--name",
+            "행정안전부",
+            "--user",
+            "park.jiwoo",
+            "--display-name",
+            "박지우",
+            "--org",
+            "행정안전부",
+        ])
+        .success();
+    let (_lee, lee_id) = enroll(&operator, dir.path(), "lee-phone", "lee.junho", "휴대폰");
+    let (_choi, choi_id) = enroll(&operator, dir.path(), "choi-phone", "choi.yuna", "휴대폰");
+
+    // Finding 27, node stopped: kept, published at the next start.
+    let kept = operator
+        .run([
+            "--json",
+            "agency",
+            "revoke",
+            "--device",
+            &lee_id,
+            "--reason",
+            "테스트 회수",
+            "--wipe",
+        ])
+        .json();
+    assert_eq!(kept["device"], lee_id.as_str(), "{kept}");
+    assert_eq!(kept["user"], "lee.junho");
+
+    // Node running: the node never met Choi's phone; the console still
+    // holds the chain it issued.
+    let console_node = start_on_loopback(&operator, None);
+    listen_address(&operator);
+    let revoked = operator
+        .run([
+            "--json", "agency", "revoke", "--device", &choi_id, "--reason", "분실", "--wipe",
+        ])
+        .json();
+    assert_eq!(revoked["device"], choi_id.as_str(), "{revoked}");
+    let list = operator.run(["--json", "agency", "revocations"]).json();
+    let targets: Vec<&str> = list
+        .as_array()
+        .expect("revocations")
+        .iter()
+        .filter_map(|r| r["device"].as_str())
+        .collect();
+    assert!(targets.contains(&lee_id.as_str()), "{list}");
+    assert!(targets.contains(&choi_id.as_str()), "{list}");
+    assert!(console_node.stop(), "the console stops cleanly");
+}
