@@ -4,10 +4,18 @@
 //! devices with when each was last seen, and revokes the lost phone by its
 //! label; a mistyped or shortened device id says which devices there are;
 //! the console revokes a device it enrolled that no node has met, with its
-//! node stopped or running; and `agency init` takes `--bootstrap`.
+//! node stopped or running; and `agency init` takes `--bootstrap`. A label
+//! that would rewrite the terminal or is too long is refused by every
+//! node (in-process attack test).
 
 use std::path::Path;
 
+use std::time::Duration;
+
+use baro_node::NodeEvent;
+use baro_node::rooms::ControlMessage;
+use baro_node::wire;
+use baro_tests::mesh::{SETTLE, TestAgency, wait_for};
 use baro_tests::{Baro, args, baro_bin, eventually, listen_address, start_on_loopback};
 
 /// `device init --name NAME --label LABEL`, `agency enroll --user USER`,
@@ -236,4 +244,63 @@ fn the_console_revokes_devices_it_enrolled_that_no_node_has_met() {
     assert!(targets.contains(&lee_id.as_str()), "{list}");
     assert!(targets.contains(&choi_id.as_str()), "{list}");
     assert!(console_node.stop(), "the console stops cleanly");
+}
+
+/// A device announcing a label with terminal escapes, an overlong one or an
+/// empty one is refused (and its forwarder penalised); its next valid
+/// label is taken. A label always names the frame's own signer, so nobody
+/// can label another's device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_that_rewrite_the_terminal_or_flood_the_list_are_refused() {
+    let mut agency = TestAgency::new(71);
+    let (kim, lee) = (agency.member("kim"), agency.member("lee"));
+    let kim = agency.spawn(kim, &[]);
+    let bootstrap = [baro_tests::mesh::listen_address(&kim)
+        .await
+        .expect("kim listens")];
+    let lee = agency.spawn(lee, &bootstrap);
+    for node in [&kim, &lee] {
+        node.handle().wait_for_peers(1, SETTLE).await.expect("mesh");
+    }
+    // Lee's node follows the control topic of Kim's once it is subscribed.
+    let mut events = kim.handle().events();
+    let long = "x".repeat(200);
+    for bad in ["PC\u{1b}[2J\u{1b}]52;c;aGk=\u{7}", long.as_str(), "   "] {
+        let payload = wire::encode(&ControlMessage::Label(bad.into()));
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        while lee.handle().publish_control(payload.clone()).await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "never published");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // By gossip, or by sync once gossip from Lee is penalised.
+        wait_for(&mut events, "the bad label refused", |event| match event {
+            NodeEvent::GossipRejected { reason, .. } | NodeEvent::SyncRejected { reason, .. }
+                if reason.contains("invalid device label") =>
+            {
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    }
+    let peers = kim.handle().peers().await.expect("peers");
+    assert_eq!(peers[0].label, None, "no bad label was taken: {peers:?}");
+
+    let good = wire::encode(&ControlMessage::Label("휴대폰".into()));
+    lee.handle().publish_control(good).await.expect("published");
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let peers = kim.handle().peers().await.expect("peers");
+        if peers[0].label.as_deref() == Some("휴대폰") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the valid label never arrived: {peers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for node in [kim, lee] {
+        node.shutdown().await;
+    }
 }
