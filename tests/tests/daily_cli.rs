@@ -833,3 +833,33 @@ fn run_shows_a_revocation_once() {
     assert_eq!(log.matches("퇴직").count(), 1, "{log}");
     assert!(!log.contains("revocation received"), "{log}");
 }
+
+/// Finding 18 for field offices: `relay --detach` keeps the relay's own
+/// options, and `stop` stops it.
+#[test]
+fn a_relay_runs_in_the_background_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (operator, _kim, _lee) = korean_agency(dir.path());
+    let relay = Baro::new(baro_bin(), dir.path().join("relay")).with_passphrase(None);
+    baro_tests::enroll_device(
+        &operator,
+        &relay,
+        dir.path(),
+        "relay.sejong",
+        "행정안전부/현장사무소/세종",
+        "relay",
+    );
+    let _stop = StopOnDrop(&relay);
+    relay
+        .run(
+            ["relay", "--detach"]
+                .into_iter()
+                .chain(NETWORK)
+                .chain(["--retention-days", "7"]),
+        )
+        .success();
+    let status = relay.run(["--json", "status"]).json();
+    assert_eq!(status["relay"], true, "{status}");
+    assert!(relay.run(["stop"]).success().contains("stopped the node"));
+    relay.run(["status"]).fails_with("no node is running");
+}
