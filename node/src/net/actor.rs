@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::admission::{AdmissionGate, Refusal};
 use super::behaviour::{Behaviour, Event};
+use super::connections::Connections;
 use super::{TransportKind, topics};
 use crate::clock::Clock;
 use crate::config::ValidConfig;
@@ -31,21 +32,14 @@ use crate::wire;
 
 /// Message ids remembered for de-duplication.
 const SEEN_CAPACITY: usize = 100_000;
-/// Pending dial sources remembered.
-const PENDING_CAPACITY: usize = 1024;
-/// Shortest time between two dials of the same peer (Kademlia reports a
-/// peer again after every failed dial; without this, a peer that went away
-/// is redialled in a tight loop).
-const REDIAL_AFTER: Duration = Duration::from_secs(10);
-/// A dialled connection closed this soon (plus two discovery rounds, when a
-/// full peer trims) after admission was refused for lack of room.
-const FULL_PEER_WINDOW: Duration = Duration::from_secs(3);
-/// How long discovery leaves a full peer alone.
-const FULL_PEER_BACKOFF: Duration = Duration::from_secs(600);
-/// Longest wait between two Kademlia lookups of a node short of peers.
-const MAX_LOOKUP_INTERVAL: Duration = Duration::from_secs(300);
 /// How often delivered receipts are sent.
 const RECEIPT_FLUSH: Duration = Duration::from_millis(250);
+
+/// The monotonic time the connection rules run on (tokio's, so a test
+/// with paused time controls it).
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
 
 /// Requests from [`crate::node::Handle`].
 #[derive(Debug)]
@@ -177,11 +171,8 @@ pub(crate) struct Actor {
     clock: Arc<dyn Clock>,
     config: ValidConfig,
     control: IdentTopic,
-    peers: HashMap<PeerId, PeerInfo>,
-    pending: HashMap<PeerId, Discovery>,
-    bootstrap: HashSet<Multiaddr>,
-    manual: Dedup<Multiaddr>,
-    listening: Vec<Multiaddr>,
+    /// Peers, discovery and connection limits.
+    connections: Connections,
     seen: Dedup<gossipsub::MessageId>,
     policy: TrustPolicy,
     messaging: Option<messaging::Messaging>,
@@ -200,22 +191,9 @@ pub(crate) struct Actor {
     quotas: super::quotas::Quotas,
     /// Each reconciled set prepared once for answering, until it changes.
     answers: crate::sync::ResponderCache,
-    /// Relays this device holds (or asked for) a circuit reservation on,
-    /// by the listener that asked.
-    reservations: HashMap<libp2p::core::transport::ListenerId, PeerId>,
     /// Ids of synced items that failed validation: not fetched again (for
     /// a while only, if they failed for a reason of this node's own).
     refused: crate::net::refusals::Refused,
-    /// When each peer was last dialled by discovery.
-    last_dial: HashMap<PeerId, tokio::time::Instant>,
-    /// When Kademlia may look for more peers next, and the wait after that
-    /// (doubling while the node has some peers: every node querying every
-    /// round kept the mesh dialling and hanging up).
-    next_lookup: (tokio::time::Instant, Duration),
-    /// When each peer was admitted.
-    admitted_at: HashMap<PeerId, tokio::time::Instant>,
-    /// Peers we dialled (not those that dialled us).
-    dialled: HashSet<PeerId>,
     /// Raw sync requests from the handle, waiting for their answer.
     raw_syncs: HashMap<
         libp2p::request_response::OutboundRequestId,
@@ -455,13 +433,15 @@ impl Actor {
             chain: credentials.chain,
             agency: credentials.agency,
             clock,
-            bootstrap: config.bootstrap.iter().cloned().collect(),
+            connections: Connections::new(
+                config.bootstrap.iter().cloned(),
+                config.config.max_peers,
+                Duration::from_secs(config.config.discovery_interval_secs),
+                is_relay,
+                self::now(),
+            ),
             config,
             control,
-            peers: HashMap::new(),
-            pending: HashMap::new(),
-            manual: Dedup::new(PENDING_CAPACITY),
-            listening: Vec::new(),
             seen: Dedup::new(SEEN_CAPACITY),
             policy: TrustPolicy::default(),
             messaging,
@@ -472,12 +452,7 @@ impl Actor {
             carried: HashSet::new(),
             quotas: super::quotas::Quotas::new(quota_limits),
             answers: crate::sync::ResponderCache::new(ANSWER_CACHE_ITEMS),
-            reservations: HashMap::new(),
             raw_syncs: HashMap::new(),
-            last_dial: HashMap::new(),
-            next_lookup: (tokio::time::Instant::now(), Duration::ZERO),
-            admitted_at: HashMap::new(),
-            dialled: HashSet::new(),
             refused: crate::net::refusals::Refused::new(),
             me,
             listeners,
@@ -567,10 +542,7 @@ impl Actor {
     }
 
     fn dial_bootstrap(&mut self) {
-        for address in self.bootstrap.clone() {
-            if self.listening.contains(&address) {
-                continue;
-            }
+        for address in self.connections.bootstrap_dials() {
             if let Err(e) = self.swarm.dial(address.clone()) {
                 tracing::debug!(%address, error = %e, "bootstrap dial failed");
             }
@@ -586,7 +558,7 @@ impl Actor {
         };
         let lost: Vec<PeerId> = lan
             .discovered()
-            .filter(|peer| !self.peers.contains_key(peer))
+            .filter(|peer| !self.connections.holds(peer))
             .copied()
             .collect();
         for peer in lost {
@@ -594,23 +566,28 @@ impl Actor {
         }
     }
 
+    /// The discovery round: what [`Connections::round`] decides, applied.
     fn discover(&mut self) {
-        self.trim_connections();
+        let in_mesh: HashSet<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_mesh_peers()
+            .copied()
+            .collect();
+        let round = self.connections.round(&in_mesh, now());
+        for peer in round.disconnect {
+            tracing::debug!(%peer, "over the connection limit; letting the peer go");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
         self.redial_lan_peers();
-        let period = Duration::from_secs(self.config.config.discovery_interval_secs);
-        let now = tokio::time::Instant::now();
-        if self.peers.is_empty() {
-            self.next_lookup = (now, period);
-            self.dial_bootstrap();
-        } else if self.peers.len() < self.config.config.max_peers && now >= self.next_lookup.0 {
-            // A node with all the peers it may dial looks for no more: a
-            // Kademlia bootstrap is a query per bucket (and a connection to
-            // every node it asks), and every node running one every tick was
-            // a third of the CPU of a 104-node simulation once its mesh had
-            // formed. Short of peers, it asks again less and less often.
+        for address in round.dial {
+            if let Err(e) = self.swarm.dial(address.clone()) {
+                tracing::debug!(%address, error = %e, "bootstrap dial failed");
+            }
+        }
+        if round.lookup {
             let _ = self.swarm.behaviour_mut().kad.bootstrap();
-            let wait = self.next_lookup.1.max(period);
-            self.next_lookup = (now + wait, (wait * 2).min(MAX_LOOKUP_INTERVAL));
         }
     }
 
@@ -618,27 +595,10 @@ impl Actor {
         if peer == *self.swarm.local_peer_id()
             || self.swarm.is_connected(&peer)
             || self.gate.blocked(&peer).is_some()
-            || self.peers.len() + self.dials_in_flight() >= self.config.config.max_peers
+            || !self.connections.may_dial(peer, source, now())
         {
             return;
         }
-        let now = tokio::time::Instant::now();
-        if self
-            .last_dial
-            .get(&peer)
-            .is_some_and(|at| now.duration_since(*at) < REDIAL_AFTER)
-        {
-            return;
-        }
-        if self.last_dial.len() >= PENDING_CAPACITY {
-            self.last_dial
-                .retain(|_, at| now.duration_since(*at) < REDIAL_AFTER);
-        }
-        self.last_dial.insert(peer, now);
-        if self.pending.len() >= PENDING_CAPACITY {
-            self.pending.clear();
-        }
-        self.pending.entry(peer).or_insert(source);
         // A fresh port: two peers that find each other at the same moment
         // and both dial from their listening port would collide.
         let opts = DialOpts::peer_id(peer)
@@ -651,80 +611,6 @@ impl Actor {
         }
     }
 
-    /// A peer we dialled that hung up soon after admitting us (within two
-    /// discovery rounds) is at its connection limit: discovery leaves it
-    /// alone for [`FULL_PEER_BACKOFF`] (redialling full peers every round
-    /// kept a simulated mesh busy with handshakes).
-    fn note_if_full(&mut self, peer: PeerId) {
-        let (Some(at), true) = (self.admitted_at.remove(&peer), self.dialled.remove(&peer)) else {
-            return;
-        };
-        let now = tokio::time::Instant::now();
-        let window =
-            FULL_PEER_WINDOW + 2 * Duration::from_secs(self.config.config.discovery_interval_secs);
-        if now.duration_since(at) < window {
-            self.last_dial.insert(peer, now + FULL_PEER_BACKOFF);
-        }
-    }
-
-    /// Our own dials still under way (Kademlia reports dozens of peers at
-    /// once: counting only connected peers dialled them all).
-    fn dials_in_flight(&self) -> usize {
-        let now = tokio::time::Instant::now();
-        self.pending
-            .keys()
-            .filter(|peer| {
-                self.last_dial
-                    .get(peer)
-                    .is_some_and(|at| now.duration_since(*at) < REDIAL_AFTER)
-            })
-            .count()
-    }
-
-    /// Lets go of connections past twice `max_peers` on a device (not a
-    /// relay): peers dial in, and Kademlia connects to every node its
-    /// queries reach (in a 104-node simulation with `max_peers` 12, nodes
-    /// held 77 connections each). Peers outside our gossip meshes go
-    /// first, the newest first; relays and bootstrap or hand-made dials
-    /// stay. Done on the discovery round rather than on connecting, so a
-    /// peer's lookup through us completes first (hanging up at once made
-    /// every lookup dial again, and the mesh spun on handshakes).
-    fn trim_connections(&mut self) {
-        let limit = self.config.config.max_peers.saturating_mul(2);
-        if self.carrier.is_some() || self.peers.len() <= limit {
-            return;
-        }
-        let in_mesh: HashSet<PeerId> = self
-            .swarm
-            .behaviour()
-            .gossipsub
-            .all_mesh_peers()
-            .copied()
-            .collect();
-        let mut spare: Vec<(PeerId, tokio::time::Instant)> = self
-            .peers
-            .iter()
-            .filter(|(_, info)| {
-                info.role != Role::Relay
-                    && matches!(
-                        info.found_by,
-                        Discovery::Inbound | Discovery::Kademlia | Discovery::Mdns
-                    )
-            })
-            .map(|(peer, _)| {
-                let since = self.admitted_at.get(peer).copied();
-                (*peer, since.unwrap_or_else(tokio::time::Instant::now))
-            })
-            .collect();
-        // Outside our meshes first, then the newest.
-        spare.sort_by(|a, b| (in_mesh.contains(&a.0), b.1).cmp(&(in_mesh.contains(&b.0), a.1)));
-        let surplus = self.peers.len() - limit;
-        for (peer, _) in spare.into_iter().take(surplus) {
-            tracing::debug!(%peer, "over the connection limit; letting the peer go");
-            let _ = self.swarm.disconnect_peer_id(peer);
-        }
-    }
-
     fn on_command(&mut self, command: Command) {
         match command {
             Command::People { query, reply } => self.ask_directory(query, reply),
@@ -733,7 +619,8 @@ impl Actor {
             }
             Command::Peers(reply) => {
                 let mut peers: Vec<PeerInfo> = self
-                    .peers
+                    .connections
+                    .peers()
                     .values()
                     .cloned()
                     .map(|mut peer| {
@@ -751,10 +638,20 @@ impl Actor {
                     user_id: leaf.unwrap_or_default(),
                     agency: self.agency.name.clone(),
                     agency_id: self.agency.id().to_string(),
-                    listen: self.listening.iter().map(ToString::to_string).collect(),
-                    peers: self.peers.len(),
+                    listen: self
+                        .connections
+                        .listening()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                    peers: self.connections.peers().len(),
                     mdns: self.config.config.mdns,
-                    bootstrap: self.bootstrap.iter().map(ToString::to_string).collect(),
+                    bootstrap: self
+                        .connections
+                        .bootstrap()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
                     devices_met: self.messaging.as_ref().map_or(0, |m| {
                         m.messenger
                             .devices()
@@ -771,13 +668,14 @@ impl Actor {
                         .as_ref()
                         .map_or(0, |m| m.log.outbox_len().unwrap_or(0)),
                     relays: self
-                        .peers
+                        .connections
+                        .peers()
                         .values()
                         .filter(|p| p.role == Role::Relay)
                         .map(|p| p.display_name.clone())
                         .collect(),
                     last_sync: self.last_sync,
-                    discovery: !self.bootstrap.is_empty() || self.config.config.mdns,
+                    discovery: !self.connections.bootstrap().is_empty() || self.config.config.mdns,
                     own_devices_revoked: self.own_devices_revoked(),
                 });
             }
@@ -804,7 +702,7 @@ impl Actor {
                 let _ = reply.send(result);
             }
             Command::Dial { address, reply } => {
-                self.manual.insert(address.clone());
+                self.connections.dialling_by_hand(address.clone());
                 let result = self
                     .swarm
                     .dial(address)
@@ -867,7 +765,7 @@ impl Actor {
                 request,
                 reply,
             } => {
-                let Some(peer) = peer.peer_id().filter(|p| self.peers.contains_key(p)) else {
+                let Some(peer) = peer.peer_id().filter(|p| self.connections.holds(p)) else {
                     let _ =
                         reply.send(Err(NodeError::Network("not connected to that peer".into())));
                     return;
@@ -975,7 +873,7 @@ impl Actor {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
-                self.listening.push(address.clone());
+                self.connections.listening_on(address.clone());
                 // A relay serves circuits only on addresses it calls its own:
                 // those it listens on (a field office's relay has a fixed
                 // address, set with --listen).
@@ -988,7 +886,7 @@ impl Actor {
                 self.emit(NodeEvent::Listening(address));
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
-                self.listening.retain(|a| a != &address);
+                self.connections.stopped_listening(&address);
             }
             SwarmEvent::ListenerClosed {
                 listener_id,
@@ -998,8 +896,7 @@ impl Actor {
                 // A relayed address whose relay went away is no longer ours
                 // (finding 20: `status` kept showing it), and the relay is
                 // asked again when it is back.
-                self.listening.retain(|a| !addresses.contains(a));
-                if let Some(relay) = self.reservations.remove(&listener_id) {
+                if let Some(relay) = self.connections.listener_closed(listener_id, &addresses) {
                     tracing::info!(relay = %relay, "circuit reservation ended");
                 }
             }
@@ -1021,9 +918,8 @@ impl Actor {
                 ..
             } => {
                 self.gate.forget(&peer_id);
-                self.note_if_full(peer_id);
                 self.triggers.forget_peer(&peer_id);
-                if let Some(peer) = self.peers.remove(&peer_id) {
+                if let Some(peer) = self.connections.closed(&peer_id, now()) {
                     self.note_device_met(peer.device);
                     tracing::info!(peer = %peer.device.short(), user = %peer.user_id, "peer disconnected");
                     self.emit(NodeEvent::PeerDisconnected(peer.device));
@@ -1032,7 +928,7 @@ impl Actor {
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(?peer_id, %error, "outgoing connection failed");
                 if let Some(peer) = peer_id {
-                    self.pending.remove(&peer);
+                    self.connections.dial_failed(&peer);
                 }
                 self.note_unreachable_bootstrap(&error);
             }
@@ -1049,14 +945,9 @@ impl Actor {
     }
 
     fn on_connected(&mut self, peer_id: PeerId, endpoint: &ConnectedPoint, count: u32) {
-        let found_by = self.classify(peer_id, endpoint);
+        let found_by = self.connections.classify(peer_id, endpoint);
         if count != 1 {
-            // Both sides dialed at once: our own discovery says more than "inbound".
-            if let Some(peer) = self.peers.get_mut(&peer_id)
-                && peer.found_by == Discovery::Inbound
-            {
-                peer.found_by = found_by;
-            }
+            self.connections.also_found(&peer_id, found_by);
             return;
         }
         let Some((verified, chain)) = self.gate.admitted(&peer_id) else {
@@ -1083,36 +974,17 @@ impl Actor {
             found_by = ?info.found_by,
             "peer admitted"
         );
-        self.admitted_at
-            .insert(peer_id, tokio::time::Instant::now());
-        if endpoint.is_dialer() {
-            self.dialled.insert(peer_id);
-        }
-        self.peers.insert(peer_id, info.clone());
+        let first = self
+            .connections
+            .admitted(peer_id, info.clone(), endpoint.is_dialer(), now());
         self.note_device_met(info.device);
         self.lease_met_peer();
         self.emit(NodeEvent::PeerAdmitted(info));
         self.reserve_circuit(peer_id, verified.role, endpoint);
         self.start_sync(peer_id);
-        if self.peers.len() == 1 {
+        if first {
             // First contact: look for the rest of the mesh now, not at the next round.
             let _ = self.swarm.behaviour_mut().kad.bootstrap();
-        }
-    }
-
-    /// How the peer behind a new connection was found.
-    fn classify(&mut self, peer_id: PeerId, endpoint: &ConnectedPoint) -> Discovery {
-        match (self.pending.remove(&peer_id), endpoint) {
-            (Some(source), _) => source,
-            (None, ConnectedPoint::Dialer { address, .. }) if self.is_bootstrap(address) => {
-                Discovery::Bootstrap
-            }
-            (None, ConnectedPoint::Dialer { address, .. }) if self.manual.contains(address) => {
-                Discovery::Dialed
-            }
-            // Kademlia dials peers it learns of during its own queries.
-            (None, ConnectedPoint::Dialer { .. }) => Discovery::Kademlia,
-            (None, ConnectedPoint::Listener { .. }) => Discovery::Inbound,
         }
     }
 
@@ -1125,7 +997,8 @@ impl Actor {
         };
         for (address, why) in errors {
             let Some(bootstrap) = self
-                .bootstrap
+                .connections
+                .bootstrap()
                 .iter()
                 .find(|b| address.iter().zip(b.iter()).all(|(x, y)| x == y))
                 .cloned()
@@ -1139,13 +1012,6 @@ impl Actor {
                 });
             }
         }
-    }
-
-    fn is_bootstrap(&self, address: &Multiaddr) -> bool {
-        self.bootstrap.iter().any(|b| {
-            // A bootstrap address may or may not carry /p2p/<id>.
-            address.iter().zip(b.iter()).all(|(x, y)| x == y)
-        })
     }
 
     fn on_behaviour_event(&mut self, event: Event) {
@@ -1335,31 +1201,12 @@ impl Actor {
     /// A device that dialed a relay asks it for a circuit reservation, so
     /// peers that cannot reach it directly can through the relay.
     fn reserve_circuit(&mut self, peer: PeerId, role: Role, endpoint: &ConnectedPoint) {
-        if self.carrier.is_some()
-            || role != Role::Relay
-            || self.reservations.values().any(|relay| *relay == peer)
-        {
-            return;
-        }
-        let ConnectedPoint::Dialer { address, .. } = endpoint else {
+        let Some(circuit) = self.connections.circuit_to_reserve(peer, role, endpoint) else {
             return;
         };
-        if address
-            .iter()
-            .any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit)
-        {
-            return;
-        }
-        let base: Multiaddr = address
-            .iter()
-            .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
-            .collect();
-        let circuit = base
-            .with(libp2p::multiaddr::Protocol::P2p(peer))
-            .with(libp2p::multiaddr::Protocol::P2pCircuit);
         match self.swarm.listen_on(circuit.clone()) {
             Ok(listener) => {
-                self.reservations.insert(listener, peer);
+                self.connections.reserved(listener, peer);
                 tracing::info!(%circuit, "asked a relay for a circuit reservation");
             }
             Err(e) => tracing::debug!(%circuit, error = %e, "cannot reserve a relayed address"),

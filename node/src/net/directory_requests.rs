@@ -112,7 +112,11 @@ impl Actor {
                     label: self.label_of(&d.device),
                     name: d.subject.display_name.clone(),
                     this_device: d.device == me,
-                    connected: self.peers.values().any(|p| p.device == d.device),
+                    connected: self
+                        .connections
+                        .peers()
+                        .values()
+                        .any(|p| p.device == d.device),
                     last_seen: messaging.last_seen.get(&key).copied(),
                     not_after: d.not_after,
                     revoked: self.gate.revocation_of(d).map(|r| r.issued_by.clone()),
@@ -186,7 +190,8 @@ impl Actor {
             return;
         }
         let relay = self
-            .peers
+            .connections
+            .peers()
             .iter()
             .filter(|(_, info)| info.role == Role::Relay)
             .map(|(peer, _)| *peer)

@@ -253,7 +253,7 @@ impl Actor {
         }
         let wall = self.clock.now();
         let now = self.leasing.now(wall);
-        if !self.peers.is_empty() {
+        if !self.connections.peers().is_empty() {
             self.leasing.lease.met(now);
         }
         if self.leasing.lease.latest >= self.leasing.saved.saturating_add(SAVE_EVERY_SECS) {

@@ -220,7 +220,7 @@ impl Actor {
         let _ = gossipsub.set_topic_params(topic, topics::score_params());
         // What was said before we listened, or before peers knew we do (at
         // start, with no peer yet, each admission's whole round covers it).
-        if !self.peers.is_empty() {
+        if !self.connections.peers().is_empty() {
             self.triggers.followed(room, std::time::Instant::now());
             self.sync_when_due();
         }

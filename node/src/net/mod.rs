@@ -6,6 +6,7 @@
 mod actor;
 pub mod admission;
 mod behaviour;
+mod connections;
 pub mod diagnostics;
 mod directory_service;
 pub mod inbound;

@@ -271,7 +271,8 @@ impl Actor {
             }
         }
         let connected: Vec<PeerId> = self
-            .peers
+            .connections
+            .peers()
             .keys()
             .filter(|peer| {
                 self.gate

@@ -319,7 +319,8 @@ impl Actor {
         let Some(state) = self.messaging.as_ref().and_then(|m| m.messenger.room(room)) else {
             return Vec::new();
         };
-        self.peers
+        self.connections
+            .peers()
             .keys()
             .filter(|peer| !listening.contains(peer))
             .filter(|peer| {
@@ -355,10 +356,11 @@ impl Actor {
             .all_peers()
             .filter(|(_, topics)| topics.contains(&&topic))
             .map(|(peer, _)| *peer)
-            .filter(|peer| self.peers.contains_key(peer))
+            .filter(|peer| self.connections.holds(peer))
             .collect();
         peers.extend(
-            self.peers
+            self.connections
+                .peers()
                 .iter()
                 .filter(|(_, info)| info.role == Role::Relay)
                 .map(|(peer, _)| *peer),
@@ -372,7 +374,7 @@ impl Actor {
     /// once per coalescing interval per peer and set).
     pub(super) fn hint(&mut self, peer: PeerId, scope: SyncScope, now: Instant) {
         // A request to a peer not connected would dial it.
-        if !self.peers.contains_key(&peer) || !self.triggers.should_hint(&peer, scope, now) {
+        if !self.connections.holds(&peer) || !self.triggers.should_hint(&peer, scope, now) {
             return;
         }
         let request = self
@@ -403,7 +405,7 @@ impl Actor {
 
     /// Starts a round with every connected peer.
     pub(super) fn sync_all(&mut self) {
-        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        let peers: Vec<PeerId> = self.connections.peers().keys().copied().collect();
         for peer in peers {
             self.start_sync(peer);
         }
