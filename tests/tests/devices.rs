@@ -148,7 +148,10 @@ fn the_pc_lists_its_owners_devices_by_label_and_revokes_the_lost_phone() {
     labels.sort_unstable();
     assert_eq!(labels, ["PC", "휴대폰"], "{me}");
     let shown = pc.run(["people", "김민지"]).success();
-    assert!(shown.contains("2 (PC, 휴대폰)") || shown.contains("2 (휴대폰, PC)"), "{shown}");
+    assert!(
+        shown.contains("2 (PC, 휴대폰)") || shown.contains("2 (휴대폰, PC)"),
+        "{shown}"
+    );
 
     // Finding 25: the PC lists its owner's devices.
     let devices = listed(&pc);
