@@ -124,10 +124,12 @@ pub enum Command {
     /// Rooms: create groups, list, invite, remove, leave.
     #[command(subcommand)]
     Room(RoomCommand),
-    /// Send a text message to a room (by name or id).
+    /// Send a text message to a room; says which room it went to.
     Send {
-        /// Room name, id (or a prefix of it), or @USER for the 1:1 room with
-        /// USER (a user id, or a display name only one official has).
+        /// Room: its name, 6+ hex characters of its id, a department's last
+        /// part ("2과"), a unique name prefix (2+ characters), or @USER for
+        /// the 1:1 room with USER (a user id, or a display name only one
+        /// official has). Several matches are refused, never guessed.
         #[arg(value_parser = nfc)]
         room: String,
         /// The message.
@@ -135,8 +137,10 @@ pub enum Command {
     },
     /// Show the last messages of a room.
     History {
-        /// Room name, id (or a prefix of it), or @USER for the 1:1 room with
-        /// USER (a user id, or a display name only one official has).
+        /// Room: its name, 6+ hex characters of its id, a department's last
+        /// part ("2과"), a unique name prefix (2+ characters), or @USER for
+        /// the 1:1 room with USER (a user id, or a display name only one
+        /// official has). Several matches are refused, never guessed.
         #[arg(value_parser = nfc)]
         room: String,
         /// How many messages.
@@ -151,8 +155,10 @@ pub enum Command {
     },
     /// Chat in a room: history, live messages, and every line you type is sent.
     Chat {
-        /// Room name, id (or a prefix of it), or @USER for the 1:1 room with
-        /// USER (a user id, or a display name only one official has).
+        /// Room: its name, 6+ hex characters of its id, a department's last
+        /// part ("2과"), a unique name prefix (2+ characters), or @USER for
+        /// the 1:1 room with USER (a user id, or a display name only one
+        /// official has). Several matches are refused, never guessed.
         #[arg(value_parser = nfc)]
         room: String,
     },

@@ -704,9 +704,10 @@ impl Handle {
             .await?
     }
 
-    /// The room a user named: by name, id, unique id prefix, or `@USER` for
-    /// the 1:1 room with USER (opened if new; other requests only find
-    /// existing rooms).
+    /// The room a user named (see `rooms::lookup`: name, 6+ hex characters
+    /// of its id, a department's last part, a unique name prefix), or
+    /// `@USER` for the 1:1 room with USER (opened if new; other requests
+    /// only find existing rooms).
     pub async fn find_room(&self, room: &str) -> Result<RoomInfo, NodeError> {
         let room = room.to_string();
         self.ask(|reply| Command::FindRoom { room, reply }).await?

@@ -44,7 +44,8 @@ pub struct HolderView {
     pub user: Option<String>,
     /// "member", "relay" or "operator", if known.
     pub role: Option<String>,
-    /// Its display name (device label to come), if its certificate is known here.
+    /// Its display name, if its certificate is known here (with its device
+    /// label, "김민지 (휴대폰)", once [`RevocationView::with_labels`] knows it).
     #[serde(default)]
     pub name: Option<String>,
 }
@@ -164,9 +165,14 @@ impl RevocationView {
     }
 }
 
-/// What a user revoking a device that is already revoked is told: by whom
-/// and when, and whether the device acknowledged a wipe (`wiped_at`).
-pub fn already_revoked(existing: &VerifiedRevocation, wiped_at: Option<u64>) -> String {
+/// What a user revoking a device that is already revoked is told: which
+/// device (its `label` if known), by whom and when, and whether it
+/// acknowledged a wipe (`wiped_at`).
+pub fn already_revoked(
+    existing: &VerifiedRevocation,
+    label: Option<&str>,
+    wiped_at: Option<u64>,
+) -> String {
     let wipe = match (existing.wipe, wiped_at) {
         (true, Some(at)) => format!(
             "; the device acknowledged the wipe at {}",
@@ -175,9 +181,12 @@ pub fn already_revoked(existing: &VerifiedRevocation, wiped_at: Option<u64>) -> 
         (true, None) => "; wipe ordered, not acknowledged yet".to_string(),
         (false, _) => String::new(),
     };
+    let device = match label {
+        Some(label) => format!("{} ({label})", existing.target.device.short()),
+        None => existing.target.device.short(),
+    };
     format!(
-        "device {} of {} ({}) is already revoked by {} at {}{wipe}: nothing was added",
-        existing.target.device.short(),
+        "device {device} of {} ({}) is already revoked by {} at {}{wipe}: nothing was added",
         existing.user,
         existing.display_name,
         existing.issued_by,
@@ -392,8 +401,15 @@ pub fn keep_for_next_start(
             .values()
             .next()
             .copied();
+        let label = log
+            .labels()?
+            .into_iter()
+            .find(|(key, _, _)| key.device_id() == existing.target.device)
+            .map(|(_, _, label)| label);
         return Err(RevocationFlowError::Already(already_revoked(
-            existing, wiped,
+            existing,
+            label.as_deref(),
+            wiped,
         )));
     }
     let bytes = wire::encode(revocation);

@@ -7,7 +7,7 @@
 //! about a message is what happened to it.
 
 use baro_tests::{
-    Baro, RunningNode, agency_with, baro_bin, enroll_device, eventually, listen_address,
+    Baro, RunningNode, agency_with, args, baro_bin, enroll_device, eventually, listen_address,
     start_on_loopback,
 };
 
@@ -351,16 +351,42 @@ fn a_revoked_device_is_not_revoked_twice_and_its_owner_is_told() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bin = baro_bin();
     let (operator, [lee]) = agency_with(dir.path(), DIVISION, ["lee"]);
-    let official = |name: &str| {
+    // Kim's PC and phone, named 김민지 and labelled.
+    let official = |name: &str, label: &str| {
         let device = Baro::new(&bin, dir.path().join(name)).with_passphrase(None);
-        let files = dir.path().join(format!("{name}.files"));
-        std::fs::create_dir(&files).expect("files dir");
-        let me = enroll_device(&operator, &device, &files, "kim", DIVISION, "member");
-        let id = me["device_id"].as_str().expect("device id").to_string();
+        let request = dir.path().join(format!("{name}.request"));
+        let bundle = dir.path().join(format!("{name}.bundle"));
+        let init = device
+            .run(args(
+                &[
+                    "--json",
+                    "device",
+                    "init",
+                    "--name",
+                    "김민지",
+                    "--label",
+                    label,
+                    "--out",
+                ],
+                &[&request],
+            ))
+            .json();
+        operator
+            .run(args(
+                &[
+                    "agency", "enroll", "--user", "kim", "--org", DIVISION, "--out",
+                ],
+                &[&bundle, &request],
+            ))
+            .success();
+        device
+            .run(args(&["device", "install"], &[&bundle]))
+            .success();
+        let id = init["device_id"].as_str().expect("device id").to_string();
         (device, id)
     };
-    let (pc, _) = official("kim-pc");
-    let (phone, phone_id) = official("kim-phone");
+    let (pc, _) = official("kim-pc", "PC");
+    let (phone, phone_id) = official("kim-phone", "휴대폰");
     let _console = start_on_loopback(&operator, None);
     let bootstrap = listen_address(&operator);
     let _pc_node = start_on_loopback(&pc, Some(&bootstrap));
@@ -407,11 +433,16 @@ fn a_revoked_device_is_not_revoked_twice_and_its_owner_is_told() {
             && status.contains("테스트 회수"),
         "{status}"
     );
-    assert!(status.contains(short), "{status}");
+    assert!(
+        status.contains(&format!("was revoked: 휴대폰 ({short}) by operator park")),
+        "{status}"
+    );
 
     // Revoking it again adds nothing, from the PC or the console.
     pc.run(["device", "revoke", &phone_id, "--reason", "분실"])
-        .fails_with("is already revoked by operator park");
+        .fails_with(&format!(
+            "device {short} (휴대폰) of kim (김민지) is already revoked by operator park"
+        ));
     operator
         .run([
             "agency", "revoke", "--device", &phone_id, "--reason", "다시", "--wipe",
@@ -423,12 +454,12 @@ fn a_revoked_device_is_not_revoked_twice_and_its_owner_is_told() {
     // Holders are named by who they are.
     let plain = eventually(30, "holders named", || {
         let plain = operator.run(["agency", "revocations"]).success();
-        (plain.contains("Official lee (lee, ") && plain.contains("Official kim (kim, "))
+        (plain.contains("Official lee (lee, ") && plain.contains("김민지 (PC) (kim, "))
             .then_some(plain)
     });
     assert!(
         plain.contains(&format!(
-            "device {short} of Official kim (kim), by operator park"
+            "device {short} (휴대폰) of 김민지 (kim), by operator park"
         )),
         "{plain}"
     );
@@ -463,4 +494,52 @@ fn a_node_says_when_its_bootstrap_address_does_not_answer() {
         "one line, not one per dial: {}",
         node.log()
     );
+}
+
+/// Finding 20: after its relay restarted, a device took about 30 s (the
+/// discovery period) to reconnect, and said nothing meanwhile.
+#[test]
+fn a_device_finds_its_relay_again_within_seconds_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (operator, [kim]) = agency_with(dir.path(), DIVISION, ["kim"]);
+    let relay = Baro::new(baro_bin(), dir.path().join("relay")).with_passphrase(None);
+    enroll_device(
+        &operator,
+        &relay,
+        dir.path(),
+        "relay.sejong",
+        "행정안전부/현장",
+        "relay",
+    );
+    // A fixed port, so the relay comes back where the device looks for it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port();
+    let address = format!("/ip4/127.0.0.1/tcp/{port}");
+    let start_relay = || relay.spawn(["relay", "--listen", &address, "--no-mdns"]);
+    let relay_node = start_relay();
+    listen_address(&relay);
+    let kim_node = start_on_loopback(&kim, Some(&address));
+    let relay_reachable = |reachable: bool| {
+        let status = kim.run(["--json", "status"]);
+        (status.output.status.success()
+            && (status.json()["relays"] == serde_json::json!(["Official relay.sejong"]))
+                == reachable)
+            .then_some(())
+    };
+    eventually(30, "kim reaches the relay", || relay_reachable(true));
+
+    relay_node.stop();
+    eventually(30, "kim sees the relay gone", || relay_reachable(false));
+    eventually(10, "kim says the relay does not answer", || {
+        kim_node
+            .log()
+            .contains(&format!("bootstrap {address} does not answer"))
+            .then_some(())
+    });
+    let _relay_node = start_relay();
+    // Well within the 30 s discovery period.
+    eventually(10, "kim finds the relay again", || relay_reachable(true));
 }

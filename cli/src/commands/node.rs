@@ -473,15 +473,7 @@ pub fn people(
                 printable(&person.name).into_owned(),
                 printable(&person.user).into_owned(),
                 printable(&person.org_unit).into_owned(),
-                if person.labels.is_empty() {
-                    person.devices.len().to_string()
-                } else {
-                    format!(
-                        "{} ({})",
-                        person.devices.len(),
-                        printable(&person.labels.join(", "))
-                    )
-                },
+                person.devices.len().to_string(),
             ]);
         }
         println!("{table}");

@@ -311,10 +311,16 @@ pub fn own_revocation_notice(view: &baro_node::revocations::RevocationView) -> S
         (true, None) => "; wipe ordered".to_string(),
         (false, _) => String::new(),
     };
+    let device = match &view.label {
+        Some(label) => format!("{} ({})", printable(label), view.device.short()),
+        None => format!(
+            "{} ({})",
+            view.device.short(),
+            printable(&view.display_name)
+        ),
+    };
     format!(
-        "one of your devices was revoked: {} ({}) by {} at {}: {}{wipe}",
-        view.device.short(),
-        printable(&view.display_name),
+        "one of your devices was revoked: {device} by {} at {}: {}{wipe}",
         printable(&view.issued_by),
         crate::local_time::date(view.issued_at),
         printable(&view.reason),

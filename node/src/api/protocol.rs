@@ -76,7 +76,8 @@ pub enum Request {
         /// How many.
         limit: usize,
     },
-    /// Find a room by name, id, id prefix or `@USER` (a new 1:1 room is opened).
+    /// Find a room as a user names it (see [`crate::rooms::MIN_ID_PREFIX`]
+    /// and `rooms::lookup`) or `@USER` (a new 1:1 room is opened).
     FindRoom {
         /// What the user typed.
         room: String,

@@ -512,6 +512,7 @@ impl Actor {
                     self.acknowledge_to_peers();
                     self.disconnect_revoked();
                     self.sync_when_due();
+                    self.redial_when_alone();
                 }
                 _ = sync.tick() => {
                     self.prune_revocations();
@@ -545,6 +546,16 @@ impl Actor {
         for address in self.connections.bootstrap_dials() {
             if let Err(e) = self.swarm.dial(address.clone()) {
                 tracing::debug!(%address, error = %e, "bootstrap dial failed");
+            }
+        }
+    }
+
+    /// With no peer at all, dials the bootstrap addresses again when
+    /// [`Connections::alone_redial`] says so.
+    fn redial_when_alone(&mut self) {
+        for address in self.connections.alone_redial(now()) {
+            if let Err(e) = self.swarm.dial(address.clone()) {
+                tracing::debug!(%address, error = %e, "bootstrap redial failed");
             }
         }
     }

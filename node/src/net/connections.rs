@@ -50,6 +50,9 @@ pub(crate) const FULL_PEER_WINDOW: Duration = Duration::from_secs(3);
 pub(crate) const FULL_PEER_BACKOFF: Duration = Duration::from_secs(600);
 /// Longest wait between two Kademlia lookups of a node short of peers.
 pub(crate) const MAX_LOOKUP_INTERVAL: Duration = Duration::from_secs(300);
+/// With no peer, the first wait before the bootstrap addresses are dialled
+/// again (then doubling up to the discovery interval).
+pub(crate) const ALONE_REDIAL_FIRST: Duration = Duration::from_secs(1);
 
 /// What a discovery round asks of the swarm.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -89,6 +92,9 @@ pub(crate) struct Connections {
     discovery_interval: Duration,
     /// A relay: it keeps every connection and reserves no circuits.
     relay: bool,
+    /// While no peer is connected: when to dial the bootstrap addresses
+    /// again, and the wait after that.
+    alone_redial: Option<(Instant, Duration)>,
 }
 
 impl Connections {
@@ -114,7 +120,28 @@ impl Connections {
             max_peers,
             discovery_interval,
             relay,
+            alone_redial: None,
         }
+    }
+
+    /// Bootstrap addresses to dial again at `now` (checked often) while no
+    /// peer is connected: after [`ALONE_REDIAL_FIRST`], then 2 s, 4 s, … up
+    /// to the discovery interval, so a relay back from a restart is found
+    /// within seconds rather than at the next round (finding 20: about
+    /// 30 s). Starts over once a peer was connected.
+    pub(crate) fn alone_redial(&mut self, now: Instant) -> Vec<Multiaddr> {
+        if !self.peers.is_empty() || self.bootstrap.is_empty() {
+            self.alone_redial = None;
+            return Vec::new();
+        }
+        let (next, wait) = *self
+            .alone_redial
+            .get_or_insert((now + ALONE_REDIAL_FIRST, ALONE_REDIAL_FIRST));
+        if now < next {
+            return Vec::new();
+        }
+        self.alone_redial = Some((now + wait, (wait * 2).min(self.discovery_interval)));
+        self.bootstrap_dials()
     }
 
     /// Admitted peers.
@@ -440,6 +467,53 @@ mod tests {
             );
         }
         assert!(!c.round(&HashSet::new(), at + MAX_LOOKUP_INTERVAL).lookup);
+    }
+
+    #[test]
+    fn alone_it_redials_its_bootstrap_after_1_2_4_seconds_up_to_the_round_and_anew_after_a_peer() {
+        let t0 = Instant::now();
+        let mut c = connections(4, false, t0);
+        let dials = |c: &mut Connections, from: Instant| -> Vec<u64> {
+            (0..=200u64)
+                .filter(|ms100| {
+                    !c.alone_redial(from + Duration::from_millis(ms100 * 100))
+                        .is_empty()
+                })
+                .map(|ms100| ms100 / 10)
+                .collect()
+        };
+        // Checked every 100 ms for 20 s: dials at 1, 2, 4, 8 and 16 s.
+        assert_eq!(dials(&mut c, t0), [1, 2, 4, 8, 16]);
+        // Up to the discovery interval, no further.
+        let mut at = t0 + Duration::from_secs(20);
+        let mut last: Option<Instant> = None;
+        let mut waits = Vec::new();
+        for _ in 0..3000 {
+            at += Duration::from_millis(100);
+            if !c.alone_redial(at).is_empty() {
+                if let Some(previous) = last {
+                    waits.push((at - previous).as_secs());
+                }
+                last = Some(at);
+            }
+        }
+        assert!(waits.iter().rev().take(3).all(|w| *w == 30), "{waits:?}");
+        // With a peer: nothing; once alone again, from 1 s anew.
+        c.admitted(
+            peer(1),
+            info(1, Role::Relay, Discovery::Bootstrap),
+            true,
+            at,
+        );
+        assert!(c.alone_redial(at + Duration::from_secs(60)).is_empty());
+        c.closed(&peer(1), at + Duration::from_secs(60));
+        assert_eq!(
+            dials(&mut c, at + Duration::from_secs(60)),
+            [1, 2, 4, 8, 16]
+        );
+        // Without a bootstrap address there is nothing to dial.
+        let mut none = Connections::new([], 4, ROUND, false, t0);
+        assert!(none.alone_redial(t0 + Duration::from_secs(5)).is_empty());
     }
 
     #[test]

@@ -514,7 +514,10 @@ impl Actor {
                     && r.scope != RevocationScope::Certificate
                     && r.target.device != me.device
             })
-            .map(|r| RevocationView::new(&r, &self.record(&r.id)))
+            .map(|r| {
+                RevocationView::new(&r, &self.record(&r.id))
+                    .with_labels(|device| self.label_of(device))
+            })
             .collect()
     }
 
@@ -529,8 +532,11 @@ impl Actor {
             && let Some(existing) = self.gate.already_revoked(&verified)
         {
             let wiped = self.record(&existing.id).wiped.values().next().copied();
+            let label = self.label_of(&existing.target.device);
             return Err(NodeError::Room(crate::revocations::already_revoked(
-                &existing, wiped,
+                &existing,
+                label.as_deref(),
+                wiped,
             )));
         }
         self.submit_revocation(bytes)
