@@ -451,10 +451,10 @@ fn chat_survives_a_node_restart() {
 fn run_shows_a_group_join_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (operator, kim, lee) = korean_agency(dir.path());
-    let (_kim_node, lee_node, kim_address) = two_nodes(&kim, &lee);
+    let (kim_node, lee_node, kim_address) = two_nodes(&kim, &lee);
     // A third official whose node Kim's has met, to add and remove.
     let choi = official(&operator, dir.path(), "choi.seoyeon", "최서연");
-    let _choi_node = choi.spawn(
+    let choi_node = choi.spawn(
         ["run"]
             .into_iter()
             .chain(NETWORK)
@@ -483,6 +483,14 @@ fn run_shows_a_group_join_once() {
     eventually(30, "Lee sees the member removed", || members(2));
     let log = lee_node.log();
     assert_eq!(log.matches("joined room \"예산 검토\"").count(), 1, "{log}");
+    // Peers are named, not shown as ids, once admitted.
+    assert!(choi_node.stop(), "최서연's node stops");
+    eventually(30, "Kim's node names who left", || {
+        kim_node
+            .log()
+            .contains("disconnected 최서연 (choi.seoyeon)")
+            .then_some(())
+    });
 }
 
 /// Finding 21: every address `run` prints, relayed ones included, parses
