@@ -138,6 +138,20 @@ fn the_pc_lists_its_owners_devices_by_label_and_revokes_the_lost_phone() {
     assert_eq!(peers[0]["device"], phone_id.as_str());
     let shown = pc.run(["peers"]).success();
     assert!(shown.contains("(휴대폰)"), "{shown}");
+    let me = pc.run(["--json", "people", "--user", "kim.minji"]).json();
+    let mut labels: Vec<&str> = me["people"][0]["labels"]
+        .as_array()
+        .expect("labels")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    labels.sort_unstable();
+    assert_eq!(labels, ["PC", "휴대폰"], "{me}");
+    let shown = pc.run(["people", "김민지"]).success();
+    assert!(
+        shown.contains("2 (PC, 휴대폰)") || shown.contains("2 (휴대폰, PC)"),
+        "{shown}"
+    );
 
     // Finding 25: the PC lists its owner's devices.
     let devices = listed(&pc);

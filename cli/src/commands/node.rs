@@ -473,7 +473,15 @@ pub fn people(
                 printable(&person.name).into_owned(),
                 printable(&person.user).into_owned(),
                 printable(&person.org_unit).into_owned(),
-                person.devices.len().to_string(),
+                if person.labels.is_empty() {
+                    person.devices.len().to_string()
+                } else {
+                    format!(
+                        "{} ({})",
+                        person.devices.len(),
+                        printable(&person.labels.join(", "))
+                    )
+                },
             ]);
         }
         println!("{table}");

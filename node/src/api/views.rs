@@ -146,6 +146,9 @@ pub struct PersonView {
     pub org_unit: String,
     /// Their devices whose certificates checked out here.
     pub devices: Vec<DeviceId>,
+    /// The labels those devices announced ("PC", "휴대폰"), where known here.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// One of the user's own devices, as `baro device list` shows it.

@@ -572,7 +572,9 @@ impl AdmissionGate {
             _ => None,
         };
         let reason = format!("device revoked: {reason}");
-        tracing::warn!(%peer, %reason, receipt = receipt.is_some(), "revoked device refused at admission and shown its revocation");
+        // The refusal reaches the user as a PeerRefused event (`baro run`
+        // prints it): a warning here would say it twice.
+        tracing::info!(%peer, %reason, receipt = receipt.is_some(), "revoked device refused at admission and shown its revocation");
         if let Some(device) = device_id(&peer) {
             lock(&self.blocklist).block(device, self.clock.now(), self.block_secs, reason.clone());
         }

@@ -21,12 +21,21 @@ const MAX_LOCAL_PEOPLE: usize = 1000;
 /// A question waiting for a relay: who asked, and what this device knew.
 pub(crate) type Asked = (oneshot::Sender<Result<People, NodeError>>, People);
 
-fn view(person: &Person) -> PersonView {
+/// `person` as shown, with the labels its devices announced here.
+fn view(
+    person: &Person,
+    label: impl Fn(&crate::identity::DeviceId) -> Option<String>,
+) -> PersonView {
     PersonView {
         user: person.user_id.clone(),
         name: person.display_name.clone(),
         org_unit: person.org_unit.to_string(),
         devices: person.devices.iter().map(|d| d.device).collect(),
+        labels: person
+            .devices
+            .iter()
+            .filter_map(|d| label(&d.device))
+            .collect(),
     }
 }
 
@@ -38,6 +47,11 @@ fn merge(mut local: People, relay: People) -> People {
                 for device in person.devices {
                     if !known.devices.contains(&device) {
                         known.devices.push(device);
+                    }
+                }
+                for label in person.labels {
+                    if !known.labels.contains(&label) {
+                        known.labels.push(label);
                     }
                 }
             }
@@ -158,7 +172,11 @@ impl Actor {
         };
         People {
             more: found.len() > MAX_LOCAL_PEOPLE,
-            people: found.iter().take(MAX_LOCAL_PEOPLE).map(view).collect(),
+            people: found
+                .iter()
+                .take(MAX_LOCAL_PEOPLE)
+                .map(|p| view(p, |d| self.label_of(d)))
+                .collect(),
             from: None,
             local_only: true,
         }
@@ -292,7 +310,10 @@ impl Actor {
         }
         let people = crate::trust::people(checked.iter().map(|(_, device)| device));
         People {
-            people: people.iter().map(view).collect(),
+            people: people
+                .iter()
+                .map(|p| view(p, |d| self.label_of(d)))
+                .collect(),
             more,
             from,
             local_only: false,

@@ -785,3 +785,67 @@ fn tags_are_stable_per_home_and_differ_between_homes() {
     store.wipe(None).expect("wipe");
     assert!(matches!(store.tag(&[b"x"]), Err(StoreError::Wiped)));
 }
+
+/// Set in the child process of the test below: the home to migrate and
+/// where to stop (an index into [`kill_points`]).
+const MIGRATION_CHILD: &str = "BARO_TEST_MIGRATION_CHILD";
+
+fn kill_points(records: usize) -> Vec<migration::Until> {
+    let mut points = vec![
+        migration::Until::Records(1),
+        migration::Until::Records(records / 2),
+    ];
+    points.extend((1..=4).map(migration::Until::Step));
+    points.push(migration::Until::End);
+    points
+}
+
+/// A real process runs the migration up to a point and dies there
+/// (`abort`: no destructor runs, nothing is flushed or closed); the next
+/// open finds every message, in order.
+#[test]
+fn a_migration_killed_at_any_point_loses_nothing() {
+    let conversation = Conversation::new();
+    let v1 = V1Home::of(&conversation);
+    let points = kill_points(v1.records());
+    if let Ok(spec) = std::env::var(MIGRATION_CHILD) {
+        let (root, point) = spec.split_once('|').expect("root|point");
+        let point = points[point.parse::<usize>().expect("point")];
+        let home = Home::open_or_create(Path::new(root)).expect("home");
+        migration::run(&home, 1, point).expect("migration up to the kill");
+        std::process::abort();
+    }
+    let expected = expected_view(&conversation);
+    for (n, point) in points.iter().enumerate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("home");
+        v1.write(&root);
+        let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "store::forensic_tests::a_migration_killed_at_any_point_loses_nothing",
+                "--test-threads=1",
+            ])
+            .env(MIGRATION_CHILD, format!("{}|{n}", root.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("child");
+        // SIGABRT: it got there (a panic before would exit with 101).
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(6),
+            "the child died at {point:?}: {status}"
+        );
+        let store = open(&root);
+        assert_eq!(store.schema_version().expect("version"), 2, "{point:?}");
+        assert_eq!(
+            view(store.clone(), &conversation),
+            expected,
+            "killed at {point:?}"
+        );
+        drop(store);
+        let found = found_in_files(&root, &conversation.needles());
+        assert!(found.is_empty(), "killed at {point:?}: {found:?}");
+    }
+}

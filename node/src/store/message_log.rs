@@ -782,3 +782,71 @@ fn state_from_byte(byte: u8) -> Option<ReceiptState> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::IndexKey;
+
+    fn refiled(tree: &str, key: &[u8], payload: &[u8]) -> Refiled {
+        let index = IndexKey::in_memory();
+        refile(tree, key, payload, |parts| Ok(index.tag(parts))).expect("refile")
+    }
+
+    /// Pins where records are filed: a change would leave every stored
+    /// record unfindable (a new layout needs a schema version and a migration).
+    #[test]
+    fn record_layout_golden_bytes() {
+        let mut message = vec![1; 32];
+        message.extend(7u64.to_be_bytes());
+        message.extend(2u32.to_be_bytes());
+        message.extend([3; 32]);
+        let Refiled::Keyed { key, value } = refiled(MESSAGES, &message, b"envelope") else {
+            panic!("a message is filed under tags");
+        };
+        assert_eq!(
+            hex::encode(&key),
+            "e8aebbc52e1dc4b02029ca865d5d3f2b1b524e496a20a5ac8c91b2c0949a9271\
+             862ad22d75f6dc6b151d52f25af3a18ba16efe6ffa4114835d1a15d801665ef8"
+        );
+        assert_eq!(value[0], 76);
+        assert_eq!(&value[1..77], &message[..]);
+        assert_eq!(&value[77..], b"envelope");
+
+        let Refiled::Keyed { key, .. } = refiled(DEVICES, &[4; 32], b"chain") else {
+            panic!("a device is filed under a tag");
+        };
+        assert_eq!(
+            hex::encode(&key),
+            "74d05435c4a77ebac8fd1d36378def5dd6aa6626a057ce61f360d099b82b526a"
+        );
+
+        // Receipts of one message share its group, as messages of one room do.
+        let mut receipt = vec![3; 32];
+        receipt.extend([4; 32]);
+        let Refiled::Keyed { key, .. } = refiled(RECEIPTS, &receipt, &[3]) else {
+            panic!("a receipt is filed under tags");
+        };
+        let index = IndexKey::in_memory();
+        assert_eq!(key[..32], index.tag(&[b"receipts", b"group", &[3; 32]]));
+        assert_eq!(key[32..], index.tag(&[b"receipts", b"id", &receipt]));
+    }
+
+    #[test]
+    fn keys_of_the_wrong_shape_and_other_trees_are_told_apart() {
+        let short = [1; 75];
+        assert!(matches!(refiled(MESSAGES, &short, b""), Refiled::Malformed));
+        assert!(matches!(refiled(CONTROL, &[0; 8], b""), Refiled::Malformed));
+        assert!(matches!(
+            refiled("agency_policy", b"policy", b""),
+            Refiled::AsIs
+        ));
+        assert!(
+            Record::parse(vec![5, 1, 2]).is_none(),
+            "key longer than the value"
+        );
+        assert!(Record::parse(Vec::new()).is_none());
+        let record = Record::parse(vec![2, 9, 9, 7]).expect("record");
+        assert_eq!((record.key(), record.value()), (&[9, 9][..], &[7][..]));
+    }
+}

@@ -9,7 +9,8 @@
 //! what it is:
 //!
 //! 1. every v1 record is unsealed, re-filed and sealed again into
-//!    `db.v2-partial/`, with schema version 2; flushed and closed;
+//!    `db.v2-partial/`, with schema version 2; flushed, closed, and every
+//!    file and directory in it synced;
 //! 2. `db.v2-partial/` is renamed `db.v2/`: from now on the copy counts;
 //! 3. `db/` is renamed `db.v1/`;
 //! 4. `db.v2/` is renamed `db/`;
@@ -63,6 +64,9 @@ pub(super) fn run(home: &Home, from: u32, until: Until) -> Result<(), StoreError
         Some(counts) => counts,
         None => return Ok(()),
     };
+    // sled syncs its files' data; their directory entries are made durable
+    // here, before the copy counts as complete.
+    sync_tree(&partial)?;
     if skipped > 0 {
         tracing::warn!(
             skipped,
@@ -164,6 +168,28 @@ fn copy_v1(
     meta.insert(CLEAN_KEY, &[][..])?;
     new.flush()?;
     Ok(Some((copied, skipped)))
+}
+
+/// Syncs every file and directory under `dir`, and `dir` itself.
+fn sync_tree(dir: &Path) -> Result<(), StoreError> {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        let entries = fs::read_dir(&next).map_err(StoreError::io("listing", &next))?;
+        for entry in entries {
+            let path = entry.map_err(StoreError::io("listing", &next))?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                fs::File::open(&path)
+                    .and_then(|file| file.sync_all())
+                    .map_err(StoreError::io("syncing", &path))?;
+            }
+        }
+        fs::File::open(&next)
+            .and_then(|file| file.sync_all())
+            .map_err(StoreError::io("syncing", &next))?;
+    }
+    Ok(())
 }
 
 /// Overwrites every file under `dir` with zeros, then removes it all (the
