@@ -883,3 +883,24 @@ fn a_relay_runs_in_the_background_too() {
     assert!(relay.run(["stop"]).success().contains("stopped the node"));
     relay.run(["status"]).fails_with("no node is running");
 }
+
+/// Finding 18: `history` right after `baro run` was started, before the
+/// node answers, waits for that node instead of starting a second one in
+/// the background (which could win the home, leaving the first to fail).
+#[test]
+fn history_waits_for_a_node_that_is_starting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_operator, kim, _lee) = korean_agency(dir.path());
+    let _stop = StopOnDrop(&kim);
+    let mut node = kim.spawn(["run"].into_iter().chain(NETWORK));
+    let history = kim.run(["--json", "history", DIVISION]);
+    history.json();
+    assert!(
+        !history
+            .stderr()
+            .contains("started the node in the background"),
+        "{}",
+        history.stderr()
+    );
+    assert_eq!(node.wait_exit(0), None, "the node started first still runs");
+}

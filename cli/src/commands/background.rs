@@ -26,6 +26,9 @@ use baro_node::api::{self, ApiError, Request};
 
 /// The background node's output, in its home.
 pub const LOG_NAME: &str = "node.log";
+/// Held (flock) by the node running on the home from its very start, so a
+/// command sees a node that is starting and has not bound its socket yet.
+const LOCK_NAME: &str = "node.lock";
 
 /// How long a starting node may take to answer (unlocking the store with
 /// the PIN's key derivation, opening the database, binding the socket).
@@ -33,6 +36,50 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a stopping node may take to flush its store and exit.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
+
+/// Marks this process as the node of `home` for as long as the returned
+/// file lives; refused when another node holds the home.
+pub fn hold_home(home: &Path) -> Result<std::fs::File> {
+    let path = home.join(LOCK_NAME);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        bail!(
+            "a node is already running on {}: `baro stop` stops it",
+            home.display()
+        );
+    }
+    Ok(file)
+}
+
+/// Whether a node holds `home` (running, or still starting).
+fn held(home: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(home.join(LOCK_NAME)) else {
+        return false;
+    };
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared).is_err()
+}
+
+/// Waits until the node that holds `home` answers; `false` if it stopped
+/// (or took too long) first.
+fn wait_for_starting(home: &Path) -> bool {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if is_running(home) {
+            return true;
+        }
+        if !held(home) {
+            return is_running(home);
+        }
+        std::thread::sleep(POLL);
+    }
+    false
+}
 
 /// Whether a node answers on `home`.
 pub fn is_running(home: &Path) -> bool {
@@ -46,7 +93,7 @@ pub fn is_running(home: &Path) -> bool {
 /// `args` are the command's own words (e.g. `run --no-mdns`); `key_file`
 /// is the global `--storage-key-file`, without which the PIN is passed.
 pub fn start(home: &Path, args: &[OsString], key_file: Option<&Path>) -> Result<()> {
-    if is_running(home) {
+    if is_running(home) || held(home) {
         bail!(
             "a node is already running on {}: `baro stop` stops it",
             home.display()
@@ -123,12 +170,23 @@ pub fn ensure_running(home: &Path, key_file: Option<&Path>) -> Result<()> {
     if is_running(home) {
         return Ok(());
     }
-    start(home, &["run".into()], key_file)?;
-    eprintln!(
-        "(started the node in the background: `baro stop` stops it; its log is {})",
-        home.join(LOG_NAME).display()
-    );
-    Ok(())
+    // A `baro run` still starting (unlocking its store): wait for it
+    // rather than start a second node that would race it for the home.
+    if held(home) && wait_for_starting(home) {
+        return Ok(());
+    }
+    match start(home, &["run".into()], key_file) {
+        Ok(()) => {
+            eprintln!(
+                "(started the node in the background: `baro stop` stops it; its log is {})",
+                home.join(LOG_NAME).display()
+            );
+            Ok(())
+        }
+        // Another node took the home meanwhile: use that one.
+        Err(_) if held(home) && wait_for_starting(home) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// `baro stop`: stops the node running on `home`, waiting until it has

@@ -49,6 +49,9 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
             .unwrap_or(0),
     );
     let home = Home::open(home_dir)?;
+    // Held until the process ends: `send`, `history` and `chat` wait for a
+    // node that is starting instead of starting another.
+    let _node_of_home = super::background::hold_home(home_dir)?;
     let key = enrollment::load_device_key(&home)?;
     let bundle = enrollment::load_bundle(&home)?;
     // Issue 17, deliverable 6: an expired device still obeys its revocation.
