@@ -100,6 +100,10 @@ fn an_official_catches_up_from_a_relay_process() {
 
     // Lee is back; Kim is not.
     let lee_node = with_relay(&lee);
+    // Lee's node answers first: `history` right after the spawn can find
+    // no node yet (it has not locked its home) and start one of its own
+    // without the relay's address, which the spawned one then finds locked.
+    listen_address(&lee);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let history = lee.run(["--json", "history", ROOM]);
