@@ -288,6 +288,25 @@ pub fn init_agency(operator: &Baro, name: &str) -> serde_json::Value {
         .json()
 }
 
+/// `agency init` of the usability walkthrough's Korean agency: 행정안전부,
+/// run by operator 박지우 (park.jiwoo) of `org`, with `extra` options.
+pub fn init_korean_agency(operator: &Baro, org: &str, extra: &[&str]) -> Outcome {
+    let mut words = vec![
+        "agency",
+        "init",
+        "--name",
+        "행정안전부",
+        "--user",
+        "park.jiwoo",
+        "--display-name",
+        "박지우",
+        "--org",
+        org,
+    ];
+    words.extend_from_slice(extra);
+    operator.run(words)
+}
+
 /// `device init` in `device`'s home, then `agency enroll` on `operator`, then
 /// `device install`; returns `whoami --json` of the device.
 pub fn enroll_device(

@@ -12,7 +12,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use baro_tests::{Baro, PASSPHRASE, PIN, RunningNode, args, baro_bin, eventually, listen_address};
+use baro_tests::{
+    Baro, PASSPHRASE, PIN, RunningNode, args, baro_bin, eventually, init_korean_agency,
+    listen_address,
+};
 
 const DIVISION: &str = "행정안전부/디지털정부국/2과";
 const NETWORK: [&str; 5] = [
@@ -28,20 +31,7 @@ const NETWORK: [&str; 5] = [
 fn korean_agency(dir: &Path) -> (Baro, Baro, Baro) {
     let bin = baro_bin();
     let operator = Baro::new(&bin, dir.join("console"));
-    operator
-        .run([
-            "agency",
-            "init",
-            "--name",
-            "행정안전부",
-            "--user",
-            "park.jiwoo",
-            "--display-name",
-            "박지우",
-            "--org",
-            "행정안전부/디지털정부국",
-        ])
-        .success();
+    init_korean_agency(&operator, "행정안전부/디지털정부국", &[]).success();
     let kim = official(&operator, dir, "kim.minji", "김민지");
     let lee = official(&operator, dir, "lee.junho", "이준호");
     (operator, kim, lee)

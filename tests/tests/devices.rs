@@ -16,7 +16,9 @@ use baro_node::NodeEvent;
 use baro_node::rooms::ControlMessage;
 use baro_node::wire;
 use baro_tests::mesh::{SETTLE, TestAgency, wait_for};
-use baro_tests::{Baro, args, baro_bin, eventually, listen_address, start_on_loopback};
+use baro_tests::{
+    Baro, args, baro_bin, eventually, init_korean_agency, listen_address, start_on_loopback,
+};
 
 /// `device init --name NAME --label LABEL`, `agency enroll --user USER`,
 /// `device install`; returns the device and its id.
@@ -83,40 +85,14 @@ fn the_pc_lists_its_owners_devices_by_label_and_revokes_the_lost_phone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let operator = Baro::new(baro_bin(), dir.path().join("console"));
     // Finding 28: the console is told where the relay is, like a device.
-    operator
-        .run([
-            "agency",
-            "init",
-            "--name",
-            "행정안전부",
-            "--user",
-            "park.jiwoo",
-            "--display-name",
-            "박지우",
-            "--org",
-            "행정안전부",
-            "--bootstrap",
-            "nonsense",
-        ])
+    init_korean_agency(&operator, "행정안전부", &["--bootstrap", "nonsense"])
         .fails_with("bootstrap address 'nonsense' is not a multiaddr");
-    operator
-        .run([
-            "agency",
-            "init",
-            "--name",
-            "행정안전부",
-            "--user",
-            "park.jiwoo",
-            "--display-name",
-            "박지우",
-            "--org",
-            "행정안전부",
-            "--label",
-            "콘솔",
-            "--bootstrap",
-            "/ip4/127.0.0.1/tcp/47001",
-        ])
-        .success();
+    init_korean_agency(
+        &operator,
+        "행정안전부",
+        &["--label", "콘솔", "--bootstrap", "/ip4/127.0.0.1/tcp/47001"],
+    )
+    .success();
     let console = operator.run(["--json", "whoami"]).json();
     assert_eq!(
         console["bootstrap"][0], "/ip4/127.0.0.1/tcp/47001",
@@ -205,20 +181,7 @@ fn the_pc_lists_its_owners_devices_by_label_and_revokes_the_lost_phone() {
 fn the_console_revokes_devices_it_enrolled_that_no_node_has_met() {
     let dir = tempfile::tempdir().expect("tempdir");
     let operator = Baro::new(baro_bin(), dir.path().join("console"));
-    operator
-        .run([
-            "agency",
-            "init",
-            "--name",
-            "행정안전부",
-            "--user",
-            "park.jiwoo",
-            "--display-name",
-            "박지우",
-            "--org",
-            "행정안전부",
-        ])
-        .success();
+    init_korean_agency(&operator, "행정안전부", &[]).success();
     let (_lee, lee_id) = enroll(&operator, dir.path(), "lee-phone", "lee.junho", "휴대폰");
     let (_choi, choi_id) = enroll(&operator, dir.path(), "choi-phone", "choi.yuna", "휴대폰");
 

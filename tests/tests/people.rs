@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use baro_tests::{Baro, args, baro_bin, eventually, listen_address, texts};
+use baro_tests::{Baro, args, baro_bin, eventually, init_korean_agency, listen_address, texts};
 
 /// "행정안전부/디지털정부국/2과" typed as conjoining jamo.
 const DECOMPOSED_ORG: &str = "\u{1112}\u{1162}\u{11bc}\u{110c}\u{1165}\u{11bc}\u{110b}\u{1161}\u{11ab}\u{110c}\u{1165}\u{11ab}\u{1107}\u{116e}/\u{1103}\u{1175}\u{110c}\u{1175}\u{1110}\u{1165}\u{11af}\u{110c}\u{1165}\u{11bc}\u{1107}\u{116e}\u{1100}\u{116e}\u{11a8}/2\u{1100}\u{116a}";
@@ -79,20 +79,7 @@ fn room_names(device: &Baro) -> Vec<String> {
 fn officials_are_found_and_named_by_korean_name_and_typos_open_no_room() {
     let dir = tempfile::tempdir().expect("tempdir");
     let operator = Baro::new(baro_bin(), dir.path().join("console"));
-    operator
-        .run([
-            "agency",
-            "init",
-            "--name",
-            "행정안전부",
-            "--user",
-            "park.jiwoo",
-            "--display-name",
-            "박지우",
-            "--org",
-            "행정안전부",
-        ])
-        .success();
+    init_korean_agency(&operator, "행정안전부", &[]).success();
     // Kim types her name and her division as macOS does: decomposed.
     let (kim, whoami) = enroll(
         &operator,
