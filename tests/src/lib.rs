@@ -288,6 +288,41 @@ pub fn init_agency(operator: &Baro, name: &str) -> serde_json::Value {
         .json()
 }
 
+/// A labelled device of `name` in `dir/home`: `device init --name NAME
+/// --label LABEL`, `agency enroll --user USER --org ORG` on `operator`,
+/// `device install`; returns the device and its id.
+pub fn enroll_labelled(
+    operator: &Baro,
+    dir: &Path,
+    home: &str,
+    (user, name, org): (&str, &str, &str),
+    label: &str,
+) -> (Baro, String) {
+    let device = Baro::new(baro_bin(), dir.join(home)).with_passphrase(None);
+    let request = dir.join(format!("{home}.request"));
+    let bundle = dir.join(format!("{home}.bundle"));
+    let init = device
+        .run(args(
+            &[
+                "--json", "device", "init", "--name", name, "--label", label, "--out",
+            ],
+            &[&request],
+        ))
+        .json();
+    assert_eq!(init["label"], label, "{init}");
+    operator
+        .run(args(
+            &["agency", "enroll", "--user", user, "--org", org, "--out"],
+            &[&bundle, &request],
+        ))
+        .success();
+    device
+        .run(args(&["device", "install"], &[&bundle]))
+        .success();
+    let id = init["device_id"].as_str().expect("device id").to_string();
+    (device, id)
+}
+
 /// `agency init` of the usability walkthrough's Korean agency: 행정안전부,
 /// run by operator 박지우 (park.jiwoo) of `org`, with `extra` options.
 pub fn init_korean_agency(operator: &Baro, org: &str, extra: &[&str]) -> Outcome {

@@ -17,50 +17,19 @@ use baro_node::rooms::ControlMessage;
 use baro_node::wire;
 use baro_tests::mesh::{SETTLE, TestAgency, wait_for};
 use baro_tests::{
-    Baro, args, baro_bin, eventually, init_korean_agency, listen_address, start_on_loopback,
+    Baro, baro_bin, enroll_labelled, eventually, init_korean_agency, listen_address,
+    start_on_loopback,
 };
 
-/// `device init --name NAME --label LABEL`, `agency enroll --user USER`,
-/// `device install`; returns the device and its id.
+/// Kim's (김민지) device labelled `label` in 2과, enrolled as `user`.
 fn enroll(operator: &Baro, dir: &Path, home: &str, user: &str, label: &str) -> (Baro, String) {
-    let device = Baro::new(baro_bin(), dir.join(home)).with_passphrase(None);
-    let request = dir.join(format!("{home}.request"));
-    let bundle = dir.join(format!("{home}.bundle"));
-    let init = device
-        .run(args(
-            &[
-                "--json",
-                "device",
-                "init",
-                "--name",
-                "김민지",
-                "--label",
-                label,
-                "--out",
-            ],
-            &[&request],
-        ))
-        .json();
-    assert_eq!(init["label"], label, "{init}");
-    operator
-        .run(args(
-            &[
-                "agency",
-                "enroll",
-                "--user",
-                user,
-                "--org",
-                "행정안전부/디지털정부국/2과",
-                "--out",
-            ],
-            &[&bundle, &request],
-        ))
-        .success();
-    device
-        .run(args(&["device", "install"], &[&bundle]))
-        .success();
-    let id = init["device_id"].as_str().expect("device id").to_string();
-    (device, id)
+    enroll_labelled(
+        operator,
+        dir,
+        home,
+        (user, "김민지", "행정안전부/디지털정부국/2과"),
+        label,
+    )
 }
 
 fn listed(device: &Baro) -> Vec<serde_json::Value> {

@@ -7,8 +7,8 @@
 //! about a message is what happened to it.
 
 use baro_tests::{
-    Baro, RunningNode, agency_with, args, baro_bin, enroll_device, eventually, listen_address,
-    start_on_loopback,
+    Baro, RunningNode, agency_with, baro_bin, enroll_device, enroll_labelled, eventually,
+    listen_address, start_on_loopback,
 };
 
 const DIVISION: &str = "행정안전부/디지털정부국/2과";
@@ -349,41 +349,16 @@ fn send_history_and_status_say_what_happened_to_a_message() {
 #[test]
 fn a_revoked_device_is_not_revoked_twice_and_its_owner_is_told() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let bin = baro_bin();
     let (operator, [lee]) = agency_with(dir.path(), DIVISION, ["lee"]);
     // Kim's PC and phone, named 김민지 and labelled.
-    let official = |name: &str, label: &str| {
-        let device = Baro::new(&bin, dir.path().join(name)).with_passphrase(None);
-        let request = dir.path().join(format!("{name}.request"));
-        let bundle = dir.path().join(format!("{name}.bundle"));
-        let init = device
-            .run(args(
-                &[
-                    "--json",
-                    "device",
-                    "init",
-                    "--name",
-                    "김민지",
-                    "--label",
-                    label,
-                    "--out",
-                ],
-                &[&request],
-            ))
-            .json();
-        operator
-            .run(args(
-                &[
-                    "agency", "enroll", "--user", "kim", "--org", DIVISION, "--out",
-                ],
-                &[&bundle, &request],
-            ))
-            .success();
-        device
-            .run(args(&["device", "install"], &[&bundle]))
-            .success();
-        let id = init["device_id"].as_str().expect("device id").to_string();
-        (device, id)
+    let official = |home: &str, label: &str| {
+        enroll_labelled(
+            &operator,
+            dir.path(),
+            home,
+            ("kim", "김민지", DIVISION),
+            label,
+        )
     };
     let (pc, _) = official("kim-pc", "PC");
     let (phone, phone_id) = official("kim-phone", "휴대폰");
