@@ -1,8 +1,8 @@
 //! What a member can make other nodes store, keep and answer, over real
 //! in-process meshes (audit H5, H6, M13): notices are not kept, future-dated
 //! items are refused, one author's junk on a relay displaces only its own,
-//! a forged grant neither opens a room to its author nor closes it to its
-//! members, and reconciliation requests are answered at a bounded rate.
+//! a forged grant neither opens a room (department, 1:1 or group) to its
+//! author nor closes it to its members, and reconciliation requests are answered at a bounded rate.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -376,6 +376,105 @@ async fn a_forged_grant_neither_opens_a_relay_room_to_its_author_nor_closes_it_t
         score.is_none_or(|score| score >= 0.0),
         "relay scored {score:?}"
     );
+    for node in [relay, kim, lee, mallory] {
+        node.shutdown().await;
+    }
+}
+
+/// Asks `relay` for `room` as `node`: `true` if it answers, `false` if it refuses.
+async fn served(node: &Node, relay: &Node, room: RoomId) -> bool {
+    let (_, first) = Reconciler::initiate(Vec::new()).expect("initiate");
+    let ask = SyncRequest::Reconcile {
+        scope: SyncScope::Room(room),
+        message: first,
+    };
+    match node
+        .handle()
+        .raw_sync_request(relay.handle().device(), ask)
+        .await
+        .expect("answer")
+    {
+        SyncResponse::Reconcile(_) => true,
+        SyncResponse::Refused(_) => false,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certified_non_member_granting_herself_a_group_is_not_served_it_by_a_relay() {
+    let mut agency = TestAgency::new(167);
+    let relay_credentials = agency.relay("relay-seoul");
+    let relay = agency.spawn_relay(relay_credentials, &[], Arc::new(MemoryStore::new()));
+    let address = listen_address(&relay).await.expect("listening");
+    let kim_credentials = agency.member("kim");
+    let kim = agency.spawn(kim_credentials, std::slice::from_ref(&address));
+    let lee_credentials = agency.member("lee");
+    let lee = agency.spawn(lee_credentials, std::slice::from_ref(&address));
+    // Mallory is a certified official of another bureau, not in the group.
+    let mallory_key = agency.key();
+    let mallory_chain = agency.certify(
+        &mallory_key,
+        "mallory",
+        "MOIS/Audit Bureau",
+        Role::Member,
+        365,
+    );
+    let mallory = agency.spawn(
+        agency.credentials(mallory_key.clone(), mallory_chain),
+        std::slice::from_ref(&address),
+    );
+    for node in [&relay, &kim, &lee, &mallory] {
+        node.handle()
+            .wait_for_peers(3, SETTLE)
+            .await
+            .expect("peers");
+    }
+    let info = kim
+        .handle()
+        .create_group("Budget", vec!["lee".into()])
+        .await
+        .expect("group");
+    let group: RoomId = info.id.parse().expect("room id");
+    let mut lee_events = lee.handle().events();
+    send(&kim, &info.id, "the budget draft").await;
+    wait_for_message(&mut lee_events, "the budget draft").await;
+    // The relay takes the founder's grant and serves the members.
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while !(served(&kim, &relay, group).await && served(&lee, &relay, group).await) {
+        assert!(tokio::time::Instant::now() < deadline, "members not served");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Mallory, who saw the group's id go by, grants herself its key at the
+    // highest epoch, then the division's room, which she is not in (refused
+    // outright: once the relay says so, it has judged the first grant too).
+    let mut relay_events = relay.handle().events();
+    let key = RoomKey::generate(&mut OsEntropy);
+    let forged = |room: RoomId| {
+        KeyGrant::issue(
+            &mallory_key,
+            room,
+            u64::MAX,
+            &key,
+            &[mallory_key.public()],
+            agency.clock.now(),
+        )
+        .expect("grant")
+        .remove(0)
+    };
+    for room in [group, division(&agency)] {
+        mallory
+            .handle()
+            .publish_control(wire::encode(&ControlMessage::Grant(forged(room))))
+            .await
+            .expect("publish");
+    }
+    rejected(&mut relay_events, "not a member").await;
+    assert!(
+        !served(&mallory, &relay, group).await,
+        "a non-member was served the group"
+    );
+    assert!(served(&kim, &relay, group).await && served(&lee, &relay, group).await);
     for node in [relay, kim, lee, mallory] {
         node.shutdown().await;
     }

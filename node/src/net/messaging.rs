@@ -485,10 +485,7 @@ impl Actor {
                 ));
             }
             ControlMessage::Grant(grant) if self.carrier.is_some() => {
-                return self
-                    .carry_grant(&grant, author)
-                    .map(|()| true)
-                    .map_err(|reason| (Refusal::Invalid, reason));
+                return self.carry_grant(&grant, author).map(|()| true);
             }
             ControlMessage::RoomDefinition(_) | ControlMessage::Stored(_)
                 if self.carrier.is_some() =>
@@ -671,7 +668,11 @@ impl Actor {
 
     /// A relay notes who may fetch a room from a grant (it cannot read
     /// it): only what it can verify (see [`crate::rooms::Carrier`]).
-    fn carry_grant(&mut self, grant: &KeyGrant, issuer: &VerifiedDevice) -> Result<(), String> {
+    fn carry_grant(
+        &mut self,
+        grant: &KeyGrant,
+        issuer: &VerifiedDevice,
+    ) -> Result<(), (Refusal, String)> {
         let agency = self.agency.id();
         let (Some(carrier), Some(messaging)) = (self.carrier.as_mut(), self.messaging.as_ref())
         else {
@@ -687,7 +688,11 @@ impl Actor {
                 tracing::debug!(error = %e, "a grant's room is not carried");
                 false
             }
-            Err(e) => return Err(e.to_string()),
+            // Not placed yet (a group grant whose lineage has not arrived,
+            // or a non-member's): neither kept nor passed on; sync brings a
+            // genuine one again (audit H5).
+            Err(e @ CarrierError::Unproven { .. }) => return Err((Refusal::Later, e.to_string())),
+            Err(e) => return Err((Refusal::Invalid, e.to_string())),
         };
         if new {
             self.carry_room(grant.body.room);

@@ -146,16 +146,25 @@ impl Actor {
         if let Some(carrier) = self.carrier.as_mut() {
             let agency = self.agency.id();
             let messenger = &messaging.messenger;
-            for frame in messaging.log.control_frames().unwrap_or_default() {
-                let Some(grant) = frame_grant(&frame) else {
-                    continue;
-                };
-                let Some(issuer) = messenger.device(&grant.issuer) else {
-                    continue;
-                };
-                let _ = carrier.learn_grant(&agency, &grant, issuer, |key| {
-                    messenger.device(key).cloned()
+            // Stored order is not arrival order: a group grant whose
+            // lineage comes later is taken once it has (audit H5).
+            let mut grants: Vec<_> = (messaging.log.control_frames().unwrap_or_default())
+                .iter()
+                .filter_map(|frame| frame_grant(frame))
+                .collect();
+            while !grants.is_empty() {
+                let before = grants.len();
+                grants.retain(|grant| {
+                    let Some(issuer) = messenger.device(&grant.issuer) else {
+                        return false;
+                    };
+                    let learnt = carrier
+                        .learn_grant(&agency, grant, issuer, |key| messenger.device(key).cloned());
+                    matches!(learnt, Err(crate::rooms::CarrierError::Unproven { .. }))
                 });
+                if grants.len() == before {
+                    break;
+                }
             }
             carried.extend(carrier.rooms());
         }

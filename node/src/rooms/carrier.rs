@@ -8,12 +8,24 @@
 //! - a **1:1** room's id is derived from two user ids: once a grant's
 //!   issuer and one of its recipients derive the id, the relay knows the two
 //!   users and serves the room to their devices only.
-//! - a **group**'s definition is encrypted: the relay serves it to every
-//!   device a grant from a certified device ever named. Nothing is ever
-//!   taken away by a grant, so no grant (say, for epoch `u64::MAX`) can
-//!   make the relay refuse real members, and there is no "newest epoch" to
-//!   raise. A grant for a department or 1:1 room from a device that is not
-//!   its member is refused.
+//! - a **group**'s definition is encrypted, so the relay follows its key
+//!   lineage instead: a group's id is bound to its founder device and its
+//!   first key ([`RoomId::group_of`]), so the founder's grants of that key
+//!   are verifiable, and a later grant counts only if its issuer is a
+//!   device an earlier counted grant named. The relay serves the group to
+//!   those devices (its holders) only. A certified non-member was never
+//!   named by anyone holding the key, so nothing it grants counts and it
+//!   is never served; its grant is left unproven (not stored, not passed
+//!   on, and not held against whoever forwarded it: a genuine grant that
+//!   arrives before the grants naming its issuer is fetched again by sync).
+//!   Nothing is ever taken away by a grant, so no grant (say, for epoch
+//!   `u64::MAX`) can make the relay refuse real members, and there is no
+//!   "newest epoch" to raise. A grant for a department or 1:1 room from a
+//!   device that is not its member is refused.
+//!
+//! What is left: holders only grow, so a device removed from a group stays
+//! served its ciphertext (it cannot read what follows: the group rotates).
+//! Groups created before ids were bound to founders are served by no relay.
 //!
 //! Bounded: rooms, holders per room, and groups first named by one issuer.
 
@@ -37,14 +49,14 @@ pub enum Membership {
     Department(OrgUnit),
     /// The devices of these two users.
     Direct([String; 2]),
-    /// Unverifiable: the devices grants named.
+    /// A group: the devices its key lineage named.
     Group,
 }
 
 #[derive(Debug)]
 struct Carried {
     membership: Membership,
-    /// Devices grants named (serving groups; counting for all kinds).
+    /// Devices counted grants named (serving groups; counting for all kinds).
     holders: BTreeSet<PublicKey>,
 }
 
@@ -60,6 +72,15 @@ pub enum CarrierError {
     /// Only member devices grant room keys.
     #[error("a relay does not grant room keys")]
     RelayIssuer,
+    /// A grant of a room the relay cannot place yet: neither a department
+    /// nor 1:1 room of its issuer, nor a group's founding grant, nor from a
+    /// device an earlier grant of the group named. Either its issuer is not
+    /// a member, or the grants naming it have not arrived here yet.
+    #[error("{issuer} grants a room key no grant known here gave it")]
+    Unproven {
+        /// The issuer's user id.
+        issuer: String,
+    },
     /// The relay carries as many rooms as it may.
     #[error("this relay carries {MAX_CARRIED_ROOMS} rooms already")]
     Full,
@@ -159,20 +180,37 @@ impl Carrier {
         let not_member = || CarrierError::NotMember {
             issuer: issuer.subject.user_id.clone(),
         };
+        let issuer_key = issuer.device.public_key();
+        let founded_here = RoomId::group_of(agency, &issuer_key, &grant.body.epoch.key_id) == room;
         let membership = match (self.rooms.get(&room).map(|c| &c.membership), proven) {
             (Some(Membership::Group) | None, Some(proven)) => proven,
             (Some(known), _) => known.clone(),
-            (None, None) => Membership::Group,
+            (None, None) if founded_here => Membership::Group,
+            (None, None) => {
+                return Err(CarrierError::Unproven {
+                    issuer: issuer.subject.user_id.clone(),
+                });
+            }
         };
         let admitted = match &membership {
             Membership::Department(org) => issuer.subject.org_unit.is_within(org),
             Membership::Direct(users) => users.contains(&issuer.subject.user_id),
-            Membership::Group => true,
+            Membership::Group => {
+                founded_here
+                    || self
+                        .rooms
+                        .get(&room)
+                        .is_some_and(|c| c.holders.contains(&issuer_key))
+            }
         };
+        if !admitted && membership == Membership::Group {
+            return Err(CarrierError::Unproven {
+                issuer: issuer.subject.user_id.clone(),
+            });
+        }
         if !admitted {
             return Err(not_member());
         }
-        let issuer_key = issuer.device.public_key();
         let founding = membership == Membership::Group && !self.rooms.contains_key(&room);
         if founding && self.founded.get(&issuer_key).copied().unwrap_or(0) >= MAX_GROUPS_PER_ISSUER
         {
@@ -185,6 +223,9 @@ impl Carrier {
             *self.founded.entry(issuer_key).or_default() += 1;
         }
         if let Some(carried) = self.rooms.get_mut(&room) {
+            if founded_here && carried.membership == Membership::Group {
+                carried.holders.insert(issuer_key);
+            }
             for device in grant.recipients() {
                 if carried.holders.len() >= MAX_HOLDERS_PER_ROOM {
                     break;
@@ -338,6 +379,21 @@ mod tests {
             grants.remove(0)
         }
 
+        /// A group `founder` creates, and its founding grant to `to`.
+        fn found(
+            &mut self,
+            founder: &KeyPair,
+            to: &[&VerifiedDevice],
+        ) -> (RoomId, RoomKey, KeyGrant) {
+            let key = RoomKey::generate(&mut self.entropy);
+            let room = RoomId::group_of(&AGENCY, &founder.public(), &key.key_id());
+            let to: Vec<PublicKey> = to.iter().map(|d| d.device.public_key()).collect();
+            let grant = KeyGrant::issue(founder, room, 1, &key, &to, 0)
+                .expect("grant")
+                .remove(0);
+            (room, key, grant)
+        }
+
         fn learn(
             &self,
             carrier: &mut Carrier,
@@ -386,9 +442,13 @@ mod tests {
         let mut carrier = Carrier::new();
         // Mallory learns the id and names herself first.
         let forged = world.grant(&mallory_key, direct, u64::MAX, &[&mallory]);
-        world
-            .learn(&mut carrier, &forged, &mallory)
-            .expect("unverifiable yet: taken as a group");
+        assert!(
+            matches!(
+                world.learn(&mut carrier, &forged, &mallory),
+                Err(CarrierError::Unproven { .. })
+            ),
+            "unverifiable: not taken"
+        );
         let genuine = world.grant(&kim_key, direct, 1, &[&kim, &lee, &kim_phone]);
         world.learn(&mut carrier, &genuine, &kim).expect("genuine");
         assert_eq!(
@@ -404,25 +464,52 @@ mod tests {
     }
 
     #[test]
-    fn a_group_is_served_to_every_device_ever_granted_and_a_later_grant_takes_nothing_away() {
+    fn a_group_is_served_to_the_devices_its_key_lineage_named_and_a_later_grant_takes_nothing_away()
+    {
         let mut world = World::new();
         let (kim_key, kim) = world.device("kim", DIV);
-        let (_, lee) = world.device("lee", DIV);
+        let (lee_key, lee) = world.device("lee", DIV);
         let (mallory_key, mallory) = world.device("mallory", DIV);
         let (_, outsider) = world.device("oh", "MOIS/Audit Bureau");
-        let group = RoomId([9; 32]);
+        let (_, choi) = world.device("choi", DIV);
+        let (group, _, first) = world.found(&kim_key, &[&lee]);
         let mut carrier = Carrier::new();
-        let first = world.grant(&kim_key, group, 1, &[&kim, &lee]);
         assert_eq!(world.learn(&mut carrier, &first, &kim), Ok(true));
         assert!(carrier.may_serve(&AGENCY, group, &kim) && carrier.may_serve(&AGENCY, group, &lee));
         assert!(!carrier.may_serve(&AGENCY, group, &outsider));
-        assert_eq!(carrier.holders(group), 2);
-        // A grant naming only mallory at the highest epoch refuses nobody.
+        assert_eq!(carrier.holders(group), 2, "the founder and lee");
+        // A member named by the lineage re-grants to a member it invited.
+        let regrant = world.grant(&lee_key, group, 2, &[&choi]);
+        assert_eq!(world.learn(&mut carrier, &regrant, &lee), Ok(false));
+        assert!(carrier.may_serve(&AGENCY, group, &choi));
+        // A certified non-member who learnt the id grants itself the group
+        // at the highest epoch: unproven, it is not served, and nobody loses.
         let forged = world.grant(&mallory_key, group, u64::MAX, &[&mallory]);
-        assert_eq!(world.learn(&mut carrier, &forged, &mallory), Ok(false));
-        assert!(carrier.may_serve(&AGENCY, group, &kim) && carrier.may_serve(&AGENCY, group, &lee));
+        assert!(matches!(
+            world.learn(&mut carrier, &forged, &mallory),
+            Err(CarrierError::Unproven { .. })
+        ));
+        assert!(!carrier.may_serve(&AGENCY, group, &mallory));
+        for member in [&kim, &lee, &choi] {
+            assert!(carrier.may_serve(&AGENCY, group, member));
+        }
         assert_eq!(carrier.rooms_of(&AGENCY, &kim), vec![group]);
-        assert!(carrier.rooms_of(&AGENCY, &outsider).is_empty());
+        assert!(carrier.rooms_of(&AGENCY, &mallory).is_empty());
+        // Nor can she claim to have founded it with a key of her own.
+        let (own, _, _) = world.found(&mallory_key, &[&mallory]);
+        assert_ne!(own, group);
+        // A relay that meets her grant first takes nothing from it, and
+        // takes the genuine lineage whatever the order it arrives in.
+        let mut late = Carrier::new();
+        assert!(world.learn(&mut late, &forged, &mallory).is_err());
+        assert!(
+            world.learn(&mut late, &regrant, &lee).is_err(),
+            "lee not named yet"
+        );
+        assert_eq!(world.learn(&mut late, &first, &kim), Ok(true));
+        assert_eq!(world.learn(&mut late, &regrant, &lee), Ok(false));
+        assert!(late.may_serve(&AGENCY, group, &choi));
+        assert!(!late.may_serve(&AGENCY, group, &mallory));
     }
 
     #[test]
@@ -446,14 +533,18 @@ mod tests {
         let (mallory_key, mallory) = world.device("mallory", DIV);
         let mut carrier = Carrier::new();
         let mut refused = 0;
-        for n in 0..(MAX_GROUPS_PER_ISSUER + 10) {
-            let mut id = [0u8; 32];
-            id[..8].copy_from_slice(&(n as u64).to_le_bytes());
-            let grant = world.grant(&mallory_key, RoomId(id), 1, &[&mallory]);
+        for _ in 0..(MAX_GROUPS_PER_ISSUER + 10) {
+            let (_, _, grant) = world.found(&mallory_key, &[&mallory]);
             if world.learn(&mut carrier, &grant, &mallory).is_err() {
                 refused += 1;
             }
         }
+        // Ids she cannot have founded are not taken at all.
+        let stray = world.grant(&mallory_key, RoomId([9; 32]), 1, &[&mallory]);
+        assert!(matches!(
+            world.learn(&mut carrier, &stray, &mallory),
+            Err(CarrierError::Unproven { .. })
+        ));
         assert_eq!(refused, 10);
         assert_eq!(carrier.len(), MAX_GROUPS_PER_ISSUER);
         // Department rooms of certified devices are still learnt.

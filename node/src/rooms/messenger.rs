@@ -734,15 +734,13 @@ impl Messenger {
         now: u64,
         entropy: &mut impl Entropy,
     ) -> (RoomId, Vec<KeyGrant>) {
-        let room = Room::group(
-            name,
-            &self.my_cert.subject.user_id.clone(),
-            members,
-            entropy,
-        );
-        let id = room.id;
+        // The id is bound to this device and the group's first key, so
+        // relays can verify its founder's grants (audit H5).
+        let key = RoomKey::generate(entropy);
+        let id = RoomId::group_of(&self.agency, &self.me.public(), &key.key_id());
+        let room = Room::group_with_id(id, name, &self.my_cert.subject.user_id.clone(), members);
         self.add_room(room);
-        let grants = self.rotate(id, now, entropy).unwrap_or_default();
+        let grants = self.rotate_to(id, key, now).unwrap_or_default();
         (id, grants)
     }
 
@@ -754,10 +752,19 @@ impl Messenger {
         now: u64,
         entropy: &mut impl Entropy,
     ) -> Result<Vec<KeyGrant>, MessengerError> {
+        self.rotate_to(room, RoomKey::generate(entropy), now)
+    }
+
+    /// [`Messenger::rotate`] to the given fresh `key`.
+    fn rotate_to(
+        &mut self,
+        room: RoomId,
+        key: RoomKey,
+        now: u64,
+    ) -> Result<Vec<KeyGrant>, MessengerError> {
         let members = self.member_devices(room)?;
         let me = self.me.public();
         let state = self.rooms.get_mut(&room).ok_or_else(|| unknown(room))?;
-        let key = RoomKey::generate(entropy);
         let number = state
             .epochs
             .next_number()

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::Entropy;
+use crate::identity::{Entropy, PublicKey};
 use crate::trust::{AgencyId, OrgUnit, VerifiedDevice};
 
 /// A room's id: derived for department and 1:1 rooms, random for groups.
@@ -30,6 +30,16 @@ impl RoomId {
     /// A fresh id for an ad-hoc group.
     pub fn group(entropy: &mut impl Entropy) -> Self {
         RoomId(entropy.array())
+    }
+
+    /// The id of the group `founder` (a device key) creates with its first
+    /// key `first_key_id`: fresh (the key is), and bound to its founder, so
+    /// a relay, which reads no definition, can tell the founder's grants of
+    /// that key from anyone else's (audit H5, see [`crate::rooms::Carrier`]).
+    pub fn group_of(agency: &AgencyId, founder: &PublicKey, first_key_id: &[u8; 16]) -> Self {
+        let mut name = founder.0.to_vec();
+        name.extend_from_slice(first_key_id);
+        Self::derive(agency, b"group", &name)
     }
 
     fn derive(agency: &AgencyId, kind: &[u8], name: &[u8]) -> Self {
@@ -175,10 +185,21 @@ impl Room {
         members: impl IntoIterator<Item = String>,
         entropy: &mut impl Entropy,
     ) -> Self {
+        Self::group_with_id(RoomId::group(entropy), name, creator, members)
+    }
+
+    /// A new group with the given id (see [`RoomId::group_of`]) created by
+    /// `creator` (its first admin) with `members`.
+    pub fn group_with_id(
+        id: RoomId,
+        name: &str,
+        creator: &str,
+        members: impl IntoIterator<Item = String>,
+    ) -> Self {
         let mut all: BTreeSet<String> = members.into_iter().collect();
         all.insert(creator.to_string());
         Room {
-            id: RoomId::group(entropy),
+            id,
             name: name.to_string(),
             kind: RoomKind::Group {
                 members: all,
