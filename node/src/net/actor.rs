@@ -418,6 +418,7 @@ impl Actor {
                     .map_err(|e| NodeError::Network(format!("cannot listen on {address}: {e}")))?,
             );
         }
+        let own_key = credentials.key.public();
         let quota_limits = match &config.config.relay {
             Some(relay) => super::quotas::QuotaLimits::relay(relay.max_store_mb << 20),
             None => super::quotas::QuotaLimits::device(),
@@ -450,7 +451,7 @@ impl Actor {
             fetching: HashMap::new(),
             carrier: is_relay.then(crate::rooms::Carrier::new),
             carried: HashSet::new(),
-            quotas: super::quotas::Quotas::new(quota_limits),
+            quotas: super::quotas::Quotas::new(quota_limits).exempting(own_key),
             answers: crate::sync::ResponderCache::new(ANSWER_CACHE_ITEMS),
             raw_syncs: HashMap::new(),
             refused: crate::net::refusals::Refused::new(),

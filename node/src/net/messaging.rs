@@ -939,10 +939,13 @@ impl Actor {
                 Content::RoomState(_) => {}
             }
         }
+        // Within each author's quota (audit H6): past it, that author's
+        // own first-received go.
         for envelope in texts {
             let item = envelope_sync_item(envelope);
             let len = wire::encode(envelope).len();
-            self.hold(SyncScope::Room(envelope.body.header.room), item, len);
+            let (room, sender) = (envelope.body.header.room, envelope.body.header.sender);
+            self.hold_by(SyncScope::Room(room), item, len, sender);
         }
         for envelope in receipts {
             self.hold_extra(&envelope);

@@ -7,6 +7,10 @@
 //!   oldest-received items go, never anyone else's;
 //! - eviction (relays) in order of local receipt, never of the times
 //!   authors claim, so a future-dated item cannot outlive real ones;
+//! - on member devices too, a cap on the room envelopes one author has made
+//!   this device keep ([`DEVICE_ROOM_BYTES_PER_AUTHOR`]): a member writing
+//!   junk into a room loses its own first-received envelopes past it, and
+//!   nobody else's; what this device wrote itself is never counted;
 //! - a rate per peer of the reconciliation requests this node answers.
 //!
 //! Pure: time (milliseconds) is an input; no I/O.
@@ -15,6 +19,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::identity::PublicKey;
 use crate::sync::{SyncItem, SyncScope};
+
+/// Bytes of room envelopes one author may have a member device keep (its
+/// history of that author): about 100,000 ordinary messages.
+pub(crate) const DEVICE_ROOM_BYTES_PER_AUTHOR: u64 = 32 << 20;
 
 /// How much, and how fast, authors may make this node store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,7 +34,7 @@ pub(crate) struct QuotaLimits {
     /// Bytes of control frames one author may have held here.
     pub control_bytes_per_author: u64,
     /// Bytes of room envelopes one author may have held here; `None`: no
-    /// cap and no tracking (a member's own rooms are its history).
+    /// cap and no tracking.
     pub room_bytes_per_author: Option<u64>,
     /// Reconciliation requests one peer may have answered at once, and per
     /// minute after that (relays, which reconcile every room, are not limited).
@@ -46,7 +54,8 @@ pub(crate) struct Rate {
 }
 
 impl QuotaLimits {
-    /// A member device: rates and a cap on control frames per author.
+    /// A member device: rates and caps per author on control frames and
+    /// room envelopes.
     pub(crate) fn device() -> Self {
         QuotaLimits {
             items: Rate {
@@ -58,7 +67,7 @@ impl QuotaLimits {
                 per_minute: 8 << 20,
             },
             control_bytes_per_author: 8 << 20,
-            room_bytes_per_author: None,
+            room_bytes_per_author: Some(DEVICE_ROOM_BYTES_PER_AUTHOR),
             reconciles: Rate {
                 burst: 256,
                 per_minute: 1_200,
@@ -223,6 +232,8 @@ pub(crate) struct Quotas {
     by_author: BTreeMap<(PublicKey, bool), (u64, BTreeSet<Arrival>)>,
     bytes: u64,
     arrivals: u64,
+    /// This device's own key: what it wrote is not counted against anyone.
+    exempt: Option<PublicKey>,
 }
 
 impl Quotas {
@@ -236,7 +247,14 @@ impl Quotas {
             by_author: BTreeMap::new(),
             bytes: 0,
             arrivals: 0,
+            exempt: None,
         }
+    }
+
+    /// The same, not counting what `own` (this device) wrote.
+    pub(crate) fn exempting(mut self, own: PublicKey) -> Self {
+        self.exempt = Some(own);
+        self
     }
 
     /// Whether `author` may send one more item of `len` bytes now (nothing
@@ -305,7 +323,7 @@ impl Quotas {
                 None => return Vec::new(),
             }
         };
-        if self.held.contains_key(&(scope, item.1)) {
+        if self.held.contains_key(&(scope, item.1)) || self.exempt == Some(author) {
             return Vec::new();
         }
         self.arrivals = self.arrivals.saturating_add(1);
@@ -558,20 +576,37 @@ mod tests {
     }
 
     #[test]
-    fn rooms_are_not_tracked_on_member_devices() {
-        let mut quotas = Quotas::new(QuotaLimits::device());
+    fn a_member_flooding_a_device_s_rooms_loses_only_its_own_first_received() {
+        let me = author(9);
+        let mut quotas = Quotas::new(QuotaLimits::device()).exempting(me);
+        let (kim, mallory) = (author(1), author(2));
         let room = SyncScope::Room(RoomId([7; 32]));
+        let other_room = SyncScope::Room(RoomId([8; 32]));
+        assert!(quotas.hold(room, (1, id(0)), kim, 1_000, 1).is_empty());
+        // This device's own messages are never counted, however many.
+        for n in 1..=100u32 {
+            assert!(quotas.hold(room, (2, id(n)), me, 1 << 20, 2).is_empty());
+        }
+        // Mallory writes 64 MiB of valid junk in two rooms, future-dated.
+        const JUNK: usize = 60_000;
+        let mut gone = Vec::new();
+        for n in 1_000..1_000 + (64 << 20) / JUNK as u32 {
+            let target = if n % 2 == 0 { room } else { other_room };
+            let item = (u64::MAX - u64::from(n), id(n));
+            gone.extend(quotas.hold(target, item, mallory, JUNK, 10 + u64::from(n)));
+        }
+        // She keeps at most her cap here; what went is hers, first received first.
+        let kept = (64u64 << 20) / JUNK as u64 - gone.len() as u64;
+        assert!(kept * JUNK as u64 <= DEVICE_ROOM_BYTES_PER_AUTHOR);
+        assert!(kept * JUNK as u64 > DEVICE_ROOM_BYTES_PER_AUTHOR - JUNK as u64);
+        assert_eq!(gone[0].1.1, id(1_000));
+        assert!(gone.iter().all(|(_, (_, i))| *i != id(0)), "kim's stays");
+        assert_eq!(quotas.bytes(), 1_000 + kept * JUNK as u64);
+        // Revocations are never counted.
         assert!(
             quotas
-                .hold(room, (1, id(1)), author(1), 1_000, 0)
+                .hold(SyncScope::Revocations, (1, id(5)), mallory, 1_000, 0)
                 .is_empty()
         );
-        assert_eq!(quotas.bytes(), 0);
-        assert!(
-            quotas
-                .hold(SyncScope::Revocations, (1, id(2)), author(1), 1_000, 0)
-                .is_empty()
-        );
-        assert_eq!(quotas.bytes(), 0);
     }
 }

@@ -227,7 +227,10 @@ impl Actor {
             return;
         };
         match messaging.log.save_extra(envelope) {
-            Ok(_) => self.hold(scope, item, wire::encode(envelope).len()),
+            Ok(_) => {
+                let (len, sender) = (wire::encode(envelope).len(), envelope.body.header.sender);
+                self.hold_by(scope, item, len, sender);
+            }
             Err(e) => tracing::error!(error = %e, "cannot save an envelope"),
         }
     }
