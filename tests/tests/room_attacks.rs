@@ -4,7 +4,8 @@
 //! standing; an old envelope replayed after a restart is not shown again;
 //! an old group definition replayed by a removed member, and a backdated
 //! grant from a revoked device, change nothing; a new key wrapped to a
-//! revoked device after the room moved past it does not end the rotation.
+//! revoked device after the room moved past it does not end the rotation;
+//! a member's grant naming epoch `u64::MAX` freezes nobody (audit H4).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -649,6 +650,111 @@ async fn an_unaware_member_rotating_to_the_revoked_phone_does_not_end_the_rotati
         after.open(&unaware_key).is_err(),
         "the phone cannot read it"
     );
+    for node in [kim, lee, mallory] {
+        node.shutdown().await;
+    }
+}
+
+/// Audit H4 through real nodes: a member of the division publishes a valid
+/// grant of the division room's key at epoch `u64::MAX`, wrapped to every
+/// member. Nobody takes it as the room's epoch: every member goes on
+/// sending and reading under the room's own small epoch numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_granting_epoch_u64_max_freezes_nobody() {
+    let mut agency = TestAgency::new(38);
+    let kim_store = Arc::new(MemoryStore::new());
+    let kim_credentials = agency.member("kim");
+    let kim_key = kim_credentials.key.public();
+    let kim = agency.spawn_with_store(kim_credentials, &[], kim_store.clone());
+    let address = listen_address(&kim).await.expect("listening");
+    let lee_credentials = agency.member("lee");
+    let lee_key = lee_credentials.key.public();
+    let lee = agency.spawn(lee_credentials, std::slice::from_ref(&address));
+    let mallory_credentials = agency.member("mallory");
+    let mallory_key = mallory_credentials.key.clone();
+    let mallory = agency.spawn(mallory_credentials, std::slice::from_ref(&address));
+    for node in [&kim, &lee, &mallory] {
+        node.handle()
+            .wait_for_peers(2, SETTLE)
+            .await
+            .expect("peers");
+    }
+    let room = division_room(&kim).await;
+    let (mut kim_events, mut lee_events, mut mallory_events) = (
+        kim.handle().events(),
+        lee.handle().events(),
+        mallory.handle().events(),
+    );
+    send(&kim, DIV, "Before the poison").await;
+    wait_for_message(&mut lee_events, "Before the poison").await;
+    wait_for_message(&mut mallory_events, "Before the poison").await;
+
+    let poison = RoomKey::generate(&mut SeededEntropy::new(380));
+    let grant = KeyGrant::issue(
+        &mallory_key,
+        room,
+        u64::MAX,
+        &poison,
+        &[kim_key, lee_key, mallory_key.public()],
+        agency.clock.now(),
+    )
+    .expect("grant")
+    .remove(0);
+    let mallory_device = mallory.handle().status().await.expect("status").device;
+    // Then a frame every node refuses (a relay receipt on the control
+    // topic): once kim says so, it has judged the grant before it.
+    for message in [
+        ControlMessage::Grant(grant),
+        ControlMessage::Stored(Vec::new()),
+    ] {
+        mallory
+            .handle()
+            .publish_control(wire::encode(&message))
+            .await
+            .expect("published");
+    }
+    let reason = wait_for(
+        &mut kim_events,
+        "the frame after the grant refused",
+        |event| match event {
+            NodeEvent::GossipRejected { from, reason }
+                if from.to_string() == mallory_device.to_string() =>
+            {
+                Some(reason.clone())
+            }
+            _ => None,
+        },
+    )
+    .await;
+    assert!(reason.contains("stored receipts"), "{reason}");
+
+    // Everyone still sends and reads, kim, lee and mallory alike.
+    send(&kim, DIV, "After the poison, from kim").await;
+    wait_for_message(&mut lee_events, "After the poison, from kim").await;
+    wait_for_message(&mut mallory_events, "After the poison, from kim").await;
+    send(&lee, DIV, "After the poison, from lee").await;
+    wait_for_message(&mut kim_events, "After the poison, from lee").await;
+    wait_for_message(&mut mallory_events, "After the poison, from lee").await;
+    send(&mallory, DIV, "After the poison, from mallory").await;
+    wait_for_message(&mut kim_events, "After the poison, from mallory").await;
+    for node in [&kim, &lee, &mallory] {
+        let info = node.handle().rooms().await.expect("rooms");
+        let division = info.iter().find(|r| r.name == DIV).expect("division");
+        assert!(division.can_send, "a member cannot send any more");
+    }
+    let envelopes = stored_envelopes(&kim_store, room);
+    assert!(envelopes.len() >= 4, "{} envelopes", envelopes.len());
+    for envelope in envelopes {
+        assert!(
+            envelope.body.header.epoch.number < 1_000,
+            "an envelope under epoch {}",
+            envelope.body.header.epoch.number
+        );
+        assert!(
+            envelope.open(&poison).is_err(),
+            "sealed under the poison key"
+        );
+    }
     for node in [kim, lee, mallory] {
         node.shutdown().await;
     }
