@@ -27,7 +27,23 @@
 //!                   ( children(U) + devices directly in U )
 //! ```
 //!
-//! and each wrap is 116 bytes on the wire. For 130,000 devices in 13 bureaus
+//! and each wrap is 116 bytes on the wire. A revocation compromises every
+//! unit on the revoked device's path; the device that rotates need not be
+//! in its unit (it may be anywhere: it renews its own path only). A
+//! compromised unit C that the re-key does not renew is reached through its
+//! cover instead of its key: its children's keys (or their covers, if
+//! compromised too) and its remaining direct devices. So a re-key by a
+//! device in unit Y after a revocation in unit X costs
+//!
+//! ```text
+//! wraps = Σ over U on the path Y → root of ( children(U) + devices(U) )
+//!       + Σ over compromised C on the path X → LCA(X, Y), C ≠ LCA,
+//!             of ( children(C) + devices(C) − 1 )
+//! ```
+//!
+//! (a renewed unit is taken out of the compromised set once [`KeyTree::learn`]
+//! sees a re-key of it that reaches no removed device and no compromised
+//! key). For 130,000 devices in 13 bureaus
 //! × 10 divisions × 10 teams of 100 devices, a revocation in a team costs
 //! 99 + 10 + 10 + 13 = 132 wraps (about 16 KB), whatever the agency's size
 //! beyond the fan-out of its units. A child that has no key yet is reached
@@ -233,12 +249,22 @@ struct UnitNode {
     public: Option<UnitPublic>,
 }
 
+/// Most removed devices a tree remembers (to tell a re-key that still
+/// reaches one); the oldest are forgotten first.
+pub const MAX_REMOVED: usize = 4096;
+
 /// The agency's tree as one device knows it: units, their children and
 /// direct devices, and each unit's current epoch and public key (learned
 /// from re-keys, which are public).
 #[derive(Clone, Debug, Default)]
 pub struct KeyTree {
     units: BTreeMap<String, UnitNode>,
+    /// Units whose current secret a removed device knew, with the public
+    /// key of that secret: until renewed past it, they are reached
+    /// through their children and devices, never by that key.
+    compromised: BTreeMap<String, UnitPublic>,
+    /// Devices taken out, oldest first (at most [`MAX_REMOVED`]).
+    removed: Vec<PublicKey>,
 }
 
 /// A re-key made by this device, with the new secrets it keeps.
@@ -273,11 +299,32 @@ impl KeyTree {
             .insert(device);
     }
 
-    /// Takes `device` out of `unit`; whether it was there.
+    /// Takes `device` out of `unit` (revoked, or moved); whether it was
+    /// there. Every keyed unit on its path is then compromised: a re-key
+    /// made by anyone, anywhere, reaches those units' members through
+    /// their children and devices, so the device opens nothing new.
     pub fn remove_device(&mut self, unit: &OrgUnit, device: &PublicKey) -> bool {
-        self.units
+        let was = self
+            .units
             .get_mut(unit.as_str())
-            .is_some_and(|node| node.devices.remove(device))
+            .is_some_and(|node| node.devices.remove(device));
+        if was {
+            for on_path in path_to_root(unit) {
+                if let Some(public) = self.units.get(on_path.as_str()).and_then(|n| n.public) {
+                    self.compromised.insert(on_path.to_string(), public);
+                }
+            }
+            if self.removed.len() >= MAX_REMOVED {
+                self.removed.remove(0);
+            }
+            self.removed.push(*device);
+        }
+        was
+    }
+
+    /// Whether `unit`'s current secret may be known to a removed device.
+    pub fn is_compromised(&self, unit: &OrgUnit) -> bool {
+        self.compromised.contains_key(unit.as_str())
     }
 
     /// Devices in the tree.
@@ -302,6 +349,16 @@ impl KeyTree {
             if newer {
                 node.epoch = unit.epoch;
                 node.public = Some(unit.public);
+                // Renewed past the removal only if nothing reaches a
+                // removed device or a compromised key (a re-key made by a
+                // device that had not heard of the removal does).
+                let reaches_removed = unit.wraps.iter().any(|wrap| match &wrap.to {
+                    Recipient::Device(device) => self.removed.contains(device),
+                    Recipient::Unit(public) => self.compromised.values().any(|p| p == public),
+                });
+                if !reaches_removed {
+                    self.compromised.remove(unit.unit.as_str());
+                }
             }
         }
     }
@@ -320,19 +377,33 @@ impl KeyTree {
         Ok(chain)
     }
 
-    /// Every device at or under `unit`.
-    fn subtree_devices(&self, unit: &str, out: &mut Vec<PublicKey>) {
-        if let Some(node) = self.units.get(unit) {
-            out.extend(node.devices.iter().copied());
-            for child in &node.children {
-                self.subtree_devices(child, out);
+    /// The fewest recipients reaching every device at or under `unit`: its
+    /// key, if it has one no removed device knew; otherwise the cover of
+    /// each child and its direct devices.
+    fn cover(&self, unit: &str, out: &mut Vec<Recipient>) -> Result<(), KeyTreeError> {
+        let Some(node) = self.units.get(unit) else {
+            return Ok(());
+        };
+        match node.public {
+            Some(public) if !self.compromised.contains_key(unit) => {
+                out.push(Recipient::Unit(public));
+            }
+            _ => {
+                for child in &node.children {
+                    self.cover(child, out)?;
+                }
+                out.extend(node.devices.iter().copied().map(Recipient::Device));
             }
         }
+        if out.len() > MAX_WRAPS_PER_UNIT {
+            return Err(KeyTreeError::TooManyWraps(unit.to_string()));
+        }
+        Ok(())
     }
 
     /// Who a renewed unit's secret goes to: children (by key, or through
-    /// their devices if unkeyed; `renewed_child` under its new key) and
-    /// direct devices.
+    /// their cover if unkeyed or compromised; `renewed_child` under its new
+    /// key) and direct devices.
     fn recipients(
         &self,
         unit: &str,
@@ -343,17 +414,11 @@ impl KeyTree {
         };
         let mut out = Vec::new();
         for child in &node.children {
-            match (renewed_child, self.units.get(child).and_then(|c| c.public)) {
-                (Some((name, public)), _) if name == child => out.push(Recipient::Unit(public)),
-                (_, Some(public)) => out.push(Recipient::Unit(public)),
-                (_, None) => {
-                    let mut devices = Vec::new();
-                    self.subtree_devices(child, &mut devices);
-                    out.extend(devices.into_iter().map(Recipient::Device));
-                }
-            }
-            if out.len() > MAX_WRAPS_PER_UNIT {
-                return Err(KeyTreeError::TooManyWraps(unit.to_string()));
+            match renewed_child {
+                Some((name, public)) if name == child => out.push(Recipient::Unit(public)),
+                _ => self
+                    .cover(child, &mut out)
+                    .map_err(|_| KeyTreeError::TooManyWraps(unit.to_string()))?,
             }
         }
         out.extend(node.devices.iter().copied().map(Recipient::Device));
@@ -504,21 +569,24 @@ impl UnitKeyring {
                     continue;
                 }
             }
-            // The wrap for me: my own, or one to the child on my path.
-            let child = depth
-                .checked_sub(1)
-                .and_then(|d| self.path.get(d))
-                .and_then(|c| self.held.get(c.as_str()));
+            // The wrap for me: my own, or one to a unit below on my path
+            // whose secret I hold (the child, or deeper when the child's
+            // key was compromised).
+            let below: Vec<&Held> = self.path[..depth]
+                .iter()
+                .filter_map(|u| self.held.get(u.as_str()))
+                .collect();
             let opened = unit.wraps.iter().find_map(|wrap| {
                 let context = wrap_context(&unit.unit, unit.epoch, &wrap.to);
-                match (&wrap.to, child) {
-                    (Recipient::Device(device), _) if *device == me.public() => {
+                match &wrap.to {
+                    Recipient::Device(device) if *device == me.public() => {
                         Some(wrap.secret.open_as_device(me, &context))
                     }
-                    (Recipient::Unit(public), Some(child)) if *public == child.secret.public() => {
-                        Some(wrap.secret.open_as_unit(&child.secret, &context))
-                    }
-                    _ => None,
+                    Recipient::Unit(public) => below
+                        .iter()
+                        .find(|held| held.secret.public() == *public)
+                        .map(|held| wrap.secret.open_as_unit(&held.secret, &context)),
+                    Recipient::Device(_) => None,
                 }
             });
             let secret = match opened {

@@ -143,6 +143,81 @@ fn a_revoked_device_opens_nothing_of_the_path_rekey_and_everyone_else_moves_on()
 }
 
 #[test]
+fn after_a_revocation_anyone_may_rotate_the_top_room_and_the_revoked_device_opens_nothing() {
+    let mut agency = ministry();
+    agency.key_everything();
+    // Device 2 (team 1) is revoked; nobody in team 1 is around. Device 5,
+    // directly in bureau 2, rotates the top room along its own path. The
+    // thief still holds the secrets of T1, D1, B1 and MOIS at epoch 1.
+    let thief = agency.devices[2].0.public();
+    assert!(agency.tree.remove_device(&unit("MOIS/B1/D1/T1"), &thief));
+    for compromised in ["MOIS/B1/D1/T1", "MOIS/B1/D1", "MOIS/B1", "MOIS"] {
+        assert!(agency.tree.is_compromised(&unit(compromised)));
+    }
+    assert!(!agency.tree.is_compromised(&unit("MOIS/B1/D1/T2")));
+    let cost = agency
+        .tree
+        .cost(&unit("MOIS/B2"), &unit("MOIS"))
+        .expect("cost");
+    let rekey = agency.rekey(5, "MOIS/B2", "MOIS");
+    // B2: its 2 devices. MOIS: B2's new key, and B1's cover: D1's cover,
+    // which is T1's remaining 2 devices and T2's key (B1, D1 and T1 were
+    // known to the thief and are passed by).
+    assert_eq!(cost, RekeyCost { units: 2, wraps: 6 });
+    assert_eq!(rekey.wraps(), 6);
+    let (key, _, ring) = &mut agency.devices[2];
+    assert_eq!(ring.accept(key, &rekey.body), Err(KeyTreeError::NotForMe));
+    assert_eq!(agency.room_key(2, "MOIS").map(|k| k.0), Some(1));
+    let top = agency.room_key(5, "MOIS").expect("renewed");
+    assert_eq!(top.0, 2);
+    for device in [0, 1, 3, 4, 6] {
+        assert_eq!(
+            agency.room_key(device, "MOIS"),
+            Some(top.clone()),
+            "device {device}"
+        );
+    }
+    assert!(
+        !agency.tree.is_compromised(&unit("MOIS")),
+        "renewed past it"
+    );
+    assert!(
+        agency.tree.is_compromised(&unit("MOIS/B1")),
+        "not renewed yet"
+    );
+    // A team-mate back online renews its own path; the rest is clean again.
+    let rekey = agency.rekey(0, "MOIS/B1/D1/T1", "MOIS");
+    let (key, _, ring) = &mut agency.devices[2];
+    assert_eq!(ring.accept(key, &rekey.body), Err(KeyTreeError::NotForMe));
+    for clean in ["MOIS/B1/D1/T1", "MOIS/B1/D1", "MOIS/B1", "MOIS"] {
+        assert!(!agency.tree.is_compromised(&unit(clean)), "{clean}");
+        assert_ne!(
+            agency.room_key(2, clean),
+            agency.room_key(0, clean),
+            "{clean}"
+        );
+    }
+    for device in [1, 3, 4, 5, 6] {
+        assert_eq!(agency.room_key(device, "MOIS"), agency.room_key(0, "MOIS"));
+    }
+}
+
+#[test]
+fn a_rekey_by_a_device_unaware_of_the_removal_leaves_the_unit_compromised() {
+    let mut agency = ministry();
+    agency.key_everything();
+    // Made before device 5 heard of the revocation: it still wraps to B1's old key.
+    let unaware = agency
+        .tree
+        .rekey(&unit("MOIS/B2"), &unit("MOIS"), NOW, &mut agency.entropy)
+        .expect("rekey");
+    let thief = agency.devices[2].0.public();
+    agency.tree.remove_device(&unit("MOIS/B1/D1/T1"), &thief);
+    agency.tree.learn(&unaware.body);
+    assert!(agency.tree.is_compromised(&unit("MOIS")));
+}
+
+#[test]
 fn a_rekey_costs_the_path_as_the_formula_says() {
     let mut agency = ministry();
     agency.key_everything();
