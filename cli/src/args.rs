@@ -90,6 +90,10 @@ pub enum Command {
     /// it), or in the background with --detach (`baro stop` stops it).
     /// `chat`, `send` and `history` start one in the background when none runs.
     Run(RunArgs),
+    /// The officials' app: run this device's node with the app (as
+    /// `baro run --ui`) and open it in the browser; if the node already
+    /// runs with the app, just open it.
+    App(RunArgs),
     /// Stop the node running on this home (started with --detach, by
     /// `chat`/`send`/`history`, or in another terminal) and wait until it
     /// has exited.
@@ -374,6 +378,14 @@ pub struct RunArgs {
     /// Internal: this process is the background node `--detach` started.
     #[arg(long, hide = true)]
     pub background: bool,
+    /// Serve the officials' app in the browser, on ADDR (IP:PORT, default
+    /// 127.0.0.1:2276, loopback): prints a login URL and writes it,
+    /// owner-only, to ui.url in the home. Not for relays.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = baro_ui::DEFAULT_ADDR)]
+    pub ui: Option<String>,
+    /// Open the app in the browser once it is served (`baro app`).
+    #[arg(skip)]
+    pub open_app: bool,
 }
 
 impl RunArgs {
@@ -388,6 +400,9 @@ impl RunArgs {
         }
         if self.no_mdns {
             words.push("--no-mdns".into());
+        }
+        if let Some(ui) = &self.ui {
+            words.extend(["--ui".into(), ui.clone()]);
         }
         words.extend([
             "--sync-interval".into(),

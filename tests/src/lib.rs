@@ -3,6 +3,7 @@
 //! The tests themselves live in `tests/tests/`; `cli/tests/` uses the same
 //! helpers for the command's error handling.
 
+pub mod browser;
 pub mod crash;
 pub mod history;
 pub mod mesh;

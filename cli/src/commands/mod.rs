@@ -54,8 +54,19 @@ pub fn run(cli: Cli) -> Result<()> {
             let home = home(cli.home)?;
             let words = [vec!["run".into()], verbosity(cli.verbose), args.to_words()].concat();
             background::start(&home, &words, key_file)?;
-            detached(&home, json)
+            detached(&home, json)?;
+            if args.ui.is_some()
+                && !json
+                && let Some(url) = baro_ui::read_url(&home)
+            {
+                println!("app: {url}");
+            }
+            Ok(())
         }
+        Command::Relay(args) if args.network.ui.is_some() => {
+            bail!("a relay serves no app: --ui is for `baro run` on an official's device")
+        }
+        Command::App(args) => node::app(&home(cli.home)?, args),
         Command::Relay(args) if args.network.detach => {
             let home = home(cli.home)?;
             let words = [

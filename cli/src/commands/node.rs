@@ -166,6 +166,12 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
             );
         }
         let shutdown = node.shutdown_token();
+        // Bound (and ui.url written) before the socket answers: once a
+        // client is answered, the URL in the home is this run's.
+        let app = match &args.ui {
+            Some(addr) => Some(baro_ui::bind(baro_ui::parse_addr(addr)?, home_dir).await?),
+            None => None,
+        };
         let server = tokio::spawn(socket.serve(handle.clone(), shutdown.clone()));
         println!(
             "Baro Mesh node of {} ({}, {}) in agency \"{}\"",
@@ -178,6 +184,19 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
         if let Some(warning) = no_discovery_warning(&config_summary) {
             println!("{warning}");
         }
+        let app_server = app.map(|app| {
+            if !app.addr().ip().is_loopback() {
+                println!(
+                    "warning: the app is served on {}, not loopback: anyone on that network reaches its login page, over plain HTTP",
+                    app.addr()
+                );
+            }
+            println!("app: {}", app.url());
+            if args.open_app {
+                open_in_browser(home_dir, app.url());
+            }
+            tokio::spawn(app.serve(handle.clone(), shutdown.clone()))
+        });
         // The lease warning, once per day left.
         let mut warned = None;
         if let Ok(status) = handle.status().await
@@ -230,10 +249,54 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
         println!("stopping…");
         node.shutdown().await;
         let _ = server.await;
+        if let Some(app_server) = app_server {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), app_server).await;
+        }
         store.flush()?;
         println!("stopped");
         Ok(())
     })
+}
+
+/// `baro app`: the node with the app, opened in the browser; if a node
+/// already runs on this home with the app, its app is opened.
+pub fn app(home_dir: &Path, mut args: RunArgs) -> Result<()> {
+    if api::request(home_dir, &Request::Status).is_ok() {
+        let Some(url) = baro_ui::read_url(home_dir) else {
+            bail!(
+                "a node already runs on this home without the app: stop it (`baro stop`), then run `baro app`"
+            );
+        };
+        println!("app: {url}");
+        open_in_browser(home_dir, &url);
+        return Ok(());
+    }
+    args.ui
+        .get_or_insert_with(|| baro_ui::DEFAULT_ADDR.to_string());
+    args.open_app = true;
+    run(home_dir, args, None)
+}
+
+/// Opens the app's login URL in the desktop's browser (`xdg-open`, or
+/// `open` on macOS), through an owner-only page in the home so the token
+/// is on no command line; says what to do if there is no browser.
+fn open_in_browser(home_dir: &Path, url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let opened = baro_ui::write_launcher(home_dir, url).and_then(|page| {
+        std::process::Command::new(opener)
+            .arg(page)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    });
+    if opened.is_err() {
+        println!("open the app's URL above in a browser on this device");
+    }
 }
 
 /// The `run` terminal: one human line per event, peers by name once

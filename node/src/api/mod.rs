@@ -11,7 +11,7 @@ mod views;
 
 pub use client::{ApiError, request, stream};
 pub use protocol::{MAX_LINE, Request, Response};
-pub use server::{ControlSocket, bind};
+pub use server::{ControlSocket, bind, dispatch};
 pub use views::{
     DeviceView, MessageView, People, PersonView, Progress, ReceiptView, RoomInfo, Sent,
 };

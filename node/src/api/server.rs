@@ -254,7 +254,10 @@ fn newest_that_fit(mut messages: Vec<crate::api::MessageView>) -> Vec<crate::api
     messages.split_off(messages.len() - keep)
 }
 
-async fn dispatch(request: Request, handle: &Handle) -> Response {
+/// Answers one request (not [`Request::Watch`], a stream) as the control
+/// socket does: the one place requests meet the node, shared by every
+/// interface on top of it (the socket, the browser app).
+pub async fn dispatch(request: Request, handle: &Handle) -> Response {
     let done = |r: Result<(), crate::node::NodeError>| r.map(|()| Response::Done);
     let result = match request {
         Request::Status => handle.status().await.map(Response::Status),

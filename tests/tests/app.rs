@@ -1,0 +1,305 @@
+//! The officials' app (`baro run --ui`), end to end: real `baro run`
+//! processes serving it, plain HTTP requests for its guards, and headless
+//! Chromium (tests/src/browser.rs) for what an official sees and types.
+
+use std::time::{Duration, Instant};
+
+use baro_tests::browser::{Browser, http_request};
+use baro_tests::{Baro, RunningNode, agency_with, eventually, listen_address};
+
+const ROOM: &str = "MOIS/Division 2";
+
+/// Starts `baro run --ui 127.0.0.1:0` on loopback; the app's address and
+/// login URL once it is served.
+fn run_with_app(device: &Baro, bootstrap: Option<&str>) -> (RunningNode, String, String) {
+    let mut args = vec![
+        "run",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--sync-interval",
+        "1",
+        "--ui",
+        "127.0.0.1:0",
+    ];
+    if let Some(address) = bootstrap {
+        args.extend(["--bootstrap", address]);
+    }
+    let node = device.spawn(args);
+    let url = eventually(30, "the app's URL in the log", || {
+        node.log()
+            .lines()
+            .find_map(|line| line.strip_prefix("app: ").map(str::to_string))
+    });
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("an address")
+        .to_string();
+    (node, addr, url)
+}
+
+fn get(addr: &str, path: &str, headers: &str) -> (u16, String, String) {
+    http_request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"),
+    )
+}
+
+fn post(addr: &str, host: &str, headers: &str, body: &str) -> (u16, String, String) {
+    http_request(
+        addr,
+        &format!(
+            "POST /api HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+#[test]
+fn the_app_serves_only_its_own_host_origin_and_session() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_operator, [kim]) = agency_with(dir.path(), ROOM, ["kim"]);
+    let (_node, addr, url) = run_with_app(&kim, None);
+
+    use std::os::unix::fs::PermissionsExt;
+    let file = kim.home().join("ui.url");
+    let mode = std::fs::metadata(&file)
+        .expect("ui.url")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "ui.url is owner-only");
+    assert_eq!(std::fs::read_to_string(&file).expect("ui.url").trim(), url);
+
+    // Without the token: the login page and nothing else.
+    let (status, head, body) = get(&addr, "/", "");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("login-page") && !body.contains("app.js"),
+        "{body}"
+    );
+    let csp = head
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("content-security-policy:")
+        })
+        .expect("a CSP")
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    for path in ["/app.js", "/i18n.js", "/events", "/api/rooms"] {
+        assert_eq!(get(&addr, path, "").0, 401, "{path} without a session");
+    }
+    let origin = format!("Origin: http://{addr}\r\n");
+    assert_eq!(
+        post(&addr, &addr, &origin, r#"{"request":"status"}"#).0,
+        401
+    );
+    assert_eq!(get(&addr, "/login?token=00", "").0, 403, "a wrong token");
+
+    // The token becomes an HttpOnly, SameSite=Strict session cookie.
+    let token = url.split("token=").nth(1).expect("token");
+    let (status, head, _) = get(&addr, &format!("/login?token={token}"), "");
+    assert_eq!(status, 200, "{head}");
+    let set_cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .expect("a cookie")
+        .to_string();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    let cookie_pair = set_cookie
+        .split_once(':')
+        .map(|(_, v)| v.trim())
+        .and_then(|v| v.split(';').next())
+        .expect("name=value")
+        .to_string();
+    let cookie = format!("Cookie: {cookie_pair}\r\n");
+    let (status, _, body) = get(&addr, "/", &cookie);
+    assert_eq!(status, 200);
+    assert!(body.contains("data-testid=\"composer\""), "the app itself");
+    let (status, _, body) = post(
+        &addr,
+        &addr,
+        &format!("{cookie}{origin}"),
+        r#"{"request":"status"}"#,
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("\"response\":\"status\""), "{body}");
+
+    // A foreign Host (DNS rebinding), a foreign Origin, a cross-site
+    // fetch, and a change without an Origin are refused, session or not.
+    let port = addr.rsplit(':').next().expect("port");
+    let rebound = format!("evil.example:{port}");
+    let (status, _, body) = http_request(
+        &addr,
+        &format!("GET / HTTP/1.1\r\nHost: {rebound}\r\n{cookie}Connection: close\r\n\r\n"),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Host"), "{body}");
+    for (host, headers) in [
+        (rebound.as_str(), format!("{cookie}{origin}")),
+        (
+            addr.as_str(),
+            format!("{cookie}Origin: http://evil.example\r\n"),
+        ),
+        (
+            addr.as_str(),
+            format!("{cookie}Origin: http://127.0.0.1:1\r\n"),
+        ),
+        (addr.as_str(), cookie.clone()),
+    ] {
+        let (status, _, body) = post(&addr, host, &headers, r#"{"request":"status"}"#);
+        assert_eq!(status, 403, "{host} {headers}: {body}");
+    }
+    let (status, _, _) = get(
+        &addr,
+        "/app.js",
+        &format!("{cookie}Sec-Fetch-Site: cross-site\r\n"),
+    );
+    assert_eq!(status, 403, "a script tag on another site");
+    let (status, _, _) = get(
+        &addr,
+        "/app.js",
+        &format!("{cookie}Sec-Fetch-Site: same-site\r\n"),
+    );
+    assert_eq!(status, 403, "another port of localhost is another origin");
+}
+
+/// Logs `browser` in with `url` and waits for the room list.
+fn log_in(browser: &Browser, url: &str) {
+    browser.goto(url);
+    browser.wait_for(
+        20,
+        &format!("[data-testid=room-item][data-room-name='{ROOM}']"),
+    );
+}
+
+fn messages(browser: &Browser) -> Vec<String> {
+    browser
+        .find_all("[data-testid=message] .text")
+        .iter()
+        .map(|m| browser.text(m))
+        .collect()
+}
+
+#[test]
+fn two_officials_chat_in_two_browsers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_operator, [kim, lee]) = agency_with(dir.path(), ROOM, ["kim", "lee"]);
+    let (_kim_node, kim_addr, kim_url) = run_with_app(&kim, None);
+    let bootstrap = listen_address(&kim);
+    let (_lee_node, _, lee_url) = run_with_app(&lee, Some(&bootstrap));
+    eventually(30, "lee admitted", || {
+        (kim.run(["--json", "status"]).json()["peers"] == 1).then_some(())
+    });
+
+    let Some(kim_browser) = Browser::start("ko-KR") else {
+        return;
+    };
+    let Some(lee_browser) = Browser::start("en-US") else {
+        return;
+    };
+
+    // A browser without the token sees only the login page.
+    kim_browser.goto(&format!("http://{kim_addr}/"));
+    kim_browser.wait_for(10, "[data-testid=login-page]");
+    assert!(kim_browser.find_all("[data-testid=composer]").is_empty());
+
+    log_in(&kim_browser, &kim_url);
+    log_in(&lee_browser, &lee_url);
+    // Korean from the browser's language.
+    assert!(kim_browser.page_text().contains("새 1:1 대화"), "Korean UI");
+    assert!(lee_browser.page_text().contains("New 1:1"), "English UI");
+    let online = lee_browser.wait_for(10, "[data-testid=offline-indicator][data-state=online]");
+    assert!(lee_browser.text(&online).contains("1"), "one peer");
+
+    // Kim writes in Korean, with Enter; Shift+Enter is a new line.
+    let room = kim_browser.wait_for(
+        5,
+        &format!("[data-testid=room-item][data-room-name='{ROOM}']"),
+    );
+    kim_browser.click(&room);
+    let composer = kim_browser.wait_for(5, "[data-testid=composer]");
+    let korean = "안녕하세요, 회의는 3시입니다";
+    kim_browser.type_text(
+        &composer,
+        &format!("{korean}\u{E008}\u{E007}\u{E000}자료는 공유 폴더에\u{E007}"),
+    );
+    let sent = Instant::now();
+
+    // Lee's list shows it unread, with its last message, before Lee opens it.
+    let badge = lee_browser.wait_for(10, "[data-testid=unread-badge]");
+    let arrived = sent.elapsed();
+    assert_eq!(lee_browser.text(&badge), "1");
+    let lee_room = lee_browser.wait_for(
+        5,
+        &format!("[data-testid=room-item][data-room-name='{ROOM}']"),
+    );
+    assert!(
+        lee_browser.text(&lee_room).contains("회의는 3시"),
+        "last message shown"
+    );
+    lee_browser.click(&lee_room);
+    let expected = format!("{korean}\n자료는 공유 폴더에");
+    eventually(10, "the Korean message in Lee's conversation", || {
+        messages(&lee_browser).contains(&expected).then_some(())
+    });
+    println!("browser to browser (Kim's Enter to Lee's unread badge): {arrived:?}");
+
+    // The attacker's text stays text: no image, no script, no alert.
+    let xss = "<img src=x onerror=alert(1)>";
+    let lee_composer = lee_browser.wait_for(5, "[data-testid=composer]");
+    lee_browser.type_text(&lee_composer, xss);
+    let send = lee_browser.wait_for(5, "[data-testid=send-button]");
+    let typed = Instant::now();
+    lee_browser.click(&send);
+    eventually(10, "the literal text in Kim's open conversation", || {
+        messages(&kim_browser)
+            .iter()
+            .any(|m| m == xss)
+            .then_some(())
+    });
+    let live = typed.elapsed();
+    println!("browser to browser (Lee's click to Kim's open conversation): {live:?}");
+    for browser in [&kim_browser, &lee_browser] {
+        assert!(
+            browser.find_all("[data-testid=message] img").is_empty(),
+            "no image made"
+        );
+        assert!(!browser.alert_open(), "no script ran");
+    }
+    assert!(live < Duration::from_secs(5), "{live:?}");
+
+    // Kim's message shows its honest state: read by Lee, by name.
+    eventually(10, "read by Lee on Kim's page", || {
+        kim_browser
+            .find_all("[data-testid=message] .state[data-progress=read]")
+            .first()
+            .map(|s| kim_browser.text(s))
+            .filter(|text| text.contains("Official lee"))
+    });
+
+    // A phone's width: the conversation alone, with a way back.
+    kim_browser.resize(360, 740);
+    let shot = kim_browser.screenshot();
+    assert!(shot.starts_with(b"\x89PNG"), "a PNG");
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("app-phone.png");
+    std::fs::write(&out, &shot).expect("write screenshot");
+    kim_browser.resize(1100, 760);
+    let shot = kim_browser.screenshot();
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("app-chat.png");
+    std::fs::write(&out, &shot).expect("write screenshot");
+    println!("screenshots: {}", out.display());
+    // `BARO_README_SCREENSHOT=1` refreshes the README's picture.
+    if std::env::var_os("BARO_README_SCREENSHOT").is_some() {
+        let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/app-chat.png");
+        std::fs::write(readme, &shot).expect("write the README's screenshot");
+    }
+}
