@@ -518,11 +518,19 @@ struct Held {
     secret: UnitSecret,
 }
 
+/// Earlier secrets of each unit a keyring keeps, to open wraps addressed
+/// to them: two devices in different units renewing a common ancestor at
+/// once each wrap it to the other's child key as they knew it, and the
+/// winner's may be addressed to a key its receivers have since replaced.
+pub const PREVIOUS_SECRETS: usize = 4;
+
 /// The unit secrets one device holds: its own unit's and each ancestor's.
 #[derive(Debug)]
 pub struct UnitKeyring {
     path: Vec<OrgUnit>,
     held: BTreeMap<String, Held>,
+    /// Replaced secrets per unit, newest last (at most [`PREVIOUS_SECRETS`]).
+    previous: BTreeMap<String, Vec<UnitSecret>>,
 }
 
 impl UnitKeyring {
@@ -531,6 +539,7 @@ impl UnitKeyring {
         UnitKeyring {
             path: path_to_root(unit),
             held: BTreeMap::new(),
+            previous: BTreeMap::new(),
         }
     }
 
@@ -538,8 +547,19 @@ impl UnitKeyring {
     pub fn keep(&mut self, secrets: Vec<(OrgUnit, u64, UnitSecret)>) {
         for (unit, epoch, secret) in secrets {
             if self.path.contains(&unit) {
-                self.held.insert(unit.to_string(), Held { epoch, secret });
+                self.hold(&unit, Held { epoch, secret });
             }
+        }
+    }
+
+    /// Holds `held` as `unit`'s secret, keeping the one it replaces.
+    fn hold(&mut self, unit: &OrgUnit, held: Held) {
+        if let Some(replaced) = self.held.insert(unit.to_string(), held) {
+            let previous = self.previous.entry(unit.to_string()).or_default();
+            if previous.len() >= PREVIOUS_SECRETS {
+                previous.remove(0);
+            }
+            previous.push(replaced.secret);
         }
     }
 
@@ -555,6 +575,10 @@ impl UnitKeyring {
             let Some(depth) = self.path.iter().position(|u| *u == unit.unit) else {
                 continue;
             };
+            // A losing secret of the held epoch is still opened and kept
+            // aside: a concurrent re-key's higher units, which may win,
+            // are wrapped to it.
+            let mut aside = false;
             if let Some(held) = self.held.get(unit.unit.as_str()) {
                 let forward = unit.epoch > held.epoch && unit.epoch - held.epoch <= MAX_EPOCH_STEP;
                 let wins_tie = unit.epoch == held.epoch && unit.secret_id > held.secret.secret_id();
@@ -565,16 +589,29 @@ impl UnitKeyring {
                             epoch: unit.epoch,
                             held: held.epoch,
                         });
+                        continue;
                     }
-                    continue;
+                    let known = unit.secret_id == held.secret.secret_id()
+                        || self
+                            .previous
+                            .get(unit.unit.as_str())
+                            .is_some_and(|p| p.iter().any(|s| s.secret_id() == unit.secret_id));
+                    if known {
+                        continue;
+                    }
+                    aside = true;
                 }
             }
             // The wrap for me: my own, or one to a unit below on my path
             // whose secret I hold (the child, or deeper when the child's
             // key was compromised).
-            let below: Vec<&Held> = self.path[..depth]
+            let below: Vec<&UnitSecret> = self.path[..depth]
                 .iter()
-                .filter_map(|u| self.held.get(u.as_str()))
+                .flat_map(|u| {
+                    let current = self.held.get(u.as_str()).map(|h| &h.secret);
+                    let earlier = self.previous.get(u.as_str()).into_iter().flatten();
+                    current.into_iter().chain(earlier.rev())
+                })
                 .collect();
             let opened = unit.wraps.iter().find_map(|wrap| {
                 let context = wrap_context(&unit.unit, unit.epoch, &wrap.to);
@@ -584,8 +621,8 @@ impl UnitKeyring {
                     }
                     Recipient::Unit(public) => below
                         .iter()
-                        .find(|held| held.secret.public() == *public)
-                        .map(|held| wrap.secret.open_as_unit(&held.secret, &context)),
+                        .find(|secret| secret.public() == *public)
+                        .map(|secret| wrap.secret.open_as_unit(secret, &context)),
                     Recipient::Device(_) => None,
                 }
             });
@@ -603,8 +640,16 @@ impl UnitKeyring {
                 )));
                 continue;
             }
-            self.held.insert(
-                unit.unit.to_string(),
+            if aside {
+                let previous = self.previous.entry(unit.unit.to_string()).or_default();
+                if previous.len() >= PREVIOUS_SECRETS {
+                    previous.remove(0);
+                }
+                previous.push(secret);
+                continue;
+            }
+            self.hold(
+                &unit.unit,
                 Held {
                     epoch: unit.epoch,
                     secret,

@@ -289,6 +289,42 @@ fn concurrent_rekeys_of_one_epoch_converge_whatever_the_order() {
 }
 
 #[test]
+fn concurrent_rekeys_from_two_teams_converge_on_their_common_ancestors() {
+    let mut agency = ministry();
+    agency.key_everything();
+    // Device 0 (team 1) and device 3 (team 2) renew their paths at once:
+    // each wraps the new D1, B1 and MOIS secrets to the other team's key
+    // as it was, and one of them wins each tie.
+    let mut made = Vec::new();
+    for (by, from) in [(0, "MOIS/B1/D1/T1"), (3, "MOIS/B1/D1/T2")] {
+        let rekeyed = agency
+            .tree
+            .rekey(&unit(from), &unit("MOIS"), NOW, &mut agency.entropy)
+            .expect("rekey");
+        let rekey = PathRekey::sign(rekeyed.body, &agency.devices[by].0);
+        agency.devices[by].2.keep(rekeyed.secrets);
+        made.push((by, rekey));
+    }
+    // Each team holds its own first, then takes the other's, once.
+    for (by, rekey) in &made {
+        agency.deliver(rekey, Some(*by));
+    }
+    for room in ["MOIS", "MOIS/B1", "MOIS/B1/D1"] {
+        let key = agency.room_key(0, room).expect("held");
+        assert_eq!(key.0, 2, "{room}");
+        for device in [1, 3, 4] {
+            assert_eq!(
+                agency.room_key(device, room),
+                Some(key.clone()),
+                "{room} on {device}"
+            );
+        }
+    }
+    assert_eq!(agency.room_key(5, "MOIS"), agency.room_key(0, "MOIS"));
+    assert_eq!(agency.room_key(6, "MOIS"), agency.room_key(0, "MOIS"));
+}
+
+#[test]
 fn forged_or_misordered_rekeys_are_refused() {
     let mut agency = ministry();
     agency.key_everything();
