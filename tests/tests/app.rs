@@ -5,13 +5,25 @@
 use std::time::{Duration, Instant};
 
 use baro_tests::browser::{Browser, http_request};
-use baro_tests::{Baro, RunningNode, agency_with, eventually, listen_address};
+use baro_tests::{
+    Baro, RunningNode, agency_with, baro_bin, enroll_labelled, eventually, init_korean_agency,
+    listen_address, start_on_loopback,
+};
 
 const ROOM: &str = "MOIS/Division 2";
 
 /// Starts `baro run --ui 127.0.0.1:0` on loopback; the app's address and
 /// login URL once it is served.
 fn run_with_app(device: &Baro, bootstrap: Option<&str>) -> (RunningNode, String, String) {
+    run_with_app_on(device, bootstrap, "127.0.0.1:0")
+}
+
+/// Starts `baro run --ui UI` on loopback; the app's address and login URL.
+fn run_with_app_on(
+    device: &Baro,
+    bootstrap: Option<&str>,
+    ui: &str,
+) -> (RunningNode, String, String) {
     let mut args = vec![
         "run",
         "--listen",
@@ -20,7 +32,7 @@ fn run_with_app(device: &Baro, bootstrap: Option<&str>) -> (RunningNode, String,
         "--sync-interval",
         "1",
         "--ui",
-        "127.0.0.1:0",
+        ui,
     ];
     if let Some(address) = bootstrap {
         args.extend(["--bootstrap", address]);
@@ -302,4 +314,92 @@ fn two_officials_chat_in_two_browsers() {
         let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/app-chat.png");
         std::fs::write(readme, &shot).expect("write the README's screenshot");
     }
+}
+
+#[test]
+fn revoking_the_lost_phone_from_the_pc_page_wipes_it_and_the_page_outlives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let operator = Baro::new(baro_bin(), dir.path().join("console"));
+    init_korean_agency(&operator, "행정안전부", &[]).success();
+    let kim = ("kim.minji", "김민지", "행정안전부/디지털정부국/2과");
+    let (pc, _) = enroll_labelled(&operator, dir.path(), "kim-pc", kim, "PC");
+    let (phone, phone_id) = enroll_labelled(&operator, dir.path(), "kim-phone", kim, "휴대폰");
+    // A fixed port, so the page finds the node again after its restart.
+    let ui = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    let (pc_node, _, pc_url) = run_with_app_on(&pc, None, &ui);
+    let address = listen_address(&pc);
+    let mut phone_node = start_on_loopback(&phone, Some(&address));
+    eventually(30, "the phone admitted", || {
+        (pc.run(["--json", "status"]).json()["peers"] == 1).then_some(())
+    });
+
+    let Some(browser) = Browser::start("ko-KR") else {
+        return;
+    };
+    browser.goto(&pc_url);
+    browser.wait_for(20, "[data-testid=offline-indicator][data-state=online]");
+
+    // My devices, then the phone's button, pressed and confirmed.
+    let open = browser.wait_for(5, "#devices-button");
+    browser.click(&open);
+    let phone_entry = format!("[data-testid=device][data-device='{phone_id}']");
+    let revoke = browser.wait_for(10, &format!("{phone_entry} [data-testid=revoke-device]"));
+    assert!(
+        browser.text(&revoke).contains("폐기"),
+        "{}",
+        browser.text(&revoke)
+    );
+    browser.click(&revoke);
+    let confirm = browser.wait_for(
+        5,
+        &format!("{phone_entry} [data-testid=revoke-device].armed"),
+    );
+    assert!(
+        phone_node.wait_exit(1).is_none(),
+        "one press alone revokes nothing"
+    );
+    browser.click(&confirm);
+
+    let status = phone_node
+        .wait_exit(30)
+        .expect("the phone wipes itself and stops");
+    assert!(!status.success(), "{}", phone_node.log());
+    assert!(
+        std::fs::read_dir(phone.home())
+            .map(|entries| entries.count())
+            .unwrap_or(0)
+            <= 1,
+        "the phone's home is erased (a revocation notice at most)"
+    );
+    let receipt = browser.wait_for(
+        30,
+        &format!("{phone_entry} [data-testid=wipe-state][data-wiped=true]"),
+    );
+    assert!(
+        browser.text(&receipt).contains("삭제 확인"),
+        "{}",
+        browser.text(&receipt)
+    );
+
+    // The node restarts: the page says so, then comes back by itself.
+    assert!(pc_node.stop(), "the PC stops cleanly");
+    browser.wait_for(10, "[data-testid=offline-indicator][data-state=node-down]");
+    let (_pc_node, _, new_url) = run_with_app_on(&pc, None, &ui);
+    assert_ne!(new_url, pc_url, "a fresh token at each start");
+    let back = Instant::now();
+    browser.wait_for(
+        15,
+        "[data-testid=offline-indicator]:not([data-state=node-down])",
+    );
+    println!(
+        "the page reconnected {:?} after the node served again",
+        back.elapsed()
+    );
+    assert!(
+        browser.find_all("[data-testid=login-page]").is_empty(),
+        "still logged in"
+    );
 }

@@ -16,6 +16,7 @@ const state = {
   limit: PAGE,
   messages: [],
   dialog: null,    // what the dialog shows: a function redrawing it
+  reload: null,    // reads again what the dialog shows (devices, revocations)
 };
 
 const $ = (id) => document.getElementById(id);
@@ -358,7 +359,7 @@ function soon(what) {
     if (todo.has("messages")) loadMessages();
     if (todo.has("rooms")) refreshRooms();
     if (todo.has("status")) refreshStatus();
-    if (todo.has("dialog") && state.dialog) state.dialog();
+    if (todo.has("dialog") && state.reload) state.reload();
   }, 150);
 }
 
@@ -414,13 +415,15 @@ function refreshAll() {
   refreshStatus();
   refreshRooms();
   loadMessages();
-  if (state.dialog) state.dialog();
+  if (state.reload) state.reload();
+  else if (state.dialog) state.dialog();
 }
 
 // ---------------------------------------------------------------- dialogs
 
-function showDialog(title, draw) {
+function showDialog(title, draw, reload) {
   const dialog = $("dialog");
+  state.reload = reload || null;
   state.dialog = () => {
     $("dialog-title").textContent = t(title);
     draw($("dialog-body"));
@@ -585,7 +588,7 @@ function devices() {
       ul.appendChild(el("li", { attrs: { "data-testid": "device", "data-device": d.device } }, el("div", { className: "grow" }, ...lines), revoke));
     }
     body.replaceChildren(ul, error ? errorLine(error) : null);
-  });
+  }, load);
 }
 
 function revocationList() {
@@ -609,7 +612,7 @@ function revocationList() {
     }
     if (list.length === 0) ul.appendChild(el("li", { className: "empty", text: t("none") }));
     body.replaceChildren(ul, error ? errorLine(error) : null);
-  });
+  }, load);
 }
 
 async function searchHistory(text) {
@@ -657,7 +660,7 @@ function start() {
   $("room-info").addEventListener("click", roomInfo);
   $("devices-button").addEventListener("click", devices);
   $("revocations-button").addEventListener("click", revocationList);
-  $("dialog").addEventListener("close", () => { state.dialog = null; });
+  $("dialog").addEventListener("close", () => { state.dialog = null; state.reload = null; });
   $("search-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const text = $("search-input").value.trim();
