@@ -11,7 +11,9 @@
 //! 1,000-device run (set BARO_BENCH_FLAT_FULL=1 to seal all 129,999).
 //! The tree's units are given keys without sealing them first (only the
 //! public keys matter for a re-key); what keying the whole tree once costs
-//! is the formula N + units − 1 wraps.
+//! is the formula N + units − 1 wraps. The last two columns: the same
+//! revocation rotated by a device in another bureau instead, the revoked
+//! path's compromised units reached through their covers.
 //!
 //! Run: `cargo bench -p baro-node --bench department_rekey`.
 
@@ -54,6 +56,8 @@ struct Row {
     tree_bytes: usize,
     tree_ms: f64,
     open_ms: f64,
+    far_wraps: usize,
+    far_bytes: usize,
 }
 
 fn org(path: &str) -> OrgUnit {
@@ -110,8 +114,16 @@ fn measure(shape: &Shape, flat_per_wrap: Option<(f64, f64)>) -> Row {
     let rekey = PathRekey::sign(made.body, &devices[1].0);
     let tree_ms = started.elapsed().as_secs_f64() * 1000.0;
     let tree_bytes = encode(&rekey).len();
-    // A device in another bureau opens the new top key through its path.
+    // Had no team-mate been around: a device in another bureau rotates
+    // the top room along its own path; the revoked path's units are
+    // reached through their covers (see the module docs).
     let (far, far_team) = &devices[devices.len() - 1];
+    let far_rekey = tree
+        .rekey(far_team, &org("MOIS"), NOW, &mut entropy)
+        .expect("rekey");
+    let far_rekey = PathRekey::sign(far_rekey.body, far);
+    let (far_wraps, far_bytes) = (far_rekey.wraps(), encode(&far_rekey).len());
+    // A device in another bureau opens the new top key through its path.
     let mut ring = UnitKeyring::new(far_team);
     let far_secrets: Vec<_> = path_to_root(far_team)
         .into_iter()
@@ -156,6 +168,8 @@ fn measure(shape: &Shape, flat_per_wrap: Option<(f64, f64)>) -> Row {
         tree_bytes,
         tree_ms,
         open_ms,
+        far_wraps,
+        far_bytes,
     }
 }
 
@@ -194,13 +208,13 @@ fn main() {
     }
     println!("# Re-keying the top department room after one revocation\n");
     println!(
-        "| devices | units | flat: wraps | flat: bytes | flat: ms to seal | tree: wraps | tree: bytes | tree: ms to seal | tree: ms for a far device to open | bytes, tree / flat |"
+        "| devices | units | flat: wraps | flat: bytes | flat: ms to seal | tree: wraps | tree: bytes | tree: ms to seal | tree: ms for a far device to open | bytes, tree / flat | tree, rotated from another bureau: wraps | bytes |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (row, shape) in rows.iter().zip(&shapes) {
         let mark = if row.flat_modelled { " (model)" } else { "" };
         println!(
-            "| {} | {} | {}{mark} | {:.0}{mark} | {:.1}{mark} | {} | {} | {:.1} | {:.2} | {:.5} |",
+            "| {} | {} | {}{mark} | {:.0}{mark} | {:.1}{mark} | {} | {} | {:.1} | {:.2} | {:.5} | {} | {} |",
             row.devices,
             shape.units(),
             row.flat_wraps,
@@ -211,6 +225,8 @@ fn main() {
             row.tree_ms,
             row.open_ms,
             row.tree_bytes as f64 / row.flat_bytes,
+            row.far_wraps,
+            row.far_bytes,
         );
     }
     println!(

@@ -46,8 +46,22 @@
 //! key). For 130,000 devices in 13 bureaus
 //! × 10 divisions × 10 teams of 100 devices, a revocation in a team costs
 //! 99 + 10 + 10 + 13 = 132 wraps (about 16 KB), whatever the agency's size
-//! beyond the fan-out of its units. A child that has no key yet is reached
-//! through its devices instead (its subtree's devices count in its place).
+//! beyond the fan-out of its units; rotated by a device in another bureau
+//! (no team-mate of the revoked device around), 133 + (98 + 9 + 9) = 249
+//! wraps (about 29 KB). A child that has no key yet is reached through its
+//! cover instead (its subtree's keyed units, or devices, count in its place).
+//!
+//! Measured (`cargo bench -p baro-node --bench department_rekey`; wraps and
+//! bytes are exact, the flat 130,000 row is scaled from the 1,000 one):
+//!
+//! | devices | today: wraps | today: bytes | tree: wraps | tree: bytes | from another bureau: wraps | bytes |
+//! |---|---|---|---|---|---|---|
+//! | 100 | 99 | 12,843 | 13 | 1,982 | 22 | 3,026 |
+//! | 1,000 | 999 | 128,556 | 23 | 3,142 | 39 | 4,998 |
+//! | 130,000 | 129,999 | 16,728,880 | 132 | 15,786 | 249 | 29,361 |
+//!
+//! Not wired yet: [`crate::rooms::Messenger`] still rotates department
+//! rooms with flat grants, and no control message carries a [`PathRekey`].
 //!
 //! Who may re-key: a device within every unit it renews (it learns those
 //! secrets anyway). It never creates a secret for a unit it is not in, so a
