@@ -62,6 +62,32 @@
 //!
 //! Not wired yet: [`crate::rooms::Messenger`] still rotates department
 //! rooms with flat grants, and no control message carries a [`PathRekey`].
+//! The wiring this module is built for:
+//!
+//! - the messenger keeps a [`KeyTree`] (every certified, unrevoked member
+//!   device it meets is [`KeyTree::add_device`]d; a revocation or a move
+//!   [`KeyTree::remove_device`]s it) and its own [`UnitKeyring`], whose
+//!   secrets are persisted like room keys;
+//! - a department room's epoch *is* its unit's epoch: its key is
+//!   [`UnitKeyring::room_key`], named `EpochRef { number: epoch, key_id }`,
+//!   so the epoch rules of [`crate::rooms`] (step bound, firm epochs,
+//!   `u64::MAX` refused) apply unchanged;
+//! - a rotation due after a revocation is one re-key from the deepest
+//!   compromised unit on this device's path up to its top unit: every
+//!   department room of this device renewed at once, at the cost above; a
+//!   device newly met in unit U is given U's current secret and U's
+//!   ancestors' by any holder (one wrap each, not a rotation: a grant of
+//!   unit secrets this module does not define yet);
+//! - a re-key counts as moving a room past a revocation (what today's
+//!   signed `EpochOrigin` says for grants) when [`KeyTree::learn`] takes
+//!   its unit out of the compromised set: its wraps reach no removed device
+//!   and no compromised key, which every receiver checks for itself;
+//! - a `ControlMessage::PathRekey` carries it, published on the top unit's
+//!   room topic (the devices it concerns), stored and synced in that
+//!   room's scope, its issuer checked like a grant's (unrevoked, within
+//!   [`PathRekey::lowest`], judged by local receipt time), and its size
+//!   bounded by the room's frame limit (the first keying of a large unit
+//!   through its devices is split per unit).
 //!
 //! Who may re-key: a device within every unit it renews (it learns those
 //! secrets anyway). It never creates a secret for a unit it is not in, so a
