@@ -155,9 +155,6 @@ pub(crate) enum Command {
     },
 }
 
-/// Items kept prepared for answering reconciliations, over all sets.
-const ANSWER_CACHE_ITEMS: usize = 2_000_000;
-
 pub(crate) struct Actor {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
@@ -176,24 +173,14 @@ pub(crate) struct Actor {
     seen: Dedup<gossipsub::MessageId>,
     policy: TrustPolicy,
     messaging: Option<messaging::Messaging>,
-    /// What this node holds, per reconciled set.
-    index: crate::sync::SyncIndex,
-    /// Sync sessions this node started, by peer.
-    syncs: HashMap<PeerId, syncing::PeerSync>,
-    /// Items asked for by a sync session, and from whom (stale entries, of
-    /// sessions that ended, are ignored and pruned).
-    fetching: HashMap<[u8; 32], PeerId>,
+    /// What this node holds per reconciled set, and its sync sessions.
+    sync: super::sync_engine::SyncEngine<PeerId>,
     /// On relays: who may fetch which room.
     carrier: Option<crate::rooms::Carrier>,
     /// On relays: the topics of the rooms the carrier knows (bounded by it).
     carried: HashSet<gossipsub::TopicHash>,
     /// What each author may make this node store, and each peer ask of it.
     quotas: super::quotas::Quotas,
-    /// Each reconciled set prepared once for answering, until it changes.
-    answers: crate::sync::ResponderCache,
-    /// Ids of synced items that failed validation: not fetched again (for
-    /// a while only, if they failed for a reason of this node's own).
-    refused: crate::net::refusals::Refused,
     /// Raw sync requests from the handle, waiting for their answer.
     raw_syncs: HashMap<
         libp2p::request_response::OutboundRequestId,
@@ -230,8 +217,6 @@ pub(crate) struct Actor {
         libp2p::request_response::OutboundRequestId,
         directory_requests::Asked,
     >,
-    /// When this node last finished reconciling with a peer (Unix seconds).
-    last_sync: Option<u64>,
     /// Bootstrap addresses that did not answer, told once until they do.
     unreachable_bootstrap: HashSet<Multiaddr>,
 }
@@ -446,15 +431,11 @@ impl Actor {
             seen: Dedup::new(SEEN_CAPACITY),
             policy: TrustPolicy::default(),
             messaging,
-            index: crate::sync::SyncIndex::new(),
-            syncs: HashMap::new(),
-            fetching: HashMap::new(),
+            sync: super::sync_engine::SyncEngine::new(),
             carrier: is_relay.then(crate::rooms::Carrier::new),
             carried: HashSet::new(),
             quotas: super::quotas::Quotas::new(quota_limits).exempting(own_key),
-            answers: crate::sync::ResponderCache::new(ANSWER_CACHE_ITEMS),
             raw_syncs: HashMap::new(),
-            refused: crate::net::refusals::Refused::new(),
             me,
             listeners,
             chains: crate::trust::ChainCache::new(),
@@ -468,7 +449,6 @@ impl Actor {
             observer: diagnostics.observer,
             triggers: sync_triggers::SyncTriggers::default(),
             directory: super::directory_service::DirectoryService::new(is_relay),
-            last_sync: None,
             unreachable_bootstrap: HashSet::new(),
         })
     }
@@ -672,8 +652,8 @@ impl Actor {
                     }),
                     blocked: self.gate.blocked_peers().len(),
                     relay: self.carrier.is_some(),
-                    stored_items: self.index.total(),
-                    stored_bytes: self.index.bytes(),
+                    stored_items: self.sync.index().total(),
+                    stored_bytes: self.sync.index().bytes(),
                     policy: self.policy_view(),
                     outbox: self
                         .messaging
@@ -686,7 +666,7 @@ impl Actor {
                         .filter(|p| p.role == Role::Relay)
                         .map(|p| p.display_name.clone())
                         .collect(),
-                    last_sync: self.last_sync,
+                    last_sync: self.sync.last_sync(),
                     discovery: !self.connections.bootstrap().is_empty() || self.config.config.mdns,
                     own_devices_revoked: self.own_devices_revoked(),
                 });

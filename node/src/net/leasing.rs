@@ -159,9 +159,7 @@ impl Actor {
     }
 
     fn drop_policy_item(&mut self, item: SyncItem) {
-        if self.index.remove(SyncScope::Revocations, item) {
-            self.answers.invalidate(SyncScope::Revocations);
-        }
+        self.sync.forget(SyncScope::Revocations, item);
         if let Some(messaging) = self.messaging.as_ref()
             && let Err(e) = messaging.log.remove_item(SyncScope::Revocations, &item)
         {

@@ -172,11 +172,7 @@ impl Actor {
             messaging.room_topics.remove(&topic.hash());
             let _ = self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
         }
-        for (room, epoch, key) in messaging.messenger.take_new_keys() {
-            if let Err(e) = messaging.log.save_key(room, epoch, &key) {
-                tracing::error!(error = %e, "cannot save a room key");
-            }
-        }
+        save_new_keys(messaging);
         for room in messaging.messenger.take_changed_rooms() {
             if let Err(e) = messaging.log.save_room(&room) {
                 tracing::error!(error = %e, "cannot save a room");
@@ -411,7 +407,7 @@ impl Actor {
                     .is_some_and(|r| r.admits(&device))
         });
         let scope = SyncScope::Room(room);
-        if member && self.index.items(scope).next().is_some() {
+        if member && self.sync.index().items(scope).next().is_some() {
             self.hint(peer, scope, now);
         }
     }
@@ -752,7 +748,7 @@ impl Actor {
     fn carry(&mut self, envelope: Envelope, len: usize) -> Intake {
         let item = envelope_sync_item(&envelope);
         let scope = SyncScope::Room(envelope.body.header.room);
-        if self.index.timestamp_of(scope, &item.1).is_some() {
+        if self.sync.index().timestamp_of(scope, &item.1).is_some() {
             return Intake::Duplicate;
         }
         let Some(messaging) = self.messaging.as_mut() else {
@@ -897,6 +893,8 @@ impl Actor {
             return;
         };
         messages.extend(messaging.messenger.take_late_deliveries());
+        // A message a new key unlocked is shown only once that key is saved.
+        save_new_keys(messaging);
         let me = messaging.messenger.user().to_string();
         let mut texts = Vec::new();
         let mut receipts = Vec::new();
@@ -1435,4 +1433,13 @@ fn room_of(bytes: &[u8]) -> Option<RoomId> {
     wire::decode::<Envelope>(bytes)
         .ok()
         .map(|e| e.body.header.room)
+}
+
+/// Saves the room keys the messenger learned since last asked.
+fn save_new_keys(messaging: &mut Messaging) {
+    for (room, epoch, key) in messaging.messenger.take_new_keys() {
+        if let Err(e) = messaging.log.save_key(room, epoch, &key) {
+            tracing::error!(error = %e, "cannot save a room key");
+        }
+    }
 }

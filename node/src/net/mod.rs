@@ -1,7 +1,8 @@
 //! Networking: the transport stack with its inbound guard and admission,
 //! LAN discovery by sealed beacons,
 //! the limits on what others can make a node spend, the composed behaviour,
-//! topic names, and the actor that owns the swarm.
+//! topic names, the components the actor drives (connections, sync
+//! sessions, the directory), and the actor that owns the swarm.
 
 mod actor;
 pub mod admission;
@@ -17,6 +18,7 @@ pub mod membership_proof;
 mod quotas;
 pub mod refusals;
 pub mod shaping;
+mod sync_engine;
 pub mod sync_protocol;
 pub mod topics;
 mod transport;

@@ -16,70 +16,15 @@ use libp2p::request_response::{self, ResponseChannel};
 use super::Actor;
 use super::sync_triggers::Due;
 use crate::net::refusals::Refusal;
-use crate::net::sync_protocol::frame_len;
-use crate::node::{NodeEvent, SyncReport};
+use crate::net::sync_engine::{Action, Outcome};
+use crate::node::NodeEvent;
 use crate::rooms::RoomId;
 use crate::store::envelope_sync_item;
 use crate::sync::{
-    MAX_FETCH_IDS, MAX_ITEMS_BYTES, Reconciler, Step, SyncIndex, SyncItem, SyncRequest,
-    SyncResponse, SyncScope,
+    MAX_FETCH_IDS, MAX_ITEMS_BYTES, SyncIndex, SyncItem, SyncRequest, SyncResponse, SyncScope,
 };
 use crate::trust::{Role, VerifiedDevice};
 use crate::wire::{self, Envelope};
-
-/// Items in flight across sessions beyond which finished sessions' entries
-/// are pruned.
-const MAX_FETCHING: usize = 4096;
-
-/// A sync session this node started with one peer.
-#[derive(Debug)]
-pub(crate) struct PeerSync {
-    queue: VecDeque<SyncScope>,
-    rooms_queued: bool,
-    scope: Option<SyncScope>,
-    reconciler: Option<Reconciler>,
-    need: Vec<[u8; 32]>,
-    asked: Vec<[u8; 32]>,
-    report: SyncReport,
-    /// Another round was asked for while this one ran.
-    again: bool,
-    /// A whole round (reported when it ends), not single sets an event asked for.
-    full: bool,
-}
-
-impl PeerSync {
-    /// A whole round: revocations, control frames, then the rooms both hold.
-    fn full(peer: crate::identity::DeviceId) -> Self {
-        let mut session = PeerSync::of(
-            peer,
-            VecDeque::from([SyncScope::Revocations, SyncScope::Control]),
-        );
-        session.full = true;
-        session
-    }
-
-    /// Only the sets in `queue`.
-    fn of(peer: crate::identity::DeviceId, queue: VecDeque<SyncScope>) -> Self {
-        PeerSync {
-            queue,
-            rooms_queued: false,
-            scope: None,
-            reconciler: None,
-            need: Vec::new(),
-            asked: Vec::new(),
-            report: SyncReport {
-                peer,
-                scopes: Vec::new(),
-                fetched: 0,
-                bytes_sent: 0,
-                bytes_received: 0,
-                round_trips: 0,
-            },
-            again: false,
-            full: false,
-        }
-    }
-}
 
 /// What became of one envelope or frame offered by gossip or sync.
 #[derive(Debug, PartialEq, Eq)]
@@ -168,8 +113,7 @@ impl Actor {
             }
             carried.extend(carrier.rooms());
         }
-        self.index = index;
-        self.answers.clear();
+        self.sync.load(index);
         self.drop_items(over);
         for room in carried {
             self.carry_room(room);
@@ -178,9 +122,7 @@ impl Actor {
 
     /// Records that an item is held (after it was saved).
     pub(super) fn hold(&mut self, scope: SyncScope, item: SyncItem, len: usize) {
-        if self.index.insert(scope, item, len) {
-            self.answers.invalidate(scope);
-        }
+        self.sync.hold(scope, item, len);
     }
 
     /// Records that an item by `author` is held (after it was saved), and
@@ -205,9 +147,7 @@ impl Actor {
     pub(super) fn drop_items(&mut self, items: Vec<(SyncScope, SyncItem)>) {
         for (scope, item) in items {
             self.quotas.release(scope, item);
-            if self.index.remove(scope, item) {
-                self.answers.invalidate(scope);
-            }
+            self.sync.forget(scope, item);
             if let Some(messaging) = self.messaging.as_ref()
                 && let Err(e) = messaging.log.remove_item(scope, &item)
             {
@@ -220,7 +160,7 @@ impl Actor {
     pub(super) fn hold_extra(&mut self, envelope: &Envelope) {
         let item = envelope_sync_item(envelope);
         let scope = SyncScope::Room(envelope.body.header.room);
-        if self.index.timestamp_of(scope, &item.1).is_some() {
+        if self.sync.index().timestamp_of(scope, &item.1).is_some() {
             return;
         }
         let Some(messaging) = self.messaging.as_ref() else {
@@ -264,35 +204,83 @@ impl Actor {
         let Some((device, _)) = self.gate.admitted(&peer) else {
             return;
         };
-        if let Some(running) = self.syncs.get_mut(&peer) {
-            running.again = true;
-            return;
-        }
-        self.syncs.insert(peer, PeerSync::full(device.device));
-        self.next_scope(peer);
+        let actions = self.sync.start_round(peer, device.device, self.clock.now());
+        self.run_sync_actions(actions);
     }
 
     /// Reconciles one set with `peer`: queued in the session running with
-    /// it (once: a set already waiting there is not queued again), or in a
-    /// session of its own.
+    /// it (once), or in a session of its own.
     pub(super) fn reconcile_scope(&mut self, peer: PeerId, scope: SyncScope) {
         let Some((device, _)) = self.gate.admitted(&peer) else {
             return;
         };
-        if let Some(running) = self.syncs.get_mut(&peer) {
-            // A whole round that has not listed its rooms yet lists every
-            // room both keep (what an event asks for is among them).
-            let listed_later =
-                running.full && !running.rooms_queued && matches!(scope, SyncScope::Room(_));
-            if !listed_later && !running.queue.contains(&scope) {
-                running.queue.push_back(scope);
+        let actions = self
+            .sync
+            .reconcile(peer, device.device, scope, self.clock.now());
+        self.run_sync_actions(actions);
+    }
+
+    /// Carries out what the sync engine asked for (and what that leads to).
+    fn run_sync_actions(&mut self, actions: Vec<Action<PeerId>>) {
+        let mut queue = VecDeque::from(actions);
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Send(peer, request) => {
+                    self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                }
+                Action::ListRooms(peer) => {
+                    let Some((device, _)) = self.gate.admitted(&peer) else {
+                        self.sync.end(&peer);
+                        continue;
+                    };
+                    let rooms = self.rooms_to_sync(&device);
+                    queue.extend(self.sync.rooms_listed(peer, rooms, self.clock.now()));
+                }
+                Action::Take { peer, scope, items } => {
+                    let mut outcomes = Vec::with_capacity(items.len());
+                    for (id, bytes) in items {
+                        let outcome = match self.take_synced(scope, &bytes, peer) {
+                            Intake::Rejected(reason) => {
+                                self.report_rejected(peer, reason);
+                                Outcome::Refused(Refusal::Invalid)
+                            }
+                            Intake::Deferred(reason) => {
+                                tracing::info!(%peer, %reason, "sync item refused for now; asked again later");
+                                Outcome::Refused(Refusal::Local)
+                            }
+                            Intake::New | Intake::Held => Outcome::Taken,
+                            Intake::Duplicate | Intake::Unverified => Outcome::Ignored,
+                        };
+                        outcomes.push((id, outcome));
+                    }
+                    queue.extend(self.sync.taken(peer, outcomes, self.clock.now()));
+                }
+                Action::RevocationsReconciled { peer, missing } => {
+                    self.note_reconciled(peer, &missing);
+                }
+                Action::Finished {
+                    peer,
+                    report,
+                    full,
+                    again,
+                } => {
+                    tracing::debug!(peer = %report.peer.short(), fetched = report.fetched, "sync finished");
+                    if full {
+                        self.emit(NodeEvent::Synced(report));
+                    }
+                    if again {
+                        self.start_sync(peer);
+                    }
+                }
+                Action::Abandoned { device, reason, .. } => {
+                    tracing::warn!(peer = %device.short(), %reason, "sync item rejected; session abandoned");
+                    self.emit(NodeEvent::SyncRejected {
+                        from: device,
+                        reason,
+                    });
+                }
             }
-            return;
         }
-        let mut session = PeerSync::of(device.device, VecDeque::from([scope]));
-        session.rooms_queued = true;
-        self.syncs.insert(peer, session);
-        self.next_scope(peer);
     }
 
     /// Runs what [`super::sync_triggers`] says is due: rooms followed
@@ -429,7 +417,7 @@ impl Actor {
         let mut rooms: Vec<RoomId> = match (&self.carrier, &self.messaging) {
             (Some(carrier), _) if peer.role == Role::Relay => carrier
                 .rooms()
-                .chain(self.index.scopes().filter_map(|scope| match scope {
+                .chain(self.sync.index().scopes().filter_map(|scope| match scope {
                     SyncScope::Room(room) => Some(room),
                     _ => None,
                 }))
@@ -441,105 +429,6 @@ impl Actor {
         rooms.sort();
         rooms.dedup();
         rooms
-    }
-
-    /// Moves the session with `peer` to its next set, or ends it.
-    fn next_scope(&mut self, peer: PeerId) {
-        let Some(device) = self.gate.admitted(&peer).map(|(d, _)| d) else {
-            self.syncs.remove(&peer);
-            return;
-        };
-        let rooms = self.rooms_to_sync(&device);
-        let Some(session) = self.syncs.get_mut(&peer) else {
-            return;
-        };
-        if session.queue.is_empty() && !session.rooms_queued {
-            session.rooms_queued = true;
-            session.queue.extend(rooms.into_iter().map(SyncScope::Room));
-        }
-        let Some(scope) = session.queue.pop_front() else {
-            let session = self.syncs.remove(&peer);
-            if let Some(session) = session {
-                tracing::debug!(peer = %session.report.peer.short(), fetched = session.report.fetched, "sync finished");
-                let again = session.again;
-                self.last_sync = Some(self.clock.now());
-                if session.full {
-                    self.emit(NodeEvent::Synced(session.report));
-                }
-                if again {
-                    self.start_sync(peer);
-                }
-            }
-            return;
-        };
-        let items: Vec<SyncItem> = self.index.items(scope).collect();
-        match Reconciler::initiate(items) {
-            Ok((reconciler, message)) => {
-                session.scope = Some(scope);
-                session.reconciler = Some(reconciler);
-                session.report.scopes.push(scope.to_string());
-                self.send_sync(peer, SyncRequest::Reconcile { scope, message });
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start reconciliation");
-                self.syncs.remove(&peer);
-            }
-        }
-    }
-
-    fn send_sync(&mut self, peer: PeerId, request: SyncRequest) {
-        if let Some(session) = self.syncs.get_mut(&peer) {
-            session.report.bytes_sent += frame_len(&request) as u64;
-            session.report.round_trips += 1;
-        }
-        self.swarm.behaviour_mut().sync.send_request(&peer, request);
-    }
-
-    /// Asks for the next batch of missing items, or moves on. Items that
-    /// arrived meanwhile (by gossip or another session) and items another
-    /// session is fetching right now are skipped: with a dozen peers, every
-    /// session would otherwise fetch, and verify, the same missing items.
-    fn fetch_next(&mut self, peer: PeerId) {
-        let Some(session) = self.syncs.get(&peer) else {
-            return;
-        };
-        let Some(scope) = session.scope else {
-            return self.next_scope(peer);
-        };
-        let need: Vec<[u8; 32]> = session
-            .need
-            .iter()
-            .filter(|id| {
-                self.index.timestamp_of(scope, id).is_none() && !self.fetched_elsewhere(peer, id)
-            })
-            .copied()
-            .collect();
-        let Some(session) = self.syncs.get_mut(&peer) else {
-            return;
-        };
-        session.need = need;
-        if session.need.is_empty() {
-            return self.next_scope(peer);
-        }
-        let take = session.need.len().min(MAX_FETCH_IDS);
-        let ids: Vec<[u8; 32]> = session.need.drain(..take).collect();
-        session.asked = ids.clone();
-        if self.fetching.len() > MAX_FETCHING {
-            let syncs = &self.syncs;
-            self.fetching
-                .retain(|id, by| syncs.get(by).is_some_and(|s| s.asked.contains(id)));
-        }
-        for id in &ids {
-            self.fetching.insert(*id, peer);
-        }
-        self.send_sync(peer, SyncRequest::Fetch { scope, ids });
-    }
-
-    /// Whether a session with another peer is fetching `id` now.
-    fn fetched_elsewhere(&self, peer: PeerId, id: &[u8; 32]) -> bool {
-        self.fetching.get(id).is_some_and(|by| {
-            *by != peer && self.syncs.get(by).is_some_and(|s| s.asked.contains(id))
-        })
     }
 
     pub(super) fn on_sync_event(
@@ -620,7 +509,7 @@ impl Actor {
             }
             request_response::Event::OutboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "sync request failed");
-                self.syncs.remove(&peer);
+                self.sync.end(&peer);
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "sync request from a peer failed");
@@ -630,112 +519,20 @@ impl Actor {
     }
 
     fn on_sync_response(&mut self, peer: PeerId, response: SyncResponse) {
-        let Some(session) = self.syncs.get_mut(&peer) else {
-            return;
-        };
-        session.report.bytes_received += frame_len(&response) as u64;
-        match response {
-            SyncResponse::Reconcile(reply) => {
-                let Some(reconciler) = session.reconciler.as_mut() else {
-                    return;
-                };
-                match reconciler.step(&reply) {
-                    Ok(Step::Continue(message)) => {
-                        if let Some(scope) = session.scope {
-                            self.send_sync(peer, SyncRequest::Reconcile { scope, message });
-                        }
-                    }
-                    Ok(Step::Done { need, have }) => {
-                        if session.scope == Some(SyncScope::Revocations) {
-                            self.note_reconciled(peer, &have);
-                        }
-                        let Some(session) = self.syncs.get_mut(&peer) else {
-                            return;
-                        };
-                        session.reconciler = None;
-                        session.need = need;
-                        let (refused, now) = (&self.refused, self.clock.now());
-                        session.need.retain(|id| !refused.contains(id, now));
-                        self.fetch_next(peer);
-                    }
-                    Err(e) => self.abandon_sync(peer, e.to_string()),
-                }
-            }
-            SyncResponse::Items(items) => {
-                let Some(scope) = session.scope else {
-                    return;
-                };
-                let asked = std::mem::take(&mut session.asked);
-                let mut returned = Vec::with_capacity(items.len());
-                for bytes in &items {
-                    let id = item_id(bytes);
-                    if !asked.contains(&id) {
-                        return self
-                            .abandon_sync(peer, "sent an item that was not asked for".into());
-                    }
-                    returned.push(id);
-                    match self.take_synced(scope, bytes, peer) {
-                        // The bytes are exactly what the peer announced (their
-                        // hash is the id), so they are not fetched again; the
-                        // rest of the session goes on (a receipt from a member
-                        // removed since, stored by a relay, must not stall sync).
-                        Intake::Rejected(reason) => {
-                            self.refused.insert(id, Refusal::Invalid, self.clock.now());
-                            self.report_rejected(peer, reason);
-                        }
-                        Intake::Deferred(reason) => {
-                            self.refused.insert(id, Refusal::Local, self.clock.now());
-                            tracing::info!(%peer, %reason, "sync item refused for now; asked again later");
-                        }
-                        Intake::New | Intake::Held => {
-                            if let Some(session) = self.syncs.get_mut(&peer) {
-                                session.report.fetched += 1;
-                            }
-                        }
-                        Intake::Duplicate | Intake::Unverified => {}
-                    }
-                }
-                // A response stops at its byte limit: ask again for the rest.
-                if let Some(session) = self.syncs.get_mut(&peer)
-                    && !items.is_empty()
-                {
-                    let rest = asked.into_iter().filter(|id| !returned.contains(id));
-                    let mut need: Vec<[u8; 32]> = rest.collect();
-                    need.append(&mut session.need);
-                    session.need = need;
-                }
-                self.fetch_next(peer);
-            }
-            SyncResponse::Noted => {
-                self.abandon_sync(peer, "answered a sync request as if it were a hint".into())
-            }
-            SyncResponse::Refused(reason) => {
-                tracing::debug!(%peer, %reason, "peer declined a sync set");
-                session.reconciler = None;
-                session.need.clear();
-                self.next_scope(peer);
-            }
+        if self.gate.admitted(&peer).is_none() {
+            return self.sync.end(&peer);
         }
+        let actions = self.sync.on_response(peer, response, self.clock.now());
+        self.run_sync_actions(actions);
     }
 
     fn report_rejected(&mut self, peer: PeerId, reason: String) {
-        let Some(device) = self.syncs.get(&peer).map(|s| s.report.peer) else {
+        let Some(device) = self.sync.device_of(&peer) else {
             return;
         };
         tracing::warn!(peer = %device.short(), %reason, "sync item rejected");
         self.emit(NodeEvent::SyncRejected {
             from: device,
-            reason,
-        });
-    }
-
-    fn abandon_sync(&mut self, peer: PeerId, reason: String) {
-        let Some(session) = self.syncs.remove(&peer) else {
-            return;
-        };
-        tracing::warn!(peer = %session.report.peer.short(), %reason, "sync item rejected; session abandoned");
-        self.emit(NodeEvent::SyncRejected {
-            from: session.report.peer,
             reason,
         });
     }
@@ -813,11 +610,7 @@ impl Actor {
                 if let Err(reason) = self.may_serve(peer, scope) {
                     return SyncResponse::Refused(reason);
                 }
-                let index = &self.index;
-                match self.answers.respond(scope, || index.items(scope), &message) {
-                    Ok(reply) => SyncResponse::Reconcile(reply),
-                    Err(e) => SyncResponse::Refused(e.to_string()),
-                }
+                self.sync.answer(scope, &message)
             }
             SyncRequest::Fetch { scope, ids } => {
                 if let Err(reason) = self.may_serve(peer, scope) {
@@ -832,7 +625,7 @@ impl Actor {
                 let mut items = Vec::new();
                 let mut total = 0;
                 for id in ids {
-                    let Some(timestamp) = self.index.timestamp_of(scope, &id) else {
+                    let Some(timestamp) = self.sync.index().timestamp_of(scope, &id) else {
                         continue;
                     };
                     let Ok(Some(bytes)) = messaging.log.item_bytes(scope, &(timestamp, id)) else {
@@ -859,7 +652,11 @@ impl Actor {
         };
         let now_ms = self.clock.now().saturating_mul(1000);
         let oldest = now_ms.saturating_sub(relay.retention_days.saturating_mul(86_400_000));
-        let untracked = self.index.bytes().saturating_sub(self.quotas.bytes());
+        let untracked = self
+            .sync
+            .index()
+            .bytes()
+            .saturating_sub(self.quotas.bytes());
         let gone = self.quotas.evict(
             oldest,
             relay.max_store_mb.saturating_mul(1 << 20),
@@ -873,12 +670,6 @@ impl Actor {
         }
         self.drop_items(gone);
     }
-}
-
-/// The id reconciliation names an item by: the hash of its encoding (an
-/// envelope's id, a frame's gossip message id).
-fn item_id(bytes: &[u8]) -> [u8; 32] {
-    *blake3::hash(bytes).as_bytes()
 }
 
 /// The key grant a stored control frame carries, if any.
