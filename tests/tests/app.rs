@@ -239,6 +239,23 @@ fn two_officials_chat_in_two_browsers() {
     );
     kim_browser.click(&room);
     let composer = kim_browser.wait_for(5, "[data-testid=composer]");
+    // Enter while an input method composes a Hangul syllable sends nothing
+    // (the handler runs synchronously: a send would disable the button).
+    let composing = kim_browser.execute(
+        "const c = document.querySelector('[data-testid=composer]');
+         c.value = '한';
+         const e = new KeyboardEvent('keydown', { key: 'Enter', isComposing: true, bubbles: true, cancelable: true });
+         c.dispatchEvent(e);
+         const seen = [c.value, e.defaultPrevented, document.querySelector('[data-testid=send-button]').disabled];
+         c.value = '';
+         return seen;",
+        serde_json::json!([]),
+    );
+    assert_eq!(
+        composing,
+        serde_json::json!(["한", false, false]),
+        "no send mid-syllable"
+    );
     let korean = "안녕하세요, 회의는 3시입니다";
     kim_browser.type_text(
         &composer,
