@@ -331,6 +331,36 @@ fn two_officials_chat_in_two_browsers() {
         let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/app-chat.png");
         std::fs::write(readme, &shot).expect("write the README's screenshot");
     }
+
+    // A new 1:1 by searching the people Kim's device knows.
+    let new_chat = kim_browser.wait_for(5, "#new-chat");
+    kim_browser.click(&new_chat);
+    let search = kim_browser.wait_for(5, "#people-input");
+    kim_browser.type_text(&search, "lee\u{E007}");
+    let chat = kim_browser.wait_for(10, "[data-testid=person] button");
+    kim_browser.click(&chat);
+    let composer = kim_browser.wait_for(5, "[data-testid=composer]");
+    kim_browser.type_text(&composer, "개인적으로 한 말씀\u{E007}");
+    eventually(10, "the 1:1 in Lee's list", || {
+        lee_browser
+            .find_all("[data-testid=room-item]")
+            .iter()
+            .any(|r| lee_browser.text(r).contains("개인적으로 한 말씀"))
+            .then_some(())
+    });
+
+    // A group with Lee: it appears in Lee's list by its name.
+    let new_group = kim_browser.wait_for(5, "#new-group");
+    kim_browser.click(&new_group);
+    let name = kim_browser.wait_for(5, "#group-name");
+    kim_browser.type_text(&name, "예산 TF");
+    let members = kim_browser.wait_for(5, "#group-members");
+    kim_browser.type_text(&members, "lee\u{E007}");
+    kim_browser.wait_for(
+        10,
+        "[data-testid=room-item][data-room-name='예산 TF'][aria-current=true]",
+    );
+    lee_browser.wait_for(15, "[data-testid=room-item][data-room-name='예산 TF']");
 }
 
 #[test]
