@@ -450,3 +450,66 @@ fn revoking_the_lost_phone_from_the_pc_page_wipes_it_and_the_page_outlives_a_res
         "still logged in"
     );
 }
+
+#[test]
+fn baro_app_runs_the_node_with_the_app_and_opens_it_without_the_token_on_a_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_operator, [kim]) = agency_with(dir.path(), ROOM, ["kim"]);
+    // A stand-in for the desktop's opener: records what it was asked to open.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin dir");
+    let opened = dir.path().join("opened");
+    let opener = bin.join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", opened.display()),
+    )
+    .expect("opener");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let kim = kim.with_env("PATH", path);
+
+    let node = kim.spawn(["app", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
+    let url = eventually(30, "the app's URL", || {
+        node.log()
+            .lines()
+            .find_map(|line| line.strip_prefix("app: ").map(str::to_string))
+    });
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.contains("/login?token="),
+        "{url}"
+    );
+    let launcher = kim.home().join("ui-open.html");
+    let asked = eventually(10, "the browser opened", || {
+        std::fs::read_to_string(&opened)
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
+    assert_eq!(
+        asked.trim(),
+        launcher.display().to_string(),
+        "the page, not the URL"
+    );
+    let page = std::fs::read_to_string(&launcher).expect("launcher");
+    assert!(page.contains(&url), "{page}");
+    let mode = std::fs::metadata(&launcher)
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "owner-only");
+
+    // Asked again while the node runs: the same app is opened.
+    let again = kim.run(["app"]).success();
+    assert!(again.contains(&url), "{again}");
+    eventually(10, "opened a second time", || {
+        let text = std::fs::read_to_string(&opened).unwrap_or_default();
+        (text.lines().count() == 2).then_some(())
+    });
+    kim.run(["relay", "--ui"])
+        .fails_with("a relay serves no app");
+}

@@ -271,8 +271,26 @@ pub fn app(home_dir: &Path, mut args: RunArgs) -> Result<()> {
         open_in_browser(home_dir, &url);
         return Ok(());
     }
-    args.ui
-        .get_or_insert_with(|| baro_ui::DEFAULT_ADDR.to_string());
+    if args.ui.is_none() {
+        // Another user's app (or another program) may hold the default
+        // port on a shared PC: then any free port (a page left open then
+        // does not find this node again after a restart).
+        let free = std::net::TcpListener::bind(baro_ui::DEFAULT_ADDR).is_ok();
+        if !free {
+            println!(
+                "note: {} is in use: the app takes a free port instead",
+                baro_ui::DEFAULT_ADDR
+            );
+        }
+        args.ui = Some(
+            if free {
+                baro_ui::DEFAULT_ADDR
+            } else {
+                "127.0.0.1:0"
+            }
+            .to_string(),
+        );
+    }
     args.open_app = true;
     run(home_dir, args, None)
 }
