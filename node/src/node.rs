@@ -149,7 +149,8 @@ pub struct Status {
     /// Bootstrap addresses in use.
     pub bootstrap: Vec<String>,
     /// Officials' devices this node has met (their certificates are held:
-    /// their messages can be checked); relays are not counted.
+    /// their messages can be checked); neither relays nor this device
+    /// itself are counted.
     pub devices_met: usize,
     /// Number of peers blocked after a refusal.
     pub blocked: usize,

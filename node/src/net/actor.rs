@@ -645,9 +645,10 @@ impl Actor {
                         .map(ToString::to_string)
                         .collect(),
                     devices_met: self.messaging.as_ref().map_or(0, |m| {
+                        let me = self.key.device_id();
                         m.messenger
                             .devices()
-                            .filter(|d| d.role != Role::Relay)
+                            .filter(|d| d.role != Role::Relay && d.device != me)
                             .count()
                     }),
                     blocked: self.gate.blocked_peers().len(),
