@@ -52,7 +52,16 @@ fuzz_target!(|data: &[u8]| {
         let _ = envelope.id();
         let _ = envelope.verify_signature();
     }
-    let _ = decode_canonical::<Content>(data);
+    if let Some(Content::File { manifest, .. }) = decode_canonical::<Content>(data)
+        && manifest.check().is_ok()
+    {
+        for (index, hash) in manifest.chunks.iter().enumerate().take(2) {
+            let _ = manifest.open_chunk(index, hash);
+        }
+    }
+    let _ = decode_canonical::<wire::ChunkRequest>(data);
+    let _ = decode_canonical::<wire::ChunkResponse>(data);
+    let _ = decode_canonical::<baro_node::store::ChunkRecord>(data);
     if let Some(grant) = decode_canonical::<KeyGrant>(data) {
         let _ = grant.verify_signature();
         let _ = grant.key_for(&f.lee.key);
@@ -95,5 +104,5 @@ fuzz_target!(|data: &[u8]| {
     // are now read back only in ascending order, so it has one encoding.
     let _ = decode_canonical::<RevocationRecord>(data);
     // Every kind byte is covered above.
-    debug_assert!((1..=24).all(|k| Kind::from_byte(k).is_some()));
+    debug_assert!((1..=28).all(|k| Kind::from_byte(k).is_some()));
 });

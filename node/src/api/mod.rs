@@ -13,7 +13,8 @@ pub use client::{ApiError, request, stream};
 pub use protocol::{MAX_LINE, Request, Response};
 pub use server::{ControlSocket, bind, dispatch};
 pub use views::{
-    DeviceView, MessageView, People, PersonView, Progress, ReceiptView, RoomInfo, Sent,
+    AttachmentView, DeviceView, MessageView, People, PersonView, PreviewView, Progress,
+    ReceiptView, RoomInfo, Sent,
 };
 
 /// The socket's file name inside the home.

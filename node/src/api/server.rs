@@ -388,6 +388,7 @@ mod tests {
             receipts: Vec::new(),
             queued: true,
             progress: None,
+            attachment: None,
         }
     }
 

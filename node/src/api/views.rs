@@ -79,6 +79,62 @@ pub struct MessageView {
     /// others' messages); the receipts say by whom.
     #[serde(default)]
     pub progress: Option<Progress>,
+    /// The attached file, if the message carries one (`text` is then its caption).
+    #[serde(default)]
+    pub attachment: Option<AttachmentView>,
+}
+
+/// A file attached to a message, as the user interface shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentView {
+    /// File id (hex): what `baro fetch` names.
+    pub file_id: String,
+    /// File name (no directories).
+    pub name: String,
+    /// Media type.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Chunks in all.
+    pub chunks: usize,
+    /// Chunks held on this device.
+    pub held: usize,
+    /// A preview, for photos.
+    #[serde(default)]
+    pub preview: Option<PreviewView>,
+}
+
+impl AttachmentView {
+    /// The view of `manifest`, `held` of its chunks on this device.
+    pub fn of(manifest: &crate::wire::FileManifest, held: usize) -> Self {
+        AttachmentView {
+            file_id: hex::encode(manifest.id),
+            name: manifest.name.clone(),
+            media_type: manifest.media_type.clone(),
+            size: manifest.size,
+            chunks: manifest.chunks.len(),
+            held,
+            preview: manifest.preview.as_ref().map(|p| PreviewView {
+                media_type: p.media_type.clone(),
+                width: p.width,
+                height: p.height,
+                hex: hex::encode(&p.bytes),
+            }),
+        }
+    }
+}
+
+/// A photo's preview.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewView {
+    /// "image/jpeg" or "image/png".
+    pub media_type: String,
+    /// Pixels across.
+    pub width: u32,
+    /// Pixels down.
+    pub height: u32,
+    /// The image, hex.
+    pub hex: String,
 }
 
 /// How far a message this device wrote got.

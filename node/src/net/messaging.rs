@@ -10,7 +10,7 @@ use libp2p::gossipsub::{self, MessageAcceptance, TopicHash};
 
 use super::Actor;
 use super::syncing::Intake;
-use crate::api::{MessageView, Progress, ReceiptView, RoomInfo, Sent};
+use crate::api::{AttachmentView, MessageView, Progress, ReceiptView, RoomInfo, Sent};
 use crate::identity::{DeviceId, Entropy, OsEntropy};
 use crate::net::refusals::{AHEAD_LOCAL_SECS, Refusal};
 use crate::net::topics;
@@ -113,8 +113,10 @@ impl Messaging {
 }
 
 fn view(message: &Message, room_name: &str, me: DeviceId) -> Option<MessageView> {
-    let Content::Text(text) = &message.content else {
-        return None;
+    let (text, attachment) = match &message.content {
+        Content::Text(text) => (text, None),
+        Content::File { manifest, caption } => (caption, Some(AttachmentView::of(manifest, 0))),
+        _ => return None,
     };
     Some(MessageView {
         from_me: message.sender == me,
@@ -130,6 +132,7 @@ fn view(message: &Message, room_name: &str, me: DeviceId) -> Option<MessageView>
         wall_ms: message.timestamp.wall_ms,
         counter: message.timestamp.counter,
         text: text.clone(),
+        attachment,
     })
 }
 
@@ -900,7 +903,7 @@ impl Actor {
         let mut receipts = Vec::new();
         for message in &messages {
             match &message.content {
-                Content::Text(_) => {
+                Content::Text(_) | Content::File { .. } => {
                     match messaging.log.save_envelope(&message.envelope) {
                         Ok(_) => texts.push(&message.envelope),
                         Err(e) => tracing::error!(error = %e, "cannot save a message"),

@@ -1050,6 +1050,9 @@ impl Messenger {
             {
                 Verdict::Reject("malformed receipt".into())
             }
+            Ok(Content::File { manifest, .. }) if manifest.check().is_err() => {
+                Verdict::Reject("malformed attachment".into())
+            }
             Ok(content) => {
                 let sender = sender.clone();
                 let room = header.room;

@@ -9,6 +9,7 @@
 //! - [`GroupCommit`]: answers delivered only once what they report is on
 //!   disk, concurrent answers sharing one flush.
 //! - [`MessageLog`]: the messaging and revocation records on a store.
+//! - [`ChunkStore`]: attachments' sealed chunks and what is known of them.
 //!
 //! # What the database files show (schema v2)
 //!
@@ -30,6 +31,7 @@
 //!
 //! [`IndexKey`]: crate::crypto::IndexKey
 
+mod chunks;
 mod error;
 mod group_commit;
 mod home;
@@ -45,6 +47,7 @@ mod conformance;
 #[cfg(test)]
 mod forensic_tests;
 
+pub use chunks::{ChunkError, ChunkRecord, ChunkStore, MAX_STORED_CHUNKS};
 pub use error::StoreError;
 pub use group_commit::{Acknowledgement, GroupCommit};
 pub use home::{Home, HomeFile};

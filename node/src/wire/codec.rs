@@ -82,8 +82,14 @@ pub enum Kind {
     DirectoryAnswer = 23,
     /// An operator-signed agency policy (lease, wrong-PIN limit).
     AgencyPolicy = 24,
+    /// A request of the chunk protocol (attachments).
+    ChunkRequest = 25,
+    /// A response of the chunk protocol.
+    ChunkResponse = 26,
     /// What a LAN discovery beacon carries, sealed under the network key.
     LanBeacon = 27,
+    /// What a node records about an attachment chunk it holds (stored only).
+    ChunkRecord = 28,
 }
 
 impl Kind {
@@ -114,7 +120,10 @@ impl Kind {
             22 => Kind::DirectoryQuery,
             23 => Kind::DirectoryAnswer,
             24 => Kind::AgencyPolicy,
+            25 => Kind::ChunkRequest,
+            26 => Kind::ChunkResponse,
             27 => Kind::LanBeacon,
+            28 => Kind::ChunkRecord,
             _ => return None,
         })
     }
@@ -147,7 +156,10 @@ impl fmt::Display for Kind {
             Kind::DirectoryQuery => "a directory query",
             Kind::DirectoryAnswer => "a directory answer",
             Kind::AgencyPolicy => "an agency policy",
+            Kind::ChunkRequest => "a chunk request",
+            Kind::ChunkResponse => "a chunk response",
             Kind::LanBeacon => "a LAN discovery beacon",
+            Kind::ChunkRecord => "a chunk record",
         })
     }
 }

@@ -72,6 +72,14 @@ pub enum Content {
         /// Their ids (at most [`MAX_RECEIPT_IDS`]).
         messages: Vec<[u8; 32]>,
     },
+    /// An attached file: its manifest (the chunks travel separately, see
+    /// [`FileManifest`](super::FileManifest)) and a caption (may be empty).
+    File {
+        /// Name, type, size, chunk hashes, key and preview.
+        manifest: Box<super::FileManifest>,
+        /// Text sent with it.
+        caption: String,
+    },
 }
 
 /// How far a message got, as reported by a recipient device.

@@ -302,3 +302,65 @@ fn group_definitions_match_their_golden_bytes() {
         &super::Content::RoomState(room.clone()),
     );
 }
+
+#[test]
+fn attachments_match_their_golden_bytes() {
+    let data: Vec<u8> = (0..crate::crypto::CHUNK_LEN + 100)
+        .map(|i| (i % 13) as u8)
+        .collect();
+    let mut first = Vec::new();
+    let mut manifest = super::FileManifest::seal(
+        "현장 사진.jpg",
+        "image/jpeg",
+        data.len() as u64,
+        super::MAX_FILE_LEN,
+        &mut &data[..],
+        &mut SeededEntropy::new(11),
+        |index, _, chunk| {
+            if index == 1 {
+                first = chunk;
+            }
+            Ok(())
+        },
+    )
+    .expect("manifest");
+    manifest.preview = Some(super::Preview {
+        media_type: "image/jpeg".into(),
+        width: 2,
+        height: 1,
+        bytes: vec![0xff, 0xd8, 0xff, 0xd9],
+    });
+    check(
+        "file_content",
+        &super::Content::File {
+            manifest: Box::new(manifest.clone()),
+            caption: "출장 보고서 1쪽".into(),
+        },
+    );
+    let room = crate::rooms::RoomId([9; 32]);
+    check(
+        "chunk_request_get",
+        &super::ChunkRequest::Get {
+            room,
+            hash: manifest.chunks[1],
+        },
+    );
+    check(
+        "chunk_request_offer",
+        &super::ChunkRequest::Offer {
+            room,
+            hashes: manifest.chunks.clone(),
+        },
+    );
+    check("chunk_response", &super::ChunkResponse::Chunk(first));
+    check("chunk_response_refused", &super::ChunkResponse::Refused);
+    check(
+        "chunk_record",
+        &crate::store::ChunkRecord {
+            hash: manifest.chunks[0],
+            room,
+            stored_at: NOW,
+            len: 262_160,
+        },
+    );
+}

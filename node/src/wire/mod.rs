@@ -10,6 +10,7 @@ mod codec;
 mod domain;
 mod envelope;
 mod error;
+mod file_manifest;
 mod signature;
 
 pub use codec::{Format, Kind, WIRE_VERSION, decode, encode, kind_of, signing_bytes};
@@ -19,6 +20,10 @@ pub use envelope::{
     MAX_RECEIPT_IDS, ReceiptState,
 };
 pub use error::WireError;
+pub use file_manifest::{
+    ChunkRequest, ChunkResponse, FileManifest, MAX_FILE_CHUNKS, MAX_FILE_LEN, MAX_FILE_NAME_LEN,
+    MAX_OFFERED_CHUNKS, MAX_PREVIEW_LEN, ManifestError, Preview, check_name, chunk_count,
+};
 pub use signature::SignatureBytes;
 
 #[cfg(test)]
