@@ -69,6 +69,9 @@ pub struct NodeConfig {
     pub address_window_secs: u64,
     /// This device's label ("PC", "휴대폰"), announced with its presence.
     pub label: Option<String>,
+    /// Largest file this device sends, in MiB (default 100; the format's
+    /// own limit is 128).
+    pub max_file_mb: u64,
 }
 
 /// What a relay keeps for devices that are offline.
@@ -79,6 +82,11 @@ pub struct RelayConfig {
     pub retention_days: u64,
     /// Most megabytes of envelopes kept; the oldest go first beyond it.
     pub max_store_mb: u64,
+    /// Most megabytes of attachments' chunks kept (separate from
+    /// envelopes); the oldest go first beyond it.
+    pub max_files_mb: u64,
+    /// Days a stored chunk is kept.
+    pub file_retention_days: u64,
 }
 
 impl Default for RelayConfig {
@@ -86,6 +94,8 @@ impl Default for RelayConfig {
         RelayConfig {
             retention_days: 30,
             max_store_mb: 1024,
+            max_files_mb: 4096,
+            file_retention_days: 30,
         }
     }
 }
@@ -114,6 +124,7 @@ impl Default for NodeConfig {
             address_failures: 20,
             address_window_secs: 60,
             label: None,
+            max_file_mb: crate::net::DEFAULT_MAX_FILE_MB,
         }
     }
 }

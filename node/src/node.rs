@@ -180,6 +180,12 @@ pub struct Status {
     /// or revoked by an operator): shown so the owner learns of it.
     #[serde(default)]
     pub own_devices_revoked: Vec<crate::revocations::RevocationView>,
+    /// Attachments' chunks held here.
+    #[serde(default)]
+    pub file_chunks: usize,
+    /// Their bytes.
+    #[serde(default)]
+    pub file_bytes: u64,
 }
 
 /// A peer refused at admission and blocked for a while.
@@ -229,6 +235,17 @@ pub enum NodeEvent {
     },
     /// A message arrived (or became readable) in a room.
     Message(MessageView),
+    /// A chunk of an attached file arrived: the message with its
+    /// attachment's progress (`held` of `chunks`).
+    FileProgress(MessageView),
+    /// A peer served a chunk that does not match its hash (it is asked
+    /// nothing for a while).
+    ChunkRejected {
+        /// The peer.
+        from: PeerId,
+        /// Why.
+        reason: String,
+    },
     /// This device was added to a group.
     RoomJoined(RoomInfo),
     /// A valid envelope arrived that this device cannot read (it holds no
@@ -512,6 +529,23 @@ impl Handle {
         .await?
     }
 
+    /// Sends one chunk protocol request to a connected peer and returns
+    /// its answer (tests: what a peer asking for chunks is told).
+    pub async fn raw_chunk_request(
+        &self,
+        peer: DeviceId,
+        request: crate::wire::ChunkRequest,
+    ) -> Result<crate::wire::ChunkResponse, NodeError> {
+        self.ask(|reply| {
+            Command::Files(net::FileCommand::Raw {
+                peer,
+                request,
+                reply,
+            })
+        })
+        .await?
+    }
+
     /// Starts a sync round with every connected peer now.
     pub async fn sync_now(&self) -> Result<(), NodeError> {
         self.ask(Command::SyncNow).await
@@ -696,6 +730,59 @@ impl Handle {
         let (room, text) = (room.to_string(), text.to_string());
         self.ask(|reply| Command::Send { room, text, reply })
             .await?
+    }
+
+    /// Sends the file at `path` (absolute, read by the node) to a room,
+    /// with a caption (may be empty).
+    pub async fn send_file(
+        &self,
+        room: &str,
+        path: &std::path::Path,
+        caption: &str,
+    ) -> Result<Sent, NodeError> {
+        let (room, path, caption) = (room.to_string(), path.to_path_buf(), caption.to_string());
+        self.ask(|reply| {
+            Command::Files(net::FileCommand::Send {
+                room,
+                path,
+                caption,
+                reply,
+            })
+        })
+        .await?
+    }
+
+    /// The messages of a room that carry files, with how much of each is held here.
+    pub async fn files(&self, room: &str) -> Result<Vec<MessageView>, NodeError> {
+        let room = room.to_string();
+        self.ask(|reply| Command::Files(net::FileCommand::List { room, reply }))
+            .await?
+    }
+
+    /// Starts (or goes on with) fetching a file of a room, named by 6 or
+    /// more hex digits of its id; once all of it is here, writes it to
+    /// `out` (absolute, a new file) if given. Answers at once with the
+    /// file's message and how much of it is held.
+    pub async fn fetch_file(
+        &self,
+        room: &str,
+        file: &str,
+        out: Option<&std::path::Path>,
+    ) -> Result<MessageView, NodeError> {
+        let (room, file, out) = (
+            room.to_string(),
+            file.to_string(),
+            out.map(|p| p.to_path_buf()),
+        );
+        self.ask(|reply| {
+            Command::Files(net::FileCommand::Fetch {
+                room,
+                file,
+                out,
+                reply,
+            })
+        })
+        .await?
     }
 
     /// The last `limit` readable messages of a room, oldest first.

@@ -87,6 +87,31 @@ pub enum Request {
         /// Room name or id.
         room: String,
     },
+    /// Send a file (read by the node: an absolute path).
+    SendFile {
+        /// Room name or id.
+        room: String,
+        /// The file, an absolute path.
+        path: String,
+        /// Text sent with it (may be empty).
+        #[serde(default)]
+        caption: String,
+    },
+    /// The files of a room.
+    Files {
+        /// Room name or id.
+        room: String,
+    },
+    /// Start or go on fetching a file; once complete, write it to `out`.
+    FetchFile {
+        /// Room name or id.
+        room: String,
+        /// 6 or more hex digits of the file id.
+        file: String,
+        /// Where to write it (an absolute path, a new file), once complete.
+        #[serde(default)]
+        out: Option<String>,
+    },
     /// Stream messages as they arrive (one room, or all).
     Watch {
         /// Room name or id; all rooms if absent.
@@ -164,6 +189,13 @@ pub enum Response {
     MarkedRead(usize),
     /// One message of a [`Request::Watch`] stream.
     Message(MessageView),
+    /// In a [`Request::Watch`] stream: a file's message, with how much of
+    /// the file is held now.
+    FileProgress(MessageView),
+    /// Answer to [`Request::Files`].
+    Files(Vec<MessageView>),
+    /// Answer to [`Request::FetchFile`]: the file's message and how much is held.
+    File(MessageView),
     /// Answer to [`Request::Revoke`] and [`Request::RevokeOwnDevice`].
     Revocation(RevocationView),
     /// Answer to [`Request::Revocations`].
@@ -220,6 +252,21 @@ impl Request {
             Request::FindRoom { room } => Request::FindRoom { room: nfc(room) },
             Request::MarkRead { room } => Request::MarkRead { room: nfc(room) },
             Request::Watch { room } => Request::Watch { room: opt(room) },
+            Request::SendFile {
+                room,
+                path,
+                caption,
+            } => Request::SendFile {
+                room: nfc(room),
+                path,
+                caption,
+            },
+            Request::Files { room } => Request::Files { room: nfc(room) },
+            Request::FetchFile { room, file, out } => Request::FetchFile {
+                room: nfc(room),
+                file,
+                out,
+            },
             Request::RevokeOwnDevice { device, reason } => {
                 Request::RevokeOwnDevice { device, reason }
             }

@@ -191,6 +191,11 @@ async fn watch(
                         write_line(&mut writer, &Response::Message(message)).await?;
                     }
                 }
+                Ok(NodeEvent::FileProgress(message)) => {
+                    if room_id.as_ref().is_none_or(|id| *id == message.room) {
+                        write_line(&mut writer, &Response::FileProgress(message)).await?;
+                    }
+                }
                 Ok(NodeEvent::Revoked(view)) if !me.is_empty() && view.user == me => {
                     write_line(&mut writer, &Response::Revocation(view)).await?;
                 }
@@ -254,6 +259,17 @@ fn newest_that_fit(mut messages: Vec<crate::api::MessageView>) -> Vec<crate::api
     messages.split_off(messages.len() - keep)
 }
 
+/// A path the node reads or writes for a client: absolute only (the
+/// node's working directory is not the client's).
+fn absolute(path: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(path);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(format!("{}: give an absolute path", path.display()))
+    }
+}
+
 /// Answers one request (not [`Request::Watch`], a stream) as the control
 /// socket does: the one place requests meet the node, shared by every
 /// interface on top of it (the socket, the browser app).
@@ -284,6 +300,28 @@ pub async fn dispatch(request: Request, handle: &Handle) -> Response {
             .await
             .map(|messages| Response::History(newest_that_fit(messages))),
         Request::FindRoom { room } => handle.find_room(&room).await.map(Response::Room),
+        Request::SendFile {
+            room,
+            path,
+            caption,
+        } => match absolute(&path) {
+            Ok(path) => handle
+                .send_file(&room, &path, &caption)
+                .await
+                .map(Response::Sent),
+            Err(e) => Ok(Response::Error(e)),
+        },
+        Request::Files { room } => handle
+            .files(&room)
+            .await
+            .map(|files| Response::Files(newest_that_fit(files))),
+        Request::FetchFile { room, file, out } => match out.as_deref().map(absolute).transpose() {
+            Ok(out) => handle
+                .fetch_file(&room, &file, out.as_deref())
+                .await
+                .map(Response::File),
+            Err(e) => Ok(Response::Error(e)),
+        },
         Request::MarkRead { room } => handle.mark_read(&room).await.map(Response::MarkedRead),
         Request::Watch { .. } => Ok(Response::Error("watch is a stream".into())),
         Request::SetPolicy { policy } => match hex::decode(policy.trim()) {

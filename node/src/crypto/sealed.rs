@@ -14,6 +14,7 @@ pub struct Sealed {
     /// Random nonce.
     pub nonce: [u8; 24],
     /// Ciphertext with its 16-byte tag.
+    #[serde(with = "crate::wire::raw_bytes")]
     pub ciphertext: Vec<u8>,
 }
 

@@ -153,6 +153,8 @@ pub(crate) enum Command {
         query: Option<crate::trust::DirectoryQuery>,
         reply: oneshot::Sender<Result<crate::api::People, NodeError>>,
     },
+    /// Sending, listing and fetching files.
+    Files(file_transfer::FileCommand),
 }
 
 pub(crate) struct Actor {
@@ -194,6 +196,8 @@ pub(crate) struct Actor {
     chains: crate::trust::ChainCache,
     /// Where everything is kept (wiped if this device is revoked).
     store: Arc<dyn Store>,
+    /// Attachments' chunks and the transfers under way.
+    files: file_transfer::Files,
     /// Answers that wait until what they report is on disk.
     commit: GroupCommit,
     /// Revoked peers still connected, until their grace period ends.
@@ -223,6 +227,8 @@ pub(crate) struct Actor {
 
 #[path = "directory_requests.rs"]
 mod directory_requests;
+#[path = "file_transfer.rs"]
+pub(crate) mod file_transfer;
 #[path = "leasing.rs"]
 mod leasing;
 #[path = "messaging.rs"]
@@ -408,6 +414,7 @@ impl Actor {
             Some(relay) => super::quotas::QuotaLimits::relay(relay.max_store_mb << 20),
             None => super::quotas::QuotaLimits::device(),
         };
+        let files = file_transfer::Files::open(store_handle.clone(), config.config.max_file_mb);
         Ok(Actor {
             swarm,
             commands,
@@ -440,6 +447,7 @@ impl Actor {
             listeners,
             chains: crate::trust::ChainCache::new(),
             commit,
+            files,
             store: store_handle,
             revoked_peers: HashMap::new(),
             unpublished: HashMap::new(),
@@ -494,6 +502,7 @@ impl Actor {
                     self.disconnect_revoked();
                     self.sync_when_due();
                     self.redial_when_alone();
+                    self.pump_transfers();
                 }
                 _ = sync.tick() => {
                     self.prune_revocations();
@@ -606,6 +615,7 @@ impl Actor {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::People { query, reply } => self.ask_directory(query, reply),
+            Command::Files(command) => self.on_file_command(command),
             Command::Devices(reply) => {
                 let _ = reply.send(self.own_devices());
             }
@@ -670,6 +680,8 @@ impl Actor {
                     last_sync: self.sync.last_sync(),
                     discovery: !self.connections.bootstrap().is_empty() || self.config.config.mdns,
                     own_devices_revoked: self.own_devices_revoked(),
+                    file_chunks: self.files.chunks_held(),
+                    file_bytes: self.files.bytes_held(),
                 });
             }
             Command::PublishControl { payload, reply } => {
@@ -1032,6 +1044,7 @@ impl Actor {
             }
             Event::Sync(event) => self.on_sync_event(event),
             Event::Directory(event) => self.on_directory_event(event),
+            Event::Chunks(event) => self.on_chunk_event(event),
             // A peer that stops answering pings is gone (a pulled cable):
             // close the connection now rather than when TCP gives up, many
             // minutes later, so the peer list and redials tell the truth.

@@ -1,5 +1,5 @@
 //! The composed libp2p behaviour: connection and memory limits, gossipsub,
-//! identify, ping, Kademlia, LAN discovery (sealed beacons), the sync and directory protocols, and circuit relay v2
+//! identify, ping, Kademlia, LAN discovery (sealed beacons), the sync, directory and chunk protocols, and circuit relay v2
 //! (server on relays, client with DCUtR hole punching on devices).
 //!
 //! Admission is not here: it happens in the transport (see [`super::admission`]),
@@ -74,6 +74,8 @@ pub struct Behaviour {
     pub sync: request_response::Behaviour<SyncCodec>,
     /// Questions to a relay's agency directory (answered by relays only).
     pub directory: request_response::Behaviour<DirectoryCodec>,
+    /// Attachments' chunks, fetched by hash (see `file_transfer`).
+    pub chunks: request_response::Behaviour<super::actor::file_transfer::ChunkCodec>,
     /// Circuit relay v2 server (relay nodes only).
     pub relay_server: Toggle<relay::Behaviour>,
     /// Circuit relay v2 client: reservations on relays, relayed dials.
@@ -100,6 +102,8 @@ pub enum Event {
     Sync(request_response::Event<crate::sync::SyncRequest, crate::sync::SyncResponse>),
     /// From the directory protocol.
     Directory(request_response::Event<crate::trust::DirectoryQuery, crate::trust::DirectoryAnswer>),
+    /// From the chunk protocol.
+    Chunks(request_response::Event<crate::wire::ChunkRequest, crate::wire::ChunkResponse>),
     /// From the relay server.
     RelayServer(relay::Event),
     /// From the relay client.
@@ -131,6 +135,7 @@ from_event!(
     Lan(lan_discovery::Event),
     Sync(request_response::Event<crate::sync::SyncRequest, crate::sync::SyncResponse>),
     Directory(request_response::Event<crate::trust::DirectoryQuery, crate::trust::DirectoryAnswer>),
+    Chunks(request_response::Event<crate::wire::ChunkRequest, crate::wire::ChunkResponse>),
     RelayServer(relay::Event),
     RelayClient(relay::client::Event),
     Dcutr(dcutr::Event)
@@ -206,6 +211,7 @@ impl Behaviour {
             lan: lan.into(),
             sync: sync_protocol::behaviour(),
             directory: sync_protocol::directory_behaviour(relay_server),
+            chunks: super::actor::file_transfer::behaviour(),
             relay_server: relay_server
                 .then(|| relay::Behaviour::new(peer_id, relay_server_config()))
                 .into(),

@@ -129,9 +129,9 @@ impl<P: Clone + Eq + Hash + Ord, R: Eq + Hash> Fetcher<P, R> {
         true
     }
 
-    /// Whether download `key` is under way.
-    pub fn is_active(&self, key: &[u8; 32]) -> bool {
-        self.downloads.contains_key(key)
+    /// The rooms of the downloads under way.
+    pub fn rooms(&self) -> BTreeSet<RoomId> {
+        self.downloads.values().map(|d| d.room).collect()
     }
 
     /// Downloads under way.
@@ -140,11 +140,13 @@ impl<P: Clone + Eq + Hash + Ord, R: Eq + Hash> Fetcher<P, R> {
     }
 
     /// Requests in flight.
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.flights.len()
     }
 
     /// Whether `peer` is being penalised.
+    #[cfg(test)]
     pub fn is_penalised(&self, peer: &P, now: Instant) -> bool {
         self.penalised.get(peer).is_some_and(|until| *until > now)
     }
@@ -158,8 +160,13 @@ impl<P: Clone + Eq + Hash + Ord, R: Eq + Hash> Fetcher<P, R> {
         let keys: Vec<[u8; 32]> = match self.cursor {
             // Round-robin over downloads, starting after the last served.
             Some(c) => {
-                let after = self.downloads.range((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded));
-                after.map(|(k, _)| *k).chain(self.downloads.range(..=c).map(|(k, _)| *k)).collect()
+                let after = self
+                    .downloads
+                    .range((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded));
+                after
+                    .map(|(k, _)| *k)
+                    .chain(self.downloads.range(..=c).map(|(k, _)| *k))
+                    .collect()
             }
             None => self.downloads.keys().copied().collect(),
         };
@@ -277,11 +284,6 @@ impl<P: Clone + Eq + Hash + Ord, R: Eq + Hash> Fetcher<P, R> {
             self.downloads.remove(&ask.download);
         }
         done
-    }
-
-    /// Stops download `key` (requests in flight are ignored when they land).
-    pub fn cancel(&mut self, key: &[u8; 32]) {
-        self.downloads.remove(key);
     }
 }
 

@@ -940,6 +940,7 @@ impl Actor {
                 Content::RoomState(_) => {}
             }
         }
+        self.fetch_attachments_due(&messages);
         // Within each author's quota (audit H6): past it, that author's
         // own first-received go.
         for envelope in texts {
@@ -1089,7 +1090,7 @@ impl Actor {
 
     /// Like [`Actor::find_room`], but `@USER` opens the 1:1 room with USER
     /// if it is new (sending to someone, or opening a chat with them).
-    fn open_room(&mut self, room: &str) -> Result<RoomId, NodeError> {
+    pub(super) fn open_room(&mut self, room: &str) -> Result<RoomId, NodeError> {
         if let Some(typed) = room.strip_prefix('@') {
             // Never a room with somebody who does not exist (a typo).
             let user = self.resolve_user(typed)?;
@@ -1107,7 +1108,7 @@ impl Actor {
     /// A room by name, id prefix, a department's last segment, a name
     /// prefix, or `@USER` for an existing 1:1 room (see `rooms::lookup`;
     /// USER: a user id, or a display name only one official has).
-    fn find_room(&self, room: &str) -> Result<RoomId, NodeError> {
+    pub(super) fn find_room(&self, room: &str) -> Result<RoomId, NodeError> {
         let Some(m) = self.messaging.as_ref() else {
             return Err(NodeError::Room(format!(
                 "no room named or with id '{room}' (see `baro room list`)"
@@ -1318,6 +1319,15 @@ impl Actor {
 
     pub(super) fn send_text(&mut self, room: &str, text: String) -> Result<Sent, NodeError> {
         let room = self.open_room(room)?;
+        self.send_content(room, Content::Text(text))
+    }
+
+    /// Seals, stores, publishes and offers `content` in `room`.
+    pub(super) fn send_content(
+        &mut self,
+        room: RoomId,
+        content: Content,
+    ) -> Result<Sent, NodeError> {
         let (now, now_ms) = (self.clock.now(), self.now_ms());
         let messaging = self.messaging_mut()?;
         let grants = messaging
@@ -1326,7 +1336,7 @@ impl Actor {
             .map_err(room_error)?;
         let envelope = messaging
             .messenger
-            .send(room, &Content::Text(text), now_ms, &mut OsEntropy)
+            .send(room, &content, now_ms, &mut OsEntropy)
             .map_err(room_error)?;
         // The room's key (new with a room's first message) goes to disk
         // before the message that needs it, and out before it.
@@ -1410,7 +1420,7 @@ impl Actor {
     }
 }
 
-fn room_error(e: impl std::fmt::Display) -> NodeError {
+pub(super) fn room_error(e: impl std::fmt::Display) -> NodeError {
     NodeError::Room(e.to_string())
 }
 

@@ -7,6 +7,7 @@
 mod actor;
 pub mod admission;
 mod behaviour;
+mod chunk_fetcher;
 mod connections;
 pub mod diagnostics;
 mod directory_service;
@@ -23,6 +24,11 @@ pub mod sync_protocol;
 pub mod topics;
 mod transport;
 
+pub(crate) use actor::file_transfer::FileCommand;
+pub use actor::file_transfer::{
+    AUTO_FETCH_IMAGE_LEN, CHUNK_PROTOCOL, DEFAULT_MAX_FILE_MB, media_type_of, open_to_send,
+    size_text,
+};
 pub use actor::messaging::MAX_HISTORY;
 pub(crate) use actor::{Actor, Command};
 pub use behaviour::{Behaviour, Event};

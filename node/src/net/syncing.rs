@@ -548,7 +548,7 @@ impl Actor {
     }
 
     /// Whether `peer` may be given `scope`.
-    fn may_serve(&self, peer: &VerifiedDevice, scope: SyncScope) -> Result<(), String> {
+    pub(super) fn may_serve(&self, peer: &VerifiedDevice, scope: SyncScope) -> Result<(), String> {
         if self.wiping.is_some() {
             return Err("this device is erasing itself".into());
         }

@@ -98,6 +98,11 @@ impl ChunkStore {
         hashes.into_iter().filter(|h| self.has(h)).count()
     }
 
+    /// The hashes of every chunk held.
+    pub fn hashes(&self) -> impl Iterator<Item = &[u8; 32]> + '_ {
+        self.held.keys()
+    }
+
     /// Bytes of all chunks held.
     pub fn bytes_held(&self) -> u64 {
         self.bytes

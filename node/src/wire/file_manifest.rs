@@ -286,7 +286,7 @@ pub enum ChunkRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChunkResponse {
     /// The sealed chunk.
-    Chunk(Vec<u8>),
+    Chunk(#[serde(with = "super::raw_bytes")] Vec<u8>),
     /// Not held here (ask someone else).
     NotHeld,
     /// The asker is not entitled to the room, or is not heard for now.

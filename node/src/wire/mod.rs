@@ -11,6 +11,7 @@ mod domain;
 mod envelope;
 mod error;
 mod file_manifest;
+pub(crate) mod raw_bytes;
 mod signature;
 
 pub use codec::{Format, Kind, WIRE_VERSION, decode, encode, kind_of, signing_bytes};
