@@ -424,6 +424,10 @@ impl RelayArgs {
                 self.retention_days.to_string(),
                 "--max-store-mb".to_string(),
                 self.max_store_mb.to_string(),
+                "--max-files-mb".to_string(),
+                self.max_files_mb.to_string(),
+                "--file-retention-days".to_string(),
+                self.file_retention_days.to_string(),
             ]
             .map(Into::into),
         );
@@ -442,6 +446,13 @@ pub struct RelayArgs {
     /// Most megabytes of stored messages; the oldest go first beyond it.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_store_mb: u64,
+    /// Most megabytes of attached files' chunks kept for members (apart
+    /// from messages); the oldest go first beyond it.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_files_mb: u64,
+    /// Days a file's chunks are kept.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub file_retention_days: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -44,6 +44,7 @@ fn spawn_small_relay(agency: &TestAgency, credentials: Credentials, max_store_mb
             relay: Some(RelayConfig {
                 retention_days: 30,
                 max_store_mb,
+                ..RelayConfig::default()
             }),
             ..memory_config(&[])
         })

@@ -86,6 +86,8 @@ pub fn run(cli: Cli) -> Result<()> {
             Some(baro_node::config::RelayConfig {
                 retention_days: args.retention_days,
                 max_store_mb: args.max_store_mb,
+                max_files_mb: args.max_files_mb,
+                file_retention_days: args.file_retention_days,
             }),
         ),
         Command::Peers => node::peers(&home(cli.home)?, json),

@@ -417,6 +417,16 @@ impl EventLines {
                 printable(&message.sender_name),
                 if self.without_text {
                     "(a message)".to_string()
+                } else if let Some(file) = &message.attachment {
+                    truncate(
+                        &format!(
+                            "[file {} ({})] {}",
+                            printable(&file.name),
+                            baro_node::net::size_text(file.size),
+                            printable(&message.text)
+                        ),
+                        RUN_TEXT_COLUMNS,
+                    )
                 } else {
                     truncate(&printable(&message.text), RUN_TEXT_COLUMNS)
                 }
@@ -435,6 +445,22 @@ impl EventLines {
                 tracing::debug!(room = %room, "kept a message this device cannot read");
                 return None;
             }
+            NodeEvent::FileProgress(message) => {
+                let file = message.attachment.as_ref()?;
+                if file.held < file.chunks {
+                    return None;
+                }
+                format!(
+                    "[{}] file {} ({}) is here: `baro fetch` writes it out",
+                    printable(&message.room_name),
+                    printable(&file.name),
+                    baro_node::net::size_text(file.size)
+                )
+            }
+            NodeEvent::ChunkRejected { from, reason } => format!(
+                "refused a file chunk from {from}: {}; that peer is asked nothing for a while",
+                printable(reason)
+            ),
             NodeEvent::GossipRejected { from, reason } => format!(
                 "rejected a message forwarded by {from}: {}",
                 printable(reason)
