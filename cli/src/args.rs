@@ -168,7 +168,12 @@ pub enum Command {
     },
     /// Run a narrated demonstration with Korean officials, in a temporary
     /// directory of its own (removed at the end; --home is not used).
-    Demo,
+    Demo {
+        /// At the end, keep Kim's and Choi's nodes running with the app
+        /// (`run --ui`) and print their login URLs, until Ctrl-C.
+        #[arg(long)]
+        ui: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

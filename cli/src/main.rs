@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         return fail(&error, json);
     }
     // The demo narrates on stdout; its refusals would repeat as warnings.
-    let quiet = matches!(args.command, args::Command::Demo);
+    let quiet = matches!(args.command, args::Command::Demo { .. });
     init_tracing(args.verbose, quiet);
     secrets::forbid_core_dumps();
     pin::install(args.storage_key_file.clone());

@@ -39,6 +39,7 @@ fn the_demo_runs_every_step_to_the_end() {
         "at start the phone warns: lease ends in 2 days",
         "longer than the agency's lease of 14 days: local data erased",
         "Done.",
+        "`baro demo --ui`",
     ] {
         assert!(stdout.contains(shown), "'{shown}' is missing:\n{stdout}");
     }

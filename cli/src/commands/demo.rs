@@ -75,7 +75,7 @@ fn step(n: u32, title: &str) {
     println!("\n{n}. {title}");
 }
 
-pub fn run() -> Result<()> {
+pub fn run(ui: bool) -> Result<()> {
     let workspace = tempfile::Builder::new()
         .prefix("baro-demo-")
         .tempdir()
@@ -277,9 +277,99 @@ pub fn run() -> Result<()> {
     );
     lease_ends(&console, &passphrase(), &bundles[1].0)?;
 
+    if ui {
+        with_app(&bundles[0].0, &bundles[2].0, &pin_text)?;
+    } else {
+        println!("\nTo try the officials' app in a browser on these nodes: `baro demo --ui`.");
+    }
     println!("\nDone.");
     println!("(The temporary directory is removed now.)");
     Ok(())
+}
+
+/// `demo --ui`: Kim's laptop and Choi's device as `baro run --ui` processes
+/// on loopback (Choi bootstrapping to Kim), their app URLs printed, until
+/// Ctrl-C.
+fn with_app(kim: &Path, choi: &Path, pin: &str) -> Result<()> {
+    step(
+        13,
+        "The officials' app: Kim's and Choi's nodes serve it until Ctrl-C",
+    );
+    let run = |home: &Path, bootstrap: Option<&str>| -> Result<std::process::Child> {
+        let mut command = std::process::Command::new(std::env::current_exe()?);
+        command
+            .arg("--home")
+            .arg(home)
+            .env("BARO_PIN", pin)
+            .env_remove("BARO_STORAGE_KEY_FILE")
+            .args([
+                "run",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--no-mdns",
+                "--ui",
+                "127.0.0.1:0",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(address) = bootstrap {
+            command.args(["--bootstrap", address]);
+        }
+        command.spawn().context("cannot start `baro run --ui`")
+    };
+    let status = |home: &Path| -> Result<baro_node::Status> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Response::Status(status)) = api::request(home, &Request::Status)
+                && !status.listen.is_empty()
+            {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("`baro run --ui` did not answer within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let mut nodes = Stopped(vec![run(kim, None)?]);
+    let kim_status = status(kim)?;
+    let address = kim_status
+        .listen
+        .first()
+        .context("Kim's node listens nowhere")?
+        .clone();
+    nodes.0.push(run(choi, Some(&address))?);
+    status(choi)?;
+    for (who, home) in [("김민지 (Kim)", kim), ("최서연 (Choi)", choi)] {
+        let url = baro_ui::read_url(home).context("no app URL")?;
+        // The URL carries the login token: printed for the user at this
+        // terminal, as `baro run --ui` prints it.
+        println!("   {who}: {url}");
+    }
+    println!("   Open each URL in a browser (one per official); Ctrl-C ends the demo.");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let interrupted = runtime.block_on(tokio::signal::ctrl_c());
+    drop(nodes);
+    interrupted.context("cannot watch Ctrl-C")
+}
+
+/// Processes stopped (SIGTERM, as `baro stop` does) and waited for when
+/// dropped, whichever way the demo ends.
+struct Stopped(Vec<std::process::Child>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for node in &mut self.0 {
+            if let Ok(Some(pid)) = node.id().try_into().map(rustix::process::Pid::from_raw) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            let _ = node.wait();
+        }
+    }
 }
 
 /// Runs Kim's device as a real `baro run` process, sends through its control

@@ -22,7 +22,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let json = cli.json;
     let key_file = cli.storage_key_file.as_deref();
     match cli.command {
-        Command::Demo => demo::run(),
+        Command::Demo { ui } => demo::run(ui),
         Command::Agency(AgencyCommand::Init(args)) => agency::init(&home(cli.home)?, args, json),
         Command::Agency(AgencyCommand::Enroll(args)) => {
             agency::enroll(&home(cli.home)?, args, json)
