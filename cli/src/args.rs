@@ -136,8 +136,39 @@ pub enum Command {
         /// official has). Several matches are refused, never guessed.
         #[arg(value_parser = nfc)]
         room: String,
-        /// The message.
-        text: String,
+        /// The message (with --file: its caption, also given as --text).
+        #[arg(required_unless_present = "file")]
+        text: Option<String>,
+        /// Attach this file (a document or a photo; at most 100 MiB).
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// The caption of the attached file.
+        #[arg(
+            long = "text",
+            value_name = "CAPTION",
+            requires = "file",
+            conflicts_with = "text"
+        )]
+        caption: Option<String>,
+    },
+    /// List the files sent in a room: id, name, size, sender, and how much
+    /// of each this device holds.
+    Files {
+        /// Room name, id, or @USER.
+        #[arg(value_parser = nfc)]
+        room: String,
+    },
+    /// Fetch a file of a room from whoever holds it (the sender, a relay,
+    /// another member), resuming where it stopped, and write it to a new file.
+    Fetch {
+        /// Room name, id, or @USER.
+        #[arg(value_parser = nfc)]
+        room: String,
+        /// The file: 6 or more hex digits of its id (see `baro files`).
+        file_id: String,
+        /// Where to write it (a new file).
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
     },
     /// Show the last messages of a room.
     History {

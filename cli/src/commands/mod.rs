@@ -5,6 +5,7 @@ mod background;
 mod chat;
 mod demo;
 mod device;
+mod file_transfer;
 mod files;
 mod node;
 mod policy;
@@ -118,7 +119,32 @@ pub fn run(cli: Cli) -> Result<()> {
             rooms::remove(&home(cli.home)?, room, user)
         }
         Command::Room(RoomCommand::Leave { room }) => rooms::leave(&home(cli.home)?, room),
-        Command::Send { room, text } => {
+        Command::Send {
+            room,
+            text,
+            file: Some(file),
+            caption,
+        } => {
+            let home = home(cli.home)?;
+            let caption = caption.or(text).unwrap_or_default();
+            // Refused before a node is started for it.
+            let path = file_transfer::check_file(&file)?;
+            crate::message_size::check(&caption)?;
+            background::ensure_running(&home, key_file)?;
+            file_transfer::send(&home, room, &path, caption, json)
+        }
+        Command::Files { room } => {
+            let home = home(cli.home)?;
+            background::ensure_running(&home, key_file)?;
+            file_transfer::list(&home, room, json)
+        }
+        Command::Fetch { room, file_id, out } => {
+            let home = home(cli.home)?;
+            background::ensure_running(&home, key_file)?;
+            file_transfer::fetch(&home, room, file_id, &out, json)
+        }
+        Command::Send { room, text, .. } => {
+            let text = text.unwrap_or_default();
             let home = home(cli.home)?;
             // Refused before a node is started for it.
             crate::message_size::check(&text)?;

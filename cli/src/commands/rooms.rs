@@ -215,11 +215,21 @@ pub(super) fn sent_line(sent: &api::Sent) -> String {
 /// One message for people: its text may span lines, each continuation
 /// line indented (see [`crate::sanitize`]).
 pub(super) fn line(message: &MessageView) -> String {
+    let text = match &message.attachment {
+        // An attachment is a line of its own: name and size, then the caption.
+        Some(file) if message.text.is_empty() => super::file_transfer::file_line(file),
+        Some(file) => format!(
+            "{}\n{CONTINUATION}{}",
+            super::file_transfer::file_line(file),
+            printable_lines(&message.text, CONTINUATION)
+        ),
+        None => printable_lines(&message.text, CONTINUATION).into_owned(),
+    };
     format!(
         "{} {}: {}{}",
         LocalTime::system().short(message.wall_ms / 1000),
         printable(&message.sender_name),
-        printable_lines(&message.text, CONTINUATION),
+        text,
         receipts(message)
     )
 }
