@@ -355,6 +355,21 @@ pub fn watch(home: &Path, room: Option<String>, json: bool) -> Result<()> {
                     println!("! {}", own_revocation_notice(view));
                 }
             }
+            if let Response::FileProgress(message) = &response {
+                if json {
+                    if let Ok(text) = serde_json::to_string(&response) {
+                        println!("{text}");
+                    }
+                } else if let Some(file) =
+                    message.attachment.as_ref().filter(|f| f.held == f.chunks)
+                {
+                    println!(
+                        "[{}] {} is here",
+                        printable(&message.room_name),
+                        super::file_transfer::file_line(file)
+                    );
+                }
+            }
             if let Response::Message(message) = response {
                 if json {
                     if let Ok(text) = serde_json::to_string(&message) {
