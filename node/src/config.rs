@@ -72,6 +72,10 @@ pub struct NodeConfig {
     /// Largest file this device sends, in MiB (default 100; the format's
     /// own limit is 128).
     pub max_file_mb: u64,
+    /// Most megabytes of room envelopes one other author may have this
+    /// member device keep (its history of that author); past it, that
+    /// author's first received go (audit H6). Relays cap by `relay`.
+    pub author_room_mb: u64,
 }
 
 /// What a relay keeps for devices that are offline.
@@ -125,6 +129,7 @@ impl Default for NodeConfig {
             address_window_secs: 60,
             label: None,
             max_file_mb: crate::net::DEFAULT_MAX_FILE_MB,
+            author_room_mb: 32,
         }
     }
 }

@@ -412,7 +412,7 @@ impl Actor {
         let own_key = credentials.key.public();
         let quota_limits = match &config.config.relay {
             Some(relay) => super::quotas::QuotaLimits::relay(relay.max_store_mb << 20),
-            None => super::quotas::QuotaLimits::device(),
+            None => super::quotas::QuotaLimits::device_keeping(config.config.author_room_mb << 20),
         };
         let files = file_transfer::Files::open(store_handle.clone(), config.config.max_file_mb);
         Ok(Actor {

@@ -20,8 +20,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::identity::PublicKey;
 use crate::sync::{SyncItem, SyncScope};
 
-/// Bytes of room envelopes one author may have a member device keep (its
-/// history of that author): about 100,000 ordinary messages.
+/// Bytes of room envelopes one author may have a member device keep by
+/// default (its history of that author: about 100,000 ordinary messages;
+/// `NodeConfig::author_room_mb`).
 pub(crate) const DEVICE_ROOM_BYTES_PER_AUTHOR: u64 = 32 << 20;
 
 /// How much, and how fast, authors may make this node store.
@@ -73,6 +74,15 @@ impl QuotaLimits {
                 per_minute: 1_200,
             },
             max_keys: 65_536,
+        }
+    }
+
+    /// A member device keeping at most `per_author` bytes of room
+    /// envelopes by one other author (at least 64 KiB).
+    pub(crate) fn device_keeping(per_author: u64) -> Self {
+        QuotaLimits {
+            room_bytes_per_author: Some(per_author.max(64 << 10)),
+            ..Self::device()
         }
     }
 
