@@ -360,7 +360,21 @@ fn two_officials_chat_in_two_browsers() {
         10,
         "[data-testid=room-item][data-room-name='예산 TF'][aria-current=true]",
     );
-    lee_browser.wait_for(15, "[data-testid=room-item][data-room-name='예산 TF']");
+    let lee_group = lee_browser.wait_for(15, "[data-testid=room-item][data-room-name='예산 TF']");
+
+    // A photo attached with the button in Kim's page reaches Lee's page.
+    let photo = dir.path().join("현장 사진.png");
+    std::fs::write(&photo, &shot).expect("photo");
+    let input = kim_browser.wait_for(5, "[data-testid=attach-input]");
+    kim_browser.type_text(&input, &photo.display().to_string());
+    kim_browser.wait_for(15, "[data-testid=message] [data-testid=attachment]");
+    lee_browser.click(&lee_group);
+    let attachment = lee_browser.wait_for(15, "[data-testid=message] [data-testid=attachment]");
+    let shown = lee_browser.text(&attachment);
+    assert!(
+        shown.contains("현장 사진.png") && shown.contains("image/png"),
+        "{shown}"
+    );
 }
 
 #[test]

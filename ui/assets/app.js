@@ -309,11 +309,69 @@ function renderMessage(m) {
     el("span", { className: "sender", text: m.from_me ? `${m.sender_name} (${t("you")})` : m.sender_name }),
     el("time", { className: "muted", text: timeText(m.wall_ms), attrs: { datetime: new Date(m.wall_ms).toISOString() } })),
   el("div", { className: "text", text: m.text }));
+  if (m.attachment) item.appendChild(renderAttachment(m.attachment));
   if (m.from_me) {
     const { progress, text } = progressText(m);
     item.appendChild(el("div", { className: "state", text, attrs: { "data-progress": progress } }));
   }
   return item;
+}
+
+function sizeText(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+// Image types a preview may have (shown as an <img> from a data: URL).
+const PREVIEW_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif"];
+
+function renderAttachment(a) {
+  const box = el("div", { className: "attachment", attrs: { "data-testid": "attachment", "data-file-id": a.file_id } },
+    el("span", { className: "name", text: a.name }),
+    el("span", { className: "muted", text: `${a.media_type} · ${sizeText(a.size)}` }),
+    el("span", { className: "muted", text: `${t("chunks_held")} ${a.held}/${a.chunks}` }));
+  const p = a.preview;
+  if (p && PREVIEW_TYPES.includes(p.media_type) && /^[0-9a-f]*$/.test(p.hex)) {
+    const bytes = p.hex.match(/../g) || [];
+    const b64 = btoa(bytes.map((h) => String.fromCharCode(parseInt(h, 16))).join(""));
+    box.insertBefore(el("img", { attrs: { src: `data:${p.media_type};base64,${b64}`, alt: a.name, "data-testid": "preview" } }), box.firstChild);
+  }
+  return box;
+}
+
+// Sends files to the open room, one after another, with progress.
+async function attach(files) {
+  const room = state.current;
+  const status = $("upload-status");
+  for (const file of files) {
+    if (!room) return;
+    status.hidden = false;
+    try {
+      await new Promise((resolve, reject) => {
+        const xhr = new XMLHttpRequest();
+        xhr.open("POST", `/api/upload?room=${encodeURIComponent(room)}&name=${encodeURIComponent(file.name)}`);
+        xhr.upload.onprogress = (e) => {
+          const pct = e.lengthComputable ? Math.round((100 * e.loaded) / e.total) : 0;
+          status.textContent = `${t("uploading")} ${file.name}: ${pct}%`;
+        };
+        xhr.onload = () => {
+          let value = null;
+          try { value = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+          if (xhr.status === 200 && value && value.response !== "error") resolve();
+          else reject(new Error((value && value.body) || `HTTP ${xhr.status}`));
+        };
+        xhr.onerror = () => reject(new Error(t("node_down")));
+        xhr.send(file);
+      });
+      status.textContent = `${t("uploaded")}: ${file.name}`;
+    } catch (e) {
+      $("send-error").textContent = `${file.name}: ${e.message}`;
+      $("send-error").hidden = false;
+    }
+  }
+  await loadMessages("bottom");
+  refreshRooms();
 }
 
 function renderMessages(empty) {
@@ -652,6 +710,19 @@ function start() {
       e.preventDefault();
       send();
     }
+  });
+  $("attach-input").addEventListener("change", (e) => {
+    const files = [...e.target.files];
+    e.target.value = "";
+    attach(files);
+  });
+  const conversation = $("conversation");
+  conversation.addEventListener("dragover", (e) => { e.preventDefault(); conversation.classList.add("dropping"); });
+  conversation.addEventListener("dragleave", () => conversation.classList.remove("dropping"));
+  conversation.addEventListener("drop", (e) => {
+    e.preventDefault();
+    conversation.classList.remove("dropping");
+    if (e.dataTransfer && e.dataTransfer.files.length > 0) attach([...e.dataTransfer.files]);
   });
   $("older").addEventListener("click", () => { state.limit += MORE; loadMessages("top"); });
   $("back").addEventListener("click", closeRoom);

@@ -20,6 +20,7 @@ pub mod guard;
 mod overview;
 mod routes;
 pub mod session;
+mod upload;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,7 @@ pub struct Ui {
     addr: SocketAddr,
     sessions: session::Sessions,
     url: String,
+    home: PathBuf,
 }
 
 /// Why the app could not start.
@@ -94,6 +96,7 @@ pub async fn bind(addr: SocketAddr, home: &Path) -> Result<Ui, UiError> {
         addr,
         sessions,
         url,
+        home: home.to_path_buf(),
     })
 }
 
@@ -112,6 +115,7 @@ impl Ui {
     pub async fn serve(self, handle: Handle, shutdown: CancellationToken) {
         let app = routes::router(routes::State::new(
             handle,
+            self.home,
             guard::Origins::for_addr(self.addr),
             self.sessions,
             shutdown.clone(),

@@ -27,6 +27,7 @@ pub struct State(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     handle: Handle,
+    home: std::path::PathBuf,
     origins: Origins,
     sessions: Sessions,
     shutdown: CancellationToken,
@@ -36,12 +37,14 @@ impl State {
     /// The state of an app talking to `handle`.
     pub fn new(
         handle: Handle,
+        home: std::path::PathBuf,
         origins: Origins,
         sessions: Sessions,
         shutdown: CancellationToken,
     ) -> Self {
         State(Arc::new(Inner {
             handle,
+            home,
             origins,
             sessions,
             shutdown,
@@ -71,6 +74,12 @@ pub fn router(state: State) -> Router {
         .route("/api", post(api))
         .route("/api/rooms", get(rooms))
         .route("/api/search", post(search))
+        .route(
+            "/api/upload",
+            post(upload).layer(DefaultBodyLimit::max(
+                baro_node::wire::MAX_FILE_LEN as usize,
+            )),
+        )
         .route("/events", get(event_stream))
         .layer(DefaultBodyLimit::max(MAX_LINE))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -267,4 +276,31 @@ async fn event_stream(Extract(state): Extract<State>, headers: HeaderMap) -> Htt
         return unauthorized();
     }
     events::stream(&state.0.handle, state.0.shutdown.clone()).into_response()
+}
+
+/// A file attached on the page: `?room=ID&name=NAME`, its bytes the body.
+async fn upload(
+    Extract(state): Extract<State>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> HttpResponse {
+    if !state.has_session(&headers) {
+        return unauthorized();
+    }
+    let query = |key: &str| {
+        uri.query()
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_string)
+    };
+    let (Some(room), Some(name)) = (query("room"), query("name")) else {
+        return json(&Response::Error("name the room and the file".into()));
+    };
+    let name = match crate::upload::file_name(&name) {
+        Ok(name) => name,
+        Err(message) => return json(&Response::Error(message)),
+    };
+    json(&crate::upload::send(&state.0.handle, &state.0.home, &room, &name, &body).await)
 }
