@@ -233,6 +233,29 @@ impl Browser {
         .expect("click");
     }
 
+    /// Clicks the first element matching `css`, found again until the
+    /// click lands (the page redraws lists as events arrive, which makes
+    /// an element found a moment ago stale).
+    #[track_caller]
+    pub fn click_on(&self, secs: u64, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let clicked = self.find_all(css).into_iter().next().map(|element| {
+                self.command(
+                    "POST",
+                    &format!("/element/{}/click", element.0),
+                    Some(&json!({})),
+                )
+            });
+            match clicked {
+                Some(Ok(_)) => return,
+                Some(Err(e)) if Instant::now() > deadline => panic!("click {css}: {e}"),
+                None if Instant::now() > deadline => panic!("nothing to click: {css}"),
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
     /// Types `text` into an element (`\u{E007}` is Enter, `\u{E008}` Shift).
     pub fn type_text(&self, element: &Element, text: &str) {
         self.command(

@@ -233,11 +233,10 @@ fn two_officials_chat_in_two_browsers() {
     assert!(lee_browser.text(&online).contains("1"), "one peer");
 
     // Kim writes in Korean, with Enter; Shift+Enter is a new line.
-    let room = kim_browser.wait_for(
+    kim_browser.click_on(
         5,
         &format!("[data-testid=room-item][data-room-name='{ROOM}']"),
     );
-    kim_browser.click(&room);
     let composer = kim_browser.wait_for(5, "[data-testid=composer]");
     // Enter while an input method composes a Hangul syllable sends nothing
     // (the handler runs synchronously: a send would disable the button).
@@ -275,7 +274,10 @@ fn two_officials_chat_in_two_browsers() {
         lee_browser.text(&lee_room).contains("회의는 3시"),
         "last message shown"
     );
-    lee_browser.click(&lee_room);
+    lee_browser.click_on(
+        5,
+        &format!("[data-testid=room-item][data-room-name='{ROOM}']"),
+    );
     let expected = format!("{korean}\n자료는 공유 폴더에");
     eventually(10, "the Korean message in Lee's conversation", || {
         messages(&lee_browser).contains(&expected).then_some(())
@@ -337,8 +339,7 @@ fn two_officials_chat_in_two_browsers() {
     kim_browser.click(&new_chat);
     let search = kim_browser.wait_for(5, "#people-input");
     kim_browser.type_text(&search, "lee\u{E007}");
-    let chat = kim_browser.wait_for(10, "[data-testid=person] button");
-    kim_browser.click(&chat);
+    kim_browser.click_on(10, "[data-testid=person] button");
     let composer = kim_browser.wait_for(5, "[data-testid=composer]");
     kim_browser.type_text(&composer, "개인적으로 한 말씀\u{E007}");
     eventually(10, "the 1:1 in Lee's list", || {
@@ -360,7 +361,7 @@ fn two_officials_chat_in_two_browsers() {
         10,
         "[data-testid=room-item][data-room-name='예산 TF'][aria-current=true]",
     );
-    let lee_group = lee_browser.wait_for(15, "[data-testid=room-item][data-room-name='예산 TF']");
+    lee_browser.wait_for(15, "[data-testid=room-item][data-room-name='예산 TF']");
 
     // A photo attached with the button in Kim's page reaches Lee's page.
     let photo = dir.path().join("현장 사진.png");
@@ -368,13 +369,24 @@ fn two_officials_chat_in_two_browsers() {
     let input = kim_browser.wait_for(5, "[data-testid=attach-input]");
     kim_browser.type_text(&input, &photo.display().to_string());
     kim_browser.wait_for(15, "[data-testid=message] [data-testid=attachment]");
-    lee_browser.click(&lee_group);
+    lee_browser.click_on(5, "[data-testid=room-item][data-room-name='예산 TF']");
     let attachment = lee_browser.wait_for(15, "[data-testid=message] [data-testid=attachment]");
     let shown = lee_browser.text(&attachment);
     assert!(
         shown.contains("현장 사진.png") && shown.contains("image/png"),
         "{shown}"
     );
+    // Lee fetches it from the mesh and sees the photo itself in the page.
+    lee_browser.click_on(5, "[data-testid=attachment] [data-testid=download]");
+    lee_browser.wait_for(30, "[data-testid=attachment] img[data-testid=image]");
+    let width = eventually(10, "the photo decoded", || {
+        let width = lee_browser.execute(
+            "return document.querySelector('[data-testid=attachment] img').naturalWidth;",
+            serde_json::json!([]),
+        );
+        width.as_u64().filter(|w| *w > 0)
+    });
+    assert_eq!(width, 1100, "the screenshot's own width");
 }
 
 #[test]
@@ -413,8 +425,8 @@ fn revoking_the_lost_phone_from_the_pc_page_wipes_it_and_the_page_outlives_a_res
         "{}",
         browser.text(&revoke)
     );
-    browser.click(&revoke);
-    let confirm = browser.wait_for(
+    browser.click_on(5, &format!("{phone_entry} [data-testid=revoke-device]"));
+    browser.wait_for(
         5,
         &format!("{phone_entry} [data-testid=revoke-device].armed"),
     );
@@ -422,7 +434,10 @@ fn revoking_the_lost_phone_from_the_pc_page_wipes_it_and_the_page_outlives_a_res
         phone_node.wait_exit(1).is_none(),
         "one press alone revokes nothing"
     );
-    browser.click(&confirm);
+    browser.click_on(
+        5,
+        &format!("{phone_entry} [data-testid=revoke-device].armed"),
+    );
 
     let status = phone_node
         .wait_exit(30)

@@ -309,7 +309,7 @@ function renderMessage(m) {
     el("span", { className: "sender", text: m.from_me ? `${m.sender_name} (${t("you")})` : m.sender_name }),
     el("time", { className: "muted", text: timeText(m.wall_ms), attrs: { datetime: new Date(m.wall_ms).toISOString() } })),
   el("div", { className: "text", text: m.text }));
-  if (m.attachment) item.appendChild(renderAttachment(m.attachment));
+  if (m.attachment) item.appendChild(renderAttachment(m.attachment, m.room));
   if (m.from_me) {
     const { progress, text } = progressText(m);
     item.appendChild(el("div", { className: "state", text, attrs: { "data-progress": progress } }));
@@ -326,11 +326,63 @@ function sizeText(bytes) {
 // Image types a preview may have (shown as an <img> from a data: URL).
 const PREVIEW_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif"];
 
-function renderAttachment(a) {
+// Files fetched (or being fetched) on this page: file id -> object URL or "fetching".
+const fetchedFiles = new Map();
+
+function fileUrl(room, a) {
+  return `/api/file?room=${encodeURIComponent(room)}&file=${encodeURIComponent(a.file_id)}`;
+}
+
+// Fetches a file from the mesh (progress in `progress`), then shows an
+// image inline or saves anything else.
+async function download(a, room, progress) {
+  if (fetchedFiles.get(a.file_id) === "fetching") return;
+  fetchedFiles.set(a.file_id, "fetching");
+  const started = Date.now();
+  try {
+    for (;;) {
+      const view = await call({ request: "fetch_file", room, file: a.file_id });
+      const held = view.attachment ? view.attachment.held : 0;
+      progress.textContent = `${t("chunks_held")} ${held}/${a.chunks}`;
+      if (held >= a.chunks) break;
+      if (Date.now() - started > 120000) throw new Error(`${held}/${a.chunks}`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const response = await fetch(fileUrl(room, a), { credentials: "same-origin" });
+    if (!response.ok) throw new Error(await response.text());
+    const url = URL.createObjectURL(await response.blob());
+    fetchedFiles.set(a.file_id, url);
+    if (PREVIEW_TYPES.includes(a.media_type)) renderMessages(false);
+    else {
+      const link = el("a", { attrs: { href: url, download: a.name } });
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+    }
+  } catch (e) {
+    fetchedFiles.delete(a.file_id);
+    progress.textContent = e.message;
+  }
+}
+
+function renderAttachment(a, room) {
+  const progress = el("span", { className: "muted", text: `${t("chunks_held")} ${a.held}/${a.chunks}` });
   const box = el("div", { className: "attachment", attrs: { "data-testid": "attachment", "data-file-id": a.file_id } },
     el("span", { className: "name", text: a.name }),
     el("span", { className: "muted", text: `${a.media_type} · ${sizeText(a.size)}` }),
-    el("span", { className: "muted", text: `${t("chunks_held")} ${a.held}/${a.chunks}` }));
+    progress);
+  const got = fetchedFiles.get(a.file_id);
+  if (got && got !== "fetching") {
+    if (PREVIEW_TYPES.includes(a.media_type)) {
+      box.insertBefore(el("img", { attrs: { src: got, alt: a.name, "data-testid": "image" } }), box.firstChild);
+    }
+  } else {
+    box.appendChild(el("button", {
+      text: t(PREVIEW_TYPES.includes(a.media_type) ? "show" : "download"),
+      attrs: { type: "button", "data-testid": "download" },
+      onclick: () => download(a, room, progress),
+    }));
+  }
   const p = a.preview;
   if (p && PREVIEW_TYPES.includes(p.media_type) && /^[0-9a-f]*$/.test(p.hex)) {
     const bytes = p.hex.match(/../g) || [];

@@ -29,6 +29,7 @@ const TEXTS = {
     cannot_send: "This device holds no key for this room yet.",
     load_ms: "loaded in", none: "none",
     uploading: "sending", uploaded: "sent", chunks_held: "parts on this device",
+    show: "Show", download: "Download",
   },
   ko: {
     back: "대화방 목록으로", rooms: "대화방", language: "언어", close: "닫기",
@@ -58,5 +59,6 @@ const TEXTS = {
     cannot_send: "이 기기에는 아직 이 대화방의 키가 없습니다.",
     load_ms: "불러온 시간", none: "없음",
     uploading: "보내는 중", uploaded: "보냄", chunks_held: "이 기기에 있는 조각",
+    show: "보기", download: "내려받기",
   },
 };

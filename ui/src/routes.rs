@@ -80,6 +80,7 @@ pub fn router(state: State) -> Router {
                 baro_node::wire::MAX_FILE_LEN as usize,
             )),
         )
+        .route("/api/file", get(file_download))
         .route("/events", get(event_stream))
         .layer(DefaultBodyLimit::max(MAX_LINE))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -303,4 +304,65 @@ async fn upload(
         Err(message) => return json(&Response::Error(message)),
     };
     json(&crate::upload::send(&state.0.handle, &state.0.home, &room, &name, &body).await)
+}
+
+/// A complete file of a room: `?room=ID&file=FILE_ID`. Images of a few
+/// types inline (previews), anything else as a download.
+async fn file_download(
+    Extract(state): Extract<State>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> HttpResponse {
+    if !state.has_session(&headers) {
+        return unauthorized();
+    }
+    let query = |key: &str| {
+        uri.query()
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_string)
+    };
+    let (Some(room), Some(file)) = (query("room"), query("file")) else {
+        return (StatusCode::BAD_REQUEST, "name the room and the file").into_response();
+    };
+    match crate::upload::fetched(&state.0.handle, &state.0.home, &room, &file).await {
+        Ok((name, media_type, bytes)) => {
+            let inline = crate::upload::INLINE_TYPES.contains(&media_type.as_str());
+            let content_type = if inline {
+                media_type
+            } else {
+                "application/octet-stream".to_string()
+            };
+            let encoded: String = name
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b".-_".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            let disposition = format!(
+                "{}; filename*=UTF-8''{encoded}",
+                if inline { "inline" } else { "attachment" }
+            );
+            match (
+                HeaderValue::from_str(&content_type),
+                HeaderValue::from_str(&disposition),
+            ) {
+                (Ok(content_type), Ok(disposition)) => (
+                    [
+                        (header::CONTENT_TYPE, content_type),
+                        (header::CONTENT_DISPOSITION, disposition),
+                    ],
+                    bytes,
+                )
+                    .into_response(),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, "a bad media type").into_response(),
+            }
+        }
+        Err(message) => (StatusCode::CONFLICT, message).into_response(),
+    }
 }

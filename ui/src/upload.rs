@@ -89,6 +89,69 @@ pub async fn send(handle: &Handle, home: &Path, room: &str, name: &str, bytes: &
     response
 }
 
+/// Image types shown inline (the page's previews); everything else is
+/// served as a download.
+pub const INLINE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/webp", "image/gif"];
+
+/// How long a complete file may take to be written out by the node.
+const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A complete file of `room`, written out by the node into a fresh
+/// owner-only directory under `home/ui-files`, read back and removed:
+/// its name, media type and bytes.
+pub async fn fetched(
+    handle: &Handle,
+    home: &Path,
+    room: &str,
+    file: &str,
+) -> Result<(String, String, Vec<u8>), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random).map_err(|_| "no randomness for a download directory")?;
+    let dir = home.join("ui-files").join(hex::encode(random));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| format!("cannot make a download directory: {e}"))?;
+    let out = dir.join("file");
+    let result = async {
+        let request = Request::FetchFile {
+            room: room.to_string(),
+            file: file.to_string(),
+            out: Some(out.display().to_string()),
+        };
+        let view = match dispatch(request.normalized(), handle).await {
+            Response::File(view) => view,
+            Response::Error(message) => return Err(message),
+            _ => return Err("unexpected answer to fetch_file".into()),
+        };
+        let attachment = view.attachment.ok_or("that message has no file")?;
+        if attachment.held < attachment.chunks {
+            return Err(format!(
+                "not all of it is here yet ({} of {} parts)",
+                attachment.held, attachment.chunks
+            ));
+        }
+        // The node writes a complete file out on its own time.
+        let deadline = tokio::time::Instant::now() + WRITE_WAIT;
+        loop {
+            if let Ok(bytes) = std::fs::read(&out)
+                && bytes.len() as u64 == attachment.size
+            {
+                return Ok((attachment.name, attachment.media_type, bytes));
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err("the node did not write the file out".into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
