@@ -25,6 +25,8 @@
 //! - [`net`] *(I/O)*: transport with admission inside the upgrade, behaviours,
 //!   topics, and the actor that owns the swarm.
 //! - [`text`] *(pure)*: Unicode NFC for every name that comes in.
+//! - [`preview`] *(pure)*: small JPEG previews of photos, orientation
+//!   applied, no metadata.
 //! - [`testing`]: seeded agencies and in-memory nodes for tests and simulations.
 //! - [`enrollment`] *(I/O)*: the enrollment flows the CLI offers, on a home.
 //! - [`revocations`] *(I/O)*: signing, keeping and listing revocations on a
@@ -47,6 +49,7 @@ pub mod enrollment;
 pub mod identity;
 pub mod net;
 pub mod node;
+pub mod preview;
 pub mod revocations;
 pub mod rooms;
 pub mod store;

@@ -2,7 +2,8 @@
 //! every member with identical bytes, from any holder (several at once),
 //! through a relay after its sender left, resumes after a restart without
 //! losing what it held, is refused to devices outside its room, and a
-//! relay keeps chunks within its own quota, oldest out first.
+//! relay keeps chunks within its own quota, oldest out first; a photo's
+//! preview arrives with its message, before the photo, without its GPS tag.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -406,4 +407,76 @@ async fn a_relay_keeps_chunks_within_its_quota_oldest_out_first() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A 1600×1200 JPEG with an EXIF segment naming a GPS position.
+fn photo_with_gps() -> Vec<u8> {
+    let image = image::RgbImage::from_fn(1600, 1200, |x, y| {
+        let n = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 64;
+        image::Rgb([(x / 7) as u8, (y / 5) as u8, n as u8 * 3])
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&image)
+        .expect("encode");
+    // TIFF, little endian: IFD0 with a GPS IFD pointer; the GPS IFD with
+    // GPSLatitudeRef "N"; then the position as text.
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend(1u16.to_le_bytes());
+    tiff.extend([0x25, 0x88, 4, 0, 1, 0, 0, 0, 26, 0, 0, 0]);
+    tiff.extend(0u32.to_le_bytes());
+    tiff.extend(1u16.to_le_bytes());
+    tiff.extend([0x01, 0x00, 2, 0, 2, 0, 0, 0, b'N', 0, 0, 0]);
+    tiff.extend(0u32.to_le_bytes());
+    tiff.extend(GPS_TEXT);
+    let mut segment = b"Exif\0\0".to_vec();
+    segment.extend(tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend([0xff, 0xe1]);
+    out.extend(((segment.len() + 2) as u16).to_be_bytes());
+    out.extend(segment);
+    out.extend(&jpeg[2..]);
+    out
+}
+
+const GPS_TEXT: &[u8] = b"GPS-37.5665N-126.9780E";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_s_preview_arrives_before_the_photo_and_carries_no_gps_tag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [kim, lee, _choi] = three_connected_officials(196).await;
+    let photo = photo_with_gps();
+    assert!(photo.windows(GPS_TEXT.len()).any(|w| w == GPS_TEXT));
+    let path = write_file(dir.path(), "계약서.jpg", &photo);
+    let mut events = lee.handle().events();
+    send_file(&kim, DIV, &path, "현장 사진").await;
+    let message = wait_for_file(&mut events, "현장 사진").await;
+    let file = message.attachment.clone().expect("file");
+    assert_eq!(file.media_type, "image/jpeg");
+    assert_eq!(file.held, 0, "the message comes first");
+    let preview = file.preview.expect("a preview in the message");
+    let bytes = hex::decode(&preview.hex).expect("hex");
+    assert!(bytes.len() <= 32 * 1024, "{} bytes", bytes.len());
+    assert_eq!((preview.width, preview.height), (320, 240));
+    for needle in [GPS_TEXT, &b"Exif"[..]] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "metadata in the preview"
+        );
+    }
+    image::load_from_memory(&bytes).expect("the preview is an image");
+    // A photo is fetched without being asked for.
+    tokio::time::timeout(TRANSFER, async {
+        loop {
+            if let Ok(NodeEvent::FileProgress(view)) = events.recv().await
+                && view.attachment.as_ref().is_some_and(|a| a.held == a.chunks)
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the photo arrives by itself");
+    let out = dir.path().join("lee.jpg");
+    assert!(fetch(&lee, &message, &out).await == photo);
 }

@@ -50,6 +50,8 @@ pub const CHUNK_PROTOCOL: StreamProtocol = StreamProtocol::new("/baro/chunks/1.0
 pub type ChunkCodec = FrameCodec<ChunkRequest, ChunkResponse>;
 /// Images up to this size are fetched as soon as their message arrives.
 pub const AUTO_FETCH_IMAGE_LEN: u64 = 8 << 20;
+/// Largest photo a preview is made of.
+pub const MAX_PREVIEWED_LEN: u64 = 32 << 20;
 /// Default largest file a device sends, in MiB.
 pub const DEFAULT_MAX_FILE_MB: u64 = 100;
 
@@ -279,6 +281,13 @@ impl Actor {
             },
         )
         .map_err(|e| NodeError::Room(format!("{}: {e}", path.display())))?;
+        let mut manifest = manifest;
+        if matches!(manifest.media_type.as_str(), "image/jpeg" | "image/png")
+            && manifest.size <= MAX_PREVIEWED_LEN
+            && let Ok(photo) = std::fs::read(path)
+        {
+            manifest.preview = crate::preview::preview_of(&photo);
+        }
         let hashes = manifest.chunks.clone();
         let sent = self.send_content(
             room,
