@@ -200,15 +200,10 @@ pub(crate) struct Actor {
     files: file_transfer::Files,
     /// Answers that wait until what they report is on disk.
     commit: GroupCommit,
-    /// Revoked peers still connected, until their grace period ends.
-    revoked_peers: HashMap<PeerId, tokio::time::Instant>,
-    /// Revocations issued here that no peer has yet, with their bytes.
-    unpublished: HashMap<[u8; 32], Vec<u8>>,
-    /// The number the next revocation taken here is saved under (its
-    /// place in the order revocations were taken).
-    next_arrival: u64,
-    /// Set when this device was revoked and is about to erase itself.
-    wiping: Option<revoking::Wiping>,
+    /// Revoked peers in their grace period, revocations issued here and
+    /// not yet published, the order revocations were taken in, and this
+    /// device's own pending wipe.
+    enforcement: super::enforcement::Enforcement<PeerId, tokio::time::Instant>,
     /// The agency policy in force and this device's lease.
     leasing: leasing::Leasing,
     /// Told of accepted gossip (diagnostics; usually none).
@@ -449,10 +444,7 @@ impl Actor {
             commit,
             files,
             store: store_handle,
-            revoked_peers: HashMap::new(),
-            unpublished: HashMap::new(),
-            next_arrival: 0,
-            wiping: None,
+            enforcement: super::enforcement::Enforcement::new(),
             leasing,
             observer: diagnostics.observer,
             triggers: sync_triggers::SyncTriggers::default(),
@@ -513,7 +505,7 @@ impl Actor {
                 }
             }
         }
-        if self.wiping.is_some() {
+        if self.enforcement.is_wiping() {
             self.finish_wipe();
         } else {
             self.save_unread();
@@ -1067,7 +1059,7 @@ impl Actor {
     }
 
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
-        if self.wiping.is_some() {
+        if self.enforcement.is_wiping() {
             return self.report(&id, &source, MessageAcceptance::Ignore);
         }
         let revocation_item = message.topic == self.control.hash()

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 
 use super::Actor;
-use super::revoking::Wiping;
 use super::syncing::Intake;
 use crate::agency_policy::{PolicyStore, PolicyView, check_at_start};
 use crate::node::{NodeError, NodeEvent};
@@ -246,7 +245,7 @@ impl Actor {
     /// peer is meeting it); a device past its lease erases itself, one
     /// near its end warns.
     pub(super) fn check_lease(&mut self) {
-        if self.wiping.is_some() {
+        if self.enforcement.is_wiping() {
             return;
         }
         let wall = self.clock.now();
@@ -265,10 +264,8 @@ impl Actor {
                 self.emit(NodeEvent::Wiping {
                     notice: notice.clone(),
                 });
-                self.wiping = Some(Wiping {
-                    notice,
-                    at: tokio::time::Instant::now(),
-                });
+                self.enforcement
+                    .begin_wipe(notice, tokio::time::Instant::now());
             }
             LeaseState::Ending { days_left, .. } if self.leasing.warned != Some(days_left) => {
                 self.leasing.warned = Some(days_left);

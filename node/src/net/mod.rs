@@ -2,7 +2,8 @@
 //! LAN discovery by sealed beacons,
 //! the limits on what others can make a node spend, the composed behaviour,
 //! topic names, the components the actor drives (connections, sync
-//! sessions, the directory), and the actor that owns the swarm.
+//! sessions, the directory, revocation enforcement), and the actor that
+//! owns the swarm.
 
 mod actor;
 pub mod admission;
@@ -11,6 +12,7 @@ mod chunk_fetcher;
 mod connections;
 pub mod diagnostics;
 mod directory_service;
+mod enforcement;
 pub mod inbound;
 pub mod lan_beacon;
 pub mod lan_discovery;

@@ -31,13 +31,6 @@ pub(super) const REVOKED_GRACE: Duration = Duration::from_secs(2);
 /// erases itself.
 const WIPE_FLUSH: Duration = Duration::from_millis(500);
 
-/// This device was revoked: what it will say afterwards, and when it wipes.
-#[derive(Debug)]
-pub(crate) struct Wiping {
-    pub(super) notice: String,
-    pub(super) at: Instant,
-}
-
 impl Actor {
     /// Loads the revocations the store holds and enforces them (at start,
     /// before any connection): in the order this node took them, each
@@ -53,7 +46,8 @@ impl Actor {
         };
         let now = self.clock.now();
         let taken = log.revocations_as_taken(now).unwrap_or_default();
-        self.next_arrival = log.next_arrival_number().unwrap_or_default();
+        self.enforcement
+            .continue_arrivals_at(log.next_arrival_number().unwrap_or_default());
         for TakenRevocation {
             bytes,
             received_at,
@@ -78,7 +72,7 @@ impl Actor {
             }
             let record = self.record(&verified.id);
             if record.unpublished {
-                self.unpublished.insert(verified.id, bytes);
+                self.enforcement.hold_unpublished(verified.id, bytes);
             }
             self.apply(&verified, true);
         }
@@ -89,10 +83,9 @@ impl Actor {
     fn note_arrival(&mut self, id: [u8; 32]) {
         let arrival = Arrival {
             id,
-            number: self.next_arrival,
+            number: self.enforcement.next_arrival(),
             received_at: self.clock.now(),
         };
-        self.next_arrival += 1;
         if let Some(messaging) = self.messaging.as_ref()
             && let Err(e) = messaging.log.save_revocation_arrival(&arrival)
         {
@@ -113,7 +106,7 @@ impl Actor {
         );
         let mut items = Vec::new();
         for revocation in &gone {
-            self.unpublished.remove(&revocation.id);
+            self.enforcement.published(&revocation.id);
             items.push((
                 SyncScope::Revocations,
                 (revocation.issued_at.saturating_mul(1000), revocation.id),
@@ -286,7 +279,7 @@ impl Actor {
         }
         let until = Instant::now() + REVOKED_GRACE;
         for peer in connected {
-            self.revoked_peers.entry(peer).or_insert(until);
+            self.enforcement.revoked_while_connected(peer, until);
         }
         if !restored {
             self.settle_messaging();
@@ -308,7 +301,7 @@ impl Actor {
             .as_mut()
             .is_some_and(|messaging| messaging.messenger.reinstate(issuer.device.public_key()));
         if let Some(peer) = issuer.device.peer_id() {
-            was_revoked |= self.revoked_peers.remove(&peer).is_some();
+            was_revoked |= self.enforcement.reinstate(&peer);
             if was_revoked {
                 self.gate.unblock(&peer);
             }
@@ -321,7 +314,7 @@ impl Actor {
     /// Whether gossip from `peer` is refused: a revoked device still
     /// connected during its grace period.
     pub(super) fn is_revoked_peer(&self, peer: &PeerId) -> bool {
-        self.revoked_peers.contains_key(peer)
+        self.enforcement.in_grace(peer)
     }
 
     /// Refuses whatever a revoked device signed, once its revocation is
@@ -346,15 +339,7 @@ impl Actor {
     /// Closes the connections of revoked peers whose grace period is over,
     /// and blocks them.
     pub(super) fn disconnect_revoked(&mut self) {
-        let now = Instant::now();
-        let due: Vec<PeerId> = self
-            .revoked_peers
-            .iter()
-            .filter(|(_, until)| now >= **until)
-            .map(|(peer, _)| *peer)
-            .collect();
-        for peer in due {
-            self.revoked_peers.remove(&peer);
+        for peer in self.enforcement.grace_over(Instant::now()) {
             let reason = self
                 .gate
                 .admitted(&peer)
@@ -397,7 +382,7 @@ impl Actor {
             }
             if record.unpublished {
                 record.unpublished = false;
-                self.unpublished.remove(id);
+                self.enforcement.published(id);
             }
             if let Some(messaging) = self.messaging.as_ref()
                 && let Err(e) = messaging.log.save_revocation_record(id, &record)
@@ -429,14 +414,9 @@ impl Actor {
 
     /// Publishes revocations issued here that no peer has yet.
     pub(super) fn publish_unpublished(&mut self) {
-        let waiting: Vec<([u8; 32], Vec<u8>)> = self
-            .unpublished
-            .iter()
-            .map(|(id, bytes)| (*id, bytes.clone()))
-            .collect();
-        for (id, bytes) in waiting {
+        for (id, bytes) in self.enforcement.unpublished() {
             if self.publish_bare(bytes) {
-                self.unpublished.remove(&id);
+                self.enforcement.published(&id);
                 let mut record = self.record(&id);
                 record.unpublished = false;
                 if let Some(messaging) = self.messaging.as_ref() {
@@ -483,11 +463,11 @@ impl Actor {
                 return Err(NodeError::Room(reason));
             }
         }
-        if self.wiping.is_none() && !self.publish_bare(bytes.clone()) {
+        if !self.enforcement.is_wiping() && !self.publish_bare(bytes.clone()) {
             let mut record = self.record(&id);
             if record.seen_by.is_empty() {
                 record.unpublished = true;
-                self.unpublished.insert(id, bytes);
+                self.enforcement.hold_unpublished(id, bytes);
                 if let Some(messaging) = self.messaging.as_ref() {
                     let _ = messaging.log.save_revocation_record(&id, &record);
                 }
@@ -632,7 +612,7 @@ impl Actor {
     /// This device was revoked with a wipe order: say so, send the wipe
     /// receipt if anyone can take it, and erase everything shortly after.
     fn begin_wipe(&mut self, verified: &VerifiedRevocation) {
-        if self.wiping.is_some() {
+        if self.enforcement.is_wiping() {
             return;
         }
         let notice = format!(
@@ -656,28 +636,23 @@ impl Actor {
         self.emit(NodeEvent::Wiping {
             notice: notice.clone(),
         });
-        self.wiping = Some(Wiping {
-            notice,
-            at: Instant::now() + if sent { WIPE_FLUSH } else { Duration::ZERO },
-        });
+        let at = Instant::now() + if sent { WIPE_FLUSH } else { Duration::ZERO };
+        self.enforcement.begin_wipe(notice, at);
     }
 
     /// Whether the wipe should happen now.
     pub(super) fn wipe_due(&self) -> bool {
-        self.wiping
-            .as_ref()
-            .is_some_and(|wiping| Instant::now() >= wiping.at)
+        self.enforcement.wipe_due(Instant::now())
     }
 
     /// Erases the node's data (the storage key first) and says so; the
     /// node stops right after. Secrets in memory are zeroized as the actor
     /// drops them.
     pub(super) fn finish_wipe(&mut self) {
-        let Some(wiping) = self.wiping.take() else {
+        let Some(wiping) = self.enforcement.take_wipe() else {
             return;
         };
         self.messaging = None;
-        self.unpublished.clear();
         if let Err(e) = self.store.wipe(Some(&wiping.notice)) {
             tracing::error!(error = %e, "wipe failed");
         }

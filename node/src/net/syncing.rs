@@ -391,7 +391,7 @@ impl Actor {
         let Some((device, _)) = self.gate.admitted(&peer) else {
             return;
         };
-        if self.wiping.is_some() || self.gate.revocation_of(&device).is_some() {
+        if self.enforcement.is_wiping() || self.gate.revocation_of(&device).is_some() {
             return;
         }
         let kept = match scope {
@@ -549,7 +549,7 @@ impl Actor {
 
     /// Whether `peer` may be given `scope`.
     pub(super) fn may_serve(&self, peer: &VerifiedDevice, scope: SyncScope) -> Result<(), String> {
-        if self.wiping.is_some() {
+        if self.enforcement.is_wiping() {
             return Err("this device is erasing itself".into());
         }
         if scope != SyncScope::Revocations && self.gate.revocation_of(peer).is_some() {
