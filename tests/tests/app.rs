@@ -145,6 +145,25 @@ fn the_app_serves_only_its_own_host_origin_and_session() {
     assert_eq!(status, 200);
     assert!(body.contains("\"response\":\"status\""), "{body}");
 
+    // Requests naming a path on this machine are not the page's to make:
+    // it could otherwise send /etc/passwd, or the home's keys, to a room.
+    let secret = kim.home().join("ui.url");
+    for request in [
+        format!(
+            r#"{{"request":"send_file","room":"{ROOM}","path":"{}"}}"#,
+            secret.display()
+        ),
+        format!(
+            r#"{{"request":"fetch_file","room":"{ROOM}","file":"abcdef","out":"{}"}}"#,
+            kim.home().join("written-by-the-page").display()
+        ),
+    ] {
+        let (status, _, body) = post(&addr, &addr, &format!("{cookie}{origin}"), &request);
+        assert_eq!(status, 200);
+        assert!(body.contains("/api/upload"), "{request}: {body}");
+    }
+    assert!(!kim.home().join("written-by-the-page").exists());
+
     // A foreign Host (DNS rebinding), a foreign Origin, a cross-site
     // fetch, and a change without an Origin are refused, session or not.
     let port = addr.rsplit(':').next().expect("port");

@@ -237,6 +237,13 @@ async fn api(Extract(state): Extract<State>, headers: HeaderMap, body: Bytes) ->
     let response = match serde_json::from_slice::<Request>(&body).map(Request::normalized) {
         Err(e) => Response::Error(format!("bad request: {e}")),
         Ok(Request::Watch { .. }) => Response::Error("watch is /events here".into()),
+        // The node reads or writes the paths these name, as the user: the
+        // page hands over bytes (/api/upload) and takes them back
+        // (/api/file) instead, so a page (or a script that got into one)
+        // can never make the node send a file of its choosing.
+        Ok(Request::SendFile { .. } | Request::FetchFile { out: Some(_), .. }) => {
+            Response::Error("files travel through /api/upload and /api/file here".into())
+        }
         Ok(request) => dispatch(request, &state.0.handle).await,
     };
     json(&response)
