@@ -150,6 +150,10 @@ pub enum Command {
             conflicts_with = "text"
         )]
         caption: Option<String>,
+        /// Send a photo as it is, with its metadata (EXIF: GPS position,
+        /// camera, time). By default a JPEG or PNG is sent without it.
+        #[arg(long, requires = "file")]
+        keep_metadata: bool,
     },
     /// List the files sent in a room: id, name, size, sender, and how much
     /// of each this device holds.

@@ -27,6 +27,8 @@
 //! - [`text`] *(pure)*: Unicode NFC for every name that comes in.
 //! - [`preview`] *(pure)*: small JPEG previews of photos, orientation
 //!   applied, no metadata.
+//! - [`photo_metadata`] *(pure)*: a sent photo's EXIF, GPS and text removed
+//!   losslessly (orientation kept).
 //! - [`testing`]: seeded agencies and in-memory nodes for tests and simulations.
 //! - [`enrollment`] *(I/O)*: the enrollment flows the CLI offers, on a home.
 //! - [`revocations`] *(I/O)*: signing, keeping and listing revocations on a
@@ -49,6 +51,7 @@ pub mod enrollment;
 pub mod identity;
 pub mod net;
 pub mod node;
+pub mod photo_metadata;
 pub mod preview;
 pub mod revocations;
 pub mod rooms;

@@ -733,12 +733,15 @@ impl Handle {
     }
 
     /// Sends the file at `path` (absolute, read by the node) to a room,
-    /// with a caption (may be empty).
+    /// with a caption (may be empty). A JPEG or PNG photo is sent without
+    /// its metadata (EXIF, GPS, text; orientation kept) unless
+    /// `keep_metadata`.
     pub async fn send_file(
         &self,
         room: &str,
         path: &std::path::Path,
         caption: &str,
+        keep_metadata: bool,
     ) -> Result<Sent, NodeError> {
         let (room, path, caption) = (room.to_string(), path.to_path_buf(), caption.to_string());
         self.ask(|reply| {
@@ -746,6 +749,7 @@ impl Handle {
                 room,
                 path,
                 caption,
+                keep_metadata,
                 reply,
             })
         })

@@ -45,9 +45,18 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 
 /// Sends a file, retrying while the room's first key is on its way.
 async fn send_file(node: &Node, room: &str, path: &Path, caption: &str) {
+    send_file_with(node, room, path, caption, false).await
+}
+
+/// [`send_file`], keeping a photo's metadata or not.
+async fn send_file_with(node: &Node, room: &str, path: &Path, caption: &str, keep_metadata: bool) {
     let deadline = tokio::time::Instant::now() + SETTLE;
     loop {
-        match node.handle().send_file(room, path, caption).await {
+        match node
+            .handle()
+            .send_file(room, path, caption, keep_metadata)
+            .await
+        {
             Ok(_) => return,
             Err(e)
                 if tokio::time::Instant::now() < deadline
@@ -322,7 +331,11 @@ async fn chunks_are_refused_to_a_certified_device_outside_the_room_by_member_and
     let path = write_file(dir.path(), "budget.xlsx", &data);
     let deadline = tokio::time::Instant::now() + SETTLE;
     loop {
-        match kim.handle().send_file(&group.id, &path, "예산안").await {
+        match kim
+            .handle()
+            .send_file(&group.id, &path, "예산안", false)
+            .await
+        {
             Ok(_) => break,
             Err(e) if tokio::time::Instant::now() < deadline => {
                 let _ = e;
@@ -409,8 +422,9 @@ async fn a_relay_keeps_chunks_within_its_quota_oldest_out_first() {
     }
 }
 
-/// A 1600×1200 JPEG with an EXIF segment naming a GPS position.
-fn photo_with_gps() -> Vec<u8> {
+/// A 1600×1200 JPEG with an EXIF segment naming a GPS position, and the
+/// same JPEG without it.
+fn photo_with_gps() -> (Vec<u8>, Vec<u8>) {
     let image = image::RgbImage::from_fn(1600, 1200, |x, y| {
         let n = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 64;
         image::Rgb([(x / 7) as u8, (y / 5) as u8, n as u8 * 3])
@@ -436,7 +450,7 @@ fn photo_with_gps() -> Vec<u8> {
     out.extend(((segment.len() + 2) as u16).to_be_bytes());
     out.extend(segment);
     out.extend(&jpeg[2..]);
-    out
+    (out, jpeg)
 }
 
 const GPS_TEXT: &[u8] = b"GPS-37.5665N-126.9780E";
@@ -445,7 +459,7 @@ const GPS_TEXT: &[u8] = b"GPS-37.5665N-126.9780E";
 async fn a_photo_s_preview_arrives_before_the_photo_and_carries_no_gps_tag() {
     let dir = tempfile::tempdir().expect("tempdir");
     let [kim, lee, _choi] = three_connected_officials(196).await;
-    let photo = photo_with_gps();
+    let (photo, clean) = photo_with_gps();
     assert!(photo.windows(GPS_TEXT.len()).any(|w| w == GPS_TEXT));
     let path = write_file(dir.path(), "계약서.jpg", &photo);
     let mut events = lee.handle().events();
@@ -477,6 +491,26 @@ async fn a_photo_s_preview_arrives_before_the_photo_and_carries_no_gps_tag() {
     })
     .await
     .expect("the photo arrives by itself");
+    // The photo itself went without its EXIF (GPS): the encoder's bytes,
+    // byte for byte.
     let out = dir.path().join("lee.jpg");
-    assert!(fetch(&lee, &message, &out).await == photo);
+    let received = fetch(&lee, &message, &out).await;
+    for needle in [GPS_TEXT, &b"Exif"[..]] {
+        assert!(
+            !received.windows(needle.len()).any(|w| w == needle),
+            "metadata in the photo"
+        );
+    }
+    assert!(received == clean, "the photo, only its metadata removed");
+    assert_eq!(file.size, clean.len() as u64);
+
+    // With --keep-metadata, the photo goes as it is.
+    let path = write_file(dir.path(), "원본.jpg", &photo);
+    send_file_with(&kim, DIV, &path, "원본 그대로", true).await;
+    let message = wait_for_file(&mut events, "원본 그대로").await;
+    let out = dir.path().join("lee-original.jpg");
+    assert!(
+        fetch(&lee, &message, &out).await == photo,
+        "the photo as it was"
+    );
 }

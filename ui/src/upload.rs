@@ -80,6 +80,7 @@ pub async fn send(handle: &Handle, home: &Path, room: &str, name: &str, bytes: &
                 room: room.to_string(),
                 path: dir.join(name).display().to_string(),
                 caption: String::new(),
+                keep_metadata: false,
             };
             dispatch(request.normalized(), handle).await
         }

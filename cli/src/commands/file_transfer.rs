@@ -48,7 +48,14 @@ fn spinner(message: String) -> ProgressBar {
     bar
 }
 
-pub fn send(home: &Path, room: String, path: &Path, caption: String, json: bool) -> Result<()> {
+pub fn send(
+    home: &Path,
+    room: String,
+    path: &Path,
+    caption: String,
+    keep_metadata: bool,
+    json: bool,
+) -> Result<()> {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let bar = (!json).then(|| {
         spinner(format!(
@@ -63,6 +70,7 @@ pub fn send(home: &Path, room: String, path: &Path, caption: String, json: bool)
             room,
             path: path.display().to_string(),
             caption,
+            keep_metadata,
         },
     );
     if let Some(bar) = bar {

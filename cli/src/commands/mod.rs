@@ -124,6 +124,7 @@ pub fn run(cli: Cli) -> Result<()> {
             text,
             file: Some(file),
             caption,
+            keep_metadata,
         } => {
             let home = home(cli.home)?;
             let caption = caption.or(text).unwrap_or_default();
@@ -131,7 +132,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let path = file_transfer::check_file(&file)?;
             crate::message_size::check(&caption)?;
             background::ensure_running(&home, key_file)?;
-            file_transfer::send(&home, room, &path, caption, json)
+            file_transfer::send(&home, room, &path, caption, keep_metadata, json)
         }
         Command::Files { room } => {
             let home = home(cli.home)?;

@@ -96,6 +96,10 @@ pub enum Request {
         /// Text sent with it (may be empty).
         #[serde(default)]
         caption: String,
+        /// Send a photo with its metadata (EXIF, GPS) as it is; by
+        /// default it is removed.
+        #[serde(default)]
+        keep_metadata: bool,
     },
     /// The files of a room.
     Files {
@@ -256,10 +260,12 @@ impl Request {
                 room,
                 path,
                 caption,
+                keep_metadata,
             } => Request::SendFile {
                 room: nfc(room),
                 path,
                 caption,
+                keep_metadata,
             },
             Request::Files { room } => Request::Files { room: nfc(room) },
             Request::FetchFile { room, file, out } => Request::FetchFile {

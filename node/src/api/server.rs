@@ -304,9 +304,10 @@ pub async fn dispatch(request: Request, handle: &Handle) -> Response {
             room,
             path,
             caption,
+            keep_metadata,
         } => match absolute(&path) {
             Ok(path) => handle
-                .send_file(&room, &path, &caption)
+                .send_file(&room, &path, &caption, keep_metadata)
                 .await
                 .map(Response::Sent),
             Err(e) => Ok(Response::Error(e)),

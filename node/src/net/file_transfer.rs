@@ -75,6 +75,8 @@ pub(crate) enum FileCommand {
         room: String,
         path: PathBuf,
         caption: String,
+        /// Send a photo with its metadata (EXIF, GPS) as it is.
+        keep_metadata: bool,
         reply: oneshot::Sender<Result<crate::api::Sent, NodeError>>,
     },
     /// The files of a room.
@@ -217,9 +219,10 @@ impl Actor {
                 room,
                 path,
                 caption,
+                keep_metadata,
                 reply,
             } => {
-                let _ = reply.send(self.send_file(&room, &path, caption));
+                let _ = reply.send(self.send_file(&room, &path, caption, keep_metadata));
             }
             FileCommand::List { room, reply } => {
                 let _ = reply.send(self.list_files(&room));
@@ -257,6 +260,7 @@ impl Actor {
         room: &str,
         path: &Path,
         caption: String,
+        keep_metadata: bool,
     ) -> Result<crate::api::Sent, NodeError> {
         let room = self.open_room(room)?;
         let max = self.files.max_file_len;
@@ -265,10 +269,35 @@ impl Actor {
         let Some(chunks) = self.files.chunks.as_mut() else {
             return Err(NodeError::Room("files are off on this device".into()));
         };
-        let mut reader = std::io::BufReader::with_capacity(CHUNK_LEN, &mut file);
+        let media_type = media_type_of(&name);
+        let is_photo = matches!(media_type, "image/jpeg" | "image/png");
+        // A photo is read whole (it is at most `max`), its metadata removed
+        // unless the sender keeps it; what is sealed, hashed and previewed
+        // is what is sent.
+        let photo = if is_photo {
+            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, max), &mut bytes)
+                .map_err(|e| NodeError::Room(format!("{}: cannot read it: {e}", path.display())))?;
+            if !keep_metadata {
+                bytes = crate::photo_metadata::strip_metadata(&bytes).map_err(|e| {
+                    NodeError::Room(format!(
+                        "{}: cannot remove the photo's metadata ({e}); send it with --keep-metadata to send it as it is",
+                        path.display()
+                    ))
+                })?;
+            }
+            Some(bytes)
+        } else {
+            None
+        };
+        let size = photo.as_ref().map_or(size, |p| p.len() as u64);
+        let mut reader: Box<dyn std::io::Read> = match &photo {
+            Some(bytes) => Box::new(std::io::Cursor::new(bytes.as_slice())),
+            None => Box::new(std::io::BufReader::with_capacity(CHUNK_LEN, &mut file)),
+        };
         let manifest = FileManifest::seal(
             &name,
-            media_type_of(&name),
+            media_type,
             size,
             max,
             &mut reader,
@@ -281,11 +310,9 @@ impl Actor {
             },
         )
         .map_err(|e| NodeError::Room(format!("{}: {e}", path.display())))?;
+        drop(reader);
         let mut manifest = manifest;
-        if matches!(manifest.media_type.as_str(), "image/jpeg" | "image/png")
-            && manifest.size <= MAX_PREVIEWED_LEN
-            && let Ok(photo) = std::fs::read(path)
-        {
+        if let Some(photo) = photo.filter(|_| manifest.size <= MAX_PREVIEWED_LEN) {
             manifest.preview = crate::preview::preview_of(&photo);
         }
         let hashes = manifest.chunks.clone();
