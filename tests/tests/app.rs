@@ -400,12 +400,17 @@ fn two_officials_chat_in_two_browsers() {
     lee_browser.wait_for(30, "[data-testid=attachment] img[data-testid=image]");
     let width = eventually(10, "the photo decoded", || {
         let width = lee_browser.execute(
-            "return document.querySelector('[data-testid=attachment] img').naturalWidth;",
+            "return document.querySelector('[data-testid=attachment] img[data-testid=image]').naturalWidth;",
             serde_json::json!([]),
         );
         width.as_u64().filter(|w| *w > 0)
     });
     assert_eq!(width, 1100, "the screenshot's own width");
+    let previews = lee_browser.execute(
+        "return document.querySelectorAll('[data-testid=attachment] img[data-testid=preview]').length;",
+        serde_json::json!([]),
+    );
+    assert_eq!(previews, 0, "the preview gave way to the photo");
 }
 
 #[test]

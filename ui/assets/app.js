@@ -383,7 +383,8 @@ function renderAttachment(a, room) {
       onclick: () => download(a, room, progress),
     }));
   }
-  const p = a.preview;
+  // The preview stands in for the photo until the photo itself is here.
+  const p = got && got !== "fetching" ? null : a.preview;
   if (p && PREVIEW_TYPES.includes(p.media_type) && /^[0-9a-f]*$/.test(p.hex)) {
     const bytes = p.hex.match(/../g) || [];
     const b64 = btoa(bytes.map((h) => String.fromCharCode(parseInt(h, 16))).join(""));
