@@ -529,6 +529,15 @@ impl Handle {
         .await?
     }
 
+    /// Makes this device serve every chunk with one byte flipped, as a
+    /// malicious holder would (tests of the receivers' check and penalty;
+    /// not reachable from the control API).
+    #[doc(hidden)]
+    pub async fn tamper_served_chunks(&self, on: bool) -> Result<(), NodeError> {
+        self.ask(|reply| Command::Files(net::FileCommand::TamperServed { on, reply }))
+            .await
+    }
+
     /// Sends one chunk protocol request to a connected peer and returns
     /// its answer (tests: what a peer asking for chunks is told).
     pub async fn raw_chunk_request(

@@ -514,3 +514,39 @@ async fn a_photo_s_preview_arrives_before_the_photo_and_carries_no_gps_tag() {
         "the photo as it was"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_chunk_is_refused_its_server_penalised_and_the_file_comes_from_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [kim, lee, choi] = three_connected_officials(197).await;
+    // 24 chunks: more than one peer may be asked at once (4 each), so
+    // both holders are asked.
+    let data = content(24 * 256 * 1024, 9);
+    let path = write_file(dir.path(), "조서.bin", &data);
+    let mut events = lee.handle().events();
+    let mut choi_events = choi.handle().events();
+    send_file(&kim, DIV, &path, "조서").await;
+    let message = wait_for_file(&mut events, "조서").await;
+    wait_for_file(&mut choi_events, "조서").await;
+    // Choi holds it all, honestly; then Kim serves every chunk tampered.
+    assert!(fetch(&choi, &message, &dir.path().join("choi.bin")).await == data);
+    kim.handle()
+        .tamper_served_chunks(true)
+        .await
+        .expect("kim turns");
+    let mut rejections = lee.handle().events();
+    let received = fetch(&lee, &message, &dir.path().join("lee.bin")).await;
+    assert!(received == data, "the file arrives intact from Choi");
+    let kim_peer = kim.handle().device().peer_id().expect("kim's peer id");
+    let mut rejected = 0;
+    while let Ok(event) = rejections.try_recv() {
+        if let NodeEvent::ChunkRejected { from, reason } = event {
+            assert_eq!(from, kim_peer, "only Kim served bad chunks");
+            assert!(reason.contains("did not match its hash"), "{reason}");
+            rejected += 1;
+        }
+    }
+    // Kim is asked nothing after the first bad chunks: at most the 4
+    // asked at once before the first answer.
+    assert!((1..=4).contains(&rejected), "{rejected} rejections");
+}

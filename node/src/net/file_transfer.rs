@@ -97,6 +97,12 @@ pub(crate) enum FileCommand {
         request: ChunkRequest,
         reply: oneshot::Sender<Result<ChunkResponse, NodeError>>,
     },
+    /// Serve every chunk with one byte flipped, as a malicious holder
+    /// would (tests of the receivers' check and penalty).
+    TamperServed {
+        on: bool,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A member's download: the manifest it fetches for.
@@ -116,6 +122,8 @@ pub(crate) struct Files {
     raw: HashMap<OutboundRequestId, oneshot::Sender<Result<ChunkResponse, NodeError>>>,
     /// Largest file sent, in bytes.
     max_file_len: u64,
+    /// Serve chunks tampered with (tests only: [`FileCommand::TamperServed`]).
+    tamper_served: bool,
 }
 
 impl Files {
@@ -134,6 +142,7 @@ impl Files {
             wanted: HashMap::new(),
             raw: HashMap::new(),
             max_file_len: max_file_mb.saturating_mul(1 << 20),
+            tamper_served: false,
         }
     }
 
@@ -234,6 +243,10 @@ impl Actor {
                 reply,
             } => {
                 let _ = reply.send(self.fetch_file(&room, &file, out.as_deref()));
+            }
+            FileCommand::TamperServed { on, reply } => {
+                self.files.tamper_served = on;
+                let _ = reply.send(());
             }
             FileCommand::Raw {
                 peer,
@@ -693,7 +706,14 @@ impl Actor {
                         ChunkResponse::Refused
                     } else {
                         match self.files.chunks.as_mut().map(|c| c.get(room, &hash)) {
-                            Some(Ok(Some(bytes))) => ChunkResponse::Chunk(bytes),
+                            Some(Ok(Some(mut bytes))) => {
+                                if self.files.tamper_served
+                                    && let Some(byte) = bytes.last_mut()
+                                {
+                                    *byte ^= 1;
+                                }
+                                ChunkResponse::Chunk(bytes)
+                            }
                             _ => ChunkResponse::NotHeld,
                         }
                     }
