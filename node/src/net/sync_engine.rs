@@ -83,8 +83,14 @@ pub(crate) enum Action<P> {
 pub(crate) enum Outcome {
     /// Taken (new, or kept aside unreadable): counts as fetched.
     Taken,
-    /// Nothing to count (a duplicate, or from a device not met yet).
+    /// Nothing to count (a duplicate).
     Ignored,
+    /// Valid as far as can be told, but not taken now: it needs something
+    /// not here yet (the certificate of a device it names, a grant before
+    /// it). Not remembered as refused, so the next round asks again; when
+    /// the session took anything new, that round starts as soon as this
+    /// one ends (what it took may be what was missing).
+    Postponed,
     /// Refused; not fetched again, for good or for a while by `why`.
     Refused(Refusal),
 }
@@ -103,6 +109,8 @@ struct Session {
     again: bool,
     /// A whole round (reported when it ends), not single sets an event asked for.
     full: bool,
+    /// Some item was postponed (see [`Outcome::Postponed`]).
+    postponed: bool,
 }
 
 impl Session {
@@ -135,6 +143,7 @@ impl Session {
             },
             again: false,
             full: false,
+            postponed: false,
         }
     }
 }
@@ -284,11 +293,14 @@ impl<P: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncEngine<P> {
                 return Vec::new();
             };
             self.last_sync = Some(now.max(self.last_sync.unwrap_or(0)));
+            // Bounded: a round goes again only after one that took something
+            // new, and the items a peer can offer are finite.
+            let again = session.again || (session.postponed && session.report.fetched > 0);
             return vec![Action::Finished {
                 peer,
                 report: session.report,
                 full: session.full,
-                again: session.again,
+                again,
             }];
         };
         let items: Vec<SyncItem> = self.index.items(scope).collect();
@@ -458,6 +470,11 @@ impl<P: Copy + Eq + std::hash::Hash + std::fmt::Debug> SyncEngine<P> {
                 Outcome::Taken => {
                     if let Some(session) = self.sessions.get_mut(&peer) {
                         session.report.fetched += 1;
+                    }
+                }
+                Outcome::Postponed => {
+                    if let Some(session) = self.sessions.get_mut(&peer) {
+                        session.postponed = true;
                     }
                 }
                 Outcome::Ignored => {}

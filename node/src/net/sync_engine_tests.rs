@@ -446,3 +446,96 @@ fn a_refusal_moves_on_to_the_next_set() {
     }
     assert!(finished);
 }
+
+#[test]
+fn a_round_that_postponed_an_item_goes_again_only_after_taking_something_new() {
+    // A relay takes a 1:1 room's grant only once it knows the device the
+    // grant names, whose presence frame may come later in the same set.
+    let (mut me, mut peer) = (Holder::new(), Holder::new());
+    peer.put(SyncScope::Control, 1, "grant naming lee's device");
+    peer.put(SyncScope::Control, 2, "lee's presence");
+    let mut presence_taken = false;
+    let mut rounds = Vec::new();
+    for now in [10, 11, 12] {
+        let mut queue: VecDeque<Action<u32>> = me.engine.start_round(PEER, device(2), now).into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Send(to, request) => {
+                    let response = peer.answer(&request, usize::MAX);
+                    queue.extend(me.engine.on_response(to, response, now));
+                }
+                Action::ListRooms(to) => queue.extend(me.engine.rooms_listed(to, vec![], now)),
+                Action::Take {
+                    peer: from,
+                    scope,
+                    items,
+                } => {
+                    // Items of one response are validated in the order given:
+                    // the grant is placed only if the presence came earlier.
+                    let known_before = presence_taken;
+                    let mut outcomes = Vec::new();
+                    for (id, bytes) in items {
+                        let outcome = if bytes == b"lee's presence" || known_before {
+                            presence_taken |= bytes == b"lee's presence";
+                            me.engine.hold(scope, (now, id), bytes.len());
+                            Outcome::Taken
+                        } else {
+                            Outcome::Postponed
+                        };
+                        outcomes.push((id, outcome));
+                    }
+                    queue.extend(me.engine.taken(from, outcomes, now));
+                }
+                Action::RevocationsReconciled { .. } => {}
+                Action::Finished { report, again, .. } => rounds.push((report.fetched, again)),
+                Action::Abandoned { reason, .. } => panic!("abandoned: {reason}"),
+            }
+        }
+    }
+    assert_eq!(
+        rounds,
+        vec![(1, true), (1, false), (0, false)],
+        "the first round took the presence and postponed the grant: it goes \
+         again at once, and the second takes the grant"
+    );
+    assert_eq!(me.engine.index().len(SyncScope::Control), 2);
+}
+
+#[test]
+fn a_round_that_took_nothing_new_does_not_go_again_for_what_it_postponed() {
+    let (mut me, mut peer) = (Holder::new(), Holder::new());
+    peer.put(SyncScope::Control, 1, "a grant no one can place");
+    let mut seen = Seen::default();
+    let start = me.engine.start_round(PEER, device(2), 5);
+    let mut queue: VecDeque<Action<u32>> = start.into();
+    while let Some(action) = queue.pop_front() {
+        match action {
+            Action::Send(to, request) => {
+                let response = peer.answer(&request, usize::MAX);
+                queue.extend(me.engine.on_response(to, response, 5));
+            }
+            Action::ListRooms(to) => queue.extend(me.engine.rooms_listed(to, vec![], 5)),
+            Action::Take {
+                peer: from, items, ..
+            } => {
+                let outcomes = items
+                    .into_iter()
+                    .map(|(id, _)| (id, Outcome::Postponed))
+                    .collect();
+                queue.extend(me.engine.taken(from, outcomes, 5));
+            }
+            Action::Finished {
+                peer,
+                report,
+                full,
+                again,
+            } => seen.finished.push((peer, report, full, again)),
+            _ => {}
+        }
+    }
+    assert_eq!(seen.finished.len(), 1);
+    assert!(
+        !seen.finished[0].3,
+        "no endless rounds for an item that cannot be placed"
+    );
+}

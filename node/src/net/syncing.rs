@@ -249,7 +249,8 @@ impl Actor {
                                 Outcome::Refused(Refusal::Local)
                             }
                             Intake::New | Intake::Held => Outcome::Taken,
-                            Intake::Duplicate | Intake::Unverified => Outcome::Ignored,
+                            Intake::Unverified => Outcome::Postponed,
+                            Intake::Duplicate => Outcome::Ignored,
                         };
                         outcomes.push((id, outcome));
                     }
