@@ -209,6 +209,29 @@ impl Baro {
         RunningNode { child, log }
     }
 
+    /// Waits until a node process holds this home (its `node.lock`, taken
+    /// at the very start of `baro run`, before the store is unlocked), so a
+    /// test can act while that node is starting, not before its process
+    /// has even begun.
+    pub fn wait_until_a_node_holds_the_home(&self) {
+        let path = self.home.join("node.lock");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let held = std::fs::File::open(&path).is_ok_and(|file| {
+                rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared).is_err()
+            });
+            if held {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no node took {} within 30 s",
+                path.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
