@@ -37,6 +37,27 @@ async fn stored_items(node: &Node) -> usize {
     node.handle().status().await.expect("status").stored_items
 }
 
+/// What `node` holds once a sync round it starts with `peer` fetches
+/// nothing new (a freshly met peer's items arrive over the first rounds).
+async fn settled_items(node: &Node, peer: &Node) -> usize {
+    let mut events = node.handle().events();
+    let peer = peer.handle().device();
+    for _ in 0..10 {
+        let before = stored_items(node).await;
+        node.handle().sync_now().await.expect("sync");
+        let fetched = wait_for(&mut events, "a sync round", |event| match event {
+            NodeEvent::Synced(report) if report.peer == peer => Some(report.fetched),
+            _ => None,
+        })
+        .await;
+        let after = stored_items(node).await;
+        if fetched == 0 && after == before {
+            return after;
+        }
+    }
+    panic!("sync did not settle in 10 rounds");
+}
+
 /// A relay keeping at most `max_store_mb` megabytes.
 fn spawn_small_relay(agency: &TestAgency, credentials: Credentials, max_store_mb: u64) -> Node {
     NodeBuilder::new(credentials)
@@ -502,25 +523,44 @@ async fn a_flood_of_reconcile_requests_is_answered_at_a_bounded_rate() {
         scope: SyncScope::Control,
         message: first,
     };
-    let (mut answered, mut refused) = (0, 0);
-    for _ in 0..400 {
-        match mallory
-            .handle()
-            .raw_sync_request(kim.handle().device(), ask.clone())
-            .await
-            .expect("answer")
-        {
-            SyncResponse::Reconcile(_) => answered += 1,
-            SyncResponse::Refused(reason) => {
-                assert!(reason.contains("too many"), "{reason}");
-                refused += 1;
+    // 400 requests in waves of 4 at once (Kim takes 8 sync streams per
+    // connection), as fast as Kim answers.
+    const REQUESTS: u64 = 400;
+    let started = tokio::time::Instant::now();
+    let (mut answered, mut refused) = (0u64, 0u64);
+    for _ in 0..REQUESTS.div_ceil(4) {
+        let mut wave = tokio::task::JoinSet::new();
+        let left = REQUESTS - answered - refused;
+        for _ in 0..left.min(4) {
+            let (mallory, kim, ask) = (mallory.handle(), kim.handle().device(), ask.clone());
+            wave.spawn(async move { mallory.raw_sync_request(kim, ask).await });
+        }
+        while let Some(answer) = wave.join_next().await {
+            match answer.expect("task").expect("answer") {
+                SyncResponse::Reconcile(_) => answered += 1,
+                SyncResponse::Refused(reason) => {
+                    assert!(reason.contains("too many"), "{reason}");
+                    refused += 1;
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
         }
     }
-    // A burst of 256, then 20 a second while the flood lasts.
-    assert!(answered < 350, "{answered} answered");
-    assert!(refused >= 50, "{refused} refused");
+    assert_eq!(answered + refused, REQUESTS);
+    // A burst of 256, then 20 a second while the flood lasts: the bound
+    // follows how long the flood took here (a busy machine answers slower,
+    // so more of it is allowed), and the flood is refused past it.
+    let seconds = started.elapsed().as_secs() + 1;
+    let allowed = 256 + 20 * seconds;
+    assert!(
+        answered <= allowed,
+        "{answered} answered in {seconds} s (at most {allowed})"
+    );
+    assert!(answered >= 256, "the burst is answered: {answered}");
+    assert!(
+        allowed >= REQUESTS || refused > 0,
+        "nothing refused in {seconds} s"
+    );
     // Lee is answered all the same.
     let answer = lee
         .handle()
@@ -547,7 +587,7 @@ async fn a_relay_does_not_follow_topics_a_member_subscribes_to_at_random() {
             .await
             .expect("peers");
     }
-    let before = stored_items(&relay).await;
+    let before = settled_items(&relay, &mallory).await;
     // Mallory subscribes to rooms nobody granted a key for.
     let rooms: Vec<RoomId> = (0..50).map(|_| RoomId(OsEntropy.array())).collect();
     for room in &rooms {
@@ -568,9 +608,12 @@ async fn a_relay_does_not_follow_topics_a_member_subscribes_to_at_random() {
             published += 1;
         }
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(published, 0, "the relay followed mallory's topics");
-    assert_eq!(stored_items(&relay).await, before, "the relay stored them");
+    assert_eq!(
+        settled_items(&relay, &mallory).await,
+        before,
+        "the relay stored them"
+    );
     for node in [relay, mallory] {
         node.shutdown().await;
     }
