@@ -139,7 +139,8 @@ pub enum Command {
         /// The message (with --file: its caption, also given as --text).
         #[arg(required_unless_present = "file")]
         text: Option<String>,
-        /// Attach this file (a document or a photo; at most 100 MiB).
+        /// Attach this file (a document or a photo; at most 100 MiB, or the
+        /// agency policy's limit if lower).
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
         /// The caption of the attached file.
@@ -227,8 +228,8 @@ pub enum AgencyCommand {
     /// whether the device confirmed its wipe.
     Revocations,
     /// The agency policy every device obeys: the lease (how long a device
-    /// may go without meeting a peer before it erases itself) and the
-    /// wrong-PIN limit.
+    /// may go without meeting a peer before it erases itself), the
+    /// wrong-PIN limit and the largest file.
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Show the agency: its root's fingerprint (to compare out of band when
@@ -268,6 +269,11 @@ pub struct PolicySet {
     /// Wrong PINs a device accepts before it erases itself.
     #[arg(long, value_name = "N", default_value_t = baro_node::trust::DEFAULT_MAX_PIN_ATTEMPTS)]
     pub max_pin_attempts: u32,
+    /// Largest file, in MiB (1 to 128), a device sends or fetches; a device
+    /// whose own limit is lower keeps it [default: none set: each device's
+    /// own, 100 MiB].
+    #[arg(long, value_name = "MIB")]
+    pub max_file_mb: Option<u32>,
     /// The policy's version [default: one above the policy this home holds].
     #[arg(long, value_name = "N")]
     pub policy_version: Option<u64>,

@@ -17,8 +17,8 @@ use crate::clock::format_utc;
 use crate::enrollment::{self, EnrollmentError};
 use crate::store::{Home, MessageLog, SledStore, Store, StoreError};
 use crate::trust::{
-    AgencyInfo, AgencyPolicy, AgencyPolicyBody, Lease, LeaseState, POLICY_FORMAT, PolicyInForce,
-    PolicySettings, Role, TrustError, TrustPolicy, VerifiedPolicy,
+    AgencyInfo, AgencyPolicy, AgencyPolicyBody, KnownExtensions, Lease, LeaseState, POLICY_FORMAT,
+    PolicyInForce, PolicySettings, Role, TrustError, TrustPolicy, VerifiedPolicy,
 };
 use crate::wire::{self, Format};
 
@@ -44,6 +44,10 @@ pub struct PolicyView {
     pub lease_warning_days: u32,
     /// Wrong PINs accepted before a wipe.
     pub max_pin_attempts: u32,
+    /// The agency's largest file in MiB (`None`: it sets none, each
+    /// device's own limit applies).
+    #[serde(default)]
+    pub max_file_mb: Option<u32>,
     /// Where this device stands with its lease, in words (`None`: no lease here).
     pub lease: Option<String>,
     /// Whole days left on the lease, if it is ending (the warning is due).
@@ -62,6 +66,7 @@ impl PolicyView {
             lease_days: settings.lease_days,
             lease_warning_days: settings.lease_warning_days,
             max_pin_attempts: settings.max_pin_attempts,
+            max_file_mb: in_force.max_file_mb(),
             lease: state.describe(),
             lease_days_left: match state {
                 LeaseState::Ending { days_left, .. } => Some(days_left),
@@ -214,6 +219,8 @@ pub fn check_at_start(
 pub struct NewPolicy {
     /// The settings.
     pub settings: PolicySettings,
+    /// The settings carried as extensions (the largest file).
+    pub extensions: KnownExtensions,
     /// Its version; `None`: one above the version this home holds.
     pub version: Option<u64>,
     /// Signing time, Unix seconds.
@@ -243,7 +250,7 @@ pub fn sign(
             version,
             issued_at: new.now,
             settings: new.settings,
-            extensions: Vec::new(),
+            extensions: new.extensions.encode()?,
             issuer: operator.chain.clone(),
         },
         &operator.key,

@@ -48,6 +48,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod enrollment;
+pub mod file_limit;
 pub mod identity;
 pub mod net;
 pub mod node;

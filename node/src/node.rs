@@ -186,6 +186,10 @@ pub struct Status {
     /// Their bytes.
     #[serde(default)]
     pub file_bytes: u64,
+    /// The largest file this device sends or fetches: its own limit and
+    /// the agency's.
+    #[serde(default)]
+    pub file_limit: crate::file_limit::FileLimit,
 }
 
 /// A peer refused at admission and blocked for a while.

@@ -182,6 +182,27 @@ impl TestAgency {
         ))
     }
 
+    /// An agency policy (no lease) whose largest file is `max_file_mb`
+    /// MiB, signed like [`Self::policy`]; its encoding.
+    pub fn file_size_policy(&self, version: u64, max_file_mb: u32) -> Vec<u8> {
+        let operator = &self.agency.operator;
+        let extensions = crate::trust::KnownExtensions {
+            max_file_mb: Some(max_file_mb),
+        };
+        crate::wire::encode(&crate::trust::AgencyPolicy::sign(
+            crate::trust::AgencyPolicyBody {
+                agency: operator.agency.id(),
+                format: crate::trust::POLICY_FORMAT,
+                version,
+                issued_at: self.clock.now(),
+                settings: crate::trust::PolicySettings::default(),
+                extensions: extensions.encode().expect("a valid largest file size"),
+                issuer: operator.chain.clone(),
+            },
+            &operator.key,
+        ))
+    }
+
     /// Credentials of a new field-office relay named `name`.
     pub fn relay(&mut self, name: &str) -> Credentials {
         let key = self.key();

@@ -3,7 +3,8 @@
 //! through a relay after its sender left, resumes after a restart without
 //! losing what it held, is refused to devices outside its room, and a
 //! relay keeps chunks within its own quota, oldest out first; a photo's
-//! preview arrives with its message, before the photo, without its GPS tag.
+//! preview arrives with its message, before the photo, without its GPS tag;
+//! the agency policy's largest file size bounds what is sent and fetched.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -549,4 +550,110 @@ async fn a_tampered_chunk_is_refused_its_server_penalised_and_the_file_comes_fro
     // Kim is asked nothing after the first bad chunks: at most the 4
     // asked at once before the first answer.
     assert!((1..=4).contains(&rejected), "{rejected} rejections");
+}
+
+/// Sends a file, retrying while the room's first key is on its way;
+/// `Err` with the node's refusal otherwise.
+async fn try_send_file(node: &Node, path: &Path, caption: &str) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        match node.handle().send_file(DIV, path, caption, false).await {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if tokio::time::Instant::now() < deadline
+                    && e.to_string().contains("holds no key") =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agency_s_largest_file_size_reaches_a_device_which_then_sends_and_fetches_no_larger() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut agency = TestAgency::new(198);
+    let kim_credentials = agency.member("kim");
+    let kim = agency.spawn(kim_credentials, &[]);
+    let bootstrap = [listen_address(&kim).await.expect("listening")];
+    let lee_credentials = agency.member("lee");
+    let lee = agency.spawn(lee_credentials, &bootstrap);
+    for node in [&kim, &lee] {
+        node.handle().wait_for_peers(1, SETTLE).await.expect("peer");
+    }
+    // Before any policy, Kim sends a 2 MiB document (its own limit is 100 MiB).
+    let two_mib = content(2 * MIB, 10);
+    let big = write_file(dir.path(), "2mib.pdf", &two_mib);
+    let mut lee_events = lee.handle().events();
+    try_send_file(&kim, &big, "before the policy")
+        .await
+        .expect("under the device's own limit");
+    let early = wait_for_file(&mut lee_events, "before the policy").await;
+
+    // The operator's policy (largest file 1 MiB) is handed to Lee's node
+    // and reaches Kim's through the mesh.
+    let mut kim_events = kim.handle().events();
+    lee.handle()
+        .submit_policy(agency.file_size_policy(1, 1))
+        .await
+        .expect("the operator's policy is taken");
+    let view = wait_for(&mut kim_events, "the policy at Kim", |event| match event {
+        NodeEvent::PolicyChanged(view) => Some(view.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!((view.version, view.max_file_mb), (1, Some(1)));
+    let status = kim.handle().status().await.expect("status");
+    assert_eq!(
+        (status.file_limit.bytes(), status.file_limit.is_agencys()),
+        (MIB as u64, true)
+    );
+    assert!(
+        status
+            .policy
+            .policy
+            .as_deref()
+            .is_some_and(|p| p.ends_with("files up to 1 MiB")),
+        "{:?}",
+        status.policy.policy
+    );
+
+    // Kim cannot send 2 MiB any more, and is told whose limit it is.
+    let refused = try_send_file(&kim, &big, "after the policy")
+        .await
+        .expect_err("over the agency's limit");
+    assert!(
+        refused.ends_with("2mib.pdf is 2.0 MiB, over the agency's limit of 1.0 MiB for a file"),
+        "{refused}"
+    );
+    // 512 KiB goes through, and reaches Lee intact.
+    let half = content(MIB / 2, 11);
+    let small = write_file(dir.path(), "512kib.pdf", &half);
+    try_send_file(&kim, &small, "within the policy")
+        .await
+        .expect("under the agency's limit");
+    let message = wait_for_file(&mut lee_events, "within the policy").await;
+    assert!(fetch(&lee, &message, &dir.path().join("lee.pdf")).await == half);
+    // The 2 MiB file sent before the policy is not fetched now.
+    let file = &early.attachment.as_ref().expect("a file").file_id;
+    let refused = lee
+        .handle()
+        .fetch_file(DIV, file, Some(&dir.path().join("lee-2mib.pdf")))
+        .await
+        .expect_err("over the agency's limit")
+        .to_string();
+    assert!(
+        refused.ends_with(
+            "this file is 2.0 MiB, over the agency's limit of 1.0 MiB for a file: not fetched"
+        ),
+        "{refused}"
+    );
+    let held = lee.handle().files(DIV).await.expect("files");
+    let early_held = held
+        .iter()
+        .find(|m| m.text == "before the policy")
+        .and_then(|m| m.attachment.as_ref())
+        .map(|a| a.held);
+    assert_eq!(early_held, Some(0), "no chunk of it was asked for");
 }

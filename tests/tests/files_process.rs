@@ -78,3 +78,60 @@ fn a_file_sent_from_the_command_line_is_listed_and_fetched_with_the_same_bytes()
     assert!(listed.contains("100%"), "held here now: {listed}");
     assert!(lee_node.stop() && kim_node.stop(), "nodes stop cleanly");
 }
+
+#[test]
+fn the_agency_s_largest_file_size_set_by_the_operator_is_obeyed_by_a_device() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (operator, [kim]) = agency_with(dir.path(), ROOM, ["kim"]);
+    let said = operator
+        .run([
+            "agency",
+            "policy",
+            "set",
+            "--lease-days",
+            "0",
+            "--max-file-mb",
+            "1",
+        ])
+        .success();
+    assert!(
+        said.contains("Agency policy version 1: no lease, 10 wrong PINs, files up to 1 MiB")
+            && said.contains("files of at most 1 MiB"),
+        "{said}"
+    );
+    operator
+        .run([
+            "agency",
+            "policy",
+            "set",
+            "--lease-days",
+            "0",
+            "--max-file-mb",
+            "129",
+        ])
+        .fails_with("the largest file size must be 1 to 128 MiB, not 129");
+    let console = start_on_loopback(&operator, None);
+    let address = listen_address(&operator);
+    let kim_node = start_on_loopback(&kim, Some(&address));
+    eventually(60, "Kim's device takes the policy", || {
+        let status = kim.run(["--json", "status"]);
+        (status.output.status.success() && status.json()["policy"]["max_file_mb"] == 1)
+            .then_some(())
+    });
+    let big = dir.path().join("2mib.pdf");
+    std::fs::write(&big, vec![7u8; 2 << 20]).expect("write");
+    kim.run(baro_tests::args(&["send", ROOM, "--file"], &[&big]))
+        .fails_with("2mib.pdf is 2.0 MiB, over the agency's limit of 1.0 MiB for a file");
+    let small = dir.path().join("512kib.pdf");
+    std::fs::write(&small, vec![8u8; 512 << 10]).expect("write");
+    eventually(60, "512 KiB is sent", || {
+        kim.run(baro_tests::args(&["send", ROOM, "--file"], &[&small]))
+            .output
+            .status
+            .success()
+            .then_some(())
+    });
+    let files = kim.run(["--json", "files", ROOM]).json();
+    assert_eq!(files[0]["attachment"]["size"], 512 << 10, "{files}");
+    assert!(kim_node.stop() && console.stop(), "nodes stop cleanly");
+}

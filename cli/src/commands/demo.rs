@@ -1622,6 +1622,7 @@ fn lease_ends(console: &Path, passphrase: &Passphrase, lee_home: &Path) -> Resul
         passphrase,
         NewPolicy {
             settings,
+            extensions: Default::default(),
             version: None,
             now,
         },

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use baro_node::api::{self, AttachmentView, Request, Response};
-use baro_node::net::{DEFAULT_MAX_FILE_MB, open_to_send, size_text};
+use baro_node::file_limit::FileLimit;
+use baro_node::net::{open_to_send, size_text};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::print_json;
@@ -33,11 +34,21 @@ pub fn file_line(file: &AttachmentView) -> String {
     )
 }
 
-/// Checks a file to send before any node is asked: it exists, is a
-/// regular file, can be read, and is not over the limit. Returns its
+/// The largest file the node on `home` sends: asked of it if it runs
+/// (its own limit and the agency policy's); otherwise the default, and the
+/// node started for the file refuses it if its policy's limit is lower.
+pub fn file_limit(home: &Path) -> FileLimit {
+    match api::request(home, &Request::Status) {
+        Ok(Response::Status(status)) => status.file_limit,
+        _ => FileLimit::default(),
+    }
+}
+
+/// Checks a file to send before it is handed to the node: it exists, is a
+/// regular file, can be read, and is not over `limit`. Returns its
 /// absolute path (the node reads it).
-pub fn check_file(path: &Path) -> Result<PathBuf> {
-    let (_, _, _) = open_to_send(path, DEFAULT_MAX_FILE_MB << 20).map_err(anyhow::Error::msg)?;
+pub fn check_file(path: &Path, limit: &FileLimit) -> Result<PathBuf> {
+    let (_, _, _) = open_to_send(path, limit).map_err(anyhow::Error::msg)?;
     std::path::absolute(path)
         .with_context(|| format!("{}: cannot tell where it is", path.display()))
 }

@@ -128,8 +128,8 @@ pub fn run(cli: Cli) -> Result<()> {
         } => {
             let home = home(cli.home)?;
             let caption = caption.or(text).unwrap_or_default();
-            // Refused before a node is started for it.
-            let path = file_transfer::check_file(&file)?;
+            // Refused before a node is started for it (or asked to send it).
+            let path = file_transfer::check_file(&file, &file_transfer::file_limit(&home))?;
             crate::message_size::check(&caption)?;
             background::ensure_running(&home, key_file)?;
             file_transfer::send(&home, room, &path, caption, keep_metadata, json)

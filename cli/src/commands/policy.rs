@@ -1,5 +1,5 @@
 //! `baro agency policy set`: the operator signs the agency policy (lease,
-//! wrong-PIN limit) that every device obeys.
+//! wrong-PIN limit, largest file) that every device obeys.
 //!
 //! While this home's node runs, the policy goes to it over the control API
 //! and is published at once; otherwise it is kept in the home and published
@@ -13,7 +13,7 @@ use baro_node::agency_policy::{self, NewPolicy, PolicyView};
 use baro_node::api::{self, ApiError, Request, Response};
 use baro_node::clock::unix_now;
 use baro_node::store::{Home, HomeFile};
-use baro_node::trust::PolicySettings;
+use baro_node::trust::{KnownExtensions, PolicySettings};
 use baro_node::wire;
 use serde_json::json;
 
@@ -33,6 +33,10 @@ pub fn set(home: &Path, args: PolicySet, json: bool) -> Result<()> {
         max_pin_attempts: args.max_pin_attempts,
     };
     settings.validate()?;
+    let extensions = KnownExtensions {
+        max_file_mb: args.max_file_mb,
+    };
+    extensions.encode()?;
     if !Home::open(home)?.has(HomeFile::OperatorKey) {
         bail!("this home holds no operator key: run this on the operator's home");
     }
@@ -50,6 +54,7 @@ pub fn set(home: &Path, args: PolicySet, json: bool) -> Result<()> {
         &passphrase,
         NewPolicy {
             settings,
+            extensions,
             version: args.policy_version,
             now,
         },
@@ -74,6 +79,7 @@ pub fn set(home: &Path, args: PolicySet, json: bool) -> Result<()> {
             "lease_days": settings.lease_days,
             "lease_warning_days": settings.lease_warning_days,
             "max_pin_attempts": settings.max_pin_attempts,
+            "max_file_mb": args.max_file_mb,
             "published": running,
             "in_force": view,
         }));
@@ -81,13 +87,19 @@ pub fn set(home: &Path, args: PolicySet, json: bool) -> Result<()> {
     println!(
         "Agency policy version {}: {}",
         verified.version,
-        printable(&settings.describe())
+        printable(&format!("{}{}", settings.describe(), extensions.describe()))
     );
     if settings.lease_days > 0 {
         println!(
             "  lease:        a device that meets no peer of the agency for {} days erases itself \
              (warning {} days ahead; relays hold no lease)",
             settings.lease_days, settings.lease_warning_days
+        );
+    }
+    if let Some(mb) = args.max_file_mb {
+        println!(
+            "  files:        devices send and fetch files of at most {mb} MiB \
+             (or their own limit, if lower)"
         );
     }
     if running {

@@ -674,6 +674,7 @@ impl Actor {
                     own_devices_revoked: self.own_devices_revoked(),
                     file_chunks: self.files.chunks_held(),
                     file_bytes: self.files.bytes_held(),
+                    file_limit: self.file_limit(),
                 });
             }
             Command::PublishControl { payload, reply } => {

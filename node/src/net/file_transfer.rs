@@ -34,6 +34,7 @@ use super::Actor;
 use super::messaging::{MAX_HISTORY, room_error};
 use crate::api::{AttachmentView, MessageView};
 use crate::crypto::CHUNK_LEN;
+use crate::file_limit::FileLimit;
 use crate::identity::OsEntropy;
 use crate::net::chunk_fetcher::{Answer, Ask, Fetcher};
 use crate::net::sync_protocol::FrameCodec;
@@ -120,8 +121,9 @@ pub(crate) struct Files {
     wanted: HashMap<[u8; 32], Wanted>,
     /// Raw requests (tests) waiting for their answer.
     raw: HashMap<OutboundRequestId, oneshot::Sender<Result<ChunkResponse, NodeError>>>,
-    /// Largest file sent, in bytes.
-    max_file_len: u64,
+    /// This device's own largest file, in MiB (the agency's policy may
+    /// lower it: [`Actor::file_limit`]).
+    device_max_file_mb: u64,
     /// Serve chunks tampered with (tests only: [`FileCommand::TamperServed`]).
     tamper_served: bool,
 }
@@ -141,7 +143,7 @@ impl Files {
             fetcher: Fetcher::default(),
             wanted: HashMap::new(),
             raw: HashMap::new(),
-            max_file_len: max_file_mb.saturating_mul(1 << 20),
+            device_max_file_mb: max_file_mb,
             tamper_served: false,
         }
     }
@@ -181,8 +183,12 @@ pub fn media_type_of(name: &str) -> &'static str {
     }
 }
 
-/// Opens a file to send, with a clear one-line error for each way it can fail.
-pub fn open_to_send(path: &Path, max: u64) -> Result<(std::fs::File, u64, String), String> {
+/// Opens a file to send, with a clear one-line error for each way it can
+/// fail (over `limit`: naming it, and whether it is the agency's).
+pub fn open_to_send(
+    path: &Path,
+    limit: &FileLimit,
+) -> Result<(std::fs::File, u64, String), String> {
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!("{shown}: no such file"),
@@ -192,13 +198,7 @@ pub fn open_to_send(path: &Path, max: u64) -> Result<(std::fs::File, u64, String
     if !meta.is_file() {
         return Err(format!("{shown} is not a regular file"));
     }
-    if meta.len() > max {
-        return Err(format!(
-            "{shown} is {}, over the limit of {} for a file",
-            size_text(meta.len()),
-            size_text(max)
-        ));
-    }
+    limit.check(&shown.to_string(), meta.len())?;
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -222,6 +222,12 @@ pub fn size_text(len: u64) -> String {
 }
 
 impl Actor {
+    /// The largest file this device sends or fetches now: its own limit,
+    /// or the agency's policy's if lower.
+    pub(crate) fn file_limit(&self) -> FileLimit {
+        FileLimit::new(self.files.device_max_file_mb, self.leasing.max_file_mb())
+    }
+
     pub(super) fn on_file_command(&mut self, command: FileCommand) {
         match command {
             FileCommand::Send {
@@ -276,8 +282,9 @@ impl Actor {
         keep_metadata: bool,
     ) -> Result<crate::api::Sent, NodeError> {
         let room = self.open_room(room)?;
-        let max = self.files.max_file_len;
-        let (mut file, size, name) = open_to_send(path, max).map_err(NodeError::Room)?;
+        let limit = self.file_limit();
+        let max = limit.bytes();
+        let (mut file, size, name) = open_to_send(path, &limit).map_err(NodeError::Room)?;
         let now = self.clock.now();
         let Some(chunks) = self.files.chunks.as_mut() else {
             return Err(NodeError::Room("files are off on this device".into()));
@@ -451,6 +458,11 @@ impl Actor {
                 self.save_file(room, &manifest, out)?;
             }
         } else {
+            // Refused before any chunk is asked for: the sender's limit
+            // (or its build) may have been higher than this device's.
+            self.file_limit()
+                .check("this file", manifest.size)
+                .map_err(|e| NodeError::Room(format!("{e}: not fetched")))?;
             self.start_download(room, manifest, view.clone());
         }
         Ok(view)
@@ -539,7 +551,10 @@ impl Actor {
             let Content::File { manifest, .. } = &message.content else {
                 continue;
             };
-            if manifest.media_type.starts_with("image/") && manifest.size <= AUTO_FETCH_IMAGE_LEN {
+            if manifest.media_type.starts_with("image/")
+                && manifest.size <= AUTO_FETCH_IMAGE_LEN
+                && manifest.size <= self.file_limit().bytes()
+            {
                 let room = message.room;
                 let Ok(views) = self.file_messages(room) else {
                     continue;
@@ -723,7 +738,9 @@ impl Actor {
                         .carrier
                         .as_ref()
                         .is_some_and(|c| c.rooms().any(|r| r == room));
-                    if hashes.len() > MAX_OFFERED_CHUNKS
+                    // No file within the limit has more chunks than this.
+                    let most = crate::wire::chunk_count(self.file_limit().bytes());
+                    if hashes.len() > MAX_OFFERED_CHUNKS.min(most)
                         || self.may_serve(&device, SyncScope::Room(room)).is_err()
                     {
                         ChunkResponse::Refused

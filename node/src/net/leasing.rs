@@ -104,6 +104,11 @@ impl Leasing {
         }
     }
 
+    /// The agency's largest file in MiB (`None`: its policy sets none).
+    pub(crate) fn max_file_mb(&self) -> Option<u32> {
+        self.in_force.max_file_mb()
+    }
+
     /// The view `baro status` shows.
     pub(crate) fn view(&self) -> PolicyView {
         let state = self

@@ -6,6 +6,8 @@
 //!   (see [`super::Lease`]); 0 means no lease.
 //! - **Wrong PIN limit** ([`PolicySettings::max_pin_attempts`]): wrong
 //!   PINs a device accepts before it erases itself.
+//! - **Largest file** (an extension, [`super::KnownExtensions`]): the
+//!   largest attachment a device sends or fetches.
 //!
 //! A policy carries a `version`: a newer one replaces the one in force,
 //! an older one, or the same one again, is ignored ([`PolicyInForce::offer`]).
@@ -22,7 +24,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AgencyId, AgencyInfo, CertificateChain, DAY_SECS, Role, TrustError, TrustPolicy, VerifiedDevice,
+    AgencyId, AgencyInfo, CertificateChain, DAY_SECS, KnownExtensions, Role, TrustError,
+    TrustPolicy, VerifiedDevice,
 };
 use crate::clock::format_utc;
 use crate::identity::{KeyPair, Signature};
@@ -168,6 +171,8 @@ pub struct VerifiedPolicy {
     pub issued_at: u64,
     /// What it sets.
     pub settings: PolicySettings,
+    /// What its extensions this build reads set.
+    pub extensions: KnownExtensions,
     /// The operator that signed it.
     pub issuer: VerifiedDevice,
 }
@@ -176,11 +181,12 @@ impl VerifiedPolicy {
     /// One line for people: "version 2 by operator park.jiwoo at …: lease 14 days …".
     pub fn describe(&self) -> String {
         format!(
-            "version {} by operator {} at {}: {}",
+            "version {} by operator {} at {}: {}{}",
             self.version,
             self.issuer.subject.user_id,
             format_utc(self.issued_at),
-            self.settings.describe()
+            self.settings.describe(),
+            self.extensions.describe()
         )
     }
 }
@@ -236,6 +242,7 @@ impl AgencyPolicy {
             ));
         }
         body.settings.validate()?;
+        let extensions = KnownExtensions::of(body)?;
         if body.issued_at > now.saturating_add(policy.clock_skew_secs) {
             return Err(TrustError::invalid(
                 "agency policy",
@@ -265,6 +272,7 @@ impl AgencyPolicy {
             version: body.version,
             issued_at: body.issued_at,
             settings: body.settings,
+            extensions,
             issuer,
         })
     }
@@ -320,6 +328,11 @@ impl PolicyInForce {
     /// Wrong PINs a device accepts before it erases itself.
     pub fn max_pin_attempts(&self) -> u32 {
         self.settings().max_pin_attempts
+    }
+
+    /// The agency's largest file in MiB (`None`: it sets none).
+    pub fn max_file_mb(&self) -> Option<u32> {
+        self.current.as_ref().and_then(|p| p.extensions.max_file_mb)
     }
 
     /// Verifies `policy` at `now` (the time of receipt) and takes it if it

@@ -294,3 +294,56 @@ fn extensions_are_carried_and_capped_and_the_encoding_is_capped() {
     let oversized = vec![wire::WIRE_VERSION; <AgencyPolicy as wire::Format>::MAX_LEN + 1];
     assert!(wire::decode::<AgencyPolicy>(&oversized).is_err());
 }
+
+#[test]
+fn the_largest_file_size_is_read_from_its_extension_and_a_malformed_one_refused() {
+    let (new, _) = agency();
+    let mut in_force = PolicyInForce::new();
+    assert_eq!(in_force.max_file_mb(), None, "no policy: no agency limit");
+    let mut body = by_operator(&new, 2, lease(0, 0)).body;
+    body.extensions = KnownExtensions {
+        max_file_mb: Some(1),
+    }
+    .encode()
+    .expect("in range");
+    // Beside an extension this build does not know, which it carries.
+    body.extensions.push(PolicyExtension {
+        tag: 200,
+        value: vec![7; 3],
+    });
+    let policy = AgencyPolicy::sign(body.clone(), &new.operator.key);
+    let PolicyOffer::Taken(verified) = offer(&mut in_force, &new, &policy) else {
+        panic!("a newer policy is taken");
+    };
+    assert_eq!(verified.extensions.max_file_mb, Some(1));
+    assert_eq!(in_force.max_file_mb(), Some(1));
+    assert!(
+        verified
+            .describe()
+            .ends_with("10 wrong PINs, files up to 1 MiB"),
+        "{}",
+        verified.describe()
+    );
+    // A value this build cannot read is refused, signature and all: the
+    // operator meant a limit it cannot obey.
+    for value in [vec![0, 0, 1], vec![0; 4], 1000u32.to_be_bytes().to_vec()] {
+        body.version += 1;
+        body.extensions = vec![PolicyExtension {
+            tag: EXT_MAX_FILE_MB,
+            value,
+        }];
+        let bad = AgencyPolicy::sign(body.clone(), &new.operator.key);
+        let error = in_force
+            .offer(
+                &bad,
+                &new.operator.agency,
+                NOW + 60,
+                &TrustPolicy::default(),
+                |_| None,
+            )
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("largest file size"), "{error}");
+    }
+    assert_eq!(in_force.current().map(|p| p.version), Some(2));
+}

@@ -11,8 +11,8 @@
 //! - A **revocation** shuts a device (or a user) out for good; the revoked
 //!   device answers with a **wipe receipt**.
 //! - The **agency policy**, signed by an operator, sets the **lease** (how
-//!   long a device may go without meeting a peer before it erases itself)
-//!   and the wrong-PIN limit.
+//!   long a device may go without meeting a peer before it erases itself),
+//!   the wrong-PIN limit and the largest file a device sends or fetches.
 //!
 //! Pure: time comes in as `now` (Unix seconds), randomness as
 //! [`Entropy`](crate::identity::Entropy); every check returns a typed
@@ -35,6 +35,7 @@ mod operator;
 mod org_unit;
 mod people;
 mod policy;
+mod policy_extensions;
 mod request;
 mod revocation;
 mod revocation_set;
@@ -70,6 +71,7 @@ pub use operator::{
 pub use org_unit::OrgUnit;
 pub use people::{Lookup, MAX_SUGGESTIONS, PeopleError, Person, lookup, people, search};
 pub use policy::{Action, TrustPolicy};
+pub use policy_extensions::{EXT_MAX_FILE_MB, KnownExtensions, MAX_POLICY_FILE_MB};
 pub use request::{EnrollmentRequest, RequestBody};
 pub use revocation::{
     Issuer, MAX_REASON_LEN, Revocation, RevocationBody, RevocationScope, VerifiedRevocation,

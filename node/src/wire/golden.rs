@@ -262,6 +262,29 @@ fn every_format_matches_its_golden_bytes() {
             &device,
         ),
     );
+    // The largest-file extension: tag 1, 25 MiB as 4 big-endian bytes.
+    let max_file = crate::trust::KnownExtensions {
+        max_file_mb: Some(25),
+    }
+    .encode()
+    .expect("in range");
+    assert_eq!(max_file[0].tag, crate::trust::EXT_MAX_FILE_MB);
+    check_bytes("policy_extension_max_file_mb", &max_file[0].value);
+    check(
+        "agency_policy_max_file_mb",
+        &crate::trust::AgencyPolicy::sign(
+            crate::trust::AgencyPolicyBody {
+                agency: s.bundle.body.agency.id(),
+                format: crate::trust::POLICY_FORMAT,
+                version: 4,
+                issued_at: NOW + 63,
+                settings: crate::trust::PolicySettings::default(),
+                extensions: max_file,
+                issuer: s.chain.clone(),
+            },
+            &device,
+        ),
+    );
     // Secrets have no PartialEq; compare their encodings.
     check_bytes("storage_key", &encode(&s.storage_key));
     check_bytes("secret_key", &encode(&s.secret));
