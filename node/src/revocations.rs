@@ -13,12 +13,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::Passphrase;
 use crate::enrollment::{self, EnrollmentError};
 use crate::identity::{DeviceId, KeyPair};
 use crate::store::{Home, MessageLog, RevocationRecord, SledStore, StoreError};
 use crate::trust::{
     AgencyInfo, CertificateChain, Issuer, Revocation, RevocationBody, RevocationError,
-    RevocationScope, RevocationSet, TrustError, TrustPolicy, VerifiedRevocation, WipeReceipt,
+    RevocationScope, RevocationSet, Role, TrustError, TrustPolicy, VerifiedRevocation, WipeReceipt,
 };
 use crate::wire;
 
@@ -318,6 +319,29 @@ pub fn sign(
     Ok((revocation, verified))
 }
 
+/// Signs, on an operator's console in `root`, a revocation of `target`
+/// (its device, or its user by `scope`) with the operator key; a
+/// revocation naming an operator is signed with the agency root key (only
+/// the root revokes operators). Both keys open with `passphrase`.
+/// `baro agency revoke` and the app's operator page both sign here.
+pub fn sign_as_operator(
+    root: &Path,
+    passphrase: &Passphrase,
+    target: CertificateChain,
+    scope: RevocationScope,
+    order: &Order,
+) -> Result<Revocation, RevocationFlowError> {
+    let home = Home::open(root)?;
+    let operator = enrollment::load_operator(&home, passphrase)?;
+    let (issuer, signer) = if target.leaf().map(|c| c.body.role) == Some(Role::Operator) {
+        (Issuer::Root, enrollment::load_root_key(&home, passphrase)?)
+    } else {
+        (Issuer::Chain(operator.chain.clone()), operator.key.clone())
+    };
+    let (revocation, _) = sign(&operator.agency, target, scope, order, issuer, &signer)?;
+    Ok(revocation)
+}
+
 fn open_log(root: &Path) -> Result<(MessageLog, AgencyInfo), RevocationFlowError> {
     let home = Home::open(root)?;
     let agency = enrollment::load_bundle(&home)?.body.agency;
@@ -481,7 +505,7 @@ pub fn own_devices(
         std::collections::BTreeMap::new();
     for chain in log.devices()?.into_iter().chain([own]) {
         let Some(leaf) = chain.leaf() else { continue };
-        if leaf.body.subject.user_id != user || leaf.body.role == crate::trust::Role::Relay {
+        if leaf.body.subject.user_id != user || leaf.body.role == Role::Relay {
             continue;
         }
         let Ok(device) = chain.verify(&agency, leaf.body.not_before, &policy) else {

@@ -50,7 +50,7 @@ pub struct Browser {
     driver: Child,
     port: u16,
     session: String,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 /// An element found on the page (its WebDriver reference).
@@ -95,7 +95,7 @@ impl Browser {
             driver,
             port,
             session: String::new(),
-            _profile: profile,
+            profile,
         };
         crate::eventually(20, "chromedriver ready", || {
             browser
@@ -108,7 +108,11 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": args,
-                "prefs": { "intl.accept_languages": lang },
+                "prefs": {
+                    "intl.accept_languages": lang,
+                    "download.default_directory": browser.downloads(),
+                    "download.prompt_for_download": false,
+                },
             },
         }}});
         let answer = browser
@@ -119,6 +123,21 @@ impl Browser {
             .unwrap_or_else(|| panic!("no session: {answer}"))
             .to_string();
         browser
+    }
+
+    /// Where the browser saves downloads (inside its own profile).
+    pub fn downloads(&self) -> PathBuf {
+        self.profile.path().join("downloads")
+    }
+
+    /// The bytes of the download named `name`, once complete (waits up
+    /// to `secs`).
+    pub fn downloaded(&self, secs: u64, name: &str) -> Vec<u8> {
+        let path = self.downloads().join(name);
+        crate::eventually(secs, &format!("{name} downloaded"), || {
+            // Chromium writes NAME.crdownload, then renames it.
+            std::fs::read(&path).ok().filter(|bytes| !bytes.is_empty())
+        })
     }
 
     /// One WebDriver request; the answer's JSON, or its error.

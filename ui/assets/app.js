@@ -17,6 +17,7 @@ const state = {
   messages: [],
   dialog: null,    // what the dialog shows: a function redrawing it
   reload: null,    // reads again what the dialog shows (devices, revocations)
+  console: null,   // this device's operator console (agency, operator), if it is one
 };
 
 const $ = (id) => document.getElementById(id);
@@ -702,6 +703,29 @@ function devices() {
   }, load);
 }
 
+// Revocations with their coverage: who was shown each (relays and
+// devices), when the device was last seen, and its wipe receipt.
+function revocationItems(list) {
+  const ul = el("ul", { className: "list", attrs: { "data-testid": "revocation-list" } });
+  for (const r of list) {
+    const holders = r.held_by.map((h) => (h.name ? `${h.name}${h.role === "relay" ? ` (${t("relay")})` : ""}` : h.device)).join(", ") || t("none");
+    const wiped = r.wiped.length > 0;
+    const wipeText = wiped ? `${t("wipe_receipt")}: ${secondsText(r.wiped[0].wiped_at)}` : (r.wipe ? t("no_receipt") : t("no_wipe"));
+    const what = r.scope === "user"
+      ? `${r.display_name} (${r.user}) · ${t("every_device")}`
+      : `${r.display_name} (${r.user})${r.label ? " · " + r.label : ""} · ${r.device.slice(-8)}`;
+    ul.appendChild(el("li", { attrs: { "data-testid": "revocation", "data-device": r.device, "data-user": r.user, "data-scope": r.scope, "data-wiped": wiped, "data-held": r.held_by.length } },
+      el("div", { className: "grow" },
+        el("strong", { text: what }),
+        el("div", { className: "muted", text: `${t(r.scope === "user" ? "scope_user" : "scope_device")} · ${r.reason} · ${r.issued_by} · ${secondsText(r.issued_at)}` }),
+        el("div", { className: "muted", text: `${t("seen_by")} (${r.held_by.length}): ${holders}`, attrs: { "data-testid": "revocation-coverage" } }),
+        el("div", { className: "muted", text: `${t("device_last_seen")}: ${secondsText(r.device_last_seen)} · ${r.published ? t("published") : t("not_published")}` }),
+        el("div", { className: wiped ? "state" : "muted", text: wipeText, attrs: { "data-testid": "revocation-wipe" } }))));
+  }
+  if (list.length === 0) ul.appendChild(el("li", { className: "empty", text: t("none") }));
+  return ul;
+}
+
 function revocationList() {
   let list = null;
   let error = null;
@@ -711,19 +735,184 @@ function revocationList() {
   };
   showDialog("revocations", (body) => {
     if (!list) { body.replaceChildren(el("p", { className: "muted", text: "…" })); load(); return; }
-    const ul = el("ul", { className: "list" });
-    for (const r of list) {
-      const holders = r.held_by.map((h) => h.name || h.device).join(", ") || t("none");
-      const wiped = r.wiped.length > 0 ? `${t("wipe_receipt")}: ${secondsText(r.wiped[0].wiped_at)}` : (r.wipe ? t("no_receipt") : "");
-      ul.appendChild(el("li", { attrs: { "data-testid": "revocation" } }, el("div", { className: "grow" },
-        el("strong", { text: `${r.display_name} (${r.user})${r.label ? " · " + r.label : ""}` }),
-        el("div", { className: "muted", text: `${r.scope} · ${r.reason} · ${r.issued_by} · ${secondsText(r.issued_at)}` }),
-        el("div", { className: "muted", text: `${t("seen_by")}: ${holders}` }),
-        wiped ? el("div", { className: "state", text: wiped }) : null)));
-    }
-    if (list.length === 0) ul.appendChild(el("li", { className: "empty", text: t("none") }));
-    body.replaceChildren(ul, error ? errorLine(error) : null);
+    body.replaceChildren(revocationItems(list), error ? errorLine(error) : null);
   }, load);
+}
+
+// ---------------------------------------------------------------- operator
+
+// An input whose label follows the language (applyLanguage relabels it).
+function field(labelKey, testid, type, extra) {
+  const node = el("input", { attrs: Object.assign({ type: type || "text", "data-testid": testid, "data-i18n-label": labelKey, "data-i18n-placeholder": labelKey, autocomplete: "off" }, extra || {}) });
+  node.setAttribute("aria-label", t(labelKey));
+  node.placeholder = t(labelKey);
+  return node;
+}
+
+function labelled(key, testid) {
+  return el("span", { text: t(key), attrs: { "data-i18n": key, "data-testid": testid } });
+}
+
+const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
+function fromHex(hex) {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
+  return out;
+}
+
+// The operator's console: enroll a device from its request file, revoke a
+// device or a user, and the revocations with their coverage. The
+// operator's passphrase is asked for each action, sent in the request's
+// body only (never in a URL, never stored), and the field is cleared
+// once the node has answered.
+function operatorView() {
+  const MAX_REQUEST = 64 * 1024;
+  let list = null;
+  let listError = null;
+  let enrollError = null;
+  let revokeError = null;
+  let enrolled = null;   // the last enrollment's answer
+  let bundleUrl = null;  // its bundle, as a download
+  let revoked = null;    // the last revocation made here
+  let armed = false;     // the revoke button was pressed once
+  let busy = false;
+
+  // The forms are made once per opening: what the operator typed (and the
+  // chosen file) stays while the list below is redrawn.
+  const file = el("input", { attrs: { type: "file", "data-testid": "enroll-file", accept: ".request,application/octet-stream", "data-i18n-label": "request_file" } });
+  file.setAttribute("aria-label", t("request_file"));
+  const user = field("user_id", "enroll-user");
+  const name = field("display_name_optional", "enroll-name");
+  const org = field("org_unit", "enroll-org");
+  const role = el("select", { attrs: { "data-testid": "enroll-role", "data-i18n-label": "role" } },
+    el("option", { text: "member", attrs: { value: "member" } }),
+    el("option", { text: "relay", attrs: { value: "relay" } }));
+  const enrollPass = field("passphrase", "enroll-passphrase", "password");
+  const enrollButton = el("button", { className: "primary", text: t("enroll"), attrs: { type: "submit", "data-testid": "enroll-submit", "data-i18n": "enroll" } });
+  const enrollResult = el("div", { attrs: { "data-testid": "enroll-result", role: "status" } });
+  const enrollForm = el("form", { attrs: { "data-testid": "enroll-form" } },
+    el("label", { className: "file-label" }, labelled("request_file"), file),
+    user, name, org, role, enrollPass, enrollButton);
+
+  const kind = el("select", { attrs: { "data-testid": "revoke-kind", "data-i18n-label": "revoke_what" } },
+    el("option", { text: t("scope_device"), attrs: { value: "device", "data-i18n": "scope_device" } }),
+    el("option", { text: t("scope_user"), attrs: { value: "user", "data-i18n": "scope_user" } }));
+  const target = field("device_or_user", "revoke-target");
+  const reason = field("reason", "revoke-reason");
+  const wipe = el("input", { attrs: { type: "checkbox", "data-testid": "revoke-wipe", checked: true } });
+  const revokePass = field("passphrase", "revoke-passphrase", "password");
+  const revokeButton = el("button", { className: "danger", attrs: { type: "submit", "data-testid": "revoke-submit" } });
+  const revokeResult = el("div", { attrs: { "data-testid": "revoke-result", role: "status" } });
+  const revokeForm = el("form", { attrs: { "data-testid": "revoke-form" } },
+    kind, target, reason, el("label", {}, wipe, labelled("wipe_order")), revokePass, revokeButton);
+  const disarm = () => { if (armed) { armed = false; state.dialog(); } };
+  for (const input of [kind, target, reason, wipe]) input.addEventListener("change", disarm);
+
+  enrollForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (busy) return;
+    enrollError = null;
+    const chosen = file.files[0];
+    if (!chosen) { enrollError = t("choose_request"); state.dialog(); return; }
+    if (chosen.size > MAX_REQUEST) { enrollError = t("request_too_big"); state.dialog(); return; }
+    busy = true;
+    try {
+      const bytes = new Uint8Array(await chosen.arrayBuffer());
+      const request = { request: "enroll", file: toHex(bytes), user: user.value.trim(), org: org.value.trim(), role: role.value, passphrase: enrollPass.value };
+      if (name.value.trim()) request.display_name = name.value.trim();
+      enrolled = await call(request);
+      if (bundleUrl) URL.revokeObjectURL(bundleUrl);
+      bundleUrl = URL.createObjectURL(new Blob([fromHex(enrolled.bundle)], { type: "application/octet-stream" }));
+      enrolled.bundle = null;
+      file.value = "";
+    } catch (err) {
+      enrollError = err.message;
+    } finally {
+      enrollPass.value = "";
+      busy = false;
+    }
+    state.dialog();
+  });
+
+  revokeForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (busy) return;
+    revokeError = null;
+    const what = target.value.trim();
+    if (!what || !reason.value.trim()) { revokeError = t("revoke_needs"); state.dialog(); return; }
+    if (!armed) { armed = true; state.dialog(); return; }
+    armed = false;
+    busy = true;
+    try {
+      const request = { request: "agency_revoke", reason: reason.value.trim(), wipe: wipe.checked, passphrase: revokePass.value };
+      request[kind.value] = what;
+      revoked = await call(request);
+      target.value = "";
+      reason.value = "";
+    } catch (err) {
+      revokeError = err.message;
+    } finally {
+      revokePass.value = "";
+      busy = false;
+    }
+    load();
+  });
+
+  const load = async () => {
+    try { list = await call({ request: "revocations" }); listError = null; } catch (e) { listError = e.message; list = list || []; }
+    state.dialog();
+  };
+
+  // Persistent parts: redrawing never moves the forms (a field being
+  // typed in keeps its focus); only the slots below change.
+  const head = el("p", { className: "muted" });
+  const enrollErrorSlot = el("div");
+  const revokeErrorSlot = el("div");
+  const listSlot = el("div");
+  const heading = (key) => el("h3", { text: t(key), attrs: { "data-i18n": key } });
+  const parts = [head, heading("enroll_device"), enrollForm, enrollErrorSlot, enrollResult,
+    heading("revoke_device_or_user"), revokeForm, revokeErrorSlot, revokeResult,
+    heading("revocations"), listSlot];
+  const slotError = (slot, message, testid) => slot.replaceChildren(
+    message ? el("p", { className: "error", text: message, attrs: { role: "alert", "data-testid": testid } }) : "");
+
+  showDialog("operator", (body) => {
+    if (body.firstChild !== head) body.replaceChildren(...parts);
+    const c = state.console;
+    head.textContent = c ? `${c.agency} · ${t("operator")} ${c.operator_name} (${c.operator}) · ${t("root_fingerprint")} ${c.root_fingerprint}` : "";
+    const confirmText = `${t("confirm_operator_revoke")}: ${target.value.trim()}${wipe.checked ? ` (${t("wipe_order")})` : ""}`;
+    revokeButton.textContent = armed ? confirmText : t("revoke");
+    revokeButton.classList.toggle("armed", armed);
+    slotError(enrollErrorSlot, enrollError, "enroll-error");
+    slotError(revokeErrorSlot, revokeError, "revoke-error");
+    enrollResult.replaceChildren();
+    if (enrolled) {
+      const fileName = `${enrolled.user}-${String(enrolled.device).slice(-8)}.bundle`;
+      enrollResult.append(
+        el("div", { className: "state", text: `${t("enrolled")}: ${enrolled.display_name} (${enrolled.user}) · ${enrolled.org_unit} · ${enrolled.role} · ${String(enrolled.device).slice(-8)}` }),
+        el("a", { className: "download", text: `${t("download_bundle")} (${fileName})`, attrs: { href: bundleUrl, download: fileName, "data-testid": "bundle-download", "data-device": enrolled.device } }),
+        el("div", { className: "muted", text: t("bundle_private") }));
+    }
+    revokeResult.replaceChildren();
+    if (revoked) {
+      revokeResult.append(el("div", { className: "state", text: `${t("revoked")}: ${revoked.display_name} (${revoked.user}) · ${revoked.reason}${revoked.wipe ? ` · ${t("wipe_order")}` : ""}` }));
+    }
+    listSlot.replaceChildren(list ? revocationItems(list) : el("p", { className: "muted", text: "…" }), listError ? errorLine(listError) : "");
+  }, load);
+  load();
+  // Coverage grows as peers are shown the revocations: read again while open.
+  const poll = setInterval(() => { if (state.reload === load) load(); else clearInterval(poll); }, 3000);
+}
+
+// Whether this device is an operator's console: the Operator button then shows.
+async function checkConsole() {
+  try {
+    state.console = await call({ request: "operator_console" });
+  } catch (e) {
+    state.console = null;
+  }
+  $("operator-button").hidden = !state.console;
 }
 
 async function searchHistory(text) {
@@ -784,6 +973,7 @@ function start() {
   $("room-info").addEventListener("click", roomInfo);
   $("devices-button").addEventListener("click", devices);
   $("revocations-button").addEventListener("click", revocationList);
+  $("operator-button").addEventListener("click", operatorView);
   $("dialog").addEventListener("close", () => { state.dialog = null; state.reload = null; });
   $("search-form").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -799,6 +989,7 @@ function start() {
   listen();
   refreshStatus();
   refreshRooms();
+  checkConsole();
   setInterval(refreshStatus, STATUS_EVERY);
 }
 

@@ -13,7 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::{get, post};
 use baro_node::Handle;
-use baro_node::api::{MAX_LINE, Request, Response, dispatch};
+use baro_node::api::{MAX_LINE, Request, Response, dispatch_in_home};
 use tokio_util::sync::CancellationToken;
 
 use crate::guard::{CSP, Origins};
@@ -234,7 +234,13 @@ async fn api(Extract(state): Extract<State>, headers: HeaderMap, body: Bytes) ->
     if !state.has_session(&headers) {
         return unauthorized();
     }
-    let response = match serde_json::from_slice::<Request>(&body).map(Request::normalized) {
+    let parsed = serde_json::from_slice::<Request>(&body).map(Request::normalized);
+    // The body may carry the operator's passphrase: cleared when this
+    // handler holds the only reference to it (it does once read whole).
+    if let Ok(mut bytes) = body.try_into_mut() {
+        zeroize::Zeroize::zeroize(bytes.as_mut());
+    }
+    let response = match parsed {
         Err(e) => Response::Error(format!("bad request: {e}")),
         Ok(Request::Watch { .. }) => Response::Error("watch is /events here".into()),
         // The node reads or writes the paths these name, as the user: the
@@ -244,7 +250,7 @@ async fn api(Extract(state): Extract<State>, headers: HeaderMap, body: Bytes) ->
         Ok(Request::SendFile { .. } | Request::FetchFile { out: Some(_), .. }) => {
             Response::Error("files travel through /api/upload and /api/file here".into())
         }
-        Ok(request) => dispatch(request, &state.0.handle).await,
+        Ok(request) => dispatch_in_home(request, &state.0.handle, &state.0.home).await,
     };
     json(&response)
 }

@@ -12,7 +12,7 @@ use baro_node::clock::unix_now;
 use baro_node::enrollment;
 use baro_node::revocations::{self, HolderView, Order, RevocationView, Target};
 use baro_node::store::Home;
-use baro_node::trust::{CertificateChain, Issuer, Revocation, Role, validate_reason};
+use baro_node::trust::{CertificateChain, Issuer, Revocation, validate_reason};
 use baro_node::{DeviceId, wire};
 
 use super::print_json;
@@ -96,30 +96,13 @@ pub fn agency_revoke(home: &Path, args: AgencyRevoke, json: bool) -> Result<()> 
     }
     let (chain, running) = target_chain(home, &target)?;
     let passphrase = passphrase::existing(home)?;
-    let operator = enrollment::load_operator(&opened, &passphrase)?;
-    let target_role = chain.leaf().map(|c| c.body.role);
-    // Operators are revoked by the agency root.
-    let (issuer, signer) = if target_role == Some(Role::Operator) {
-        (
-            Issuer::Root,
-            enrollment::load_root_key(&opened, &passphrase)?,
-        )
-    } else {
-        (Issuer::Chain(operator.chain.clone()), operator.key.clone())
-    };
     let order = Order {
         reason: args.reason,
         wipe: args.wipe,
         now: unix_now(),
     };
-    let (revocation, _) = revocations::sign(
-        &operator.agency,
-        chain,
-        target.scope(),
-        &order,
-        issuer,
-        &signer,
-    )?;
+    let revocation =
+        revocations::sign_as_operator(home, &passphrase, chain, target.scope(), &order)?;
     let view = submit(home, &revocation, running)?;
     report(&view, running, json)
 }

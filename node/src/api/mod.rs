@@ -5,13 +5,15 @@
 //! request line, one JSON response line per connection.
 
 mod client;
+mod operator;
 mod protocol;
 mod server;
 mod views;
 
 pub use client::{ApiError, request, stream};
+pub use operator::{ConsoleView, EnrolledView, SecretText};
 pub use protocol::{MAX_LINE, Request, Response};
-pub use server::{ControlSocket, bind, dispatch};
+pub use server::{ControlSocket, bind, dispatch, dispatch_in_home};
 pub use views::{
     AttachmentView, DeviceView, MessageView, People, PersonView, PreviewView, Progress,
     ReceiptView, RoomInfo, Sent,

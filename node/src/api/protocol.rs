@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::operator::{ConsoleView, EnrolledView, SecretText};
 use super::{MessageView, People, RoomInfo, Sent};
 use crate::node::{BlockedPeer, PeerInfo, Status};
 use crate::revocations::RevocationView;
@@ -135,6 +136,55 @@ pub enum Request {
     },
     /// Every revocation the node enforces.
     Revocations,
+    /// Whether this device is an operator's console: its agency and
+    /// operator (no passphrase needed; an error on any other device).
+    OperatorConsole,
+    /// Operator: certify the device of an enrollment request (`baro device
+    /// init --out`) with the operator key; answered with its bundle. The
+    /// checks of `baro agency enroll`.
+    Enroll {
+        /// The request file's bytes, hex.
+        file: String,
+        /// User id of the device's owner.
+        user: String,
+        /// Display name; the name in the request if absent or empty.
+        #[serde(default)]
+        display_name: Option<String>,
+        /// Org unit path of the owner.
+        org: String,
+        /// "member" (default) or "relay"; never "operator".
+        #[serde(default)]
+        role: Option<String>,
+        /// Days the certificate is valid (default 365).
+        #[serde(default)]
+        days: Option<u64>,
+        /// Relay addresses to put in the bundle.
+        #[serde(default)]
+        bootstrap: Vec<String>,
+        /// The operator's passphrase (opens the operator key).
+        passphrase: SecretText,
+    },
+    /// Operator: revoke a device (or one certificate of it) or every
+    /// device of a user, with the operator key (the agency root key for
+    /// an operator's device). The checks of `baro agency revoke`.
+    AgencyRevoke {
+        /// A device id.
+        #[serde(default)]
+        device: Option<String>,
+        /// A user id (when no device is given): every device of the user.
+        #[serde(default)]
+        user: Option<String>,
+        /// With `device`: only this certificate (its serial).
+        #[serde(default)]
+        serial: Option<u64>,
+        /// Why (shown to operators).
+        reason: String,
+        /// The device erases its local data when it hears of it.
+        #[serde(default)]
+        wipe: bool,
+        /// The operator's passphrase (opens the operator key).
+        passphrase: SecretText,
+    },
     /// Put a signed agency policy in force and publish it.
     SetPolicy {
         /// The policy's encoding, hex.
@@ -200,10 +250,15 @@ pub enum Response {
     Files(Vec<MessageView>),
     /// Answer to [`Request::FetchFile`]: the file's message and how much is held.
     File(MessageView),
-    /// Answer to [`Request::Revoke`] and [`Request::RevokeOwnDevice`].
+    /// Answer to [`Request::Revoke`], [`Request::RevokeOwnDevice`] and
+    /// [`Request::AgencyRevoke`].
     Revocation(RevocationView),
     /// Answer to [`Request::Revocations`].
     Revocations(Vec<RevocationView>),
+    /// Answer to [`Request::OperatorConsole`].
+    Console(ConsoleView),
+    /// Answer to [`Request::Enroll`]: the bundle and what it certifies.
+    Enrolled(EnrolledView),
     /// Answer to [`Request::DeviceChain`]: the chain's encoding, hex.
     Chain(String),
     /// Answer to [`Request::Devices`].
@@ -276,6 +331,40 @@ impl Request {
             Request::RevokeOwnDevice { device, reason } => {
                 Request::RevokeOwnDevice { device, reason }
             }
+            Request::Enroll {
+                file,
+                user,
+                display_name,
+                org,
+                role,
+                days,
+                bootstrap,
+                passphrase,
+            } => Request::Enroll {
+                file,
+                user: nfc(user),
+                display_name: opt(display_name),
+                org: nfc(org),
+                role,
+                days,
+                bootstrap,
+                passphrase,
+            },
+            Request::AgencyRevoke {
+                device,
+                user,
+                serial,
+                reason,
+                wipe,
+                passphrase,
+            } => Request::AgencyRevoke {
+                device,
+                user: opt(user),
+                serial,
+                reason,
+                wipe,
+                passphrase,
+            },
             Request::DeviceChain { device, user } => Request::DeviceChain {
                 device,
                 user: opt(user),
@@ -298,6 +387,7 @@ impl Request {
             | Request::Rooms
             | Request::Revoke { .. }
             | Request::Revocations
+            | Request::OperatorConsole
             | Request::SetPolicy { .. }) => plain,
         }
     }

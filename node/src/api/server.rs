@@ -33,6 +33,9 @@ const MAX_CLIENTS: usize = 16;
 pub struct ControlSocket {
     listener: UnixListener,
     path: PathBuf,
+    /// The node's home (the socket's directory): operator requests read
+    /// its key files.
+    home: PathBuf,
     /// The uid this process runs as (the socket file's owner): the only
     /// client uid served.
     owner: u32,
@@ -75,6 +78,7 @@ pub async fn bind(path: PathBuf) -> std::io::Result<ControlSocket> {
     let owner = std::fs::metadata(&path)?.uid();
     Ok(ControlSocket {
         listener,
+        home: dir.to_path_buf(),
         path,
         owner,
     })
@@ -96,8 +100,9 @@ impl ControlSocket {
                     let Ok(permit) = slots.clone().acquire_owned().await else { break };
                     let handle = handle.clone();
                     let shutdown = shutdown.clone();
+                    let home = self.home.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = answer(stream, &handle, shutdown).await {
+                        if let Err(e) = answer(stream, &handle, &home, shutdown).await {
                             tracing::debug!(error = %e, "control client failed");
                         }
                         drop(permit);
@@ -136,17 +141,21 @@ fn remove(path: &Path) {
 async fn answer(
     stream: UnixStream,
     handle: &Handle,
+    home: &Path,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let (reader, mut writer) = stream.into_split();
-    let mut line = String::new();
+    // It may carry the operator's passphrase.
+    let mut line = zeroize::Zeroizing::new(String::new());
     BufReader::new(reader.take(MAX_LINE as u64))
         .read_line(&mut line)
         .await?;
-    let response = match serde_json::from_str::<Request>(&line).map(Request::normalized) {
+    let parsed = serde_json::from_str::<Request>(&line).map(Request::normalized);
+    drop(line);
+    let response = match parsed {
         Err(e) => Response::Error(format!("bad request: {e}")),
         Ok(Request::Watch { room }) => return watch(writer, handle, room, shutdown).await,
-        Ok(request) => dispatch(request, handle).await,
+        Ok(request) => dispatch_in_home(request, handle, home).await,
     };
     let mut out = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
     out.push(b'\n');
@@ -271,8 +280,20 @@ fn absolute(path: &str) -> Result<PathBuf, String> {
 }
 
 /// Answers one request (not [`Request::Watch`], a stream) as the control
-/// socket does: the one place requests meet the node, shared by every
-/// interface on top of it (the socket, the browser app).
+/// socket does, on the node of the home in `home`: the one place requests
+/// meet the node, shared by every interface on top of it (the socket, the
+/// browser app). The operator's requests ([`super::operator`]) need the
+/// home, which holds the operator key.
+pub async fn dispatch_in_home(request: Request, handle: &Handle, home: &Path) -> Response {
+    if super::operator::is_operator_request(&request) {
+        super::operator::answer(request, handle, home).await
+    } else {
+        dispatch(request, handle).await
+    }
+}
+
+/// Answers one request that needs no home (not [`Request::Watch`], a
+/// stream; an operator's request is refused): see [`dispatch_in_home`].
 pub async fn dispatch(request: Request, handle: &Handle) -> Response {
     let done = |r: Result<(), crate::node::NodeError>| r.map(|()| Response::Done);
     let result = match request {
@@ -344,6 +365,12 @@ pub async fn dispatch(request: Request, handle: &Handle) -> Response {
             Err(e) => Ok(Response::Error(format!("{e}"))),
         },
         Request::Revocations => handle.revocations().await.map(Response::Revocations),
+        Request::OperatorConsole | Request::Enroll { .. } | Request::AgencyRevoke { .. } => {
+            return Response::Error(
+                "an operator's request needs the node's home: ask the control socket or the app"
+                    .into(),
+            );
+        }
         Request::People {
             search,
             user,
