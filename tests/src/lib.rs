@@ -190,6 +190,12 @@ impl Baro {
     /// Starts `baro --home HOME args…` in the background, its output to a
     /// file of its own in the home's parent (two processes of one home, such
     /// as `run` and `watch`, sharing a file overwrote each other's lines).
+    ///
+    /// A node (`run`, `relay`, `app`) is returned once its process holds the
+    /// home or has ended: a command run right after it then finds it, as a
+    /// user's next command would. Within the milliseconds of its exec,
+    /// nothing on disk says a node is coming, and `send`, `history` or
+    /// `chat` would start one of their own in the background.
     pub fn spawn<I, S>(&self, args: I) -> RunningNode
     where
         I: IntoIterator<Item = S>,
@@ -200,32 +206,41 @@ impl Baro {
         let log = self.home.with_extension(format!("{n}.log"));
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
+        let args: Vec<std::ffi::OsString> =
+            args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let node = args
+            .iter()
+            .find(|a| !a.to_string_lossy().starts_with('-'))
+            .is_some_and(|command| ["run", "relay", "app"].contains(&&*command.to_string_lossy()));
         let child = self
-            .command(args)
+            .command(&args)
             .stdout(out)
             .stderr(err)
             .spawn()
             .expect("start baro");
-        RunningNode { child, log }
+        let mut running = RunningNode { child, log };
+        if node {
+            self.wait_until_held_or_ended(&mut running.child);
+        }
+        running
     }
 
     /// Waits until a node process holds this home (its `node.lock`, taken
-    /// at the very start of `baro run`, before the store is unlocked), so a
-    /// test can act while that node is starting, not before its process
-    /// has even begun.
-    pub fn wait_until_a_node_holds_the_home(&self) {
+    /// at the very start of `baro run`, before the store is unlocked) or
+    /// `child` has ended.
+    fn wait_until_held_or_ended(&self, child: &mut std::process::Child) {
         let path = self.home.join("node.lock");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let held = std::fs::File::open(&path).is_ok_and(|file| {
                 rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared).is_err()
             });
-            if held {
+            if held || !matches!(child.try_wait(), Ok(None)) {
                 return;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "no node took {} within 30 s",
+                "the node took no hold of {} within 30 s",
                 path.display()
             );
             std::thread::sleep(std::time::Duration::from_millis(5));

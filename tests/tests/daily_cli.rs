@@ -883,10 +883,6 @@ fn history_waits_for_a_node_that_is_starting() {
     let (_operator, kim, _lee) = korean_agency(dir.path());
     let _stop = StopOnDrop(&kim);
     let mut node = kim.spawn(["run"].into_iter().chain(NETWORK));
-    // As a user would: the second command comes once `baro run` has begun
-    // (it holds the home), not within the milliseconds of its exec, when
-    // nothing on disk can tell it is coming.
-    kim.wait_until_a_node_holds_the_home();
     let history = kim.run(["--json", "history", DIVISION]);
     history.json();
     assert!(
