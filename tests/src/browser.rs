@@ -34,6 +34,41 @@ pub const CHROMIUM_ARGS: &[&str] = &[
     "--window-size=1100,760",
 ];
 
+/// Starts `baro run --ui 127.0.0.1:0` on loopback (no mDNS, a sync round
+/// every second), connecting to `bootstrap` if given; the node, the app's
+/// address and its login URL once it is served.
+pub fn run_with_app(
+    device: &crate::Baro,
+    bootstrap: Option<&str>,
+) -> (crate::RunningNode, String, String) {
+    let mut args = vec![
+        "run",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--sync-interval",
+        "1",
+        "--ui",
+        "127.0.0.1:0",
+    ];
+    if let Some(address) = bootstrap {
+        args.extend(["--bootstrap", address]);
+    }
+    let node = device.spawn(args);
+    let url = crate::eventually(30, "the app's URL in the log", || {
+        node.log()
+            .lines()
+            .find_map(|line| line.strip_prefix("app: ").map(str::to_string))
+    });
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("an address")
+        .to_string();
+    (node, addr, url)
+}
+
 /// The browser binary and its driver, if installed.
 fn installed() -> Result<(PathBuf, PathBuf), String> {
     let find = |names: &[&str]| names.iter().map(PathBuf::from).find(|path| path.exists());
@@ -283,6 +318,52 @@ impl Browser {
             Some(&json!({ "text": text })),
         )
         .expect("type");
+    }
+
+    /// Types `keys` on the keyboard, into whatever has the focus (W3C key
+    /// actions, each character pressed and released): text, and
+    /// WebDriver's key codes such as `"\u{E004}"` (Tab) and `"\u{E007}"`
+    /// (Enter).
+    pub fn keyboard(&self, keys: &str) {
+        let actions: Vec<Value> = keys
+            .chars()
+            .flat_map(|key| {
+                let key = key.to_string();
+                [
+                    json!({ "type": "keyDown", "value": key }),
+                    json!({ "type": "keyUp", "value": key }),
+                ]
+            })
+            .collect();
+        self.key_actions(actions);
+    }
+
+    /// Presses `key` while `modifier` is held (e.g. Shift+Enter:
+    /// `"\u{E008}"`, `"\u{E007}"`).
+    pub fn chord(&self, modifier: &str, key: &str) {
+        self.key_actions(vec![
+            json!({ "type": "keyDown", "value": modifier }),
+            json!({ "type": "keyDown", "value": key }),
+            json!({ "type": "keyUp", "value": key }),
+            json!({ "type": "keyUp", "value": modifier }),
+        ]);
+    }
+
+    fn key_actions(&self, actions: Vec<Value>) {
+        let body = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] });
+        self.command("POST", "/actions", Some(&body))
+            .expect("key actions");
+    }
+
+    /// An attribute of the element that has the focus (`None`: no such
+    /// attribute, or nothing but the page has the focus).
+    pub fn focused(&self, attribute: &str) -> Option<String> {
+        self.execute(
+            "const e = document.activeElement; return e && e !== document.body ? e.getAttribute(arguments[0]) : null;",
+            json!([attribute]),
+        )
+        .as_str()
+        .map(str::to_string)
     }
 
     /// Runs a script in the page; its return value.

@@ -6,40 +6,12 @@
 //! a bad request file and a device that is no operator's console.
 
 use baro_node::api::{self, Request, Response, SecretText};
-use baro_tests::browser::{Browser, http_request};
+use baro_tests::browser::{Browser, http_request, run_with_app};
 use baro_tests::{
-    Baro, PASSPHRASE, RunningNode, agency_with, args, baro_bin, eventually, listen_address,
-    start_on_loopback,
+    Baro, PASSPHRASE, agency_with, args, baro_bin, eventually, listen_address, start_on_loopback,
 };
 
 const ROOM: &str = "MOIS/Division 2";
-
-/// Starts `baro run --ui 127.0.0.1:0` on loopback; the app's address and
-/// login URL once it is served.
-fn run_with_app(device: &Baro) -> (RunningNode, String, String) {
-    let node = device.spawn([
-        "run",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--no-mdns",
-        "--sync-interval",
-        "1",
-        "--ui",
-        "127.0.0.1:0",
-    ]);
-    let url = eventually(30, "the app's URL in the log", || {
-        node.log()
-            .lines()
-            .find_map(|line| line.strip_prefix("app: ").map(str::to_string))
-    });
-    let addr = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .expect("an address")
-        .to_string();
-    (node, addr, url)
-}
 
 /// A session cookie header for the app at `addr` (logs in with `url`).
 fn session(addr: &str, url: &str) -> String {
@@ -140,7 +112,7 @@ fn refused(response: Response, needle: &str) {
 fn operator_requests_need_the_console_and_its_passphrase() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (operator, [kim]) = agency_with(dir.path(), ROOM, ["kim"]);
-    let (console_node, addr, url) = run_with_app(&operator);
+    let (console_node, addr, url) = run_with_app(&operator, None);
     let cookie = session(&addr, &url);
     let (lee, request_file, lee_id) = new_device(dir.path(), "lee", "Lee Jun", "phone");
     let request_hex = hex::encode(std::fs::read(&request_file).expect("request file"));
@@ -274,7 +246,7 @@ fn operator_requests_need_the_console_and_its_passphrase() {
 fn the_operator_page_enrolls_a_device_then_revokes_and_wipes_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (operator, [_kim]) = agency_with(dir.path(), ROOM, ["kim"]);
-    let (_console_node, _, url) = run_with_app(&operator);
+    let (_console_node, _, url) = run_with_app(&operator, None);
     let (lee, request_file, lee_id) = new_device(dir.path(), "lee", "이준호", "휴대폰");
 
     let Some(browser) = Browser::start("ko-KR") else {

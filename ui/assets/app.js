@@ -790,7 +790,7 @@ function operatorView() {
     el("option", { text: "relay", attrs: { value: "relay" } }));
   const enrollPass = field("passphrase", "enroll-passphrase", "password");
   const enrollButton = el("button", { className: "primary", text: t("enroll"), attrs: { type: "submit", "data-testid": "enroll-submit", "data-i18n": "enroll" } });
-  const enrollResult = el("div", { attrs: { "data-testid": "enroll-result", role: "status" } });
+  const enrollResult = el("div", { className: "operator-result", attrs: { "data-testid": "enroll-result", role: "status" } });
   const enrollForm = el("form", { attrs: { "data-testid": "enroll-form" } },
     el("label", { className: "file-label" }, labelled("request_file"), file),
     user, name, org, role, enrollPass, enrollButton);
@@ -803,7 +803,7 @@ function operatorView() {
   const wipe = el("input", { attrs: { type: "checkbox", "data-testid": "revoke-wipe", checked: true } });
   const revokePass = field("passphrase", "revoke-passphrase", "password");
   const revokeButton = el("button", { className: "danger", attrs: { type: "submit", "data-testid": "revoke-submit" } });
-  const revokeResult = el("div", { attrs: { "data-testid": "revoke-result", role: "status" } });
+  const revokeResult = el("div", { className: "operator-result", attrs: { "data-testid": "revoke-result", role: "status" } });
   const revokeForm = el("form", { attrs: { "data-testid": "revoke-form" } },
     kind, target, reason, el("label", {}, wipe, labelled("wipe_order")), revokePass, revokeButton);
   const disarm = () => { if (armed) { armed = false; state.dialog(); } };
