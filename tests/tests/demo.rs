@@ -1,5 +1,6 @@
 //! The README's first command: `baro demo` runs every step of its narrated
-//! tour with Korean officials, org units and messages (real homes, real nodes, the relay, revocation and wipe, a killed
+//! tour with Korean officials, org units and messages (real homes, real nodes, the relay, a photo
+//! of a document fetched through it, revocation and wipe, a killed
 //! process, a thief's copy, a phone past its lease) to the end, in a
 //! temporary directory it removes afterwards.
 
@@ -33,6 +34,12 @@ fn the_demo_runs_every_step_to_the_end() {
         "removes 최서연: the group moves to a new key",
         "the phone hears of it",
         "all 3 messages are there once",
+        "its EXIF says where: GPS 36°30′14″N 127°15′54″E",
+        "(sealed: it cannot open them) to keep for the others",
+        "the photo's message arrives with its preview (240×320,",
+        "while 0 of its",
+        "fetched from relay.sejong (the only peer up)",
+        "no EXIF, no GPS position in what 이준호 received",
         "the copy is unreadable without her PIN",
         "no file in the copy names Kim",
         "erased its data after 10 wrong PINs",

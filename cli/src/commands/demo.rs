@@ -704,7 +704,7 @@ async fn mesh(
 
     step(
         8,
-        "An official goes offline and catches up through the field-office relay",
+        "An official goes offline and catches up through the field-office relay, photo included",
     );
     let (kim_home, _) = &bundles[0];
     let (lee_home, _) = &bundles[1];
@@ -1013,9 +1013,10 @@ async fn direct_chat(
     Ok(())
 }
 
-/// Lee goes offline; Kim writes; the relay stores what it cannot read. Then
-/// Kim and Choi leave too, and Lee comes back to find only the relay; his
-/// device stays up.
+/// Lee goes offline; Kim writes, and sends a photo of a document from her
+/// trip; the relay stores what it cannot read, the photo's chunks too. Then
+/// Kim and Choi leave, and Lee comes back to find only the relay: the
+/// notes, the photo's preview, then the photo. His device stays up.
 async fn offline_catch_up(
     relay: &Running,
     address: &str,
@@ -1056,6 +1057,8 @@ async fn offline_catch_up(
     );
     println!("     (it checked each sender's signature; it is in no room and holds no key)");
     println!("   ✓ {kim_name}'s history shows each note \"stored by {stored}\"");
+    let workspace = lee_home.parent().context("no demo directory")?;
+    let photo = photo_from_a_trip(&kim, relay, workspace).await?;
 
     kim.stop().await?;
     choi.stop().await?;
@@ -1068,6 +1071,7 @@ async fn offline_catch_up(
         .store(store.clone())
         .spawn()?;
     let mut events = lee.handle().events();
+    let mut photo_events = lee.handle().events();
     let lee = Running {
         name: lee_name.clone(),
         node: lee,
@@ -1114,13 +1118,20 @@ async fn offline_catch_up(
     println!("     each item is checked as if it had come by gossip");
     println!("   {lee_name}'s \"{DIVISION}\" now reads:");
     for message in caught_up {
-        let new = if notes.contains(&message.text.as_str()) {
+        let new = if notes.contains(&message.text.as_str()) || message.attachment.is_some() {
             "  (new)"
         } else {
             ""
         };
-        println!("     {}: {}{new}", message.sender_name, message.text);
+        match &message.attachment {
+            Some(file) => println!(
+                "     {}: 📎 {} {}{new}",
+                message.sender_name, file.name, message.text
+            ),
+            None => println!("     {}: {}{new}", message.sender_name, message.text),
+        }
     }
+    photo_arrives(&lee, &mut photo_events, &photo, workspace).await?;
     Ok(lee)
 }
 
@@ -1697,4 +1708,221 @@ fn lease_ends(console: &Path, passphrase: &Passphrase, lee_home: &Path) -> Resul
         println!("   (A clock set back buys no time: lease time never goes back. Relays hold no lease.)");
         Ok(())
     })
+}
+
+/// The trip photo's file name.
+const TRIP_PHOTO: &str = "세종청사-공문-1쪽.jpg";
+/// Where the trip photo was taken, as the camera wrote it: Sejong
+/// Government Complex, 36°30′14″N 127°15′54″E.
+const TRIP_GPS: ([u32; 3], [u32; 3]) = ([36, 30, 14], [127, 15, 54]);
+
+/// A phone's photo of a printed page: a white sheet with a title and dark
+/// lines of text on a slightly grey, grainy background, as a JPEG whose
+/// EXIF carries the GPS position where it was taken (what a phone camera
+/// writes). `image` encodes the pixels; the EXIF segment is written here.
+fn photographed_page() -> Result<Vec<u8>> {
+    let (width, height) = (1200u32, 1600u32);
+    let page = image::RgbImage::from_fn(width, height, |x, y| {
+        // Grain of paper and sensor noise.
+        let grain = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)).rotate_left(7) >> 26;
+        let paper = 200u8.saturating_add(grain as u8);
+        let margin = (90..width - 90).contains(&x);
+        let title = (140..196).contains(&y) && (280..920).contains(&x);
+        // Lines of text: 18 px high every 44 px, ragged right ends.
+        let line = (290..1500).contains(&y) && (y - 290) % 44 < 18;
+        let ragged = width - 90 - ((y / 44) * 97 % 340);
+        let ink = title || (margin && line && x < ragged && (x / 9) % 7 != 0);
+        if ink {
+            image::Rgb([40, 42, 48])
+        } else {
+            image::Rgb([paper, paper, paper.saturating_sub(4)])
+        }
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&page)
+        .context("cannot encode the photo")?;
+    // EXIF (TIFF, little endian): IFD0 holds only the GPS IFD's offset;
+    // the GPS IFD holds latitude N and longitude E as degrees, minutes,
+    // seconds (three rationals each, after the IFD).
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend(1u16.to_le_bytes());
+    tiff.extend([0x25, 0x88, 4, 0, 1, 0, 0, 0, 26, 0, 0, 0]);
+    tiff.extend(0u32.to_le_bytes());
+    let gps_entries: [(u16, u16, u32, u32); 4] = [
+        (1, 2, 2, u32::from(b'N')),
+        (2, 5, 3, 80),
+        (3, 2, 2, u32::from(b'E')),
+        (4, 5, 3, 104),
+    ];
+    tiff.extend((gps_entries.len() as u16).to_le_bytes());
+    for (tag, kind, count, value) in gps_entries {
+        tiff.extend(tag.to_le_bytes());
+        tiff.extend(kind.to_le_bytes());
+        tiff.extend(count.to_le_bytes());
+        tiff.extend(value.to_le_bytes());
+    }
+    tiff.extend(0u32.to_le_bytes());
+    for part in TRIP_GPS.0.iter().chain(&TRIP_GPS.1) {
+        tiff.extend(part.to_le_bytes());
+        tiff.extend(1u32.to_le_bytes());
+    }
+    let mut segment = b"Exif\0\0".to_vec();
+    segment.extend(tiff);
+    let mut photo = jpeg[..2].to_vec();
+    photo.extend([0xff, 0xe1]);
+    photo.extend(u16::try_from(segment.len() + 2)?.to_be_bytes());
+    photo.extend(segment);
+    photo.extend(&jpeg[2..]);
+    Ok(photo)
+}
+
+/// "1 chunk", "4 chunks".
+fn chunks(n: usize) -> String {
+    if n == 1 {
+        "1 chunk".into()
+    } else {
+        format!("{n} chunks")
+    }
+}
+
+/// Whether `bytes` hold an EXIF segment (where a camera writes GPS).
+fn has_exif(bytes: &[u8]) -> bool {
+    bytes.windows(6).any(|w| w == b"Exif\0\0")
+}
+
+/// On a trip, Kim photographs a document and sends it to the division
+/// while Lee is away; the relay fetches its chunks. Returns the file id.
+async fn photo_from_a_trip(kim: &Running, relay: &Running, dir: &Path) -> Result<String> {
+    let photo = photographed_page()?;
+    let path = dir.join(TRIP_PHOTO);
+    std::fs::write(&path, &photo)?;
+    println!(
+        "   {} is on a trip to Sejong: she photographs page 1 of a document ({} KiB JPEG;",
+        kim.name,
+        photo.len().div_ceil(1024)
+    );
+    println!(
+        "     its EXIF says where: GPS {}°{}′{}″N {}°{}′{}″E, as phone cameras write it)",
+        TRIP_GPS.0[0], TRIP_GPS.0[1], TRIP_GPS.0[2], TRIP_GPS.1[0], TRIP_GPS.1[1], TRIP_GPS.1[2]
+    );
+    let caption = "세종 출장: 공문 1쪽 사진입니다";
+    let sent = kim
+        .node
+        .handle()
+        .send_file(DIVISION, &path, caption, false)
+        .await?;
+    let files = kim.node.handle().files(DIVISION).await?;
+    let file = files
+        .iter()
+        .find(|m| m.id == sent.id)
+        .and_then(|m| m.attachment.clone())
+        .context("the photo is not in Kim's room")?;
+    println!(
+        "   ✓ sent as \"{caption}\": {} KiB without its EXIF (the GPS position stays on her phone),",
+        file.size.div_ceil(1024)
+    );
+    println!(
+        "     sealed into {} under a key of its own; a {}×{} preview rides in the message",
+        chunks(file.chunks),
+        file.preview.as_ref().map_or(0, |p| p.width),
+        file.preview.as_ref().map_or(0, |p| p.height)
+    );
+    for _ in 0..200 {
+        if relay.node.handle().status().await?.file_chunks >= file.chunks {
+            println!(
+                "   ✓ the relay fetched the {} (sealed: it cannot open them) to keep for the others",
+                chunks(file.chunks)
+            );
+            return Ok(file.file_id);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the relay did not fetch the photo's chunks")
+}
+
+/// Lee, back, sees the trip photo's preview with its message, then the
+/// photo itself fetched from the relay (the only peer up), without EXIF.
+async fn photo_arrives(
+    lee: &Running,
+    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    file_id: &str,
+    dir: &Path,
+) -> Result<()> {
+    let ours = |view: &MessageView| {
+        view.attachment
+            .as_ref()
+            .filter(|a| a.file_id == file_id)
+            .cloned()
+    };
+    let mut preview_first = None;
+    let complete = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match events.recv().await {
+                Ok(NodeEvent::Message(m)) => {
+                    if let Some(a) = ours(&m) {
+                        preview_first = Some(a);
+                    }
+                }
+                Ok(NodeEvent::FileProgress(m)) => {
+                    if let Some(a) = ours(&m).filter(|a| a.held == a.chunks) {
+                        return Some(a);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+    .context("the photo did not arrive")?;
+    if let Some(first) = &preview_first {
+        let preview = first
+            .preview
+            .as_ref()
+            .context("the message has no preview")?;
+        println!(
+            "   ✓ the photo's message arrives with its preview ({}×{}, {} KiB), shown at once,",
+            preview.width,
+            preview.height,
+            (preview.hex.len() / 2).div_ceil(1024)
+        );
+        println!(
+            "     while {} of its {} are here",
+            first.held,
+            chunks(first.chunks)
+        );
+    }
+    let peers: Vec<String> = lee
+        .node
+        .handle()
+        .peers()
+        .await?
+        .into_iter()
+        .map(|p| p.user_id)
+        .collect();
+    println!(
+        "   ✓ then the photo itself: {} fetched from {} (the only peer up), each checked",
+        chunks(complete.chunks),
+        peers.join(", ")
+    );
+    println!("     against its hash; photos up to 8 MiB come without being asked for");
+    let out = dir.join("lee-received.jpg");
+    lee.node
+        .handle()
+        .fetch_file(DIVISION, file_id, Some(&out))
+        .await?;
+    let received = std::fs::read(&out)?;
+    if has_exif(&received) || !received.starts_with(&[0xff, 0xd8]) {
+        bail!("the received photo should be a JPEG without EXIF");
+    }
+    println!(
+        "   ✓ {} saves it: {} KiB, no EXIF, no GPS position in what {} received",
+        lee.name,
+        received.len().div_ceil(1024),
+        lee.name
+    );
+    Ok(())
 }
