@@ -366,6 +366,28 @@ impl Browser {
         .map(str::to_string)
     }
 
+    /// Grants this page's origin a permission (e.g. "notifications"), as
+    /// the user answering the browser's question would (the W3C
+    /// permissions extension of WebDriver).
+    pub fn grant(&self, permission: &str) {
+        self.command(
+            "POST",
+            "/permissions",
+            Some(&json!({ "descriptor": { "name": permission }, "state": "granted" })),
+        )
+        .expect("set permission");
+    }
+
+    /// Opens a new tab and switches to it (the one before is then hidden).
+    pub fn new_tab(&self) {
+        let opened = self
+            .command("POST", "/window/new", Some(&json!({ "type": "tab" })))
+            .expect("new tab");
+        let handle = opened["handle"].as_str().unwrap_or_default();
+        self.command("POST", "/window", Some(&json!({ "handle": handle })))
+            .expect("switch tab");
+    }
+
     /// Runs a script in the page; its return value.
     pub fn execute(&self, script: &str, args: Value) -> Value {
         self.command(

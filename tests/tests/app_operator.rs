@@ -223,7 +223,12 @@ fn operator_requests_need_the_console_and_its_passphrase() {
     eventually(30, "kim's control socket", || {
         api::request(kim.home(), &Request::Status).ok()
     });
-    for request in [Request::OperatorConsole, enroll, revoke(PASSPHRASE)] {
+    for request in [
+        Request::OperatorConsole,
+        enroll,
+        revoke(PASSPHRASE),
+        revoke(""),
+    ] {
         refused(ask(kim.home(), &request), "not an operator's console");
     }
 

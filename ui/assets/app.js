@@ -525,6 +525,7 @@ function listen() {
 
 function refreshAll() {
   refreshStatus();
+  checkConsole();
   refreshRooms();
   loadMessages();
   if (state.reload) state.reload();

@@ -337,13 +337,13 @@ async fn revoke(
     wipe: bool,
     passphrase: SecretText,
 ) -> Result<super::Response, String> {
-    let target = target(device, user, serial)?;
-    validate_reason(&reason).map_err(|e| e.to_string())?;
-    let passphrase = passphrase_given(&passphrase)?;
     {
         let root = root.clone();
         blocking(move || console_home(&root).map(|_| super::Response::Done)).await?;
     }
+    let target = target(device, user, serial)?;
+    validate_reason(&reason).map_err(|e| e.to_string())?;
+    let passphrase = passphrase_given(&passphrase)?;
     // The chain as the running node knows it, or else as this console
     // issued it (whether or not the node has met the device).
     let chain = match handle.device_chain(target.clone()).await {
