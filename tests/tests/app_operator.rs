@@ -232,6 +232,32 @@ fn operator_requests_need_the_console_and_its_passphrase() {
         refused(ask(kim.home(), &request), "not an operator's console");
     }
 
+    // The console revokes a whole user (every device of kim).
+    let user_revocation = serde_json::json!({
+        "request": "agency_revoke", "user": "kim", "reason": "left the agency",
+        "wipe": false, "passphrase": PASSPHRASE,
+    });
+    let revoked = post(&addr, &cookie, &user_revocation);
+    assert_eq!(revoked["response"], "revocation", "{revoked}");
+    assert_eq!(
+        (
+            &revoked["body"]["scope"],
+            &revoked["body"]["user"],
+            &revoked["body"]["wipe"]
+        ),
+        (
+            &serde_json::json!("user"),
+            &serde_json::json!("kim"),
+            &serde_json::json!(false)
+        )
+    );
+    let list = post(
+        &addr,
+        &cookie,
+        &serde_json::json!({ "request": "revocations" }),
+    );
+    assert_eq!(list["body"].as_array().map(Vec::len), Some(1), "{list}");
+
     // The passphrase was never written to the console's log.
     assert!(console_node.stop(), "the console stops cleanly");
     let log = std::fs::read_dir(dir.path())
