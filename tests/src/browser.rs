@@ -41,6 +41,16 @@ pub fn run_with_app(
     device: &crate::Baro,
     bootstrap: Option<&str>,
 ) -> (crate::RunningNode, String, String) {
+    run_with_app_on(device, bootstrap, "127.0.0.1:0")
+}
+
+/// [`run_with_app`] with the app on `ui` (an address, or a fixed port to
+/// come back to after a restart).
+pub fn run_with_app_on(
+    device: &crate::Baro,
+    bootstrap: Option<&str>,
+    ui: &str,
+) -> (crate::RunningNode, String, String) {
     let mut args = vec![
         "run",
         "--listen",
@@ -49,7 +59,7 @@ pub fn run_with_app(
         "--sync-interval",
         "1",
         "--ui",
-        "127.0.0.1:0",
+        ui,
     ];
     if let Some(address) = bootstrap {
         args.extend(["--bootstrap", address]);

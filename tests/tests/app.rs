@@ -4,53 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use baro_tests::browser::{Browser, http_request};
+use baro_tests::browser::{Browser, http_request, run_with_app, run_with_app_on};
 use baro_tests::{
-    Baro, RunningNode, agency_with, baro_bin, enroll_labelled, eventually, init_korean_agency,
-    listen_address, start_on_loopback,
+    Baro, agency_with, baro_bin, enroll_labelled, eventually, init_korean_agency, listen_address,
+    start_on_loopback,
 };
 
 const ROOM: &str = "MOIS/Division 2";
-
-/// Starts `baro run --ui 127.0.0.1:0` on loopback; the app's address and
-/// login URL once it is served.
-fn run_with_app(device: &Baro, bootstrap: Option<&str>) -> (RunningNode, String, String) {
-    run_with_app_on(device, bootstrap, "127.0.0.1:0")
-}
-
-/// Starts `baro run --ui UI` on loopback; the app's address and login URL.
-fn run_with_app_on(
-    device: &Baro,
-    bootstrap: Option<&str>,
-    ui: &str,
-) -> (RunningNode, String, String) {
-    let mut args = vec![
-        "run",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--no-mdns",
-        "--sync-interval",
-        "1",
-        "--ui",
-        ui,
-    ];
-    if let Some(address) = bootstrap {
-        args.extend(["--bootstrap", address]);
-    }
-    let node = device.spawn(args);
-    let url = eventually(30, "the app's URL in the log", || {
-        node.log()
-            .lines()
-            .find_map(|line| line.strip_prefix("app: ").map(str::to_string))
-    });
-    let addr = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .expect("an address")
-        .to_string();
-    (node, addr, url)
-}
 
 fn get(addr: &str, path: &str, headers: &str) -> (u16, String, String) {
     http_request(
