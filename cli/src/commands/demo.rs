@@ -671,24 +671,15 @@ async fn mesh(
             .config(node_config(vec![address.to_string()], false))
             .spawn()?;
         let peer = intruder.handle().device().peer_id();
-        let reason = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                match relay_events.recv().await {
-                    Ok(NodeEvent::PeerRefused {
-                        peer: refused,
-                        reason,
-                    }) if Some(refused) == peer => {
-                        return reason;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        return "relay stopped".into();
-                    }
-                    _ => {}
-                }
-            }
+        let reason = next_event(&mut relay_events, 10, |event| match event {
+            NodeEvent::PeerRefused {
+                peer: refused,
+                reason,
+            } if Some(refused) == peer => Some(reason),
+            _ => None,
         })
         .await
-        .unwrap_or_else(|_| "not refused in time".into());
+        .unwrap_or_else(|| "not refused in time".into());
         let admitted = intruder.handle().peers().await?.len();
         if admitted != 0 {
             bail!("{what} was admitted: this is a bug");
@@ -725,23 +716,43 @@ async fn mesh(
     relay.stop().await
 }
 
+/// The first of a node's `events` that `pick` takes, within `secs`;
+/// `None` if the node stopped first or the time ran out.
+async fn next_event<T>(
+    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    secs: u64,
+    mut pick: impl FnMut(NodeEvent) -> Option<T>,
+) -> Option<T> {
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some(found) = pick(event) {
+                        return Some(found);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 /// Waits for `text` to arrive at `node`, or gives up after a few seconds.
 async fn arrives(
     events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
     text: &str,
     secs: u64,
 ) -> bool {
-    tokio::time::timeout(Duration::from_secs(secs), async {
-        loop {
-            match events.recv().await {
-                Ok(NodeEvent::Message(m)) if m.text == text => return true,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
-                _ => {}
-            }
-        }
+    next_event(events, secs, |event| match event {
+        NodeEvent::Message(m) if m.text == text => Some(()),
+        _ => None,
     })
     .await
-    .unwrap_or(false)
+    .is_some()
 }
 
 /// Sends, retrying while the room's key is still on its way.
@@ -924,28 +935,21 @@ async fn outsider_sees_nothing(
     if !arrives(&mut lee_events, text, 10).await {
         bail!("the division did not receive the message");
     }
-    let got_ciphertext = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match choi_events.recv().await {
-                Ok(NodeEvent::Message(m)) => return Err(m.text),
-                Ok(NodeEvent::Unreadable { room, .. }) if room == room_id.to_string() => {
-                    return Ok(());
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
-                _ => {}
-            }
-        }
+    let got_ciphertext = next_event(&mut choi_events, 5, |event| match event {
+        NodeEvent::Message(m) => Some(Err(m.text)),
+        NodeEvent::Unreadable { room, .. } if room == room_id.to_string() => Some(Ok(())),
+        _ => None,
     })
     .await;
     match got_ciphertext {
-        Ok(Ok(())) => {
+        Some(Ok(())) => {
             println!("   {choi_name}'s device is modified to follow that room's topic anyway:");
             println!(
                 "   ✓ it receives the ciphertext of the next message, holds no key, shows nothing"
             );
         }
-        Ok(Err(leaked)) => bail!("an outsider was shown \"{leaked}\""),
-        Err(_) => bail!("the outsider never received the ciphertext"),
+        Some(Err(leaked)) => bail!("an outsider was shown \"{leaked}\""),
+        None => bail!("the outsider never received the ciphertext"),
     }
     Ok(())
 }
@@ -1080,22 +1084,13 @@ async fn offline_catch_up(
     println!("   {lee_name} comes back, knowing only the relay's address (no mDNS):");
     let caught_up = history_with(&lee.node, &notes).await?;
     let relay_device = relay.node.handle().device();
-    let report = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match events.recv().await {
-                Ok(NodeEvent::Synced(report))
-                    if report.peer == relay_device && report.fetched > 0 =>
-                {
-                    return Some(report);
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                _ => {}
-            }
+    let report = next_event(&mut events, 10, |event| match event {
+        NodeEvent::Synced(report) if report.peer == relay_device && report.fetched > 0 => {
+            Some(report)
         }
+        _ => None,
     })
     .await
-    .ok()
-    .flatten()
     .context("no sync with the relay was reported")?;
     let peers: Vec<String> = lee
         .node
@@ -1438,25 +1433,20 @@ async fn wipe_seen(
     events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
     submitted: Instant,
 ) -> Result<(String, Duration, Duration)> {
-    let wait = async {
-        let mut wiping = None;
-        loop {
-            match events.recv().await {
-                Ok(NodeEvent::Wiping { .. }) => wiping = Some(submitted.elapsed()),
-                Ok(NodeEvent::Wiped { notice }) => {
-                    let wiped = submitted.elapsed();
-                    return Ok((notice, wiping.unwrap_or(wiped), wiped));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                    bail!("the phone's node stopped without saying it wiped")
-                }
-                _ => {}
-            }
+    let mut wiping = None;
+    next_event(events, 20, |event| match event {
+        NodeEvent::Wiping { .. } => {
+            wiping = Some(submitted.elapsed());
+            None
         }
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait)
-        .await
-        .unwrap_or_else(|_| bail!("the phone did not wipe itself within 20 s"))
+        NodeEvent::Wiped { notice } => {
+            let wiped = submitted.elapsed();
+            Some((notice, wiping.unwrap_or(wiped), wiped))
+        }
+        _ => None,
+    })
+    .await
+    .context("the phone did not say it wiped itself within 20 s")
 }
 
 /// The names of what is left in `dir`.
@@ -1490,22 +1480,14 @@ async fn dropped(node: &Node, device: DeviceId) -> Result<()> {
 async fn wipe_confirmed(
     events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
 ) -> Result<(DeviceId, u64)> {
-    let wait = async {
-        loop {
-            match events.recv().await {
-                Ok(NodeEvent::WipeConfirmed {
-                    device, wiped_at, ..
-                }) => return Some((device, wiped_at)),
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                _ => {}
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .ok()
-        .flatten()
-        .context("no wipe receipt reached the operator console within 10 s")
+    next_event(events, 10, |event| match event {
+        NodeEvent::WipeConfirmed {
+            device, wiped_at, ..
+        } => Some((device, wiped_at)),
+        _ => None,
+    })
+    .await
+    .context("no wipe receipt reached the operator console within 10 s")
 }
 
 /// Waits (up to 10 s) until `node`'s record of revocation `id` holds a wipe
@@ -1856,27 +1838,17 @@ async fn photo_arrives(
             .cloned()
     };
     let mut preview_first = None;
-    let complete = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match events.recv().await {
-                Ok(NodeEvent::Message(m)) => {
-                    if let Some(a) = ours(&m) {
-                        preview_first = Some(a);
-                    }
-                }
-                Ok(NodeEvent::FileProgress(m)) => {
-                    if let Some(a) = ours(&m).filter(|a| a.held == a.chunks) {
-                        return Some(a);
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                _ => {}
+    let complete = next_event(events, 30, |event| match event {
+        NodeEvent::Message(m) => {
+            if let Some(a) = ours(&m) {
+                preview_first = Some(a);
             }
+            None
         }
+        NodeEvent::FileProgress(m) => ours(&m).filter(|a| a.held == a.chunks),
+        _ => None,
     })
     .await
-    .ok()
-    .flatten()
     .context("the photo did not arrive")?;
     if let Some(first) = &preview_first {
         let preview = first
