@@ -165,6 +165,11 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
                 date(not_after)
             );
         }
+        // Watched before the socket answers: `baro stop` (SIGTERM) sent as
+        // soon as the node answers must stop it cleanly, store flushed, not
+        // kill it with the signal's default action.
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let shutdown = node.shutdown_token();
         // Bound (and ui.url written) before the socket answers: once a
         // client is answered, the URL in the home is this run's.
@@ -206,8 +211,6 @@ pub fn run(home_dir: &Path, args: RunArgs, relay: Option<RelayConfig>) -> Result
             println!("warning: {}", printable(lease));
             warned = status.policy.lease_days_left;
         }
-        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
-        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut wiped = None;
         let mut lines = EventLines {
             without_text: args.background,
