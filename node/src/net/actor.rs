@@ -484,7 +484,6 @@ impl Actor {
                     });
                 }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                written = self.files.written() => self.on_chunk_written(written),
                 _ = discovery.tick() => self.discover(),
                 _ = receipts.tick() => {
                     self.check_lease();

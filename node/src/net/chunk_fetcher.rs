@@ -10,17 +10,11 @@
 //!   requests in flight first, so a download spreads over every source.
 //! - **Bounded.** At most [`MAX_IN_FLIGHT`] requests in all and
 //!   [`MAX_PER_PEER`] per peer, at most [`MAX_DOWNLOADS`] downloads; a
-//!   response is taken before the next request leaves (backpressure). A
-//!   chunk received and not yet written counts against [`MAX_IN_FLIGHT`]
-//!   too, so requests never outrun the writer.
+//!   response is taken before the next request leaves (backpressure).
 //! - **Verified.** A chunk counts only if it hashes to what was asked; a
 //!   peer that serves one that does not is asked nothing for [`PENALTY`].
 //! - **Resumable.** Chunks already held are never asked for; a peer that
 //!   did not hold a chunk is not asked for it again until [`RETRY_AFTER`].
-//! - **Held once written.** A good chunk is being written until the
-//!   caller reports [`Fetcher::stored`] or [`Fetcher::not_stored`]: meanwhile
-//!   it is neither asked for again nor counted held, and its download is
-//!   not complete.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
@@ -57,8 +51,7 @@ pub(crate) struct Ask<P> {
 /// What a response turned out to be.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Answer<P> {
-    /// The right chunk: store it, then call [`Fetcher::stored`] (or
-    /// [`Fetcher::not_stored`] if it could not be kept).
+    /// The right chunk: store it, then call [`Fetcher::stored`].
     Good(Ask<P>),
     /// Not the chunk asked for: the peer is penalised.
     Bad(Ask<P>),
@@ -72,8 +65,6 @@ struct Download<P> {
     hashes: Vec<[u8; 32]>,
     missing: BTreeSet<usize>,
     in_flight: usize,
-    /// Received and being written.
-    writing: usize,
     /// Peers that did not have a chunk (or failed), by index.
     asked: HashMap<usize, HashSet<P>>,
     asked_since: Instant,
@@ -86,8 +77,6 @@ pub(crate) struct Fetcher<P, R> {
     flights: HashMap<R, Ask<P>>,
     per_peer: HashMap<P, usize>,
     penalised: HashMap<P, Instant>,
-    /// Chunks received and being written, in all downloads.
-    writing: usize,
     /// Where the last round of [`next`](Self::next) stopped.
     cursor: Option<[u8; 32]>,
 }
@@ -99,7 +88,6 @@ impl<P, R> Default for Fetcher<P, R> {
             flights: HashMap::new(),
             per_peer: HashMap::new(),
             penalised: HashMap::new(),
-            writing: 0,
             cursor: None,
         }
     }
@@ -134,7 +122,6 @@ impl<P: Clone + Eq + Hash + Ord, R: Eq + Hash> Fetcher<P, R> {
                 hashes,
                 missing,
                 in_flight: 0,
-                writing: 0,
                 asked: HashMap::new(),
                 asked_since: now,
             },
@@ -156,12 +143,6 @@ impl<P: Clone + Eq + Hash + Ord, R: Eq + Hash> Fetcher<P, R> {
     #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.flights.len()
-    }
-
-    /// Chunks received and being written.
-    #[cfg(test)]
-    pub fn writing(&self) -> usize {
-        self.writing
     }
 
     /// Whether `peer` is being penalised.
@@ -190,7 +171,7 @@ impl<P: Clone + Eq + Hash + Ord, R: Eq + Hash> Fetcher<P, R> {
             None => self.downloads.keys().copied().collect(),
         };
         for key in keys {
-            if self.flights.len() + self.writing + asks.len() >= MAX_IN_FLIGHT {
+            if self.flights.len() + asks.len() >= MAX_IN_FLIGHT {
                 break;
             }
             let Some(download) = self.downloads.get_mut(&key) else {
@@ -209,7 +190,7 @@ impl<P: Clone + Eq + Hash + Ord, R: Eq + Hash> Fetcher<P, R> {
             }
             let indices: Vec<usize> = download.missing.iter().copied().collect();
             for index in indices {
-                if self.flights.len() + self.writing + asks.len() >= MAX_IN_FLIGHT {
+                if self.flights.len() + asks.len() >= MAX_IN_FLIGHT {
                     break;
                 }
                 let asked = download.asked.get(&index);
@@ -263,10 +244,6 @@ impl<P: Clone + Eq + Hash + Ord, R: Eq + Hash> Fetcher<P, R> {
             return Answer::Unknown;
         };
         if crate::crypto::chunk_hash(bytes) == ask.hash {
-            self.writing += 1;
-            if let Some(download) = self.downloads.get_mut(&ask.download) {
-                download.writing += 1;
-            }
             return Answer::Good(ask);
         }
         self.penalised.insert(ask.peer.clone(), now + PENALTY);
@@ -281,19 +258,9 @@ impl<P: Clone + Eq + Hash + Ord, R: Eq + Hash> Fetcher<P, R> {
         Some(ask)
     }
 
-    /// The good chunk of `ask` could not be kept: it is asked for again
-    /// later.
+    /// The chunk could not be kept: it is asked for again later.
     pub fn not_stored(&mut self, ask: &Ask<P>) {
-        self.written(ask);
         self.retry(ask);
-    }
-
-    /// The write of a good chunk ended (either way).
-    fn written(&mut self, ask: &Ask<P>) {
-        self.writing = self.writing.saturating_sub(1);
-        if let Some(download) = self.downloads.get_mut(&ask.download) {
-            download.writing = download.writing.saturating_sub(1);
-        }
     }
 
     fn retry(&mut self, ask: &Ask<P>) {
@@ -307,14 +274,12 @@ impl<P: Clone + Eq + Hash + Ord, R: Eq + Hash> Fetcher<P, R> {
         }
     }
 
-    /// The good chunk of `ask` is written. Returns true when its download
-    /// is complete.
+    /// The chunk of `ask` is stored. Returns true when its download is complete.
     pub fn stored(&mut self, ask: &Ask<P>) -> bool {
-        self.written(ask);
         let done = self
             .downloads
             .get(&ask.download)
-            .is_some_and(|d| d.missing.is_empty() && d.in_flight == 0 && d.writing == 0);
+            .is_some_and(|d| d.missing.is_empty() && d.in_flight == 0);
         if done {
             self.downloads.remove(&ask.download);
         }
@@ -397,68 +362,5 @@ mod tests {
             assert!(f.start([i as u8 + 2; 32], ROOM, hashes(1), |_| false, now));
         }
         assert!(!f.start([255; 32], ROOM, hashes(1), |_| false, now));
-    }
-
-    #[test]
-    fn a_chunk_being_written_is_neither_asked_again_nor_held_and_counts_in_flight() {
-        let mut f: Fetcher<u8, u32> = Fetcher::default();
-        let now = Instant::now();
-        let all = hashes(2 * MAX_IN_FLIGHT as u8);
-        f.start([9; 32], ROOM, all.clone(), |_| false, now);
-        let peers = |_| (1..=8).collect::<Vec<u8>>();
-        let asks = f.next(peers, now);
-        assert_eq!(asks.len(), MAX_IN_FLIGHT);
-        for (i, ask) in asks.into_iter().enumerate() {
-            f.sent(i as u32, ask);
-        }
-        // Every response arrives: each chunk is now being written.
-        let mut good = Vec::new();
-        for i in 0..MAX_IN_FLIGHT {
-            // Asked in order: request i is for chunk i, whose bytes are [i].
-            let Answer::Good(ask) = f.on_chunk(&(i as u32), &[i as u8], now) else {
-                panic!("chunk {i} is good");
-            };
-            good.push(ask);
-        }
-        assert_eq!((f.in_flight(), f.writing()), (0, MAX_IN_FLIGHT));
-        // Writes count against the budget: nothing more is asked, and no
-        // chunk being written is asked again.
-        assert!(f.next(peers, now).is_empty(), "the writer is full");
-        assert!(f.next(peers, now + RETRY_AFTER).is_empty());
-        // One written: one more may be asked, and it is a new chunk.
-        assert!(!f.stored(&good[0]), "not complete");
-        let more = f.next(peers, now);
-        assert_eq!(more.len(), 1);
-        assert!(more[0].index >= MAX_IN_FLIGHT, "a chunk not received yet");
-        f.sent(100, more[0].clone());
-        // One fails to be written: it is asked for again (of another peer).
-        f.not_stored(&good[1]);
-        let again = f.next(peers, now);
-        assert_eq!(again.len(), 1);
-        assert_eq!(again[0].index, good[1].index);
-        assert_ne!(again[0].peer, good[1].peer);
-    }
-
-    #[test]
-    fn a_download_is_complete_only_once_its_last_write_ends() {
-        let mut f: Fetcher<u8, u32> = Fetcher::default();
-        let now = Instant::now();
-        f.start([9; 32], ROOM, hashes(2), |_| false, now);
-        let asks = f.next(|_| vec![1], now);
-        assert_eq!(asks.len(), 2);
-        for (i, ask) in asks.into_iter().enumerate() {
-            f.sent(i as u32, ask);
-        }
-        let Answer::Good(first) = f.on_chunk(&0, &[0], now) else {
-            panic!("good");
-        };
-        let Answer::Good(second) = f.on_chunk(&1, &[1], now) else {
-            panic!("good");
-        };
-        // The second is written first: the first is still being written.
-        assert!(!f.stored(&second), "one write still under way");
-        assert_eq!(f.active(), 1);
-        assert!(f.stored(&first), "complete once both are written");
-        assert_eq!((f.active(), f.writing()), (0, 0));
     }
 }

@@ -15,10 +15,6 @@
 //!   them within `--max-files-mb` and `--file-retention-days`, evicting
 //!   the oldest first, so a member that was never online with the sender
 //!   gets them from the relay.
-//! - **Keeping.** A good chunk is checked and reserved on the event loop,
-//!   then sealed and written by the chunk writer's thread
-//!   ([`ChunkWriter`]) while the network goes on; it counts held, and its
-//!   progress is told, only once the writer reports it written and flushed.
 //! - **Resuming.** Held chunks are never asked for again: a download
 //!   started anew (after a restart, a disconnection, another `fetch`)
 //!   asks only for the rest.
@@ -41,7 +37,6 @@ use crate::crypto::CHUNK_LEN;
 use crate::file_limit::FileLimit;
 use crate::identity::OsEntropy;
 use crate::net::chunk_fetcher::{Answer, Ask, Fetcher};
-use crate::net::chunk_writer::{ChunkWriter, Written};
 use crate::net::sync_protocol::FrameCodec;
 use crate::node::{NodeError, NodeEvent};
 use crate::rooms::RoomId;
@@ -122,8 +117,6 @@ struct Wanted {
 #[derive(Debug)]
 pub(crate) struct Files {
     chunks: Option<ChunkStore>,
-    /// Writes the chunks fetched (`None`: files are off).
-    writer: Option<ChunkWriter<Ask<PeerId>>>,
     fetcher: Fetcher<PeerId, OutboundRequestId>,
     wanted: HashMap<[u8; 32], Wanted>,
     /// Raw requests (tests) waiting for their answer.
@@ -145,41 +138,13 @@ impl Files {
                 None
             }
         };
-        let writer = match chunks.as_ref().map(|_| ChunkWriter::start()) {
-            Some(Ok(writer)) => Some(writer),
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "cannot start the chunk writer: files are off");
-                None
-            }
-            None => None,
-        };
-        let chunks = chunks.filter(|_| writer.is_some());
         Files {
             chunks,
-            writer,
             fetcher: Fetcher::default(),
             wanted: HashMap::new(),
             raw: HashMap::new(),
             device_max_file_mb: max_file_mb,
             tamper_served: false,
-        }
-    }
-
-    /// The next chunk write that ended (pending forever while none is
-    /// under way).
-    pub(crate) async fn written(&mut self) -> Written<Ask<PeerId>> {
-        match self.writer.as_mut() {
-            Some(writer) => writer.written().await,
-            None => std::future::pending().await,
-        }
-    }
-
-    /// Stops the chunk writer: the write under way ends, the queued ones
-    /// are dropped (not counted held; fetched again if wanted). Before a
-    /// wipe, so nothing is written into the store after it.
-    pub(crate) fn stop_writes(&mut self) {
-        if let Some(writer) = self.writer.as_mut() {
-            writer.stop();
         }
     }
 
@@ -711,15 +676,12 @@ impl Actor {
         };
         let now = self.clock.now();
         let Some(chunks) = self.files.chunks.as_mut() else {
-            self.files.fetcher.not_stored(&ask);
             return;
         };
-        // A relay makes room first (its files' quota and retention), for
-        // this chunk and those being written.
+        // A relay makes room first (its files' quota and retention).
         if let Some(relay) = &self.config.config.relay {
             let max = relay.max_files_mb.saturating_mul(1 << 20);
-            let room_needed =
-                max.saturating_sub((bytes.len() as u64).saturating_add(chunks.bytes_pending()));
+            let room_needed = max.saturating_sub(bytes.len() as u64);
             let retention = relay.file_retention_days.saturating_mul(86_400);
             match chunks.evict(room_needed, Some(retention), now) {
                 Ok(0) => {}
@@ -727,62 +689,12 @@ impl Actor {
                 Err(e) => tracing::error!(error = %e, "cannot evict file chunks"),
             }
         }
-        let pending = match chunks.begin(ask.room, ask.hash, bytes, now) {
-            // Held already (another download had it written).
-            Ok(None) => {
-                self.chunk_kept(&ask);
-                return;
-            }
-            Ok(Some(pending)) => pending,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot keep a file chunk");
-                self.files.fetcher.not_stored(&ask);
-                return;
-            }
-        };
-        let refused = match self.files.writer.as_mut() {
-            Some(writer) => writer.submit(ask, pending).err(),
-            None => Some(Box::new((ask, pending))),
-        };
-        // The fetcher never has more chunks received than the writer
-        // takes; should it, the chunk is asked for again.
-        if let Some((ask, pending)) = refused.map(|r| *r) {
-            let _ = chunks.finish(
-                &pending,
-                Err(crate::store::ChunkError::Write(
-                    "the chunk writer is full".into(),
-                )),
-            );
-            tracing::error!("cannot keep a file chunk: the chunk writer is full or stopped");
+        if let Err(e) = chunks.put(ask.room, ask.hash, &bytes, now) {
+            tracing::error!(error = %e, "cannot keep a file chunk");
             self.files.fetcher.not_stored(&ask);
-        }
-    }
-
-    /// A chunk write ended: counted held if it was written, asked for
-    /// again if not.
-    pub(super) fn on_chunk_written(&mut self, written: Written<Ask<PeerId>>) {
-        let Written {
-            tag: ask,
-            chunk,
-            result,
-        } = written;
-        let Some(chunks) = self.files.chunks.as_mut() else {
             return;
-        };
-        match chunks.finish(&chunk, result) {
-            Ok(_) => self.chunk_kept(&ask),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot keep a file chunk: it is asked for again");
-                self.files.fetcher.not_stored(&ask);
-            }
         }
-        self.pump_transfers();
-    }
-
-    /// The chunk of `ask` is held: progress is told, the download ends
-    /// once complete.
-    fn chunk_kept(&mut self, ask: &Ask<PeerId>) {
-        let complete = self.files.fetcher.stored(ask);
+        let complete = self.files.fetcher.stored(&ask);
         if let Some(wanted) = self.files.wanted.get(&ask.download) {
             let held = self.files.held(&wanted.manifest);
             let mut view = wanted.sender_view.clone();

@@ -9,7 +9,6 @@ mod actor;
 pub mod admission;
 mod behaviour;
 mod chunk_fetcher;
-mod chunk_writer;
 mod connections;
 pub mod diagnostics;
 mod directory_service;

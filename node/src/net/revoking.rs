@@ -653,8 +653,6 @@ impl Actor {
             return;
         };
         self.messaging = None;
-        // Nothing is written into the store once it is wiped.
-        self.files.stop_writes();
         if let Err(e) = self.store.wipe(Some(&wiping.notice)) {
             tracing::error!(error = %e, "wipe failed");
         }

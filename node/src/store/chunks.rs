@@ -9,12 +9,6 @@
 //! reading the chunks themselves: it serves a chunk only for the room it
 //! was stored for, and evicts oldest first (relays, within
 //! `--max-files-mb` and `--file-retention-days`).
-//!
-//! Keeping a chunk is in three steps so that the slow one (sealing at rest
-//! and the database write) can run off the node's event loop:
-//! [`ChunkStore::begin`] checks and reserves it, [`PendingChunk::write`]
-//! writes it (on any thread), and [`ChunkStore::finish`] counts it held,
-//! only once it is written. [`ChunkStore::put`] does all three at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,9 +58,6 @@ pub enum ChunkError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The write failed otherwise (the writer thread).
-    #[error("{0}")]
-    Write(String),
 }
 
 /// The chunks a node holds.
@@ -75,50 +66,6 @@ pub struct ChunkStore {
     store: Arc<dyn Store>,
     held: HashMap<[u8; 32], ChunkRecord>,
     bytes: u64,
-    /// Chunks begun and not finished (a hash may be begun twice).
-    pending: usize,
-    /// Their bytes.
-    pending_bytes: u64,
-}
-
-/// A chunk checked and reserved by [`ChunkStore::begin`], to be written
-/// with [`write`](Self::write) (on any thread) and then handed back to
-/// [`ChunkStore::finish`], whatever the write's outcome.
-#[derive(Debug)]
-pub struct PendingChunk {
-    store: Arc<dyn Store>,
-    key: [u8; 32],
-    record: ChunkRecord,
-    bytes: Vec<u8>,
-}
-
-impl PendingChunk {
-    /// What it will be held as.
-    pub fn record(&self) -> &ChunkRecord {
-        &self.record
-    }
-
-    /// Checks it against its hash and writes it, the chunk before its
-    /// record (a record is what says it is held at the next start).
-    pub fn write(&self) -> Result<(), ChunkError> {
-        if chunk_hash(&self.bytes) != self.record.hash {
-            return Err(ChunkError::Mismatch);
-        }
-        self.write_checked()
-    }
-
-    /// [`write`](Self::write) for a chunk whose hash was checked already.
-    fn write_checked(&self) -> Result<(), ChunkError> {
-        self.store.insert(CHUNKS, &self.key, &self.bytes)?;
-        self.store
-            .insert(CHUNK_RECORDS, &self.key, &wire::encode(&self.record))?;
-        Ok(())
-    }
-
-    /// Makes every write so far durable (the whole store's).
-    pub fn flush(&self) -> Result<(), ChunkError> {
-        Ok(self.store.flush()?)
-    }
 }
 
 impl ChunkStore {
@@ -134,13 +81,7 @@ impl ChunkStore {
                 held.insert(record.hash, record);
             }
         }
-        Ok(ChunkStore {
-            store,
-            held,
-            bytes,
-            pending: 0,
-            pending_bytes: 0,
-        })
+        Ok(ChunkStore { store, held, bytes })
     }
 
     fn key(&self, hash: &[u8; 32]) -> Result<[u8; 32], StoreError> {
@@ -167,11 +108,6 @@ impl ChunkStore {
         self.bytes
     }
 
-    /// Bytes of the chunks begun and not finished.
-    pub fn bytes_pending(&self) -> u64 {
-        self.pending_bytes
-    }
-
     /// Chunks held.
     pub fn len(&self) -> usize {
         self.held.len()
@@ -191,72 +127,30 @@ impl ChunkStore {
         bytes: &[u8],
         now: u64,
     ) -> Result<bool, ChunkError> {
-        if chunk_hash(bytes) != hash {
-            return Err(ChunkError::Mismatch);
-        }
-        match self.begin(room, hash, bytes.to_vec(), now)? {
-            None => Ok(false),
-            Some(pending) => {
-                let written = pending.write_checked();
-                self.finish(&pending, written)
-            }
-        }
-    }
-
-    /// Checks a chunk of `room`'s file (its size, whether this home may
-    /// hold one more) and reserves it: `None` if it is held already. Its
-    /// hash is checked by [`PendingChunk::write`], off the caller's thread.
-    pub fn begin(
-        &mut self,
-        room: RoomId,
-        hash: [u8; 32],
-        bytes: Vec<u8>,
-        now: u64,
-    ) -> Result<Option<PendingChunk>, ChunkError> {
         if bytes.len() > CHUNK_LEN + CHUNK_OVERHEAD {
             return Err(ChunkError::TooLarge(bytes.len()));
         }
-        if self.held.contains_key(&hash) {
-            return Ok(None);
+        if chunk_hash(bytes) != hash {
+            return Err(ChunkError::Mismatch);
         }
-        if self.held.len() + self.pending >= MAX_STORED_CHUNKS {
+        if self.held.contains_key(&hash) {
+            return Ok(false);
+        }
+        if self.held.len() >= MAX_STORED_CHUNKS {
             return Err(ChunkError::Full);
         }
         let key = self.key(&hash)?;
+        self.store.insert(CHUNKS, &key, bytes)?;
         let record = ChunkRecord {
             hash,
             room,
             stored_at: now,
             len: bytes.len() as u32,
         };
-        self.pending += 1;
-        self.pending_bytes += u64::from(record.len);
-        Ok(Some(PendingChunk {
-            store: self.store.clone(),
-            key,
-            record,
-            bytes,
-        }))
-    }
-
-    /// Ends a chunk [`begin`](Self::begin) reserved, with what its write
-    /// gave: held from now on if it was written. Returns whether it is new.
-    pub fn finish(
-        &mut self,
-        pending: &PendingChunk,
-        written: Result<(), ChunkError>,
-    ) -> Result<bool, ChunkError> {
-        self.pending = self.pending.saturating_sub(1);
-        self.pending_bytes = self
-            .pending_bytes
-            .saturating_sub(u64::from(pending.record.len));
-        written?;
-        if self.held.contains_key(&pending.record.hash) {
-            return Ok(false);
-        }
-        self.bytes += u64::from(pending.record.len);
-        self.held
-            .insert(pending.record.hash, pending.record.clone());
+        self.store
+            .insert(CHUNK_RECORDS, &key, &wire::encode(&record))?;
+        self.bytes += u64::from(record.len);
+        self.held.insert(hash, record);
         Ok(true)
     }
 
@@ -377,45 +271,6 @@ mod tests {
         assert_eq!(chunks.len(), 1);
         assert!(chunks.has(&stored[4]));
         assert_eq!(chunks.bytes_held(), 100);
-    }
-
-    #[test]
-    fn a_chunk_begun_is_held_only_once_written_and_a_failed_write_is_not() {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let mut chunks = ChunkStore::open(store.clone()).expect("open");
-        let room = RoomId([1; 32]);
-        let (bytes, hash) = chunk(3, 1000);
-        let pending = chunks
-            .begin(room, hash, bytes.clone(), 5)
-            .expect("begin")
-            .expect("not held yet");
-        assert!(!chunks.has(&hash), "not held before it is written");
-        assert_eq!(chunks.bytes_pending(), 1000);
-        assert_eq!(chunks.bytes_held(), 0);
-        let written = pending.write();
-        assert!(written.is_ok());
-        assert!(chunks.finish(&pending, written).expect("finish"), "new");
-        assert!(chunks.has(&hash));
-        assert_eq!((chunks.bytes_pending(), chunks.bytes_held()), (0, 1000));
-        assert!(ChunkStore::open(store).expect("reopen").has(&hash));
-        assert!(
-            chunks.begin(room, hash, bytes, 6).expect("again").is_none(),
-            "held once"
-        );
-
-        // Bytes that do not hash to what was asked fail at the write, and
-        // a failed write leaves nothing held.
-        let (other, other_hash) = chunk(4, 500);
-        let forged = chunks
-            .begin(room, other_hash, vec![9; 500], 7)
-            .expect("begin")
-            .expect("pending");
-        let written = forged.write();
-        assert!(matches!(written, Err(ChunkError::Mismatch)));
-        assert!(chunks.finish(&forged, written).is_err());
-        assert!(!chunks.has(&other_hash));
-        assert_eq!((chunks.bytes_pending(), chunks.len()), (0, 1));
-        assert!(chunks.put(room, other_hash, &other, 8).expect("put"));
     }
 
     /// Every file under `dir` (recursively) that holds `needle`.

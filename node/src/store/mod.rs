@@ -47,7 +47,7 @@ mod conformance;
 #[cfg(test)]
 mod forensic_tests;
 
-pub use chunks::{ChunkError, ChunkRecord, ChunkStore, MAX_STORED_CHUNKS, PendingChunk};
+pub use chunks::{ChunkError, ChunkRecord, ChunkStore, MAX_STORED_CHUNKS};
 pub use error::StoreError;
 pub use group_commit::{Acknowledgement, GroupCommit};
 pub use home::{Home, HomeFile};
